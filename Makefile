@@ -1,0 +1,51 @@
+# Resident register e-application: portal, back office and the bridge between them.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt
+	@command -v $(PY) >/dev/null || { echo "Python 3.11 is needed ($(PY) not found)"; exit 1; }
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP) translations ## Create .venv and install the pinned requirements
+
+translations: $(STAMP) ## Compile the message catalogues
+	@$(BIN)/pybabel compile -q -d translations -f
+
+migrate: install ## Migrate both databases to the latest revision
+	$(FLASK) --app wsgi:portal_app db upgrade
+	$(FLASK) --app wsgi:backoffice_app db upgrade
+
+demo: migrate ## Seed demo residents, staff and a terminal code when the database is empty
+	$(FLASK) --app wsgi:backoffice_app demo
+
+run: demo ## Set everything up and serve portal and back office at http://127.0.0.1:5000
+	$(BIN)/python -m scripts.run
+
+test: install ## Run the whole suite (PostgreSQL and Redis on loopback)
+	$(BIN)/pytest
+
+lint: install ## ruff over the project
+	$(BIN)/ruff check .
+
+check-migrations: install ## Prove models and migrations agree on a scratch SQLite database
+	$(BIN)/python -m scripts.check_migrations
+
+bench-seed: install ## Time loading 300,000 residents into PostgreSQL (median of 3)
+	bash bench/seed.sh
+
+requirements.txt: requirements.in
+	$(BIN)/pip-compile -q --strip-extras --output-file requirements.txt requirements.in
+
+.PHONY: help install translations migrate demo run test lint check-migrations bench-seed

@@ -1,0 +1,1 @@
+"""Back-office services: the business rules behind the views, commands and jobs."""

@@ -1,0 +1,179 @@
+"""Ledger enquiry (F6): the two-of-four search rule (R11), record view, My Number masking (R2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from flask import current_app
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from backoffice.models import Resident, ResidentHistory, Role, Sex, Staff
+from backoffice.services import audit
+from core import checkdigits
+from core.addressmaster import machiaza_by_code
+from core.fieldcrypto import FieldCipher
+from core.textfold import fold
+
+MASKED = "************"
+LEDGER_READERS = frozenset({Role.CLERK, Role.APPROVER, Role.NUMBER_USE})
+
+
+class SearchRefused(ValueError):
+    """A search that the rules do not allow; ``field`` names the input to correct."""
+
+    def __init__(self, field: str, code: str) -> None:
+        super().__init__(code)
+        self.field = field
+        self.code = code
+
+
+@dataclass(frozen=True)
+class SearchCriteria:
+    """What a clerk typed; empty strings mean 'not given'."""
+
+    juminhyo_code: str = ""
+    name: str = ""
+    address: str = ""
+    birth_date: dt.date | None = None
+    sex: Sex | None = None
+
+    def counted_items(self) -> list[str]:
+        """The basic items that count toward the two-of-four rule (sex never counts)."""
+        items = []
+        if self.name.strip():
+            items.append("name")
+        if self.address.strip():
+            items.append("address")
+        if self.birth_date is not None:
+            items.append("birth_date")
+        return items
+
+    def for_log(self) -> dict[str, str]:
+        """The criteria as written to the operation log."""
+        out = {"name": self.name, "address": self.address, "juminhyo_code": self.juminhyo_code,
+               "birth_date": self.birth_date.isoformat() if self.birth_date else "",
+               "sex": self.sex.value if self.sex else ""}
+        return {k: v for k, v in out.items() if v}
+
+
+@dataclass
+class SearchPage:
+    """One page of search results."""
+
+    residents: list[Resident]
+    total: int
+    page: int
+    page_size: int
+    pages: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pages = max(1, -(-self.total // self.page_size))
+
+
+def _query(criteria: SearchCriteria):  # type: ignore[no-untyped-def]
+    if criteria.juminhyo_code:
+        code = criteria.juminhyo_code.strip()
+        if not checkdigits.is_valid_juminhyo_code(code):
+            raise SearchRefused("juminhyo_code", "invalid_juminhyo_code")
+        return select(Resident).where(Resident.juminhyo_code == code)
+    if len(criteria.counted_items()) < 2:
+        raise SearchRefused("name", "two_of_four")
+    stmt = select(Resident)
+    if criteria.name.strip():
+        key = fold(criteria.name)
+        stmt = stmt.where(or_(Resident.name_search.startswith(key, autoescape=True),
+                              Resident.kana_search.startswith(key, autoescape=True)))
+    if criteria.address.strip():
+        stmt = stmt.where(Resident.address_search.startswith(fold(criteria.address), autoescape=True))
+    if criteria.birth_date is not None:
+        stmt = stmt.where(Resident.birth_date == criteria.birth_date)
+    if criteria.sex is not None:
+        stmt = stmt.where(Resident.sex == criteria.sex)
+    return stmt
+
+
+def search(session: Session, criteria: SearchCriteria, *, page: int = 1, audited: bool = True) -> SearchPage:
+    """Search the ledger; refuses (and logs) a search with fewer than two basic items."""
+    size = current_app.config["SEARCH_PAGE_SIZE"]
+    try:
+        stmt = _query(criteria)
+    except SearchRefused as exc:
+        audit.record("ledger.search", outcome="denied", detail={"criteria": criteria.for_log(), "reason": exc.code})
+        raise
+    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    page = max(1, page)
+    rows = session.execute(
+        stmt.order_by(Resident.kana_search, Resident.id).offset((page - 1) * size).limit(size)
+    ).scalars().all()
+    if audited:
+        audit.record("ledger.search", detail={"criteria": criteria.for_log(), "results": total, "page": page})
+    return SearchPage(list(rows), total, page, size)
+
+
+def search_all(session: Session, criteria: SearchCriteria, *, limit: int = 10000) -> list[Resident]:
+    """Every match (for an export), under the same rule."""
+    return list(session.execute(_query(criteria).order_by(Resident.kana_search, Resident.id).limit(limit)).scalars())
+
+
+def get_record(session: Session, resident_id: int) -> Resident | None:
+    """Load a record with its household, history and cards, and log the view."""
+    resident = session.execute(
+        select(Resident).where(Resident.id == resident_id).options(selectinload(Resident.household))
+    ).scalar_one_or_none()
+    if resident is not None:
+        audit.record("ledger.view", target_type="resident", target_id=resident.id)
+    return resident
+
+
+def household_members(session: Session, resident: Resident) -> list[Resident]:
+    """Everyone recorded in the same household, householder first."""
+    return list(session.execute(
+        select(Resident).where(Resident.household_id == resident.household_id)
+        .order_by(Resident.is_householder.desc(), Resident.birth_date)
+    ).scalars())
+
+
+def history(session: Session, resident: Resident) -> list[ResidentHistory]:
+    """The record's change history, newest first."""
+    return list(session.execute(
+        select(ResidentHistory).where(ResidentHistory.resident_id == resident.id).order_by(ResidentHistory.id.desc())
+    ).scalars())
+
+
+def may_see_my_number(staff: Staff) -> bool:
+    """Only number-use staff may ever see a My Number (R2)."""
+    return Role.NUMBER_USE in staff.role_set
+
+
+def masked_my_number(resident: Resident) -> str:
+    """The My Number as anyone sees it without the separate, audited unmask action."""
+    return MASKED if resident.my_number_encrypted is not None else ""
+
+
+def reveal_my_number(resident: Resident, staff: Staff) -> str:
+    """Decrypt the My Number for number-use staff; every reveal is in the operation log."""
+    if not may_see_my_number(staff):
+        audit.record("ledger.unmask", outcome="denied", target_type="resident", target_id=resident.id)
+        raise PermissionError("number_use role required")
+    if resident.my_number_encrypted is None:
+        return ""
+    value = FieldCipher(current_app.config["FIELD_ENCRYPTION_KEY"]).decrypt(
+        resident.my_number_encrypted, context=b"my_number")
+    audit.record("ledger.unmask", target_type="resident", target_id=resident.id)
+    return value
+
+
+def address_text(resident: Resident) -> str:
+    """The address as printed: municipality-local 町字 name, 番地, 方書."""
+    machiaza = machiaza_by_code(current_app.config["MUNICIPALITY_CODE"], resident.machiaza_code)
+    text = (machiaza.name if machiaza else resident.machiaza_code) + resident.banchi
+    return f"{text}　{resident.katagaki}" if resident.katagaki else text
+
+
+def export_rows(resident_list: list[Resident]) -> list[list[str]]:
+    """Rows of the search-result CSV; the My Number column is masked like the screen."""
+    return [[r.juminhyo_code, r.name, r.name_kana, r.birth_date.isoformat(), "男" if r.sex == Sex.MALE else "女",
+             address_text(r), "現存" if r.status.value == "current" else "除票", masked_my_number(r)]
+            for r in resident_list]

@@ -1,0 +1,148 @@
+"""Changing the ledger (F5): create (記載), amend (修正), remove (消除), each with its 異動履歴.
+
+A removed record is never deleted: it stays as a 除票 with the date and reason of removal.
+History snapshots never contain the My Number (only whether it changed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from backoffice.models import Household, IdoReason, RecordStatus, Resident, ResidentHistory
+from backoffice.services import audit
+from core import checkdigits, clock
+from core.addressmaster import machiaza_by_code
+from core.fieldcrypto import FieldCipher, blind_index
+from core.textfold import fold
+
+# Items a history snapshot records; the search keys and ciphertext are derived, not history.
+HISTORY_ITEMS = (
+    "name", "name_kana", "birth_date", "sex", "relationship_to_head", "is_householder", "household_id",
+    "machiaza_code", "banchi", "katagaki", "honseki", "hittosha", "became_resident_on", "became_resident_reason",
+    "address_set_on", "address_set_reason", "previous_address", "planned_moveout_address", "planned_moveout_on",
+    "confirmed_moveout_address", "removed_on", "removal_reason", "status", "nationality", "residence_status",
+    "residence_expiry", "tsusho", "alphabet_name", "nhi_since", "late_elderly_since", "ltc_since", "pension_since",
+    "child_allowance_since",
+)
+
+
+class RecordError(ValueError):
+    """A ledger change that the rules refuse; ``field`` names the item."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if hasattr(value, "value"):
+        return value.value
+    return value
+
+
+def snapshot(resident: Resident) -> dict[str, Any]:
+    """The history-relevant items of a record, as JSON values."""
+    return {item: _jsonable(getattr(resident, item)) for item in HISTORY_ITEMS}
+
+
+def _refresh_search_keys(resident: Resident) -> None:
+    code = current_app.config["MUNICIPALITY_CODE"]
+    machiaza = machiaza_by_code(code, resident.machiaza_code)
+    if machiaza is None:
+        raise RecordError("machiaza_code", "the town area is not in the address master")
+    resident.name_search = fold(resident.name)
+    resident.kana_search = fold(resident.name_kana)
+    resident.address_search = fold(machiaza.name + resident.banchi)
+
+
+def _history(session: Session, resident: Resident, *, reason: IdoReason, changed_on: dt.date,
+             notified_on: dt.date | None, by: str, before: dict[str, Any], my_number_changed: bool = False) -> None:
+    after = snapshot(resident)
+    if my_number_changed:
+        after["my_number"] = "changed"
+    session.add(ResidentHistory(
+        resident_id=resident.id, reason=reason, changed_on=changed_on, notified_on=notified_on,
+        recorded_at=clock.utcnow(), recorded_by=by,
+        before=json.dumps(before, ensure_ascii=False, sort_keys=True),
+        after=json.dumps(after, ensure_ascii=False, sort_keys=True),
+    ))
+
+
+def set_my_number(resident: Resident, number: str) -> None:
+    """Store a My Number encrypted, with its keyed index; refuses an invalid check digit."""
+    if not checkdigits.is_valid_my_number(number):
+        raise RecordError("my_number", "the My Number is not valid (check digit)")
+    cfg = current_app.config
+    resident.my_number_encrypted = FieldCipher(cfg["FIELD_ENCRYPTION_KEY"]).encrypt(number, context=b"my_number")
+    resident.my_number_index = blind_index(cfg["BLIND_INDEX_KEY"], number, purpose="my_number")
+
+
+def create_record(session: Session, *, household: Household, reason: IdoReason, changed_on: dt.date,
+                  notified_on: dt.date | None, by: str, my_number: str | None = None, **items: Any) -> Resident:
+    """記載: add a person to the ledger (転入, 出生, …) with the first history entry."""
+    if not checkdigits.is_valid_juminhyo_code(items.get("juminhyo_code", "")):
+        raise RecordError("juminhyo_code", "the resident record code is not valid (check digit)")
+    resident = Resident(
+        household_id=household.id, status=RecordStatus.CURRENT, last_reason=reason, last_changed_on=changed_on,
+        last_notified_on=notified_on, updated_at=clock.utcnow(), updated_by=by,
+        became_resident_on=items.pop("became_resident_on", changed_on), became_resident_reason=reason,
+        became_resident_notified_on=notified_on,
+        address_set_on=items.pop("address_set_on", changed_on), address_set_reason=reason,
+        address_set_notified_on=notified_on, **items,
+    )
+    if my_number:
+        set_my_number(resident, my_number)
+    _refresh_search_keys(resident)
+    session.add(resident)
+    session.flush()
+    _history(session, resident, reason=reason, changed_on=changed_on, notified_on=notified_on, by=by, before={},
+             my_number_changed=bool(my_number))
+    audit.record("ledger.create", target_type="resident", target_id=resident.id, detail={"reason": reason.value})
+    return resident
+
+
+def amend_record(session: Session, resident: Resident, *, reason: IdoReason, changed_on: dt.date,
+                 notified_on: dt.date | None, by: str, **changes: Any) -> Resident:
+    """修正: change items of a current record; the history keeps before and after."""
+    if resident.status is not RecordStatus.CURRENT:
+        raise RecordError("status", "a removed record (除票) cannot be amended")
+    unknown = set(changes) - set(HISTORY_ITEMS)
+    if unknown:
+        raise RecordError(sorted(unknown)[0], "this item cannot be changed here")
+    before = snapshot(resident)
+    for item, value in changes.items():
+        setattr(resident, item, value)
+    _refresh_search_keys(resident)
+    resident.last_reason, resident.last_changed_on, resident.last_notified_on = reason, changed_on, notified_on
+    resident.updated_at, resident.updated_by = clock.utcnow(), by
+    session.flush()
+    _history(session, resident, reason=reason, changed_on=changed_on, notified_on=notified_on, by=by, before=before)
+    audit.record("ledger.amend", target_type="resident", target_id=resident.id,
+                 detail={"reason": reason.value, "items": sorted(changes)})
+    return resident
+
+
+def remove_record(session: Session, resident: Resident, *, reason: IdoReason, changed_on: dt.date,
+                  notified_on: dt.date | None, by: str, confirmed_moveout_address: str | None = None) -> Resident:
+    """消除: the record becomes a 除票 with the date and reason; it is kept, never deleted."""
+    if resident.status is RecordStatus.REMOVED:
+        raise RecordError("status", "the record is already removed")
+    before = snapshot(resident)
+    resident.status = RecordStatus.REMOVED
+    resident.removed_on, resident.removal_reason = changed_on, reason
+    if confirmed_moveout_address:
+        resident.confirmed_moveout_address = confirmed_moveout_address
+    resident.last_reason, resident.last_changed_on, resident.last_notified_on = reason, changed_on, notified_on
+    resident.updated_at, resident.updated_by = clock.utcnow(), by
+    session.flush()
+    _history(session, resident, reason=reason, changed_on=changed_on, notified_on=notified_on, by=by, before=before)
+    audit.record("ledger.remove", target_type="resident", target_id=resident.id, detail={"reason": reason.value})
+    return resident

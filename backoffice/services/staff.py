@@ -1,0 +1,274 @@
+"""Staff accounts: passwords (argon2id), TOTP second factor, lockout, server-side sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from backoffice.models import Role, Staff, StaffRole, StaffSession, Terminal
+from backoffice.services import audit
+from core import clock
+from core.fieldcrypto import FieldCipher
+
+MIN_PASSWORD = 12
+MAX_PASSWORD = 128
+TOTP_ISSUER = "Juki Backoffice"
+
+
+class StaffError(ValueError):
+    """A staff command or form was given something it cannot accept; ``field`` names the input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _hasher() -> PasswordHasher:
+    if current_app.config["APP_ENV"] == "test":
+        # Same algorithm (argon2id) with a low cost so the suite stays fast.
+        return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    return PasswordHasher()
+
+
+def _cipher() -> FieldCipher:
+    return FieldCipher(current_app.config["FIELD_ENCRYPTION_KEY"])
+
+
+def check_password_policy(password: str) -> None:
+    """Refuse passwords that are too short or too long (ASVS 6.2: length, no composition rules)."""
+    if len(password) < MIN_PASSWORD:
+        raise StaffError("password", f"password must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise StaffError("password", f"password must be at most {MAX_PASSWORD} characters")
+
+
+def add_staff(session: Session, *, login_id: str, name: str, password: str, roles: list[str]) -> tuple[Staff, str]:
+    """Create an account and return it with its new TOTP secret (shown once, never again)."""
+    login_id = login_id.strip()
+    plain = login_id.replace("_", "").replace(".", "")
+    if not login_id or len(login_id) > 50 or not login_id.isascii() or not plain.isalnum():
+        raise StaffError("login_id", "login ID must be 1-50 ASCII letters, digits, '.' or '_'")
+    if not name.strip():
+        raise StaffError("name", "name is required")
+    if not roles:
+        raise StaffError("role", "at least one role is required")
+    try:
+        role_values = sorted({Role(r) for r in roles}, key=lambda r: r.value)
+    except ValueError as exc:
+        raise StaffError("role", f"role must be one of {', '.join(r.value for r in Role)}") from exc
+    check_password_policy(password)
+    if session.execute(select(Staff.id).where(Staff.login_id == login_id)).first():
+        raise StaffError("login_id", f"login ID {login_id!r} is already taken")
+    secret = pyotp.random_base32()
+    now = clock.utcnow()
+    staff = Staff(
+        login_id=login_id,
+        name=name.strip(),
+        password_hash=_hasher().hash(password),
+        totp_secret_encrypted=_cipher().encrypt(secret, context=b"totp"),
+        failed_attempts=0,
+        created_at=now,
+        password_changed_at=now,
+        roles=[StaffRole(role=r) for r in role_values],
+    )
+    session.add(staff)
+    session.flush()
+    audit.record("staff.add", target_type="staff", target_id=staff.id,
+                 detail={"login_id": login_id, "roles": [r.value for r in role_values]})
+    return staff, secret
+
+
+def provisioning_uri(staff: Staff, secret: str) -> str:
+    """The otpauth:// URI an authenticator app reads (printed once at creation)."""
+    return pyotp.TOTP(secret).provisioning_uri(name=staff.login_id, issuer_name=TOTP_ISSUER)
+
+
+def totp_secret(staff: Staff) -> str:
+    """Decrypt the TOTP secret of ``staff``."""
+    return _cipher().decrypt(staff.totp_secret_encrypted, context=b"totp")
+
+
+def get_by_login(session: Session, login_id: str) -> Staff | None:
+    """The account with this login ID, if any."""
+    return session.execute(select(Staff).where(Staff.login_id == login_id)).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    """What a sign-in attempt came to; ``reason`` is internal and never shown as such."""
+
+    staff: Staff | None
+    reason: str  # ok, unknown, bad_password, bad_totp, locked, disabled, now_locked
+
+
+_DUMMY_HASH: dict[str, str] = {}
+
+
+def check_second_factor(staff: Staff, code: str) -> bool:
+    """Accept a current TOTP code once (a code already used is refused)."""
+    code = code.strip()
+    if not (len(code) == 6 and code.isdigit()):
+        return False
+    totp = pyotp.TOTP(totp_secret(staff))
+    now = clock.utcnow()
+    for offset in (0, -1, 1):
+        at = now + dt.timedelta(seconds=30 * offset)
+        step = int(at.timestamp()) // 30
+        if secrets.compare_digest(totp.at(at), code):
+            if staff.last_totp_step is not None and step <= staff.last_totp_step:
+                return False
+            staff.last_totp_step = step
+            return True
+    return False
+
+
+def authenticate(session: Session, *, login_id: str, password: str, totp_code: str) -> SignInResult:
+    """Check ID, password and TOTP; count failures and lock the account at the threshold."""
+    hasher = _hasher()
+    staff = get_by_login(session, login_id.strip())
+    if staff is None:
+        # Spend the same time as a real check, so the response does not reveal unknown IDs.
+        key = str(current_app.config["APP_ENV"])
+        if key not in _DUMMY_HASH:
+            _DUMMY_HASH[key] = hasher.hash(secrets.token_hex(16))
+        try:
+            hasher.verify(_DUMMY_HASH[key], password)
+        except (VerificationError, InvalidHashError):
+            pass
+        audit.record("staff.sign_in", outcome="failure", actor=login_id[:50] or "-", detail={"reason": "unknown"})
+        return SignInResult(None, "unknown")
+    if staff.disabled_at is not None:
+        audit.record("staff.sign_in", outcome="denied", actor=staff.login_id, actor_id=staff.id,
+                     detail={"reason": "disabled"})
+        return SignInResult(None, "disabled")
+    if staff.locked_at is not None:
+        audit.record("staff.sign_in", outcome="denied", actor=staff.login_id, actor_id=staff.id,
+                     detail={"reason": "locked"})
+        return SignInResult(None, "locked")
+    try:
+        password_ok = hasher.verify(staff.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        password_ok = False
+    reason = "ok"
+    if not password_ok:
+        reason = "bad_password"
+    elif not check_second_factor(staff, totp_code):
+        reason = "bad_totp"
+    if reason != "ok":
+        staff.failed_attempts += 1
+        if staff.failed_attempts >= current_app.config["LOCKOUT_THRESHOLD"]:
+            staff.locked_at = clock.utcnow()
+            reason = "now_locked"
+        session.flush()
+        audit.record("staff.sign_in", outcome="failure", actor=staff.login_id, actor_id=staff.id,
+                     detail={"reason": reason, "failed_attempts": staff.failed_attempts})
+        return SignInResult(None, reason)
+    staff.failed_attempts = 0
+    if hasher.check_needs_rehash(staff.password_hash):
+        staff.password_hash = hasher.hash(password)
+    session.flush()
+    audit.record("staff.sign_in", actor=staff.login_id, actor_id=staff.id)
+    return SignInResult(staff, "ok")
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(session: Session, *, staff: Staff, terminal: Terminal | None) -> str:
+    """Open a new server-side session and return its token (a fresh one at every sign-in)."""
+    token = secrets.token_urlsafe(32)
+    now = clock.utcnow()
+    session.add(StaffSession(token_hash=_token_hash(token), staff_id=staff.id,
+                             terminal_id=terminal.id if terminal else None, created_at=now, last_seen_at=now))
+    session.flush()
+    return token
+
+
+def resume_session(session: Session, token: str, *, terminal_id: int | None) -> tuple[Staff | None, str]:
+    """Find the live session for ``token``; end it if idle, too old, moved terminal or account blocked."""
+    row = session.execute(
+        select(StaffSession).where(StaffSession.token_hash == _token_hash(token))
+    ).scalar_one_or_none()
+    if row is None or row.ended_at is not None:
+        return None, "ended"
+    cfg = current_app.config
+    now = clock.utcnow()
+    staff = session.get(Staff, row.staff_id)
+    reason = None
+    if staff is None or staff.disabled_at is not None or staff.locked_at is not None:
+        reason = "account_blocked"
+    elif row.terminal_id != terminal_id:
+        reason = "terminal_changed"
+    elif now - row.last_seen_at > dt.timedelta(minutes=cfg["IDLE_TIMEOUT_MINUTES"]):
+        reason = "idle"
+    elif now - row.created_at > dt.timedelta(hours=cfg["ABSOLUTE_SESSION_HOURS"]):
+        reason = "expired"
+    if reason is not None:
+        row.ended_at, row.end_reason = now, reason
+        session.flush()
+        return None, reason
+    row.last_seen_at = now
+    session.flush()
+    return staff, "ok"
+
+
+def end_session(session: Session, token: str, *, reason: str = "sign_out") -> None:
+    """End the session for ``token`` (sign-out)."""
+    session.execute(
+        update(StaffSession)
+        .where(StaffSession.token_hash == _token_hash(token), StaffSession.ended_at.is_(None))
+        .values(ended_at=clock.utcnow(), end_reason=reason)
+    )
+
+
+def end_all_sessions(session: Session, staff_id: int, *, reason: str) -> int:
+    """End every live session of one account; returns how many were ended."""
+    result = session.execute(
+        update(StaffSession)
+        .where(StaffSession.staff_id == staff_id, StaffSession.ended_at.is_(None))
+        .values(ended_at=clock.utcnow(), end_reason=reason)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def unlock(session: Session, staff: Staff) -> None:
+    """Lift a lockout (admin action)."""
+    staff.locked_at = None
+    staff.failed_attempts = 0
+    session.flush()
+    audit.record("staff.unlock", target_type="staff", target_id=staff.id, detail={"login_id": staff.login_id})
+
+
+def disable(session: Session, staff: Staff) -> None:
+    """Disable an account and end all its sessions at once."""
+    staff.disabled_at = clock.utcnow()
+    ended = end_all_sessions(session, staff.id, reason="disabled")
+    session.flush()
+    audit.record("staff.disable", target_type="staff", target_id=staff.id,
+                 detail={"login_id": staff.login_id, "sessions_ended": ended})
+
+
+def change_password(session: Session, staff: Staff, new_password: str) -> None:
+    """Set a new password and end every live session of the account."""
+    check_password_policy(new_password)
+    staff.password_hash = _hasher().hash(new_password)
+    staff.password_changed_at = clock.utcnow()
+    ended = end_all_sessions(session, staff.id, reason="password_changed")
+    session.flush()
+    audit.record("staff.password_change", target_type="staff", target_id=staff.id, detail={"sessions_ended": ended})
+
+
+def list_staff(session: Session) -> list[Staff]:
+    """All accounts, by login ID."""
+    return list(session.execute(select(Staff).order_by(Staff.login_id)).scalars())

@@ -1,0 +1,1 @@
+"""Shared kernel: configuration, database helpers, audit chain, check digits, clock."""

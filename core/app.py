@@ -1,0 +1,97 @@
+"""The shared application factory: config, CSRF, languages, request ids, headers, errors, logging."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, render_template, request
+from flask_babel import Babel, get_locale
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from core import config as config_module
+from core.i18n import LANGUAGES, select_locale
+
+ROOT = Path(__file__).resolve().parent.parent
+csrf = CSRFProtect()
+babel = Babel()
+
+
+def build_app(
+    name: str,
+    *,
+    config: dict[str, Any] | None,
+    secret_key_name: str,
+    cookie_name: str,
+) -> Flask:
+    """Create a Flask app with the settings and safeguards both zones share."""
+    cfg = config_module.load(config)
+    app = Flask(
+        name,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=cfg["INSTANCE_PATH"],
+    )
+    app.config.update(cfg)
+    app.config["SECRET_KEY"] = cfg[secret_key_name]
+    app.config["SESSION_COOKIE_NAME"] = cookie_name
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(ROOT / "translations")
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    _configure_logging(app)
+
+    @app.before_request
+    def _request_id() -> None:
+        g.request_id = secrets.token_hex(8)
+
+    @app.after_request
+    def _headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        )
+        if app.config["APP_ENV"] != "development":
+            response.headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+        if request.endpoint != "static":
+            # Any page may carry personal data; none may be kept by a browser or proxy.
+            response.headers["Cache-Control"] = "no-store"
+        if request.cookies.get("lang") != getattr(g, "lang_to_set", None) and getattr(g, "lang_to_set", None):
+            response.set_cookie("lang", g.lang_to_set, max_age=31536000, samesite="Lax", httponly=True,
+                                secure=app.config["SESSION_COOKIE_SECURE"])
+        return response
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError) -> Any:
+        return render_template("errors/error.html", code=400, error="csrf"), 400
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        return render_template("errors/error.html", code=exc.code, error=None), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def _server_error(exc: Exception) -> Any:
+        # The traceback goes to the log only; the page says nothing about the internals.
+        app.logger.exception("unhandled error request_id=%s", g.get("request_id"))
+        return render_template("errors/error.html", code=500, error=None), 500
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"languages": LANGUAGES, "app_env": app.config["APP_ENV"], "get_locale": get_locale}
+
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    """One line per record; personal data is never passed to the logger in the first place."""
+    if not app.logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        app.logger.addHandler(handler)
+    app.logger.setLevel(logging.INFO)

@@ -1,0 +1,135 @@
+"""Configuration classes picked by APP_ENV, read from the environment with safe defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = Path(os.environ.get("INSTANCE_PATH", ROOT / "instance"))
+
+
+class ConfigError(RuntimeError):
+    """Raised when the application must not start with the configuration it was given."""
+
+
+def _instance_secret(name: str, nbytes: int = 32) -> str:
+    """Read a development secret from instance/, generating it on first use."""
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    path = INSTANCE / f"{name}.secret"
+    if not path.exists():
+        path.write_text(secrets.token_hex(nbytes))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from exc
+
+
+class Config:
+    """Settings shared by every environment; secrets are filled in by ``load``."""
+
+    APP_ENV = "development"
+    DEBUG = False
+    TESTING = False
+    MUNICIPALITY_CODE = "032051"
+    REDIS_URL: str | None = None
+    # Staff sessions (R5, R15, R19).
+    IDLE_TIMEOUT_MINUTES = 15
+    ABSOLUTE_SESSION_HOURS = 8
+    LOCKOUT_THRESHOLD = 5
+    # Operation log checkpoints: written after this many rows or seconds, whichever first.
+    AUDIT_CHECKPOINT_EVERY = 50
+    AUDIT_CHECKPOINT_SECONDS = 300
+    SEARCH_PAGE_SIZE = 20
+    # Client-certificate terminal identification behind a TLS proxy (R1).
+    TRUSTED_PROXIES: tuple[str, ...] = ()
+    TERMINAL_CERT_HEADER = "X-Client-Cert-Fingerprint"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = True
+    WTF_CSRF_TIME_LIMIT = None
+    BABEL_DEFAULT_LOCALE = "ja"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Tokyo"
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+
+    # name -> environment variable; each is required in production.
+    SECRETS = {
+        "PORTAL_SECRET_KEY": "PORTAL_SECRET_KEY",
+        "BACKOFFICE_SECRET_KEY": "BACKOFFICE_SECRET_KEY",
+        "FIELD_ENCRYPTION_KEY": "FIELD_ENCRYPTION_KEY",
+        "BLIND_INDEX_KEY": "BLIND_INDEX_KEY",
+        "AUDIT_HMAC_KEY": "AUDIT_HMAC_KEY",
+        "TERMINAL_COOKIE_KEY": "TERMINAL_COOKIE_KEY",
+    }
+
+
+class DevelopmentConfig(Config):
+    """Local runs: SQLite under instance/, secrets generated into instance/."""
+
+    APP_ENV = "development"
+    SESSION_COOKIE_SECURE = False
+
+
+class TestConfig(Config):
+    """The test suite: fixed low-cost settings, secrets generated per run."""
+
+    APP_ENV = "test"
+    TESTING = True
+    SESSION_COOKIE_SECURE = False
+    AUDIT_CHECKPOINT_EVERY = 1
+    WTF_CSRF_ENABLED = True
+
+
+class ProductionConfig(Config):
+    """Production: every secret must come from the environment."""
+
+    APP_ENV = "production"
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "test": TestConfig,
+    "production": ProductionConfig,
+}
+
+
+def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the configuration mapping from APP_ENV, the environment and ``overrides``."""
+    overrides = dict(overrides or {})
+    env = overrides.get("APP_ENV") or os.environ.get("APP_ENV", "development")
+    if env not in CONFIGS:
+        raise ConfigError(f"APP_ENV must be one of {sorted(CONFIGS)}, got {env!r}")
+    cls = CONFIGS[env]
+    cfg: dict[str, Any] = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
+    cfg["APP_ENV"] = env
+    cfg["INSTANCE_PATH"] = str(INSTANCE)
+    cfg["MUNICIPALITY_CODE"] = os.environ.get("MUNICIPALITY_CODE", cls.MUNICIPALITY_CODE)
+    cfg["REDIS_URL"] = os.environ.get("REDIS_URL") or None
+    cfg["IDLE_TIMEOUT_MINUTES"] = _int("IDLE_TIMEOUT_MINUTES", cls.IDLE_TIMEOUT_MINUTES)
+    cfg["ABSOLUTE_SESSION_HOURS"] = _int("ABSOLUTE_SESSION_HOURS", cls.ABSOLUTE_SESSION_HOURS)
+    cfg["LOCKOUT_THRESHOLD"] = _int("LOCKOUT_THRESHOLD", cls.LOCKOUT_THRESHOLD)
+    proxies = os.environ.get("TRUSTED_PROXIES", "")
+    cfg["TRUSTED_PROXIES"] = tuple(p.strip() for p in proxies.split(",") if p.strip())
+    code = cfg["MUNICIPALITY_CODE"]
+    default_bo = f"sqlite:///{INSTANCE / f'backoffice-{code}.db'}"
+    cfg["PORTAL_DATABASE_URL"] = os.environ.get("PORTAL_DATABASE_URL") or f"sqlite:///{INSTANCE / 'portal.db'}"
+    cfg["BACKOFFICE_DATABASE_URL"] = os.environ.get("BACKOFFICE_DATABASE_URL") or default_bo
+    for key, var in cls.SECRETS.items():
+        value = os.environ.get(var)
+        if not value and env == "production" and key not in overrides:
+            raise ConfigError(f"{var} must be set in production")
+        cfg[key] = value or _instance_secret(key.lower())
+    cfg.update(overrides)
+    if not str(cfg["MUNICIPALITY_CODE"]).isdigit() or len(str(cfg["MUNICIPALITY_CODE"])) != 6:
+        raise ConfigError("MUNICIPALITY_CODE must be a 6-digit local government code")
+    return cfg

@@ -1,0 +1,1 @@
+"""Developer entry points used by the Makefile and CI."""

@@ -1,0 +1,40 @@
+"""The back office speaks Japanese first, with complete English; errors in the page's language."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+from bs4 import BeautifulSoup
+
+from tests.conftest import csrf_from
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def test_every_message_has_a_japanese_translation():
+    with open(ROOT / "translations/ja/LC_MESSAGES/messages.po", "rb") as fh:
+        catalog = read_po(fh)
+    untranslated = [m.id for m in catalog if m.id and not m.string]
+    assert untranslated == []
+
+
+def test_pages_are_japanese_by_default_and_english_on_request(backoffice):
+    client = backoffice.enrolled_client()
+    ja = BeautifulSoup(client.get("/sign-in").text, "html.parser")
+    assert ja.html["lang"] == "ja" and ja.select_one("h1").text == "サインイン"
+    en = BeautifulSoup(client.get("/sign-in?lang=en").text, "html.parser")
+    assert en.html["lang"] == "en" and en.select_one("h1").text == "Sign in"
+    # The choice sticks for the next page.
+    assert BeautifulSoup(client.get("/sign-in").text, "html.parser").select_one("h1").text == "Sign in"
+
+
+def test_a_search_error_names_the_field_in_the_pages_language(backoffice):
+    client = backoffice.client_for("clerk1", "clerk")
+    ja = client.post("/ledger/search", data={"csrf_token": csrf_from(client, "/ledger/search"), "name": "佐藤"})
+    assert "氏名・住所・生年月日のうち2つ以上" in BeautifulSoup(ja.text, "html.parser").select_one(".error-summary").text
+    client.get("/?lang=en")
+    en = client.post("/ledger/search", data={"csrf_token": csrf_from(client, "/ledger/search"),
+                                             "juminhyo_code": "12"})
+    link = BeautifulSoup(en.text, "html.parser").select_one(".error-summary a[href='#juminhyo_code']")
+    assert link is not None and "Resident record code: The resident record code is 11 digits" in link.text

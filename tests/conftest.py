@@ -1,0 +1,250 @@
+"""Fixtures: real PostgreSQL databases built by the migrations, a controllable clock, staff, terminals."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+os.environ.setdefault("INSTANCE_PATH", tempfile.mkdtemp(prefix="instance-"))
+os.environ["APP_ENV"] = "test"
+
+from core import clock as clock_module
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://127.0.0.1:5432/postgres")
+SECRETS = {
+    "PORTAL_SECRET_KEY": secrets.token_hex(32),
+    "BACKOFFICE_SECRET_KEY": secrets.token_hex(32),
+    "FIELD_ENCRYPTION_KEY": secrets.token_hex(32),
+    "BLIND_INDEX_KEY": secrets.token_hex(32),
+    "AUDIT_HMAC_KEY": secrets.token_hex(32),
+    "TERMINAL_COOKIE_KEY": secrets.token_hex(32),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the message catalogues, so pages render in Japanese as they do in production."""
+    from babel.messages.frontend import CommandLineInterface
+
+    root = Path(__file__).resolve().parent.parent
+    CommandLineInterface().run(["pybabel", "-q", "compile", "-f", "-d", str(root / "translations")])
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``sqlite`` run on both backends; every other test on PostgreSQL only."""
+    if "backend" in metafunc.fixturenames:
+        backends = ["postgresql", "sqlite"] if metafunc.definition.get_closest_marker("sqlite") else ["postgresql"]
+        metafunc.parametrize("backend", backends, scope="session")
+
+
+def _admin_engine():  # type: ignore[no-untyped-def]
+    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+
+def _create_pg_database(prefix: str) -> str:
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    engine = _admin_engine()
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_pg_database(url: str) -> None:
+    name = make_url(url).database
+    engine = _admin_engine()
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def _migrate(factory: Any, config: dict[str, Any]) -> None:
+    from flask_migrate import upgrade
+
+    app = factory(config)
+    with app.app_context():
+        upgrade()
+    app.extensions["engine"].dispose()
+
+
+@pytest.fixture(scope="session")
+def session_dir() -> Iterator[Path]:
+    """A folder for the run's SQLite files, checkpoint keys and artifacts."""
+    with tempfile.TemporaryDirectory(prefix="juki-test-") as d:
+        yield Path(d)
+
+
+@pytest.fixture(scope="session")
+def backoffice_db_url(backend: str, session_dir: Path) -> Iterator[str]:
+    """A back-office database for this run, built by running the migrations (not create_all)."""
+    from backoffice import create_app
+
+    if backend == "postgresql":
+        url = _create_pg_database("backoffice_test")
+    else:
+        url = f"sqlite:///{session_dir / f'backoffice-{secrets.token_hex(4)}.db'}"
+    _migrate(create_app, {"APP_ENV": "test", "BACKOFFICE_DATABASE_URL": url, **SECRETS})
+    yield url
+    if backend == "postgresql":
+        _drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def portal_db_url(session_dir: Path) -> Iterator[str]:
+    """A portal database on PostgreSQL for this run, built by the migrations."""
+    from portal import create_app
+
+    url = _create_pg_database("portal_test")
+    _migrate(create_app, {"APP_ENV": "test", "PORTAL_DATABASE_URL": url, **SECRETS})
+    yield url
+    _drop_pg_database(url)
+
+
+class FakeClock:
+    """A clock the test moves by hand; starts at the real current time."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        """Move time forward."""
+        self.now += dt.timedelta(**kwargs)
+
+
+@pytest.fixture
+def clock() -> Iterator[FakeClock]:
+    """Control the application's clock for one test."""
+    fake = FakeClock()
+    clock_module.set_clock(fake)
+    yield fake
+    clock_module.set_clock(None)
+
+
+def _clean(engine: Any, metadata: Any) -> None:
+    """Empty every table and reset the audit chain head, between tests."""
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Replica mode skips the append-only triggers; only the test harness does this.
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+        conn.execute(text("INSERT INTO audit_head (id, seq, head_hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
+
+
+@pytest.fixture
+def bo_app(backoffice_db_url: str, tmp_path: Path, session_dir: Path) -> Iterator[Any]:
+    """The back-office app on a clean database, with its own checkpoint file."""
+    from backoffice import create_app
+    from backoffice.models import Base
+
+    app = create_app({
+        "APP_ENV": "test",
+        "BACKOFFICE_DATABASE_URL": backoffice_db_url,
+        "AUDIT_CHECKPOINT_PATH": str(tmp_path / "checkpoints.jsonl"),
+        "AUDIT_CHECKPOINT_KEY_PATH": str(session_dir / "checkpoint-key.pem"),
+        **SECRETS,
+    })
+    _clean(app.extensions["engine"], Base.metadata)
+    yield app
+    app.extensions["engine"].dispose()
+
+
+@pytest.fixture
+def bo_session(bo_app: Any) -> Iterator[Any]:
+    """The database session of an app context (for services and direct checks)."""
+    from backoffice.extensions import db
+
+    with bo_app.test_request_context("/"):
+        yield db.session
+
+
+class Backoffice:
+    """Helpers that set up staff and terminals the way an administrator would."""
+
+    def __init__(self, app: Any, clock: FakeClock) -> None:
+        self.app = app
+        self.clock = clock
+        self.secrets: dict[str, str] = {}
+
+    def add_staff(self, login_id: str, *roles: str, password: str = "correct horse battery") -> Any:
+        """Create an account with ``roles`` and remember its TOTP secret."""
+        from backoffice.extensions import db
+        from backoffice.services import staff as staff_service
+
+        with self.app.test_request_context("/"):
+            staff, secret = staff_service.add_staff(db.session, login_id=login_id, name=f"職員 {login_id}",
+                                                    password=password, roles=list(roles))
+            db.session.commit()
+            self.secrets[login_id] = secret
+            return staff.id
+
+    def totp(self, login_id: str) -> str:
+        """The current one-time code (time moves 30 s on each call, so codes are never reused)."""
+        self.clock.advance(seconds=30)
+        return pyotp.TOTP(self.secrets[login_id]).at(self.clock.now)
+
+    def add_terminal(self, name: str = "counter-1") -> str:
+        """Register a terminal and return its enrollment code."""
+        from backoffice.extensions import db
+        from backoffice.services import terminals
+
+        with self.app.test_request_context("/"):
+            _t, code = terminals.add_terminal(db.session, name=name)
+            db.session.commit()
+        return code
+
+    def enrolled_client(self, name: str = "counter-1") -> Any:
+        """A browser-like client whose terminal has been enrolled."""
+        client = self.app.test_client()
+        code = self.add_terminal(name)
+        client.get("/terminal/enroll")
+        token = csrf_from(client, "/terminal/enroll")
+        response = client.post("/terminal/enroll", data={"code": code, "csrf_token": token})
+        assert response.status_code == 302, response.text
+        return client
+
+    def sign_in(self, client: Any, login_id: str, password: str = "correct horse battery",
+                totp: str | None = None) -> Any:
+        """Post the sign-in form; returns the response."""
+        token = csrf_from(client, "/sign-in")
+        return client.post("/sign-in", data={"login_id": login_id, "password": password,
+                                             "totp": totp or self.totp(login_id), "csrf_token": token})
+
+    def client_for(self, login_id: str, *roles: str, terminal: str | None = None) -> Any:
+        """A signed-in client for a new account with ``roles`` on a new enrolled terminal."""
+        self.add_staff(login_id, *roles)
+        client = self.enrolled_client(terminal or f"term-{login_id}")
+        response = self.sign_in(client, login_id)
+        assert response.status_code == 302 and response.location.endswith("/"), response.text
+        return client
+
+
+def csrf_from(client: Any, path: str) -> str:
+    """Fetch ``path`` and return the CSRF token of its form."""
+    from bs4 import BeautifulSoup
+
+    page = client.get(path)
+    field = BeautifulSoup(page.text, "html.parser").select_one("input[name=csrf_token]")
+    assert field is not None, f"no CSRF token on {path}: {page.status_code}"
+    return str(field["value"])
+
+
+@pytest.fixture
+def backoffice(bo_app: Any, clock: FakeClock) -> Backoffice:
+    """Set up staff, terminals and signed-in clients on the back office."""
+    return Backoffice(bo_app, clock)

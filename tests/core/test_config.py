@@ -1,0 +1,64 @@
+"""Configuration: safe defaults, generated development secrets, production refuses to start without them."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import config
+
+
+def test_production_refuses_to_start_without_its_secrets(monkeypatch):
+    for var in config.Config.SECRETS.values():
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(config.ConfigError, match="must be set in production"):
+        config.load({"APP_ENV": "production"})
+
+
+def test_production_starts_when_every_secret_is_given(monkeypatch):
+    for var in config.Config.SECRETS.values():
+        monkeypatch.setenv(var, "x" * 64)
+    cfg = config.load({"APP_ENV": "production"})
+    assert cfg["SESSION_COOKIE_SECURE"] is True
+
+
+def test_development_generates_secrets_once_and_keeps_them(monkeypatch, tmp_path):
+    monkeypatch.setattr(config, "INSTANCE", tmp_path)
+    for var in config.Config.SECRETS.values():
+        monkeypatch.delenv(var, raising=False)
+    first = config.load({"APP_ENV": "development"})
+    second = config.load({"APP_ENV": "development"})
+    assert first["AUDIT_HMAC_KEY"] == second["AUDIT_HMAC_KEY"]
+    assert first["PORTAL_SECRET_KEY"] != first["BACKOFFICE_SECRET_KEY"]
+    assert (tmp_path / "audit_hmac_key.secret").stat().st_mode & 0o077 == 0
+
+
+def test_sqlite_under_instance_is_the_default_database(monkeypatch, tmp_path):
+    monkeypatch.setattr(config, "INSTANCE", tmp_path)
+    monkeypatch.delenv("BACKOFFICE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("PORTAL_DATABASE_URL", raising=False)
+    cfg = config.load({"APP_ENV": "development"})
+    assert cfg["BACKOFFICE_DATABASE_URL"] == f"sqlite:///{tmp_path}/backoffice-032051.db"
+    assert cfg["PORTAL_DATABASE_URL"] == f"sqlite:///{tmp_path}/portal.db"
+
+
+@pytest.mark.parametrize("bad", ["32051", "abcdef", "0320511"])
+def test_a_malformed_municipality_code_is_refused(monkeypatch, bad):
+    monkeypatch.setenv("MUNICIPALITY_CODE", bad)
+    with pytest.raises(config.ConfigError, match="MUNICIPALITY_CODE"):
+        config.load({"APP_ENV": "test"})
+
+
+def test_unknown_app_env_is_refused():
+    with pytest.raises(config.ConfigError, match="APP_ENV"):
+        config.load({"APP_ENV": "staging"})
+
+
+def test_the_two_apps_have_separate_secrets_and_cookies():
+    from backoffice import create_app as bo
+    from portal import create_app as po
+
+    b = bo({"APP_ENV": "test", "BACKOFFICE_DATABASE_URL": "sqlite://"})
+    p = po({"APP_ENV": "test", "PORTAL_DATABASE_URL": "sqlite://"})
+    assert b.secret_key != p.secret_key
+    assert b.config["SESSION_COOKIE_NAME"] != p.config["SESSION_COOKIE_NAME"]
+    assert b.login_manager is not p.login_manager  # type: ignore[attr-defined]
