@@ -32,7 +32,8 @@ def test_pages_are_japanese_by_default_and_english_on_request(backoffice):
 def test_a_search_error_names_the_field_in_the_pages_language(backoffice):
     client = backoffice.client_for("clerk1", "clerk")
     ja = client.post("/ledger/search", data={"csrf_token": csrf_from(client, "/ledger/search"), "name": "佐藤"})
-    assert "氏名・住所・生年月日のうち2つ以上" in BeautifulSoup(ja.text, "html.parser").select_one(".error-summary").text
+    summary = BeautifulSoup(ja.text, "html.parser").select_one(".error-summary").text
+    assert "氏名・住所・生年月日のうち2つ以上" in summary
     client.get("/?lang=en")
     en = client.post("/ledger/search", data={"csrf_token": csrf_from(client, "/ledger/search"),
                                              "juminhyo_code": "12"})

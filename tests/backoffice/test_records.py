@@ -21,7 +21,8 @@ def test_creating_a_record_writes_its_first_history_entry_and_an_audit_row(bo_se
     resident = records.create_record(
         bo_session, household=household, reason=IdoReason.MOVE_IN, changed_on=dt.date(2026, 4, 1),
         notified_on=dt.date(2026, 4, 3), by="clerk1", my_number=my_number(77),
-        atena_number="A0000000000077", juminhyo_code=juminhyo_code(77), name="北上　一郎", name_kana="キタカミ　イチロウ",
+        atena_number="A0000000000077", juminhyo_code=juminhyo_code(77), name="北上　一郎",
+        name_kana="キタカミ　イチロウ",
         birth_date=dt.date(1990, 5, 5), sex=Sex.MALE, relationship_to_head="世帯主", is_householder=True,
         machiaza_code=town.code, banchi="3番地", previous_address="岩手県北上市青柳町1番地")
     bo_session.commit()
@@ -98,5 +99,5 @@ def test_history_rows_cannot_be_changed_or_deleted_on_postgresql(bo_session, bo_
     engine = bo_app.extensions["engine"]
     for stmt in ("UPDATE resident_history SET recorded_by = 'x'", "DELETE FROM resident_history",
                  "DELETE FROM resident"):
-        with pytest.raises(Exception, match="append-only|never deleted"), engine.begin() as conn:
+        with pytest.raises(Exception, match=r"append-only|never deleted"), engine.begin() as conn:
             conn.execute(text(stmt))

@@ -15,7 +15,8 @@ def _audit(bo_app, action):
     from backoffice.extensions import db
 
     with bo_app.app_context():
-        return list(db.session.execute(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.seq)).scalars())
+        stmt = select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.seq)
+        return list(db.session.execute(stmt).scalars())
 
 
 def _staff(bo_app, login_id):

@@ -131,8 +131,9 @@ def test_a_chain_rebuilt_from_scratch_with_the_key_is_caught_by_the_signed_check
             row.actor = "rewritten"
             canonical = canonical_entry(row)
             new_hash = chain_hash(bo_app.config["AUDIT_HMAC_KEY"], prev, row.seq, canonical)
+            params = {"c": canonical, "p": prev, "h": new_hash, "s": row.seq}
             statements.append(("UPDATE audit_log SET actor = 'rewritten', canonical = :c, prev_hash = :p, "
-                               "row_hash = :h WHERE seq = :s", {"c": canonical, "p": prev, "h": new_hash, "s": row.seq}))
+                               "row_hash = :h WHERE seq = :s", params))
             prev = new_hash
         db.session.rollback()
     statements.append(("UPDATE audit_head SET head_hash = :h", {"h": prev}))
@@ -174,7 +175,7 @@ def test_concurrent_writers_do_not_fork_the_chain(bo_app):
     def writer() -> None:
         try:
             _append(bo_app, 15)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=writer) for _ in range(4)]

@@ -50,7 +50,7 @@ def demo_server(tmp_path):
     base = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
-            urllib.request.urlopen(base + "/", timeout=1)  # noqa: S310
+            urllib.request.urlopen(base + "/", timeout=1)
             break
         except OSError:
             time.sleep(0.2)
