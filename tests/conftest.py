@@ -51,7 +51,8 @@ def _admin_engine():  # type: ignore[no-untyped-def]
     return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
 
 
-def _create_pg_database(prefix: str) -> str:
+def create_pg_database(prefix: str) -> str:
+    """Create an empty PostgreSQL database for this run and return its URL."""
     name = f"{prefix}_{secrets.token_hex(4)}"
     engine = _admin_engine()
     with engine.connect() as conn:
@@ -60,7 +61,8 @@ def _create_pg_database(prefix: str) -> str:
     return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
 
-def _drop_pg_database(url: str) -> None:
+def drop_pg_database(url: str) -> None:
+    """Drop a database made by ``create_pg_database``."""
     name = make_url(url).database
     engine = _admin_engine()
     with engine.connect() as conn:
@@ -68,7 +70,8 @@ def _drop_pg_database(url: str) -> None:
     engine.dispose()
 
 
-def _migrate(factory: Any, config: dict[str, Any]) -> None:
+def migrate(factory: Any, config: dict[str, Any]) -> None:
+    """Build a database the way production does: by running the migrations."""
     from flask_migrate import upgrade
 
     app = factory(config)
@@ -85,18 +88,36 @@ def session_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
+def jlis_config(session_dir: Path) -> dict[str, str]:
+    """Where this run's simulated J-LIS lives and publishes; created once per test process (CA keys are slow)."""
+    from bridge.peers.jlis.service import open_simulator, publish
+
+    public = session_dir / "jlis" / "public"
+    cfg = {
+        "APP_ENV": "test",
+        "JLIS_DIRECTORY": str(session_dir / "jlis"),
+        "JPKI_AUTH_ANCHORS": str(public / "jpki-sim-auth-anchors.pem"),
+        "JPKI_SIGN_ANCHORS": str(public / "jpki-sim-sign-anchors.pem"),
+        "JPKI_CRL_DIRECTORY": str(public / "crl"),
+        "SITE_ORIGIN": "http://127.0.0.1:5000",
+    }
+    publish(cfg, open_simulator(cfg))
+    return cfg
+
+
+@pytest.fixture(scope="session")
 def backoffice_db_url(backend: str, session_dir: Path) -> Iterator[str]:
     """A back-office database for this run, built by running the migrations (not create_all)."""
     from backoffice import create_app
 
     if backend == "postgresql":
-        url = _create_pg_database("backoffice_test")
+        url = create_pg_database("backoffice_test")
     else:
         url = f"sqlite:///{session_dir / f'backoffice-{secrets.token_hex(4)}.db'}"
-    _migrate(create_app, {"APP_ENV": "test", "BACKOFFICE_DATABASE_URL": url, **SECRETS})
+    migrate(create_app, {"APP_ENV": "test", "BACKOFFICE_DATABASE_URL": url, **SECRETS})
     yield url
     if backend == "postgresql":
-        _drop_pg_database(url)
+        drop_pg_database(url)
 
 
 @pytest.fixture(scope="session")
@@ -104,10 +125,10 @@ def portal_db_url(session_dir: Path) -> Iterator[str]:
     """A portal database on PostgreSQL for this run, built by the migrations."""
     from portal import create_app
 
-    url = _create_pg_database("portal_test")
-    _migrate(create_app, {"APP_ENV": "test", "PORTAL_DATABASE_URL": url, **SECRETS})
+    url = create_pg_database("portal_test")
+    migrate(create_app, {"APP_ENV": "test", "PORTAL_DATABASE_URL": url, **SECRETS})
     yield url
-    _drop_pg_database(url)
+    drop_pg_database(url)
 
 
 class FakeClock:
@@ -148,13 +169,13 @@ def _clean(engine: Any, metadata: Any) -> None:
 
 
 @pytest.fixture
-def bo_app(backoffice_db_url: str, tmp_path: Path, session_dir: Path) -> Iterator[Any]:
+def bo_app(backoffice_db_url: str, tmp_path: Path, session_dir: Path, jlis_config: dict[str, str]) -> Iterator[Any]:
     """The back-office app on a clean database, with its own checkpoint file."""
     from backoffice import create_app
     from backoffice.models import Base
 
     app = create_app({
-        "APP_ENV": "test",
+        **jlis_config,
         "BACKOFFICE_DATABASE_URL": backoffice_db_url,
         "AUDIT_CHECKPOINT_PATH": str(tmp_path / "checkpoints.jsonl"),
         "AUDIT_CHECKPOINT_KEY_PATH": str(session_dir / "checkpoint-key.pem"),

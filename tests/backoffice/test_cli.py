@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -49,3 +51,21 @@ def test_audit_checkpoint_writes_a_signed_checkpoint(bo_app):
     _run(bo_app, "terminals", "add", "counter-3")
     result = _run(bo_app, "audit", "checkpoint")
     assert result.exit_code == 0 and "Checkpoint at row" in result.output
+
+
+@pytest.mark.sqlite
+def test_seed_prints_the_count_and_the_time_and_a_second_run_changes_nothing(bo_app):
+    first = _run(bo_app, "seed", "--residents", "300", "--seed", "7")
+    assert first.exit_code == 0, first.output
+    assert re.search(r"Seeded 300 residents in \d+ households in [\d.]+ s \(300 records", first.output)
+    again = _run(bo_app, "seed", "--residents", "300", "--seed", "7")
+    assert again.exit_code == 0 and "nothing changed (300 records" in again.output
+
+
+def test_demo_creates_staff_of_every_role_and_a_terminal_code_once(bo_app):
+    result = _run(bo_app, "demo", "--residents", "50")
+    assert result.exit_code == 0, result.output
+    for role in ("clerk", "approver", "number_use", "admin", "auditor"):
+        assert re.search(rf"roles [a-z_,]*{role}", result.output), role
+    assert re.search(r"enrollment code: [A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}", result.output)
+    assert "already present" in _run(bo_app, "demo").output
