@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
 from backoffice.extensions import db
@@ -122,6 +122,7 @@ def audit_checkpoint() -> None:
 
 
 @click.command("seed")
+@with_appcontext
 @click.option("--residents", default=1000, show_default=True, type=click.IntRange(1, 1_000_000))
 @click.option("--seed", "seed_value", default=1, show_default=True, type=int)
 def seed(residents: int, seed_value: int) -> None:
@@ -154,6 +155,7 @@ DEMO_STAFF = [
 
 
 @click.command("demo")
+@with_appcontext
 @click.option("--residents", default=1000, show_default=True, type=int)
 def demo(residents: int) -> None:
     """When the database is empty: seed a demo ledger, staff of every role and one terminal code."""
