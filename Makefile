@@ -23,11 +23,16 @@ install: $(STAMP) translations ## Create .venv and install the pinned requiremen
 translations: $(STAMP) ## Compile the message catalogues
 	@$(BIN)/pybabel compile -q -d translations -f
 
+translations-update: $(STAMP) ## Extract new messages into the Japanese catalogue (then translate them)
+	$(BIN)/pybabel extract -q -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output -o translations/messages.pot .
+	$(BIN)/pybabel update -q -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
+
 migrate: install ## Migrate both databases to the latest revision
 	$(FLASK) --app wsgi:portal_app db upgrade
 	$(FLASK) --app wsgi:backoffice_app db upgrade
 
 demo: migrate ## Seed demo residents, staff and a terminal code when the database is empty
+	$(BIN)/python -m bridge.peers.jlis init
 	$(FLASK) --app wsgi:backoffice_app demo
 
 run: demo ## Set everything up and serve portal and back office at http://127.0.0.1:5000
@@ -48,4 +53,4 @@ bench-seed: install ## Time loading 300,000 residents into PostgreSQL (median of
 requirements.txt: requirements.in
 	$(BIN)/pip-compile -q --strip-extras --output-file requirements.txt requirements.in
 
-.PHONY: help install translations migrate demo run test lint check-migrations bench-seed
+.PHONY: help install translations translations-update migrate demo run test lint check-migrations bench-seed

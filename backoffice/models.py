@@ -28,6 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.audit import AuditHeadMixin, AuditLogMixin
 from core.db import UTCDateTime, intpk, new_metadata, str20, str50, str100, str200, tzdatetime
+from core.sessions import ServerSessionMixin
 
 
 class Base(DeclarativeBase):
@@ -246,19 +247,14 @@ class StaffRole(Base):
     role: Mapped[Role] = mapped_column(_enum(Role))
 
 
-class StaffSession(Base):
-    """A server-side sign-in session; the cookie holds only a random id whose hash is stored here."""
+class StaffSession(ServerSessionMixin, Base):
+    """A server-side sign-in session of a member of staff, bound to the terminal it was opened on."""
 
     __tablename__ = "staff_session"
 
     id: Mapped[intpk]
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
     terminal_id: Mapped[int | None] = mapped_column(ForeignKey("terminal.id"))
-    created_at: Mapped[tzdatetime]
-    last_seen_at: Mapped[tzdatetime]
-    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    end_reason: Mapped[str | None] = mapped_column(String(30))
 
 
 class Terminal(Base):

@@ -46,6 +46,9 @@ def build_app(
     @app.before_request
     def _request_id() -> None:
         g.request_id = secrets.token_hex(8)
+        if request.args.get("lang") in LANGUAGES:
+            # Remembered even when this response is a redirect that renders nothing.
+            g.lang_to_set = request.args["lang"]
 
     @app.after_request
     def _headers(response: Any) -> Any:

@@ -80,6 +80,20 @@ class AuditHeadMixin:
         return (CheckConstraint("id = 1", name="single_row"),)
 
 
+def chain_for(config: Any, *, log_model: type[Any], head_model: type[Any], name: str) -> AuditChain:
+    """The chain of one database, with its checkpoint file and key under the instance folder by default."""
+    instance = Path(config["INSTANCE_PATH"])
+    return AuditChain(
+        log_model=log_model,
+        head_model=head_model,
+        hmac_key=config["AUDIT_HMAC_KEY"],
+        checkpoint_path=Path(config.get("AUDIT_CHECKPOINT_PATH") or instance / f"audit-checkpoints-{name}.jsonl"),
+        checkpoint_key_path=Path(config.get("AUDIT_CHECKPOINT_KEY_PATH") or instance / "audit-checkpoint-ed25519.pem"),
+        checkpoint_every=config["AUDIT_CHECKPOINT_EVERY"],
+        checkpoint_seconds=config["AUDIT_CHECKPOINT_SECONDS"],
+    )
+
+
 def canonical_entry(row: Any) -> str:
     """The RFC 8785 canonical JSON of a row's content (everything but the hashes)."""
     entry = {

@@ -51,6 +51,15 @@ class Config:
     AUDIT_CHECKPOINT_EVERY = 50
     AUDIT_CHECKPOINT_SECONDS = 300
     SEARCH_PAGE_SIZE = 20
+    # The portal's public origin; card signatures are bound to it, so it never comes from a request.
+    SITE_ORIGIN = "http://127.0.0.1:5000"
+    # Resident sessions on the portal (R15).
+    PORTAL_IDLE_MINUTES = 15
+    PORTAL_ABSOLUTE_HOURS = 8
+    API_TOKEN_MINUTES = 15
+    # Card sign-in: rate limits per client address and per certificate (requests per minute).
+    CARD_CHALLENGE_LIMIT = 30
+    CARD_LOGIN_LIMIT = 10
     # Client-certificate terminal identification behind a TLS proxy (R1).
     TRUSTED_PROXIES: tuple[str, ...] = ()
     TERMINAL_CERT_HEADER = "X-Client-Cert-Fingerprint"
@@ -70,6 +79,7 @@ class Config:
         "BLIND_INDEX_KEY": "BLIND_INDEX_KEY",
         "AUDIT_HMAC_KEY": "AUDIT_HMAC_KEY",
         "TERMINAL_COOKIE_KEY": "TERMINAL_COOKIE_KEY",
+        "API_TOKEN_KEY": "API_TOKEN_KEY",
     }
 
 
@@ -120,6 +130,13 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg["LOCKOUT_THRESHOLD"] = _int("LOCKOUT_THRESHOLD", cls.LOCKOUT_THRESHOLD)
     proxies = os.environ.get("TRUSTED_PROXIES", "")
     cfg["TRUSTED_PROXIES"] = tuple(p.strip() for p in proxies.split(",") if p.strip())
+    cfg["SITE_ORIGIN"] = os.environ.get("SITE_ORIGIN", cls.SITE_ORIGIN)
+    # Where the (simulated, outside production) J-LIS keeps its state and publishes anchors and CRLs.
+    jlis = Path(os.environ.get("JLIS_DIRECTORY", INSTANCE / "jlis"))
+    cfg["JLIS_DIRECTORY"] = str(jlis)
+    cfg["JPKI_AUTH_ANCHORS"] = os.environ.get("JPKI_AUTH_ANCHORS", str(jlis / "public" / "jpki-sim-auth-anchors.pem"))
+    cfg["JPKI_SIGN_ANCHORS"] = os.environ.get("JPKI_SIGN_ANCHORS", str(jlis / "public" / "jpki-sim-sign-anchors.pem"))
+    cfg["JPKI_CRL_DIRECTORY"] = os.environ.get("JPKI_CRL_DIRECTORY", str(jlis / "public" / "crl"))
     code = cfg["MUNICIPALITY_CODE"]
     default_bo = f"sqlite:///{INSTANCE / f'backoffice-{code}.db'}"
     cfg["PORTAL_DATABASE_URL"] = os.environ.get("PORTAL_DATABASE_URL") or f"sqlite:///{INSTANCE / 'portal.db'}"

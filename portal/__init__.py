@@ -7,26 +7,42 @@ from typing import Any
 
 from flask import Flask
 
-from core.app import build_app
+from core.app import build_app, csrf
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the portal application."""
     app = build_app(__name__, config=config, secret_key_name="PORTAL_SECRET_KEY", cookie_name="portal_session")
     from portal.extensions import db, login_manager, migrate
-    from portal.models import PortalAccount
 
     db.init_app(app)
     login_manager.init_app(app)
+    login_manager.login_view = "auth.sign_in"
+    login_manager.session_protection = None  # sessions are server-side
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations" / "portal"),
                      render_as_batch=True, compare_type=True)
 
-    @login_manager.user_loader
-    def _load(account_id: str) -> PortalAccount | None:
-        return db.session.get(PortalAccount, int(account_id))
-
+    from portal import security  # noqa: F401  (registers the session loader)
+    from portal.api import bp as api_bp
+    from portal.auth import bp as auth_bp
+    from portal.mypage import bp as mypage_bp
     from portal.public import bp as public_bp
 
-    app.register_blueprint(public_bp)
+    _check_card_trust(app)
+    csrf.exempt(api_bp)  # bearer tokens only: no cookie the browser could send on its own
+    for bp in (public_bp, auth_bp, mypage_bp, api_bp):
+        app.register_blueprint(bp)
     app.jinja_env.globals["zone"] = "portal"
     return app
+
+
+def _check_card_trust(app: Flask) -> None:
+    """Validate SITE_ORIGIN now; in production also load the anchors, so simulated CAs stop the start."""
+    from core.jpki import validate_site_origin
+
+    validate_site_origin(app.config["SITE_ORIGIN"], app_env=app.config["APP_ENV"])
+    if app.config["APP_ENV"] == "production":
+        from portal.services import cardauth
+
+        with app.app_context():
+            cardauth.trust()

@@ -19,7 +19,9 @@ from sqlalchemy.engine import make_url
 os.environ.setdefault("INSTANCE_PATH", tempfile.mkdtemp(prefix="instance-"))
 os.environ["APP_ENV"] = "test"
 
-from core import clock as clock_module
+from core import clock as clock_module  # after INSTANCE_PATH is set
+
+pytest_plugins = ["tests.portal_fixtures"]
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://127.0.0.1:5432/postgres")
 SECRETS = {
@@ -29,6 +31,7 @@ SECRETS = {
     "BLIND_INDEX_KEY": secrets.token_hex(32),
     "AUDIT_HMAC_KEY": secrets.token_hex(32),
     "TERMINAL_COOKIE_KEY": secrets.token_hex(32),
+    "API_TOKEN_KEY": secrets.token_hex(32),
 }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from flask import current_app, g, has_request_context, request
@@ -10,23 +9,13 @@ from flask_login import current_user
 
 from backoffice.extensions import db
 from backoffice.models import AuditHead, AuditLog
-from core.audit import AuditChain
+from core.audit import AuditChain, chain_for
 
 
 def chain() -> AuditChain:
     """The operation-log chain of this back-office instance."""
-    cfg = current_app.config
-    instance = Path(cfg["INSTANCE_PATH"])
-    code = cfg["MUNICIPALITY_CODE"]
-    return AuditChain(
-        log_model=AuditLog,
-        head_model=AuditHead,
-        hmac_key=cfg["AUDIT_HMAC_KEY"],
-        checkpoint_path=Path(cfg.get("AUDIT_CHECKPOINT_PATH") or instance / f"audit-checkpoints-{code}.jsonl"),
-        checkpoint_key_path=Path(cfg.get("AUDIT_CHECKPOINT_KEY_PATH") or instance / "audit-checkpoint-ed25519.pem"),
-        checkpoint_every=cfg["AUDIT_CHECKPOINT_EVERY"],
-        checkpoint_seconds=cfg["AUDIT_CHECKPOINT_SECONDS"],
-    )
+    return chain_for(current_app.config, log_model=AuditLog, head_model=AuditHead,
+                     name=current_app.config["MUNICIPALITY_CODE"])
 
 
 def record(

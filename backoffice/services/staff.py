@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from dataclasses import dataclass
 
@@ -11,13 +10,14 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backoffice.models import Role, Staff, StaffRole, StaffSession, Terminal
 from backoffice.services import audit
 from core import clock
 from core.fieldcrypto import FieldCipher
+from core.sessions import SessionStore
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 128
@@ -181,65 +181,44 @@ def authenticate(session: Session, *, login_id: str, password: str, totp_code: s
     return SignInResult(staff, "ok")
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+SESSIONS = SessionStore(StaffSession, "staff_id")
 
 
 def start_session(session: Session, *, staff: Staff, terminal: Terminal | None) -> str:
-    """Open a new server-side session and return its token (a fresh one at every sign-in)."""
-    token = secrets.token_urlsafe(32)
-    now = clock.utcnow()
-    session.add(StaffSession(token_hash=_token_hash(token), staff_id=staff.id,
-                             terminal_id=terminal.id if terminal else None, created_at=now, last_seen_at=now))
-    session.flush()
-    return token
+    """Open a new server-side session on this terminal and return its token."""
+    return SESSIONS.start(session, staff.id, terminal_id=terminal.id if terminal else None)
 
 
 def resume_session(session: Session, token: str, *, terminal_id: int | None) -> tuple[Staff | None, str]:
     """Find the live session for ``token``; end it if idle, too old, moved terminal or account blocked."""
-    row = session.execute(
-        select(StaffSession).where(StaffSession.token_hash == _token_hash(token))
-    ).scalar_one_or_none()
-    if row is None or row.ended_at is not None:
+    row = SESSIONS.live(session, token)
+    if row is None:
         return None, "ended"
     cfg = current_app.config
-    now = clock.utcnow()
     staff = session.get(Staff, row.staff_id)
     reason = None
     if staff is None or staff.disabled_at is not None or staff.locked_at is not None:
         reason = "account_blocked"
     elif row.terminal_id != terminal_id:
         reason = "terminal_changed"
-    elif now - row.last_seen_at > dt.timedelta(minutes=cfg["IDLE_TIMEOUT_MINUTES"]):
-        reason = "idle"
-    elif now - row.created_at > dt.timedelta(hours=cfg["ABSOLUTE_SESSION_HOURS"]):
-        reason = "expired"
+    else:
+        reason = SESSIONS.expiry_reason(row, idle=dt.timedelta(minutes=cfg["IDLE_TIMEOUT_MINUTES"]),
+                                        absolute=dt.timedelta(hours=cfg["ABSOLUTE_SESSION_HOURS"]))
     if reason is not None:
-        row.ended_at, row.end_reason = now, reason
-        session.flush()
+        SESSIONS.close(session, row, reason)
         return None, reason
-    row.last_seen_at = now
-    session.flush()
+    SESSIONS.touch(session, row)
     return staff, "ok"
 
 
 def end_session(session: Session, token: str, *, reason: str = "sign_out") -> None:
     """End the session for ``token`` (sign-out)."""
-    session.execute(
-        update(StaffSession)
-        .where(StaffSession.token_hash == _token_hash(token), StaffSession.ended_at.is_(None))
-        .values(ended_at=clock.utcnow(), end_reason=reason)
-    )
+    SESSIONS.end(session, token, reason=reason)
 
 
 def end_all_sessions(session: Session, staff_id: int, *, reason: str) -> int:
     """End every live session of one account; returns how many were ended."""
-    result = session.execute(
-        update(StaffSession)
-        .where(StaffSession.staff_id == staff_id, StaffSession.ended_at.is_(None))
-        .values(ended_at=clock.utcnow(), end_reason=reason)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return SESSIONS.end_all(session, staff_id, reason=reason)
 
 
 def unlock(session: Session, staff: Staff) -> None:

@@ -54,9 +54,8 @@ def test_the_auditor_can_verify_the_chain_from_the_page(backoffice):
 
 
 def test_each_audited_action_writes_one_row(backoffice):
-    from tests.factories import make_resident
-
     from backoffice.extensions import db
+    from tests.factories import make_resident
 
     with backoffice.app.app_context():
         rid = make_resident(db.session, backoffice.app.config).id

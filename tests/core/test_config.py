@@ -62,3 +62,23 @@ def test_the_two_apps_have_separate_secrets_and_cookies():
     assert b.secret_key != p.secret_key
     assert b.config["SESSION_COOKIE_NAME"] != p.config["SESSION_COOKIE_NAME"]
     assert b.login_manager is not p.login_manager  # type: ignore[attr-defined]
+
+
+def test_the_portal_will_not_start_in_production_with_the_simulated_card_authority(jlis_config, monkeypatch):
+    from portal import create_app
+
+    for var in config.Config.SECRETS.values():
+        monkeypatch.setenv(var, "x" * 64)
+    settings = {**jlis_config, "APP_ENV": "production", "SITE_ORIGIN": "https://portal.example.jp",
+                "PORTAL_DATABASE_URL": "sqlite://"}
+    with pytest.raises(config.ConfigError, match="JPKI-SIM"):
+        create_app(settings)
+
+
+@pytest.mark.parametrize("origin", ["https://portal.example.jp/", "https://portal.example.jp/path",
+                                    "http://portal.example.jp"])
+def test_the_portal_will_not_start_with_a_malformed_or_plain_http_origin(origin):
+    from portal import create_app
+
+    with pytest.raises(config.ConfigError):
+        create_app({"APP_ENV": "test", "SITE_ORIGIN": origin, "PORTAL_DATABASE_URL": "sqlite://"})

@@ -1,0 +1,1 @@
+"""Business rules of the portal, as plain functions that flush and never commit."""

@@ -1,0 +1,153 @@
+"""Card sign-in on the portal: challenges, token verification, accounts, identity binding, sessions.
+
+The browser page, the JSON API and (later) the counter terminal all go through ``verify_auth_token``
+of ``core.jpki``; this module adds what the portal keeps: nonces in Redis, the account keyed by the
+auth certificate, the link to the four basic items, and server-side sessions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import clock
+from core.jpki import (
+    AuthTokenError,
+    RedisNonceStore,
+    SignedApplicationError,
+    TrustConfig,
+    verify_auth_token,
+    verify_signed_application,
+)
+from core.redisconn import get_redis, key
+from core.sessions import SessionStore
+from portal.models import PortalAccount, ResidentSession
+from portal.services import oplog
+
+SESSIONS = SessionStore(ResidentSession, "account_id")
+LINK_PURPOSE = "identity-link"
+
+
+def trust() -> TrustConfig:
+    """The trust configuration, fixed at first use (anchors from files; CRLs are read fresh on every check)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    cached: TrustConfig | None = app.extensions.get("jpki_trust")
+    if cached is None:
+        cfg = app.config
+        cached = TrustConfig.from_files(
+            origin=cfg["SITE_ORIGIN"], app_env=cfg["APP_ENV"], auth_anchors_pem=Path(cfg["JPKI_AUTH_ANCHORS"]),
+            sign_anchors_pem=Path(cfg["JPKI_SIGN_ANCHORS"]), crl_directory=Path(cfg["JPKI_CRL_DIRECTORY"]),
+            clock=clock.utcnow,
+        )
+        app.extensions["jpki_trust"] = cached
+    return cached
+
+
+def nonces(purpose: str) -> RedisNonceStore:
+    """The one-time challenge store for ``purpose`` (sign-in or a signature)."""
+    return RedisNonceStore(get_redis(), key_prefix=key("nonce", purpose) + ":", clock=clock.utcnow)
+
+
+def _serial(value: int | None) -> str | None:
+    # Certificate serials are up to 160 bits: kept as decimal text, as JSON numbers cannot hold them.
+    return None if value is None else str(value)
+
+
+def certificate_subject(token: Any) -> str:
+    """A stable, non-identifying key of the certificate a token claims, for per-certificate rate limits."""
+    cert = token.get("unverifiedCertificate") if isinstance(token, dict) else None
+    return hashlib.sha256(str(cert).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class SignInOutcome:
+    """A successful sign-in: the account and the new session token."""
+
+    account: PortalAccount
+    session_token: str | None
+    new_account: bool
+
+
+def sign_in(session: Session, *, token: Any, nonce: str | None, client: str | None,
+            open_session: bool = True) -> SignInOutcome:
+    """Verify a Web eID token against the nonce this client was given; open a session. Raises AuthTokenError."""
+    store = nonces("auth")
+    source = functools.partial(store.take, nonce) if nonce else None
+    try:
+        verified = verify_auth_token(token, nonce=source, trust=trust())
+    except AuthTokenError as exc:
+        oplog.record(session, "resident.sign_in", outcome="failure", actor="anonymous", client_addr=client,
+                     detail={"code": str(exc.code), "certificate_serial": _serial(exc.certificate_serial)})
+        raise
+    issuer, serial = verified.issuer_key_id, str(verified.serial)
+    account = session.execute(
+        select(PortalAccount).where(PortalAccount.cert_issuer == issuer, PortalAccount.cert_serial == serial)
+    ).scalar_one_or_none()
+    now = clock.utcnow()
+    created = account is None
+    if account is None:
+        account = PortalAccount(cert_issuer=issuer, cert_serial=serial, cert_not_after=verified.not_after,
+                                created_at=now, last_sign_in_at=now)
+        session.add(account)
+        session.flush()
+    account.last_sign_in_at = now
+    token_value = SESSIONS.start(session, account.id) if open_session else None
+    oplog.record(session, "resident.sign_in", actor=f"account:{account.id}", actor_id=account.id, client_addr=client,
+                 detail={"certificate_serial": serial, "new_account": created})
+    return SignInOutcome(account, token_value, created)
+
+
+def resume(session: Session, token: str) -> tuple[PortalAccount | None, str]:
+    """The account of a live session, or why there is none (idle, expired, ended)."""
+    row = SESSIONS.live(session, token)
+    if row is None:
+        return None, "ended"
+    cfg = current_app.config
+    reason = SESSIONS.expiry_reason(row, idle=dt.timedelta(minutes=cfg["PORTAL_IDLE_MINUTES"]),
+                                    absolute=dt.timedelta(hours=cfg["PORTAL_ABSOLUTE_HOURS"]))
+    if reason is not None:
+        SESSIONS.close(session, row, reason)
+        return None, reason
+    SESSIONS.touch(session, row)
+    return session.get(PortalAccount, row.account_id), "ok"
+
+
+def sign_out(session: Session, token: str, account: PortalAccount | None) -> None:
+    """End the session on the server."""
+    SESSIONS.end(session, token, reason="sign_out")
+    if account is not None:
+        oplog.record(session, "resident.sign_out", actor=f"account:{account.id}", actor_id=account.id)
+
+
+def link_identity(session: Session, *, account: PortalAccount, jws: str, nonce: str | None) -> PortalAccount:
+    """Keep the four basic items of the signature certificate the resident just signed with (§3.6)."""
+    store = nonces("sign")
+    source = functools.partial(store.take, nonce) if nonce else None
+    try:
+        verified = verify_signed_application(jws, expected_nonce=source, expected_aud=current_app.config["SITE_ORIGIN"],
+                                             trust=trust())
+    except SignedApplicationError as exc:
+        oplog.record(session, "resident.link", outcome="failure", actor=f"account:{account.id}", actor_id=account.id,
+                     detail={"code": str(exc.code), "certificate_serial": _serial(exc.certificate_serial)})
+        raise
+    if verified.application.get("purpose") != LINK_PURPOSE:
+        oplog.record(session, "resident.link", outcome="failure", actor=f"account:{account.id}", actor_id=account.id,
+                     detail={"code": "WRONG_PURPOSE"})
+        raise ValueError("the signed document is not an identity link")
+    items = verified.items
+    account.linked_at = clock.utcnow()
+    account.sign_cert_issuer, account.sign_cert_serial = verified.issuer_key_id, str(verified.serial)
+    account.name, account.address = items.name, items.address
+    account.birth_date, account.sex = items.birth_date, items.sex
+    session.flush()
+    oplog.record(session, "resident.link", actor=f"account:{account.id}", actor_id=account.id,
+                 detail={"sign_certificate_serial": str(verified.serial)})
+    return account
