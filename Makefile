@@ -21,11 +21,11 @@ $(STAMP): requirements.txt
 install: $(STAMP) translations ## Create .venv and install the pinned requirements
 
 translations: $(STAMP) ## Compile the message catalogues
-	@$(BIN)/pybabel compile -q -d translations -f
+	@$(BIN)/pybabel -q compile -d translations -f
 
 translations-update: $(STAMP) ## Extract new messages into the Japanese catalogue (then translate them)
-	$(BIN)/pybabel extract -q -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output -o translations/messages.pot .
-	$(BIN)/pybabel update -q -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output -o translations/messages.pot .
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
 
 migrate: install ## Migrate both databases to the latest revision
 	$(FLASK) --app wsgi:portal_app db upgrade
