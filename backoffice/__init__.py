@@ -25,11 +25,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from backoffice.admin import bp as admin_bp
     from backoffice.audit import bp as audit_bp
     from backoffice.auth import bp as auth_bp
+    from backoffice.cards import bp as cards_bp
     from backoffice.cli import register
     from backoffice.ledger import bp as ledger_bp
 
     app.before_request(security.enforce_access)
-    for bp in (auth_bp, ledger_bp, audit_bp, admin_bp):
+    for bp in (auth_bp, ledger_bp, audit_bp, admin_bp, cards_bp):
         app.register_blueprint(bp)
     register(app)
     app.jinja_env.globals["zone"] = "backoffice"

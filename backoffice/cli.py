@@ -13,6 +13,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
+from backoffice.cards.cli import cards_cli
 from backoffice.extensions import db
 from backoffice.models import Resident, Role, Staff
 from backoffice.services import audit
@@ -183,5 +184,5 @@ def demo(residents: int) -> None:
 
 def register(app: Flask) -> None:
     """Attach the command groups to the app."""
-    for command in (staff_cli, terminals_cli, audit_cli, seed, demo):
+    for command in (staff_cli, terminals_cli, audit_cli, seed, demo, cards_cli):
         app.cli.add_command(command)

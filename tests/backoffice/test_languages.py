@@ -39,3 +39,11 @@ def test_a_search_error_names_the_field_in_the_pages_language(backoffice):
                                              "juminhyo_code": "12"})
     link = BeautifulSoup(en.text, "html.parser").select_one(".error-summary a[href='#juminhyo_code']")
     assert link is not None and "Resident record code: The resident record code is 11 digits" in link.text
+
+
+def test_form_fields_carry_no_empty_attributes(backoffice):
+    client = backoffice.client_for("clerk1", "clerk")
+    page = BeautifulSoup(client.get("/ledger/search").text, "html.parser")
+    for field in page.select("input, select"):
+        assert field.get("type") != "None" and field.get("autocomplete") != "None", field
+    assert page.select_one("#birth_date")["type"] == "date"

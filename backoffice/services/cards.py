@@ -1,0 +1,542 @@
+"""My Number Card issuance at the counter: card records, certificates from J-LIS, revocation, the virtual card file.
+
+J-LIS is reached only through a ``CardAuthority``; the simulated one (JPKI-SIM, development and test)
+is the only implementation today, and a real J-LIS connection would be another. Every function here
+flushes and never commits, writes one operation-log row, and refuses bad input with a ``CardError``
+naming the field before any key is generated or any certificate is touched.
+
+The certificate authority keeps its own state outside the database. When the caller rolls back after
+a successful call, the certificates stay issued or revoked at the authority: the same is true of the
+real J-LIS, whose records the city cannot roll back either.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from flask import current_app, has_request_context
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backoffice.models import CardRecord, CardStatus, RecordStatus, Resident
+from backoffice.services import audit
+from bridge.peers.jlis.service import open_simulator, publish
+from bridge.peers.jlis.simulator import (
+    JST,
+    SIGNATURE_MINIMUM_AGE,
+    Holder,
+    IssuanceRefused,
+    IssuedCard,
+    JlisSimulator,
+    RevocationReason,
+    age_on,
+    validity_end_date,
+)
+from bridge.peers.jlis.virtualcard import DEFAULT_ITERATIONS, write_card_file
+from core import clock
+from core.addressmaster import machiaza_by_code, municipality_by_code
+from core.config import ConfigError
+
+# マイナンバーカードの有効期限: the 10th birthday after issue from 18, the 5th below 18.
+ADULT_AGE = 18
+ADULT_CARD_BIRTHDAYS = 10
+MINOR_CARD_BIRTHDAYS = 5
+CARD_NUMBER_DIGITS = 12
+# The four basic items (基本4情報) as ledger columns; the address is the three columns together.
+BASIC_ITEM_COLUMNS = ("name", "birth_date", "sex", "machiaza_code", "banchi", "katagaki")
+REASONS = tuple(reason.value for reason in RevocationReason)
+# Statuses of a card that still has live certificates (a suspended card is only on hold).
+LIVE_STATUSES = (CardStatus.ACTIVE, CardStatus.SUSPENDED)
+
+# fullmatch with explicit ASCII classes: str.isdigit() and \d would accept full-width and other digits.
+_PIN = re.compile(r"[0-9]{4}")
+_PASSWORD = re.compile(r"[A-Z0-9]{6,16}")
+_SERIAL = re.compile(r"[0-9]{1,64}")
+
+
+class CardError(ValueError):
+    """A card command or form was given something it cannot accept; ``field`` names the input, ``code`` the rule."""
+
+    def __init__(self, field: str, message: str, *, code: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.code = code or field
+
+
+class CardAuthority(Protocol):
+    """The certificate authority for card certificates (J-LIS): issue, revoke, hold, and publish CRLs.
+
+    Serials are the certificates' X.509 serial numbers; a serial the authority never issued raises LookupError.
+    """
+
+    def issue(
+        self, holder: Holder, *, card_expires_on: dt.date, with_signature: bool, replaces_serial: int | None = None
+    ) -> IssuedCard:
+        """Generate the card's key pairs and certify them; ``replaces_serial`` names the renewed card's auth serial."""
+        ...
+
+    def revoke(self, serial: int, reason: RevocationReason) -> bool:
+        """Revoke a certificate; return False when it was already revoked (a hold may still become permanent)."""
+        ...
+
+    def release_hold(self, serial: int) -> bool:
+        """Lift a certificateHold; return False when the certificate was not on hold."""
+        ...
+
+    def revocation(self, serial: int) -> RevocationReason | None:
+        """Return why the certificate is revoked, or None while it is valid."""
+        ...
+
+    def publish(self) -> None:
+        """Publish fresh CRLs (and the trust anchors) where the portal and the back office read them."""
+        ...
+
+
+class SimulatedCardAuthority:
+    """CardAuthority over the simulated J-LIS (JPKI-SIM); refused outside development and test."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self._config = config
+        self._simulator: JlisSimulator = open_simulator(config)
+
+    def issue(
+        self, holder: Holder, *, card_expires_on: dt.date, with_signature: bool, replaces_serial: int | None = None
+    ) -> IssuedCard:
+        """Issue through the simulator, linking the new card to the one it renews (新旧紐付け) when known."""
+        replaces = None
+        if replaces_serial is not None:
+            try:
+                replaces = self._simulator.linkage(replaces_serial).card_id
+            except LookupError:
+                # A card this authority never issued (another simulator directory): issue without the link.
+                replaces = None
+        return self._simulator.issue_card(
+            holder, card_expires_on=card_expires_on, with_signature=with_signature, replaces=replaces
+        )
+
+    def revoke(self, serial: int, reason: RevocationReason) -> bool:
+        """Revoke in the simulator; a hold can be made permanent, anything else is final."""
+        before = self._simulator.certificate_record(serial).revocation_reason
+        after = self._simulator.revoke(serial, reason).revocation_reason
+        return after != before
+
+    def release_hold(self, serial: int) -> bool:
+        """Lift a hold in the simulator."""
+        if self._simulator.certificate_record(serial).revocation_reason is not RevocationReason.CERTIFICATE_HOLD:
+            return False
+        self._simulator.release_hold(serial)
+        return True
+
+    def revocation(self, serial: int) -> RevocationReason | None:
+        """Return the simulator's revocation reason for ``serial``."""
+        return self._simulator.certificate_record(serial).revocation_reason
+
+    def publish(self) -> None:
+        """Write the anchors and a fresh CRL of every CA (service.publish)."""
+        publish(self._config, self._simulator)
+
+
+def card_authority(config: Mapping[str, Any] | None = None) -> CardAuthority:
+    """The CardAuthority chosen by ``CARD_AUTHORITY`` (default ``simulator``, the only one built so far)."""
+    cfg = current_app.config if config is None else config
+    kind = cfg.get("CARD_AUTHORITY", "simulator")
+    if kind == "simulator":
+        return SimulatedCardAuthority(cfg)
+    raise ConfigError(f"CARD_AUTHORITY {kind!r} is not available; the only one built is 'simulator'")
+
+
+# -- the holder and the card's dates ------------------------------------------------------------------
+
+
+def holder_for(resident: Resident) -> Holder:
+    """The resident's four basic items as the signature certificate carries them (the address in full)."""
+    code = current_app.config["MUNICIPALITY_CODE"]
+    municipality = municipality_by_code(code)
+    if municipality is None:
+        raise ConfigError(f"municipality {code} is not in data/municipalities.csv")
+    machiaza = machiaza_by_code(code, resident.machiaza_code)
+    if machiaza is None:
+        raise CardError("resident_code", "the record's town area is not in the address master",
+                        code="address_unknown")
+    address = municipality.prefecture + municipality.name + machiaza.name + resident.banchi
+    if resident.katagaki:
+        # The full-width space is how the ledger prints 方書 after 番地 (ledger.address_text).
+        address += "　" + resident.katagaki
+    return Holder(
+        name=resident.name,
+        birth_date=resident.birth_date,
+        sex=resident.sex.value,
+        address=address,
+        prefecture=municipality.prefecture,
+        municipality=municipality.name,
+    )
+
+
+def card_expiry(birth_date: dt.date, issued_on: dt.date) -> dt.date:
+    """The card's expiry: the 10th birthday after issue for holders of 18 or older, the 5th for younger ones."""
+    birthdays = ADULT_CARD_BIRTHDAYS if age_on(birth_date, issued_on) >= ADULT_AGE else MINOR_CARD_BIRTHDAYS
+    return validity_end_date(birth_date, issued_on, birthdays=birthdays)
+
+
+def gets_signature_certificate(birth_date: dt.date, issued_on: dt.date) -> bool:
+    """Whether a card issued on ``issued_on`` carries a signature certificate (holders of 15 or older)."""
+    return age_on(birth_date, issued_on) >= SIGNATURE_MINIMUM_AGE
+
+
+# -- checks that run before anything is generated ----------------------------------------------------
+
+
+def _check_pin(pin: str) -> str:
+    if not isinstance(pin, str) or not _PIN.fullmatch(pin):
+        raise CardError("pin", "the PIN must be exactly 4 digits (0-9)", code="pin_format")
+    return pin
+
+
+def _check_password(password: str | None) -> str:
+    if not password:
+        raise CardError("password", "a password is required: holders of 15 or older get a signature certificate",
+                        code="password_required")
+    # Checked ASCII before upper-casing: "ß".upper() is "SS", which would slip through the pattern.
+    value = password.upper() if password.isascii() else ""
+    if not _PASSWORD.fullmatch(value):
+        raise CardError("password", "the password must be 6-16 characters of A-Z and 0-9", code="password_format")
+    if value.isdigit() or value.isalpha():
+        raise CardError("password", "the password must mix letters and digits", code="password_mix")
+    return value
+
+
+def _iterations(iterations: int | None) -> int:
+    cfg = current_app.config
+    value = int(iterations if iterations is not None else cfg.get("CARD_FILE_ITERATIONS", DEFAULT_ITERATIONS))
+    # Only the test suite may write cheaper files; docs/virtual-card.md promises 600,000 everywhere else.
+    floor = 1 if cfg["APP_ENV"] == "test" else DEFAULT_ITERATIONS
+    if value < floor:
+        raise ConfigError(f"card files need at least {floor} PBKDF2 iterations, got {value}")
+    return value
+
+
+def _current_resident(session: Session, resident_code: str) -> Resident:
+    code = (resident_code or "").strip()
+    resident = None
+    if code.isascii() and code.isdigit() and len(code) == 11:
+        resident = session.execute(select(Resident).where(Resident.juminhyo_code == code)).scalar_one_or_none()
+    if resident is None:
+        raise CardError("resident_code", "no resident has this resident record code", code="resident_unknown")
+    if resident.status is not RecordStatus.CURRENT:
+        raise CardError("resident_code", "the record is removed (除票); no card can be issued to it",
+                        code="resident_removed")
+    return resident
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+
+def _actor(by: str) -> dict[str, str]:
+    # In a request the signed-in account is the actor (audit.record adds its id); a command names itself.
+    if has_request_context() and current_user.is_authenticated and current_user.login_id == by:
+        return {}
+    return {"actor": by}
+
+
+@contextmanager
+def _known_to_authority(field: str) -> Iterator[None]:
+    """Turn the authority's "no such certificate" (the ledger and J-LIS disagree) into a refusal naming ``field``."""
+    try:
+        yield
+    except LookupError as exc:
+        raise CardError(field, f"J-LIS has no record of this card's certificate ({exc})",
+                        code="authority_unknown") from exc
+
+
+def _jst_date(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(JST).date()
+
+
+def _new_card_number(session: Session) -> str:
+    while True:
+        number = f"{secrets.randbelow(10**CARD_NUMBER_DIGITS):0{CARD_NUMBER_DIGITS}d}"
+        if session.execute(select(CardRecord.id).where(CardRecord.card_number == number)).first() is None:
+            return number
+
+
+def _card_serials(card: CardRecord) -> list[int]:
+    return [int(s) for s in (card.auth_cert_serial, card.sign_cert_serial) if s is not None]
+
+
+def live_card(session: Session, resident: Resident) -> CardRecord | None:
+    """The resident's newest card that still has live certificates (active or suspended), if any."""
+    return session.execute(
+        select(CardRecord)
+        .where(CardRecord.resident_id == resident.id, CardRecord.status.in_(LIVE_STATUSES))
+        .order_by(CardRecord.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def get_card(session: Session, *, card_number: str) -> CardRecord:
+    """The card record with ``card_number``, or a CardError naming ``card_number``."""
+    number = (card_number or "").strip()
+    card = session.execute(select(CardRecord).where(CardRecord.card_number == number)).scalar_one_or_none()
+    if card is None:
+        raise CardError("card_number", "no card has this card number", code="card_unknown")
+    return card
+
+
+def view_card(session: Session, card_id: int) -> CardRecord | None:
+    """Load one card record for display and log the view (the page shows whose card it is)."""
+    card = session.get(CardRecord, card_id)
+    if card is not None:
+        audit.record("card.view", target_type="card", target_id=card.id)
+    return card
+
+
+# -- issuance -----------------------------------------------------------------------------------------
+
+
+def issue_card(
+    session: Session,
+    *,
+    resident_code: str,
+    pin: str,
+    password: str | None,
+    issued_by: str,
+    iterations: int | None = None,
+) -> tuple[CardRecord, bytes]:
+    """Issue a card to a current resident and return its record and the virtual card file (UTF-8 JSON bytes).
+
+    The password is needed only when the card gets a signature certificate (holders of 15 or older);
+    a younger holder's card has no sign slot, so a password given for it is not used. A live card
+    of the same resident is superseded: its certificates are revoked and its record marked revoked.
+    """
+    resident = _current_resident(session, resident_code)
+    pin = _check_pin(pin)
+    issued_on = clock.today_jst()
+    with_signature = gets_signature_certificate(resident.birth_date, issued_on)
+    sign_password = _check_password(password) if with_signature else None
+    rounds = _iterations(iterations)
+    holder = holder_for(resident)
+    expires_on = card_expiry(resident.birth_date, issued_on)
+    previous = list(session.execute(
+        select(CardRecord).where(CardRecord.resident_id == resident.id, CardRecord.status.in_(LIVE_STATUSES))
+        .order_by(CardRecord.id)
+    ).scalars())
+
+    authority = card_authority()
+    # Asked before any key is generated: a card J-LIS cannot revoke must not be superseded silently.
+    with _known_to_authority("resident_code"):
+        for old in previous:
+            for serial in _card_serials(old):
+                authority.revocation(serial)
+    newest = previous[-1] if previous else None
+    try:
+        issued = authority.issue(
+            holder, card_expires_on=expires_on, with_signature=with_signature,
+            replaces_serial=int(newest.auth_cert_serial) if newest and newest.auth_cert_serial else None,
+        )
+    except IssuanceRefused as exc:
+        raise CardError("resident_code", f"J-LIS refused the certificates: {exc}", code="issuance_refused") from exc
+    buffer = io.StringIO()
+    write_card_file(issued, pin, sign_password, buffer, iterations=rounds)
+    card_file = buffer.getvalue().encode("utf-8")
+
+    # Only once the new card exists are the old ones withdrawn, so a failed issue never leaves the holder without one.
+    now = clock.utcnow()
+    superseded = []
+    for old in previous:
+        for serial in _card_serials(old):
+            authority.revoke(serial, RevocationReason.SUPERSEDED)
+        old.status = CardStatus.REVOKED
+        old.updated_at = now
+        superseded.append(old.card_number)
+
+    card = CardRecord(
+        resident_id=resident.id,
+        card_number=_new_card_number(session),
+        auth_cert_serial=str(issued.auth.serial),
+        sign_cert_serial=str(issued.sign.serial) if issued.sign else None,
+        issued_on=issued_on,
+        expires_on=expires_on,
+        sign_cert_expires_on=_jst_date(issued.sign.certificate.not_valid_after_utc) if issued.sign else None,
+        status=CardStatus.ACTIVE,
+        updated_at=now,
+    )
+    session.add(card)
+    session.flush()
+    authority.publish()
+    audit.record("card.issue", target_type="card", target_id=card.id, **_actor(issued_by), detail={
+        "resident_id": resident.id,
+        "card_number": card.card_number,
+        "auth_serial": card.auth_cert_serial,
+        "sign_serial": card.sign_cert_serial,
+        "expires_on": expires_on.isoformat(),
+        "superseded": superseded,
+        "pbkdf2_iterations": rounds,
+    })
+    return card, card_file
+
+
+# -- revocation, suspension ---------------------------------------------------------------------------
+
+
+def _reason(reason: str) -> RevocationReason:
+    try:
+        return RevocationReason((reason or "").strip())
+    except ValueError:
+        raise CardError("reason", f"the reason must be one of {', '.join(REASONS)}", code="reason_unknown") from None
+
+
+def _card_of_serial(session: Session, serial: str) -> CardRecord:
+    value = (serial or "").strip()
+    card = None
+    if _SERIAL.fullmatch(value):
+        card = session.execute(
+            select(CardRecord).where((CardRecord.auth_cert_serial == value) | (CardRecord.sign_cert_serial == value))
+        ).scalar_one_or_none()
+    if card is None:
+        raise CardError("serial", "no card of this municipality has a certificate with this serial",
+                        code="serial_unknown")
+    return card
+
+
+def revoke_certificate(session: Session, *, serial: str, reason: str, by: str) -> CardRecord:
+    """Revoke one certificate of a card and republish the CRLs; the card's status follows.
+
+    The card becomes revoked when its authentication certificate is revoked for good, and suspended
+    for a certificateHold on either certificate (a card already revoked stays revoked).
+    """
+    why = _reason(reason)
+    card = _card_of_serial(session, serial)
+    number = int(serial.strip())
+    authority = card_authority()
+    with _known_to_authority("serial"):
+        if not authority.revoke(number, why):
+            current = authority.revocation(number)
+            raise CardError("serial", f"the certificate is already revoked ({current.value if current else '-'})",
+                            code="already_revoked")
+    before = card.status
+    if card.status is not CardStatus.REVOKED:
+        if why is RevocationReason.CERTIFICATE_HOLD:
+            card.status = CardStatus.SUSPENDED
+        elif card.auth_cert_serial == str(number):
+            card.status = CardStatus.REVOKED
+    card.updated_at = clock.utcnow()
+    session.flush()
+    authority.publish()
+    which = "auth" if card.auth_cert_serial == str(number) else "sign"
+    audit.record("card.revoke", target_type="card", target_id=card.id, **_actor(by), detail={
+        "serial": str(number), "certificate": which, "reason": why.value,
+        "status_before": before.value, "status": card.status.value,
+    })
+    return card
+
+
+def suspend_card(session: Session, *, card_number: str, by: str) -> CardRecord:
+    """A lost card: put both certificates on hold (certificateHold), mark the card suspended, republish."""
+    card = get_card(session, card_number=card_number)
+    if card.status is not CardStatus.ACTIVE:
+        raise CardError("card_number", f"only an active card can be suspended; this one is {card.status.value}",
+                        code="not_active")
+    authority = card_authority()
+    with _known_to_authority("card_number"):
+        held = [str(s) for s in _card_serials(card) if authority.revoke(s, RevocationReason.CERTIFICATE_HOLD)]
+    card.status = CardStatus.SUSPENDED
+    card.updated_at = clock.utcnow()
+    session.flush()
+    authority.publish()
+    audit.record("card.suspend", target_type="card", target_id=card.id, **_actor(by),
+                 detail={"card_number": card.card_number, "held": held})
+    return card
+
+
+def resume_card(session: Session, *, card_number: str, by: str) -> CardRecord:
+    """A lost card found again: release the holds, mark the card active, republish."""
+    card = get_card(session, card_number=card_number)
+    if card.status is not CardStatus.SUSPENDED:
+        raise CardError("card_number", f"only a suspended card can be resumed; this one is {card.status.value}",
+                        code="not_suspended")
+    authority = card_authority()
+    with _known_to_authority("card_number"):
+        if card.auth_cert_serial is None or not authority.release_hold(int(card.auth_cert_serial)):
+            raise CardError("card_number", "the authentication certificate is not on hold, so the card cannot resume",
+                            code="not_on_hold")
+        released = [card.auth_cert_serial]
+        # A signature certificate revoked for good meanwhile (e.g. affiliationChanged) stays revoked.
+        if card.sign_cert_serial is not None and authority.release_hold(int(card.sign_cert_serial)):
+            released.append(card.sign_cert_serial)
+    card.status = CardStatus.ACTIVE
+    card.updated_at = clock.utcnow()
+    session.flush()
+    authority.publish()
+    audit.record("card.resume", target_type="card", target_id=card.id, **_actor(by),
+                 detail={"card_number": card.card_number, "released": released})
+    return card
+
+
+def certificate_states(card: CardRecord) -> dict[str, RevocationReason | None]:
+    """The authority's revocation reason (None: valid) of each certificate of ``card`` it knows, by serial."""
+    authority = card_authority()
+    states: dict[str, RevocationReason | None] = {}
+    for serial in _card_serials(card):
+        try:
+            states[str(serial)] = authority.revocation(serial)
+        except LookupError:
+            continue  # shown as unknown: the page must still open when the ledger and J-LIS disagree
+    return states
+
+
+# -- the hook for ledger changes ----------------------------------------------------------------------
+
+
+def _comparable(value: Any) -> Any:
+    # Snapshots hold JSON values (records.snapshot), callers may pass model values: compare them alike.
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if hasattr(value, "value"):
+        return value.value
+    return value or None
+
+
+def changed_basic_items(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """The four basic items that differ between two snapshots of a record (the address as one item)."""
+    differing = {c for c in BASIC_ITEM_COLUMNS if _comparable(before.get(c)) != _comparable(after.get(c))}
+    items = [c for c in ("name", "birth_date", "sex") if c in differing]
+    if differing & {"machiaza_code", "banchi", "katagaki"}:
+        items.append("address")
+    return items
+
+
+def revoke_for_changed_basic_items(
+    session: Session, *, resident: Resident, before: Mapping[str, Any], after: Mapping[str, Any], by: str
+) -> bool:
+    """After a ledger change: revoke the live card's signature certificate (affiliationChanged) if a basic item changed.
+
+    ``before`` and ``after`` are snapshots of the record (``records.snapshot``). The authentication
+    certificate names nobody, so it and the card stay valid. Returns whether a certificate was revoked.
+    """
+    items = changed_basic_items(before, after)
+    if not items:
+        return False
+    card = live_card(session, resident)
+    if card is None or card.sign_cert_serial is None:
+        return False
+    authority = card_authority()
+    # Unknown at J-LIS fails loudly: a signature certificate with the old items must not stay valid unnoticed.
+    with _known_to_authority("resident"):
+        if not authority.revoke(int(card.sign_cert_serial), RevocationReason.AFFILIATION_CHANGED):
+            return False
+    card.updated_at = clock.utcnow()
+    session.flush()
+    authority.publish()
+    audit.record("card.revoke", target_type="card", target_id=card.id, **_actor(by), detail={
+        "serial": card.sign_cert_serial, "certificate": "sign", "reason": RevocationReason.AFFILIATION_CHANGED.value,
+        "changed_items": items, "status_before": card.status.value, "status": card.status.value,
+    })
+    return True
