@@ -33,9 +33,10 @@ def main() -> None:
         log.info("Using SQLite databases under instance/ where no *_DATABASE_URL is set")
     import wsgi
 
-    log.info("Portal: http://127.0.0.1:5000/  Back office: http://127.0.0.1:5000/backoffice/")
+    port = int(os.environ.get("PORT", "5000"))
+    log.info("Portal: http://127.0.0.1:%d/  Back office: http://127.0.0.1:%d/backoffice/", port, port)
     try:
-        run_simple("127.0.0.1", int(os.environ.get("PORT", "5000")), wsgi.app, threaded=True, use_reloader=False)
+        run_simple("127.0.0.1", port, wsgi.app, threaded=True, use_reloader=False)
     finally:
         if redis_server is not None:
             redis_server.shutdown()
