@@ -38,7 +38,12 @@ demo: migrate ## Seed demo residents, staff and a terminal code when the databas
 run: demo ## Set everything up and serve portal and back office at http://127.0.0.1:5000
 	$(BIN)/python -m scripts.run
 
-test: install ## Run the whole suite (PostgreSQL and Redis on loopback)
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the accessibility checks (axe-core)"; exit 1; }
+	npm ci --no-audit --no-fund --silent
+	touch node_modules/.installed
+
+test: install node_modules/.installed ## Run the whole suite (PostgreSQL, Redis and Chromium on this machine)
 	$(BIN)/pytest
 
 lint: install ## ruff over the project

@@ -26,12 +26,36 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from backoffice.audit import bp as audit_bp
     from backoffice.auth import bp as auth_bp
     from backoffice.cards import bp as cards_bp
+    from backoffice.cases import bp as cases_bp
     from backoffice.cli import register
     from backoffice.ledger import bp as ledger_bp
 
     app.before_request(security.enforce_access)
-    for bp in (auth_bp, ledger_bp, audit_bp, admin_bp, cards_bp):
+    for bp in (auth_bp, ledger_bp, audit_bp, admin_bp, cards_bp, cases_bp):
         app.register_blueprint(bp)
     register(app)
     app.jinja_env.globals["zone"] = "backoffice"
+    _init_bridge(app)
     return app
+
+
+def _init_bridge(app: Flask) -> None:
+    """Take part in the bridge as ``muni:<MUNICIPALITY_CODE>``: outbox, processed messages, dead letters, audit."""
+    from backoffice.extensions import db
+    from backoffice.models import DeadLetter, Outbox, ProcessedMessage
+    from backoffice.services import audit
+    from bridge.binding import init_bridge
+
+    def record(_session: Any, action: str, *, outcome: str, target_type: str, target_id: str,
+               detail: dict[str, Any]) -> Any:
+        # audit.record writes through db.session, which is the session the bridge passes.
+        return audit.record(action, actor="bridge", outcome=outcome, target_type=target_type, target_id=target_id,
+                            detail=detail)
+
+    init_bridge(app, zone="backoffice", database=db, outbox=Outbox, processed=ProcessedMessage,
+                dead_letters=DeadLetter, audit=record)
+    from backoffice.services.intake import register_handlers
+    from backoffice.services.provision import load_recipients
+
+    register_handlers()
+    load_recipients()  # a malformed list of lawful recipients stops the start, not the first provision

@@ -273,9 +273,86 @@ class Terminal(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
+class CaseStatus(enum.Enum):
+    """Where a case stands in the back office (the resident sees the portal's status words)."""
+
+    RECEIVED = "received"
+    IN_REVIEW = "in_review"
+    RETURNED = "returned"
+    CONFIRMED = "confirmed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    COMPLETED = "completed"
+
+
+class Case(Base):
+    """One application that arrived from the portal, with what intake found; unique per receipt number."""
+
+    __tablename__ = "application_case"
+
+    id: Mapped[intpk]
+    receipt_number: Mapped[str] = mapped_column(String(30), unique=True)
+    message_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(30), index=True)
+    move_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus), index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    applicant_resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"), index=True)
+    mover_resident_ids: Mapped[str] = mapped_column(Text)  # JSON list; null entries for movers not found
+    signed_jws: Mapped[str] = mapped_column(Text)  # the application exactly as the resident signed it
+    sign_cert_serial: Mapped[str] = mapped_column(String(64))
+    signature_checked_at: Mapped[tzdatetime]  # verified again here, with a fresh revocation check
+    findings: Mapped[str] = mapped_column(Text)  # JSON list of {code, detail} for the clerk
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[tzdatetime]
+    updated_at: Mapped[tzdatetime]
+
+
 class AuditLog(AuditLogMixin, Base):
     """操作ログ of the back office (R6, R14)."""
 
 
 class AuditHead(AuditHeadMixin, Base):
     """Chain head of the back-office operation log."""
+
+
+# -- the bridge (bridge/outbox.py): outbox, processed messages, dead letters ------------------------
+
+from bridge.outbox import DeadLetterMixin, OutboxMixin, ProcessedMessageMixin  # noqa: E402
+
+
+class Outbox(OutboxMixin, Base):
+    """Sealed messages from this back office (status, notices, acks) until their recipient acknowledges them."""
+
+
+class ProcessedMessage(ProcessedMessageMixin, Base):
+    """Messages this back office has applied (applications, notices, acks); a duplicate changes nothing."""
+
+
+class DeadLetter(DeadLetterMixin, Base):
+    """Messages to this back office that were refused or kept failing, for an administrator (R18)."""
+
+
+# -- provisions (backoffice/services/provision.py): the 提供記録 of R4 -------------------------------
+
+
+class ProvisionRecord(Base):
+    """提供記録: one provision (提供) or transfer (移転) of resident data to a recipient of data/recipients.json (R4).
+
+    Item names only, never their values: the values travel sealed in the outbox row ``message_id``.
+    """
+
+    __tablename__ = "provision_record"
+
+    id: Mapped[intpk]
+    recipient_id: Mapped[str50] = mapped_column(index=True)  # an id of data/recipients.json
+    message_type: Mapped[str50]
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)  # the outbox row that carried the data
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"), index=True)
+    items_sent: Mapped[str] = mapped_column(Text)  # JSON list of the item names sent
+    legal_basis: Mapped[str] = mapped_column(Text)  # as the data file stated it when the data left
+    reason: Mapped[str200]  # why it was sent (the case or event), no personal data
+    detail: Mapped[str] = mapped_column(Text)  # JSON: the party, the queue and the item names withheld
+    created_at: Mapped[tzdatetime] = mapped_column(index=True)
+    created_by: Mapped[str50]

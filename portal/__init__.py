@@ -24,15 +24,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from portal import security  # noqa: F401  (registers the session loader)
     from portal.api import bp as api_bp
+    from portal.applications import bp as apply_bp
+    from portal.applications.labels import kind_label, status_label, to_date
     from portal.auth import bp as auth_bp
     from portal.mypage import bp as mypage_bp
     from portal.public import bp as public_bp
+    from portal.services_search import bp as services_search_bp
+    from portal.services_search.api import bp as api_services_bp
 
     _check_card_trust(app)
     csrf.exempt(api_bp)  # bearer tokens only: no cookie the browser could send on its own
-    for bp in (public_bp, auth_bp, mypage_bp, api_bp):
+    for bp in (public_bp, auth_bp, mypage_bp, apply_bp, api_bp, services_search_bp, api_services_bp):
         app.register_blueprint(bp)
-    app.jinja_env.globals["zone"] = "portal"
+    app.jinja_env.globals.update(zone="portal", kind_label=kind_label, status_label=status_label)
+    app.jinja_env.filters["todate"] = to_date
+    _init_bridge(app)
     return app
 
 
@@ -46,3 +52,19 @@ def _check_card_trust(app: Flask) -> None:
 
         with app.app_context():
             cardauth.trust()
+
+
+def _init_bridge(app: Flask) -> None:
+    """Take part in the bridge as ``portal``: outbox, processed messages, dead letters, the operation log."""
+    from functools import partial
+
+    from bridge.binding import init_bridge
+    from portal.extensions import db
+    from portal.models import DeadLetter, Outbox, ProcessedMessage
+    from portal.services import oplog
+
+    init_bridge(app, zone="portal", database=db, outbox=Outbox, processed=ProcessedMessage, dead_letters=DeadLetter,
+                audit=partial(oplog.record, actor="bridge"))
+    from portal.services.status import register_handlers
+
+    register_handlers()

@@ -7,10 +7,11 @@ signature certificate they signed with when they first linked their card (§3.6 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from flask_login import UserMixin
-from sqlalchemy import Date, ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Date, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.audit import AuditHeadMixin, AuditLogMixin
 from core.db import UTCDateTime, intpk, new_metadata, tzdatetime
@@ -21,6 +22,11 @@ class Base(DeclarativeBase):
     """Declarative base of the portal database."""
 
     metadata = new_metadata()
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # Stored by value as a short string.
+    return Enum(cls, values_callable=lambda e: [m.value for m in e], native_enum=False, length=30)
 
 
 class PortalAccount(UserMixin, Base):
@@ -60,9 +66,108 @@ class ResidentSession(ServerSessionMixin, Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("portal_account.id"), index=True)
 
 
+class ApplicationKind(enum.Enum):
+    """What a resident filed; the three move parts are linked by one move id."""
+
+    MOVE_OUT = "move_out"  # 転出届
+    MOVE_IN_RESERVATION = "move_in_reservation"  # 転入予約
+    IN_CITY_RESERVATION = "in_city_reservation"  # 転居予約
+    CERTIFICATE = "certificate"  # 住民票の写し / 記載事項証明書
+
+
+class ApplicationStatus(enum.Enum):
+    """Where an application stands, as the resident sees it."""
+
+    SUBMITTED = "submitted"
+    RECEIVED = "received"
+    IN_REVIEW = "in_review"
+    RETURNED = "returned"
+    APPROVED = "approved"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+class Move(Base):
+    """One move, which may be filed as several applications (転出届 + 転入予約)."""
+
+    __tablename__ = "move"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("portal_account.id"), index=True)
+    created_at: Mapped[tzdatetime]
+
+
+class Application(Base):
+    """A signed application as the resident sent it; the signed JWS is kept exactly as received."""
+
+    __tablename__ = "application"
+
+    id: Mapped[intpk]
+    receipt_number: Mapped[str] = mapped_column(String(30), unique=True)  # 到達番号
+    account_id: Mapped[int] = mapped_column(ForeignKey("portal_account.id"), index=True)
+    move_id: Mapped[str | None] = mapped_column(ForeignKey("move.id"), index=True)
+    kind: Mapped[ApplicationKind] = mapped_column(_enum(ApplicationKind))
+    municipality_code: Mapped[str] = mapped_column(String(6))  # the recipient municipality
+    status: Mapped[ApplicationStatus] = mapped_column(_enum(ApplicationStatus), index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    previous_id: Mapped[int | None] = mapped_column(ForeignKey("application.id"))
+    signed_jws: Mapped[str] = mapped_column(Text)
+    sign_cert_serial: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(Text)  # JSON: what lists show (no more than the resident typed)
+    submitted_at: Mapped[tzdatetime]
+    updated_at: Mapped[tzdatetime]
+
+    events: Mapped[list[ApplicationEvent]] = relationship(order_by="ApplicationEvent.id", viewonly=True)
+
+
+class ApplicationEvent(Base):
+    """One step of an application's status history."""
+
+    __tablename__ = "application_event"
+
+    id: Mapped[intpk]
+    application_id: Mapped[int] = mapped_column(ForeignKey("application.id"), index=True)
+    status: Mapped[ApplicationStatus] = mapped_column(_enum(ApplicationStatus))
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(50))  # resident, portal, or the municipality that handled it
+    at: Mapped[tzdatetime]
+
+
+class Draft(Base):
+    """What a resident has typed so far in one journey, kept server-side (never in a cookie or Redis)."""
+
+    __tablename__ = "draft"
+    __table_args__ = (UniqueConstraint("account_id", "journey"),)
+
+    id: Mapped[intpk]
+    account_id: Mapped[int] = mapped_column(ForeignKey("portal_account.id"))
+    journey: Mapped[str] = mapped_column(String(20))
+    data: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[tzdatetime]
+
+
 class AuditLog(AuditLogMixin, Base):
     """The portal's operation log (sign-ins, refused access to another resident's data)."""
 
 
 class AuditHead(AuditHeadMixin, Base):
     """Chain head of the portal operation log."""
+
+
+# -- the bridge (bridge/outbox.py): outbox, processed messages, dead letters ------------------------
+
+from bridge.outbox import DeadLetterMixin, OutboxMixin, ProcessedMessageMixin  # noqa: E402
+
+
+class Outbox(OutboxMixin, Base):
+    """Sealed messages from the portal (applications, withdrawals, acks) until their recipient acknowledges them."""
+
+
+class ProcessedMessage(ProcessedMessageMixin, Base):
+    """Messages the portal has applied (status updates, acks); a duplicate changes nothing."""
+
+
+class DeadLetter(DeadLetterMixin, Base):
+    """Messages to the portal that were refused or kept failing, for an administrator."""

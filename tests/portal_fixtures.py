@@ -17,12 +17,26 @@ from tests.conftest import SECRETS, _clean
 PIN, PASSWORD = "1234", "ABC123"
 
 
+def bridge_key_directory(session_dir: Path) -> Path:
+    """Keys of the portal and both demo municipalities, each registered with the others (once per run)."""
+    from core.envelope import KeyRegistry, import_public_key
+
+    directory = session_dir / "bridge-keys"
+    if not directory.exists():
+        parties = ("portal", "muni:032051", "muni:032069")
+        registries = [KeyRegistry.from_config({"BRIDGE_KEY_DIRECTORY": str(directory)}, party=p) for p in parties]
+        for party, registry in zip(parties, registries, strict=True):
+            import_public_key(directory, party, registry.public_pem())
+    return directory
+
+
 def _portal(portal_db_url: str, jlis_config: dict[str, str], tmp_path: Path, session_dir: Path, **extra: Any) -> Any:
     from portal import create_app
     from portal.models import Base
 
     app = create_app({
         **jlis_config,
+        "BRIDGE_KEY_DIRECTORY": str(bridge_key_directory(session_dir)),
         "PORTAL_DATABASE_URL": portal_db_url,
         "REDIS_URL": "redis://127.0.0.1:6379/15",
         "REDIS_KEY_PREFIX": f"test-{secrets.token_hex(6)}",

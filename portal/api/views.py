@@ -11,6 +11,7 @@ from core.redisconn import within_limit
 from portal.api import bp
 from portal.extensions import db
 from portal.security import api_login_required, issue_api_token
+from portal.services import applications as apps
 from portal.services import cardauth
 
 
@@ -85,3 +86,105 @@ def identity() -> Any:
         return _error(401, "signature_refused", getattr(exc, "user_hint", None))
     db.session.commit()
     return jsonify({"linked": True, "name": account.name})
+
+
+def _application_json(application: Any) -> dict[str, Any]:
+    return {
+        "receipt_number": application.receipt_number,
+        "kind": application.kind.value,
+        "status": application.status.value,
+        "status_reason": application.status_reason,
+        "municipality_code": application.municipality_code,
+        "move_id": application.move_id,
+        "submitted_at": application.submitted_at.isoformat(),
+        "history": [{"status": e.status.value, "reason": e.reason, "at": e.at.isoformat()} for e in application.events],
+    }
+
+
+@bp.route("/applications/challenge", methods=["POST"])
+@api_login_required
+def application_challenge() -> Any:
+    """A one-time nonce and the audience to put in the next signed application or withdrawal."""
+    issued = cardauth.nonces("sign").issue()
+    return jsonify({"nonce": issued.nonce, "expires_at": issued.expires_at.isoformat(),
+                    "aud": current_app.config["SITE_ORIGIN"]})
+
+
+@bp.route("/applications", methods=["POST"])
+@api_login_required
+def submit_application() -> Any:
+    """Submit a signed application (JWS; schema per type in the OpenAPI document): 202 with its receipt numbers."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("signed_application"), str):
+        return jsonify({"error": "invalid_request", "field": "signed_application"}), 400
+    nonce = body.get("nonce")
+    try:
+        stored = apps.submit(db.session, account=g.api_account, jws=body["signed_application"],
+                             nonce=nonce if isinstance(nonce, str) else None)
+    except SignedApplicationError as exc:
+        db.session.commit()
+        return jsonify({"error": "signature_refused", "hint": exc.user_hint}), 400
+    except apps.ApplicationInvalid as exc:
+        db.session.rollback()
+        return jsonify({"error": "invalid_application",
+                        "fields": [{"field": e.field, "message": str(e.message)} for e in exc.errors]}), 422
+    db.session.commit()
+    return jsonify({"receipt_number": stored[0].receipt_number, "status": stored[0].status.value,
+                    "parts": [{"receipt_number": a.receipt_number, "kind": a.kind.value} for a in stored]}), 202
+
+
+@bp.route("/applications")
+@api_login_required
+def list_applications() -> Any:
+    """The caller's applications, newest first."""
+    return jsonify({"applications": [_application_json(a) for a in apps.for_account(db.session, g.api_account)]})
+
+
+def _own_or_404(receipt: str) -> Any:
+    application = apps.get_own(db.session, g.api_account, receipt)
+    if application is None:
+        db.session.commit()  # a refused look at another resident's application stays in the log
+        return None
+    return application
+
+
+@bp.route("/applications/<receipt>")
+@api_login_required
+def get_application(receipt: str) -> Any:
+    """One of the caller's applications with its history; another resident's is 404."""
+    application = _own_or_404(receipt)
+    if application is None:
+        return _error(404, "not_found")
+    return jsonify(_application_json(application))
+
+
+@bp.route("/applications/<receipt>/withdraw", methods=["POST"])
+@api_login_required
+def withdraw_application(receipt: str) -> Any:
+    """Withdraw on a signed withdrawal `{"type": "withdrawal", "receiptNumber": ...}` while not yet in review."""
+    if _own_or_404(receipt) is None:
+        return _error(404, "not_found")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("signed_application"), str):
+        return jsonify({"error": "invalid_request", "field": "signed_application"}), 400
+    nonce = body.get("nonce")
+    try:
+        application = apps.withdraw(db.session, account=g.api_account, receipt_number=receipt,
+                                     jws=body["signed_application"], nonce=nonce if isinstance(nonce, str) else None)
+    except SignedApplicationError as exc:
+        db.session.commit()
+        return jsonify({"error": "signature_refused", "hint": exc.user_hint}), 400
+    except apps.ApplicationInvalid as exc:
+        db.session.rollback()
+        return jsonify({"error": "invalid_application",
+                        "fields": [{"field": e.field, "message": str(e.message)} for e in exc.errors]}), 409
+    db.session.commit()
+    return jsonify(_application_json(application))
+
+
+@bp.route("/openapi.json")
+def openapi() -> Any:
+    """The OpenAPI 3.1 document of this API."""
+    from portal.api.openapi import document
+
+    return jsonify(document(current_app.config["SITE_ORIGIN"]))

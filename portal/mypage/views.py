@@ -1,18 +1,93 @@
-"""Views: the resident's start page after sign-in."""
+"""Views: My page, My applications (list, detail with its history), and withdrawal on the resident's signature."""
+
+from __future__ import annotations
 
 from typing import Any
 
-from flask import redirect, render_template, url_for
+from flask import abort, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from core.i18n import format_date
+from core.jpki import SignedApplicationError
+from portal.extensions import db
 from portal.mypage import bp
+from portal.services import applications as apps
+from portal.services import cardauth
+
+
+@bp.before_request
+@login_required
+def _signed_in_and_linked() -> Any:
+    if not current_user.is_linked:
+        return redirect(url_for("auth.link"))
+    return None
 
 
 @bp.route("/")
-@login_required
 def index() -> Any:
     """Who is signed in, and what they can do."""
-    if not current_user.is_linked:
-        return redirect(url_for("auth.link"))
     return render_template("portal/mypage/index.html", format_date=format_date)
+
+
+@bp.route("/applications")
+def applications() -> Any:
+    """Everything the resident filed, newest first, the parts of a move together."""
+    rows = apps.for_account(db.session, current_user)
+    return render_template("portal/mypage/applications.html", applications=rows, format_date=format_date)
+
+
+def _own_or_404(receipt: str) -> Any:
+    application = apps.get_own(db.session, current_user, receipt)
+    if application is None:
+        db.session.commit()  # the refused attempt on another resident's application stays in the log
+        abort(404)
+    return application
+
+
+@bp.route("/applications/<receipt>")
+def application(receipt: str) -> Any:
+    """One application: what was signed, every step, and the other parts of the same move."""
+    item = _own_or_404(receipt)
+    return render_template("portal/mypage/application.html", application=item, content=apps.signed_content(item),
+                           parts=apps.move_parts(db.session, item), withdrawable=item.status in apps.WITHDRAWABLE,
+                           format_date=format_date)
+
+
+@bp.route("/applications/<receipt>/withdraw")
+def withdraw(receipt: str) -> Any:
+    """Withdraw: the resident signs the withdrawal with the card."""
+    item = _own_or_404(receipt)
+    if item.status not in apps.WITHDRAWABLE:
+        return redirect(url_for("mypage.application", receipt=receipt))
+    return render_template("portal/mypage/withdraw.html", application=item)
+
+
+@bp.route("/applications/<receipt>/withdraw/challenge", methods=["POST"])
+def withdraw_challenge(receipt: str) -> Any:
+    """The withdrawal to sign, with a one-time nonce."""
+    _own_or_404(receipt)
+    issued = cardauth.nonces("sign").issue()
+    session["withdraw_nonce"] = issued.nonce
+    return jsonify({"nonce": issued.nonce, "aud": current_app.config["SITE_ORIGIN"],
+                    "application": {"type": "withdrawal", "receiptNumber": receipt}})
+
+
+@bp.route("/applications/<receipt>/withdraw", methods=["POST"])
+def withdraw_submit(receipt: str) -> Any:
+    """Verify the signed withdrawal and record it (only while the city has not started checking)."""
+    _own_or_404(receipt)
+    body = request.get_json(silent=True)
+    jws = body.get("signedApplication") if isinstance(body, dict) else None
+    try:
+        apps.withdraw(db.session, account=current_user, receipt_number=receipt,
+                      jws=jws if isinstance(jws, str) else "", nonce=session.pop("withdraw_nonce", None))
+    except SignedApplicationError as exc:
+        db.session.commit()
+        return jsonify({"error": "signature_refused", "hint": exc.user_hint,
+                        "message": _("The signature could not be verified. Please try again.")}), 400
+    except apps.ApplicationInvalid as exc:
+        db.session.rollback()
+        return jsonify({"error": "invalid", "message": str(exc.errors[0].message)}), 400
+    db.session.commit()
+    return jsonify({"redirect": url_for("mypage.application", receipt=receipt)})

@@ -11,7 +11,6 @@ import datetime as dt
 import functools
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flask import current_app
@@ -27,6 +26,7 @@ from core.jpki import (
     verify_auth_token,
     verify_signed_application,
 )
+from core.jpki.appconfig import trust_for_app
 from core.redisconn import get_redis, key
 from core.sessions import SessionStore
 from portal.models import PortalAccount, ResidentSession
@@ -37,18 +37,8 @@ LINK_PURPOSE = "identity-link"
 
 
 def trust() -> TrustConfig:
-    """The trust configuration, fixed at first use (anchors from files; CRLs are read fresh on every check)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    cached: TrustConfig | None = app.extensions.get("jpki_trust")
-    if cached is None:
-        cfg = app.config
-        cached = TrustConfig.from_files(
-            origin=cfg["SITE_ORIGIN"], app_env=cfg["APP_ENV"], auth_anchors_pem=Path(cfg["JPKI_AUTH_ANCHORS"]),
-            sign_anchors_pem=Path(cfg["JPKI_SIGN_ANCHORS"]), crl_directory=Path(cfg["JPKI_CRL_DIRECTORY"]),
-            clock=clock.utcnow,
-        )
-        app.extensions["jpki_trust"] = cached
-    return cached
+    """The portal's card trust configuration."""
+    return trust_for_app()
 
 
 def nonces(purpose: str) -> RedisNonceStore:

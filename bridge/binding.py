@@ -1,0 +1,101 @@
+"""How an app takes part in the bridge: its party, its database and bridge tables, its audit writer.
+
+Each factory calls ``init_bridge`` with its own models, so nothing in ``bridge`` imports a zone:
+the jobs, the relay and the commands find the app's tables through ``current_bridge()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+from flask import Flask, current_app
+from sqlalchemy.orm import Session
+
+from bridge import acks, handlers
+from bridge.settings import BridgeSettings
+from core.db import Database
+from core.envelope import KeyRegistry, validate_party
+
+ZONES = ("portal", "backoffice")
+
+
+def party_for(zone: str, config: Mapping[str, Any]) -> str:
+    """The party an app of ``zone`` is: ``portal``, or ``muni:<MUNICIPALITY_CODE>`` for a back office."""
+    if zone == "portal":
+        return "portal"
+    if zone == "backoffice":
+        return validate_party(f"muni:{config['MUNICIPALITY_CODE']}")
+    raise ValueError(f"zone must be one of {ZONES}")
+
+
+class Auditor(Protocol):
+    """Writes one operation-log row in the given session (the zone's own log)."""
+
+    def __call__(self, session: Session, action: str, /, *, outcome: str, target_type: str, target_id: str,
+                 detail: dict[str, Any]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """One app's part in the bridge."""
+
+    zone: str
+    party: str
+    database: Database
+    outbox: type[Any]
+    processed: type[Any]
+    dead_letters: type[Any]
+    audit: Auditor
+
+    @property
+    def session(self) -> Session:
+        """The session of the current request, job or command."""
+        return self.database.session
+
+    def keys(self) -> KeyRegistry:
+        """This party's keys, read from the key directory (so a newly imported public key counts at once)."""
+        return KeyRegistry.from_config(current_app.config, party=self.party)
+
+    def settings(self) -> BridgeSettings:
+        """The bridge settings of the current app."""
+        return BridgeSettings.from_config(current_app.config)
+
+    def redis(self) -> redis.Redis:
+        """A new connection to the app's Redis for the relay or a worker."""
+        url = current_app.config.get("REDIS_URL")
+        if not url:
+            raise RuntimeError("REDIS_URL is not configured")
+        return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+
+
+def init_bridge(
+    app: Flask,
+    *,
+    zone: str,
+    database: Database,
+    outbox: type[Any],
+    processed: type[Any],
+    dead_letters: type[Any],
+    audit: Auditor,
+) -> Bridge:
+    """Attach the bridge to ``app``: its party, the ``ack`` handler, and the keys, relay and worker commands."""
+    from bridge.cli import register_commands
+
+    party = party_for(zone, app.config)
+    app.config["BRIDGE_PARTY"] = party
+    BridgeSettings.from_config(app.config)  # a bad setting stops the start, not the first job
+    binding = Bridge(zone=zone, party=party, database=database, outbox=outbox, processed=processed,
+                     dead_letters=dead_letters, audit=audit)
+    app.extensions["bridge"] = binding
+    handlers.register(acks.ACK, acks.handle_ack, zone=zone)
+    register_commands(app)
+    return binding
+
+
+def current_bridge() -> Bridge:
+    """The bridge binding of the current app."""
+    binding: Bridge = current_app.extensions["bridge"]
+    return binding

@@ -1,0 +1,111 @@
+"""Bridge commands of both apps: ``keys generate|import|show``, ``relay`` and ``worker`` (thin wrappers)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
+
+from core.envelope import (
+    KeyRegistry,
+    import_public_key,
+    key_directory,
+    private_key_path,
+    public_key_path,
+    validate_party,
+    write_private_key,
+)
+
+keys_cli = AppGroup("keys", help="This party's bridge keys and the public keys of the other parties.")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+@keys_cli.command("generate")
+def keys_generate() -> None:
+    """Write this app's key pairs (unless present) and print the public keys to register with the other side."""
+    binding = current_app.extensions["bridge"]
+    directory = key_directory(current_app.config)
+    path = private_key_path(directory, binding.party)
+    if write_private_key(directory, binding.party, KeyRegistry.generate(binding.party).private_pem()):
+        click.echo(f"Wrote the private keys of {binding.party} to {path} (mode 0600).", err=True)
+    else:
+        click.echo(f"{path} already exists; it was kept. Its public keys:", err=True)
+    registry = KeyRegistry.from_config(current_app.config, party=binding.party)
+    click.echo(f"Register these public keys on the other side with: keys import {binding.party} FILE", err=True)
+    click.echo(registry.public_pem(), nl=False)
+
+
+@keys_cli.command("show")
+def keys_show() -> None:
+    """Print this app's public keys and the parties whose public keys are registered."""
+    binding = current_app.extensions["bridge"]
+    registry = KeyRegistry.from_config(current_app.config, party=binding.party)
+    known = ", ".join(sorted(registry.public_keys)) or "none"
+    click.echo(f"Party {binding.party}; public keys registered for: {known}", err=True)
+    click.echo(registry.public_pem(), nl=False)
+
+
+@keys_cli.command("import")
+@click.argument("party")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def keys_import(party: str, file: Path) -> None:
+    """Register PARTY's public keys from FILE (the output of its ``keys generate``)."""
+    try:
+        validate_party(party)
+        keys = import_public_key(key_directory(current_app.config), party, file.read_text())
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    path = public_key_path(key_directory(current_app.config), party)
+    click.echo(f"Registered {party}: signing key {keys.verify_kid}, encryption key {keys.encrypt_kid} ({path}).")
+
+
+@click.command("relay")
+@with_appcontext
+@click.option("--once", is_flag=True, help="One pass over the due rows, then exit.")
+def relay_command(once: bool) -> None:
+    """Publish this app's outbox to the queues and republish what is not acknowledged (loops until stopped)."""
+    import redis as redis_module
+
+    from bridge.relay import RelayLocked, run_relay
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        published = run_relay(app, once=once)
+    except RelayLocked as exc:
+        _fail(str(exc))
+        return
+    except redis_module.RedisError as exc:
+        _fail(f"Redis unavailable ({type(exc).__name__}); nothing was lost, the rows stay in the outbox")
+        return
+    if once:
+        click.echo(f"Published {published} message(s).")
+
+
+@click.command("worker")
+@with_appcontext
+@click.option("--queue", "queue", required=True, help="The one queue this process works (see QueueNames).")
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+@click.option("--name", default=None, help="Worker name (default: party, queue, host and pid).")
+def worker_command(queue: str, burst: bool, name: str | None) -> None:
+    """Run an rq worker on one queue, each job inside this app's context."""
+    from bridge.worker import run_worker
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        run_worker(app, queue, burst=burst, name=name)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def register_commands(app: Flask) -> None:
+    """Attach the bridge commands to ``app``."""
+    for command in (keys_cli, relay_command, worker_command):
+        app.cli.add_command(command)

@@ -1,0 +1,79 @@
+"""The handler registry: which function applies a message type in which zone, and from which senders.
+
+Each zone registers its handlers in its factory. A handler runs inside the delivery transaction,
+after the message id was recorded as processed: it changes the database through the session it
+is given (flush, never commit) and raises ``PermanentFailure`` for a message that can never be
+applied (a schema error), which dead-letters it at once instead of retrying.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from core.envelope import Opened
+
+Handler = Callable[[Session, Opened], None]
+ZONES = ("portal", "backoffice", "peer")
+
+
+class PermanentFailure(Exception):
+    """A message that no retry can apply; ``reason`` goes to the dead-letter table (no personal data)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One handler and the senders it takes messages from (None: any known party)."""
+
+    handler: Handler
+    senders: frozenset[str] | None
+
+    def accepts(self, sender: str) -> bool:
+        """Whether ``sender`` may send this type: a party, or a kind such as ``muni:*``."""
+        if self.senders is None:
+            return True
+        kind = sender.split(":", 1)[0] + ":*"
+        return sender in self.senders or kind in self.senders
+
+
+_registry: dict[tuple[str, str], Registration] = {}
+
+
+def register(message_type: str, handler: Handler, *, zone: str, senders: Collection[str] | None = None) -> None:
+    """Register ``handler`` for ``message_type`` in ``zone``; registering the same handler again changes nothing."""
+    if zone not in ZONES:
+        raise ValueError(f"zone must be one of {ZONES}")
+    registration = Registration(handler, None if senders is None else frozenset(senders))
+    existing = _registry.get((zone, message_type))
+    if existing is not None and existing != registration:
+        raise ValueError(f"{message_type} already has another handler in {zone}")
+    _registry[(zone, message_type)] = registration
+
+
+def registration_for(message_type: str, *, zone: str | None = None) -> Registration:
+    """The registration of ``message_type`` in ``zone`` (default: the current app's); KeyError if none."""
+    return _registry[(zone or _current_zone(), message_type)]
+
+
+def handler_for(message_type: str, *, zone: str | None = None) -> Handler:
+    """The handler of ``message_type`` in ``zone`` (default: the current app's); KeyError if none."""
+    return registration_for(message_type, zone=zone).handler
+
+
+def accepted_types(zone: str | None = None) -> frozenset[str]:
+    """Every message type ``zone`` (default: the current app's) has a handler for."""
+    zone = zone or _current_zone()
+    return frozenset(t for (z, t) in _registry if z == zone)
+
+
+def _current_zone() -> str:
+    zone: str = current_app.extensions["bridge"].zone
+    return zone

@@ -1,0 +1,209 @@
+"""The delivery job: open one envelope in the receiving app and apply it exactly once.
+
+Outcomes, each committed at this edge:
+
+- refused envelope or a handler's ``PermanentFailure``: a dead-letter row with the reason and an
+  operation-log row; the job ends normally, so rq never retries it;
+- new message: in ONE transaction, the processed-message row (its primary key is the message id),
+  the handler's effect, and an ``ack`` to the sender through this app's own outbox;
+- duplicate (the processed-message row exists): nothing changes but a new ack;
+- anything else (database or Redis down, a handler bug): ``DeliveryError`` is raised and rq
+  retries; after the last retry ``on_failure`` dead-letters the message.
+
+Exceptions leaving the job carry only error types and ids: rq keeps a failed job's traceback in
+Redis, and a driver's message may quote the SQL parameters, which can hold personal data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from jose.constants import JWE_SIZE_LIMIT
+from redis import Redis
+from rq import get_current_job
+from rq.exceptions import AbandonedJobError
+from rq.job import Job
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from bridge.acks import ACK, ack_payload
+from bridge.binding import Bridge, current_bridge
+from bridge.handlers import PermanentFailure, accepted_types, registration_for
+from bridge.outbox import add_message
+from bridge.queues import QueueNames
+from core import clock
+from core.envelope import UUID_PATTERN, EnvelopeRefused, KeyRegistry, Opened, open_envelope, peek_header
+
+RETRIES_EXHAUSTED = "retries_exhausted"
+_INSERTS: dict[str, Callable[..., Any]] = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+log = logging.getLogger("bridge.deliver")
+
+
+class DeliveryError(Exception):
+    """A delivery attempt failed in a way a retry may cure; the message names only the error type and the id."""
+
+
+def deliver(message_id: str, envelope: str) -> None:
+    """Open ``envelope`` (addressed to this app) and apply it once; the rq job behind every bridge queue."""
+    binding = current_bridge()
+    session = binding.session
+    queue = _current_queue()
+    try:
+        keys = binding.keys()
+        try:
+            opened = _open(binding, keys, message_id, envelope)
+        except EnvelopeRefused as refused:
+            session.rollback()
+            record_dead_letter(binding, message_id=message_id, reason=refused.reason, detail=refused.detail,
+                               queue=queue, envelope=envelope, refused=True)
+            session.commit()
+            log.warning("message %s refused: %s", _short(message_id), refused.reason)
+            return
+        try:
+            applied = apply_message(session, binding, opened, keys)
+        except PermanentFailure as failure:
+            session.rollback()
+            record_dead_letter(binding, message_id=message_id, reason=failure.reason[:40],
+                               detail=failure.detail[:500], queue=queue, envelope=envelope, refused=False)
+            session.commit()
+            log.warning("message %s (%s) dead-lettered: %s", message_id, opened.message_type, failure.reason)
+            return
+        session.commit()
+    except Exception as exc:
+        session.rollback()
+        log.error("delivery of %s failed: %s", _short(message_id), describe(exc))
+        # "from None": the chained driver exception (and the SQL parameters it quotes) stays out of rq's record.
+        raise DeliveryError(f"{describe(exc)} while delivering {_short(message_id)}") from None
+    if applied:
+        log.info("message %s (%s from %s) applied", opened.message_id, opened.message_type, opened.sender)
+    else:
+        log.info("message %s (%s from %s) was already processed: duplicate suppressed, acknowledged again",
+                 opened.message_id, opened.message_type, opened.sender)
+
+
+def _open(binding: Bridge, keys: KeyRegistry, message_id: str, envelope: str) -> Opened:
+    opened = open_envelope(envelope, me=binding.party, keys=keys, accepted_types=accepted_types(binding.zone),
+                           max_age=binding.settings().max_message_age, now=clock.utcnow())
+    if opened.message_id != message_id:
+        raise EnvelopeRefused("header_mismatch", "the job's message id differs from the envelope's")
+    if not registration_for(opened.message_type, zone=binding.zone).accepts(opened.sender):
+        raise EnvelopeRefused("type_not_accepted", f"{opened.message_type} is not taken from {opened.sender}")
+    return opened
+
+
+def apply_message(session: Session, binding: Bridge, opened: Opened, keys: KeyRegistry) -> bool:
+    """Record, apply and acknowledge ``opened`` in the session's transaction; False if it was a duplicate."""
+    applied = _record_processed(session, binding.processed, opened)
+    if applied:
+        registration_for(opened.message_type, zone=binding.zone).handler(session, opened)
+    if opened.message_type != ACK:
+        add_message(session, binding.outbox, message_type=ACK, recipient=opened.sender,
+                    payload=ack_payload(opened.message_id), keys=keys, sender=binding.party,
+                    queue=QueueNames.ack(opened.sender))
+    session.flush()
+    return applied
+
+
+def _record_processed(session: Session, model: type[Any], opened: Opened) -> bool:
+    """Insert the processed-message row unless it exists; False for a duplicate.
+
+    ``INSERT … ON CONFLICT DO NOTHING`` rather than a savepoint: pysqlite's SAVEPOINT could commit
+    early, and on PostgreSQL a second worker with the same message waits here until the first
+    commits (then inserts nothing) or rolls back (then inserts and applies it itself).
+    """
+    values = {"message_id": opened.message_id, "message_type": opened.message_type, "sender": opened.sender,
+              "processed_at": clock.utcnow()}
+    dialect = session.get_bind().dialect.name
+    if dialect not in _INSERTS:
+        raise RuntimeError(f"the bridge supports PostgreSQL and SQLite, not {dialect}")
+    table = model.__table__
+    statement = _INSERTS[dialect](table).values(**values).on_conflict_do_nothing(index_elements=["message_id"])
+    # RETURNING rather than rowcount, which some drivers leave at -1 for this statement.
+    return session.execute(statement.returning(table.c.message_id)).first() is not None
+
+
+def record_dead_letter(binding: Bridge, *, message_id: str, reason: str, detail: str, queue: str,
+                       envelope: str | None, refused: bool) -> Any | None:
+    """Write a dead-letter row and an operation-log row (flushes); None if the same one is already open."""
+    session = binding.session
+    model = binding.dead_letters
+    message_id = str(message_id)[:36]
+    # The sender republishes until acknowledged, so the same failure comes back: one open row is enough.
+    existing = session.execute(
+        select(model.id).where(model.message_id == message_id, model.reason == reason, model.resolved_at.is_(None))
+        .limit(1)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return None
+    claimed = _claimed_header(envelope)
+    row = model(message_id=message_id, message_type=claimed.get("typ"), sender=claimed.get("iss"), reason=reason,
+                detail=detail, queue=queue, created_at=clock.utcnow(),
+                envelope=envelope if isinstance(envelope, str) and len(envelope) <= JWE_SIZE_LIMIT else None)
+    session.add(row)
+    session.flush()
+    binding.audit(session, "bridge.refused" if refused else "bridge.dead_letter",
+                  outcome="denied" if refused else "failure", target_type="message", target_id=message_id,
+                  detail={"reason": reason, "queue": queue, "claimed_sender": claimed.get("iss"),
+                          "claimed_type": claimed.get("typ"), "dead_letter_id": row.id})
+    return row
+
+
+def on_failure(job: Job, connection: Redis, exc_type: type[BaseException] | None = None,
+               exc_value: BaseException | None = None, traceback: Any = None) -> None:
+    """rq's failure callback: after the last retry, the message goes to the dead-letter table."""
+    if job.retries_left:
+        return  # rq will run it again
+    detail = "the worker died while running it" if exc_type is AbandonedJobError else describe(exc_value)
+    dead_letter_job(job, detail=f"failed after its retries: {detail}")
+
+
+def dead_letter_job(job: Job, *, detail: str) -> None:
+    """Dead-letter the message of an rq job that will not run again (in the app context; commits)."""
+    binding = current_bridge()
+    session = binding.session
+    args = list(job.args or ())
+    message_id = str(args[0]) if args else job.id
+    envelope = args[1] if len(args) > 1 and isinstance(args[1], str) else None
+    try:
+        record_dead_letter(binding, message_id=message_id, reason=RETRIES_EXHAUSTED, detail=detail,
+                           queue=job.origin, envelope=envelope, refused=False)
+        session.commit()
+    except Exception as exc:
+        session.rollback()
+        log.error("could not dead-letter %s: %s (the sender's republish brings it back)", _short(message_id),
+                  describe(exc))
+        raise DeliveryError(f"{describe(exc)} while dead-lettering {_short(message_id)}") from None
+    log.error("message %s dead-lettered: %s", _short(message_id), detail)
+
+
+def describe(exc: BaseException | None) -> str:
+    """An error as its type alone (our own DeliveryError keeps its text, which holds no data)."""
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, DeliveryError):
+        return str(exc)
+    return type(exc).__name__
+
+
+def _claimed_header(envelope: str | None) -> dict[str, str]:
+    try:
+        header = peek_header(envelope or "")
+    except Exception:
+        return {}
+    # Cut to the column widths: these are whatever the (unverified) header says.
+    return {k: str(header[k])[:width] for k, width in (("iss", 60), ("typ", 50)) if isinstance(header.get(k), str)}
+
+
+def _current_queue() -> str:
+    job = get_current_job()
+    return str(job.origin) if job is not None else "direct"
+
+
+def _short(message_id: Any) -> str:
+    # A job's message id is unverified input: anything but a UUID is quoted, so it cannot forge log lines.
+    text = str(message_id)
+    return text if UUID_PATTERN.match(text) else repr(text[:36])

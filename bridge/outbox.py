@@ -1,0 +1,106 @@
+"""The transactional outbox, the processed-message record and the dead-letter table (mixins for both databases).
+
+A message is written to the outbox in the same transaction as the change that caused it, already
+sealed (only ciphertext is ever stored or sent); the relay later publishes it. The receiver
+records each message id it has processed in the transaction of its effect, and writes what it
+could not process to its dead-letter table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
+
+from bridge.queues import QueueNames
+from core import clock
+from core.db import UTCDateTime, bigintpk
+from core.envelope import KeyRegistry, seal
+
+PENDING, PUBLISHED, ACKNOWLEDGED = "pending", "published", "acknowledged"
+STATES = (PENDING, PUBLISHED, ACKNOWLEDGED)
+
+
+class OutboxMixin:
+    """One sealed message waiting to be published, published, or acknowledged by its recipient."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the message id (UUID4)
+    message_type: Mapped[str] = mapped_column(String(50))
+    recipient: Mapped[str] = mapped_column(String(60), index=True)
+    queue: Mapped[str] = mapped_column(String(80))
+    envelope: Mapped[str] = mapped_column(Text)  # the JWE; never plaintext
+    state: Mapped[str] = mapped_column(String(20), default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (
+            CheckConstraint("state in ('pending', 'published', 'acknowledged')", name="state"),
+            # The relay's query: what is due, oldest first.
+            Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),
+        )
+
+
+class ProcessedMessageMixin:
+    """A message this database has applied; the primary key makes a second application impossible."""
+
+    __tablename__ = "processed_message"
+
+    message_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    message_type: Mapped[str] = mapped_column(String(50))
+    sender: Mapped[str] = mapped_column(String(60))
+    processed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class DeadLetterMixin:
+    """A message that was refused or kept failing, for an administrator to inspect, retry or discard."""
+
+    __tablename__ = "dead_letter"
+
+    id: Mapped[bigintpk]
+    message_id: Mapped[str] = mapped_column(String(36), index=True)
+    # Type and sender as the envelope's header claims them: a refused message was never verified.
+    message_type: Mapped[str | None] = mapped_column(String(50))
+    sender: Mapped[str | None] = mapped_column(String(60))
+    reason: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")  # never personal data: reasons and error types only
+    queue: Mapped[str] = mapped_column(String(80))
+    envelope: Mapped[str | None] = mapped_column(Text)  # the JWE as received, so it can be retried
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    resolution: Mapped[str | None] = mapped_column(String(20))
+
+
+def add_message(
+    session: Session,
+    outbox_model: type[Any],
+    *,
+    message_type: str,
+    recipient: str,
+    payload: dict[str, Any],
+    keys: KeyRegistry,
+    sender: str,
+    queue: str,
+) -> Any:
+    """Seal ``payload`` to ``recipient`` and add it to the outbox in the caller's transaction (flushes only).
+
+    Nothing touches Redis here: the relay publishes the row once the caller has committed.
+    """
+    if QueueNames.consumer(queue) != recipient:
+        raise ValueError(f"queue {queue} does not lead to {recipient}")
+    now = clock.utcnow()
+    sealed = seal(payload, message_type=message_type, sender=sender, recipient=recipient, keys=keys,
+                  created_at=now)
+    row = outbox_model(id=sealed.message_id, message_type=message_type, recipient=recipient, queue=queue,
+                       envelope=sealed.token, state=PENDING, attempts=0, next_attempt_at=now, created_at=now)
+    session.add(row)
+    session.flush()
+    return row

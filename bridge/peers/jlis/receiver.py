@@ -1,0 +1,73 @@
+"""J-LIS as a bridge peer: takes ``card.revocation`` from back offices and revokes the certificate (F10, R13).
+
+On a new revocation message the simulated CA (``service.open_simulator``) revokes the named
+signature certificate with the given reason and publishes fresh CRLs (``service.publish``), so the
+portal and the back office refuse the certificate from then on. The message is stored exactly as
+it arrived: J-LIS gets what the city sent, unedited (R13).
+
+``python -m bridge.peers.jlis.receiver worker|list|refused|keys`` (``python -m bridge.peers.jlis``
+keeps ``init`` and ``publish``).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+from bridge.handlers import PermanentFailure
+from bridge.peers.jlis.service import open_simulator, publish
+from bridge.peers.jlis.simulator import RevocationReason
+from bridge.peers.receiver import PeerConfig, PeerSpec, run_cli
+from core.envelope import Opened
+
+PARTY = "peer:jlis"
+CARD_REVOCATION = "card.revocation"
+# Serials are kept as decimal text: up to 160 bits, more than a JSON number holds exactly.
+_SERIAL = re.compile(r"[0-9]{1,64}")
+
+
+def _revocation(items: dict[str, Any]) -> tuple[int, RevocationReason]:
+    serial, reason = items.get("card_serial"), items.get("revocation_reason")
+    if not isinstance(serial, str) or not _SERIAL.fullmatch(serial):
+        raise PermanentFailure("schema_error", "card_serial is not a certificate serial in decimal digits")
+    try:
+        return int(serial), RevocationReason(reason)
+    except ValueError:
+        raise PermanentFailure("schema_error", "revocation_reason is not a reason J-LIS knows") from None
+
+
+def check_revocation(message: Opened) -> None:
+    """A revocation names a serial in decimal digits and one of the CA's revocation reasons."""
+    _revocation(message.payload["items"])
+
+
+def revoke_certificate(message: Opened, config: PeerConfig) -> None:
+    """Revoke the certificate in the simulated CA and publish fresh CRLs (a repeat changes nothing)."""
+    serial, reason = _revocation(message.payload["items"])
+    simulator = open_simulator(config.values)
+    try:
+        simulator.revoke(serial, reason)
+    except LookupError:
+        raise PermanentFailure("unknown_certificate", "J-LIS issued no certificate with that serial") from None
+    publish(config.values, simulator)
+
+
+JLIS = PeerSpec(
+    name="jlis",
+    title="J-LIS certificate authority (simulated)",
+    parties=(PARTY,),
+    accepted_types=frozenset({CARD_REVOCATION}),
+    required_items={CARD_REVOCATION: frozenset({"card_serial", "revocation_reason"})},
+    check=check_revocation,
+    effect=revoke_certificate,
+)
+
+
+def main(argv: list[str]) -> int:
+    """Run one command of the J-LIS receiver."""
+    return run_cli(JLIS, argv, prog="python -m bridge.peers.jlis.receiver")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

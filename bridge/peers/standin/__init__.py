@@ -1,0 +1,23 @@
+"""A stand-in for municipalities that run no back office of this code, as a bridge peer (F9).
+
+It takes what one municipality sends another: the 転出証明書情報 (住基法第24条の2) for a resident
+moving there, and the 転入通知 (住基法第9条第1項) for one who moved here from there. A
+municipality that runs this code is not a peer but another back office (``muni:<code>``).
+"""
+
+from __future__ import annotations
+
+from bridge.peers.receiver import PeerSpec
+
+PARTY = "peer:muni-standin"
+MOVEOUT_CERTIFICATE = "moveout.certificate"
+MOVEIN_NOTICE = "movein.notice"
+
+STANDIN = PeerSpec(
+    name="standin",
+    title="Stand-in municipality (simulated)",
+    parties=(PARTY,),
+    accepted_types=frozenset({MOVEOUT_CERTIFICATE, MOVEIN_NOTICE}),
+    # Both are matched to a person on the 住民票コード at the other municipality.
+    required_items={MOVEOUT_CERTIFICATE: frozenset({"juminhyo_code"}), MOVEIN_NOTICE: frozenset({"juminhyo_code"})},
+)

@@ -1,0 +1,238 @@
+"""The relay: publishes due outbox rows to their rq queues and republishes what is not acknowledged in time.
+
+A row is published with its message id as the rq job id and ``(message id, envelope)`` as the
+only job arguments. A published row that is not acknowledged by ``next_attempt_at`` is published
+again, waiting twice as long each time (``republish_after`` × 2^(n-1), at most ``max_backoff``):
+this is what recovers messages Redis lost. Rows are never deleted. On PostgreSQL the rows are
+taken with ``FOR UPDATE SKIP LOCKED``, so several relays may run at once; SQLite has no row
+locks, so ``flask relay`` takes a lock file there and refuses to run twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import redis
+from flask import Flask
+from rq import Callback, Retry
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from bridge.acks import ACK
+from bridge.outbox import ACKNOWLEDGED, PENDING, PUBLISHED
+from bridge.queues import get_queue
+from bridge.settings import BridgeSettings, configure_logging
+from core import clock
+
+DELIVER = "bridge.jobs.deliver.deliver"
+ON_FAILURE = "bridge.jobs.deliver.on_failure"
+TERMINAL = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
+log = logging.getLogger("bridge.relay")
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How rq runs each delivery job: retries, timeout and how long Redis keeps the job afterwards."""
+
+    retry_intervals: tuple[int, ...] = (5, 30, 120, 600, 1800)
+    job_timeout: int = 120
+    result_ttl: int = 3600
+    failure_ttl: int = 7 * 24 * 3600
+
+    @classmethod
+    def from_settings(cls, settings: BridgeSettings) -> DeliveryPolicy:
+        """The policy the app's settings describe."""
+        return cls(retry_intervals=settings.retry_intervals, job_timeout=settings.job_timeout,
+                   result_ttl=settings.result_ttl, failure_ttl=settings.failure_ttl)
+
+
+class RelayLocked(RuntimeError):
+    """Another relay already runs against this SQLite database."""
+
+
+def backoff(attempts: int, *, base: dt.timedelta, cap: dt.timedelta) -> dt.timedelta:
+    """How long to wait for an ack after the ``attempts``-th publish: base × 2^(attempts-1), at most cap."""
+    return min(base * (1 << min(max(attempts - 1, 0), 32)), cap)
+
+
+def relay_once(
+    session: Session,
+    outbox_model: type[Any],
+    connection: redis.Redis,
+    *,
+    now: dt.datetime,
+    republish_after: dt.timedelta = dt.timedelta(minutes=5),
+    batch: int = 100,
+    max_backoff: dt.timedelta = dt.timedelta(hours=1),
+    policy: DeliveryPolicy | None = None,
+) -> int:
+    """Publish up to ``batch`` due rows and return how many jobs were enqueued (flushes; the caller commits).
+
+    A Redis error stops the batch: the rows handled so far are flushed and the error is raised.
+    """
+    policy = policy or DeliveryPolicy()
+    model = outbox_model
+    due = (
+        select(model)
+        .where(model.next_attempt_at <= now,
+               # Acks are published once and never republished: nobody acknowledges an ack.
+               or_(model.state == PENDING, and_(model.state == PUBLISHED, model.message_type != ACK)))
+        .order_by(model.next_attempt_at, model.created_at)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    enqueued = 0
+    for row in session.execute(due).scalars().all():
+        try:
+            fresh = _publish(row.id, row.queue, row.envelope, connection, policy)
+        except redis.RedisError:
+            session.flush()
+            raise
+        attempts = row.attempts + 1 if fresh else max(row.attempts, 1)
+        values: dict[str, Any] = {
+            "next_attempt_at": now + backoff(attempts, base=republish_after, cap=max_backoff),
+            "attempts": attempts,
+        }
+        if fresh or row.state == PENDING:
+            values.update(state=PUBLISHED, published_at=now)
+        # The condition keeps an ack that arrived meanwhile (SQLite has no row lock to prevent that).
+        session.execute(update(model).where(model.id == row.id, model.state != ACKNOWLEDGED).values(**values))
+        enqueued += fresh
+    session.flush()
+    return enqueued
+
+
+def _publish(message_id: str, queue_name: str, envelope: str, connection: redis.Redis, policy: DeliveryPolicy) -> bool:
+    """Enqueue the delivery job unless rq still holds a live one with this id; True if a job was enqueued."""
+    queue = get_queue(queue_name, connection)
+    try:
+        job: Job | None = Job.fetch(message_id, connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        job = None
+    except redis.RedisError:
+        raise
+    except Exception:
+        # A job hash rq cannot read (e.g. only a heartbeat field left behind) would block the id forever.
+        log.warning("unreadable job hash for %s replaced", message_id)
+        connection.delete(Job.key_for(message_id))
+        job = None
+    if job is not None:
+        status = job.get_status(refresh=False)
+        if status not in TERMINAL and not _orphaned(job, queue_name, connection):
+            return False
+        job.delete(remove_from_queue=True)
+    try:
+        queue.enqueue_call(
+            DELIVER,
+            args=(message_id, envelope),
+            job_id=message_id,
+            description=f"deliver {message_id}",  # rq would otherwise repeat the whole envelope here
+            timeout=policy.job_timeout,
+            result_ttl=policy.result_ttl,
+            failure_ttl=policy.failure_ttl,
+            ttl=None,  # a queued message never expires
+            retry=Retry(max=len(policy.retry_intervals), interval=list(policy.retry_intervals)),
+            on_failure=Callback(ON_FAILURE),
+            unique=True,
+        )
+    except DuplicateJobError:
+        return False  # another relay enqueued it a moment ago
+    return True
+
+
+def _orphaned(job: Job, queue_name: str, connection: redis.Redis) -> bool:
+    """A job marked queued that sits in neither the queue nor its intermediate list will never run."""
+    if job.get_status(refresh=False) != JobStatus.QUEUED:
+        return False
+    queue = get_queue(queue_name, connection)
+    for key in (queue.key, queue.intermediate_queue.key):
+        if connection.lpos(key, job.id) is not None:
+            return False
+    # Checked again: a worker may have taken it between the two lookups.
+    return job.get_status(refresh=True) == JobStatus.QUEUED
+
+
+def _lock_single_relay(app: Flask, party: str) -> IO[str]:
+    """Hold an exclusive lock file for this party's relay for as long as the process lives."""
+    path = Path(app.instance_path) / f"relay-{party.replace(':', '-')}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RelayLocked(f"another relay of {party} holds {path}; on SQLite only one relay may run") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def run_relay(app: Flask, *, once: bool = False, stop: threading.Event | None = None) -> int:
+    """Relay until stopped (SIGTERM/SIGINT or ``stop``), or one pass with ``once``; returns the jobs enqueued."""
+    binding = app.extensions["bridge"]
+    configure_logging()
+    settings = BridgeSettings.from_config(app.config)
+    policy = DeliveryPolicy.from_settings(settings)
+    stop = stop or threading.Event()
+    lock = None
+    if app.extensions["engine"].dialect.name == "sqlite":
+        lock = _lock_single_relay(app, binding.party)
+        log.info("relay of %s on SQLite: single relay enforced by lock file %s", binding.party, lock.name)
+    else:
+        log.info("relay of %s on %s: FOR UPDATE SKIP LOCKED, several relays may run at once",
+                 binding.party, app.extensions["engine"].dialect.name)
+    if not once and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    with app.app_context():
+        connection = binding.redis()
+    total, redis_wait = 0, 1.0
+    try:
+        while not stop.is_set():
+            published, wait = 0, settings.relay_interval
+            with app.app_context():
+                session = binding.session
+                try:
+                    published = relay_once(session, binding.outbox, connection, now=clock.utcnow(),
+                                           republish_after=settings.republish_after, batch=settings.relay_batch,
+                                           max_backoff=settings.max_backoff, policy=policy)
+                    session.commit()
+                    redis_wait = 1.0
+                except redis.RedisError as exc:
+                    session.commit()  # keep what was published before Redis went away
+                    if once:
+                        raise
+                    log.warning("Redis unavailable (%s); relay retries in %.0f s", type(exc).__name__, redis_wait)
+                    wait, redis_wait = redis_wait, min(redis_wait * 2, 30.0)
+                except SQLAlchemyError as exc:
+                    session.rollback()
+                    if once:
+                        raise
+                    log.warning("database unavailable (%s); relay retries in 5 s", type(exc).__name__)
+                    wait = 5.0
+            total += published
+            if published:
+                log.info("published %d message(s)", published)
+            if once:
+                break
+            if published < settings.relay_batch:  # a full batch means more are waiting: go on at once
+                stop.wait(wait)
+    finally:
+        connection.close()
+        if lock is not None:
+            lock.close()
+    return total

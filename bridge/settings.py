@@ -1,0 +1,109 @@
+"""Bridge settings: each read from the app config, then the environment, then the default here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.config import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    # The relay republishes a message not acknowledged this long after publishing, doubling each time.
+    "BRIDGE_REPUBLISH_AFTER_SECONDS": 300,
+    "BRIDGE_MAX_BACKOFF_SECONDS": 3600,
+    # rq retries of a failing delivery (seconds between attempts); then the message is dead-lettered.
+    "BRIDGE_RETRY_INTERVALS": "5,30,120,600,1800",
+    "BRIDGE_JOB_TIMEOUT_SECONDS": 120,
+    "BRIDGE_RESULT_TTL_SECONDS": 3600,
+    # The dead-letter table is the record of failures; rq's copy need not outlive a week.
+    "BRIDGE_FAILURE_TTL_SECONDS": 7 * 24 * 3600,
+    # Older messages are refused; processed-message rows must be kept at least this long.
+    "BRIDGE_MAX_MESSAGE_AGE_DAYS": 30,
+    # rq worker heartbeats: a killed worker's job is taken up again after about 75 s (docs/operations.md).
+    "BRIDGE_WORKER_TTL": 60,
+    "BRIDGE_JOB_MONITORING_INTERVAL": 10,
+    "BRIDGE_MAINTENANCE_INTERVAL": 5,
+    "BRIDGE_RELAY_INTERVAL_SECONDS": 1.0,
+    "BRIDGE_RELAY_BATCH": 100,
+}
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    """The timing of the relay, the retries and the workers."""
+
+    republish_after: dt.timedelta
+    max_backoff: dt.timedelta
+    retry_intervals: tuple[int, ...]
+    job_timeout: int
+    result_ttl: int
+    failure_ttl: int
+    max_message_age: dt.timedelta
+    worker_ttl: int
+    job_monitoring_interval: int
+    maintenance_interval: int
+    relay_interval: float
+    relay_batch: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> BridgeSettings:
+        """Read every setting (config, then environment, then default) and check it."""
+        intervals = _get(config, "BRIDGE_RETRY_INTERVALS")
+        if isinstance(intervals, str):
+            try:
+                intervals = [int(part) for part in intervals.split(",") if part.strip()]
+            except ValueError as exc:
+                raise ConfigError("BRIDGE_RETRY_INTERVALS is a comma-separated list of seconds") from exc
+        retry_intervals = tuple(int(i) for i in intervals)
+        if not retry_intervals or any(i < 0 for i in retry_intervals):
+            raise ConfigError("BRIDGE_RETRY_INTERVALS needs at least one interval, none negative")
+        settings = cls(
+            republish_after=dt.timedelta(seconds=_number(config, "BRIDGE_REPUBLISH_AFTER_SECONDS")),
+            max_backoff=dt.timedelta(seconds=_number(config, "BRIDGE_MAX_BACKOFF_SECONDS")),
+            retry_intervals=retry_intervals,
+            job_timeout=int(_number(config, "BRIDGE_JOB_TIMEOUT_SECONDS")),
+            result_ttl=int(_number(config, "BRIDGE_RESULT_TTL_SECONDS")),
+            failure_ttl=int(_number(config, "BRIDGE_FAILURE_TTL_SECONDS")),
+            max_message_age=dt.timedelta(days=_number(config, "BRIDGE_MAX_MESSAGE_AGE_DAYS")),
+            worker_ttl=int(_number(config, "BRIDGE_WORKER_TTL")),
+            job_monitoring_interval=int(_number(config, "BRIDGE_JOB_MONITORING_INTERVAL")),
+            maintenance_interval=int(_number(config, "BRIDGE_MAINTENANCE_INTERVAL")),
+            relay_interval=_number(config, "BRIDGE_RELAY_INTERVAL_SECONDS"),
+            relay_batch=int(_number(config, "BRIDGE_RELAY_BATCH")),
+        )
+        if settings.worker_ttl <= settings.job_monitoring_interval:
+            raise ConfigError("BRIDGE_WORKER_TTL must be longer than BRIDGE_JOB_MONITORING_INTERVAL")
+        if settings.republish_after.total_seconds() <= 0 or settings.job_timeout <= 0:
+            raise ConfigError("the republish timeout and the job timeout must be positive")
+        return settings
+
+
+def _get(config: Mapping[str, Any], name: str) -> Any:
+    value = config.get(name)
+    if value is None or value == "":
+        value = os.environ.get(name) or DEFAULTS[name]
+    return value
+
+
+def _number(config: Mapping[str, Any], name: str) -> float:
+    value = _get(config, name)
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from exc
+
+
+def configure_logging() -> None:
+    """Log the bridge's own lines (ids, types, reasons; never payloads) at INFO on stderr, once per process."""
+    logger = logging.getLogger("bridge")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

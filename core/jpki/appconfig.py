@@ -1,0 +1,25 @@
+"""The card trust configuration of a running app, read once from its JPKI_* settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, current_app
+
+from core import clock
+from core.jpki.trust import TrustConfig
+
+
+def trust_for_app(app: Flask | None = None) -> TrustConfig:
+    """Anchors from the configured files, fixed at first use; CRLs are read fresh on every check."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    cached: TrustConfig | None = app.extensions.get("jpki_trust")
+    if cached is None:
+        cfg = app.config
+        cached = TrustConfig.from_files(
+            origin=cfg["SITE_ORIGIN"], app_env=cfg["APP_ENV"], auth_anchors_pem=Path(cfg["JPKI_AUTH_ANCHORS"]),
+            sign_anchors_pem=Path(cfg["JPKI_SIGN_ANCHORS"]), crl_directory=Path(cfg["JPKI_CRL_DIRECTORY"]),
+            clock=clock.utcnow,
+        )
+        app.extensions["jpki_trust"] = cached
+    return cached

@@ -1,0 +1,134 @@
+"""The OpenAPI 3.1 description of the portal API, built from the same schemas the server enforces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portal.schemas import CERTIFICATE, MOVE, WITHDRAWAL
+from portal.services_search.api import OPENAPI_PATHS as SERVICE_PATHS
+
+
+def _strip(schema: dict[str, Any]) -> dict[str, Any]:
+    # Inside an OpenAPI document a component schema carries no $schema of its own.
+    return {k: v for k, v in schema.items() if k != "$schema"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERROR = {"type": "object", "required": ["error"], "properties": {
+    "error": {"type": "string"}, "hint": {"type": ["string", "null"]}, "field": {"type": "string"},
+    "message": {"type": "string"},
+    "fields": {"type": "array", "items": {"type": "object", "properties": {
+        "field": {"type": "string"}, "message": {"type": "string"}}}}}}
+NONCE = {"type": "object", "required": ["nonce", "expires_at"], "properties": {
+    "nonce": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"},
+    "aud": {"type": "string"}, "application": {"type": "object"}}}
+WEB_EID_TOKEN = {"type": "object", "required": ["unverifiedCertificate", "algorithm", "signature", "format"],
+                 "properties": {"unverifiedCertificate": {"type": "string"}, "algorithm": {"const": "RS256"},
+                                "signature": {"type": "string"}, "format": {"type": "string"},
+                                "appVersion": {"type": "string"}}}
+EVENT = {"type": "object", "required": ["status", "at"], "properties": {
+    "status": {"type": "string"}, "reason": {"type": ["string", "null"]}, "at": {"type": "string"}}}
+APPLICATION = {"type": "object", "required": ["receipt_number", "kind", "status", "history"], "properties": {
+    "receipt_number": {"type": "string"},
+    "kind": {"enum": ["move_out", "move_in_reservation", "in_city_reservation", "certificate"]},
+    "status": {"enum": ["submitted", "received", "in_review", "returned", "approved", "completed", "rejected",
+                        "withdrawn"]},
+    "status_reason": {"type": ["string", "null"]}, "municipality_code": {"type": "string"},
+    "move_id": {"type": ["string", "null"]}, "submitted_at": {"type": "string"},
+    "history": {"type": "array", "items": EVENT}}}
+SIGNED = {"type": "object", "required": ["signed_application"], "properties": {
+    "signed_application": {"type": "string", "description": "JWS compact, RS256, x5c = [signature certificate]; "
+                           "payload {aud, nonce, application} where application is a MoveApplication, "
+                           "CertificateApplication or Withdrawal"},
+    "nonce": {"type": "string"}}}
+BEARER = [{"bearer": []}]
+UNAUTHORIZED = _json(ERROR, "No valid bearer token")
+
+
+def document(server_url: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for ``server_url``."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Resident e-application portal API", "version": "1.0.0",
+                 "description": "Card sign-in (Web eID v2 token) and signed online applications. See docs/api.md."},
+        "servers": [{"url": server_url}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": {"MoveApplication": _strip(MOVE), "CertificateApplication": _strip(CERTIFICATE),
+                        "Withdrawal": _strip(WITHDRAWAL), "Application": APPLICATION, "Error": ERROR},
+        },
+        "paths": {
+            **SERVICE_PATHS,
+            "/api/v1/auth/challenge": {"post": {
+                "summary": "A one-time nonce for card sign-in", "operationId": "authChallenge",
+                "responses": {"200": _json(NONCE, "The nonce"), "429": _json(ERROR, "Too many requests")}}},
+            "/api/v1/auth/token": {"post": {
+                "summary": "Exchange a Web eID v2 token for a bearer token", "operationId": "authToken",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["authToken", "nonce"],
+                    "properties": {"authToken": WEB_EID_TOKEN, "nonce": {"type": "string"}}}}}},
+                "responses": {
+                    "200": _json({"type": "object", "required": ["access_token", "token_type", "expires_in"],
+                                  "properties": {"access_token": {"type": "string"}, "token_type": {"const": "Bearer"},
+                                                 "expires_in": {"type": "integer"}}}, "A bearer token"),
+                    "401": _json(ERROR, "The card or token was refused"),
+                    "429": _json(ERROR, "Too many requests")}}},
+            "/api/v1/me": {"get": {
+                "summary": "The account of the bearer token", "operationId": "me", "security": BEARER,
+                "responses": {"200": _json({"type": "object", "required": ["account_id", "linked"], "properties": {
+                    "account_id": {"type": "integer"}, "linked": {"type": "boolean"},
+                    "name": {"type": ["string", "null"]}}}, "The account"), "401": UNAUTHORIZED}}},
+            "/api/v1/identity/challenge": {"post": {
+                "summary": "What to sign to link the account to the card holder", "operationId": "identityChallenge",
+                "security": BEARER, "responses": {"200": _json(NONCE, "Nonce, audience, application"),
+                                                  "401": UNAUTHORIZED}}},
+            "/api/v1/identity": {"post": {
+                "summary": "Link the account with a signed identity document", "operationId": "identity",
+                "security": BEARER,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["signedApplication"],
+                    "properties": {"signedApplication": {"type": "string"}, "nonce": {"type": "string"}}}}}},
+                "responses": {"200": _json({"type": "object", "properties": {"linked": {"type": "boolean"},
+                                                                            "name": {"type": ["string", "null"]}}},
+                                           "Linked"),
+                              "400": _json(ERROR, "Malformed request"), "401": _json(ERROR, "Refused")}}},
+            "/api/v1/applications/challenge": {"post": {
+                "summary": "A one-time nonce and audience for the next signed application or withdrawal",
+                "operationId": "applicationChallenge", "security": BEARER,
+                "responses": {"200": _json(NONCE, "Nonce and audience"), "401": UNAUTHORIZED}}},
+            "/api/v1/applications": {
+                "post": {"summary": "Submit a signed application", "operationId": "submitApplication",
+                         "security": BEARER,
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": SIGNED}}},
+                         "responses": {
+                             "202": _json({"type": "object", "required": ["receipt_number", "status", "parts"],
+                                           "properties": {"receipt_number": {"type": "string"},
+                                                          "status": {"type": "string"},
+                                                          "parts": {"type": "array", "items": {"type": "object"}}}},
+                                          "Accepted: the receipt number of each part"),
+                             "400": _json(ERROR, "Malformed request or refused signature"),
+                             "401": UNAUTHORIZED,
+                             "422": _json(ERROR, "The application breaks a rule; nothing was stored")}},
+                "get": {"summary": "The caller's applications", "operationId": "listApplications",
+                        "security": BEARER,
+                        "responses": {"200": _json({"type": "object", "required": ["applications"], "properties": {
+                            "applications": {"type": "array", "items": APPLICATION}}}, "Applications"),
+                            "401": UNAUTHORIZED}}},
+            "/api/v1/applications/{receipt}": {"get": {
+                "summary": "One of the caller's applications", "operationId": "getApplication", "security": BEARER,
+                "parameters": [{"name": "receipt", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _json(APPLICATION, "The application"), "401": UNAUTHORIZED,
+                              "404": _json(ERROR, "No such application of the caller")}}},
+            "/api/v1/applications/{receipt}/withdraw": {"post": {
+                "summary": "Withdraw on a signed Withdrawal", "operationId": "withdrawApplication",
+                "security": BEARER,
+                "parameters": [{"name": "receipt", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": SIGNED}}},
+                "responses": {"200": _json(APPLICATION, "Withdrawn"), "400": _json(ERROR, "Malformed or refused"),
+                              "401": UNAUTHORIZED, "404": _json(ERROR, "No such application of the caller"),
+                              "409": _json(ERROR, "No longer withdrawable")}}},
+        },
+    }

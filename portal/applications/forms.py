@@ -1,0 +1,114 @@
+"""One form per question page of the moving and certificate journeys."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    FieldList,
+    Form,
+    FormField,
+    IntegerField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+
+KANA = r"^[ァ-ヶー・　 ぁ-ゖ]+$"
+
+
+class WhereForm(FlaskForm):
+    """Moving within the city, or to another municipality."""
+
+    kind = RadioField(_l("Where are you moving to?"), choices=[
+        SelectChoice("in_city", _l("Within my current municipality")),
+        SelectChoice("elsewhere", _l("To another municipality in Japan")),
+    ], validators=[InputRequired(_l("Choose where you are moving to"))])
+
+
+class InCityAddressForm(FlaskForm):
+    """A new address in the same municipality, from its address master."""
+
+    machiaza_code = SelectField(_l("Town area (町字)"), validators=[DataRequired(_l("Choose the town area"))])
+    banchi = StringField(_l("Block and lot number (番地)"), validators=[
+        DataRequired(_l("Enter the block and lot number")), Length(max=50)])
+    katagaki = StringField(_l("Building and room (方書)"), validators=[Optional(), Length(max=100)])
+
+
+class ElsewhereAddressForm(FlaskForm):
+    """A new address in another municipality."""
+
+    postal_code = StringField(_l("Postal code"), validators=[
+        DataRequired(_l("Enter the postal code")),
+        Regexp(r"^\d{3}-?\d{4}$", message=_l("Enter a postal code like 024-0061"))])
+    prefecture = SelectField(_l("Prefecture"), validators=[DataRequired(_l("Choose the prefecture"))])
+    municipality = StringField(_l("Municipality"), validators=[
+        DataRequired(_l("Enter the municipality")), Length(max=50)])
+    address = StringField(_l("Rest of the address"), validators=[
+        DataRequired(_l("Enter the rest of the address")), Length(max=100)])
+    katagaki = StringField(_l("Building and room (方書)"), validators=[Optional(), Length(max=100)])
+
+
+class DatesForm(FlaskForm):
+    """The move date and the planned visit to the counter."""
+
+    move_date = DateField(_l("Date of the move"), validators=[InputRequired(_l("Enter the date of the move"))])
+    visit_date = DateField(_l("Planned visit to the counter"), validators=[
+        InputRequired(_l("Enter the date you plan to visit the counter"))])
+
+
+class MoverForm(Form):
+    """One person moving."""
+
+    name = StringField(_l("Name"), validators=[Optional(), Length(max=100)])
+    kana = StringField(_l("Name in katakana"), validators=[Optional(), Length(max=100),
+                       Regexp(KANA, message=_l("Enter the name in kana"))])
+    birth_date = DateField(_l("Date of birth"), validators=[Optional()])
+    relationship = StringField(_l("Relationship to you"), validators=[Optional(), Length(max=20)])
+    keeps_card = BooleanField(_l("Keeps using their My Number Card"), default=True)
+
+
+class PeopleForm(FlaskForm):
+    """Who moves: the applicant first, then household members moving together."""
+
+    movers = FieldList(FormField(MoverForm), min_entries=4, max_entries=10)
+
+
+class HouseholderForm(FlaskForm):
+    """Who will be the householder at the new address."""
+
+    new_householder = RadioField(_l("Who will be the householder at the new address?"), validators=[
+        InputRequired(_l("Choose the new householder"))])
+
+
+class ContactForm(FlaskForm):
+    """How the city can reach the resident about the move."""
+
+    contact_phone = StringField(_l("Phone number"), validators=[
+        DataRequired(_l("Enter a phone number")),
+        Regexp(r"^0\d{1,4}-?\d{1,4}-?\d{3,4}$", message=_l("Enter a phone number like 0198-24-2111"))])
+
+
+class CertificateForm(FlaskForm):
+    """What certificate, for whom, with which items, how many copies and why."""
+
+    kind = RadioField(_l("Which certificate"), choices=[
+        SelectChoice("juminhyo", _l("Copy of the resident record (住民票の写し)")),
+        SelectChoice("kisai_jiko", _l("Certificate of record items (住民票記載事項証明書)")),
+    ], validators=[InputRequired(_l("Choose the certificate"))])
+    persons = RadioField(_l("For whom"), choices=[
+        SelectChoice("self", _l("Me only")),
+        SelectChoice("household", _l("Everyone in my household")),
+    ], validators=[InputRequired(_l("Choose for whom"))])
+    householder = BooleanField(_l("Householder and relationship (世帯主・続柄)"))
+    honseki = BooleanField(_l("Registered domicile and head of the family register (本籍・筆頭者)"))
+    juminhyo_code = BooleanField(_l("Resident record code (住民票コード)"))
+    my_number = BooleanField(_l("My Number (個人番号)"))
+    copies = IntegerField(_l("Number of copies"), validators=[
+        InputRequired(_l("Enter the number of copies")),
+        NumberRange(min=1, max=10, message=_l("Enter a number of copies from 1 to 10"))])
+    purpose = StringField(_l("Purpose"), validators=[DataRequired(_l("Enter the purpose")), Length(max=200)])

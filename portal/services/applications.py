@@ -1,0 +1,365 @@
+"""Online applications: the rules of the national moving service, signed submission, status, withdrawal.
+
+A submission is accepted only when the whole of it is valid and signed; then one transaction writes
+every part (転出届, 転入予約 or 転居予約, or a certificate request), its first status, and an outbox
+row per part for the bridge to carry to the recipient municipality. Checks that need the ledger
+(is this person a resident, is the household right) run in the back office on arrival.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import holidays
+import jsonschema
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import clock
+from core.addressmaster import load_machiaza, load_municipalities, municipality_by_code
+from core.jpki import SignedApplicationError, verify_signed_application
+from portal.models import (
+    Application,
+    ApplicationEvent,
+    ApplicationKind,
+    ApplicationStatus,
+    Move,
+    PortalAccount,
+)
+from portal.schemas import SCHEMAS
+from portal.services import cardauth, oplog, outbound
+
+PREFECTURES = tuple(
+    "北海道 青森県 岩手県 宮城県 秋田県 山形県 福島県 茨城県 栃木県 群馬県 埼玉県 千葉県 東京都 神奈川県 新潟県 富山県 "
+    "石川県 福井県 山梨県 長野県 岐阜県 静岡県 愛知県 三重県 滋賀県 京都府 大阪府 兵庫県 奈良県 和歌山県 鳥取県 島根県 "
+    "岡山県 広島県 山口県 徳島県 香川県 愛媛県 高知県 福岡県 佐賀県 長崎県 熊本県 大分県 宮崎県 鹿児島県 沖縄県".split()
+)
+MOVE_OUT_BEFORE_DAYS = 30  # an online 転出届 can be filed from 30 days before the move ...
+MOVE_OUT_AFTER_DAYS = 10  # ... to 10 days after it
+ARRIVAL_NOTICE_DAYS = 14  # 転入届・転居届 within 14 days of moving (住民基本台帳法 第22条・第23条)
+MINIMUM_SIGNER_AGE = 15
+WITHDRAWABLE = {ApplicationStatus.SUBMITTED, ApplicationStatus.RECEIVED}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """A refusal of one input; ``field`` is the JSON path of the application (and the form field's id)."""
+
+    field: str
+    message: Any
+
+
+class ApplicationInvalid(ValueError):
+    """The submission breaks a rule; nothing was stored."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+def _date(value: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _age(born: dt.date, on: dt.date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def old_enough_to_sign(account: PortalAccount, today: dt.date) -> bool:
+    """Only residents of 15 or older hold a signature certificate and may sign."""
+    return account.birth_date is not None and _age(account.birth_date, today) >= MINIMUM_SIGNER_AGE
+
+
+def next_business_day(day: dt.date) -> dt.date:
+    """The first day after ``day`` on which the city office is open (not a weekend, holiday or 12/29-1/3)."""
+    jp = holidays.Japan(years=range(day.year, day.year + 2))
+    candidate = day + dt.timedelta(days=1)
+    while (candidate.weekday() >= 5 or candidate in jp or (candidate.month, candidate.day) >= (12, 29)
+           or (candidate.month, candidate.day) <= (1, 3)):
+        candidate += dt.timedelta(days=1)
+    return candidate
+
+
+def home_municipality(account: PortalAccount) -> str | None:
+    """The municipality of the address in the resident's signature certificate."""
+    address = (account.address or "").replace(" ", "").replace("　", "")
+    for m in load_municipalities():
+        if address.startswith(m.prefecture + m.name):
+            return m.code
+    return None
+
+
+def is_connected(code: str) -> bool:
+    """Whether the municipality takes online applications through this portal."""
+    return code in current_app.config.get("CONNECTED_MUNICIPALITIES", ("032051", "032069"))
+
+
+def _schema_errors(kind: str, data: Any) -> list[FieldError]:
+    validator = jsonschema.Draft202012Validator(SCHEMAS[kind], format_checker=jsonschema.FormatChecker())
+    errors = []
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
+        path = ".".join(str(p) for p in error.absolute_path) or "application"
+        errors.append(FieldError(path, _l("This answer is not in the expected form.")))
+    return errors
+
+
+def check_move(data: Any, *, account: PortalAccount, today: dt.date) -> list[FieldError]:
+    """Every rule of the online moving service that can be checked without the ledger."""
+    errors = _schema_errors("move", data)
+    if errors:
+        return errors
+    origin = home_municipality(account)
+    if origin is None or data["fromMunicipalityCode"] != origin:
+        errors.append(FieldError("fromMunicipalityCode", _l("The current address must be the one on your card.")))
+    elif not is_connected(origin):
+        errors.append(FieldError("fromMunicipalityCode",
+                                 _l("Your municipality does not take online move notifications here yet.")))
+    if not old_enough_to_sign(account, today):
+        errors.append(FieldError("movers", _l("The person who signs must be 15 or older.")))
+    move_date, visit = _date(data["moveDate"]), _date(data["visitDate"])
+    dest = data["destination"]
+    in_city = dest["kind"] == "in_city"
+    if move_date is None:
+        errors.append(FieldError("moveDate", _l("Enter a real date.")))
+    elif in_city:
+        if not today - dt.timedelta(days=ARRIVAL_NOTICE_DAYS) <= move_date <= today + dt.timedelta(days=30):
+            errors.append(FieldError("moveDate", _l(
+                "A visit for a move within the city can be reserved from 30 days before to 14 days after the move.")))
+    elif not (today - dt.timedelta(days=MOVE_OUT_AFTER_DAYS) <= move_date
+              <= today + dt.timedelta(days=MOVE_OUT_BEFORE_DAYS)):
+        errors.append(FieldError("moveDate", _l(
+            "The online move-out notification can be sent from 30 days before to 10 days after the move date. "
+            "For another date, please notify at the city office.")))
+    if in_city:
+        codes = {m.code for m in load_machiaza(origin)} if origin else set()
+        if dest["machiazaCode"] not in codes:
+            errors.append(FieldError("destination.machiazaCode", _l("Choose a town area from the list.")))
+    else:
+        if dest["prefecture"] not in PREFECTURES:
+            errors.append(FieldError("destination.prefecture", _l(
+                "Online notification is for moves within Japan. For a move abroad, please visit the city office.")))
+        code = dest.get("municipalityCode")
+        if code:
+            known = municipality_by_code(code)
+            if known is None or known.name != dest["municipality"] or known.prefecture != dest["prefecture"]:
+                errors.append(FieldError("destination.municipality", _l("Choose the municipality from the list.")))
+            elif code == origin:
+                errors.append(FieldError("destination.kind", _l(
+                    "This address is in your current municipality: choose a move within the city.")))
+    if visit is None:
+        errors.append(FieldError("visitDate", _l("Enter a real date.")))
+    elif move_date is not None:
+        if visit < move_date:
+            errors.append(FieldError("visitDate", _l("The visit can only be on or after the move date.")))
+        elif visit > move_date + dt.timedelta(days=ARRIVAL_NOTICE_DAYS):
+            errors.append(FieldError("visitDate", _l("The visit must be within 14 days after the move.")))
+        if visit < next_business_day(today):
+            errors.append(FieldError("visitDate", _l("The visit must be at least one business day from today.")))
+    seen = set()
+    for i, mover in enumerate(data["movers"]):
+        born = _date(mover["birthDate"])
+        if born is None or born > today:
+            errors.append(FieldError(f"movers.{i}.birthDate", _l("Enter a real date of birth.")))
+        key = (mover["name"].replace(" ", "").replace("　", ""), mover["birthDate"])
+        if key in seen:
+            errors.append(FieldError(f"movers.{i}.name", _l("Each person can be listed only once.")))
+        seen.add(key)
+    names = {m["name"].replace(" ", "").replace("　", "") for m in data["movers"]}
+    applicant = (account.name or "").replace(" ", "").replace("　", "")
+    if applicant not in names:
+        errors.append(FieldError("movers", _l("You must be one of the people moving.")))
+    head = data["newHouseholder"].replace(" ", "").replace("　", "")
+    if head != "existing" and head not in names:
+        errors.append(FieldError("newHouseholder", _l(
+            "The new householder must be one of the people moving, or the householder already at the new address.")))
+    return errors
+
+
+def check_certificate(data: Any, *, account: PortalAccount, today: dt.date) -> list[FieldError]:
+    """The rules of a certificate request (sent by post to the registered address)."""
+    errors = _schema_errors("certificate", data)
+    if errors:
+        return errors
+    origin = home_municipality(account)
+    if origin is None or data["municipalityCode"] != origin:
+        errors.append(FieldError("municipalityCode", _l(
+            "Certificates can be requested from the municipality of the address on your card.")))
+    elif not is_connected(origin):
+        errors.append(FieldError("municipalityCode", _l("Your municipality does not take online requests here yet.")))
+    if data["kind"] == "kisai_jiko" and not any(data["items"].values()) and data["persons"] == "self":
+        pass  # a certificate of the basic items alone is a valid request
+    return errors
+
+
+def certificate_fee(data: dict[str, Any]) -> int:
+    """The fee in yen: copies × the municipality's fee (300 yen unless configured)."""
+    return int(data["copies"]) * int(current_app.config.get("CERTIFICATE_FEE_YEN", 300))
+
+
+def _parts(data: dict[str, Any], origin: str) -> list[tuple[ApplicationKind, str]]:
+    if data["type"] == "certificate":
+        return [(ApplicationKind.CERTIFICATE, data["municipalityCode"])]
+    dest = data["destination"]
+    if dest["kind"] == "in_city":
+        return [(ApplicationKind.IN_CITY_RESERVATION, origin)]
+    parts = [(ApplicationKind.MOVE_OUT, origin)]
+    code = dest.get("municipalityCode")
+    if code and is_connected(code):
+        parts.append((ApplicationKind.MOVE_IN_RESERVATION, code))
+    return parts
+
+
+def _summary(data: dict[str, Any]) -> dict[str, Any]:
+    if data["type"] == "certificate":
+        return {"certificate": data["kind"], "copies": data["copies"], "fee": certificate_fee(data)}
+    dest = data["destination"]
+    where = dest.get("municipality") if dest["kind"] == "elsewhere" else None
+    return {"moveDate": data["moveDate"], "visitDate": data["visitDate"], "to": where, "movers": len(data["movers"])}
+
+
+def _receipt_number(session: Session, today: dt.date) -> str:
+    while True:
+        number = today.strftime("%Y%m%d") + f"{secrets.randbelow(10**10):010d}"
+        if session.execute(select(Application.id).where(Application.receipt_number == number)).first() is None:
+            return number
+
+
+def _verify(jws: str, nonce: str | None, account: PortalAccount) -> Any:
+    store = cardauth.nonces("sign")
+    source = functools.partial(store.take, nonce) if nonce else None
+    verified = verify_signed_application(jws, expected_nonce=source, expected_aud=current_app.config["SITE_ORIGIN"],
+                                         trust=cardauth.trust())
+    items = verified.items
+    same_person = (account.is_linked and items.name == account.name and items.birth_date == account.birth_date
+                   and items.address == account.address and items.sex == account.sex)
+    if not same_person:
+        raise ApplicationInvalid([FieldError("signature", _l(
+            "The card that signed is not the card of the person signed in."))])
+    return verified
+
+
+def submit(session: Session, *, account: PortalAccount, jws: str, nonce: str | None,
+           expected: dict[str, Any] | None = None) -> list[Application]:
+    """Verify a signed application and store every part of it with its outbox rows, or store nothing.
+
+    ``expected`` is what the resident checked on the page: the signature must cover exactly that.
+    """
+    try:
+        verified = _verify(jws, nonce, account)
+    except SignedApplicationError as exc:
+        oplog.record(session, "application.submit", outcome="failure", actor=f"account:{account.id}",
+                     actor_id=account.id, detail={"code": str(exc.code)})
+        raise
+    data = verified.application
+    if expected is not None and data != expected:
+        raise ApplicationInvalid([FieldError("signature", _l(
+            "What was signed is not what you checked. Please check your answers and sign again."))])
+    today = clock.today_jst()
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind == "move":
+        errors = check_move(data, account=account, today=today)
+    elif kind == "certificate":
+        errors = check_certificate(data, account=account, today=today)
+    else:
+        errors = [FieldError("type", _l("This answer is not in the expected form."))]
+    if errors:
+        raise ApplicationInvalid(errors)
+    origin = home_municipality(account) or ""
+    now = clock.utcnow()
+    move_id = None
+    if kind == "move":
+        move_id = str(uuid.uuid4())
+        session.add(Move(id=move_id, account_id=account.id, created_at=now))
+    stored = []
+    for part, recipient in _parts(data, origin):
+        application = Application(
+            receipt_number=_receipt_number(session, today), account_id=account.id, move_id=move_id, kind=part,
+            municipality_code=recipient, status=ApplicationStatus.SUBMITTED, version=1, signed_jws=jws,
+            sign_cert_serial=str(verified.serial), summary=json.dumps(_summary(data), ensure_ascii=False),
+            submitted_at=now, updated_at=now,
+        )
+        session.add(application)
+        session.flush()
+        session.add(ApplicationEvent(application_id=application.id, status=ApplicationStatus.SUBMITTED,
+                                     actor="resident", at=now))
+        outbound.application_submitted(session, application)
+        stored.append(application)
+    oplog.record(session, "application.submit", actor=f"account:{account.id}", actor_id=account.id,
+                 detail={"receipts": [a.receipt_number for a in stored], "kind": kind})
+    session.flush()
+    return stored
+
+
+def for_account(session: Session, account: PortalAccount) -> list[Application]:
+    """The resident's applications, newest first."""
+    return list(session.execute(
+        select(Application).where(Application.account_id == account.id).order_by(Application.id.desc())).scalars())
+
+
+def get_own(session: Session, account: PortalAccount, receipt_number: str) -> Application | None:
+    """One application of this resident; another resident's is reported as absent, and the attempt logged."""
+    application = session.execute(
+        select(Application).where(Application.receipt_number == receipt_number)).scalar_one_or_none()
+    if application is not None and application.account_id != account.id:
+        oplog.record(session, "application.access", outcome="denied", actor=f"account:{account.id}",
+                     actor_id=account.id, target_type="application", target_id=str(application.id))
+        return None
+    return application
+
+
+def move_parts(session: Session, application: Application) -> list[Application]:
+    """Every part of the same move (the application itself when it is not a move)."""
+    if application.move_id is None:
+        return [application]
+    return list(session.execute(
+        select(Application).where(Application.move_id == application.move_id).order_by(Application.id)).scalars())
+
+
+def signed_content(application: Application) -> dict[str, Any]:
+    """The application as the resident signed it (the JWS was verified when it was stored)."""
+    import base64
+
+    payload = application.signed_jws.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    content: dict[str, Any] = claims["application"]
+    return content
+
+
+def set_status(session: Session, application: Application, status: ApplicationStatus, *, actor: str,
+               reason: str | None = None) -> None:
+    """Record a status step (from the back office's status messages, or a withdrawal)."""
+    application.status, application.status_reason, application.updated_at = status, reason, clock.utcnow()
+    session.add(ApplicationEvent(application_id=application.id, status=status, reason=reason, actor=actor,
+                                 at=application.updated_at))
+    session.flush()
+
+
+def withdraw(session: Session, *, account: PortalAccount, receipt_number: str, jws: str,
+             nonce: str | None) -> Application:
+    """Withdraw an application not yet in review, on the resident's signature."""
+    application = get_own(session, account, receipt_number)
+    if application is None:
+        raise LookupError(receipt_number)
+    verified = _verify(jws, nonce, account)
+    data = verified.application
+    if _schema_errors("withdrawal", data) or data["receiptNumber"] != receipt_number:
+        raise ApplicationInvalid([FieldError("receiptNumber", _l("The signed withdrawal names another application."))])
+    if application.status not in WITHDRAWABLE:
+        raise ApplicationInvalid([FieldError("status", _l(
+            "This application is already being handled and can no longer be withdrawn. Please contact the city."))])
+    set_status(session, application, ApplicationStatus.WITHDRAWN, actor="resident")
+    outbound.application_withdrawn(session, application, jws)
+    oplog.record(session, "application.withdraw", actor=f"account:{account.id}", actor_id=account.id,
+                 target_type="application", target_id=str(application.id))
+    return application

@@ -1,0 +1,225 @@
+"""Delivery by real rq workers: once-only effects, acks, refusals and poison messages in the dead-letter table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+import zlib
+
+import pytest
+from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
+
+from bridge.outbox import ACKNOWLEDGED, PENDING
+from bridge.queues import get_queue
+from bridge.relay import DELIVER, ON_FAILURE
+from core import clock
+from core.envelope import KeyRegistry, seal
+from tests.bridge.conftest import BO_PARTY, INTAKE
+from tests.factories import my_number
+
+FAR_FUTURE = dt.timedelta(days=1)
+
+
+def _enqueue(bridged, job_id: str, message_id: str, envelope: str) -> None:
+    """Put a delivery job on the intake queue directly, as a duplicate publish or an attacker with Redis would."""
+    from rq import Callback, Retry
+
+    get_queue(INTAKE, bridged.redis.client()).enqueue_call(
+        DELIVER, args=(message_id, envelope), job_id=job_id, description=f"deliver {message_id}",
+        retry=Retry(max=1, interval=[0]), on_failure=Callback(ON_FAILURE))
+
+
+def _envelope(bridged, message_id: str) -> str:
+    return next(r.envelope for r in bridged.rows(bridged.portal_app, "outbox") if r.id == message_id)
+
+
+@pytest.mark.sqlite
+def test_a_message_takes_effect_once_and_its_ack_marks_the_senders_row_acknowledged(bridged):
+    ids = bridged.send("test.note", [{"n": 1}, {"n": 2}])
+    assert bridged.relay(bridged.portal_app) == 2
+    bridged.run_burst("backoffice", INTAKE)
+
+    assert bridged.effects() == (2, 2)
+    processed = bridged.rows(bridged.bo_app, "processed")
+    assert {(p.message_id, p.message_type, p.sender) for p in processed} == {(i, "test.note", "portal") for i in ids}
+    acks = bridged.rows(bridged.bo_app, "outbox")
+    assert {(a.message_type, a.recipient, a.queue, a.state) for a in acks} == {("ack", "portal", "ack:portal", PENDING)}
+    assert len(acks) == 2
+
+    # The back office's relay carries the acks; the portal's own `flask worker` applies them.
+    assert bridged.relay(bridged.bo_app) == 2
+    bridged.run_burst("portal", "ack:portal", cli=True)
+    rows = {r.id: r for r in bridged.rows(bridged.portal_app, "outbox")}
+    assert all(rows[i].state == ACKNOWLEDGED and rows[i].acknowledged_at is not None for i in ids)
+    assert {p.message_type for p in bridged.rows(bridged.portal_app, "processed")} == {"ack"}
+    # Nothing is republished afterwards: not the acknowledged messages, not the acks.
+    later = clock.utcnow() + FAR_FUTURE
+    assert bridged.relay(bridged.portal_app, now=later) == 0
+    assert bridged.relay(bridged.bo_app, now=later) == 0
+
+
+@pytest.mark.sqlite
+def test_the_same_message_published_five_times_and_run_by_two_workers_at_once_takes_effect_once(bridged):
+    [message_id] = bridged.send("test.note", [{"n": 1, "sleep": 0.5}])
+    envelope = _envelope(bridged, message_id)
+    for job_id in [message_id, *(str(uuid.uuid4()) for _ in range(4))]:
+        _enqueue(bridged, job_id, message_id, envelope)
+    workers = [bridged.start_worker("backoffice", INTAKE, burst=True) for _ in range(2)]
+    for worker in workers:
+        assert worker.wait(60) == 0, bridged.worker_log(worker)
+
+    assert bridged.effects() == (1, 1)  # the count oracle: five deliveries, one effect
+    assert [p.message_id for p in bridged.rows(bridged.bo_app, "processed")] == [message_id]
+    acks = bridged.rows(bridged.bo_app, "outbox")
+    assert len(acks) == 5  # every delivery is acknowledged, the duplicates too
+    assert all(json.loads(json.dumps(a.message_type)) == "ack" for a in acks)
+    assert bridged.rows(bridged.bo_app, "dead") == []
+    logs = "".join(bridged.worker_log(w) for w in workers)
+    assert logs.count("duplicate suppressed") == 4
+    assert all("applied" in bridged.worker_log(w) or "duplicate" in bridged.worker_log(w) for w in workers)
+
+
+def test_refused_envelopes_are_dead_lettered_with_their_reason_and_audited_and_the_queue_keeps_flowing(bridged,
+                                                                                                        bridge_keys):
+    now = clock.utcnow()
+    portal = bridge_keys.portal
+    elsewhere = KeyRegistry.generate("muni:032069")
+    stranger = KeyRegistry.generate("peer:muni-standin").with_public(BO_PARTY, bridge_keys.backoffice.public_pem())
+
+    def sealed(keys, **kwargs):
+        args = {"message_type": "test.note", "sender": keys.party, "recipient": BO_PARTY, "keys": keys,
+                "created_at": now, **kwargs}
+        return seal({"n": 0}, **args)
+
+    tampered = sealed(portal)
+    head, key, iv, ciphertext, tag = tampered.token.split(".")
+    bad = {
+        "bad_ciphertext": (tampered.message_id, ".".join([head, key, iv, ciphertext[::-1], tag])),
+        "wrong_recipient": sealed(portal.with_public("muni:032069", elsewhere.public_pem()), recipient="muni:032069"),
+        "unknown_sender": sealed(stranger),
+        "type_not_accepted": sealed(portal, message_type="application.unheard-of"),
+        "header_mismatch": (str(uuid.uuid4()), sealed(portal).token),  # the job names another message id
+        "schema_error": sealed(portal, message_type="test.schema"),
+    }
+    for value in bad.values():
+        message_id, token = value if isinstance(value, tuple) else (value.message_id, value.token)
+        _enqueue(bridged, message_id, message_id, token)
+    good = bridged.send("test.note", [{"n": 1}, {"n": 2}])
+    assert bridged.relay(bridged.portal_app) == 2  # behind the bad ones in the queue
+    bridged.run_burst("backoffice", INTAKE)
+
+    assert bridged.effects() == (2, 2)
+    assert {p.message_id for p in bridged.rows(bridged.bo_app, "processed")} == set(good)
+    dead = bridged.rows(bridged.bo_app, "dead")
+    assert sorted(d.reason for d in dead) == sorted(bad)
+    assert all(d.queue == INTAKE and d.envelope and d.resolved_at is None for d in dead)
+    by_reason = {d.reason: d for d in dead}
+    assert by_reason["unknown_sender"].sender == "peer:muni-standin"  # as claimed, for the administrator
+    refused = bridged.audit_actions(bridged.bo_app, "bridge.refused")
+    assert len(refused) == 5 and {r.outcome for r in refused} == {"denied"}
+    assert {json.loads(r.detail)["reason"] for r in refused} == set(bad) - {"schema_error"}
+    [failed] = bridged.audit_actions(bridged.bo_app, "bridge.dead_letter")
+    assert json.loads(failed.detail)["reason"] == "schema_error"
+    # Refusals are final: rq is told the job ended, so nothing waits in its failed registry to be retried.
+    assert FailedJobRegistry(INTAKE, connection=bridged.redis.client(), serializer=JSONSerializer).count == 0
+    # The sender republishes until acknowledged: the same refusal again adds no second row.
+    message_id, token = bad["header_mismatch"]
+    _enqueue(bridged, str(uuid.uuid4()), message_id, token)
+    bridged.run_burst("backoffice", INTAKE)
+    assert len(bridged.rows(bridged.bo_app, "dead")) == len(bad)
+
+
+@pytest.mark.parametrize("bridge_settings", [{"BRIDGE_RETRY_INTERVALS": "1,1"}], indirect=True)
+def test_a_poison_message_is_dead_lettered_after_its_retries_while_other_messages_keep_flowing(bridged,
+                                                                                               bridge_settings):
+    marker = "宮沢　賢治"
+    [poison] = bridged.send("test.poison", [{"marker": marker}])
+    good = bridged.send("test.note", [{"n": i} for i in range(3)])
+    assert bridged.relay(bridged.portal_app) == 4
+    worker = bridged.start_worker("backoffice", INTAKE)  # not burst: the scheduler runs the spaced retries
+    bridged.wait_for(lambda: bridged.effects() == (3, 3) and len(bridged.rows(bridged.bo_app, "dead")) == 1,
+                     timeout=45)
+
+    [dead] = bridged.rows(bridged.bo_app, "dead")
+    assert (dead.message_id, dead.reason, dead.message_type, dead.sender) == (
+        poison, "retries_exhausted", "test.poison", "portal")
+    assert "RuntimeError" in dead.detail and marker not in dead.detail
+    assert {p.message_id for p in bridged.rows(bridged.bo_app, "processed")} == set(good)  # the poison's rolled back
+    [audited] = bridged.audit_actions(bridged.bo_app, "bridge.dead_letter")
+    assert audited.target_id == poison and audited.outcome == "failure"
+    log = bridged.worker_log(worker)
+    assert log.count(f"delivery of {poison} failed: RuntimeError") == 3  # the first run and two retries
+    assert marker not in log
+    failed = FailedJobRegistry(INTAKE, connection=bridged.redis.client(), serializer=JSONSerializer)
+    assert failed.get_job_ids() == [poison]
+    assert marker not in str(failed.get_job_ids()) and marker not in _job_texts(bridged, poison)
+
+
+@pytest.mark.parametrize("bridge_settings", [{"BRIDGE_RETRY_INTERVALS": "0"}], indirect=True)
+def test_no_redis_key_holds_anything_but_ids_and_envelopes(bridged, bridge_settings):
+    name, address, number = "宮沢　賢治", "岩手県花巻市桜町", my_number(7)
+    personal = {"name": name, "address": address, "myNumber": number}
+    bridged.send("test.note", [{**personal, "n": i} for i in range(3)])
+    bridged.send("test.poison", [{"marker": f"{name} {address} {number}"}])
+    assert bridged.relay(bridged.portal_app) == 4
+    worker = bridged.start_worker("backoffice", INTAKE, burst=True)
+    assert worker.wait(60) == 0, bridged.worker_log(worker)
+    assert bridged.relay(bridged.bo_app) == 3  # acks waiting in ack:portal
+    assert bridged.effects() == (3, 3) and len(bridged.rows(bridged.bo_app, "dead")) == 1
+
+    client = bridged.redis.client()
+    needles = [s.encode() for s in (name, address, number, "宮沢", "花巻")]
+    needles += [json.dumps(s).strip('"').encode() for s in (name, address)]  # JSON-escaped forms too
+    keys = list(client.scan_iter(count=1000))
+    assert any(k.startswith(b"rq:job:") for k in keys) and any(k.startswith(b"rq:failed:") for k in keys)
+    for key in keys:
+        for blob in _values(client, key):
+            for needle in needles:
+                assert needle not in blob, (key, needle)
+    for key in (k for k in keys if k.startswith(b"rq:job:") and b":" not in k[len(b"rq:job:"):]):
+        data = client.hget(key, "data")
+        if data is None:
+            continue
+        func, _instance, args, kwargs = json.loads(zlib.decompress(data))
+        assert func == DELIVER and kwargs == {}
+        message_id, envelope = args
+        assert uuid.UUID(message_id) and envelope.count(".") == 4
+    assert number not in bridged.worker_log(worker) and name not in bridged.worker_log(worker)
+    assert all(number not in r.envelope for r in bridged.rows(bridged.portal_app, "outbox"))
+
+
+def _values(client, key: bytes) -> list[bytes]:
+    """Every value stored under ``key``, job data decompressed."""
+    kind = client.type(key).decode()
+    if kind == "string":
+        values = [client.get(key) or b""]
+    elif kind == "hash":
+        values = [v for pair in client.hgetall(key).items() for v in pair]
+    elif kind == "list":
+        values = client.lrange(key, 0, -1)
+    elif kind == "set":
+        values = list(client.smembers(key))
+    elif kind == "zset":
+        values = [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
+    elif kind == "stream":
+        values = [json.dumps([[i.decode(), {k.decode(): v.decode() for k, v in f.items()}]
+                              for i, f in client.xrange(key)]).encode()]
+    else:
+        values = []
+    expanded = [*values, key]
+    for value in values:
+        try:
+            expanded.append(zlib.decompress(value))
+        except zlib.error:
+            pass
+    return expanded
+
+
+def _job_texts(bridged, job_id: str) -> str:
+    client = bridged.redis.client()
+    texts = []
+    for key in client.scan_iter(match=f"*{job_id}*"):
+        texts.extend(v.decode("utf-8", "replace") for v in _values(client, key))
+    return "\n".join(texts)

@@ -1,0 +1,63 @@
+"""Status messages from municipalities reach "My applications", and only from the municipality concerned."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from bridge.handlers import PermanentFailure
+from core import clock
+from core.envelope import Opened
+from portal.models import Application, ApplicationStatus
+from tests.portal.test_applications import Resident, _api_submit, _bearer, _move
+
+
+@pytest.fixture
+def filed(portal_app, cards):
+    """A move filed by API: 転出届 to Hanamaki and 転入予約 to Kitakami."""
+    resident = Resident(portal_app, cards)
+    client, headers = _bearer(portal_app, resident.card)
+    body = _api_submit(client, headers, resident.card, _move()).json
+    return {p["kind"]: p["receipt_number"] for p in body["parts"]}
+
+
+def _status(app, sender, receipt, status, reason=None):
+    from portal.extensions import db
+    from portal.services.status import receive_status
+
+    opened = Opened(message_id=str(uuid.uuid4()), message_type="application.status", sender=sender,
+                    recipient="portal", created_at=clock.utcnow(),
+                    payload={"receiptNumber": receipt, "status": status, "reason": reason})
+    with app.test_request_context("/"):
+        receive_status(db.session, opened)
+        db.session.commit()
+
+
+def _application(app, receipt):
+    from portal.extensions import db
+
+    with app.app_context():
+        application = db.session.execute(select(Application).where(Application.receipt_number == receipt)).scalar_one()
+        return application.status, application.status_reason, [e.status for e in application.events]
+
+
+def test_a_returned_status_with_its_reason_shows_in_the_history(portal_app, filed):
+    receipt = filed["move_out"]
+    _status(portal_app, "muni:032051", receipt, "received")
+    _status(portal_app, "muni:032051", receipt, "returned", "転居予約を送ってください")
+    status, reason, history = _application(portal_app, receipt)
+    assert status is ApplicationStatus.RETURNED and reason == "転居予約を送ってください"
+    assert history == [ApplicationStatus.SUBMITTED, ApplicationStatus.RECEIVED, ApplicationStatus.RETURNED]
+
+
+def test_a_municipality_cannot_set_the_status_of_another_municipalitys_application(portal_app, filed):
+    with pytest.raises(PermanentFailure):
+        _status(portal_app, "muni:032069", filed["move_out"], "approved")
+    assert _application(portal_app, filed["move_out"])[0] is ApplicationStatus.SUBMITTED
+
+
+def test_an_unknown_status_is_a_permanent_failure(portal_app, filed):
+    with pytest.raises(PermanentFailure):
+        _status(portal_app, "muni:032051", filed["move_out"], "teleported")
