@@ -151,7 +151,10 @@ def test_a_resident_searches_moves_out_moves_within_the_city_and_requests_a_cert
     v.go("/mypage/applications", "my-applications")
     listed = v.page.locator("tr.application td:nth-child(2)").all_inner_texts()
     assert sorted(listed) == sorted(receipts)
-    v.go(f"/mypage/applications/{receipts[0]}", "application")
+    v.go(f"/mypage/applications/{receipts[-1]}", "application")
+    v.go(f"/mypage/applications/{receipts[-1]}/withdraw", "withdraw")
+    v.go("/services/move-out", "service-detail")
+    v.go("/auth/sign-in", "signed-in-sign-in")
     assert v.violations() == {}, json.dumps(v.violations(), ensure_ascii=False, indent=1)
     v.context.close()
 

@@ -248,3 +248,16 @@ def test_an_expired_session_start_time_uses_the_application_clock(portal_app, ca
     portal_app.extensions.pop("jpki_trust", None)
     response = _sign_in(portal_app.test_client(), card)
     assert response.status_code == 401
+
+
+def test_every_portal_response_carries_the_security_headers(portal_app):
+    portal_app.config["APP_ENV"] = "test"
+    client = portal_app.test_client()
+    for path in ("/", "/auth/sign-in", "/services", "/api/v1/openapi.json", "/no-such-page"):
+        response = client.get(path)
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp and "frame-ancestors 'none'" in csp, path
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
+        assert response.headers["Referrer-Policy"] == "no-referrer", path
+        assert response.headers["Cache-Control"] == "no-store", path
+        assert "max-age" in response.headers["Strict-Transport-Security"], path
