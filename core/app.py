@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, g, render_template, request
 from flask_babel import Babel, get_locale
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from core import config as config_module
@@ -73,6 +74,14 @@ def build_app(
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> Any:
         return render_template("errors/error.html", code=400, error="csrf"), 400
+
+    @app.errorhandler(RedisError)
+    def _redis_down(exc: RedisError) -> Any:
+        # Redis is only the doorbell and the nonce store: say "try again shortly", never a server error.
+        app.logger.warning("redis unavailable request_id=%s: %s", g.get("request_id"), type(exc).__name__)
+        if request.path.startswith("/api/") or request.is_json:
+            return {"error": "temporarily_unavailable"}, 503, {"Retry-After": "30"}
+        return render_template("errors/error.html", code=503, error=None), 503, {"Retry-After": "30"}
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

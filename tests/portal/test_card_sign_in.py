@@ -261,3 +261,21 @@ def test_every_portal_response_carries_the_security_headers(portal_app):
         assert response.headers["Referrer-Policy"] == "no-referrer", path
         assert response.headers["Cache-Control"] == "no-store", path
         assert "max-age" in response.headers["Strict-Transport-Security"], path
+
+
+def test_with_redis_unreachable_sign_in_and_signing_answer_503_never_500(portal_app, cards):
+    from core.redisconn import get_redis
+
+    client = portal_app.test_client()
+    csrf = _csrf(client)
+    get_redis(portal_app).close()
+    working = portal_app.config["REDIS_URL"]
+    portal_app.extensions["redis"] = None
+    portal_app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    page = client.post("/auth/challenge", headers={"X-CSRFToken": csrf})
+    assert page.status_code == 503 and page.headers["Retry-After"] == "30"
+    api = client.post("/api/v1/auth/challenge")
+    assert api.status_code == 503 and api.json == {"error": "temporarily_unavailable"}
+    assert client.get("/auth/sign-in").status_code == 200  # pages that need no Redis still work
+    portal_app.extensions["redis"] = None
+    portal_app.config["REDIS_URL"] = working
