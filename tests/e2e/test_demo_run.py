@@ -129,7 +129,8 @@ def test_an_application_sent_on_the_portal_reaches_the_back_office_inbox_and_its
     link = requests.post(f"{api}/identity/challenge", headers=bearer, timeout=10)
     assert link.status_code == 200, link.text
     link = link.json()
-    jws = build_signed_application(card, "ABC123", aud=link["aud"], nonce=link["nonce"], application=link["application"])
+    jws = build_signed_application(card, "ABC123", aud=link["aud"], nonce=link["nonce"],
+                                   application=link["application"])
     assert requests.post(f"{api}/identity", headers=bearer, json={"signedApplication": jws, "nonce": link["nonce"]},
                          timeout=30).status_code == 200
     challenge = requests.post(f"{api}/applications/challenge", headers=bearer, timeout=10)
