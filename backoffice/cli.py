@@ -5,8 +5,7 @@ from __future__ import annotations
 import secrets
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -19,6 +18,7 @@ from backoffice.models import Resident, Role, Staff
 from backoffice.services import audit
 from backoffice.services import staff as staff_service
 from backoffice.services import terminals as terminal_service
+from core.cli import fail, refusals
 
 staff_cli = AppGroup("staff", help="Manage staff accounts.")
 terminals_cli = AppGroup("terminals", help="Register and revoke terminals.")
@@ -26,18 +26,11 @@ audit_cli = AppGroup("audit", help="Verify and checkpoint the operation log.")
 
 
 def _fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(2)
+    fail(message)
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """Turn a service's refusal into a message naming the field, with nothing written."""
-    try:
-        yield
-    except (staff_service.StaffError, terminal_service.TerminalError) as exc:
-        db.session.rollback()
-        _fail(f"{exc.field}: {exc.message}")
+def _refusals() -> Any:
+    return refusals(db.session, staff_service.StaffError, terminal_service.TerminalError)
 
 
 @staff_cli.command("add")

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import current_app, g, jsonify, request, session
+from flask import current_app, g, jsonify, redirect, request, session, url_for
+from flask_login import current_user
 from jose import JWTError, jwt
 
 from core import clock
@@ -73,3 +74,12 @@ def api_login_required(view: F) -> F:
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def require_linked_resident() -> Any:
+    """before_request of the resident's own pages: signed in, and the card linked to its holder."""
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    if not current_user.is_linked:
+        return redirect(url_for("auth.link"))
+    return None

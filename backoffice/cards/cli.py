@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 from flask.cli import AppGroup
 
 from backoffice.extensions import db
 from backoffice.services import cards as card_service
+from core.cli import fail, refusals
 
 cards_cli = AppGroup("cards", help="Issue My Number Cards and revoke, suspend or resume their certificates.")
 # Commands have no signed-in account; the operation log names the command line as the actor.
@@ -20,18 +20,11 @@ CLI_ACTOR = "cli"
 
 
 def _fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(2)
+    fail(message)
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    """Turn a service's refusal into a message naming the field, with nothing written."""
-    try:
-        yield
-    except card_service.CardError as exc:
-        db.session.rollback()
-        _fail(f"{exc.field}: {exc.message}")
+def _refusals() -> Any:
+    return refusals(db.session, card_service.CardError)
 
 
 def _write_new_file(path: Path, data: bytes) -> None:

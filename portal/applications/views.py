@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import abort, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from core import clock
 from core.addressmaster import load_machiaza, load_municipalities
@@ -16,6 +16,7 @@ from core.jpki import SignedApplicationError
 from portal.applications import bp
 from portal.applications import forms as f
 from portal.extensions import db
+from portal.security import require_linked_resident
 from portal.services import applications as apps
 from portal.services import cardauth, drafts
 
@@ -26,12 +27,7 @@ FIELD_PAGE = {"destination": "address", "moveDate": "dates", "visitDate": "dates
               "newHouseholder": "householder", "contactPhone": "contact", "fromMunicipalityCode": "where"}
 
 
-@bp.before_request
-@login_required
-def _signed_in_and_linked() -> Any:
-    if not current_user.is_linked:
-        return redirect(url_for("auth.link"))
-    return None
+bp.before_request(require_linked_resident)
 
 
 def _draft(journey: str) -> dict[str, Any]:

@@ -6,22 +6,17 @@ from typing import Any
 
 from flask import abort, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from core.i18n import format_date
 from core.jpki import SignedApplicationError
 from portal.extensions import db
 from portal.mypage import bp
+from portal.security import require_linked_resident
 from portal.services import applications as apps
 from portal.services import cardauth
 
-
-@bp.before_request
-@login_required
-def _signed_in_and_linked() -> Any:
-    if not current_user.is_linked:
-        return redirect(url_for("auth.link"))
-    return None
+bp.before_request(require_linked_resident)
 
 
 @bp.route("/")
