@@ -94,7 +94,11 @@ class Supervisor:
 
 
 def _exchange_development_keys(portal_config: Any, backoffice_config: Any) -> None:
-    """Generate both parties' keys if missing and register each party's public keys with the other."""
+    """Generate both parties' keys if missing and register each party's public keys with the other.
+
+    The portal also gets keys for every other connected municipality, so a move to one that does not
+    run here (Kitakami in the demo) is still sealed and waits in its queue until that office runs.
+    """
     from core.envelope import KeyRegistry, import_public_key, key_directory
 
     portal_keys = KeyRegistry.from_config(portal_config)
@@ -104,6 +108,16 @@ def _exchange_development_keys(portal_config: Any, backoffice_config: Any) -> No
         if not other.knows(keys.party) or other.public(keys.party).pem() != keys.public_pem():
             import_public_key(key_directory(other_config), keys.party, keys.public_pem())
             log.info("registered the public keys of %s with %s (development)", keys.party, other.party)
+    connected = portal_config.get("CONNECTED_MUNICIPALITIES", ("032051", "032069"))
+    if isinstance(connected, str):
+        connected = [c.strip() for c in connected.split(",") if c.strip()]
+    for code in connected:
+        party = f"muni:{code}"
+        if party == backoffice_keys.party or KeyRegistry.from_config(portal_config).knows(party):
+            continue
+        absent = KeyRegistry.from_config({**backoffice_config, "MUNICIPALITY_CODE": code}, party=party)
+        import_public_key(key_directory(portal_config), party, absent.public_pem())
+        log.info("registered development keys of %s with the portal (its back office is not running here)", party)
 
 
 def _start_bridge(supervisor: Supervisor, portal_party: str, backoffice_party: str) -> None:
