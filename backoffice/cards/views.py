@@ -111,36 +111,33 @@ def card(card_id: int) -> Any:
     return _card_page(record, _revoke_form(record))
 
 
-@bp.route("/<int:card_id>/suspend", methods=["POST"])
-@access(Role.CLERK)
-def suspend(card_id: int) -> Any:
-    """A lost card: hold its certificates."""
+def _hold_action(card_id: int, action: Any, done: str) -> Any:
+    """Suspend or resume: call the service, commit, and say what happened (or why not)."""
     record = _card_or_404(card_id)
     try:
-        card_service.suspend_card(db.session, card_number=record.card_number, by=current_user.login_id)
+        action(db.session, card_number=record.card_number, by=current_user.login_id)
     except card_service.CardError as exc:
         db.session.rollback()
         flash(_message(exc), "error")
     else:
         db.session.commit()
-        flash(_("Card %(number)s is suspended: its certificates are on hold.", number=record.card_number), "info")
+        flash(done % {"number": record.card_number}, "info")
     return redirect(url_for("cards.card", card_id=card_id))
+
+
+@bp.route("/<int:card_id>/suspend", methods=["POST"])
+@access(Role.CLERK)
+def suspend(card_id: int) -> Any:
+    """A lost card: hold its certificates."""
+    return _hold_action(card_id, card_service.suspend_card,
+                        _("Card %(number)s is suspended: its certificates are on hold."))
 
 
 @bp.route("/<int:card_id>/resume", methods=["POST"])
 @access(Role.CLERK)
 def resume(card_id: int) -> Any:
     """A lost card found again: release the holds."""
-    record = _card_or_404(card_id)
-    try:
-        card_service.resume_card(db.session, card_number=record.card_number, by=current_user.login_id)
-    except card_service.CardError as exc:
-        db.session.rollback()
-        flash(_message(exc), "error")
-    else:
-        db.session.commit()
-        flash(_("Card %(number)s is active again.", number=record.card_number), "info")
-    return redirect(url_for("cards.card", card_id=card_id))
+    return _hold_action(card_id, card_service.resume_card, _("Card %(number)s is active again."))
 
 
 @bp.route("/<int:card_id>/revoke", methods=["POST"])

@@ -101,6 +101,17 @@ def _application_json(application: Any) -> dict[str, Any]:
     }
 
 
+def _refused(exc: Exception, *, invalid_status: int) -> Any:
+    """A refused signature (its audit row is kept) or a broken rule (nothing is kept), as JSON."""
+    if isinstance(exc, SignedApplicationError):
+        db.session.commit()
+        return jsonify({"error": "signature_refused", "hint": exc.user_hint}), 400
+    db.session.rollback()
+    errors = exc.errors if isinstance(exc, apps.ApplicationInvalid) else []
+    return jsonify({"error": "invalid_application",
+                    "fields": [{"field": e.field, "message": str(e.message)} for e in errors]}), invalid_status
+
+
 @bp.route("/applications/challenge", methods=["POST"])
 @api_login_required
 def application_challenge() -> Any:
@@ -121,13 +132,8 @@ def submit_application() -> Any:
     try:
         stored = apps.submit(db.session, account=g.api_account, jws=body["signed_application"],
                              nonce=nonce if isinstance(nonce, str) else None)
-    except SignedApplicationError as exc:
-        db.session.commit()
-        return jsonify({"error": "signature_refused", "hint": exc.user_hint}), 400
-    except apps.ApplicationInvalid as exc:
-        db.session.rollback()
-        return jsonify({"error": "invalid_application",
-                        "fields": [{"field": e.field, "message": str(e.message)} for e in exc.errors]}), 422
+    except (SignedApplicationError, apps.ApplicationInvalid) as exc:
+        return _refused(exc, invalid_status=422)
     db.session.commit()
     return jsonify({"receipt_number": stored[0].receipt_number, "status": stored[0].status.value,
                     "parts": [{"receipt_number": a.receipt_number, "kind": a.kind.value} for a in stored]}), 202
@@ -171,13 +177,8 @@ def withdraw_application(receipt: str) -> Any:
     try:
         application = apps.withdraw(db.session, account=g.api_account, receipt_number=receipt,
                                      jws=body["signed_application"], nonce=nonce if isinstance(nonce, str) else None)
-    except SignedApplicationError as exc:
-        db.session.commit()
-        return jsonify({"error": "signature_refused", "hint": exc.user_hint}), 400
-    except apps.ApplicationInvalid as exc:
-        db.session.rollback()
-        return jsonify({"error": "invalid_application",
-                        "fields": [{"field": e.field, "message": str(e.message)} for e in exc.errors]}), 409
+    except (SignedApplicationError, apps.ApplicationInvalid) as exc:
+        return _refused(exc, invalid_status=409)
     db.session.commit()
     return jsonify(_application_json(application))
 
