@@ -180,7 +180,7 @@ def _step(case_id: int, action: str, run: Any, *, form: FlaskForm, form_key: str
         run()
     except CaseError as exc:
         db.session.rollback()
-        cases.refused(case_id, action, by=current_user, error=exc)
+        cases.refused(db.session, case_id, action, by=current_user, error=exc)
         db.session.commit()
         forms = _forms()
         forms[form_key] = form

@@ -293,6 +293,7 @@ def approve(session: Session, case_id: int, *, by: Staff, totp_code: str) -> Cas
         raise _error("case", "same_person")
     if not check_second_factor(staff, totp_code or ""):
         raise _error("totp_code", "totp")
+    staff.failed_attempts = 0
     case.approved_by, case.approved_at = staff.id, clock.utcnow()
     case.claimed_by, case.claimed_at = None, None
     _transition(session, case, "approve", CaseStatus.APPROVED, by=staff)
@@ -326,10 +327,23 @@ def add_note(session: Session, case_id: int, *, by: Staff, text: str) -> CaseNot
     return note
 
 
-def refused(case_id: int, action: str, *, by: Staff, error: CaseError) -> None:
-    """Log a refused step (call after the rollback, then commit): the operation log keeps attempts too."""
+def refused(session: Session, case_id: int, action: str, *, by: Staff, error: CaseError) -> None:
+    """Log a refused step (call after the rollback, then commit): the operation log keeps attempts too.
+
+    A wrong step-up code counts toward the lockout exactly as a wrong code at sign-in does, so the
+    approve form is no way round the sign-in's limit on guesses.
+    """
+    detail: dict[str, Any] = {"reason": error.code}
+    if error.code == "totp":
+        staff = _lock_staff(session, by)
+        staff.failed_attempts += 1
+        detail["failed_attempts"] = staff.failed_attempts
+        if staff.failed_attempts >= current_app.config["LOCKOUT_THRESHOLD"]:
+            staff.locked_at = clock.utcnow()
+            detail["locked"] = True
+        session.flush()
     audit.record(f"case.{action}", outcome="denied", target_type="case", target_id=case_id, actor=by.login_id,
-                 actor_id=by.id, detail={"reason": error.code})
+                 actor_id=by.id, detail=detail)
 
 
 # -- reading: the inbox and one case -------------------------------------------------------------------
@@ -432,8 +446,12 @@ def working_hours_between(start: dt.datetime, end: dt.datetime) -> float:
 
 
 def sla_hours() -> float:
-    """The working hours a case may wait before it is overdue (CASE_SLA_WORKING_HOURS, default 3 days)."""
-    return float(current_app.config.get("CASE_SLA_WORKING_HOURS", 3 * 7.75))
+    """The working hours a case may wait before it is overdue (CASE_SLA_WORKING_HOURS; default three working days)."""
+    configured = current_app.config.get("CASE_SLA_WORKING_HOURS")
+    if configured is not None:
+        return float(configured)
+    open_at, close_at = _working_window(dt.date(2000, 1, 1))
+    return 3 * (close_at - open_at).total_seconds() / 3600
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import pyotp
 import pytest
 from bs4 import BeautifulSoup
 from sqlalchemy import func, select
@@ -256,3 +257,19 @@ def test_an_approver_sees_the_approve_form_only_for_a_confirmed_case(backoffice,
     assert _page(approver, f"/cases/{case_id}").select_one("#approve-form input[name='approve-totp_code']")
     assert approver.post(f"/cases/{case_id}/confirm",
                          data={"csrf_token": csrf_from(approver, f"/cases/{case_id}")}).status_code == 403
+
+
+def test_wrong_step_up_codes_count_toward_the_lockout_and_end_the_session(backoffice, city):
+    case_id = deliver(backoffice.app, city)
+    clerk = backoffice.client_for("clerk12", "clerk")
+    approver = backoffice.client_for("approver3", "approver")
+    _post(clerk, case_id, "confirm")
+    for _attempt in range(backoffice.app.config["LOCKOUT_THRESHOLD"]):
+        backoffice.clock.advance(seconds=30)
+        real = pyotp.TOTP(backoffice.secrets["approver3"]).at(backoffice.clock.now)
+        assert _post(approver, case_id, "approve", **{"approve-totp_code": "000000" if real != "000000" else "111111"}
+                     ).status_code == 400
+    # Locked like a sign-in lockout: the session ends and only an administrator can unlock.
+    assert approver.get(f"/cases/{case_id}").status_code == 302
+    assert backoffice.sign_in(backoffice.enrolled_client("again"), "approver3").status_code != 302
+    assert load_case(backoffice.app, case_id).status is CaseStatus.CONFIRMED
