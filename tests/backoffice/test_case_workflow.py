@@ -324,3 +324,10 @@ def test_fifty_concurrent_approvals_and_returns_end_in_one_state_and_one_effect(
     portal_final = [m["status"] for m in status_messages(bo_app)
                     if m["receiptNumber"] == "R-RACE" and m["status"] in ("approved", "returned")]
     assert portal_final == [winners[0]]
+
+
+def test_every_status_the_back_office_sends_is_one_the_portal_understands():
+    from portal.models import ApplicationStatus
+
+    assert set(workflow.PORTAL_STATUS) == set(CaseStatus)
+    assert {ApplicationStatus(value) for value in workflow.PORTAL_STATUS.values()} <= set(ApplicationStatus)
