@@ -9,7 +9,7 @@ from typing import Any
 import pyotp
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from backoffice.models import AuditLog, Case, CaseEvent, CaseStatus, Outbox
 from backoffice.services import audit
@@ -331,3 +331,17 @@ def test_every_status_the_back_office_sends_is_one_the_portal_understands():
 
     assert set(workflow.PORTAL_STATUS) == set(CaseStatus)
     assert {ApplicationStatus(value) for value in workflow.PORTAL_STATUS.values()} <= set(ApplicationStatus)
+
+
+def test_the_history_of_a_case_can_be_neither_changed_nor_deleted(bo_app, city, people):
+    from backoffice.extensions import db
+
+    case_id = deliver(bo_app, city)
+    _step(bo_app, workflow.confirm, case_id, "clerk_a")
+    with bo_app.app_context():
+        for statement in ("UPDATE case_event SET actor = 'someone_else' WHERE case_id = :id",
+                          "DELETE FROM case_event WHERE case_id = :id"):
+            with pytest.raises(DBAPIError, match="append-only"):
+                db.session.execute(text(statement), {"id": case_id})
+            db.session.rollback()
+    assert events(bo_app, case_id) == [("received", "bridge", "received"), ("confirm", "clerk_a", "confirmed")]
