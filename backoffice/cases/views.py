@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -101,6 +102,13 @@ CERTIFICATE_ITEMS = {
 }
 
 
+def jst(moment: dt.datetime | None, *, seconds: bool = False) -> str:
+    """A moment in Japan time, as the clerks and the working hours count it."""
+    if moment is None:
+        return ""
+    return moment.astimezone(cases.JST).strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else "")) + " JST"
+
+
 def _flag(name: str) -> bool:
     return request.args.get(name, "") == "1"
 
@@ -124,7 +132,7 @@ def inbox() -> Any:
     return render_template("backoffice/cases/inbox.html", rows=rows, ages={c.id: cases.age(c, now) for c in rows},
                            counts=cases.counts(db.session), status=status_value, kind=kind, mine=mine,
                            sensitive=sensitive, kinds=KINDS, kind_labels=KIND_LABELS, status_labels=STATUS_LABELS,
-                           open_statuses=cases.OPEN, sla_hours=cases.sla_hours())
+                           open_statuses=cases.OPEN, sla_hours=cases.sla_hours(), jst=jst)
 
 
 def _forms() -> dict[str, FlaskForm]:
@@ -153,7 +161,7 @@ def _render(item: Case, *, forms: dict[str, FlaskForm] | None = None, errors: li
         address_text=ledger.address_text, format_date=format_date, kind_labels=KIND_LABELS,
         status_labels=STATUS_LABELS, action_labels=ACTION_LABELS, finding_labels=FINDING_LABELS,
         item_labels=ITEM_LABELS, application_labels=APPLICATION_LABELS, destination_labels=DESTINATION_LABELS,
-        value_labels=VALUE_LABELS, certificate_items=CERTIFICATE_ITEMS, open_statuses=cases.OPEN,
+        value_labels=VALUE_LABELS, jst=jst, certificate_items=CERTIFICATE_ITEMS, open_statuses=cases.OPEN,
         **(forms or _forms()))
     return page, status
 
