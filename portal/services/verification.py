@@ -85,9 +85,9 @@ def verify(session: Session, code: str) -> Verdict | None:
     if certcode.is_well_formed(code):
         row = session.execute(select(CertificateVerification).where(
             CertificateVerification.code_hash == certcode.code_hash(code))).scalar_one_or_none()
-    oplog.record(session, "certificate.verify", actor="public", outcome="success" if row else "not_found",
+    oplog.record(session, "certificate.verify", actor="public", outcome="success" if row else "failure",
                  target_type="certificate_verification", target_id=str(row.id) if row else None,
-                 detail={"status": row.status.value if row else None})
+                 detail={"status": row.status.value if row else "not_found"})
     if row is None:
         return None
     return Verdict(row.status, row.issued_on, row.revoked_on)

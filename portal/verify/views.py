@@ -26,7 +26,8 @@ def verify() -> Any:
         return _page(verdict=None, error=None, checked=False)
     limit = current_app.config.get("CERTIFICATE_VERIFY_LIMIT", 10)
     if not within_limit("verify-ip", request.remote_addr or "-", limit=limit):
-        oplog.record(db.session, "certificate.verify", actor="public", outcome="rate_limited")
+        oplog.record(db.session, "certificate.verify", actor="public", outcome="denied",
+                     detail={"reason": "rate_limited"})
         db.session.commit()
         return _page(verdict=None, checked=False,
                                error=_("Too many checks from this connection. Please wait a minute and try again.")

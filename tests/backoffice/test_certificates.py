@@ -32,8 +32,8 @@ def city(bo_app, backoffice, tmp_path):
     with bo_app.test_request_context("/"):
         household = make_household(db.session, householder_name="宮沢　賢")
         head = make_resident(db.session, bo_app.config, household=household, name="宮沢　賢",
-                             name_kana="ミヤザワ　ケン", birth_date=dt.date(1990, 8, 27), honseki="岩手県花巻市豊沢町4番地",
-                             hittosha="宮沢　政次郎", my_number=HEAD_NUMBER)
+                             name_kana="ミヤザワ　ケン", birth_date=dt.date(1990, 8, 27),
+                             honseki="岩手県花巻市豊沢町4番地", hittosha="宮沢　政次郎", my_number=HEAD_NUMBER)
         wife = make_resident(db.session, bo_app.config, household=household, name="宮沢　トシ",
                              name_kana="ミヤザワ　トシ", birth_date=dt.date(1992, 11, 27), relationship_to_head="妻",
                              is_householder=False, banchi=head.banchi, my_number=WIFE_NUMBER)
