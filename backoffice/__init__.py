@@ -30,10 +30,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from backoffice.certificates import bp as certificates_bp
     from backoffice.cli import register
     from backoffice.ledger import bp as ledger_bp
+    from backoffice.screenlock import bp as screenlock_bp
     from backoffice.statistics import bp as statistics_bp
 
     app.before_request(security.enforce_access)
-    for bp in (auth_bp, ledger_bp, audit_bp, admin_bp, cards_bp, cases_bp, certificates_bp, statistics_bp):
+    for bp in (auth_bp, ledger_bp, audit_bp, admin_bp, cards_bp, cases_bp, certificates_bp, statistics_bp,
+               screenlock_bp):
         app.register_blueprint(bp)
     register(app)
     app.jinja_env.globals["zone"] = "backoffice"

@@ -45,6 +45,8 @@ class Config:
     REDIS_URL: str | None = None
     # Staff sessions (R5, R15, R19).
     IDLE_TIMEOUT_MINUTES = 15
+    # The screen goes blank behind a lock after this long without input (R15, R19); the session lives on.
+    SCREEN_LOCK_MINUTES = 5
     ABSOLUTE_SESSION_HOURS = 8
     LOCKOUT_THRESHOLD = 5
     # Operation log checkpoints: written after this many rows or seconds, whichever first.
