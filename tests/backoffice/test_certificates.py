@@ -118,6 +118,15 @@ def pdf_text(pdf: bytes, tmp_path) -> str:
     return re.sub(r"\s+", "", text)
 
 
+def _status_messages(bo_app):
+    from backoffice.extensions import db
+    from backoffice.models import Outbox
+
+    with bo_app.app_context():
+        return db.session.execute(select(func.count()).select_from(Outbox)
+                                  .where(Outbox.message_type == "application.status")).scalar_one()
+
+
 def _actions(bo_app):
     from backoffice.extensions import db
 
@@ -239,7 +248,7 @@ def test_the_mailing_completes_the_case_and_a_bad_date_is_refused_naming_the_fie
     cert_id = _confirm_and_approve(bo_app, backoffice, case_id)
     client = backoffice.enrolled_client("t-mail")
     assert backoffice.sign_in(client, "clerk_a").status_code == 302
-    page = client.get(f"/certificates/cases/{case_id}")
+    assert "mail-form" in client.get(f"/certificates/cases/{case_id}").text
     from tests.conftest import csrf_from
 
     token = csrf_from(client, f"/certificates/cases/{case_id}")
@@ -249,6 +258,7 @@ def test_the_mailing_completes_the_case_and_a_bad_date_is_refused_naming_the_fie
     assert "mailed_on" in page.text and "発送日" in page.text
     with bo_app.app_context():
         assert db.session.get(Case, case_id).status is CaseStatus.APPROVED
+    statuses_before = _status_messages(bo_app)
     page = client.post(f"/certificates/{cert_id}/mail", follow_redirects=True,
                        data={"csrf_token": token, "mailed_on": clock.today_jst().isoformat(),
                              "tracking_number": "1234-5678-9012"})
@@ -257,6 +267,7 @@ def test_the_mailing_completes_the_case_and_a_bad_date_is_refused_naming_the_fie
         assert db.session.get(Case, case_id).status is CaseStatus.COMPLETED
         cert = db.session.get(IssuedCertificate, cert_id)
         assert cert.mailed_on == clock.today_jst() and cert.tracking_number == "1234-5678-9012"
+    assert _status_messages(bo_app) == statuses_before + 1  # "completed" goes to the resident's My applications
     with bo_app.test_request_context("/"), pytest.raises(certificates.CertificateError):
         certificates.record_mailing(db.session, db.session.get(IssuedCertificate, cert_id), by=_staff("clerk_a"),
                                     mailed_on=clock.today_jst().isoformat())
