@@ -26,13 +26,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from backoffice.models import Case, CaseEvent, CaseNote, CaseStatus, Outbox, Role, Staff
-from backoffice.services import audit
+from backoffice.models import Case, CaseEvent, CaseNote, CaseStatus, Outbox, Resident, Role, Staff
+from backoffice.services import audit, ledger
 from backoffice.services.staff import check_second_factor
 from bridge.binding import current_bridge
 from bridge.outbox import add_message
 from bridge.queues import QueueNames
 from core import clock
+from core.textfold import fold
 
 STATUS = "application.status"
 KINDS = ("move_out", "move_in_reservation", "in_city_reservation", "certificate")
@@ -459,3 +460,63 @@ def age(case: Case, now: dt.datetime | None = None) -> Age:
     now = now or clock.utcnow()
     return Age(days=(now - case.received_at).days, working_hours=working_hours_between(case.received_at, now),
                sla_hours=sla_hours())
+
+
+# -- the case beside the ledger --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One item as the application states it and as the ledger records it."""
+
+    item: str  # name, kana, birth_date, relationship
+    applied: str
+    recorded: str
+
+    @property
+    def differs(self) -> bool:
+        """Whether the two disagree (ignoring width and spacing differences)."""
+        return fold(self.applied) != fold(self.recorded)
+
+
+@dataclass(frozen=True)
+class Side:
+    """A person of the case: what the application says and their ledger record (None: not found)."""
+
+    role: str  # mover or applicant
+    applied: dict[str, Any]
+    resident: Resident | None
+    items: list[Compared]
+
+    @property
+    def differences(self) -> int:
+        """How many items disagree."""
+        return sum(1 for c in self.items if c.differs)
+
+
+def _compare(applied: dict[str, Any], resident: Resident | None) -> list[Compared]:
+    if resident is None:
+        return []
+    pairs = [("name", applied.get("name", ""), resident.name),
+             ("kana", applied.get("kana", ""), resident.name_kana),
+             ("birth_date", applied.get("birthDate", ""), resident.birth_date.isoformat()),
+             ("relationship", applied.get("relationship", ""), resident.relationship_to_head)]
+    stated = {"name", "birth_date"} | ({"kana"} if "kana" in applied else set()) | (
+        {"relationship"} if "relationship" in applied else set())
+    return [Compared(item, str(a or ""), str(r or "")) for item, a, r in pairs if item in stated]
+
+
+def sides(session: Session, case: Case) -> list[Side]:
+    """Every mover (or the applicant) beside their ledger record; each record shown is a logged ledger view."""
+    application = signed_application(case)
+    ids: list[int | None] = json.loads(case.mover_resident_ids or "[]")
+    out: list[Side] = []
+    for i, mover in enumerate(application.get("movers", []) or []):
+        resident_id = ids[i] if i < len(ids) else None
+        resident = ledger.get_record(session, resident_id) if resident_id is not None else None
+        out.append(Side("mover", mover, resident, _compare(mover, resident)))
+    shown = {s.resident.id for s in out if s.resident is not None}
+    if case.applicant_resident_id is not None and case.applicant_resident_id not in shown:
+        resident = ledger.get_record(session, case.applicant_resident_id)
+        out.insert(0, Side("applicant", {}, resident, []))
+    return out
