@@ -60,6 +60,8 @@ MESSAGES = {
     "identity": "請求者の本人確認に問題があります（受付時の確認結果を見てください）。 / "
                 "The requester's identity is in doubt (see the intake findings).",
     "persons": "証明の対象となる方が住民記録にいません。 / Nobody to certify is a current resident.",
+    "request": "請求の内容（証明書の種類・対象・通数）を読み取れません。 / "
+               "The request (kind of certificate, for whom, copies) cannot be read.",
     "items.myNumber": "個人番号は住民票の写しにだけ記載できます。住民票記載事項証明書には記載できません。 / "
                       "The My Number can be printed on a copy of the resident record only, not on a "
                       "certificate of record items.",
@@ -103,8 +105,12 @@ class CertificateRequest:
         """Read the request from the signed application kept on the case."""
         app = case_service.signed_application(case)
         items = app.get("items") or {}
-        return cls(kind=str(app.get("kind", "")), persons=str(app.get("persons", "self")),
-                   items={k: bool(items.get(k)) for k in OPTIONAL_ITEMS}, copies=int(app.get("copies", 1)),
+        if not isinstance(items, dict):
+            items = {}
+        copies = app.get("copies")
+        return cls(kind=str(app.get("kind", "")), persons=str(app.get("persons", "")),
+                   items={k: items.get(k) is True for k in OPTIONAL_ITEMS},
+                   copies=copies if isinstance(copies, int) and not isinstance(copies, bool) else 0,
                    purpose=str(app.get("purpose", "")))
 
 
@@ -128,6 +134,8 @@ def check_eligibility(session: Session, case: Case) -> Eligibility:
     if case.kind != "certificate":
         return Eligibility(None, refusals=[CertificateError("case", "not_certificate")])
     request = CertificateRequest.from_case(case)
+    if request.kind not in TITLES or request.persons not in ("self", "household") or not 1 <= request.copies <= 10:
+        return Eligibility(None, refusals=[CertificateError("request")])
     result = Eligibility(request)
     findings = {f.get("code") for f in json.loads(case.findings or "[]")}
     if findings & set(IDENTITY_FINDINGS):

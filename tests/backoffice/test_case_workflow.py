@@ -140,7 +140,10 @@ def test_approval_without_a_fresh_valid_code_is_refused_and_nothing_changes(bo_a
         code = people.totp("approver_c")
         assert people.sign_in(client, "approver_c", totp=code).status_code == 302
     elif code == "used":
-        other = deliver(bo_app, city, "certificate", {"type": "certificate"})
+        other = deliver(bo_app, city, "certificate", {
+            "type": "certificate", "municipalityCode": "032051", "kind": "juminhyo", "persons": "self",
+            "items": {"householder": False, "honseki": False, "juminhyoCode": False, "myNumber": False},
+            "copies": 1, "purpose": "提出用", "delivery": "post"})  # a valid request: approving it issues one
         _step(bo_app, workflow.confirm, other, "clerk_a")
         code = people.totp("approver_c")
         _step(bo_app, workflow.approve, other, "approver_c", totp_code=code)
@@ -253,6 +256,8 @@ def test_complete_finishes_an_approved_case_and_tells_the_portal(bo_app, city, p
 
 
 def test_only_one_effect_may_be_registered_per_kind():
+    registered = workflow.APPROVAL_EFFECTS.pop("certificate", None)  # the real one, put back below
+
     @workflow.approval_effect("certificate")
     def first(session, case, by):
         return None
@@ -266,6 +271,8 @@ def test_only_one_effect_may_be_registered_per_kind():
             workflow.approval_effect("marriage")
     finally:
         workflow.APPROVAL_EFFECTS.pop("certificate", None)
+        if registered is not None:
+            workflow.APPROVAL_EFFECTS["certificate"] = registered
 
 
 def test_fifty_concurrent_approvals_and_returns_end_in_one_state_and_one_effect(bo_app, city, people, monkeypatch):

@@ -284,3 +284,15 @@ def test_the_verification_code_is_random_and_not_derived_from_the_person():
     code = next(iter(codes))
     assert code_hash(code.lower().replace("-", " ")) == code_hash(code)  # typed loosely, it still matches
     assert normalise("ｏｉｌ") == "011"  # full-width, and the letters a person mistakes for digits
+
+
+def test_a_request_that_cannot_be_read_is_refused_naming_it_and_nothing_is_issued(bo_app, backoffice, city):
+    from backoffice.extensions import db
+    from backoffice.services.cases import CaseError
+
+    case_id = _deliver(bo_app, city["card"], {"type": "certificate", "kind": "passport", "copies": "3"})
+    with pytest.raises(CaseError) as refused:
+        _confirm_and_approve(bo_app, backoffice, case_id)
+    assert refused.value.field == "request"
+    with bo_app.app_context():
+        assert db.session.execute(select(func.count()).select_from(IssuedCertificate)).scalar_one() == 0
