@@ -47,6 +47,8 @@ class Config:
     IDLE_TIMEOUT_MINUTES = 15
     # The screen goes blank behind a lock after this long without input (R15, R19); the session lives on.
     SCREEN_LOCK_MINUTES = 5
+    # Checks of certificate codes per client address and minute on the portal's public page.
+    CERTIFICATE_VERIFY_LIMIT = 10
     ABSOLUTE_SESSION_HOURS = 8
     LOCKOUT_THRESHOLD = 5
     # Operation log checkpoints: written after this many rows or seconds, whichever first.

@@ -24,7 +24,7 @@ def verify() -> Any:
     """Type (or scan) the code printed on a certificate; see whether it is valid and when it was issued."""
     if request.method == "GET":
         return _page(verdict=None, error=None, checked=False)
-    limit = current_app.config.get("CERTIFICATE_VERIFY_LIMIT", 10)
+    limit = current_app.config["CERTIFICATE_VERIFY_LIMIT"]
     if not within_limit("verify-ip", request.remote_addr or "-", limit=limit):
         oplog.record(db.session, "certificate.verify", actor="public", outcome="denied",
                      detail={"reason": "rate_limited"})
