@@ -39,7 +39,7 @@ def _case(case_id: int) -> Case:
 def case(case_id: int) -> Any:
     """Eligibility, what would be printed (My Number masked) and, once issued, the certificate's actions."""
     item = _case(case_id)
-    eligibility, content = certificates.preview(db.session, item, staff=current_user)
+    eligibility, content = certificates.preview(db.session, item)
     issued = certificates.certificates_for(db.session, item)
     db.session.commit()
     return render_template("backoffice/certificates/case.html", case=item, eligibility=eligibility,

@@ -217,8 +217,8 @@ def _content(eligibility: Eligibility, *, issue_number: str, code: str, issued_o
     }
 
 
-def preview(session: Session, case: Case, *, staff: Staff) -> tuple[Eligibility, dict[str, Any] | None]:
-    """What approval would print, for the clerk (My Number masked unless number-use); the view is logged."""
+def preview(session: Session, case: Case) -> tuple[Eligibility, dict[str, Any] | None]:
+    """What approval would print, for the clerk (the My Number masked for everyone); the view is logged."""
     eligibility = check_eligibility(session, case)
     content = None
     if eligibility.request is not None and eligibility.residents:
