@@ -145,3 +145,70 @@ def test_only_the_issuing_municipality_can_revoke_and_a_bad_message_is_refused(p
         with pytest.raises(verification.NotYetIssued):
             verification.receive_revoked(db.session, _message("certificate.revoked", "muni:032051",
                                                               codeHash="0" * 64, revokedOn="2026-04-02"))
+
+
+class _LinkedResident:
+    """The back office's card holder signed in and linked on the portal (as tests.portal.test_applications does)."""
+
+    def __init__(self, app, card):
+        from tests.portal.test_applications import Resident
+
+        self.app, self.card, self.client = app, card, app.test_client()
+        from bridge.peers.jlis.cardclient import build_auth_token
+        from tests.portal.test_applications import ORIGIN, _csrf
+        from tests.portal_fixtures import PIN
+
+        csrf = _csrf(self.client, "/auth/sign-in")
+        nonce = self.client.post("/auth/challenge", headers={"X-CSRFToken": csrf}).json["nonce"]
+        login = self.client.post("/auth/login", json={"authToken": build_auth_token(card, PIN, origin=ORIGIN,
+                                                                                    nonce=nonce)},
+                                 headers={"X-CSRFToken": csrf})
+        assert login.status_code == 200
+        Resident.sign(self, "/auth/link/challenge", "/auth/link")
+
+
+def _carry_to_back_office(portal_app, bo_app):
+    from bridge.jobs.deliver import deliver
+    from portal.extensions import db
+    from portal.models import Outbox as PortalOutbox
+
+    with portal_app.app_context():
+        rows = [(r.id, r.envelope) for r in db.session.execute(
+            select(PortalOutbox).where(PortalOutbox.message_type == "application.submitted")).scalars()]
+    for message_id, envelope in rows:
+        with bo_app.test_request_context("/"):
+            deliver(message_id, envelope)
+    return len(rows)
+
+
+def test_a_request_sent_on_the_portal_ends_as_a_mailed_certificate_whose_code_verifies_there(
+        bo_app, portal_app, backoffice, city, tmp_path):  # noqa: F811
+    from backoffice.extensions import db as bo_db
+    from backoffice.models import Case, IssuedCertificate
+    from backoffice.services import certificates
+    from portal.extensions import db
+    from portal.models import Application, ApplicationStatus
+    from tests.portal.test_applications import _api_submit, _bearer
+
+    resident = _LinkedResident(portal_app, city["card"])
+    client, headers = _bearer(portal_app, resident.card)
+    sent = _api_submit(client, headers, resident.card, _request(persons="self"))
+    assert sent.status_code == 202, sent.json
+    receipt = sent.json["parts"][0]["receipt_number"]
+    assert _carry_to_back_office(portal_app, bo_app) == 1
+    with bo_app.app_context():
+        case_id = bo_db.session.execute(select(Case.id).where(Case.receipt_number == receipt)).scalar_one()
+    cert_id = _confirm_and_approve(bo_app, backoffice, case_id)
+    text = pdf_text(_pdf(bo_app, cert_id, "clerk_a"), tmp_path)
+    assert "宮沢賢" in text and "宮沢トシ" not in text
+    code = re.search(r"照合番号([0-9A-Z-]{19})", text).group(1)
+    with bo_app.test_request_context("/"):
+        certificates.record_mailing(bo_db.session, bo_db.session.get(IssuedCertificate, cert_id),
+                                    by=_staff("clerk_a"), mailed_on=clock.today_jst().isoformat())
+        bo_db.session.commit()
+    _carry_to_portal(bo_app, portal_app, types=("application.status", "certificate.issued"))
+    with portal_app.app_context():
+        application = db.session.execute(select(Application).where(Application.receipt_number == receipt)).scalar_one()
+        assert application.status is ApplicationStatus.COMPLETED
+    html = BeautifulSoup(_check(portal_app.test_client(), code).text, "html.parser")
+    assert html.select_one(".verdict-valid") is not None
