@@ -27,11 +27,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from backoffice.auth import bp as auth_bp
     from backoffice.cards import bp as cards_bp
     from backoffice.cases import bp as cases_bp
+    from backoffice.certificates import bp as certificates_bp
     from backoffice.cli import register
     from backoffice.ledger import bp as ledger_bp
+    from backoffice.screenlock import bp as screenlock_bp
+    from backoffice.statistics import bp as statistics_bp
 
     app.before_request(security.enforce_access)
-    for bp in (auth_bp, ledger_bp, audit_bp, admin_bp, cards_bp, cases_bp):
+    for bp in (auth_bp, ledger_bp, audit_bp, admin_bp, cards_bp, cases_bp, certificates_bp, statistics_bp,
+               screenlock_bp):
         app.register_blueprint(bp)
     register(app)
     app.jinja_env.globals["zone"] = "backoffice"
@@ -58,4 +62,5 @@ def _init_bridge(app: Flask) -> None:
     from backoffice.services.provision import load_recipients
 
     register_handlers()
+    import backoffice.services.certificates  # noqa: F401  (registers what approving a certificate request does)
     load_recipients()  # a malformed list of lawful recipients stops the start, not the first provision

@@ -408,3 +408,43 @@ class ProvisionRecord(Base):
     detail: Mapped[str] = mapped_column(Text)  # JSON: the party, the queue and the item names withheld
     created_at: Mapped[tzdatetime] = mapped_column(index=True)
     created_by: Mapped[str50]
+
+
+# -- certificates (backoffice/services/certificates.py): 住民票の写し and 住民票記載事項証明書 (F7, R14) --------
+
+
+class CertificateStatus(enum.Enum):
+    """Whether an issued certificate still stands (a verifier sees only this and the issue date)."""
+
+    VALID = "valid"
+    REVOKED = "revoked"
+
+
+class IssuedCertificate(Base):
+    """One issued certificate: what was printed (sealed), its verification code's hash, its mailing and status.
+
+    The printed content, verification code included, is kept only as AES-256-GCM ciphertext so the same
+    document can be printed again; the code itself is never stored in the clear, only its SHA-256.
+    """
+
+    __tablename__ = "issued_certificate"
+
+    id: Mapped[intpk]
+    case_id: Mapped[int] = mapped_column(ForeignKey("application_case.id"), index=True)
+    issue_number: Mapped[str] = mapped_column(String(30), unique=True)  # 発行番号
+    kind: Mapped[str20]  # juminhyo (住民票の写し) or kisai_jiko (住民票記載事項証明書)
+    resident_ids: Mapped[str] = mapped_column(Text)  # JSON list: whose records it certifies
+    items: Mapped[str] = mapped_column(Text)  # JSON list of the optional item names printed (no values)
+    copies: Mapped[int] = mapped_column(Integer)
+    content_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_on: Mapped[dt.date] = mapped_column(Date)
+    issued_at: Mapped[tzdatetime]
+    issued_by: Mapped[str50]
+    status: Mapped[CertificateStatus] = mapped_column(_enum(CertificateStatus), index=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(50))
+    revocation_reason: Mapped[str | None] = mapped_column(String(200))
+    mailed_on: Mapped[dt.date | None] = mapped_column(Date)  # 発送日
+    tracking_number: Mapped[str | None] = mapped_column(String(30))  # 追跡番号
+    mailed_by: Mapped[str | None] = mapped_column(String(50))

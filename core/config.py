@@ -45,6 +45,10 @@ class Config:
     REDIS_URL: str | None = None
     # Staff sessions (R5, R15, R19).
     IDLE_TIMEOUT_MINUTES = 15
+    # The screen goes blank behind a lock after this long without input (R15, R19); the session lives on.
+    SCREEN_LOCK_MINUTES = 5
+    # Checks of certificate codes per client address and minute on the portal's public page.
+    CERTIFICATE_VERIFY_LIMIT = 10
     ABSOLUTE_SESSION_HOURS = 8
     LOCKOUT_THRESHOLD = 5
     # Operation log checkpoints: written after this many rows or seconds, whichever first.
@@ -149,4 +153,24 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg.update(overrides)
     if not str(cfg["MUNICIPALITY_CODE"]).isdigit() or len(str(cfg["MUNICIPALITY_CODE"])) != 6:
         raise ConfigError("MUNICIPALITY_CODE must be a 6-digit local government code")
+    _certificate_signatory(cfg)
     return cfg
+
+
+# Fictional mayors of the demo pair; a real deployment sets MAYOR_NAME (and MUNICIPALITY_NAME if it differs).
+DEMO_MAYORS = {"032051": "花巻　一郎", "032069": "北上　二郎"}
+
+
+def _certificate_signatory(cfg: dict[str, Any]) -> None:
+    """The municipality's name and its mayor, printed on certificates: from the environment, else per code."""
+    from core.addressmaster import municipality_by_code
+
+    code = str(cfg["MUNICIPALITY_CODE"])
+    if not cfg.get("MUNICIPALITY_NAME"):
+        municipality = municipality_by_code(code)
+        cfg["MUNICIPALITY_NAME"] = os.environ.get("MUNICIPALITY_NAME") or (
+            municipality.name if municipality else "")
+    if not cfg.get("MAYOR_NAME"):
+        # Outside production a demo name; in production issuing refuses until MAYOR_NAME is set.
+        demo = "" if cfg["APP_ENV"] == "production" else DEMO_MAYORS.get(code, "")
+        cfg["MAYOR_NAME"] = os.environ.get("MAYOR_NAME") or demo

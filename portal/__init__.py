@@ -31,10 +31,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from portal.public import bp as public_bp
     from portal.services_search import bp as services_search_bp
     from portal.services_search.api import bp as api_services_bp
+    from portal.verify import bp as verify_bp
 
     _check_card_trust(app)
     csrf.exempt(api_bp)  # bearer tokens only: no cookie the browser could send on its own
-    for bp in (public_bp, auth_bp, mypage_bp, apply_bp, api_bp, services_search_bp, api_services_bp):
+    for bp in (public_bp, auth_bp, mypage_bp, apply_bp, api_bp, services_search_bp, api_services_bp, verify_bp):
         app.register_blueprint(bp)
     app.jinja_env.globals.update(zone="portal", kind_label=kind_label, status_label=status_label)
     app.jinja_env.filters["todate"] = to_date
@@ -65,6 +66,8 @@ def _init_bridge(app: Flask) -> None:
 
     init_bridge(app, zone="portal", database=db, outbox=Outbox, processed=ProcessedMessage, dead_letters=DeadLetter,
                 audit=partial(oplog.record, actor="bridge"))
+    from portal.services import verification
     from portal.services.status import register_handlers
 
     register_handlers()
+    verification.register_handlers()

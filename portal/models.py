@@ -171,3 +171,24 @@ class ProcessedMessage(ProcessedMessageMixin, Base):
 
 class DeadLetter(DeadLetterMixin, Base):
     """Messages to the portal that were refused or kept failing, for an administrator."""
+
+
+class CertificateState(enum.Enum):
+    """What the public verification page may say about a certificate."""
+
+    VALID = "valid"
+    REVOKED = "revoked"
+
+
+class CertificateVerification(Base):
+    """A certificate a municipality issued, as the public may check it: the code's hash, dates, status — no person."""
+
+    __tablename__ = "certificate_verification"
+
+    id: Mapped[intpk]
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    municipality_code: Mapped[str] = mapped_column(String(6))
+    issued_on: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[CertificateState] = mapped_column(_enum(CertificateState))
+    revoked_on: Mapped[dt.date | None] = mapped_column(Date)
+    updated_at: Mapped[tzdatetime]

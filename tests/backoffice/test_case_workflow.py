@@ -146,7 +146,10 @@ def test_approval_without_a_fresh_valid_code_is_refused_and_nothing_changes(bo_a
         code = people.totp("approver_c")
         assert people.sign_in(client, "approver_c", totp=code).status_code == 302
     elif code == "used":
-        other = deliver(bo_app, city, "certificate", {"type": "certificate"})
+        other = deliver(bo_app, city, "certificate", {
+            "type": "certificate", "municipalityCode": "032051", "kind": "juminhyo", "persons": "self",
+            "items": {"householder": False, "honseki": False, "juminhyoCode": False, "myNumber": False},
+            "copies": 1, "purpose": "提出用", "delivery": "post"})  # a valid request: approving it issues one
         _step(bo_app, workflow.confirm, other, "clerk_a")
         code = people.totp("approver_c")
         _step(bo_app, workflow.approve, other, "approver_c", totp_code=code)

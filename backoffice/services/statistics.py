@@ -1,0 +1,153 @@
+"""異動集計 (F11): how many changes of each reason per month, and per 町字, from the ledger's history.
+
+Counted from ``resident_history`` (the append-only 異動履歴) by 異動年月日, so the figures for a
+closed month never change once its notifications are in. A person's change is counted once per
+reason and date even if the record was written in two steps (e.g. 転出予定 and then 転出確定 on the
+same date). The 町字 is the one the record held after the change (for a removal, the last address).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backoffice.models import IdoReason, ResidentHistory
+from backoffice.services import audit
+from core.addressmaster import machiaza_by_code
+
+MAX_MONTHS = 60
+REASONS = tuple(r.value for r in IdoReason)
+
+
+class StatisticsError(ValueError):
+    """A period that cannot be counted; ``field`` names the input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole months from ``first`` to ``last`` (both the first day of their month)."""
+
+    first: dt.date
+    last: dt.date
+
+    @property
+    def months(self) -> list[str]:
+        """The months as YYYY-MM, oldest first."""
+        out, day = [], self.first
+        while day <= self.last:
+            out.append(day.strftime("%Y-%m"))
+            day = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        return out
+
+    @property
+    def end(self) -> dt.date:
+        """The last day of the period."""
+        return (self.last.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+
+
+def _month(text: str, field: str) -> dt.date:
+    try:
+        return dt.datetime.strptime((text or "").strip(), "%Y-%m").date()
+    except ValueError as exc:
+        raise StatisticsError(field, "年月はYYYY-MMの形で入力してください。 / Enter the month as YYYY-MM.") from exc
+
+
+def period(first: str, last: str) -> Period:
+    """Check the months a person typed; the period is at most five years."""
+    start, end = _month(first, "first"), _month(last, "last")
+    if end < start:
+        raise StatisticsError("last", "終わりの月は始めの月と同じか後にしてください。 / "
+                                      "The last month must not be before the first.")
+    result = Period(start, end)
+    if len(result.months) > MAX_MONTHS:
+        raise StatisticsError("last", f"期間は{MAX_MONTHS}か月以内にしてください。 / "
+                                      f"The period can be at most {MAX_MONTHS} months.")
+    return result
+
+
+@dataclass
+class MoveCounts:
+    """The counts of one period."""
+
+    period: Period
+    by_month: Counter[tuple[str, str]]  # (YYYY-MM, reason) -> count
+    by_machiaza: Counter[tuple[str, str]]  # (machiaza code, reason) -> count
+    detail: Counter[tuple[str, str, str]]  # (YYYY-MM, machiaza code, reason) -> count
+
+    @property
+    def reasons(self) -> list[str]:
+        """The reasons that occur, in the order of the ledger's list of reasons."""
+        seen = {r for _m, r in self.by_month}
+        return [r for r in REASONS if r in seen]
+
+    @property
+    def total(self) -> int:
+        """Every counted change."""
+        return sum(self.by_month.values())
+
+    def machiaza_name(self, code: str) -> str:
+        """The 町字 name of the address master (the code itself if it is not there)."""
+        found = machiaza_by_code(current_app.config["MUNICIPALITY_CODE"], code)
+        return found.name if found else code
+
+
+def count_moves(session: Session, when: Period) -> MoveCounts:
+    """Count the changes of the period."""
+    rows = session.execute(select(ResidentHistory.resident_id, ResidentHistory.reason, ResidentHistory.changed_on,
+                                  ResidentHistory.after)
+                           .where(ResidentHistory.changed_on >= when.first, ResidentHistory.changed_on <= when.end))
+    seen: set[tuple[int, str, dt.date]] = set()
+    by_month: Counter[tuple[str, str]] = Counter()
+    by_machiaza: Counter[tuple[str, str]] = Counter()
+    detail: Counter[tuple[str, str, str]] = Counter()
+    for resident_id, reason, changed_on, after in rows:
+        key = (resident_id, reason.value, changed_on)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            machiaza = str(json.loads(after or "{}").get("machiaza_code") or "")
+        except ValueError:
+            machiaza = ""
+        month = changed_on.strftime("%Y-%m")
+        by_month[(month, reason.value)] += 1
+        by_machiaza[(machiaza, reason.value)] += 1
+        detail[(month, machiaza, reason.value)] += 1
+    return MoveCounts(when, by_month, by_machiaza, detail)
+
+
+def view(session: Session, when: Period) -> MoveCounts:
+    """The counts for the page; the view is logged."""
+    counts = count_moves(session, when)
+    audit.record("statistics.view", detail={"first": when.months[0], "last": when.months[-1], "total": counts.total})
+    return counts
+
+
+def export_rows(counts: MoveCounts) -> tuple[list[str], list[list[str | int]]]:
+    """The CSV: one row per month, 町字 and reason (the finest grain; sums give the page's tables)."""
+    header = ["年月", "町字コード", "町字", "異動事由", "件数"]
+    rows: list[list[str | int]] = [
+        [month, code, counts.machiaza_name(code) if code else "", reason, n]
+        for (month, code, reason), n in sorted(counts.detail.items(),
+                                               key=lambda kv: (kv[0][0], kv[0][1], REASONS.index(kv[0][2])))]
+    return header, rows
+
+
+def export(session: Session, when: Period) -> tuple[list[str], list[list[str | int]]]:
+    """The CSV rows of a period; the export is logged (R14)."""
+    counts = count_moves(session, when)
+    header, rows = export_rows(counts)
+    audit.record("statistics.export", detail={"first": when.months[0], "last": when.months[-1], "rows": len(rows),
+                                              "format": "csv"})
+    return header, rows

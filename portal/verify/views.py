@@ -1,0 +1,42 @@
+"""Views: the verification form and its answer (POST, so the code never sits in a URL or a server log)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, render_template, request
+from flask_babel import gettext as _
+
+from core import certcode
+from core.i18n import format_date
+from core.redisconn import within_limit
+from portal.extensions import db
+from portal.services import oplog, verification
+from portal.verify import bp
+
+
+def _page(**context: Any) -> str:
+    return render_template("portal/verify/verify.html", format_date=format_date, **context)
+
+
+@bp.route("/verify", methods=["GET", "POST"])
+def verify() -> Any:
+    """Type (or scan) the code printed on a certificate; see whether it is valid and when it was issued."""
+    if request.method == "GET":
+        return _page(verdict=None, error=None, checked=False)
+    limit = current_app.config["CERTIFICATE_VERIFY_LIMIT"]
+    if not within_limit("verify-ip", request.remote_addr or "-", limit=limit):
+        oplog.record(db.session, "certificate.verify", actor="public", outcome="denied",
+                     detail={"reason": "rate_limited"})
+        db.session.commit()
+        return _page(verdict=None, checked=False,
+                               error=_("Too many checks from this connection. Please wait a minute and try again.")
+                               ), 429, {"Retry-After": "60"}
+    code = request.form.get("code", "")
+    if not certcode.is_well_formed(code):
+        return _page(verdict=None, checked=False,
+                               error=_("Enter the 16-character verification code printed on the certificate.")), 400
+    verdict = verification.verify(db.session, code)
+    db.session.commit()
+    return _page(verdict=verdict, error=None,
+                           checked=True)
