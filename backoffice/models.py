@@ -287,9 +287,18 @@ class CaseStatus(enum.Enum):
 
 
 class Case(Base):
-    """One application that arrived from the portal, with what intake found; unique per receipt number."""
+    """One application that arrived from the portal, with what intake found; unique per receipt number.
+
+    Two people check each case (R7): the one who confirms it can never approve it. The rule is in
+    ``backoffice.services.cases`` and, so that no code path can get round it, in a CHECK constraint.
+    ``version`` is bumped on every change, so a stale write fails instead of overwriting another.
+    """
 
     __tablename__ = "application_case"
+    __table_args__ = (
+        CheckConstraint("approved_by IS NULL OR (confirmed_by IS NOT NULL AND approved_by <> confirmed_by)",
+                        name="approver_is_not_confirmer"),
+    )
 
     id: Mapped[intpk]
     receipt_number: Mapped[str] = mapped_column(String(30), unique=True)
@@ -307,6 +316,49 @@ class Case(Base):
     sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[tzdatetime]
     updated_at: Mapped[tzdatetime]
+    claimed_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)  # who is working on it
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))  # 確認
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    approved_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))  # 承認
+    approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
+
+    claimer: Mapped[Staff | None] = relationship(foreign_keys=[claimed_by], viewonly=True)
+    confirmer: Mapped[Staff | None] = relationship(foreign_keys=[confirmed_by], viewonly=True)
+    approver: Mapped[Staff | None] = relationship(foreign_keys=[approved_by], viewonly=True)
+
+
+class CaseEvent(Base):
+    """One step in the history of a case: who did what, from which status to which (append-only)."""
+
+    __tablename__ = "case_event"
+
+    id: Mapped[intpk]
+    case_id: Mapped[int] = mapped_column(ForeignKey("application_case.id"), index=True)
+    action: Mapped[str] = mapped_column(String(30))  # received, claim, release, confirm, return, reject, approve, ...
+    from_status: Mapped[CaseStatus | None] = mapped_column(_enum(CaseStatus))
+    to_status: Mapped[CaseStatus | None] = mapped_column(_enum(CaseStatus))
+    actor: Mapped[str50]  # a login ID, or "bridge" / "system"
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    detail: Mapped[str | None] = mapped_column(Text)  # JSON
+    created_at: Mapped[tzdatetime]
+
+
+class CaseNote(Base):
+    """A note between clerks on a case; never sent to the resident."""
+
+    __tablename__ = "case_note"
+
+    id: Mapped[intpk]
+    case_id: Mapped[int] = mapped_column(ForeignKey("application_case.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[tzdatetime]
+
+    author: Mapped[Staff] = relationship(viewonly=True)
 
 
 class VisitResult(enum.Enum):

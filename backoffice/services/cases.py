@@ -1,16 +1,347 @@
-"""Reading cases for the clerk's inbox: counts per status, oldest first, and one case with what intake found."""
+"""The case workflow (F4, F5, R7): the inbox, claim, confirm, return, reject, and approval by a second person.
+
+A clerk confirms (確認) what the resident sent, or returns it (差戻し) with a reason the resident can act
+on, or rejects it (却下). A person with the approver role who did not confirm it then approves (承認)
+with a fresh one-time code; approval runs the effect registered for the case's kind (the ledger change,
+the certificate, ...) in the same transaction, so a refused effect leaves nothing behind.
+
+Every transition locks the case row (``SELECT ... FOR UPDATE`` on PostgreSQL; the ``version`` column
+catches a stale write anywhere else), writes a ``case_event`` row, an operation-log row and a status
+message to the portal through the outbox. Services flush and never commit: the caller commits once.
+"""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import holidays
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
-from backoffice.models import Case, CaseStatus
+from backoffice.models import Case, CaseEvent, CaseNote, CaseStatus, Outbox, Role, Staff
 from backoffice.services import audit
+from backoffice.services.staff import check_second_factor
+from bridge.binding import current_bridge
+from bridge.outbox import add_message
+from bridge.queues import QueueNames
+from core import clock
+
+STATUS = "application.status"
+KINDS = ("move_out", "move_in_reservation", "in_city_reservation", "certificate")
+OPEN = (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.CONFIRMED)
+FINAL = (CaseStatus.RETURNED, CaseStatus.REJECTED, CaseStatus.WITHDRAWN, CaseStatus.COMPLETED)
+# What the resident sees on "My applications" (portal ApplicationStatus); confirmed is still "in review" there.
+PORTAL_STATUS = {
+    CaseStatus.RECEIVED: "received",
+    CaseStatus.IN_REVIEW: "in_review",
+    CaseStatus.CONFIRMED: "in_review",
+    CaseStatus.RETURNED: "returned",
+    CaseStatus.APPROVED: "approved",
+    CaseStatus.REJECTED: "rejected",
+    CaseStatus.WITHDRAWN: "withdrawn",
+    CaseStatus.COMPLETED: "completed",
+}
+REASON_MAX = 1000
+NOTE_MAX = 2000
+
+
+class CaseError(Exception):
+    """A workflow step that is not allowed; ``field`` names the input to correct, ``message`` says why.
+
+    ``message`` is Japanese first, then English, for the clerk (the city's working language).
+    """
+
+    def __init__(self, field: str, message: str, *, code: str = "refused") -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.code = code
+
+
+MESSAGES = {
+    "not_found": "この案件はありません。 / There is no such case.",
+    "stale": "この案件はほかの職員が先に処理しました。画面を開き直してください。 / "
+             "Another member of staff changed this case first. Please open it again.",
+    "claimed_by_other": "この案件はほかの職員が担当しています。 / Another member of staff has claimed this case.",
+    "not_claimed": "この案件はあなたが担当していません。 / You have not claimed this case.",
+    "closed": "この案件は処理が終わっています。 / This case is already closed.",
+    "not_open": "この状態の案件にはこの操作はできません。 / This step is not possible for a case in this status.",
+    "need_clerk": "確認・差戻し・却下は窓口担当の職員が行います。 / Only a clerk may confirm, return or reject.",
+    "need_approver": "承認は審査承認者の役割を持つ職員だけが行えます。 / "
+                     "Only staff with the approver role may approve.",
+    "not_confirmed": "承認できるのは確認済みの案件だけです。 / Only a confirmed case can be approved.",
+    "same_person": "確認した職員は同じ案件を承認できません。別の承認者に依頼してください。 / "
+                   "The person who confirmed a case cannot approve it. Please ask another approver.",
+    "totp": "ワンタイムコードが正しくないか、すでに使われています。新しいコードを入力してください。 / "
+            "The one-time code is wrong or was already used. Please enter a new code.",
+    "reason_missing": "理由を入力してください。申請者に表示されます。 / "
+                      "Please enter a reason; the applicant will see it.",
+    "reason_long": f"理由は{REASON_MAX}文字以内で入力してください。 / "
+                   f"The reason must be at most {REASON_MAX} characters.",
+    "note_missing": "メモを入力してください。 / Please enter a note.",
+    "note_long": f"メモは{NOTE_MAX}文字以内で入力してください。 / The note must be at most {NOTE_MAX} characters.",
+    "not_approved": "完了にできるのは承認済みの案件だけです。 / Only an approved case can be completed.",
+}
+
+
+def _error(field: str, code: str) -> CaseError:
+    return CaseError(field, MESSAGES[code], code=code)
+
+
+# -- approval effects ---------------------------------------------------------------------------------
+
+ApprovalEffect = Callable[[Session, Case, Staff], None]
+APPROVAL_EFFECTS: dict[str, ApprovalEffect] = {}
+
+
+def approval_effect(kind: str) -> Callable[[ApprovalEffect], ApprovalEffect]:
+    """Register what approving a case of ``kind`` does; one effect per kind.
+
+    The effect runs inside the approval's transaction after every check has passed; raising (a
+    ``CaseError`` for a refused logic check) undoes the approval with it.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown case kind {kind!r}")
+
+    def register(effect: ApprovalEffect) -> ApprovalEffect:
+        existing = APPROVAL_EFFECTS.get(kind)
+        if existing is not None and existing.__qualname__ != effect.__qualname__:
+            raise ValueError(f"an approval effect for {kind!r} is already registered: {existing.__qualname__}")
+        APPROVAL_EFFECTS[kind] = effect
+        return effect
+
+    return register
+
+
+# -- history, status, audit ----------------------------------------------------------------------------
+
+
+def _actor(by: Staff | None) -> tuple[str, int | None]:
+    return (by.login_id, by.id) if by is not None else ("bridge", None)
+
+
+def add_event(session: Session, case: Case, action: str, *, by: Staff | None,
+              detail: dict[str, Any] | None = None, from_status: CaseStatus | None = None) -> CaseEvent:
+    """Append one step to the history of ``case`` (``by`` None: the bridge or a job did it)."""
+    actor, actor_id = _actor(by)
+    event = CaseEvent(case_id=case.id, action=action, from_status=from_status, to_status=case.status,
+                      actor=actor, actor_id=actor_id,
+                      detail=json.dumps(detail, ensure_ascii=False) if detail else None, created_at=clock.utcnow())
+    session.add(event)
+    return event
+
+
+def send_status(session: Session, case: Case) -> None:
+    """Tell the portal where the case stands (through the outbox, so nothing is sent before the commit)."""
+    bridge = current_bridge()
+    reason = case.status_reason if case.status in (CaseStatus.RETURNED, CaseStatus.REJECTED) else None
+    add_message(session, Outbox, message_type=STATUS, recipient="portal",
+                payload={"receiptNumber": case.receipt_number, "status": PORTAL_STATUS[case.status],
+                         "reason": reason},
+                keys=bridge.keys(), sender=bridge.party, queue=QueueNames.STATUS)
+
+
+def _audit(action: str, case: Case, by: Staff | None, *, outcome: str = "success",
+           detail: dict[str, Any] | None = None) -> None:
+    actor, actor_id = _actor(by)
+    audit.record(f"case.{action}", outcome=outcome, target_type="case", target_id=case.id, actor=actor,
+                 actor_id=actor_id, detail={"kind": case.kind, "status": case.status.value, **(detail or {})})
+
+
+def _transition(session: Session, case: Case, action: str, new: CaseStatus, *, by: Staff | None,
+                detail: dict[str, Any] | None = None) -> None:
+    before = case.status
+    case.status = new
+    case.updated_at = clock.utcnow()
+    _flush(session)
+    add_event(session, case, action, by=by, detail=detail, from_status=before)
+    _audit(action, case, by, detail={"from": before.value, **(detail or {})})
+    send_status(session, case)
+    session.flush()
+
+
+def _flush(session: Session) -> None:
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise _error("case", "stale") from exc
+
+
+# -- loading and locking -------------------------------------------------------------------------------
+
+
+def _lock(session: Session, case_id: int) -> Case:
+    """The case, locked for this transaction and read fresh (whatever the session held before)."""
+    case = session.execute(
+        select(Case).where(Case.id == case_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if case is None:
+        raise _error("case", "not_found")
+    return case
+
+
+def _lock_staff(session: Session, by: Staff) -> Staff:
+    # Locked too, so one one-time code cannot pass two concurrent approvals.
+    staff = session.execute(
+        select(Staff).where(Staff.id == by.id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
+    return staff
+
+
+def _not_claimed_by_other(case: Case, by: Staff) -> None:
+    if case.claimed_by is not None and case.claimed_by != by.id:
+        raise _error("case", "claimed_by_other")
+
+
+def _reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise _error("reason", "reason_missing")
+    if len(text) > REASON_MAX:
+        raise _error("reason", "reason_long")
+    return text
+
+
+# -- the workflow ----------------------------------------------------------------------------------------
+
+
+def claim(session: Session, case_id: int, *, by: Staff) -> Case:
+    """Take an open case to work on it; others see who has it."""
+    case = _lock(session, case_id)
+    if case.status not in OPEN:
+        raise _error("case", "closed")
+    _not_claimed_by_other(case, by)
+    if case.claimed_by == by.id:
+        return case
+    case.claimed_by, case.claimed_at, case.updated_at = by.id, clock.utcnow(), clock.utcnow()
+    _flush(session)
+    add_event(session, case, "claim", by=by, from_status=case.status)
+    _audit("claim", case, by)
+    return case
+
+
+def release(session: Session, case_id: int, *, by: Staff) -> Case:
+    """Give a claimed case back to the inbox."""
+    case = _lock(session, case_id)
+    if case.claimed_by != by.id:
+        raise _error("case", "not_claimed")
+    case.claimed_by, case.claimed_at, case.updated_at = None, None, clock.utcnow()
+    _flush(session)
+    add_event(session, case, "release", by=by, from_status=case.status)
+    _audit("release", case, by)
+    return case
+
+
+def confirm(session: Session, case_id: int, *, by: Staff) -> Case:
+    """確認: a clerk has checked the application against the ledger; it now waits for a second person."""
+    case = _lock(session, case_id)
+    if Role.CLERK not in by.role_set:
+        raise _error("case", "need_clerk")
+    if case.status not in (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW):
+        raise _error("case", "not_open")
+    _not_claimed_by_other(case, by)
+    now = clock.utcnow()
+    case.confirmed_by, case.confirmed_at = by.id, now
+    case.claimed_by, case.claimed_at = None, None  # back to the inbox, for an approver
+    _transition(session, case, "confirm", CaseStatus.CONFIRMED, by=by)
+    return case
+
+
+def _close(session: Session, case_id: int, action: str, status: CaseStatus, *, by: Staff, reason: str | None) -> Case:
+    case = _lock(session, case_id)
+    if not ({Role.CLERK, Role.APPROVER} & by.role_set):
+        raise _error("case", "need_clerk")
+    if case.status not in OPEN:
+        raise _error("case", "not_open")
+    _not_claimed_by_other(case, by)
+    text = _reason(reason)
+    case.status_reason = text
+    case.claimed_by, case.claimed_at = None, None
+    _transition(session, case, action, status, by=by, detail={"reason": text})
+    return case
+
+
+def return_case(session: Session, case_id: int, *, by: Staff, reason: str) -> Case:
+    """差戻し: send the application back with a reason the resident can act on (the portal shows it)."""
+    return _close(session, case_id, "return", CaseStatus.RETURNED, by=by, reason=reason)
+
+
+def reject(session: Session, case_id: int, *, by: Staff, reason: str) -> Case:
+    """却下: refuse the application, with the reason."""
+    return _close(session, case_id, "reject", CaseStatus.REJECTED, by=by, reason=reason)
+
+
+def approve(session: Session, case_id: int, *, by: Staff, totp_code: str) -> Case:
+    """承認 (R7): by an approver who did not confirm, with a fresh one-time code; runs the kind's effect."""
+    case = _lock(session, case_id)
+    staff = _lock_staff(session, by)
+    if Role.APPROVER not in staff.role_set:
+        raise _error("case", "need_approver")
+    if case.status is not CaseStatus.CONFIRMED:
+        raise _error("case", "not_confirmed")
+    _not_claimed_by_other(case, staff)
+    if case.confirmed_by == staff.id:
+        raise _error("case", "same_person")
+    if not check_second_factor(staff, totp_code or ""):
+        raise _error("totp_code", "totp")
+    case.approved_by, case.approved_at = staff.id, clock.utcnow()
+    case.claimed_by, case.claimed_at = None, None
+    _transition(session, case, "approve", CaseStatus.APPROVED, by=staff)
+    effect = APPROVAL_EFFECTS.get(case.kind)
+    if effect is not None:
+        effect(session, case, staff)
+        session.flush()
+    return case
+
+
+def complete(session: Session, case: Case, *, by: Staff | None, detail: dict[str, Any] | None = None) -> Case:
+    """完了: the approved case is finished (the counter visit, the mailing, the 転入通知 ...)."""
+    if case.status is not CaseStatus.APPROVED:
+        raise _error("case", "not_approved")
+    _transition(session, case, "complete", CaseStatus.COMPLETED, by=by, detail=detail)
+    return case
+
+
+def add_note(session: Session, case_id: int, *, by: Staff, text: str) -> CaseNote:
+    """A note between clerks (never sent to the resident); the log records that one was written."""
+    case = _lock(session, case_id)
+    body = (text or "").strip()
+    if not body:
+        raise _error("text", "note_missing")
+    if len(body) > NOTE_MAX:
+        raise _error("text", "note_long")
+    note = CaseNote(case_id=case.id, author_id=by.id, text=body, created_at=clock.utcnow())
+    session.add(note)
+    session.flush()
+    _audit("note", case, by, detail={"note": note.id})
+    return note
+
+
+def refused(case_id: int, action: str, *, by: Staff, error: CaseError) -> None:
+    """Log a refused step (call after the rollback, then commit): the operation log keeps attempts too."""
+    audit.record(f"case.{action}", outcome="denied", target_type="case", target_id=case_id, actor=by.login_id,
+                 actor_id=by.id, detail={"reason": error.code})
+
+
+# -- reading: the inbox and one case -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    """What the inbox shows: enum values and flags only, never personal data."""
+
+    status: CaseStatus | None = None
+    kind: str | None = None
+    mine: bool = False
+    sensitive: bool = False
 
 
 def counts(session: Session) -> dict[CaseStatus, int]:
@@ -20,16 +351,21 @@ def counts(session: Session) -> dict[CaseStatus, int]:
     return {status: int(found.get(status, 0)) for status in CaseStatus}
 
 
-def inbox(session: Session, *, status: CaseStatus | None, kind: str | None) -> list[Case]:
+def inbox(session: Session, *, status: CaseStatus | None = None, kind: str | None = None,
+          claimed_by: int | None = None, sensitive: bool = False, limit: int = 500) -> list[Case]:
     """Cases to work, oldest first (open ones unless a status is chosen)."""
     stmt = select(Case).order_by(Case.received_at, Case.id)
     if status is not None:
         stmt = stmt.where(Case.status == status)
     else:
-        stmt = stmt.where(Case.status.in_((CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.CONFIRMED)))
+        stmt = stmt.where(Case.status.in_(OPEN))
     if kind:
         stmt = stmt.where(Case.kind == kind)
-    return list(session.execute(stmt.limit(500)).scalars())
+    if claimed_by is not None:
+        stmt = stmt.where(Case.claimed_by == claimed_by)
+    if sensitive:
+        stmt = stmt.where(Case.sensitive.is_(True))
+    return list(session.execute(stmt.limit(limit)).scalars())
 
 
 def get_case(session: Session, case_id: int) -> Case | None:
@@ -40,9 +376,86 @@ def get_case(session: Session, case_id: int) -> Case | None:
     return case
 
 
+def events(session: Session, case: Case) -> list[CaseEvent]:
+    """The history of a case, oldest first."""
+    return list(session.execute(select(CaseEvent).where(CaseEvent.case_id == case.id)
+                                .order_by(CaseEvent.id)).scalars())
+
+
+def notes(session: Session, case: Case) -> list[CaseNote]:
+    """Notes between clerks, oldest first."""
+    return list(session.execute(select(CaseNote).where(CaseNote.case_id == case.id).order_by(CaseNote.id)).scalars())
+
+
 def signed_application(case: Case) -> dict[str, Any]:
     """The application as the resident signed it (verified again at intake)."""
     segment = case.signed_jws.split(".")[1]
     claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     application: dict[str, Any] = claims.get("application", {})
     return application
+
+
+# -- working hours and the SLA ---------------------------------------------------------------------------
+
+JST = ZoneInfo("Asia/Tokyo")
+
+
+def _is_working_day(day: dt.date) -> bool:
+    # Weekends, national holidays and the city offices' year-end closure (12/29–1/3).
+    if day.weekday() >= 5 or day in holidays.country_holidays("JP", years=day.year):
+        return False
+    return not ((day.month == 12 and day.day >= 29) or (day.month == 1 and day.day <= 3))
+
+
+def _working_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.time.fromisoformat(current_app.config.get("WORKING_DAY_START", "08:30"))
+    end = dt.time.fromisoformat(current_app.config.get("WORKING_DAY_END", "17:15"))
+    return dt.datetime.combine(day, start, JST), dt.datetime.combine(day, end, JST)
+
+
+def working_hours_between(start: dt.datetime, end: dt.datetime) -> float:
+    """Office hours (JST, working days only) between two instants."""
+    if end <= start:
+        return 0.0
+    total = 0.0
+    day = start.astimezone(JST).date()
+    last = end.astimezone(JST).date()
+    while day <= last:
+        if _is_working_day(day):
+            open_at, close_at = _working_window(day)
+            lo, hi = max(start, open_at), min(end, close_at)
+            if hi > lo:
+                total += (hi - lo).total_seconds() / 3600
+        day += dt.timedelta(days=1)
+    return total
+
+
+def sla_hours() -> float:
+    """The working hours a case may wait before it is overdue (CASE_SLA_WORKING_HOURS, default 3 days)."""
+    return float(current_app.config.get("CASE_SLA_WORKING_HOURS", 3 * 7.75))
+
+
+@dataclass(frozen=True)
+class Age:
+    """How long a case has waited, in calendar days and in working hours, against the SLA."""
+
+    days: int
+    working_hours: float
+    sla_hours: float
+
+    @property
+    def overdue(self) -> bool:
+        """Past the SLA."""
+        return self.working_hours > self.sla_hours
+
+    @property
+    def remaining_hours(self) -> float:
+        """Working hours left before the SLA (negative when overdue)."""
+        return self.sla_hours - self.working_hours
+
+
+def age(case: Case, now: dt.datetime | None = None) -> Age:
+    """The age of ``case`` now."""
+    now = now or clock.utcnow()
+    return Age(days=(now - case.received_at).days, working_hours=working_hours_between(case.received_at, now),
+               sla_hours=sla_hours())

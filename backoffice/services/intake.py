@@ -18,13 +18,10 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backoffice.models import CardRecord, CardStatus, Case, CaseStatus, Outbox, RecordStatus, Resident
-from backoffice.services import audit
+from backoffice.models import CardRecord, CardStatus, Case, CaseStatus, RecordStatus, Resident
+from backoffice.services import audit, cases
 from backoffice.services.cards import holder_for
-from bridge.binding import current_bridge
 from bridge.handlers import PermanentFailure, register
-from bridge.outbox import add_message
-from bridge.queues import QueueNames
 from core import clock
 from core.envelope import Opened
 from core.jpki import SignedApplicationError, verify_signed_application
@@ -33,7 +30,7 @@ from core.textfold import fold
 
 SUBMITTED = "application.submitted"
 WITHDRAWN = "application.withdrawn"
-STATUS = "application.status"
+STATUS = cases.STATUS
 KINDS = ("move_out", "move_in_reservation", "in_city_reservation", "certificate")
 OPEN = (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.CONFIRMED)
 # Reasons the resident reads on "My applications" (Japanese first: the city's working language).
@@ -95,14 +92,6 @@ def _movers(session: Session, movers: list[dict[str, Any]]) -> list[Resident | N
         matches = _current(session, mover.get("name", ""), mover.get("birthDate", ""))
         found.append(matches[0] if len(matches) == 1 else None)
     return found
-
-
-def _send_status(session: Session, case: Case) -> None:
-    bridge = current_bridge()
-    add_message(session, Outbox, message_type=STATUS, recipient="portal",
-                payload={"receiptNumber": case.receipt_number, "status": case.status.value,
-                         "reason": case.status_reason},
-                keys=bridge.keys(), sender=bridge.party, queue=QueueNames.STATUS)
 
 
 def receive_application(session: Session, opened: Opened) -> Case:
@@ -169,7 +158,8 @@ def receive_application(session: Session, opened: Opened) -> Case:
     audit.record("intake.case", actor="bridge", target_type="case", target_id=case.id,
                  detail={"receipt": receipt, "kind": kind, "status": status.value,
                          "findings": [f["code"] for f in findings]})
-    _send_status(session, case)
+    cases.add_event(session, case, "received", by=None, detail={"findings": [f["code"] for f in findings]})
+    cases.send_status(session, case)
     return case
 
 
@@ -180,7 +170,10 @@ def receive_withdrawal(session: Session, opened: Opened) -> None:
     if case is None:
         raise PermanentFailure("unknown_case", "withdrawal of an application that never arrived")
     if case.status in (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.RETURNED):
+        before = case.status
         case.status, case.updated_at = CaseStatus.WITHDRAWN, clock.utcnow()
+        case.claimed_by, case.claimed_at = None, None
+        cases.add_event(session, case, "withdrawn", by=None, from_status=before)
         audit.record("intake.withdrawn", actor="bridge", target_type="case", target_id=case.id)
 
 
