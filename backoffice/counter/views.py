@@ -19,6 +19,7 @@ from backoffice.models import Resident, Role
 from backoffice.security import access
 from backoffice.services import audit as audit_service
 from backoffice.services import counter, ledger
+from backoffice.services.cases import CaseError
 
 MAX_BODY = 10_000
 NONCE_KEY = "counter_nonce"
@@ -135,18 +136,21 @@ def complete(case_id: int) -> Any:
     """Complete the 転入 or 転居 in one transaction, or change nothing and say why."""
     item = _case_or_404(case_id)
     visit = counter.current_visit(db.session, item, terminal_id=g.terminal.id)
+    staff = current_user._get_current_object()
     try:
         if item.kind == "in_city_reservation":
-            counter.complete_in_city_move(db.session, item, by=current_user.login_id, visit=visit)
+            counter.complete_in_city_move(db.session, item, by=staff, visit=visit)
         else:
-            counter.complete_move_in(db.session, item, by=current_user.login_id, visit=visit)
-    except counter.CounterError as exc:
+            counter.complete_move_in(db.session, item, by=staff, visit=visit)
+    except (counter.CounterError, CaseError) as exc:
         db.session.rollback()
-        audit_service.record("counter.complete", outcome="denied", target_type="case", target_id=item.id,
+        audit_service.record("counter.complete", outcome="denied", target_type="case", target_id=case_id,
                              detail={"field": exc.field})
         db.session.commit()
-        flash(f"{_field_label(exc.field)}: {_message(exc)}", "error")
-        return redirect(url_for("counter.case", case_id=item.id))
+        # The workflow's and the moves service's refusals carry their own Japanese-first message.
+        text = _message(exc) if isinstance(exc, counter.CounterError) else exc.message
+        flash(f"{_field_label(exc.field)}: {text}", "error")
+        return redirect(url_for("counter.case", case_id=case_id))
     db.session.commit()
     flash(_("The %(kind)s is complete.", kind=counter.COUNTER_KINDS[item.kind]), "success")
     return redirect(url_for("counter.case", case_id=item.id))

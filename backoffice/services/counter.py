@@ -33,9 +33,10 @@ from backoffice.models import (
     IdoReason,
     RecordStatus,
     Resident,
+    Staff,
     VisitResult,
 )
-from backoffice.services import audit, cards, provision, records
+from backoffice.services import audit, cards, cases, provision, records
 from backoffice.services.cases import signed_application
 from core import clock
 from core.addressmaster import machiaza_by_code
@@ -304,7 +305,7 @@ def _identity_update(resident: Resident, *, reason: IdoReason, changed_on: dt.da
             "change_date": changed_on.isoformat()}
 
 
-def complete_in_city_move(session: Session, case: Case, *, by: str, visit: CounterVisit | None) -> list[Resident]:
+def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None) -> list[Resident]:
     """Complete a 転居届 at the counter: each mover's address (and household if stated) changes, nothing else.
 
     Refused, before anything is written, without a verified card check (R9), for a mover who is not a
@@ -362,13 +363,15 @@ def complete_in_city_move(session: Session, case: Case, *, by: str, visit: Count
         check_in_city_update(index, changes)
         resident.address_set_notified_on = today
         records.amend_record(session, resident, reason=IdoReason.MOVE_WITHIN, changed_on=moved_on,
-                             notified_on=today, by=by, **changes)
+                             notified_on=today, by=by.login_id, **changes)
         after = records.snapshot(resident)
         provision.send(session, recipient_id="prefecture", message_type="identity.update",
                        data=_identity_update(resident, reason=IdoReason.MOVE_WITHIN, changed_on=moved_on),
-                       reason=f"case {case.id} completed at the counter: 転居", resident_id=resident.id, actor=by)
-        cards.revoke_for_changed_basic_items(session, resident=resident, before=before, after=after, by=by)
-    _complete_case(session, case, by=by, detail={"kind": "転居", "movers": len(movers),
+                       reason=f"case {case.id} completed at the counter: 転居", resident_id=resident.id,
+                       actor=by.login_id)
+        cards.revoke_for_changed_basic_items(session, resident=resident, before=before, after=after,
+                                             by=by.login_id)
+    cases.complete(session, case, by=by, detail={"kind": "転居", "movers": len(movers),
                                                  "visit": visit.id if visit else None,
                                                  "new_household": new_household is not None})
     return movers
@@ -377,7 +380,7 @@ def complete_in_city_move(session: Session, case: Case, *, by: str, visit: Count
 # -- 転入 ------------------------------------------------------------------------------------------------
 
 
-def complete_move_in(session: Session, case: Case, *, by: str, visit: CounterVisit | None) -> list[Resident]:
+def complete_move_in(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None) -> list[Resident]:
     """Complete a 転入届 at the counter after the card check (the ledger work is the moves service's)."""
     _check_open(case)
     if case.kind != "move_in_reservation":
@@ -386,16 +389,3 @@ def complete_move_in(session: Session, case: Case, *, by: str, visit: CounterVis
     from backoffice.services import moves  # the 転入 ledger work lives with the moves between cities
 
     return moves.complete_move_in(session, case, by=by, visit=visit)
-
-
-# -- closing the case ------------------------------------------------------------------------------------
-
-
-def _complete_case(session: Session, case: Case, *, by: str, detail: dict[str, Any]) -> None:
-    # CALL SITE for cases.complete (the workflow service): status completed, history, audit, status to the portal.
-    from backoffice.services.intake import _send_status
-
-    case.status, case.updated_at = CaseStatus.COMPLETED, clock.utcnow()
-    session.flush()
-    audit.record("case.complete", target_type="case", target_id=case.id, detail={"by": by, **detail})
-    _send_status(session, case)

@@ -26,6 +26,7 @@ from backoffice.models import (
     ProvisionRecord,
     Resident,
     ResidentHistory,
+    Staff,
     VisitResult,
 )
 from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application
@@ -165,8 +166,9 @@ def complete(app, case_id, visit_id, *, terminal=None):
     with app.test_request_context("/"):
         case = db.session.get(Case, case_id)
         visit = db.session.get(CounterVisit, visit_id) if visit_id else None
+        clerk = db.session.execute(select(Staff).where(Staff.login_id == "clerk1")).scalar_one()
         try:
-            counter.complete_in_city_move(db.session, case, by="clerk1", visit=visit)
+            counter.complete_in_city_move(db.session, case, by=clerk, visit=visit)
         except counter.CounterError as exc:
             db.session.rollback()
             return exc
