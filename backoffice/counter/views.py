@@ -92,7 +92,8 @@ def case(case_id: int) -> Any:
     db.session.commit()
     application = counter.signed_application(item)
     return render_template("backoffice/counter/case.html", case=item, kind=counter.COUNTER_KINDS[item.kind],
-                           application=application, movers=movers, visit=visit, address_text=ledger.address_text,
+                           application=application, destination=counter.destination_text(application),
+                           movers=movers, visit=visit, address_text=ledger.address_text,
                            window=int(counter.visit_window().total_seconds() // 60))
 
 

@@ -98,6 +98,17 @@ def mover_ids(case: Case) -> list[int | None]:
     return list(json.loads(case.mover_resident_ids or "[]"))
 
 
+def destination_text(application: Mapping[str, Any]) -> str:
+    """The new address as the clerk reads it: the 町字 by name for a move within the city."""
+    destination = application.get("destination") or {}
+    if destination.get("kind") == "in_city":
+        machiaza = machiaza_by_code(current_app.config["MUNICIPALITY_CODE"], str(destination.get("machiazaCode")))
+        text = (machiaza.name if machiaza else str(destination.get("machiazaCode"))) + str(destination.get("banchi"))
+    else:
+        text = "".join(str(destination.get(k) or "") for k in ("prefecture", "municipality", "address"))
+    return f"{text}　{destination['katagaki']}" if destination.get("katagaki") else text
+
+
 def _check_open(case: Case) -> None:
     if case.kind not in COUNTER_KINDS:
         raise CounterError("case", "only a 転入予約 or 転居予約 is completed at the counter")

@@ -39,52 +39,52 @@ PIN, PASSWORD = "1234", "ABC123"
 TEST_REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
-@pytest.fixture(scope="module")
-def counter_keys(tmp_path_factory):
+def make_counter_keys(directory):
     """Bridge keys of this back office, the portal and the prefecture server, each registered with the others."""
     from bridge.peers import prefecture
     from core.envelope import KeyRegistry, import_public_key
 
-    directory = tmp_path_factory.mktemp("counter-keys")
     for party in ("muni:032051", "portal", prefecture.PARTY):
         registry = KeyRegistry.from_config({"BRIDGE_KEY_DIRECTORY": str(directory)}, party=party)
         import_public_key(directory, party, registry.public_pem())
     return directory
 
 
-@pytest.fixture
-def counter_app(bo_app, clock, counter_keys):
-    """The back office with Redis for the counter's challenges (its own key prefix, removed afterwards)."""
+def prepare_counter_app(app, keys_directory):
+    """Redis for the counter's challenges under a key prefix of its own; the prefecture's bridge key."""
+    app.config.update(REDIS_URL=TEST_REDIS, REDIS_KEY_PREFIX=f"test-{secrets.token_hex(6)}",
+                      CARD_FILE_ITERATIONS=1000, BRIDGE_KEY_DIRECTORY=str(keys_directory))
+    return app
+
+
+def drop_counter_keys(app):
+    """Remove this test's Redis keys."""
     from core.redisconn import get_redis
 
-    bo_app.config.update(REDIS_URL=TEST_REDIS, REDIS_KEY_PREFIX=f"test-{secrets.token_hex(6)}",
-                         CARD_FILE_ITERATIONS=1000, BRIDGE_KEY_DIRECTORY=str(counter_keys))
-    yield bo_app
-    client = get_redis(bo_app)
-    for name in client.scan_iter(match=bo_app.config["REDIS_KEY_PREFIX"] + ":*"):
+    client = get_redis(app)
+    for name in client.scan_iter(match=app.config["REDIS_KEY_PREFIX"] + ":*"):
         client.delete(name)
 
 
-@pytest.fixture
-def city(counter_app, tmp_path):
-    """A household of two with a card each, a neighbour with a card, a clerk and a counter terminal."""
+def make_counter_city(app, directory):
+    """A household of two with a card each, a neighbour with a card, a clerk and two counter terminals."""
     from backoffice.extensions import db
     from backoffice.services import cards, staff, terminals
 
-    with counter_app.test_request_context("/"):
+    with app.test_request_context("/"):
         household = make_household(db.session, householder_name="宮沢　賢")
-        head = make_resident(db.session, counter_app.config, household=household, name="宮沢　賢",
+        head = make_resident(db.session, app.config, household=household, name="宮沢　賢",
                              name_kana="ミヤザワ　ケン", birth_date=dt.date(1990, 8, 27))
-        wife = make_resident(db.session, counter_app.config, household=household, name="宮沢　トシ",
+        wife = make_resident(db.session, app.config, household=household, name="宮沢　トシ",
                              name_kana="ミヤザワ　トシ", birth_date=dt.date(1992, 11, 27), relationship_to_head="妻",
                              is_householder=False, banchi=head.banchi)
-        neighbour = make_resident(db.session, counter_app.config, name="高橋　ミツ", name_kana="タカハシ　ミツ",
+        neighbour = make_resident(db.session, app.config, name="高橋　ミツ", name_kana="タカハシ　ミツ",
                                   birth_date=dt.date(1985, 1, 2))
         files = {}
         for label, person in (("head", head), ("wife", wife), ("neighbour", neighbour)):
             _record, data = cards.issue_card(db.session, resident_code=person.juminhyo_code, pin=PIN,
                                              password=PASSWORD, issued_by="clerk0", iterations=1000)
-            files[label] = tmp_path / f"{label}.json"
+            files[label] = directory / f"{label}.json"
             files[label].write_bytes(data)
         clerk, _secret = staff.add_staff(db.session, login_id="clerk1", name="窓口　一郎", password="x" * 20,
                                          roles=["clerk"])
@@ -94,6 +94,25 @@ def city(counter_app, tmp_path):
         return {"cards": files, "head": head.id, "wife": wife.id, "neighbour": neighbour.id, "clerk": clerk.id,
                 "terminal": terminal.id, "other_terminal": other_terminal.id, "old_banchi": head.banchi,
                 "old_machiaza": head.machiaza_code}
+
+
+@pytest.fixture(scope="module")
+def counter_keys(tmp_path_factory):
+    """Bridge keys for this module's apps."""
+    return make_counter_keys(tmp_path_factory.mktemp("counter-keys"))
+
+
+@pytest.fixture
+def counter_app(bo_app, clock, counter_keys):
+    """The back office with Redis for the counter's challenges (its own key prefix, removed afterwards)."""
+    yield prepare_counter_app(bo_app, counter_keys)
+    drop_counter_keys(bo_app)
+
+
+@pytest.fixture
+def city(counter_app, tmp_path):
+    """Residents with cards, a clerk and counter terminals."""
+    return make_counter_city(counter_app, tmp_path)
 
 
 def new_address(app):
@@ -462,6 +481,8 @@ def test_the_clerk_checks_the_card_and_completes_the_move_on_the_counter_pages(c
     form = soup.select_one("#card-form")
     assert form["data-remember-card"] == "no" and form["data-challenge-url"] == f"/counter/{case_id}/challenge"
     assert "宮沢　トシ" in soup.select_one("#movers").text and "未確認" in soup.select_one("#visit").text
+    town = load_machiaza(app.config["MUNICIPALITY_CODE"])[1].name
+    assert soup.select_one("#new-address").text == town + "7番地3　桜荘101"
 
     # Without the card check the completion is refused, and the page says why in Japanese.
     refused = client.post(f"/counter/{case_id}/complete", data={"csrf_token": csrf_from(client, f"/counter/{case_id}")},
