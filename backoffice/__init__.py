@@ -56,7 +56,9 @@ def _init_bridge(app: Flask) -> None:
     init_bridge(app, zone="backoffice", database=db, outbox=Outbox, processed=ProcessedMessage,
                 dead_letters=DeadLetter, audit=record)
     from backoffice.services.intake import register_handlers
+    from backoffice.services.moves import register_handlers as register_move_handlers
     from backoffice.services.provision import load_recipients
 
     register_handlers()
+    register_move_handlers()
     load_recipients()  # a malformed list of lawful recipients stops the start, not the first provision

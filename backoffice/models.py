@@ -435,3 +435,28 @@ class ProvisionRecord(Base):
     detail: Mapped[str] = mapped_column(Text)  # JSON: the party, the queue and the item names withheld
     created_at: Mapped[tzdatetime] = mapped_column(index=True)
     created_by: Mapped[str50]
+
+
+# -- moves between municipalities (backoffice/services/moves.py) ------------------------------------
+
+
+class MoveoutCertificate(Base):
+    """転出証明書情報 for one person, received from the former municipality (住基法第24条の2), until the 転入.
+
+    The items travel and stay encrypted (they hold the My Number); matching uses the move id of
+    the online application or a keyed index of the folded name and birth date, never plaintext.
+    """
+
+    __tablename__ = "moveout_certificate"
+
+    id: Mapped[intpk]
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)  # the bridge message that carried it
+    origin: Mapped[str50]  # the sending party, muni:<code>
+    move_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    juminhyo_code: Mapped[str] = mapped_column(String(11), index=True)
+    person_index: Mapped[str] = mapped_column(String(64), index=True)
+    items_encrypted: Mapped[bytes] = mapped_column(LargeBinary)  # AES-256-GCM of the JSON items
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("application_case.id"), index=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"))  # the record the 転入 created
+    received_at: Mapped[tzdatetime]
+    matched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -550,3 +550,23 @@ def revoke_for_changed_basic_items(
         "changed_items": items, "status_before": card.status.value, "status": card.status.value,
     })
     return True
+
+
+def revoke_signature_after_move(session: Session, *, serial: str, resident: Resident, by: str) -> bool:
+    """At the 転入: revoke (affiliationChanged) the signature certificate the former municipality reported.
+
+    The card was issued elsewhere, so no card record of it is here: the serial comes from the
+    転出証明書情報. Returns whether the certificate was revoked now (False: it already was).
+    """
+    if not isinstance(serial, str) or not _SERIAL.fullmatch(serial):
+        raise CardError("card_serial", "the certificate serial must be decimal digits", code="serial_format")
+    authority = card_authority()
+    with _known_to_authority("card_serial"):
+        if not authority.revoke(int(serial), RevocationReason.AFFILIATION_CHANGED):
+            return False
+    authority.publish()
+    audit.record("card.revoke", target_type="resident", target_id=resident.id, **_actor(by), detail={
+        "serial": serial, "certificate": "sign", "reason": RevocationReason.AFFILIATION_CHANGED.value,
+        "changed_items": ["address"], "event": "move_in",
+    })
+    return True
