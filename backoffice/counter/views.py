@@ -38,6 +38,7 @@ def _field_label(field: str) -> str:
     labels = {
         "visit": _("Card check"), "case": _("Case"), "destination": _("New address"),
         "destination.machiazaCode": _("New address"), "destination.banchi": _("New address"),
+        "destination.address": _("New address"), "moveout_certificate": _("Certificate of moving out"),
         "moveDate": _("Date of the move"), "movers": _("Movers"), "newHouseholder": _("New householder"),
     }
     if field in labels:

@@ -1,7 +1,7 @@
 """counter visits
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-26 15:30:00.000000
 """
 
@@ -12,7 +12,7 @@ import core.db
 
 
 revision = '0008'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
