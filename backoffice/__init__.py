@@ -28,10 +28,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from backoffice.cards import bp as cards_bp
     from backoffice.cases import bp as cases_bp
     from backoffice.cli import register
+    from backoffice.counter import bp as counter_bp
     from backoffice.ledger import bp as ledger_bp
 
     app.before_request(security.enforce_access)
-    for bp in (auth_bp, ledger_bp, audit_bp, admin_bp, cards_bp, cases_bp):
+    for bp in (auth_bp, ledger_bp, audit_bp, admin_bp, cards_bp, cases_bp, counter_bp):
         app.register_blueprint(bp)
     register(app)
     app.jinja_env.globals["zone"] = "backoffice"

@@ -361,6 +361,33 @@ class CaseNote(Base):
     author: Mapped[Staff] = relationship(viewonly=True)
 
 
+class VisitResult(enum.Enum):
+    """The outcome of a card check at the counter."""
+
+    VERIFIED = "verified"
+    REFUSED = "refused"
+
+
+class CounterVisit(Base):
+    """窓口来庁: one card check at the counter for a case (R9), kept whether it passed or not.
+
+    A 転入 or 転居 is completed only with a verified visit of the case's applicant or a mover,
+    made on the same terminal within a short window.
+    """
+
+    __tablename__ = "counter_visit"
+
+    id: Mapped[intpk]
+    case_id: Mapped[int] = mapped_column(ForeignKey("application_case.id"), index=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))  # the clerk at the counter
+    terminal_id: Mapped[int] = mapped_column(ForeignKey("terminal.id"))
+    checked_at: Mapped[tzdatetime]
+    result: Mapped[VisitResult] = mapped_column(_enum(VisitResult))
+    reason: Mapped[str | None] = mapped_column(String(50))  # why a check was refused (a code, no personal data)
+    cert_serial: Mapped[str | None] = mapped_column(String(64))  # the card's authentication certificate
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"))  # the card holder, once matched
+
+
 class AuditLog(AuditLogMixin, Base):
     """操作ログ of the back office (R6, R14)."""
 

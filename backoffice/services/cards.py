@@ -99,6 +99,10 @@ class CardAuthority(Protocol):
         """Publish fresh CRLs (and the trust anchors) where the portal and the back office read them."""
         ...
 
+    def sign_serials_of_card(self, auth_serial: int) -> tuple[int, ...]:
+        """The 証明書紐付け情報: the signature certificate serials of the card with auth certificate ``auth_serial``."""
+        ...
+
 
 class SimulatedCardAuthority:
     """CardAuthority over the simulated J-LIS (JPKI-SIM); refused outside development and test."""
@@ -142,6 +146,12 @@ class SimulatedCardAuthority:
     def publish(self) -> None:
         """Write the anchors and a fresh CRL of every CA (service.publish)."""
         publish(self._config, self._simulator)
+
+    def sign_serials_of_card(self, auth_serial: int) -> tuple[int, ...]:
+        """The card's signature certificate serials from the simulator's 紐付け情報 (the current one last)."""
+        linkage = self._simulator.linkage(auth_serial)
+        current = () if linkage.sign_serial is None else (linkage.sign_serial,)
+        return (*linkage.previous_sign_serials, *current)
 
 
 def card_authority(config: Mapping[str, Any] | None = None) -> CardAuthority:
