@@ -3,8 +3,8 @@
 Everything real: one portal served over HTTP, two back offices on their own PostgreSQL databases,
 a private redis-server, and the three relays, the workers of both cities and the portal, and the
 prefecture and department peers as processes. The resident uses the portal's JSON API with a
-simulated card; clerks work through the workflow services; the counter visit verifies the card
-sign-in exactly as the portal does (core.jpki.verify_auth_token) before the 転入 is completed.
+simulated card; clerks work through the workflow services; at the counter the card signs in on
+the counter terminal and is verified as the portal verifies it before the clerk completes the 転入.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import base64
 import datetime as dt
 import json
 import os
-import secrets
 import subprocess
 import sys
 import threading
@@ -202,9 +201,7 @@ def _application(movers: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, jlis_config: dict[str, str]) -> None:
-    from backoffice.services import cards, cases, moves
-    from core.jpki import verify_auth_token
-    from core.jpki.appconfig import trust_for_app
+    from backoffice.services import cards, cases
 
     system = two_cities
     started = time.monotonic()
@@ -291,16 +288,20 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
     assert "moveout_certificate_matched" in case_of(KITAKAMI, parts["move_in_reservation"]).findings
 
     # -- the counter visit: the card signs in at the counter terminal, the clerk completes the 転入 -----
-    counter_nonce = secrets.token_urlsafe(33)  # 44 characters, as the portal issues
-    with kitakami.app_context():
-        verified = verify_auth_token(build_auth_token(card, PIN, origin=system.origin, nonce=counter_nonce),
-                                     nonce=counter_nonce, trust=trust_for_app(kitakami))
-    assert verified.serial == _serial(card, "auth")
+    from backoffice.services import counter, terminals
 
-    def counter(session: Any) -> list[int]:
+    terminal_id = system.query(KITAKAMI, lambda s: terminals.add_terminal(s, name="kitakami-counter")[0].id)
+    with kitakami.test_request_context("/"):
+        challenge = counter.nonces().issue().nonce
+    signed_in = build_auth_token(card, PIN, origin=system.origin, nonce=challenge)
+
+    def counter_visit(session: Any) -> list[int]:
         case = session.get(Case, in_case.id)
-        return [r.id for r in moves.complete_move_in(session, case, by=session.get(Staff, c_id), visit=verified)]
-    created = system.query(KITAKAMI, counter)
+        visit = counter.check_visit(session, case, token=signed_in, nonce=challenge, staff_id=c_id,
+                                    terminal_id=terminal_id)
+        assert visit.cert_serial == str(_serial(card, "auth"))
+        return [r.id for r in counter.complete_move_in(session, case, by=session.get(Staff, c_id), visit=visit)]
+    created = system.query(KITAKAMI, counter_visit)
     new_head, new_wife = (system.query(KITAKAMI, lambda s, i=i: s.get(Resident, i)) for i in created)
     assert (new_head.name, new_head.juminhyo_code, new_head.machiaza_code, new_head.banchi) == (
         "宮沢　賢", people["code"], "0320690045", "3-1")
