@@ -30,6 +30,12 @@ from tests.conftest import csrf_from
 MY_NUMBER = re.compile(r"(?<!\d)\d{12}(?!\d)")
 
 
+@pytest.fixture(autouse=True)
+def no_effects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pages and the workflow are under test here; the kinds' real effects have tests of their own."""
+    monkeypatch.setattr(workflow, "APPROVAL_EFFECTS", {})
+
+
 @pytest.fixture
 def city(bo_app: Any, tmp_path: Any) -> dict[str, Any]:
     """A household of two with a card (see case_fixtures)."""

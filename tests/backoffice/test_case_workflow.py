@@ -26,6 +26,12 @@ from tests.backoffice.case_fixtures import (
 )
 
 
+@pytest.fixture(autouse=True)
+def no_effects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the workflow itself: the kinds' real effects (moves, certificates) are not run."""
+    monkeypatch.setattr(workflow, "APPROVAL_EFFECTS", {})
+
+
 @pytest.fixture
 def city(bo_app: Any, tmp_path: Any) -> dict[str, Any]:
     """A household of two with a card (see case_fixtures)."""
@@ -257,15 +263,13 @@ def test_only_one_effect_may_be_registered_per_kind():
     def first(session, case, by):
         return None
 
-    try:
-        with pytest.raises(ValueError, match="already registered"):
-            @workflow.approval_effect("certificate")
-            def second(session, case, by):
-                return None
-        with pytest.raises(ValueError, match="unknown case kind"):
-            workflow.approval_effect("marriage")
-    finally:
-        workflow.APPROVAL_EFFECTS.pop("certificate", None)
+    assert workflow.APPROVAL_EFFECTS == {"certificate": first}
+    with pytest.raises(ValueError, match="already registered"):
+        @workflow.approval_effect("certificate")
+        def second(session, case, by):
+            return None
+    with pytest.raises(ValueError, match="unknown case kind"):
+        workflow.approval_effect("marriage")
 
 
 def test_fifty_concurrent_approvals_and_returns_end_in_one_state_and_one_effect(bo_app, city, people, monkeypatch):
