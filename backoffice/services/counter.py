@@ -324,6 +324,8 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
     history row per mover, the prefecture update, the signature certificate revoked at J-LIS (the address
     on it changed), and the case completed.
     """
+    # Locked first: two clerks completing the same case one after the other, never both at once.
+    session.refresh(case, with_for_update=True)
     _check_open(case)
     if case.kind != "in_city_reservation":
         raise CounterError("case", "this case is not a 転居予約")
@@ -355,6 +357,7 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
         movers.append(resident)
     new_household, new_head = _households(session, movers, str(application.get("newHouseholder", "")), destination)
 
+    snapshots: list[tuple[Resident, dict[str, Any], dict[str, Any]]] = []
     for index, resident in enumerate(movers):
         before = records.snapshot(resident)
         changes: dict[str, Any] = {
@@ -380,11 +383,14 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
                        data=_identity_update(resident, reason=IdoReason.MOVE_WITHIN, changed_on=moved_on),
                        reason=f"case {case.id} completed at the counter: 転居", resident_id=resident.id,
                        actor=by.login_id)
-        cards.revoke_for_changed_basic_items(session, resident=resident, before=before, after=after,
-                                             by=by.login_id)
+        snapshots.append((resident, before, after))
     cases.complete(session, case, by=by, detail={"kind": "転居", "movers": len(movers),
                                                  "visit": visit.id if visit else None,
                                                  "new_household": new_household is not None})
+    # Last: J-LIS keeps its own records, which a rollback of this transaction could not undo.
+    for resident, before, after in snapshots:
+        cards.revoke_for_changed_basic_items(session, resident=resident, before=before, after=after,
+                                             by=by.login_id)
     return movers
 
 
@@ -393,6 +399,7 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
 
 def complete_move_in(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None) -> list[Resident]:
     """Complete a 転入届 at the counter after the card check (the ledger work is the moves service's)."""
+    session.refresh(case, with_for_update=True)
     _check_open(case)
     if case.kind != "move_in_reservation":
         raise CounterError("case", "this case is not a 転入予約")

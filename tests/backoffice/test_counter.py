@@ -29,6 +29,7 @@ from backoffice.models import (
     Staff,
     VisitResult,
 )
+from backoffice.services.cases import CaseError
 from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application
 from core import clock
 from core.addressmaster import load_machiaza
@@ -188,7 +189,7 @@ def complete(app, case_id, visit_id, *, terminal=None):
         clerk = db.session.execute(select(Staff).where(Staff.login_id == "clerk1")).scalar_one()
         try:
             counter.complete_in_city_move(db.session, case, by=clerk, visit=visit)
-        except counter.CounterError as exc:
+        except (counter.CounterError, CaseError) as exc:
             db.session.rollback()
             return exc
         db.session.commit()
@@ -548,3 +549,28 @@ def test_only_clerks_on_a_registered_terminal_reach_the_counter(counter_app, cit
     approver = backoffice.client_for("approver1", "approver")
     assert approver.get(f"/counter/{case_id}").status_code == 403
     assert app.test_client().get(f"/counter/{case_id}").status_code == 403  # no registered terminal
+
+
+def test_two_clerks_completing_the_same_move_at_once_change_the_ledger_once(counter_app, city):
+    import threading
+
+    from backoffice.extensions import db
+
+    app = counter_app
+    case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD, WIFE]))
+    visit = check_card(app, city, case_id, city["cards"]["head"])
+    outcomes = []
+    threads = [threading.Thread(target=lambda: outcomes.append(complete(app, case_id, visit))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(outcomes) == 2 and outcomes.count(None) == 1
+    [refused] = [o for o in outcomes if o is not None]
+    assert refused.field == "case"
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(ResidentHistory)).scalar_one() == 2
+        assert db.session.execute(select(func.count()).select_from(ProvisionRecord)).scalar_one() == 2
+        completions = db.session.execute(select(func.count()).select_from(AuditLog).where(
+            AuditLog.action == "case.complete")).scalar_one()
+        assert completions == 1
