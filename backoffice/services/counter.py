@@ -69,10 +69,11 @@ class CounterError(ValueError):
 class VisitRefused(CounterError):
     """The card check failed; ``code`` is what the operation log keeps, ``visit`` the stored attempt."""
 
-    def __init__(self, code: str, message: str, visit: CounterVisit) -> None:
+    def __init__(self, code: str, message: str, visit: CounterVisit, *, hint: str = "") -> None:
         super().__init__("card", message)
         self.code = code
         self.visit = visit
+        self.hint = hint or code  # what the clerk may be told: certificate_revoked, certificate_expired, retry, …
 
 
 # -- the case at the counter ---------------------------------------------------------------------------
@@ -176,11 +177,12 @@ def check_visit(session: Session, case: Case, *, token: Any, nonce: str | None, 
     source = functools.partial(store.take, nonce) if nonce else None
     now = clock.utcnow()
     serial: int | None = None
+    hint = ""
     try:
         verified = verify_auth_token(token, nonce=source, trust=trust())
     except AuthTokenError as exc:
         code, message = str(exc.code), "The card could not be verified."
-        serial = exc.certificate_serial
+        serial, hint = exc.certificate_serial, exc.user_hint
         resident_id = None
     else:
         serial = verified.serial
@@ -195,7 +197,7 @@ def check_visit(session: Session, case: Case, *, token: Any, nonce: str | None, 
                  detail={"visit": visit.id, "result": visit.result.value, "reason": code or None,
                          "certificate_serial": visit.cert_serial})
     if code:
-        raise VisitRefused(code, message, visit)
+        raise VisitRefused(code, message, visit, hint=hint)
     return visit
 
 

@@ -290,7 +290,7 @@ def test_a_revoked_card_is_refused_at_the_counter(counter_app, city):
         cards.revoke_certificate(db.session, serial=card.auth_cert_serial, reason="keyCompromise", by="admin")
         db.session.commit()
     refused = check_card(counter_app, city, case_id, city["cards"]["head"])
-    assert refused.code == "CERT_REVOKED"
+    assert (refused.code, refused.hint) == ("CERT_REVOKED", "certificate_revoked")
     assert complete(counter_app, case_id, None).field == "visit"
 
 
@@ -574,3 +574,18 @@ def test_two_clerks_completing_the_same_move_at_once_change_the_ledger_once(coun
         completions = db.session.execute(select(func.count()).select_from(AuditLog).where(
             AuditLog.action == "case.complete")).scalar_one()
         assert completions == 1
+
+
+def test_a_revoked_card_is_named_as_revoked_on_the_counter_page(counter_app, city, backoffice):
+    from backoffice.extensions import db
+    from backoffice.services import cards
+
+    app = counter_app
+    case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD]))
+    with app.test_request_context("/"):
+        card = db.session.execute(select(CardRecord).where(CardRecord.resident_id == city["head"])).scalar_one()
+        cards.revoke_certificate(db.session, serial=card.auth_cert_serial, reason="keyCompromise", by="admin")
+        db.session.commit()
+    client = backoffice.client_for("clerk2", "clerk")
+    refused = _card_check_by_page(app, client, case_id, city["cards"]["head"])
+    assert refused.status_code == 403 and "失効" in refused.json["message"]
