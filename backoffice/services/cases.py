@@ -26,13 +26,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from backoffice.models import Case, CaseEvent, CaseNote, CaseStatus, Outbox, Role, Staff
-from backoffice.services import audit
+from backoffice.models import Case, CaseEvent, CaseNote, CaseStatus, Outbox, Resident, Role, Staff
+from backoffice.services import audit, ledger
 from backoffice.services.staff import check_second_factor
 from bridge.binding import current_bridge
 from bridge.outbox import add_message
 from bridge.queues import QueueNames
 from core import clock
+from core.textfold import fold
 
 STATUS = "application.status"
 KINDS = ("move_out", "move_in_reservation", "in_city_reservation", "certificate")
@@ -292,6 +293,7 @@ def approve(session: Session, case_id: int, *, by: Staff, totp_code: str) -> Cas
         raise _error("case", "same_person")
     if not check_second_factor(staff, totp_code or ""):
         raise _error("totp_code", "totp")
+    staff.failed_attempts = 0
     case.approved_by, case.approved_at = staff.id, clock.utcnow()
     case.claimed_by, case.claimed_at = None, None
     _transition(session, case, "approve", CaseStatus.APPROVED, by=staff)
@@ -325,10 +327,23 @@ def add_note(session: Session, case_id: int, *, by: Staff, text: str) -> CaseNot
     return note
 
 
-def refused(case_id: int, action: str, *, by: Staff, error: CaseError) -> None:
-    """Log a refused step (call after the rollback, then commit): the operation log keeps attempts too."""
+def refused(session: Session, case_id: int, action: str, *, by: Staff, error: CaseError) -> None:
+    """Log a refused step (call after the rollback, then commit): the operation log keeps attempts too.
+
+    A wrong step-up code counts toward the lockout exactly as a wrong code at sign-in does, so the
+    approve form is no way round the sign-in's limit on guesses.
+    """
+    detail: dict[str, Any] = {"reason": error.code}
+    if error.code == "totp":
+        staff = _lock_staff(session, by)
+        staff.failed_attempts += 1
+        detail["failed_attempts"] = staff.failed_attempts
+        if staff.failed_attempts >= current_app.config["LOCKOUT_THRESHOLD"]:
+            staff.locked_at = clock.utcnow()
+            detail["locked"] = True
+        session.flush()
     audit.record(f"case.{action}", outcome="denied", target_type="case", target_id=case_id, actor=by.login_id,
-                 actor_id=by.id, detail={"reason": error.code})
+                 actor_id=by.id, detail=detail)
 
 
 # -- reading: the inbox and one case -------------------------------------------------------------------
@@ -431,8 +446,12 @@ def working_hours_between(start: dt.datetime, end: dt.datetime) -> float:
 
 
 def sla_hours() -> float:
-    """The working hours a case may wait before it is overdue (CASE_SLA_WORKING_HOURS, default 3 days)."""
-    return float(current_app.config.get("CASE_SLA_WORKING_HOURS", 3 * 7.75))
+    """The working hours a case may wait before it is overdue (CASE_SLA_WORKING_HOURS; default three working days)."""
+    configured = current_app.config.get("CASE_SLA_WORKING_HOURS")
+    if configured is not None:
+        return float(configured)
+    open_at, close_at = _working_window(dt.date(2000, 1, 1))
+    return 3 * (close_at - open_at).total_seconds() / 3600
 
 
 @dataclass(frozen=True)
@@ -459,3 +478,63 @@ def age(case: Case, now: dt.datetime | None = None) -> Age:
     now = now or clock.utcnow()
     return Age(days=(now - case.received_at).days, working_hours=working_hours_between(case.received_at, now),
                sla_hours=sla_hours())
+
+
+# -- the case beside the ledger --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One item as the application states it and as the ledger records it."""
+
+    item: str  # name, kana, birth_date, relationship
+    applied: str
+    recorded: str
+
+    @property
+    def differs(self) -> bool:
+        """Whether the two disagree (ignoring width and spacing differences)."""
+        return fold(self.applied) != fold(self.recorded)
+
+
+@dataclass(frozen=True)
+class Side:
+    """A person of the case: what the application says and their ledger record (None: not found)."""
+
+    role: str  # mover or applicant
+    applied: dict[str, Any]
+    resident: Resident | None
+    items: list[Compared]
+
+    @property
+    def differences(self) -> int:
+        """How many items disagree."""
+        return sum(1 for c in self.items if c.differs)
+
+
+def _compare(applied: dict[str, Any], resident: Resident | None) -> list[Compared]:
+    if resident is None:
+        return []
+    pairs = [("name", applied.get("name", ""), resident.name),
+             ("kana", applied.get("kana", ""), resident.name_kana),
+             ("birth_date", applied.get("birthDate", ""), resident.birth_date.isoformat()),
+             ("relationship", applied.get("relationship", ""), resident.relationship_to_head)]
+    stated = {"name", "birth_date"} | ({"kana"} if "kana" in applied else set()) | (
+        {"relationship"} if "relationship" in applied else set())
+    return [Compared(item, str(a or ""), str(r or "")) for item, a, r in pairs if item in stated]
+
+
+def sides(session: Session, case: Case) -> list[Side]:
+    """Every mover (or the applicant) beside their ledger record; each record shown is a logged ledger view."""
+    application = signed_application(case)
+    ids: list[int | None] = json.loads(case.mover_resident_ids or "[]")
+    out: list[Side] = []
+    for i, mover in enumerate(application.get("movers", []) or []):
+        resident_id = ids[i] if i < len(ids) else None
+        resident = ledger.get_record(session, resident_id) if resident_id is not None else None
+        out.append(Side("mover", mover, resident, _compare(mover, resident)))
+    shown = {s.resident.id for s in out if s.resident is not None}
+    if case.applicant_resident_id is not None and case.applicant_resident_id not in shown:
+        resident = ledger.get_record(session, case.applicant_resident_id)
+        out.insert(0, Side("applicant", {}, resident, []))
+    return out

@@ -9,7 +9,7 @@ from typing import Any
 import pyotp
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from backoffice.models import AuditLog, Case, CaseEvent, CaseStatus, Outbox
 from backoffice.services import audit
@@ -24,6 +24,12 @@ from tests.backoffice.case_fixtures import (
     staff,
     status_messages,
 )
+
+
+@pytest.fixture(autouse=True)
+def no_effects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the workflow itself: the kinds' real effects (moves, certificates) are not run."""
+    monkeypatch.setattr(workflow, "APPROVAL_EFFECTS", {})
 
 
 @pytest.fixture
@@ -257,15 +263,13 @@ def test_only_one_effect_may_be_registered_per_kind():
     def first(session, case, by):
         return None
 
-    try:
-        with pytest.raises(ValueError, match="already registered"):
-            @workflow.approval_effect("certificate")
-            def second(session, case, by):
-                return None
-        with pytest.raises(ValueError, match="unknown case kind"):
-            workflow.approval_effect("marriage")
-    finally:
-        workflow.APPROVAL_EFFECTS.pop("certificate", None)
+    assert workflow.APPROVAL_EFFECTS == {"certificate": first}
+    with pytest.raises(ValueError, match="already registered"):
+        @workflow.approval_effect("certificate")
+        def second(session, case, by):
+            return None
+    with pytest.raises(ValueError, match="unknown case kind"):
+        workflow.approval_effect("marriage")
 
 
 def test_fifty_concurrent_approvals_and_returns_end_in_one_state_and_one_effect(bo_app, city, people, monkeypatch):
@@ -324,3 +328,24 @@ def test_fifty_concurrent_approvals_and_returns_end_in_one_state_and_one_effect(
     portal_final = [m["status"] for m in status_messages(bo_app)
                     if m["receiptNumber"] == "R-RACE" and m["status"] in ("approved", "returned")]
     assert portal_final == [winners[0]]
+
+
+def test_every_status_the_back_office_sends_is_one_the_portal_understands():
+    from portal.models import ApplicationStatus
+
+    assert set(workflow.PORTAL_STATUS) == set(CaseStatus)
+    assert {ApplicationStatus(value) for value in workflow.PORTAL_STATUS.values()} <= set(ApplicationStatus)
+
+
+def test_the_history_of_a_case_can_be_neither_changed_nor_deleted(bo_app, city, people):
+    from backoffice.extensions import db
+
+    case_id = deliver(bo_app, city)
+    _step(bo_app, workflow.confirm, case_id, "clerk_a")
+    with bo_app.app_context():
+        for statement in ("UPDATE case_event SET actor = 'someone_else' WHERE case_id = :id",
+                          "DELETE FROM case_event WHERE case_id = :id"):
+            with pytest.raises(DBAPIError, match="append-only"):
+                db.session.execute(text(statement), {"id": case_id})
+            db.session.rollback()
+    assert events(bo_app, case_id) == [("received", "bridge", "received"), ("confirm", "clerk_a", "confirmed")]
