@@ -78,6 +78,10 @@ MESSAGES = {
     "already_resident": "{name}さんはすでにこの市の住民です。転入はできません（転居の手続をしてください）。 / "
                         "{name} is already a resident of this city: a move-in is not possible "
                         "(this is an in-city move).",
+    "joshu_exists": "{name}さんの除票（同じ住民票コード）がこの市にあります。"
+                    "再転入の記載はシステム管理者に相談してください。 / "
+                    "A removed record (除票) of {name} with the same resident record code is kept here; ask the "
+                    "system administrator how to record the return.",
     "address_unknown": "新しい住所が住所マスターの町字と一致しません。住所を確認してください。 / "
                        "The new address does not match a town area of the address master. Please check it.",
     "no_household": "新しい住所に世帯主のいる世帯がありません。世帯主を確認してください。 / "
@@ -308,6 +312,8 @@ class Readiness:
 
 def match_certificates(session: Session, case: Case) -> Readiness:
     """Attach every unmatched 転出証明書情報 that belongs to this 転入予約, and flag the case accordingly."""
+    # Locked, so two certificates arriving at once on two workers each see the other's before flagging.
+    session.execute(select(Case.id).where(Case.id == case.id).with_for_update())
     indexes = _reservation_indexes(case)
     unmatched = select(MoveoutCertificate).where(MoveoutCertificate.case_id.is_(None),
                                                  MoveoutCertificate.person_index.in_(indexes))
@@ -442,8 +448,9 @@ def _household(session: Session, application: Mapping[str, Any], machiaza: Machi
         session.add(household)
         session.flush()
         return household, head
+    same_katagaki = Resident.katagaki.is_(None) if katagaki is None else Resident.katagaki == katagaki
     existing = session.execute(select(Resident).where(
-        Resident.machiaza_code == machiaza.code, Resident.banchi == banchi, Resident.katagaki == katagaki,
+        Resident.machiaza_code == machiaza.code, Resident.banchi == banchi, same_katagaki,
         Resident.is_householder.is_(True), Resident.status == RecordStatus.CURRENT)).scalars().first()
     if existing is None:
         raise _error("newHouseholder", "no_household")
@@ -473,6 +480,9 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
     for items in people:
         if _already_resident(session, items):
             raise _error("movers", "already_resident", name=items["name"])
+        # The 住民票コード stays with the person for life, and the ledger keeps one record per code.
+        if session.execute(select(Resident.id).where(Resident.juminhyo_code == items["juminhyo_code"])).first():
+            raise _error("movers", "joshu_exists", name=items["name"])
     destination = application["destination"]
     parsed = parse_address(_own_code(), str(destination.get("address", "")))
     if parsed is None:

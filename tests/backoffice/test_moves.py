@@ -518,3 +518,49 @@ def test_a_recipient_that_is_any_municipality_needs_the_municipality_named(hanam
             provision.send(db.session, recipient_id="prefecture", party=f"muni:{KITAKAMI}",
                            message_type="identity.update", data={"name": "x"}, reason="test", resident_id=None)
         assert other.value.field == "party"
+
+
+def _ready_move_in(hanamaki, kitakami, family, clock, move_keys, movers, **changes) -> tuple[City, int]:
+    """Both cities approve; the 転出証明書情報 has reached Kitakami: the 転入予約 waits for the counter."""
+    origin, destination = City(hanamaki, clock, move_keys), City(kitakami, clock, move_keys)
+    move_id = str(uuid.uuid4())
+    out_case = origin.deliver(family["card"], "move_out", _move(movers, **changes), move_id=move_id)
+    in_case = destination.deliver(family["card"], "move_in_reservation", _move(movers, **changes), move_id=move_id)
+    origin.confirm_and_approve(out_case)
+    for message in origin.sent("moveout.certificate"):
+        destination.receive(message)
+    destination.confirm_and_approve(in_case)
+    return destination, in_case
+
+
+def test_a_mover_joining_the_household_already_at_the_new_address_becomes_its_member(
+        hanamaki, kitakami, family, clock, move_keys):
+    from backoffice.extensions import db
+
+    with kitakami.app_context():
+        host = make_resident(db.session, kitakami.config, name="北上　一郎", name_kana="キタカミ　イチロウ",
+                             machiaza_code="0320690045", banchi="3-1")
+        db.session.commit()
+        host_id, household_id = host.id, host.household_id
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS[1:],
+                                          newHouseholder="existing")
+    [wife] = (_resident(kitakami, i) for i in _complete(kitakami, destination, in_case))
+    assert wife.household_id == household_id and not wife.is_householder
+    assert _resident(kitakami, host_id).is_householder
+
+
+def test_a_person_whose_removed_record_is_kept_here_is_refused_with_a_clear_message_not_a_crash(
+        hanamaki, kitakami, family, clock, move_keys):
+    from backoffice.extensions import db
+    from backoffice.services import cases
+
+    with kitakami.app_context():
+        # Lived in Kitakami before: the 除票 keeps the same 住民票コード.
+        make_resident(db.session, kitakami.config, name="宮沢　賢（旧）", juminhyo_code=family["head_code"],
+                      status=RecordStatus.REMOVED, removal_reason=IdoReason.MOVE_OUT, removed_on=dt.date(2015, 4, 1))
+        db.session.commit()
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS[:1])
+    with pytest.raises(cases.CaseError) as refused:
+        _complete(kitakami, destination, in_case)
+    assert refused.value.code == "joshu_exists" and "宮沢　賢" in refused.value.message
+    assert _case(kitakami, in_case).status is CaseStatus.APPROVED
