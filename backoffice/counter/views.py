@@ -31,6 +31,10 @@ def _refusals() -> dict[str, str]:
                            "The case cannot be completed with it."),
         "card_not_active": _("This card is suspended or revoked in the ledger. The case cannot be completed with it."),
         "card_unknown": _("The card authority does not know this card."),
+        "certificate_revoked": _("The certificate on this card is revoked. The resident needs a new certificate "
+                                 "before the case can be completed."),
+        "certificate_expired": _("The certificate on this card has expired. The resident needs a new certificate "
+                                 "before the case can be completed."),
     }
 
 
@@ -122,7 +126,7 @@ def card(case_id: int) -> Any:
                             terminal_id=g.terminal.id)
     except counter.VisitRefused as exc:
         db.session.commit()  # the refused check stays on record
-        message = _refusals().get(exc.code, _("The card could not be verified. Please try again."))
+        message = _refusals().get(exc.hint, _("The card could not be verified. Please try again."))
         return jsonify({"error": "card_refused", "message": message}), 403
     except counter.CounterError:
         db.session.rollback()

@@ -69,10 +69,11 @@ class CounterError(ValueError):
 class VisitRefused(CounterError):
     """The card check failed; ``code`` is what the operation log keeps, ``visit`` the stored attempt."""
 
-    def __init__(self, code: str, message: str, visit: CounterVisit) -> None:
+    def __init__(self, code: str, message: str, visit: CounterVisit, *, hint: str = "") -> None:
         super().__init__("card", message)
         self.code = code
         self.visit = visit
+        self.hint = hint or code  # what the clerk may be told: certificate_revoked, certificate_expired, retry, …
 
 
 # -- the case at the counter ---------------------------------------------------------------------------
@@ -176,11 +177,12 @@ def check_visit(session: Session, case: Case, *, token: Any, nonce: str | None, 
     source = functools.partial(store.take, nonce) if nonce else None
     now = clock.utcnow()
     serial: int | None = None
+    hint = ""
     try:
         verified = verify_auth_token(token, nonce=source, trust=trust())
     except AuthTokenError as exc:
         code, message = str(exc.code), "The card could not be verified."
-        serial = exc.certificate_serial
+        serial, hint = exc.certificate_serial, exc.user_hint
         resident_id = None
     else:
         serial = verified.serial
@@ -195,7 +197,7 @@ def check_visit(session: Session, case: Case, *, token: Any, nonce: str | None, 
                  detail={"visit": visit.id, "result": visit.result.value, "reason": code or None,
                          "certificate_serial": visit.cert_serial})
     if code:
-        raise VisitRefused(code, message, visit)
+        raise VisitRefused(code, message, visit, hint=hint)
     return visit
 
 
@@ -324,6 +326,8 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
     history row per mover, the prefecture update, the signature certificate revoked at J-LIS (the address
     on it changed), and the case completed.
     """
+    # Locked first: two clerks completing the same case one after the other, never both at once.
+    session.refresh(case, with_for_update=True)
     _check_open(case)
     if case.kind != "in_city_reservation":
         raise CounterError("case", "this case is not a 転居予約")
@@ -355,6 +359,7 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
         movers.append(resident)
     new_household, new_head = _households(session, movers, str(application.get("newHouseholder", "")), destination)
 
+    snapshots: list[tuple[Resident, dict[str, Any], dict[str, Any]]] = []
     for index, resident in enumerate(movers):
         before = records.snapshot(resident)
         changes: dict[str, Any] = {
@@ -380,11 +385,14 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
                        data=_identity_update(resident, reason=IdoReason.MOVE_WITHIN, changed_on=moved_on),
                        reason=f"case {case.id} completed at the counter: 転居", resident_id=resident.id,
                        actor=by.login_id)
-        cards.revoke_for_changed_basic_items(session, resident=resident, before=before, after=after,
-                                             by=by.login_id)
+        snapshots.append((resident, before, after))
     cases.complete(session, case, by=by, detail={"kind": "転居", "movers": len(movers),
                                                  "visit": visit.id if visit else None,
                                                  "new_household": new_household is not None})
+    # Last: J-LIS keeps its own records, which a rollback of this transaction could not undo.
+    for resident, before, after in snapshots:
+        cards.revoke_for_changed_basic_items(session, resident=resident, before=before, after=after,
+                                             by=by.login_id)
     return movers
 
 
@@ -393,6 +401,7 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
 
 def complete_move_in(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None) -> list[Resident]:
     """Complete a 転入届 at the counter after the card check (the ledger work is the moves service's)."""
+    session.refresh(case, with_for_update=True)
     _check_open(case)
     if case.kind != "move_in_reservation":
         raise CounterError("case", "this case is not a 転入予約")

@@ -29,6 +29,7 @@ from backoffice.models import (
     Staff,
     VisitResult,
 )
+from backoffice.services.cases import CaseError
 from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application
 from core import clock
 from core.addressmaster import load_machiaza
@@ -188,7 +189,7 @@ def complete(app, case_id, visit_id, *, terminal=None):
         clerk = db.session.execute(select(Staff).where(Staff.login_id == "clerk1")).scalar_one()
         try:
             counter.complete_in_city_move(db.session, case, by=clerk, visit=visit)
-        except counter.CounterError as exc:
+        except (counter.CounterError, CaseError) as exc:
             db.session.rollback()
             return exc
         db.session.commit()
@@ -289,7 +290,7 @@ def test_a_revoked_card_is_refused_at_the_counter(counter_app, city):
         cards.revoke_certificate(db.session, serial=card.auth_cert_serial, reason="keyCompromise", by="admin")
         db.session.commit()
     refused = check_card(counter_app, city, case_id, city["cards"]["head"])
-    assert refused.code == "CERT_REVOKED"
+    assert (refused.code, refused.hint) == ("CERT_REVOKED", "certificate_revoked")
     assert complete(counter_app, case_id, None).field == "visit"
 
 
@@ -548,3 +549,43 @@ def test_only_clerks_on_a_registered_terminal_reach_the_counter(counter_app, cit
     approver = backoffice.client_for("approver1", "approver")
     assert approver.get(f"/counter/{case_id}").status_code == 403
     assert app.test_client().get(f"/counter/{case_id}").status_code == 403  # no registered terminal
+
+
+def test_two_clerks_completing_the_same_move_at_once_change_the_ledger_once(counter_app, city):
+    import threading
+
+    from backoffice.extensions import db
+
+    app = counter_app
+    case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD, WIFE]))
+    visit = check_card(app, city, case_id, city["cards"]["head"])
+    outcomes = []
+    threads = [threading.Thread(target=lambda: outcomes.append(complete(app, case_id, visit))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(outcomes) == 2 and outcomes.count(None) == 1
+    [refused] = [o for o in outcomes if o is not None]
+    assert refused.field == "case"
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(ResidentHistory)).scalar_one() == 2
+        assert db.session.execute(select(func.count()).select_from(ProvisionRecord)).scalar_one() == 2
+        completions = db.session.execute(select(func.count()).select_from(AuditLog).where(
+            AuditLog.action == "case.complete")).scalar_one()
+        assert completions == 1
+
+
+def test_a_revoked_card_is_named_as_revoked_on_the_counter_page(counter_app, city, backoffice):
+    from backoffice.extensions import db
+    from backoffice.services import cards
+
+    app = counter_app
+    case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD]))
+    with app.test_request_context("/"):
+        card = db.session.execute(select(CardRecord).where(CardRecord.resident_id == city["head"])).scalar_one()
+        cards.revoke_certificate(db.session, serial=card.auth_cert_serial, reason="keyCompromise", by="admin")
+        db.session.commit()
+    client = backoffice.client_for("clerk2", "clerk")
+    refused = _card_check_by_page(app, client, case_id, city["cards"]["head"])
+    assert refused.status_code == 403 and "失効" in refused.json["message"]
