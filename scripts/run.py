@@ -231,10 +231,16 @@ def main(argv: list[str] | None = None) -> None:
         second = SecondCity.from_environment(backoffice_config["MUNICIPALITY_CODE"], port, instance)
     if portal_config["APP_ENV"] == "development":
         _exchange_development_keys(portal_config, backoffice_config)
+        # Approving a move provides to the peers, so the back office needs their keys even when they do not run.
+        peers = [party for parties in PEER_MODULES.values() for party in parties]
         if second is not None:
-            peers = [party for parties in PEER_MODULES.values() for party in parties]
+            # Before the peers start, so a peer and this script never both create one party's keys.
             _register_development_parties(backoffice_config, [
                 "portal", backoffice_config["BRIDGE_PARTY"], f"muni:{second.code}", *peers])
+        else:
+            # No peer runs here: the keys (a few seconds of RSA) need not delay serving the pages.
+            threading.Thread(target=_register_development_parties, name="peer-keys", daemon=True,
+                             args=(backoffice_config, [backoffice_config["BRIDGE_PARTY"], *peers])).start()
     else:
         log.info("Bridge keys are not exchanged outside development: see docs/operations.md, 'Bridge'")
     supervisor = Supervisor(dict(os.environ))
