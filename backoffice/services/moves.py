@@ -47,7 +47,7 @@ from backoffice.services import audit, cards, provision, records
 from backoffice.services.cases import CaseError, add_event, approval_effect, complete, signed_application
 from bridge.handlers import PermanentFailure, register
 from core import checkdigits, clock
-from core.addressmaster import Machiaza, load_machiaza
+from core.addressmaster import Machiaza, load_machiaza, municipality_by_code
 from core.envelope import Opened
 from core.fieldcrypto import FieldCipher, blind_index
 from core.textfold import fold
@@ -541,7 +541,11 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
 
 
 def receive_movein_notice(session: Session, opened: Opened) -> Resident | None:
-    """転出確定: the person moved in elsewhere; the record becomes a 除票 and the 転出届 case is completed."""
+    """転出確定: the person moved in elsewhere; the record becomes a 除票 and the 転出届 case is completed.
+
+    Refused (dead-lettered for an administrator, nothing changed) for a person this city has no
+    record of, and for one whose recorded 転出 does not go to the sending municipality.
+    """
     items = _check_person(opened.payload.get("items"))
     new_address = _text_item(items, "new_address")
     resident = session.execute(select(Resident).where(Resident.juminhyo_code == items["juminhyo_code"])
@@ -550,6 +554,11 @@ def receive_movein_notice(session: Session, opened: Opened) -> Resident | None:
         raise PermanentFailure("unknown_resident", "no record with this 住民票コード and birth date")
     if resident.status is RecordStatus.REMOVED:
         return None  # already confirmed
+    # Only the municipality the recorded 転出 goes to confirms it; anything else is for a person to look at.
+    sender = municipality_by_code(opened.sender.removeprefix("muni:"))
+    if (resident.planned_moveout_on is None or sender is None
+            or not (resident.planned_moveout_address or "").startswith(sender.prefecture + sender.name)):
+        raise PermanentFailure("unexpected_notice", "no 転出 to the sending municipality is recorded for this person")
     move_date = dt.date.fromisoformat(items["move_date"])
     records.remove_record(session, resident, reason=IdoReason.MOVE_OUT, changed_on=move_date,
                           notified_on=resident.last_notified_on, by="bridge", confirmed_moveout_address=new_address)

@@ -564,3 +564,25 @@ def test_a_person_whose_removed_record_is_kept_here_is_refused_with_a_clear_mess
         _complete(kitakami, destination, in_case)
     assert refused.value.code == "joshu_exists" and "宮沢　賢" in refused.value.message
     assert _case(kitakami, in_case).status is CaseStatus.APPROVED
+
+
+def test_a_movein_notice_from_a_city_the_person_is_not_moving_to_changes_nothing(
+        hanamaki, family, clock, move_keys):
+    from bridge.handlers import PermanentFailure
+
+    origin = City(hanamaki, clock, move_keys)
+    out_case = origin.deliver(family["card"], "move_out", _move(MOVERS[:1]), move_id=None)
+    origin.confirm_and_approve(out_case)  # the 転出 goes to Kitakami
+    items = {"juminhyo_code": family["head_code"], "name": "宮沢　賢", "birth_date": "1990-08-27",
+             "move_date": clock_module.today_jst().isoformat(), "new_address": "岩手県盛岡市内丸12-2"}
+    for sender in ("muni:032018", f"muni:{KITAKAMI}"):
+        message = Opened(message_id=str(uuid.uuid4()), message_type="movein.notice", sender=sender,
+                         recipient=origin.party, created_at=clock_module.utcnow(), payload={"items": items})
+        if sender == "muni:032018":  # Morioka: not where the 転出届 said
+            with pytest.raises(PermanentFailure) as refused:
+                origin.receive(message)
+            assert refused.value.reason == "unexpected_notice"
+            assert _resident(hanamaki, family["head"]).status is RecordStatus.CURRENT
+        else:
+            origin.receive(message)
+            assert _resident(hanamaki, family["head"]).status is RecordStatus.REMOVED
