@@ -179,11 +179,11 @@ def _step(system: TwoCities, code: str, fn: Any) -> Any:
     return None
 
 
-def _fresh_code(secret: str, last: list[int]) -> str:
-    """A TOTP code of a 30-second step not used before (a code is accepted once)."""
-    while (step := int(time.time()) // 30) in last:
+def _fresh_code(secret: str, used: dict[str, set[int]]) -> str:
+    """A TOTP code of a 30-second step this person has not used yet (a code is accepted once per person)."""
+    while (step := int(time.time()) // 30) in used.setdefault(secret, set()):
         time.sleep(0.5)
-    last.append(step)
+    used[secret].add(step)
     return pyotp.TOTP(secret).now()
 
 
@@ -262,7 +262,7 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
     # -- Hanamaki: clerk A confirms; A cannot approve; B approves only with a fresh second factor ------
     a_id, a_secret = _staff(system, HANAMAKI, "clerk_a", "clerk", "approver")
     b_id, b_secret = _staff(system, HANAMAKI, "approver_b", "approver")
-    used: list[int] = []
+    used: dict[str, set[int]] = {}
     assert _step(system, HANAMAKI, lambda s: cases.confirm(s, out_case.id, by=s.get(Staff, a_id))) is None
     refused = _step(system, HANAMAKI, lambda s: cases.approve(s, out_case.id, by=s.get(Staff, a_id),
                                                               totp_code=_fresh_code(a_secret, used)))
