@@ -315,6 +315,14 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
     old_head = system.query(HANAMAKI, lambda s: s.get(Resident, people["head"]))
     assert old_head.removal_reason.value == "転出" and old_head.confirmed_moveout_address.startswith("岩手県北上市")
     assert case_of(HANAMAKI, parts["move_out"]).status is CaseStatus.COMPLETED
+    # Ledger enquiry: Hanamaki still finds the person, as a 除票; Kitakami finds the current record.
+    from backoffice.services.ledger import SearchCriteria, search
+
+    criteria = SearchCriteria(name="宮沢　賢", birth_date=dt.date(1990, 8, 27))
+    assert [r.status for r in system.query(HANAMAKI, lambda s: search(s, criteria).residents)] == [
+        RecordStatus.REMOVED]
+    assert [r.status for r in system.query(KITAKAMI, lambda s: search(s, criteria).residents)] == [
+        RecordStatus.CURRENT]
 
     # -- the prefecture holds both cities' updates; the departments got their notices and nothing else --
     peers = system.tmp / "peers"
