@@ -375,3 +375,55 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
                                 cwd=ROOT, env=system.city_env[code], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
     assert time.monotonic() - started < 180
+
+
+def test_the_two_city_run_serves_both_back_offices_with_their_bridge_and_the_peers_and_stops_cleanly(tmp_path):
+    """`make run-two-cities` as documented: SQLite, embedded Redis, Kitakami's back office on the next port."""
+    import urllib.error
+    import urllib.request
+
+    from tests.e2e.conftest import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PORTAL_DATABASE_URL", "BACKOFFICE_DATABASE_URL", "REDIS_URL", "APP_ENV", "INSTANCE_PATH")}
+    env.update(INSTANCE_PATH=str(tmp_path / "instance"), PORT=str(port), APP_ENV="development",
+               SITE_ORIGIN=f"http://127.0.0.1:{port}")
+
+    def flask(*args: str, code: str = HANAMAKI, app: str = "wsgi:backoffice_app") -> None:
+        subprocess.run([sys.executable, "-m", "flask", "--app", app, *args], cwd=ROOT, check=True, timeout=300,
+                       env={**env, "MUNICIPALITY_CODE": code}, capture_output=True)
+    flask("db", "upgrade", app="wsgi:portal_app")
+    for code in (HANAMAKI, KITAKAMI):
+        flask("db", "upgrade", code=code)
+        flask("demo", "--residents", "30", code=code)
+    log_path = tmp_path / "run.log"
+    with open(log_path, "wb") as log:
+        run = subprocess.Popen([sys.executable, "-m", "scripts.run", "--two-cities"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+
+    def status(url: str) -> int | None:
+        try:
+            return int(urllib.request.urlopen(url, timeout=2).status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+        except OSError:
+            return None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (status(f"http://127.0.0.1:{port}/") != 200
+                                               or status(f"http://127.0.0.1:{port + 1}/sign-in") is None):
+            time.sleep(0.5)
+        assert status(f"http://127.0.0.1:{port}/") == 200
+        # Kitakami's back office answers, and like any back office refuses a browser that is not a terminal.
+        assert status(f"http://127.0.0.1:{port + 1}/sign-in") == 403
+        text = log_path.read_text()
+        for started in ("worker of intake:032069", "worker of muni:032069", "relay of 032069", "peer prefecture",
+                        "peer departments", "peer standin", "peer jlis.receiver", "worker of muni:032051"):
+            assert f"started {started}" in text, started
+        public = {p.name for p in (tmp_path / "instance" / "keys" / "public").iterdir()}
+        assert {"muni:032051.pub.pem", "muni:032069.pub.pem", "peer:prefecture.pub.pem"} <= public
+    finally:
+        run.terminate()
+        run.wait(60)
+    assert "stopped 16 bridge process(es)" in log_path.read_text()  # 7 of make run, 5 of Kitakami, 4 peers
