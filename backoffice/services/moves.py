@@ -277,8 +277,6 @@ def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
             "change_reason": IdoReason.MOVE_OUT.value, "change_date": move_date.isoformat(),
             "new_address": new_address,
         })
-    add_event(session, case, "moveout_certificate_sent", by=staff,
-              detail={"to": party or "peer:muni-standin", "persons": len(movers)})
 
 
 # -- 2. the 転出証明書情報 arrives (this city is the destination) and is matched ---------------------------
