@@ -589,3 +589,21 @@ def test_a_revoked_card_is_named_as_revoked_on_the_counter_page(counter_app, cit
     client = backoffice.client_for("clerk2", "clerk")
     refused = _card_check_by_page(app, client, case_id, city["cards"]["head"])
     assert refused.status_code == 403 and "失効" in refused.json["message"]
+
+
+def test_a_card_check_without_the_csrf_token_is_refused_before_anything_is_stored(counter_app, city, backoffice):
+    from backoffice.extensions import db
+    from backoffice.services import counter
+
+    app = counter_app
+    case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD]))
+    client = backoffice.client_for("clerk2", "clerk")
+    page = f"/counter/{case_id}"
+    nonce = _post_json(client, f"{page}/challenge", page).json["nonce"]
+    with app.test_request_context("/"):
+        token = build_auth_token(city["cards"]["head"], PIN, origin=counter.trust().origin, nonce=nonce)
+    assert client.post(f"{page}/card", json={"authToken": token}).status_code == 400
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(CounterVisit)).scalar_one() == 0
+    with app.test_request_context("/"):
+        assert counter.nonces().take(nonce) is not None  # the forged post did not spend the challenge
