@@ -38,6 +38,13 @@ demo: migrate ## Seed demo residents, staff and a terminal code when the databas
 run: demo ## Set everything up and serve portal and back office at http://127.0.0.1:5000
 	$(BIN)/python -m scripts.run
 
+run-two-cities: demo ## Serve the portal with two back offices (Hanamaki, and Kitakami on the next port)
+	MUNICIPALITY_CODE=$${SECOND_MUNICIPALITY_CODE:-032069} BACKOFFICE_DATABASE_URL=$${SECOND_BACKOFFICE_DATABASE_URL:-} \
+		$(FLASK) --app wsgi:backoffice_app db upgrade
+	MUNICIPALITY_CODE=$${SECOND_MUNICIPALITY_CODE:-032069} BACKOFFICE_DATABASE_URL=$${SECOND_BACKOFFICE_DATABASE_URL:-} \
+		$(FLASK) --app wsgi:backoffice_app demo
+	$(BIN)/python -m scripts.run --two-cities
+
 node_modules/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "npm is needed for the accessibility checks (axe-core)"; exit 1; }
 	npm ci --no-audit --no-fund --silent
@@ -58,4 +65,4 @@ bench-seed: install ## Time loading 300,000 residents into PostgreSQL (median of
 requirements.txt: requirements.in
 	$(BIN)/pip-compile -q --strip-extras --output-file requirements.txt requirements.in
 
-.PHONY: help install translations translations-update migrate demo run test lint check-migrations bench-seed
+.PHONY: help install translations translations-update migrate demo run run-two-cities test lint check-migrations bench-seed

@@ -29,13 +29,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from backoffice.cases import bp as cases_bp
     from backoffice.certificates import bp as certificates_bp
     from backoffice.cli import register
+    from backoffice.counter import bp as counter_bp
     from backoffice.ledger import bp as ledger_bp
     from backoffice.screenlock import bp as screenlock_bp
     from backoffice.statistics import bp as statistics_bp
 
     app.before_request(security.enforce_access)
-    for bp in (auth_bp, ledger_bp, audit_bp, admin_bp, cards_bp, cases_bp, certificates_bp, statistics_bp,
-               screenlock_bp):
+    for bp in (auth_bp, ledger_bp, audit_bp, admin_bp, cards_bp, cases_bp, counter_bp, certificates_bp,
+               statistics_bp, screenlock_bp):
         app.register_blueprint(bp)
     register(app)
     app.jinja_env.globals["zone"] = "backoffice"
@@ -59,8 +60,10 @@ def _init_bridge(app: Flask) -> None:
     init_bridge(app, zone="backoffice", database=db, outbox=Outbox, processed=ProcessedMessage,
                 dead_letters=DeadLetter, audit=record)
     from backoffice.services.intake import register_handlers
+    from backoffice.services.moves import register_handlers as register_move_handlers
     from backoffice.services.provision import load_recipients
 
     register_handlers()
+    register_move_handlers()
     import backoffice.services.certificates  # noqa: F401  (registers what approving a certificate request does)
     load_recipients()  # a malformed list of lawful recipients stops the start, not the first provision

@@ -361,6 +361,33 @@ class CaseNote(Base):
     author: Mapped[Staff] = relationship(viewonly=True)
 
 
+class VisitResult(enum.Enum):
+    """The outcome of a card check at the counter."""
+
+    VERIFIED = "verified"
+    REFUSED = "refused"
+
+
+class CounterVisit(Base):
+    """窓口来庁: one card check at the counter for a case (R9), kept whether it passed or not.
+
+    A 転入 or 転居 is completed only with a verified visit of the case's applicant or a mover,
+    made on the same terminal within a short window.
+    """
+
+    __tablename__ = "counter_visit"
+
+    id: Mapped[intpk]
+    case_id: Mapped[int] = mapped_column(ForeignKey("application_case.id"), index=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))  # the clerk at the counter
+    terminal_id: Mapped[int] = mapped_column(ForeignKey("terminal.id"))
+    checked_at: Mapped[tzdatetime]
+    result: Mapped[VisitResult] = mapped_column(_enum(VisitResult))
+    reason: Mapped[str | None] = mapped_column(String(50))  # why a check was refused (a code, no personal data)
+    cert_serial: Mapped[str | None] = mapped_column(String(64))  # the card's authentication certificate
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"))  # the card holder, once matched
+
+
 class AuditLog(AuditLogMixin, Base):
     """操作ログ of the back office (R6, R14)."""
 
@@ -448,3 +475,27 @@ class IssuedCertificate(Base):
     mailed_on: Mapped[dt.date | None] = mapped_column(Date)  # 発送日
     tracking_number: Mapped[str | None] = mapped_column(String(30))  # 追跡番号
     mailed_by: Mapped[str | None] = mapped_column(String(50))
+
+# -- moves between municipalities (backoffice/services/moves.py) ------------------------------------
+
+
+class MoveoutCertificate(Base):
+    """転出証明書情報 for one person, received from the former municipality (住基法第24条の2), until the 転入.
+
+    The items travel and stay encrypted (they hold the My Number); matching uses the move id of
+    the online application or a keyed index of the folded name and birth date, never plaintext.
+    """
+
+    __tablename__ = "moveout_certificate"
+
+    id: Mapped[intpk]
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)  # the bridge message that carried it
+    origin: Mapped[str50]  # the sending party, muni:<code>
+    move_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    juminhyo_code: Mapped[str] = mapped_column(String(11), index=True)
+    person_index: Mapped[str] = mapped_column(String(64), index=True)
+    items_encrypted: Mapped[bytes] = mapped_column(LargeBinary)  # AES-256-GCM of the JSON items
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("application_case.id"), index=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"))  # the record the 転入 created
+    received_at: Mapped[tzdatetime]
+    matched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())

@@ -135,6 +135,10 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     proxies = os.environ.get("TRUSTED_PROXIES", "")
     cfg["TRUSTED_PROXIES"] = tuple(p.strip() for p in proxies.split(",") if p.strip())
     cfg["SITE_ORIGIN"] = os.environ.get("SITE_ORIGIN", cls.SITE_ORIGIN)
+    # The back office's own origin, which a card signs at the counter terminal (empty: the same as SITE_ORIGIN).
+    cfg["COUNTER_ORIGIN"] = os.environ.get("COUNTER_ORIGIN", "")
+    # How long a verified card check at the counter lets the clerk complete the case (R9).
+    cfg["COUNTER_VISIT_MINUTES"] = _int("COUNTER_VISIT_MINUTES", 30)
     # Where the (simulated, outside production) J-LIS keeps its state and publishes anchors and CRLs.
     jlis = Path(os.environ.get("JLIS_DIRECTORY", INSTANCE / "jlis"))
     cfg["JLIS_DIRECTORY"] = str(jlis)

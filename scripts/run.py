@@ -6,6 +6,13 @@ Then both relays and one worker per queue of the two apps start as child process
 own process group (so Ctrl-C reaches only this script, which stops them with one SIGTERM each:
 rq's warm shutdown lets a running job finish). A child that dies is started again. In
 development both parties' bridge keys are generated on first run and registered with each other.
+
+``--two-cities`` (``make run-two-cities``) runs a second back office of this code beside the first
+(Kitakami 032069 beside Hanamaki 032051 unless ``SECOND_MUNICIPALITY_CODE`` names another), on its
+own database (``SECOND_BACKOFFICE_DATABASE_URL``, else ``instance/backoffice-<code>.db``) and served
+on the next port, with its relay and workers, and the simulated peers (prefecture, departments,
+stand-in municipality, J-LIS) the move needs. In development every party's keys are registered
+with every other in the shared key directory, so the two cities exchange 転出証明書情報 and 転入通知.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ class Child:
 
     label: str
     command: list[str]
+    env: dict[str, str] | None = None
     process: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
 
@@ -46,9 +54,13 @@ class Supervisor:
         self.stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
 
-    def add(self, label: str, *args: str) -> None:
+    def add(self, label: str, *args: str, env: dict[str, str] | None = None) -> None:
         """Start ``python -m flask`` with ``args`` as a supervised child."""
-        child = Child(label, [sys.executable, "-m", "flask", *args])
+        self.add_module(label, "flask", *args, env=env)
+
+    def add_module(self, label: str, module: str, *args: str, env: dict[str, str] | None = None) -> None:
+        """Start ``python -m module args`` as a supervised child (with ``env`` instead of the common one)."""
+        child = Child(label, [sys.executable, "-m", module, *args], env=env)
         self.children.append(child)
         self._spawn(child)
 
@@ -57,7 +69,7 @@ class Supervisor:
         self._thread.start()
 
     def _spawn(self, child: Child) -> None:
-        child.process = subprocess.Popen(child.command, cwd=ROOT, env=self.env, start_new_session=True)
+        child.process = subprocess.Popen(child.command, cwd=ROOT, env=child.env or self.env, start_new_session=True)
         log.info("started %s (pid %d): %s", child.label, child.process.pid, " ".join(child.command[1:]))
 
     def _watch(self) -> None:
@@ -120,6 +132,63 @@ def _exchange_development_keys(portal_config: Any, backoffice_config: Any) -> No
         log.info("registered development keys of %s with the portal (its back office is not running here)", party)
 
 
+# The simulated outside parties a move needs, and the parties each speaks as.
+PEER_MODULES = {"bridge.peers.prefecture": ("peer:prefecture",),
+                "bridge.peers.departments": tuple(f"peer:dept:{name}" for name in
+                                                  ("tax", "nhi", "pension", "child-allowance", "ltc", "school")),
+                "bridge.peers.standin": ("peer:muni-standin",), "bridge.peers.jlis.receiver": ("peer:jlis",)}
+DEMO_PAIR = ("032051", "032069")
+
+
+@dataclass(frozen=True)
+class SecondCity:
+    """The second back office of a two-city run: its municipality, database and port."""
+
+    code: str
+    database_url: str
+    port: int
+
+    @classmethod
+    def from_environment(cls, first_code: str, port: int, instance: Path) -> SecondCity:
+        """``SECOND_MUNICIPALITY_CODE`` (else the other of the demo pair) and ``SECOND_BACKOFFICE_DATABASE_URL``."""
+        default = DEMO_PAIR[1] if first_code != DEMO_PAIR[1] else DEMO_PAIR[0]
+        code = os.environ.get("SECOND_MUNICIPALITY_CODE") or default
+        if code == first_code:
+            raise SystemExit("SECOND_MUNICIPALITY_CODE must differ from MUNICIPALITY_CODE")
+        url = os.environ.get("SECOND_BACKOFFICE_DATABASE_URL") or f"sqlite:///{instance / f'backoffice-{code}.db'}"
+        return cls(code=code, database_url=url, port=port + 1)
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        """The environment of this city's processes: the common one with its own code and database."""
+        return {**base, "MUNICIPALITY_CODE": self.code, "BACKOFFICE_DATABASE_URL": self.database_url}
+
+
+def _register_development_parties(config: Any, parties: list[str]) -> None:
+    """Outside production: give every party keys and register each with all the others (one shared key folder)."""
+    from core.envelope import KeyRegistry, import_public_key, key_directory
+
+    directory = key_directory(config)
+    for party in parties:
+        registry = KeyRegistry.from_config(config, party=party)
+        known = KeyRegistry.from_config(config, party=parties[0])
+        if not known.knows(party) or known.public(party).pem() != registry.public_pem():
+            import_public_key(directory, party, registry.public_pem())
+            log.info("registered the development keys of %s", party)
+
+
+def _start_second_city(supervisor: Supervisor, city: SecondCity) -> None:
+    from bridge.queues import QueueNames
+
+    env = city.env(supervisor.env)
+    supervisor.add(f"back office of {city.code}", "--app", "wsgi:backoffice_app", "run", "--host", "127.0.0.1",
+                   "--port", str(city.port), "--no-reload", "--no-debugger", env=env)
+    supervisor.add(f"relay of {city.code}", "--app", "wsgi:backoffice_app", "relay", env=env)
+    for queue in QueueNames.consumed_by(f"muni:{city.code}"):
+        supervisor.add(f"worker of {queue}", "--app", "wsgi:backoffice_app", "worker", "--queue", queue, env=env)
+    for module in PEER_MODULES:
+        supervisor.add_module(f"peer {module.removeprefix('bridge.peers.')}", module, "worker")
+
+
 def _start_bridge(supervisor: Supervisor, portal_party: str, backoffice_party: str) -> None:
     from bridge.queues import QueueNames
 
@@ -134,8 +203,10 @@ def _raise_exit(*_: Any) -> None:
     raise SystemExit(0)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Start Redis if needed, the relays and workers, then serve both apps until stopped."""
+    args = sys.argv[1:] if argv is None else argv
+    two_cities = "--two-cities" in args
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     redis_server = None
     if not os.environ.get("REDIS_URL"):
@@ -153,17 +224,36 @@ def main() -> None:
     import wsgi
 
     portal_config, backoffice_config = wsgi.app.config, wsgi.backoffice_app.config
+    port = int(os.environ.get("PORT", "5000"))
+    second = None
+    if two_cities:
+        instance = Path(os.environ.get("INSTANCE_PATH", ROOT / "instance"))
+        second = SecondCity.from_environment(backoffice_config["MUNICIPALITY_CODE"], port, instance)
     if portal_config["APP_ENV"] == "development":
         _exchange_development_keys(portal_config, backoffice_config)
+        # Approving a move provides to the peers, so the back office needs their keys even when they do not run.
+        peers = [party for parties in PEER_MODULES.values() for party in parties]
+        if second is not None:
+            # Before the peers start, so a peer and this script never both create one party's keys.
+            _register_development_parties(backoffice_config, [
+                "portal", backoffice_config["BRIDGE_PARTY"], f"muni:{second.code}", *peers])
+        else:
+            # No peer runs here: the keys (a few seconds of RSA) need not delay serving the pages.
+            threading.Thread(target=_register_development_parties, name="peer-keys", daemon=True,
+                             args=(backoffice_config, [backoffice_config["BRIDGE_PARTY"], *peers])).start()
     else:
         log.info("Bridge keys are not exchanged outside development: see docs/operations.md, 'Bridge'")
     supervisor = Supervisor(dict(os.environ))
     signal.signal(signal.SIGTERM, _raise_exit)  # `kill` stops the children too, like Ctrl-C
-    port = int(os.environ.get("PORT", "5000"))
     try:
         _start_bridge(supervisor, portal_config["BRIDGE_PARTY"], backoffice_config["BRIDGE_PARTY"])
+        if second is not None:
+            _start_second_city(supervisor, second)
         supervisor.start_watching()
         log.info("Portal: http://127.0.0.1:%d/  Back office: http://127.0.0.1:%d/backoffice/", port, port)
+        if second is not None:
+            # Another host name, so the browser keeps the two back offices' cookies apart.
+            log.info("Back office of %s: http://localhost:%d/", second.code, second.port)
         run_simple("127.0.0.1", port, wsgi.app, threaded=True, use_reloader=False)
     finally:
         supervisor.stop()

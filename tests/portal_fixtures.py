@@ -18,12 +18,17 @@ PIN, PASSWORD = "1234", "ABC123"
 
 
 def bridge_key_directory(session_dir: Path) -> Path:
-    """Keys of the portal and both demo municipalities, each registered with the others (once per run)."""
+    """Keys of the portal, both demo municipalities and some peers, each registered with the others (once per run).
+
+    The prefecture and the departments are there because approving a 転出届 provides to them; the
+    stand-in is not, as the bridge tests use it as a party nobody registered.
+    """
+    from bridge.peers import departments, prefecture
     from core.envelope import KeyRegistry, import_public_key
 
     directory = session_dir / "bridge-keys"
     if not directory.exists():
-        parties = ("portal", "muni:032051", "muni:032069")
+        parties = ("portal", "muni:032051", "muni:032069", prefecture.PARTY, *departments.PARTIES)
         registries = [KeyRegistry.from_config({"BRIDGE_KEY_DIRECTORY": str(directory)}, party=p) for p in parties]
         for party, registry in zip(parties, registries, strict=True):
             import_public_key(directory, party, registry.public_pem())

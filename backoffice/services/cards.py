@@ -99,6 +99,10 @@ class CardAuthority(Protocol):
         """Publish fresh CRLs (and the trust anchors) where the portal and the back office read them."""
         ...
 
+    def sign_serials_of_card(self, auth_serial: int) -> tuple[int, ...]:
+        """The 証明書紐付け情報: the signature certificate serials of the card with auth certificate ``auth_serial``."""
+        ...
+
 
 class SimulatedCardAuthority:
     """CardAuthority over the simulated J-LIS (JPKI-SIM); refused outside development and test."""
@@ -142,6 +146,12 @@ class SimulatedCardAuthority:
     def publish(self) -> None:
         """Write the anchors and a fresh CRL of every CA (service.publish)."""
         publish(self._config, self._simulator)
+
+    def sign_serials_of_card(self, auth_serial: int) -> tuple[int, ...]:
+        """The card's signature certificate serials from the simulator's 紐付け情報 (the current one last)."""
+        linkage = self._simulator.linkage(auth_serial)
+        current = () if linkage.sign_serial is None else (linkage.sign_serial,)
+        return (*linkage.previous_sign_serials, *current)
 
 
 def card_authority(config: Mapping[str, Any] | None = None) -> CardAuthority:
@@ -538,5 +548,25 @@ def revoke_for_changed_basic_items(
     audit.record("card.revoke", target_type="card", target_id=card.id, **_actor(by), detail={
         "serial": card.sign_cert_serial, "certificate": "sign", "reason": RevocationReason.AFFILIATION_CHANGED.value,
         "changed_items": items, "status_before": card.status.value, "status": card.status.value,
+    })
+    return True
+
+
+def revoke_signature_after_move(session: Session, *, serial: str, resident: Resident, by: str) -> bool:
+    """At the 転入: revoke (affiliationChanged) the signature certificate the former municipality reported.
+
+    The card was issued elsewhere, so no card record of it is here: the serial comes from the
+    転出証明書情報. Returns whether the certificate was revoked now (False: it already was).
+    """
+    if not isinstance(serial, str) or not _SERIAL.fullmatch(serial):
+        raise CardError("card_serial", "the certificate serial must be decimal digits", code="serial_format")
+    authority = card_authority()
+    with _known_to_authority("card_serial"):
+        if not authority.revoke(int(serial), RevocationReason.AFFILIATION_CHANGED):
+            return False
+    authority.publish()
+    audit.record("card.revoke", target_type="resident", target_id=resident.id, **_actor(by), detail={
+        "serial": serial, "certificate": "sign", "reason": RevocationReason.AFFILIATION_CHANGED.value,
+        "changed_items": ["address"], "event": "move_in",
     })
     return True

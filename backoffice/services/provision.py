@@ -39,6 +39,8 @@ MY_NUMBER = "my_number"
 MAX_REASON_LENGTH = 200
 # Names of withheld items go into the record; a caller passing a huge dict must not bloat it.
 MAX_WITHHELD_NAMES = 50
+# The party of a recipient that is any municipality running this code: the caller names which one.
+ANY_MUNICIPALITY = "muni:*"
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,30}(?::[a-z][a-z0-9_]{0,30})?$")
 _ITEM = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
@@ -145,7 +147,8 @@ def _parse(path: Path, index: int, raw: Any, items: frozenset[str]) -> Recipient
         raise RecipientsError(f"{where}: field 'id' must be a lower-case name such as dept:tax, got {recipient_id!r}")
     party = raw["party"]
     try:
-        validate_party(party)
+        if party != ANY_MUNICIPALITY:
+            validate_party(party)
     except ValueError:
         raise RecipientsError(f"{where}: field 'party' must be a bridge party such as peer:prefecture, "
                               f"got {party!r}") from None
@@ -229,15 +232,19 @@ def send(
     reason: str,
     resident_id: int | None,
     actor: str | None = None,
+    party: str | None = None,
 ) -> ProvisionRecord:
     """Send the items of ``data`` that ``recipient_id`` may receive, and record the provision (flushes only).
 
     Refuses with ProvisionRefused, before anything is written, a recipient the data file does not
     name, a message type not listed for it, data holding none of its items, a value that is not a
     JSON scalar, an empty reason or an unknown resident. Items not listed for the recipient are
-    withheld: their names go to the record's detail, never into the message.
+    withheld: their names go to the record's detail, never into the message. ``party`` names the
+    municipality (``muni:<code>``, never this one) when the recipient is any municipality running
+    this code (``muni:*`` in the file), and must be left out otherwise.
     """
     recipient = _recipient(recipient_id, message_type)
+    recipient_party = _party(recipient, party)
     if not isinstance(data, Mapping) or not all(isinstance(name, str) for name in data):
         raise ProvisionRefused("data", "must be a mapping of item names to values")
     reason = reason.strip() if isinstance(reason, str) else ""
@@ -257,25 +264,27 @@ def send(
 
     binding = current_app.extensions["bridge"]
     sender = binding.party
-    queue = QueueNames.for_message(sender=sender, recipient=recipient.party, message_type=message_type)
+    if recipient_party == sender:
+        raise ProvisionRefused("party", "a municipality does not send to itself")
+    queue = QueueNames.for_message(sender=sender, recipient=recipient_party, message_type=message_type)
     try:
-        row = add_message(session, Outbox, message_type=message_type, recipient=recipient.party,
+        row = add_message(session, Outbox, message_type=message_type, recipient=recipient_party,
                           payload={"items": items}, keys=binding.keys(), sender=sender, queue=queue)
     except UnknownParty:
-        raise ConfigError(f"no public key is registered for {recipient.party}: register it with "
-                          f"`flask keys import {recipient.party} FILE`") from None
+        raise ConfigError(f"no public key is registered for {recipient_party}: register it with "
+                          f"`flask keys import {recipient_party} FILE`") from None
     created_by = _actor(actor)
     record = ProvisionRecord(
         recipient_id=recipient.id, message_type=message_type, message_id=row.id, resident_id=resident_id,
         items_sent=json.dumps(list(items), ensure_ascii=False), legal_basis=recipient.legal_basis.ja, reason=reason,
-        detail=json.dumps({"party": recipient.party, "queue": queue, "kind": recipient.kind,
+        detail=json.dumps({"party": recipient_party, "queue": queue, "kind": recipient.kind,
                            "withheld": _capped(withheld)}, ensure_ascii=False),
         created_at=clock.utcnow(), created_by=created_by,
     )
     session.add(record)
     session.flush()
     audit.record("provision.send", target_type="provision", target_id=record.id, actor=actor,
-                 detail={"recipient": recipient.id, "party": recipient.party, "kind": recipient.kind,
+                 detail={"recipient": recipient.id, "party": recipient_party, "kind": recipient.kind,
                          "message_type": message_type, "message_id": row.id, "resident_id": resident_id,
                          "items_sent": list(items), "withheld": _capped(withheld),
                          "legal_basis": recipient.legal_basis.ja})
@@ -290,6 +299,19 @@ def _recipient(recipient_id: str, message_type: str) -> Recipient:
         raise ProvisionRefused("message_type", f"{recipient.id} may not be sent {str(message_type)[:50]!r}; it "
                                f"takes {', '.join(recipient.message_types)}")
     return recipient
+
+
+def _party(recipient: Recipient, party: str | None) -> str:
+    if recipient.party != ANY_MUNICIPALITY:
+        if party is not None and party != recipient.party:
+            raise ProvisionRefused("party", f"{recipient.id} is {recipient.party}; no other party may be named")
+        return recipient.party
+    if not isinstance(party, str) or not party.startswith("muni:"):
+        raise ProvisionRefused("party", f"{recipient.id} needs the municipality named, as muni:<code>")
+    try:
+        return validate_party(party)
+    except ValueError:
+        raise ProvisionRefused("party", f"{party[:50]!r} is not a municipality of the bridge") from None
 
 
 def _capped(names: list[str]) -> list[str]:

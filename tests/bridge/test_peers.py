@@ -147,15 +147,20 @@ def ack_count(bridged: Bridged) -> int:
 
 
 def test_every_recipient_has_a_legal_basis_and_a_peer_that_takes_exactly_its_message_types():
+    from backoffice.services.moves import register_handlers
+    from backoffice.services.provision import ANY_MUNICIPALITY, load_recipients
     from backoffice.services.provision import MY_NUMBER as MY_NUMBER_ITEM
-    from backoffice.services.provision import load_recipients
+    from bridge.handlers import accepted_types
 
+    register_handlers()  # as the back office's factory does
     recipients = load_recipients()
-    served = {party: spec for spec in PEER_SPECS.values() for party in spec.parties}
+    served = {party: spec.accepted_types for spec in PEER_SPECS.values() for party in spec.parties}
+    # Another back office running this code takes what the stand-in takes for the others.
+    served[ANY_MUNICIPALITY] = accepted_types("backoffice")
     assert {r.party for r in recipients.by_id.values()} == set(served), "a peer nobody may send to, or vice versa"
     for recipient in recipients.by_id.values():
         assert recipient.legal_basis.ja and recipient.legal_basis.en and recipient.source
-        assert set(recipient.message_types) <= served[recipient.party].accepted_types, recipient.id
+        assert set(recipient.message_types) <= served[recipient.party], recipient.id
         assert (MY_NUMBER_ITEM in recipient.items) == (recipient.my_number_basis is not None), recipient.id
     # The prefecture gets what the assessment lists for the 本人確認情報 (II 本人確認情報ファイル 5. 提供先1).
     assert set(recipients.by_id["prefecture"].items) == {

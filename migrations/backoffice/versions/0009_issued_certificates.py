@@ -1,7 +1,7 @@
 """issued certificates
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-11-26 15:05:12.525995
 """
 
@@ -12,7 +12,7 @@ import core.db
 
 
 revision = '0009'
-down_revision = '0006'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -7,6 +7,8 @@
   const form = document.getElementById("card-form");
   if (!form) return;
   const mode = form.dataset.mode; // "auth" (sign-in) or "link" (first signature)
+  // A shared terminal (the city counter) never keeps one resident's card file for the next one.
+  const remember = form.dataset.rememberCard !== "no";
   const msgs = JSON.parse(document.getElementById("card-messages").textContent);
   const status = document.getElementById("card-status");
   const csrf = form.querySelector("input[name=csrf_token]").value;
@@ -25,10 +27,10 @@
     const input = document.getElementById("card-file");
     if (input && input.files && input.files.length) {
       const text = await input.files[0].text();
-      sessionStorage.setItem("jpki-sim-card", text); // for the identity-link step after sign-in
+      if (remember) sessionStorage.setItem("jpki-sim-card", text); // for the identity-link step after sign-in
       return JSON.parse(text);
     }
-    const kept = sessionStorage.getItem("jpki-sim-card");
+    const kept = remember ? sessionStorage.getItem("jpki-sim-card") : null;
     if (kept) return JSON.parse(kept);
     throw new Error("nofile");
   }

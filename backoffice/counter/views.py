@@ -1,0 +1,162 @@
+"""Views: the reservations waiting at the counter, one case with the card check, and its completion.
+
+The card check runs on the registered counter terminal: the page asks this back office for a
+one-time challenge bound to the staff session and the case, the card signs it in the browser, and
+the service verifies it (R9). No personal data travels in a URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from backoffice.counter import bp
+from backoffice.extensions import db
+from backoffice.models import Resident, Role
+from backoffice.security import access
+from backoffice.services import audit as audit_service
+from backoffice.services import counter, ledger
+from backoffice.services.cases import CaseError
+
+MAX_BODY = 10_000
+NONCE_KEY = "counter_nonce"
+
+
+def _refusals() -> dict[str, str]:
+    return {
+        "not_applicant": _("This card belongs to someone who is neither the applicant nor a mover of this case. "
+                           "The case cannot be completed with it."),
+        "card_not_active": _("This card is suspended or revoked in the ledger. The case cannot be completed with it."),
+        "card_unknown": _("The card authority does not know this card."),
+        "certificate_revoked": _("The certificate on this card is revoked. The resident needs a new certificate "
+                                 "before the case can be completed."),
+        "certificate_expired": _("The certificate on this card has expired. The resident needs a new certificate "
+                                 "before the case can be completed."),
+    }
+
+
+def _field_label(field: str) -> str:
+    labels = {
+        "visit": _("Card check"), "case": _("Case"), "destination": _("New address"),
+        "destination.machiazaCode": _("New address"), "destination.banchi": _("New address"),
+        "destination.address": _("New address"), "moveout_certificate": _("Certificate of moving out"),
+        "moveDate": _("Date of the move"), "movers": _("Movers"), "newHouseholder": _("New householder"),
+    }
+    if field in labels:
+        return labels[field]
+    if field.startswith("movers["):
+        return _("Mover %(n)s", n=int(field[7:field.index("]")]) + 1)
+    return field
+
+
+def _message(exc: counter.CounterError) -> str:
+    if exc.field.startswith("movers[") and "." in exc.field:
+        item = exc.field.split(".", 1)[1]
+        label = {"name": _("name"), "name_kana": _("name in kana"), "birth_date": _("birth date"),
+                 "sex": _("sex")}.get(item, item)
+        return _("A 転居 changes only the address and household, but this application would change the "
+                 "%(item)s. Nothing was changed.", item=label)
+    if exc.field.startswith("movers["):
+        return _("This person is not a current resident of this city. Nothing was changed.")
+    messages = {
+        "visit": _("The resident's card has not been checked at this counter within the last %(m)s minutes. "
+                   "Check the card first.", m=int(counter.visit_window().total_seconds() // 60)),
+        "case": _("This case cannot be completed at the counter in its present state."),
+        "newHouseholder": _("No householder of that name lives at the new address. Nothing was changed."),
+        "moveDate": _("The move is still ahead: a 転居届 is completed on or after the day of the move."),
+    }
+    return messages.get(exc.field, _("The new address or the application is not complete. Nothing was changed."))
+
+
+def _case_or_404(case_id: int) -> Any:
+    case = counter.counter_case(db.session, case_id)
+    if case is None:
+        abort(404)
+    return case
+
+
+@bp.route("/")
+@access(Role.CLERK)
+def index() -> Any:
+    """Approved 転入予約 and 転居予約 waiting for the resident, oldest first."""
+    rows = counter.ready_cases(db.session)
+    return render_template("backoffice/counter/index.html", rows=rows, kinds=counter.COUNTER_KINDS)
+
+
+@bp.route("/<int:case_id>")
+@access(Role.CLERK)
+def case(case_id: int) -> Any:
+    """The reservation beside the ledger records of its movers, the card check and the completion."""
+    item = _case_or_404(case_id)
+    movers = [db.session.get(Resident, i) if i is not None else None for i in counter.mover_ids(item)]
+    audit_service.record("counter.view", target_type="case", target_id=item.id)
+    visit = counter.current_visit(db.session, item, terminal_id=g.terminal.id)
+    db.session.commit()
+    application = counter.signed_application(item)
+    return render_template("backoffice/counter/case.html", case=item, kind=counter.COUNTER_KINDS[item.kind],
+                           application=application, destination=counter.destination_text(application),
+                           movers=movers, visit=visit, address_text=ledger.address_text,
+                           window=int(counter.visit_window().total_seconds() // 60))
+
+
+@bp.route("/<int:case_id>/challenge", methods=["POST"])
+@access(Role.CLERK)
+def challenge(case_id: int) -> Any:
+    """A fresh one-time challenge for the card at this counter, bound to this session and this case."""
+    item = _case_or_404(case_id)
+    issued = counter.nonces().issue()
+    session[NONCE_KEY] = {"case": item.id, "nonce": issued.nonce}
+    return jsonify({"nonce": issued.nonce, "expires_at": issued.expires_at.isoformat()})
+
+
+@bp.route("/<int:case_id>/card", methods=["POST"])
+@access(Role.CLERK)
+def card(case_id: int) -> Any:
+    """Verify the card that signed the challenge and that it is the applicant's or a mover's."""
+    item = _case_or_404(case_id)
+    kept = session.pop(NONCE_KEY, None)
+    nonce = kept.get("nonce") if isinstance(kept, dict) and kept.get("case") == item.id else None
+    body = request.get_json(silent=True) if (request.content_length or 0) <= MAX_BODY else None
+    token = body.get("authToken") if isinstance(body, dict) else None
+    try:
+        counter.check_visit(db.session, item, token=token, nonce=nonce, staff_id=current_user.id,
+                            terminal_id=g.terminal.id)
+    except counter.VisitRefused as exc:
+        db.session.commit()  # the refused check stays on record
+        message = _refusals().get(exc.hint, _("The card could not be verified. Please try again."))
+        return jsonify({"error": "card_refused", "message": message}), 403
+    except counter.CounterError:
+        db.session.rollback()
+        return jsonify({"error": "case_not_ready", "message": _(
+            "This case cannot be completed at the counter in its present state.")}), 409
+    db.session.commit()
+    return jsonify({"redirect": url_for("counter.case", case_id=item.id)})
+
+
+@bp.route("/<int:case_id>/complete", methods=["POST"])
+@access(Role.CLERK)
+def complete(case_id: int) -> Any:
+    """Complete the 転入 or 転居 in one transaction, or change nothing and say why."""
+    item = _case_or_404(case_id)
+    visit = counter.current_visit(db.session, item, terminal_id=g.terminal.id)
+    staff = current_user._get_current_object()
+    try:
+        if item.kind == "in_city_reservation":
+            counter.complete_in_city_move(db.session, item, by=staff, visit=visit)
+        else:
+            counter.complete_move_in(db.session, item, by=staff, visit=visit)
+    except (counter.CounterError, CaseError) as exc:
+        db.session.rollback()
+        audit_service.record("counter.complete", outcome="denied", target_type="case", target_id=case_id,
+                             detail={"field": exc.field})
+        db.session.commit()
+        # The workflow's and the moves service's refusals carry their own Japanese-first message.
+        text = _message(exc) if isinstance(exc, counter.CounterError) else exc.message
+        flash(f"{_field_label(exc.field)}: {text}", "error")
+        return redirect(url_for("counter.case", case_id=case_id))
+    db.session.commit()
+    flash(_("The %(kind)s is complete.", kind=counter.COUNTER_KINDS[item.kind]), "success")
+    return redirect(url_for("counter.case", case_id=item.id))

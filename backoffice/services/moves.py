@@ -1,0 +1,592 @@
+"""Moves between municipalities (F5, F8, F9, F12, R4, R10): the national one-stop move, one city at each end.
+
+This city as the **origin**: approving a 転出届 records the 転出予定 on each mover, sends the
+転出証明書情報 to the destination (another back office ``muni:<code>``, or the stand-in for a
+municipality that runs no back office of this code), the identity-information update to the
+prefecture and notices to the departments concerned. The record stays current until the
+destination's 転入通知 arrives; then 転出確定 removes it (消除, kept as a 除票) and the 転出届 case
+is completed.
+
+This city as the **destination**: the 転出証明書情報 is stored encrypted and matched with the
+転入予約 (by the move id of the online application, and the folded name and birth date of each
+person); approving a 転入予約 prepares the counter case, flagged while information is missing. At
+the counter, ``complete_move_in`` creates the records, sends the 転入通知 back, updates the
+prefecture, has J-LIS revoke the signature certificate (the address changed) and tells the departments.
+
+Every provision goes through ``provision.send``: only the recipients and items data/recipients.json
+names, each recorded with its legal basis (R4). Services flush; the caller commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backoffice.models import (
+    Case,
+    CaseStatus,
+    Household,
+    IdoReason,
+    MoveoutCertificate,
+    RecordStatus,
+    Resident,
+    Sex,
+    Staff,
+)
+from backoffice.services import audit, cards, provision, records
+from backoffice.services.cases import CaseError, add_event, approval_effect, complete, signed_application
+from bridge.handlers import PermanentFailure, register
+from core import checkdigits, clock
+from core.addressmaster import Machiaza, load_machiaza, municipality_by_code
+from core.envelope import Opened
+from core.fieldcrypto import FieldCipher, blind_index
+from core.textfold import fold
+
+MOVEOUT_CERTIFICATE = "moveout.certificate"  # 転出証明書情報 (住基法第24条の2)
+MOVEIN_NOTICE = "movein.notice"  # 転入通知 (住基法第9条第1項)
+IDENTITY_UPDATE = "identity.update"  # 本人確認情報の更新 (住基法第30条の6)
+DEPT_NOTICE = {"move_out": "dept.notice.move_out", "move_in": "dept.notice.move_in"}
+MUNICIPALITY, STANDIN = "municipality", "municipality:standin"
+DEFAULT_CONNECTED = ("032051", "032069")
+# Findings on a 転入予約 case, shown to the clerk beside what intake found.
+AWAITING, MATCHED = "awaiting_moveout_certificate", "moveout_certificate_matched"
+WAITING_STATUSES = (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.CONFIRMED, CaseStatus.APPROVED)
+_CERT_CONTEXT = b"moveout_certificate"
+_KANJI_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")}
+_CHOME = re.compile(r"^(.*?)([一二三四五六七八九十]+)丁目$")
+
+MESSAGES = {
+    "unknown_mover": "転出する方の中に、この市の住民として確認できない方がいます（{n}人目）。 / "
+                     "Mover {n} is not a current resident of this city.",
+    "already_planned": "転出する方の中に、すでに転出予定が記録されている方がいます。 / "
+                       "A move-out is already recorded for one of the movers.",
+    "not_move_in": "この操作は転入予約の案件だけに行えます。 / This step is only for a move-in reservation.",
+    "not_approved": "転入を完了できるのは承認済みの転入予約だけです。 / "
+                    "Only an approved move-in reservation can be completed.",
+    "certificate_missing": "転出元の市区町村から転出証明書情報がまだ届いていない方がいます: {names}。 / "
+                           "The move-out certificate information has not arrived yet for: {names}.",
+    "already_resident": "{name}さんはすでにこの市の住民です。転入はできません（転居の手続をしてください）。 / "
+                        "{name} is already a resident of this city: a move-in is not possible "
+                        "(this is an in-city move).",
+    "joshu_exists": "{name}さんの除票（同じ住民票コード）がこの市にあります。"
+                    "再転入の記載はシステム管理者に相談してください。 / "
+                    "A removed record (除票) of {name} with the same resident record code is kept here; ask the "
+                    "system administrator how to record the return.",
+    "address_unknown": "新しい住所が住所マスターの町字と一致しません。住所を確認してください。 / "
+                       "The new address does not match a town area of the address master. Please check it.",
+    "no_household": "新しい住所に世帯主のいる世帯がありません。世帯主を確認してください。 / "
+                    "There is no household with a householder at the new address. Please check the householder.",
+}
+
+
+def _error(field: str, code: str, **values: Any) -> CaseError:
+    return CaseError(field, MESSAGES[code].format(**values), code=code)
+
+
+# -- small helpers ------------------------------------------------------------------------------------
+
+
+def connected_municipalities() -> tuple[str, ...]:
+    """Codes of the municipalities whose back offices run this code and take messages on the bridge."""
+    configured: str | Iterable[str] = current_app.config.get("CONNECTED_MUNICIPALITIES", DEFAULT_CONNECTED)
+    if isinstance(configured, str):
+        configured = configured.split(",")
+    return tuple(code.strip() for code in configured if code.strip())
+
+
+def _own_code() -> str:
+    return str(current_app.config["MUNICIPALITY_CODE"])
+
+
+def _jst(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(dt.timezone(dt.timedelta(hours=9))).date()
+
+
+def _age(born: dt.date, on: dt.date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def person_index(name: str, birth_date: str) -> str:
+    """Keyed index of a person's folded name and birth date: matches without keeping either in the clear."""
+    return blind_index(current_app.config["BLIND_INDEX_KEY"], f"{fold(name)}|{birth_date}", purpose="move_person")
+
+
+def _cipher() -> FieldCipher:
+    return FieldCipher(current_app.config["FIELD_ENCRYPTION_KEY"])
+
+
+def certificate_items(certificate: MoveoutCertificate) -> dict[str, Any]:
+    """The items of a received 転出証明書情報 (decrypted; the My Number among them)."""
+    items: dict[str, Any] = json.loads(_cipher().decrypt(certificate.items_encrypted, context=_CERT_CONTEXT))
+    return items
+
+
+def _my_number(resident: Resident) -> str | None:
+    if resident.my_number_encrypted is None:
+        return None
+    return _cipher().decrypt(resident.my_number_encrypted, context=b"my_number")
+
+
+def full_address(resident: Resident) -> str:
+    """The address in full (prefecture, municipality, 町字, 番地, 方書), as the card and other cities write it."""
+    return cards.holder_for(resident).address
+
+
+def _destination_text(destination: Mapping[str, Any]) -> str:
+    text = f"{destination['prefecture']}{destination['municipality']}{destination['address']}"
+    return f"{text}　{destination['katagaki']}" if destination.get("katagaki") else text
+
+
+def _kanji_number(text: str) -> int:
+    if text == "十":
+        return 10
+    if "十" in text:
+        tens, _, ones = text.partition("十")
+        return (_KANJI_DIGITS[tens] if tens else 1) * 10 + (_KANJI_DIGITS[ones] if ones else 0)
+    return int("".join(str(_KANJI_DIGITS[c]) for c in text))
+
+
+def parse_address(municipality_code: str, text: str) -> tuple[Machiaza, str] | None:
+    """Split an address within the municipality into its 町字 and the rest (番地), or None.
+
+    Accepts the 町字 as the master writes it, and 丁目 in figures: 大通り一丁目3-1, 大通り1丁目3-1, 大通り1-3-1.
+    """
+    normalised = unicodedata.normalize("NFKC", text).replace(" ", "").replace("−", "-")
+    best: tuple[int, Machiaza, str] | None = None
+    for machiaza in load_machiaza(municipality_code):
+        variants = [machiaza.name]
+        chome = _CHOME.match(machiaza.name)
+        if chome:
+            number = _kanji_number(chome.group(2))
+            variants += [f"{chome.group(1)}{number}丁目", f"{chome.group(1)}{number}-"]
+        for variant in variants:
+            if normalised.startswith(variant) and (best is None or len(variant) > best[0]):
+                best = (len(variant), machiaza, normalised[len(variant):].lstrip("-"))
+    if best is None or not best[2]:
+        return None
+    return best[1], best[2]
+
+
+# -- departments (F12): each gets the movers its affairs concern, and only its listed items -------------
+
+
+def concerned_departments(resident: Resident, on: dt.date) -> list[str]:
+    """The departments (ids of data/recipients.json) whose affairs concern this person on ``on``."""
+    age = _age(resident.birth_date, on)
+    wanted = ["dept:tax"]  # the residents' tax follows every resident
+    if resident.nhi_since:
+        wanted.append("dept:nhi")
+    if resident.pension_since or 20 <= age < 60:
+        wanted.append("dept:pension")
+    if resident.child_allowance_since:
+        wanted.append("dept:child_allowance")
+    if resident.ltc_since or age >= 65:
+        wanted.append("dept:ltc")
+    if 6 <= age <= 15:
+        wanted.append("dept:school")
+    return wanted
+
+
+def _notify_departments(session: Session, resident: Resident, *, event: str, data: Mapping[str, Any],
+                        on: dt.date, reason: str, actor: str) -> list[str]:
+    sent = []
+    for recipient_id in concerned_departments(resident, on):
+        provision.send(session, recipient_id=recipient_id, message_type=DEPT_NOTICE[event], data=data,
+                       reason=reason, resident_id=resident.id, actor=actor)
+        sent.append(recipient_id)
+    return sent
+
+
+def _identity_update(session: Session, resident: Resident, *, reason: IdoReason, on: dt.date, why: str,
+                     actor: str) -> None:
+    provision.send(session, recipient_id="prefecture", message_type=IDENTITY_UPDATE, data={
+        "juminhyo_code": resident.juminhyo_code, "name": resident.name, "birth_date": resident.birth_date.isoformat(),
+        "sex": resident.sex.value, "address": full_address(resident), "my_number": _my_number(resident),
+        "change_reason": reason.value, "change_date": on.isoformat(),
+    }, reason=why, resident_id=resident.id, actor=actor)
+
+
+# -- 1. the 転出届 is approved (this city is the origin) ------------------------------------------------
+
+
+def _movers_of(session: Session, case: Case) -> list[Resident]:
+    movers = []
+    for n, resident_id in enumerate(json.loads(case.mover_resident_ids), start=1):
+        resident = session.get(Resident, resident_id) if resident_id is not None else None
+        if resident is None or resident.status is not RecordStatus.CURRENT:
+            raise _error("movers", "unknown_mover", n=n)
+        movers.append(resident)
+    if not movers:
+        raise _error("movers", "unknown_mover", n=1)
+    return movers
+
+
+@approval_effect("move_out")
+def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
+    """転出予定 on each mover; 転出証明書情報 to the destination; prefecture update; department notices."""
+    application = signed_application(case)
+    movers = _movers_of(session, case)
+    move_date = dt.date.fromisoformat(application["moveDate"])
+    destination = application["destination"]
+    new_address = _destination_text(destination)
+    code = destination.get("municipalityCode")
+    party = f"muni:{code}" if code and code != _own_code() and code in connected_municipalities() else None
+    notified_on = _jst(case.received_at)
+    why = f"転出届 {case.receipt_number}"
+    actor = staff.login_id
+    for resident in movers:
+        if resident.planned_moveout_on is not None:
+            raise _error("movers", "already_planned")
+    for resident in movers:
+        address = full_address(resident)
+        records.amend_record(session, resident, reason=IdoReason.MOVE_OUT, changed_on=move_date,
+                             notified_on=notified_on, by=actor, planned_moveout_address=new_address,
+                             planned_moveout_on=move_date)
+        card = cards.live_card(session, resident)
+        certificate = {
+            "juminhyo_code": resident.juminhyo_code, "my_number": _my_number(resident), "name": resident.name,
+            "name_kana": resident.name_kana, "birth_date": resident.birth_date.isoformat(),
+            "sex": resident.sex.value, "address": address, "householder_name": resident.household.householder_name,
+            "relationship": resident.relationship_to_head, "honseki": resident.honseki,
+            "hittosha": resident.hittosha, "move_date": move_date.isoformat(),
+            "previous_address": resident.previous_address, "new_address": new_address, "move_id": case.move_id,
+            "card_serial": card.sign_cert_serial if card is not None else None,
+        }
+        if party is not None:
+            provision.send(session, recipient_id=MUNICIPALITY, party=party, message_type=MOVEOUT_CERTIFICATE,
+                           data=certificate, reason=why, resident_id=resident.id, actor=actor)
+        else:
+            provision.send(session, recipient_id=STANDIN, message_type=MOVEOUT_CERTIFICATE, data=certificate,
+                           reason=why, resident_id=resident.id, actor=actor)
+        _identity_update(session, resident, reason=IdoReason.MOVE_OUT, on=move_date, why=why, actor=actor)
+        _notify_departments(session, resident, event="move_out", on=move_date, reason=why, actor=actor, data={
+            "name": resident.name, "name_kana": resident.name_kana, "birth_date": resident.birth_date.isoformat(),
+            "sex": resident.sex.value, "address": address, "my_number": _my_number(resident),
+            "household_number": resident.household.household_number,
+            "householder_name": resident.household.householder_name, "relationship": resident.relationship_to_head,
+            "change_reason": IdoReason.MOVE_OUT.value, "change_date": move_date.isoformat(),
+            "new_address": new_address,
+        })
+
+
+# -- 2. the 転出証明書情報 arrives (this city is the destination) and is matched ---------------------------
+
+
+def _reservation_indexes(case: Case) -> list[str]:
+    """Keyed indexes of the people a 転入予約 names, in its order."""
+    movers = signed_application(case).get("movers", [])
+    return [person_index(str(m.get("name", "")), str(m.get("birthDate", ""))) for m in movers]
+
+
+def _certificates(session: Session, case: Case) -> list[MoveoutCertificate]:
+    return list(session.execute(select(MoveoutCertificate).where(MoveoutCertificate.case_id == case.id)
+                                .order_by(MoveoutCertificate.id)).scalars())
+
+
+def _set_finding(case: Case, code: str | None, detail: str = "") -> None:
+    findings = [f for f in json.loads(case.findings or "[]") if f.get("code") not in (AWAITING, MATCHED)]
+    if code is not None:
+        findings.append({"code": code, "detail": detail})
+    case.findings = json.dumps(findings, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a 転入予約 can be completed at the counter: the 転出証明書情報 of every person has arrived."""
+
+    ready: bool
+    missing: tuple[str, ...]  # names (as the reservation gives them) still without information
+
+
+def match_certificates(session: Session, case: Case) -> Readiness:
+    """Attach every unmatched 転出証明書情報 that belongs to this 転入予約, and flag the case accordingly."""
+    # Locked, so two certificates arriving at once on two workers each see the other's before flagging.
+    session.execute(select(Case.id).where(Case.id == case.id).with_for_update())
+    indexes = _reservation_indexes(case)
+    unmatched = select(MoveoutCertificate).where(MoveoutCertificate.case_id.is_(None),
+                                                 MoveoutCertificate.person_index.in_(indexes))
+    if case.move_id:
+        unmatched = unmatched.where((MoveoutCertificate.move_id == case.move_id)
+                                    | MoveoutCertificate.move_id.is_(None))
+    newly = []
+    for certificate in session.execute(unmatched.order_by(MoveoutCertificate.id)).scalars():
+        certificate.case_id, certificate.matched_at = case.id, clock.utcnow()
+        newly.append(certificate)
+    session.flush()
+    have = {c.person_index for c in _certificates(session, case)}
+    movers = signed_application(case).get("movers", [])
+    missing = tuple(str(m.get("name", "")) for m, index in zip(movers, indexes, strict=True) if index not in have)
+    if newly:
+        audit.record("move.certificate_matched", target_type="case", target_id=case.id,
+                     detail={"certificates": [c.id for c in newly], "complete": not missing})
+        add_event(session, case, "moveout_certificate_matched", by=None,
+                  detail={"persons": len(newly), "complete": not missing})
+    if not missing:
+        _set_finding(case, MATCHED, "転出証明書情報を受信し、全員分を照合しました / "
+                                    "move-out certificate information received for everyone")
+    elif case.status is CaseStatus.APPROVED:
+        _set_finding(case, AWAITING, "転出証明書情報の到着待ち / waiting for the move-out certificate information")
+    session.flush()
+    return Readiness(ready=not missing, missing=missing)
+
+
+def readiness(session: Session, case: Case) -> Readiness:
+    """For the counter: can this 転入予約 be completed now (matching whatever has arrived since)?"""
+    return match_certificates(session, case)
+
+
+def _candidate_cases(session: Session, certificate: MoveoutCertificate) -> list[Case]:
+    stmt = select(Case).where(Case.kind == "move_in_reservation", Case.status.in_(WAITING_STATUSES))
+    if certificate.move_id:
+        by_move = list(session.execute(stmt.where(Case.move_id == certificate.move_id).order_by(Case.id)).scalars())
+        if by_move:
+            return by_move
+    return list(session.execute(stmt.order_by(Case.received_at, Case.id).limit(1000)).scalars())
+
+
+def _text_item(items: Mapping[str, Any], name: str, *, required: bool = True, limit: int = 200) -> str | None:
+    value = items.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise PermanentFailure("schema_error", f"{name} is missing or not text")
+    return value
+
+
+def _check_person(items: Any) -> dict[str, Any]:
+    if not isinstance(items, dict):
+        raise PermanentFailure("schema_error", "the payload has no items")
+    code = items.get("juminhyo_code")
+    if not isinstance(code, str) or not checkdigits.is_valid_juminhyo_code(code):
+        raise PermanentFailure("schema_error", "juminhyo_code is not a valid 住民票コード")
+    _text_item(items, "name", limit=100)
+    try:
+        dt.date.fromisoformat(str(items.get("birth_date")))
+        dt.date.fromisoformat(str(items.get("move_date")))
+    except ValueError:
+        raise PermanentFailure("schema_error", "birth_date or move_date is not a date") from None
+    move_id = items.get("move_id")
+    if move_id is not None and (not isinstance(move_id, str) or len(move_id) > 36):
+        raise PermanentFailure("schema_error", "move_id is not a move reference")
+    return items
+
+
+def receive_moveout_certificate(session: Session, opened: Opened) -> MoveoutCertificate:
+    """Store a 転出証明書情報 (encrypted) and match it with its 転入予約 if that has arrived."""
+    items = _check_person(opened.payload.get("items"))
+    if items.get("sex") not in (Sex.MALE.value, Sex.FEMALE.value):
+        raise PermanentFailure("schema_error", "sex is not 1 or 2")
+    _text_item(items, "address")
+    certificate = MoveoutCertificate(
+        message_id=opened.message_id, origin=opened.sender, move_id=items.get("move_id"),
+        juminhyo_code=items["juminhyo_code"], person_index=person_index(items["name"], items["birth_date"]),
+        items_encrypted=_cipher().encrypt(json.dumps(items, ensure_ascii=False), context=_CERT_CONTEXT),
+        received_at=clock.utcnow())
+    session.add(certificate)
+    session.flush()
+    audit.record("move.certificate_received", actor="bridge", target_type="moveout_certificate",
+                 target_id=certificate.id, detail={"origin": opened.sender, "items": sorted(items)})
+    for case in _candidate_cases(session, certificate):
+        if certificate.person_index in _reservation_indexes(case):
+            match_certificates(session, case)
+            break
+    return certificate
+
+
+@approval_effect("move_in_reservation")
+def approve_move_in_reservation(session: Session, case: Case, staff: Staff) -> None:
+    """Prepare the counter case: matched with the 転出証明書情報, or flagged as waiting for it."""
+    ready = match_certificates(session, case)
+    add_event(session, case, "counter_prepared" if ready.ready else AWAITING, by=staff,
+              detail={"missing": len(ready.missing)})
+
+
+@approval_effect("in_city_reservation")
+def approve_in_city_reservation(session: Session, case: Case, staff: Staff) -> None:
+    """Prepare the counter case of a 転居予約 (the 転居 itself is completed at the counter)."""
+    add_event(session, case, "counter_prepared", by=staff)
+
+
+# -- 3. the 転入 at the counter -------------------------------------------------------------------------
+
+
+def _new_number(session: Session, column: Any, digits: int) -> str:
+    while True:
+        number = f"{secrets.randbelow(10 ** digits):0{digits}d}"
+        if session.execute(select(column).where(column == number)).first() is None:
+            return number
+
+
+def _already_resident(session: Session, items: Mapping[str, Any]) -> bool:
+    code_match = select(Resident.id).where(Resident.juminhyo_code == items["juminhyo_code"],
+                                           Resident.status == RecordStatus.CURRENT)
+    person_match = select(Resident.id).where(Resident.name_search == fold(items["name"]),
+                                             Resident.birth_date == dt.date.fromisoformat(items["birth_date"]),
+                                             Resident.status == RecordStatus.CURRENT)
+    return (session.execute(code_match).first() or session.execute(person_match).first()) is not None
+
+
+def _household(session: Session, application: Mapping[str, Any], machiaza: Machiaza, banchi: str,
+               katagaki: str | None) -> tuple[Household, str | None]:
+    """The household the movers join: a new one headed by a mover, or the one already at the address."""
+    head = str(application.get("newHouseholder", "")).replace(" ", "").replace("　", "")
+    if head != "existing":
+        household = Household(household_number=_new_number(session, Household.household_number, 14),
+                              householder_name=str(application["newHouseholder"]), created_at=clock.utcnow())
+        session.add(household)
+        session.flush()
+        return household, head
+    same_katagaki = Resident.katagaki.is_(None) if katagaki is None else Resident.katagaki == katagaki
+    existing = session.execute(select(Resident).where(
+        Resident.machiaza_code == machiaza.code, Resident.banchi == banchi, same_katagaki,
+        Resident.is_householder.is_(True), Resident.status == RecordStatus.CURRENT)).scalars().first()
+    if existing is None:
+        raise _error("newHouseholder", "no_household")
+    return existing.household, None
+
+
+def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = None) -> list[Resident]:
+    """Complete the 転入 at the counter (R9, R10): the records, the 転入通知, the prefecture, J-LIS, departments.
+
+    Refused with a CaseError, before anything changes, for a case that is not an approved 転入予約, when
+    the 転出証明書情報 of anyone is missing, when anyone is already a current resident here (R10), or
+    when the new address is not in the address master. ``visit`` is the counter visit (the verified
+    card sign-in); its id, when it has one, goes into the history.
+    """
+    if case.kind != "move_in_reservation":
+        raise _error("case", "not_move_in")
+    if case.status is not CaseStatus.APPROVED:
+        raise _error("case", "not_approved")
+    ready = match_certificates(session, case)
+    if not ready.ready:
+        raise _error("moveout_certificate", "certificate_missing", names="、".join(ready.missing))
+    application = signed_application(case)
+    by_index = {c.person_index: c for c in _certificates(session, case)}
+    movers = application["movers"]
+    certificates = [by_index[index] for index in _reservation_indexes(case)]
+    people = [certificate_items(c) for c in certificates]
+    for items in people:
+        if _already_resident(session, items):
+            raise _error("movers", "already_resident", name=items["name"])
+        # The 住民票コード stays with the person for life, and the ledger keeps one record per code.
+        if session.execute(select(Resident.id).where(Resident.juminhyo_code == items["juminhyo_code"])).first():
+            raise _error("movers", "joshu_exists", name=items["name"])
+    destination = application["destination"]
+    parsed = parse_address(_own_code(), str(destination.get("address", "")))
+    if parsed is None:
+        raise _error("destination.address", "address_unknown")
+    machiaza, banchi = parsed
+    katagaki = destination.get("katagaki") or None
+    move_date = dt.date.fromisoformat(application["moveDate"])
+    today = clock.today_jst()
+    household, head = _household(session, application, machiaza, banchi, katagaki)
+    actor = by.login_id
+    why = f"転入届 {case.receipt_number}"
+    created: list[Resident] = []
+    for mover, items, certificate in zip(movers, people, certificates, strict=True):
+        is_head = head is not None and fold(str(mover.get("name", ""))) == fold(head)
+        resident = records.create_record(
+            session, household=household, reason=IdoReason.MOVE_IN, changed_on=move_date, notified_on=today,
+            by=actor, my_number=items.get("my_number"),
+            atena_number=_new_number(session, Resident.atena_number, 15), juminhyo_code=items["juminhyo_code"],
+            name=items["name"], name_kana=items.get("name_kana") or str(mover.get("kana", "")),
+            birth_date=dt.date.fromisoformat(items["birth_date"]), sex=Sex(items["sex"]),
+            relationship_to_head="世帯主" if is_head else str(mover.get("relationship", ""))[:20],
+            is_householder=is_head, machiaza_code=machiaza.code, banchi=banchi, katagaki=katagaki,
+            honseki=items.get("honseki"), hittosha=items.get("hittosha"), previous_address=items["address"])
+        certificate.resident_id = resident.id
+        created.append(resident)
+    case.mover_resident_ids = json.dumps([r.id for r in created])
+    session.flush()
+    revocations = []
+    for resident, items, certificate in zip(created, people, certificates, strict=True):
+        new_address = full_address(resident)
+        if certificate.origin.startswith("muni:"):
+            provision.send(session, recipient_id=MUNICIPALITY, party=certificate.origin, message_type=MOVEIN_NOTICE,
+                           data={"juminhyo_code": resident.juminhyo_code, "name": resident.name,
+                                 "birth_date": resident.birth_date.isoformat(), "move_date": move_date.isoformat(),
+                                 "previous_address": items["address"], "new_address": new_address,
+                                 "move_id": items.get("move_id")},
+                           reason=why, resident_id=resident.id, actor=actor)
+        _identity_update(session, resident, reason=IdoReason.MOVE_IN, on=move_date, why=why, actor=actor)
+        _notify_departments(session, resident, event="move_in", on=move_date, reason=why, actor=actor, data={
+            "name": resident.name, "name_kana": resident.name_kana, "birth_date": resident.birth_date.isoformat(),
+            "sex": resident.sex.value, "address": new_address, "my_number": items.get("my_number"),
+            "household_number": household.household_number, "householder_name": household.householder_name,
+            "relationship": resident.relationship_to_head, "change_reason": IdoReason.MOVE_IN.value,
+            "change_date": move_date.isoformat(), "previous_address": items["address"],
+        })
+        if items.get("card_serial"):
+            revocations.append((resident, str(items["card_serial"])))
+    visit_id = getattr(visit, "id", None)
+    complete(session, case, by=by, detail={"residents": [r.id for r in created],
+                                           **({"visit": visit_id} if visit_id is not None else {})})
+    # Last: J-LIS keeps its own records, which a rollback here could not undo.
+    for resident, serial in revocations:
+        cards.revoke_signature_after_move(session, serial=serial, resident=resident, by=actor)
+    return created
+
+
+# -- 4. the 転入通知 arrives (this city is the origin): 転出確定 -----------------------------------------
+
+
+def receive_movein_notice(session: Session, opened: Opened) -> Resident | None:
+    """転出確定: the person moved in elsewhere; the record becomes a 除票 and the 転出届 case is completed.
+
+    Refused (dead-lettered for an administrator, nothing changed) for a person this city has no
+    record of, and for one whose recorded 転出 does not go to the sending municipality.
+    """
+    items = _check_person(opened.payload.get("items"))
+    new_address = _text_item(items, "new_address")
+    resident = session.execute(select(Resident).where(Resident.juminhyo_code == items["juminhyo_code"])
+                               ).scalar_one_or_none()
+    if resident is None or resident.birth_date.isoformat() != items["birth_date"]:
+        raise PermanentFailure("unknown_resident", "no record with this 住民票コード and birth date")
+    if resident.status is RecordStatus.REMOVED:
+        return None  # already confirmed
+    # Only the municipality the recorded 転出 goes to confirms it; anything else is for a person to look at.
+    sender = municipality_by_code(opened.sender.removeprefix("muni:"))
+    if (resident.planned_moveout_on is None or sender is None
+            or not (resident.planned_moveout_address or "").startswith(sender.prefecture + sender.name)):
+        raise PermanentFailure("unexpected_notice", "no 転出 to the sending municipality is recorded for this person")
+    move_date = dt.date.fromisoformat(items["move_date"])
+    records.remove_record(session, resident, reason=IdoReason.MOVE_OUT, changed_on=move_date,
+                          notified_on=resident.last_notified_on, by="bridge", confirmed_moveout_address=new_address)
+    why = f"転出確定 {opened.sender}"
+    _identity_update(session, resident, reason=IdoReason.MOVE_OUT, on=move_date, why=why, actor="bridge")
+    audit.record("move.confirmed", actor="bridge", target_type="resident", target_id=resident.id,
+                 detail={"from": opened.sender, "message_id": opened.message_id})
+    _complete_move_out_cases(session, resident, items.get("move_id"), opened.message_id)
+    return resident
+
+
+def _complete_move_out_cases(session: Session, resident: Resident, move_id: str | None, message_id: str) -> None:
+    stmt = select(Case).where(Case.kind == "move_out", Case.status == CaseStatus.APPROVED)
+    if move_id:
+        stmt = stmt.where(Case.move_id == move_id)
+    for case in session.execute(stmt.order_by(Case.id)).scalars():
+        ids = [i for i in json.loads(case.mover_resident_ids) if i is not None]
+        if resident.id not in ids:
+            continue
+        movers = [session.get(Resident, i) for i in ids]
+        if all(m is not None and m.status is RecordStatus.REMOVED for m in movers):
+            complete(session, case, by=None, detail={"movein_notice": message_id})
+        else:
+            add_event(session, case, "movein_notice", by=None, detail={"resident": resident.id})
+
+
+def register_handlers() -> None:
+    """The message types one back office takes from another."""
+    register(MOVEOUT_CERTIFICATE, receive_moveout_certificate, zone="backoffice", senders={"muni:*"})
+    register(MOVEIN_NOTICE, receive_movein_notice, zone="backoffice", senders={"muni:*"})
+

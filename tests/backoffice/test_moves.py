@@ -1,0 +1,588 @@
+"""Moves between two cities (F5, F8, F9, F12, R4, R10): 転出届 approval, 転出証明書情報, 転入, 転入通知, 転出確定.
+
+Two back offices of this code on two real PostgreSQL databases (Hanamaki 032051, Kitakami 032069);
+the messages between them are the sealed outbox rows, opened with the recipient's keys exactly as
+the bridge's delivery does. The processes and queues are proved in tests/e2e/test_two_cities.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+from cryptography import x509
+from sqlalchemy import func, select
+
+from backoffice.models import (
+    Case,
+    CaseStatus,
+    IdoReason,
+    MoveoutCertificate,
+    Outbox,
+    ProvisionRecord,
+    RecordStatus,
+    Resident,
+    ResidentHistory,
+    Staff,
+)
+from bridge.peers import departments, prefecture, standin
+from bridge.peers.jlis.cardclient import build_signed_application
+from core import clock as clock_module
+from core.envelope import KeyRegistry, Opened, import_public_key, open_envelope
+from tests.conftest import SECRETS, _clean, create_pg_database, drop_pg_database, migrate
+from tests.factories import make_household, make_resident, my_number
+
+HANAMAKI, KITAKAMI = "032051", "032069"
+PASSWORD = "ABC123"
+HEAD_NUMBER, WIFE_NUMBER = my_number(515151), my_number(525252)
+PARTIES = ("portal", f"muni:{HANAMAKI}", f"muni:{KITAKAMI}", prefecture.PARTY, *departments.PARTIES, standin.PARTY,
+           "peer:jlis")
+
+
+@pytest.fixture(scope="module")
+def move_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keys of the portal, both cities and every peer, each registered with the others."""
+    directory = tmp_path_factory.mktemp("move-keys")
+    for party in PARTIES:
+        registry = KeyRegistry.from_config({"BRIDGE_KEY_DIRECTORY": str(directory)}, party=party)
+        import_public_key(directory, party, registry.public_pem())
+    return directory
+
+
+@pytest.fixture(scope="module")
+def kitakami_db_url() -> Iterator[str]:
+    """A second back-office database, for Kitakami, built by the migrations."""
+    from backoffice import create_app
+
+    url = create_pg_database("kitakami_test")
+    migrate(create_app, {"APP_ENV": "test", "BACKOFFICE_DATABASE_URL": url, "MUNICIPALITY_CODE": KITAKAMI, **SECRETS})
+    yield url
+    drop_pg_database(url)
+
+
+def _city(code: str, url: str, jlis_config: dict[str, str], keys: Path, tmp_path: Path, session_dir: Path) -> Any:
+    from backoffice import create_app
+    from backoffice.models import Base
+
+    app = create_app({**jlis_config, **SECRETS, "MUNICIPALITY_CODE": code, "BACKOFFICE_DATABASE_URL": url,
+                      "BRIDGE_KEY_DIRECTORY": str(keys), "CARD_FILE_ITERATIONS": 1000,
+                      "AUDIT_CHECKPOINT_PATH": str(tmp_path / f"checkpoints-{code}.jsonl"),
+                      "AUDIT_CHECKPOINT_KEY_PATH": str(session_dir / "checkpoint-key.pem")})
+    _clean(app.extensions["engine"], Base.metadata)
+    return app
+
+
+@pytest.fixture
+def hanamaki(backoffice_db_url, jlis_config, move_keys, tmp_path, session_dir) -> Iterator[Any]:
+    """The Hanamaki back office (the origin) on a clean database."""
+    app = _city(HANAMAKI, backoffice_db_url, jlis_config, move_keys, tmp_path, session_dir)
+    yield app
+    app.extensions["engine"].dispose()
+
+
+@pytest.fixture
+def kitakami(kitakami_db_url, jlis_config, move_keys, tmp_path, session_dir) -> Iterator[Any]:
+    """The Kitakami back office (the destination) on a clean database of its own."""
+    app = _city(KITAKAMI, kitakami_db_url, jlis_config, move_keys, tmp_path, session_dir)
+    yield app
+    app.extensions["engine"].dispose()
+
+
+class City:
+    """One back office in a test: staff, cases through intake, the workflow, and its sent messages."""
+
+    def __init__(self, app: Any, clock: Any, keys: Path) -> None:
+        self.app, self.clock, self.keys = app, clock, keys
+        self.secrets: dict[str, str] = {}
+        self.ids: dict[str, int] = {}
+        from backoffice.extensions import db
+        from backoffice.services import staff as staff_service
+
+        with app.app_context():
+            for login, roles in (("clerk_a", ["clerk"]), ("approver_b", ["approver"])):
+                staff, secret = staff_service.add_staff(db.session, login_id=login, name=f"職員 {login}",
+                                                        password="correct horse battery", roles=roles)
+                db.session.commit()
+                self.secrets[login], self.ids[login] = secret, staff.id
+
+    @property
+    def party(self) -> str:
+        return str(self.app.config["BRIDGE_PARTY"])
+
+    def staff(self, session: Any, login: str) -> Staff:
+        return session.get(Staff, self.ids[login])
+
+    def deliver(self, card: Path, kind: str, application: dict[str, Any], *, move_id: str | None) -> int:
+        """A signed application arriving from the portal; returns the case id."""
+        from backoffice.extensions import db
+        from backoffice.services.intake import receive_application
+
+        jws = build_signed_application(card, PASSWORD, aud=self.app.config["SITE_ORIGIN"], nonce="n" * 44,
+                                       application=application)
+        opened = Opened(message_id=str(uuid.uuid4()), message_type="application.submitted", sender="portal",
+                        recipient=self.party, created_at=clock_module.utcnow(),
+                        payload={"receiptNumber": uuid.uuid4().hex[:18], "kind": kind, "moveId": move_id,
+                                 "submittedAt": clock_module.utcnow().isoformat(), "signedApplication": jws})
+        with self.app.test_request_context("/"):
+            case = receive_application(db.session, opened)
+            db.session.commit()
+            return int(case.id)
+
+    def confirm_and_approve(self, case_id: int) -> None:
+        """Clerk A confirms, approver B approves with a fresh one-time code (each committed)."""
+        from backoffice.extensions import db
+        from backoffice.services import cases
+
+        with self.app.test_request_context("/"):
+            cases.confirm(db.session, case_id, by=self.staff(db.session, "clerk_a"))
+            db.session.commit()
+        self.clock.advance(seconds=30)
+        with self.app.test_request_context("/"):
+            code = pyotp.TOTP(self.secrets["approver_b"]).at(self.clock.now)
+            cases.approve(db.session, case_id, by=self.staff(db.session, "approver_b"), totp_code=code)
+            db.session.commit()
+
+    def sent(self, message_type: str) -> list[Opened]:
+        """Every message of ``message_type`` in the outbox, opened with its recipient's keys."""
+        from backoffice.extensions import db
+
+        with self.app.app_context():
+            rows = db.session.execute(select(Outbox).where(Outbox.message_type == message_type)
+                                      .order_by(Outbox.created_at, Outbox.id)).scalars().all()
+            opened = []
+            for row in rows:
+                keys = KeyRegistry.from_config({"BRIDGE_KEY_DIRECTORY": str(self.keys)}, party=row.recipient)
+                opened.append(open_envelope(row.envelope, me=row.recipient, keys=keys, accepted_types={message_type},
+                                            max_age=dt.timedelta(days=1), now=clock_module.utcnow()))
+            # The test clock stands still, so order by what the message is about.
+            return sorted(opened, key=lambda m: (m.recipient, str(m.payload["items"].get("name"))))
+
+    def receive(self, message: Opened) -> Any:
+        """Apply a message from another back office with this city's registered handler."""
+        from backoffice.extensions import db
+        from bridge.handlers import handler_for
+
+        with self.app.app_context():
+            result = handler_for(message.message_type)(db.session, message)
+            db.session.commit()
+            return result
+
+    def provisions(self) -> list[tuple[str, str, list[str]]]:
+        from backoffice.extensions import db
+
+        with self.app.app_context():
+            rows = db.session.execute(select(ProvisionRecord).order_by(ProvisionRecord.id)).scalars().all()
+            return [(r.recipient_id, r.message_type, json.loads(r.items_sent)) for r in rows]
+
+
+def _serial(card: Path, slot: str = "sign") -> int:
+    der = base64.b64decode(json.loads(card.read_text())[slot]["cert"])
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def _move(movers: list[tuple[str, str]], **changes: Any) -> dict[str, Any]:
+    today = clock_module.today_jst()
+    data = {"type": "move", "fromMunicipalityCode": HANAMAKI,
+            "moveDate": (today + dt.timedelta(days=5)).isoformat(),
+            "destination": {"kind": "elsewhere", "municipalityCode": KITAKAMI, "postalCode": "0240061",
+                            "prefecture": "岩手県", "municipality": "北上市", "address": "大通り1-3-1"},
+            "movers": [{"name": n, "kana": "ミヤザワ", "birthDate": b, "relationship": r, "keepsCard": True}
+                       for n, b, r in [(*m, "本人" if i == 0 else "妻") for i, m in enumerate(movers)]],
+            "newHouseholder": movers[0][0], "contactPhone": "0198-24-2111",
+            "visitDate": (today + dt.timedelta(days=6)).isoformat()}
+    data.update(changes)
+    return data
+
+
+MOVERS = [("宮沢　賢", "1990-08-27"), ("宮沢　トシ", "1992-11-27")]
+
+
+@pytest.fixture
+def family(hanamaki, tmp_path) -> dict[str, Any]:
+    """A household of two in Hanamaki; the householder holds a card issued at the Hanamaki counter."""
+    from backoffice.extensions import db
+    from backoffice.services import cards
+
+    with hanamaki.test_request_context("/"):
+        household = make_household(db.session, householder_name="宮沢　賢")
+        head = make_resident(db.session, hanamaki.config, household=household, name="宮沢　賢",
+                             name_kana="ミヤザワ　ケン", birth_date=dt.date(1990, 8, 27), my_number=HEAD_NUMBER,
+                             pension_since=dt.date(2010, 8, 27))
+        wife = make_resident(db.session, hanamaki.config, household=household, name="宮沢　トシ",
+                             name_kana="ミヤザワ　トシ", birth_date=dt.date(1992, 11, 27), relationship_to_head="妻",
+                             is_householder=False, banchi=head.banchi, my_number=WIFE_NUMBER,
+                             nhi_since=dt.date(2020, 4, 1))
+        _record, card_file = cards.issue_card(db.session, resident_code=head.juminhyo_code, pin="1234",
+                                              password=PASSWORD, issued_by="clerk1", iterations=1000)
+        db.session.commit()
+        ids = {"head": head.id, "wife": wife.id, "head_code": head.juminhyo_code}
+    card = tmp_path / "card.json"
+    card.write_bytes(card_file)
+    return {"card": card, **ids}
+
+
+def _resident(app: Any, resident_id: int) -> Resident:
+    from backoffice.extensions import db
+
+    with app.app_context():
+        resident = db.session.get(Resident, resident_id)
+        db.session.expunge(resident)
+        return resident
+
+
+def _case(app: Any, case_id: int) -> Case:
+    from backoffice.extensions import db
+
+    with app.app_context():
+        case = db.session.get(Case, case_id)
+        db.session.expunge(case)
+        return case
+
+
+def _complete(app: Any, city: City, case_id: int) -> list[int]:
+    from backoffice.extensions import db
+    from backoffice.services import moves
+
+    with app.test_request_context("/"):
+        case = db.session.get(Case, case_id)
+        created = moves.complete_move_in(db.session, case, by=city.staff(db.session, "clerk_a"))
+        db.session.commit()
+        return [r.id for r in created]
+
+
+# -- the origin ------------------------------------------------------------------------------------------
+
+
+def test_approving_a_move_out_records_the_planned_move_and_sends_what_the_law_names_to_whom_it_names(
+        hanamaki, family, clock, move_keys):
+    city = City(hanamaki, clock, move_keys)
+    move_id = str(uuid.uuid4())
+    case_id = city.deliver(family["card"], "move_out", _move(MOVERS), move_id=move_id)
+    city.confirm_and_approve(case_id)
+
+    head, wife = _resident(hanamaki, family["head"]), _resident(hanamaki, family["wife"])
+    planned = clock_module.today_jst() + dt.timedelta(days=5)
+    for person in (head, wife):
+        # 転出予定: recorded, but the record stays current until the destination confirms the move-in.
+        assert person.status is RecordStatus.CURRENT
+        assert person.planned_moveout_on == planned and person.planned_moveout_address == "岩手県北上市大通り1-3-1"
+    from backoffice.extensions import db
+
+    with hanamaki.app_context():
+        history = db.session.execute(select(ResidentHistory).where(ResidentHistory.resident_id == head.id)
+                                     .order_by(ResidentHistory.id)).scalars().all()
+        assert history[-1].reason is IdoReason.MOVE_OUT and json.loads(history[-1].before)["planned_moveout_on"] is None
+
+    certificates = city.sent("moveout.certificate")
+    assert [m.recipient for m in certificates] == [f"muni:{KITAKAMI}"] * 2
+    first = next(m.payload["items"] for m in certificates if m.payload["items"]["name"] == "宮沢　賢")
+    assert first["my_number"] == HEAD_NUMBER and first["move_id"] == move_id and first["name"] == "宮沢　賢"
+    assert first["card_serial"] == str(_serial(family["card"])) and first["address"].startswith("岩手県花巻市")
+    updates = city.sent("identity.update")
+    assert [(m.recipient, m.payload["items"]["change_reason"]) for m in updates] == [(prefecture.PARTY, "転出")] * 2
+    sent = city.provisions()
+    notices = sorted((r, sorted(items)) for r, t, items in sent if t == "dept.notice.move_out")
+    # Tax and pension (20 to 59) for both, NHI for the wife who is insured; no school, LTC or child allowance.
+    assert [r for r, _ in notices] == ["dept:nhi", "dept:pension", "dept:pension", "dept:tax", "dept:tax"]
+    pension = dict(notices)["dept:pension"]
+    assert "my_number" not in pension and "household_number" not in pension  # withheld: not listed for pension
+    assert {t for _, t, _ in sent} == {"moveout.certificate", "identity.update", "dept.notice.move_out"}
+
+
+def test_a_move_out_to_a_city_that_runs_no_back_office_of_this_code_goes_to_the_stand_in(
+        hanamaki, family, clock, move_keys):
+    city = City(hanamaki, clock, move_keys)
+    destination = {"kind": "elsewhere", "municipalityCode": "032018", "postalCode": "0200023", "prefecture": "岩手県",
+                   "municipality": "盛岡市", "address": "内丸12-2"}
+    case_id = city.deliver(family["card"], "move_out", _move(MOVERS[:1], destination=destination), move_id=None)
+    city.confirm_and_approve(case_id)
+    [certificate] = city.sent("moveout.certificate")
+    assert certificate.recipient == standin.PARTY
+    assert "move_id" not in certificate.payload["items"] and "card_serial" not in certificate.payload["items"]
+
+
+def test_a_move_out_naming_someone_not_in_the_ledger_cannot_be_approved_and_nothing_changes(
+        hanamaki, family, clock, move_keys):
+    from backoffice.extensions import db
+    from backoffice.services import cases
+
+    city = City(hanamaki, clock, move_keys)
+    case_id = city.deliver(family["card"], "move_out", _move([MOVERS[0], ("誰か　知らない", "2001-01-01")]),
+                           move_id=None)
+    with hanamaki.test_request_context("/"):
+        cases.confirm(db.session, case_id, by=city.staff(db.session, "clerk_a"))
+        db.session.commit()
+    clock.advance(seconds=30)
+    with hanamaki.test_request_context("/"):
+        with pytest.raises(cases.CaseError) as refused:
+            cases.approve(db.session, case_id, by=city.staff(db.session, "approver_b"),
+                          totp_code=pyotp.TOTP(city.secrets["approver_b"]).at(clock.now))
+        db.session.rollback()
+    assert refused.value.field == "movers" and "2" in refused.value.message
+    assert _case(hanamaki, case_id).status is CaseStatus.CONFIRMED
+    assert _resident(hanamaki, family["head"]).planned_moveout_on is None
+    assert city.sent("moveout.certificate") == []
+
+
+# -- both cities -----------------------------------------------------------------------------------------
+
+
+def _reservation(kitakami_city: City, family: dict[str, Any], move_id: str | None, movers=MOVERS) -> int:
+    return kitakami_city.deliver(family["card"], "move_in_reservation", _move(movers), move_id=move_id)
+
+
+def test_the_whole_move_from_hanamaki_to_kitakami(hanamaki, kitakami, family, clock, move_keys, jlis_config):
+    origin, destination = City(hanamaki, clock, move_keys), City(kitakami, clock, move_keys)
+    move_id = str(uuid.uuid4())
+    out_case = origin.deliver(family["card"], "move_out", _move(MOVERS), move_id=move_id)
+    in_case = _reservation(destination, family, move_id)
+    assert _case(kitakami, in_case).status is CaseStatus.RECEIVED
+    origin.confirm_and_approve(out_case)
+
+    for message in origin.sent("moveout.certificate"):
+        destination.receive(message)
+    case = _case(kitakami, in_case)
+    assert {f["code"] for f in json.loads(case.findings)} == {"moveout_certificate_matched"}
+    from backoffice.extensions import db
+
+    with kitakami.app_context():
+        stored = db.session.execute(select(MoveoutCertificate)).scalars().all()
+        assert [c.case_id for c in stored] == [in_case, in_case]
+        assert HEAD_NUMBER.encode() not in stored[0].items_encrypted  # kept encrypted
+
+    destination.confirm_and_approve(in_case)
+    assert _case(kitakami, in_case).status is CaseStatus.APPROVED  # waits for the counter
+    created = _complete(kitakami, destination, in_case)
+    head, wife = (_resident(kitakami, i) for i in created)
+    assert head.status is RecordStatus.CURRENT and head.became_resident_reason is IdoReason.MOVE_IN
+    assert head.became_resident_on == clock_module.today_jst() + dt.timedelta(days=5)
+    assert head.previous_address.startswith("岩手県花巻市") and head.machiaza_code == "0320690045"
+    assert head.banchi == "3-1" and head.is_householder and head.relationship_to_head == "世帯主"
+    assert wife.household_id == head.household_id and wife.relationship_to_head == "妻" and not wife.is_householder
+    assert head.juminhyo_code == family["head_code"]
+    assert _case(kitakami, in_case).status is CaseStatus.COMPLETED
+    # J-LIS: the head's signature certificate is revoked (address changed); the card's authentication stays.
+    from bridge.peers.jlis.service import open_simulator
+
+    simulator = open_simulator(jlis_config)
+    assert simulator.certificate_record(_serial(family["card"])).revocation_reason.value == "affiliationChanged"
+    assert simulator.certificate_record(_serial(family["card"], "auth")).revocation_reason is None
+    assert [m.payload["items"]["change_reason"] for m in destination.sent("identity.update")] == ["転入", "転入"]
+    assert sorted(r for r, t, _ in destination.provisions() if t == "dept.notice.move_in") == [
+        "dept:pension", "dept:pension", "dept:tax", "dept:tax"]
+
+    notices = destination.sent("movein.notice")
+    assert [m.recipient for m in notices] == [f"muni:{HANAMAKI}"] * 2
+    for message in notices:
+        origin.receive(message)
+        origin.receive(message)  # delivered twice: no second removal
+    for resident_id in (family["head"], family["wife"]):
+        removed = _resident(hanamaki, resident_id)
+        assert removed.status is RecordStatus.REMOVED and removed.removal_reason is IdoReason.MOVE_OUT
+        assert removed.removed_on == clock_module.today_jst() + dt.timedelta(days=5)
+        assert removed.confirmed_moveout_address.startswith("岩手県北上市大通り一丁目3-1")
+    assert _case(hanamaki, out_case).status is CaseStatus.COMPLETED
+    assert [m.payload["items"]["change_reason"] for m in origin.sent("identity.update")] == ["転出"] * 4
+    with hanamaki.app_context():
+        from backoffice.models import CaseEvent
+
+        steps = db.session.execute(select(CaseEvent.action).where(CaseEvent.case_id == out_case)
+                                   .order_by(CaseEvent.id)).scalars().all()
+        assert steps == ["received", "confirm", "approve", "movein_notice", "complete"]  # one notice per person
+
+
+def test_a_reservation_approved_before_the_certificate_waits_flagged_and_is_matched_when_it_arrives(
+        hanamaki, kitakami, family, clock, move_keys):
+    from backoffice.extensions import db
+    from backoffice.services import cases
+
+    origin, destination = City(hanamaki, clock, move_keys), City(kitakami, clock, move_keys)
+    move_id = str(uuid.uuid4())
+    out_case = origin.deliver(family["card"], "move_out", _move(MOVERS), move_id=move_id)
+    in_case = _reservation(destination, family, move_id)
+    destination.confirm_and_approve(in_case)
+    case = _case(kitakami, in_case)
+    assert case.status is CaseStatus.APPROVED
+    assert {f["code"] for f in json.loads(case.findings)} == {"awaiting_moveout_certificate"}
+    with pytest.raises(cases.CaseError) as refused:
+        _complete(kitakami, destination, in_case)
+    assert refused.value.field == "moveout_certificate" and "宮沢　賢" in refused.value.message
+    with kitakami.app_context():
+        assert db.session.execute(select(func.count()).select_from(Resident)).scalar_one() == 0
+
+    origin.confirm_and_approve(out_case)
+    first, second = origin.sent("moveout.certificate")
+    destination.receive(first)
+    assert {f["code"] for f in json.loads(_case(kitakami, in_case).findings)} == {"awaiting_moveout_certificate"}
+    destination.receive(second)
+    assert {f["code"] for f in json.loads(_case(kitakami, in_case).findings)} == {"moveout_certificate_matched"}
+    assert len(_complete(kitakami, destination, in_case)) == 2
+
+
+def test_a_certificate_without_a_move_id_is_matched_on_the_name_and_birth_date(
+        hanamaki, kitakami, family, clock, move_keys):
+    origin, destination = City(hanamaki, clock, move_keys), City(kitakami, clock, move_keys)
+    out_case = origin.deliver(family["card"], "move_out", _move(MOVERS[:1]), move_id=None)
+    other = _reservation(destination, family, None, movers=[("北上　花子", "1985-01-01")])
+    in_case = _reservation(destination, family, None, movers=MOVERS[:1])
+    origin.confirm_and_approve(out_case)
+    [certificate] = origin.sent("moveout.certificate")
+    destination.receive(certificate)
+    assert "moveout_certificate_matched" in _case(kitakami, in_case).findings
+    assert "moveout_certificate" not in _case(kitakami, other).findings
+
+
+def test_a_move_in_for_someone_already_resident_is_refused_and_nothing_changes(
+        hanamaki, kitakami, family, clock, move_keys):
+    from backoffice.extensions import db
+    from backoffice.services import cases
+
+    origin, destination = City(hanamaki, clock, move_keys), City(kitakami, clock, move_keys)
+    move_id = str(uuid.uuid4())
+    out_case = origin.deliver(family["card"], "move_out", _move(MOVERS), move_id=move_id)
+    in_case = _reservation(destination, family, move_id)
+    origin.confirm_and_approve(out_case)
+    for message in origin.sent("moveout.certificate"):
+        destination.receive(message)
+    destination.confirm_and_approve(in_case)
+    # Meanwhile the wife was recorded in Kitakami by another route (R10: a 転入 for a current resident is an error).
+    with kitakami.app_context():
+        make_resident(db.session, kitakami.config, name="宮沢　トシ", name_kana="ミヤザワ　トシ",
+                      birth_date=dt.date(1992, 11, 27))
+        db.session.commit()
+        before = db.session.execute(select(func.count()).select_from(Resident)).scalar_one()
+    with pytest.raises(cases.CaseError) as refused:
+        _complete(kitakami, destination, in_case)
+    assert refused.value.field == "movers" and "宮沢　トシ" in refused.value.message
+    assert "already a resident" in refused.value.message
+    with kitakami.app_context():
+        assert db.session.execute(select(func.count()).select_from(Resident)).scalar_one() == before
+    assert _case(kitakami, in_case).status is CaseStatus.APPROVED
+    assert destination.sent("movein.notice") == []
+
+
+def test_only_an_approved_move_in_reservation_can_be_completed(hanamaki, kitakami, family, clock, move_keys):
+    from backoffice.services import cases
+
+    destination = City(kitakami, clock, move_keys)
+    in_case = _reservation(destination, family, None)
+    with pytest.raises(cases.CaseError) as refused:
+        _complete(kitakami, destination, in_case)
+    assert refused.value.code == "not_approved"
+
+
+def test_a_movein_notice_for_an_unknown_person_is_dead_lettered_not_applied(hanamaki, family, clock, move_keys):
+    from bridge.handlers import PermanentFailure
+
+    origin = City(hanamaki, clock, move_keys)
+    message = Opened(message_id=str(uuid.uuid4()), message_type="movein.notice", sender=f"muni:{KITAKAMI}",
+                     recipient=origin.party, created_at=clock_module.utcnow(),
+                     payload={"items": {"juminhyo_code": "12345678903", "name": "誰か", "birth_date": "1990-01-01",
+                                        "move_date": "2026-12-01", "new_address": "岩手県北上市大通り一丁目1"}})
+    with pytest.raises(PermanentFailure):
+        origin.receive(message)
+    assert _resident(hanamaki, family["head"]).status is RecordStatus.CURRENT
+
+
+def test_parse_address_takes_the_chome_in_kanji_or_figures():
+    from backoffice.services.moves import parse_address
+
+    for text in ("大通り一丁目3-1", "大通り1丁目3-1", "大通り1-3-1", "大通り１－３－１"):
+        machiaza, banchi = parse_address(KITAKAMI, text)
+        assert (machiaza.name, banchi) == ("大通り一丁目", "3-1"), text
+    assert parse_address(KITAKAMI, "存在しない町1-1") is None
+    assert parse_address(KITAKAMI, "大通り一丁目") is None  # no 番地
+
+
+def test_a_recipient_that_is_any_municipality_needs_the_municipality_named(hanamaki):
+    from backoffice.extensions import db
+    from backoffice.services import provision
+
+    with hanamaki.app_context():
+        with pytest.raises(provision.ProvisionRefused) as missing:
+            provision.send(db.session, recipient_id="municipality", message_type="movein.notice",
+                           data={"name": "x"}, reason="test", resident_id=None)
+        assert missing.value.field == "party"
+        with pytest.raises(provision.ProvisionRefused) as itself:
+            provision.send(db.session, recipient_id="municipality", party=f"muni:{HANAMAKI}",
+                           message_type="movein.notice", data={"name": "x"}, reason="test", resident_id=None)
+        assert itself.value.field == "party"
+        with pytest.raises(provision.ProvisionRefused) as other:
+            provision.send(db.session, recipient_id="prefecture", party=f"muni:{KITAKAMI}",
+                           message_type="identity.update", data={"name": "x"}, reason="test", resident_id=None)
+        assert other.value.field == "party"
+
+
+def _ready_move_in(hanamaki, kitakami, family, clock, move_keys, movers, **changes) -> tuple[City, int]:
+    """Both cities approve; the 転出証明書情報 has reached Kitakami: the 転入予約 waits for the counter."""
+    origin, destination = City(hanamaki, clock, move_keys), City(kitakami, clock, move_keys)
+    move_id = str(uuid.uuid4())
+    out_case = origin.deliver(family["card"], "move_out", _move(movers, **changes), move_id=move_id)
+    in_case = destination.deliver(family["card"], "move_in_reservation", _move(movers, **changes), move_id=move_id)
+    origin.confirm_and_approve(out_case)
+    for message in origin.sent("moveout.certificate"):
+        destination.receive(message)
+    destination.confirm_and_approve(in_case)
+    return destination, in_case
+
+
+def test_a_mover_joining_the_household_already_at_the_new_address_becomes_its_member(
+        hanamaki, kitakami, family, clock, move_keys):
+    from backoffice.extensions import db
+
+    with kitakami.app_context():
+        host = make_resident(db.session, kitakami.config, name="北上　一郎", name_kana="キタカミ　イチロウ",
+                             machiaza_code="0320690045", banchi="3-1")
+        db.session.commit()
+        host_id, household_id = host.id, host.household_id
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS[1:],
+                                          newHouseholder="existing")
+    [wife] = (_resident(kitakami, i) for i in _complete(kitakami, destination, in_case))
+    assert wife.household_id == household_id and not wife.is_householder
+    assert _resident(kitakami, host_id).is_householder
+
+
+def test_a_person_whose_removed_record_is_kept_here_is_refused_with_a_clear_message_not_a_crash(
+        hanamaki, kitakami, family, clock, move_keys):
+    from backoffice.extensions import db
+    from backoffice.services import cases
+
+    with kitakami.app_context():
+        # Lived in Kitakami before: the 除票 keeps the same 住民票コード.
+        make_resident(db.session, kitakami.config, name="宮沢　賢（旧）", juminhyo_code=family["head_code"],
+                      status=RecordStatus.REMOVED, removal_reason=IdoReason.MOVE_OUT, removed_on=dt.date(2015, 4, 1))
+        db.session.commit()
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS[:1])
+    with pytest.raises(cases.CaseError) as refused:
+        _complete(kitakami, destination, in_case)
+    assert refused.value.code == "joshu_exists" and "宮沢　賢" in refused.value.message
+    assert _case(kitakami, in_case).status is CaseStatus.APPROVED
+
+
+def test_a_movein_notice_from_a_city_the_person_is_not_moving_to_changes_nothing(
+        hanamaki, family, clock, move_keys):
+    from bridge.handlers import PermanentFailure
+
+    origin = City(hanamaki, clock, move_keys)
+    out_case = origin.deliver(family["card"], "move_out", _move(MOVERS[:1]), move_id=None)
+    origin.confirm_and_approve(out_case)  # the 転出 goes to Kitakami
+    items = {"juminhyo_code": family["head_code"], "name": "宮沢　賢", "birth_date": "1990-08-27",
+             "move_date": clock_module.today_jst().isoformat(), "new_address": "岩手県盛岡市内丸12-2"}
+    for sender in ("muni:032018", f"muni:{KITAKAMI}"):
+        message = Opened(message_id=str(uuid.uuid4()), message_type="movein.notice", sender=sender,
+                         recipient=origin.party, created_at=clock_module.utcnow(), payload={"items": items})
+        if sender == "muni:032018":  # Morioka: not where the 転出届 said
+            with pytest.raises(PermanentFailure) as refused:
+                origin.receive(message)
+            assert refused.value.reason == "unexpected_notice"
+            assert _resident(hanamaki, family["head"]).status is RecordStatus.CURRENT
+        else:
+            origin.receive(message)
+            assert _resident(hanamaki, family["head"]).status is RecordStatus.REMOVED
