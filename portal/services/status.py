@@ -11,6 +11,20 @@ from portal.models import Application, ApplicationStatus
 from portal.services import applications as apps
 
 STATUS = "application.status"
+# Where each status stands on the way to a decision. Messages may arrive out of order (a relay republishes
+# what was not acknowledged in time), so a status never moves an application backwards, and nothing
+# moves it out of a final one.
+_STAGE = {ApplicationStatus.SUBMITTED: 0, ApplicationStatus.RECEIVED: 1, ApplicationStatus.IN_REVIEW: 2,
+          ApplicationStatus.APPROVED: 3}
+FINAL = frozenset({ApplicationStatus.RETURNED, ApplicationStatus.REJECTED, ApplicationStatus.COMPLETED,
+                   ApplicationStatus.WITHDRAWN})
+
+
+def moves_forward(current: ApplicationStatus, new: ApplicationStatus) -> bool:
+    """Whether ``new`` is a step after ``current`` (a final status is after every other one)."""
+    if current in FINAL:
+        return False
+    return new in FINAL or _STAGE[new] > _STAGE[current]
 
 
 def receive_status(session: Session, opened: Opened) -> None:
@@ -26,7 +40,10 @@ def receive_status(session: Session, opened: Opened) -> None:
     if application.status is ApplicationStatus.WITHDRAWN:
         return  # the resident withdrew; a late "received" does not bring it back
     reason = opened.payload.get("reason")
-    apps.set_status(session, application, new, actor=opened.sender, reason=reason if isinstance(reason, str) else None)
+    reason = reason if isinstance(reason, str) else None
+    if not moves_forward(application.status, new):
+        return  # a step that arrived after a later one: the later one already tells the resident more
+    apps.set_status(session, application, new, actor=opened.sender, reason=reason)
 
 
 def register_handlers() -> None:

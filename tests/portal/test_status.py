@@ -61,3 +61,18 @@ def test_a_municipality_cannot_set_the_status_of_another_municipalitys_applicati
 def test_an_unknown_status_is_a_permanent_failure(portal_app, filed):
     with pytest.raises(PermanentFailure):
         _status(portal_app, "muni:032051", filed["move_out"], "teleported")
+
+
+def test_a_status_that_arrives_late_never_moves_the_application_back(portal_app, filed):
+    """A relay republishes what was not acknowledged in time, so an older status can arrive after a newer one."""
+    receipt = filed["move_out"]
+    _status(portal_app, "muni:032051", receipt, "in_review")
+    _status(portal_app, "muni:032051", receipt, "received")
+    assert _application(portal_app, receipt)[0] is ApplicationStatus.IN_REVIEW
+    _status(portal_app, "muni:032051", receipt, "approved")
+    _status(portal_app, "muni:032051", receipt, "completed")
+    _status(portal_app, "muni:032051", receipt, "approved")
+    status, _, history = _application(portal_app, receipt)
+    assert status is ApplicationStatus.COMPLETED
+    assert history == [ApplicationStatus.SUBMITTED, ApplicationStatus.IN_REVIEW, ApplicationStatus.APPROVED,
+                       ApplicationStatus.COMPLETED]
