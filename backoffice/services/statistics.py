@@ -2,8 +2,11 @@
 
 Counted from ``resident_history`` (the append-only 異動履歴) by 異動年月日, so the figures for a
 closed month never change once its notifications are in. A person's change is counted once per
-reason and date even if the record was written in two steps (e.g. 転出予定 and then 転出確定 on the
-same date). The 町字 is the one the record held after the change (for a removal, the last address).
+reason and date even if the record was written in two steps. A 転出 is written twice, as 転出予定 when
+the 転出届 is approved and as 転出確定 when the new municipality's 転入通知 arrives, possibly with
+another date: it is counted once, on its last date (so a month's 転出 can still move when a 転出確定
+with a later date arrives). The 町字 is the one the record held after the change (for a removal, the
+last address).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from backoffice.models import IdoReason, ResidentHistory
@@ -107,12 +110,17 @@ def count_moves(session: Session, when: Period) -> MoveCounts:
     rows = session.execute(select(ResidentHistory.resident_id, ResidentHistory.reason, ResidentHistory.changed_on,
                                   ResidentHistory.after)
                            .where(ResidentHistory.changed_on >= when.first, ResidentHistory.changed_on <= when.end))
+    last_move_out = dict(session.execute(
+        select(ResidentHistory.resident_id, func.max(ResidentHistory.changed_on))
+        .where(ResidentHistory.reason == IdoReason.MOVE_OUT).group_by(ResidentHistory.resident_id)).all())
     seen: set[tuple[int, str, dt.date]] = set()
     by_month: Counter[tuple[str, str]] = Counter()
     by_machiaza: Counter[tuple[str, str]] = Counter()
     detail: Counter[tuple[str, str, str]] = Counter()
     for resident_id, reason, changed_on, after in rows:
         key = (resident_id, reason.value, changed_on)
+        if reason is IdoReason.MOVE_OUT and changed_on < last_move_out[resident_id]:
+            continue  # the 転出予定 of a 転出 confirmed on a later date: counted on that date
         if key in seen:
             continue
         seen.add(key)

@@ -31,12 +31,15 @@ def history(bo_app):
         (IdoReason.BIRTH, dt.date(2026, 4, 30), second),
         (IdoReason.MOVE_OUT, dt.date(2026, 5, 2), second),
         (IdoReason.MOVE_OUT, dt.date(2026, 5, 2), second),  # the same person's 転出 written twice: counted once
+        (IdoReason.MOVE_OUT, dt.date(2026, 4, 25), second),  # 転出予定 in April, 転出確定 on 5/3: counted in May
+        (IdoReason.MOVE_OUT, dt.date(2026, 5, 3), second),
         (IdoReason.DEATH, dt.date(2026, 7, 1), first),  # outside the period asked for
         (IdoReason.MOVE_IN, dt.date(2026, 5, 9), "=HYPERLINK(\"http://x\")"),  # a hostile cell for the CSV
     ]
     with bo_app.test_request_context("/"):
         people = [make_resident(db.session, bo_app.config) for _ in rows]
         people[5] = people[4]
+        people[7] = people[6]
         for person, (reason, day, machiaza) in zip(people, rows, strict=True):
             db.session.add(ResidentHistory(resident_id=person.id, reason=reason, changed_on=day, notified_on=day,
                                            recorded_at=clock.utcnow(), recorded_by="test", before="{}",
@@ -53,7 +56,7 @@ def _post(client, **data):
 def test_the_page_counts_moves_by_reason_and_month_and_by_town_area(backoffice, history):
     client = backoffice.client_for("stats1", "clerk")
     html = BeautifulSoup(_post(client, first="2026-04", last="2026-05").text, "html.parser")
-    assert "6" in html.select_one("#total").text.split()
+    assert "7" in html.select_one("#total").text.split()
 
     def cell(table, row_attr, key, reason):
         found = html.select_one(f'#{table} tr[{row_attr}="{key}"] td[data-reason="{reason}"]')
@@ -62,11 +65,12 @@ def test_the_page_counts_moves_by_reason_and_month_and_by_town_area(backoffice, 
     assert cell("by-month", "data-month", "2026-04", "転入") == 2
     assert cell("by-month", "data-month", "2026-04", "転居") == 1
     assert cell("by-month", "data-month", "2026-04", "出生") == 1
-    assert cell("by-month", "data-month", "2026-05", "転出") == 1
+    assert cell("by-month", "data-month", "2026-05", "転出") == 2
+    assert cell("by-month", "data-month", "2026-04", "転出") == 0
     assert cell("by-month", "data-month", "2026-05", "転入") == 1
     assert html.select_one('#by-month td[data-reason="死亡"]') is None  # July is outside the period
     assert cell("by-machiaza", "data-machiaza", history["first"], "転入") == 2
-    assert cell("by-machiaza", "data-machiaza", history["second"], "転出") == 1
+    assert cell("by-machiaza", "data-machiaza", history["second"], "転出") == 2
     first_name = load_machiaza("032051")[0].name
     assert html.select_one(f'#by-machiaza tr[data-machiaza="{history["first"]}"] th').text == first_name
 
@@ -78,7 +82,7 @@ def test_the_csv_export_is_logged_and_a_formula_never_reaches_the_spreadsheet(ba
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
     assert rows[0] == ["年月", "町字コード", "町字", "異動事由", "件数"]
     assert ["2026-04", history["first"], load_machiaza("032051")[0].name, "転入", "2"] in rows
-    assert sum(int(r[4]) for r in rows[1:]) == 6
+    assert sum(int(r[4]) for r in rows[1:]) == 7
     hostile = [r for r in rows if "HYPERLINK" in r[1]]
     assert hostile and all(cell.startswith("'=") for r in hostile for cell in r[1:3])
     assert not any(cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r)
