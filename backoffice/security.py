@@ -46,11 +46,15 @@ def rule_for(endpoint: str | None) -> AccessRule | None:
 
 
 @login_manager.request_loader
-def _load_staff(_req: Any) -> Staff | None:
+def _load_staff(req: Any) -> Staff | None:
     token = session.get("sid")
     if not token:
         return None
-    terminal = g.get("terminal")
+    if "terminal" not in g:
+        # Loaded before enforce_access ran (an error page, e.g. a CSRF refusal): identify the terminal first,
+        # or the session would look as if it had moved terminal and be ended.
+        g.terminal = terminals.identify(db.session, req)[0]
+    terminal = g.terminal
     staff, reason = staff_service.resume_session(db.session, token, terminal_id=terminal.id if terminal else None)
     if staff is None:
         session.pop("sid", None)

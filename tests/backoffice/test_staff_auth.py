@@ -154,6 +154,14 @@ def test_a_session_cookie_replayed_after_sign_out_is_refused(backoffice):
     assert [r.actor for r in _audit(backoffice.app, "staff.sign_out")] == ["clerk1"]
 
 
+def test_a_form_refused_for_its_csrf_token_keeps_the_clerk_signed_in(backoffice):
+    """A stale form (e.g. left open past the token's lifetime) is refused, and the clerk is not signed out."""
+    client = backoffice.client_for("clerk1", "clerk")
+    refused = client.post("/sign-out", data={"csrf_token": "stale"})
+    assert refused.status_code == 400
+    assert client.get("/ledger/search").status_code == 200
+
+
 def test_disabling_an_account_ends_its_live_session_at_once(backoffice):
     client = backoffice.client_for("clerk1", "clerk")
     assert client.get("/ledger/search").status_code == 200
