@@ -305,3 +305,14 @@ def bridged(portal_db_url: str, backoffice_db_url: str, jlis_config: dict[str, s
     harness.stop_all()
     for app in (portal_app, bo_app):
         app.extensions["engine"].dispose()
+
+
+@pytest.fixture(scope="session")
+def card_pool(jlis_config: dict[str, str], session_dir: Path) -> Any:
+    """Cards of up to a few hundred residents of 花巻市, issued as the tests ask for them (once per process)."""
+    from tests.bridge.pipeline import CardPool
+    from tests.portal_fixtures import Cards
+
+    directory = session_dir / "card-pool"
+    directory.mkdir(exist_ok=True)
+    return CardPool(Cards(jlis_config, directory))
