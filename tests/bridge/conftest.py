@@ -213,8 +213,12 @@ class Bridged:
 
     # -- processes ---------------------------------------------------------------------------------
 
-    def start_worker(self, zone: str, queue: str, *, burst: bool = False, cli: bool = False) -> subprocess.Popen[bytes]:
-        """Start a real worker process (test handlers registered, or the plain ``flask worker`` command)."""
+    def start_worker(self, zone: str, queue: str, *, burst: bool = False, cli: bool = False,
+                     env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start a real worker process (test handlers registered, or the plain ``flask worker`` command).
+
+        ``env`` overrides variables of this worker only (e.g. a database URL through a proxy).
+        """
         if cli:
             app = "wsgi:portal_app" if zone == "portal" else "wsgi:backoffice_app"
             command = [sys.executable, "-m", "flask", "--app", app, "worker", "--queue", queue]
@@ -223,8 +227,8 @@ class Bridged:
         if burst:
             command.append("--burst")
         log = open(self.logs / f"worker-{zone}-{queue.replace(':', '-')}-{len(self.processes)}.log", "wb")
-        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(command, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.processes.append(process)
         return process
