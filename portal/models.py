@@ -158,7 +158,7 @@ class AuditHead(AuditHeadMixin, Base):
 
 # -- the bridge (bridge/outbox.py): outbox, processed messages, dead letters ------------------------
 
-from bridge.outbox import DeadLetterMixin, OutboxMixin, ProcessedMessageMixin  # noqa: E402
+from bridge.outbox import AlertMixin, DeadLetterMixin, OutboxMixin, ProcessedMessageMixin  # noqa: E402
 
 
 class Outbox(OutboxMixin, Base):
@@ -171,3 +171,7 @@ class ProcessedMessage(ProcessedMessageMixin, Base):
 
 class DeadLetter(DeadLetterMixin, Base):
     """Messages to the portal that were refused or kept failing, for an administrator."""
+
+
+class BridgeAlert(AlertMixin, Base):
+    """Bridge events the portal's operator must know about (``flask --app wsgi:portal_app alerts``)."""
