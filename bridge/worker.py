@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import redis
 from flask import Flask
 from redis import Redis
 from rq import Worker
@@ -105,15 +108,50 @@ def make_worker(app: Flask, queue: str, *, name: str | None = None, connection: 
 
 
 def run_worker(app: Flask, queue: str, *, burst: bool = False, name: str | None = None) -> bool:
-    """Work ``queue`` until stopped (SIGTERM: finish the current job), or until it is empty with ``burst``."""
+    """Work ``queue`` until stopped (SIGTERM: finish the current job), or until it is empty with ``burst``.
+
+    rq's worker quits as soon as Redis goes away under it; this one waits for Redis to answer again
+    and starts a new rq worker (the job that was running is recovered by rq or by the relay).
+    """
     binding = app.extensions["bridge"]
     configure_logging()
-    worker = make_worker(app, queue, name=name)
     with app.app_context():
         binding.keys()  # without its keys (production) the worker refuses to start rather than fail every job
-    log.info("worker %s on %s (party %s)", worker.name, queue, binding.party)
-    # The scheduler runs retries that wait (Retry intervals); one per queue is elected among its workers.
-    return bool(worker.work(burst=burst, with_scheduler=True, logging_level="INFO"))
+    completed, generation = False, 0
+    while True:
+        worker = make_worker(app, queue, name=name)
+        if generation:
+            worker.name = f"{worker.name}.{generation}"  # the old name may still be registered in Redis
+        log.info("worker %s on %s (party %s)", worker.name, queue, binding.party)
+        try:
+            # The scheduler runs retries that wait (Retry intervals); one per queue is elected among its workers.
+            completed = bool(worker.work(burst=burst, with_scheduler=True, logging_level="INFO")) or completed
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("worker %s lost Redis (%s)", worker.name, type(exc).__name__)
+        if burst or worker._stop_requested:
+            return completed
+        if not _wait_for_redis(worker.connection):
+            return completed
+        generation += 1
+
+
+def _wait_for_redis(connection: Redis) -> bool:
+    """Wait until Redis answers (True), or until SIGTERM/SIGINT (False); rq quit because Redis went away."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    wait = 1.0
+    while not stop.is_set():
+        try:
+            if connection.ping():
+                log.info("Redis answers again: the worker starts again")
+                return True
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass
+        log.warning("Redis unavailable; the worker tries again in %.0f s", wait)
+        stop.wait(wait)
+        wait = min(wait * 2, 10.0)
+    return False
 
 
 def _dispose_engine_after_fork(app: Flask) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from core.envelope import KeyRegistry
 from tests.conftest import SECRETS, _clean
+from tests.leakscan import report
 from tests.portal_fixtures import _portal, bridge_key_directory
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -70,6 +71,15 @@ class RedisServer:
             self.client().shutdown(nosave=True)
         except redis.ConnectionError:
             pass  # the server closes the connection as it goes
+        assert self.process is not None
+        self.process.wait(10)
+
+    def shutdown_save(self) -> None:
+        """Stop the server as an operator would for maintenance: it writes its data, and a restart loads it."""
+        try:
+            self.client().shutdown(save=True)
+        except redis.ConnectionError:
+            pass
         assert self.process is not None
         self.process.wait(10)
 
@@ -307,8 +317,36 @@ def bridged(portal_db_url: str, backoffice_db_url: str, jlis_config: dict[str, s
     harness = Bridged(portal_app, bo_app, redis_server, env, logs)
     yield harness
     harness.stop_all()
-    for app in (portal_app, bo_app):
-        app.extensions["engine"].dispose()
+    try:
+        findings = leak_scan(harness)
+    finally:
+        for app in (portal_app, bo_app):
+            app.extensions["engine"].dispose()
+    assert not findings, report(findings)
+
+
+def leak_scan(harness: Bridged) -> list[Any]:
+    """Personal data in plaintext in the test's Redis, the bridge tables of both apps, or the process logs."""
+    from sqlalchemy import text
+
+    from tests.leakscan import Scanner
+
+    scanner = Scanner()
+    findings = []
+    process = harness.redis.process
+    if process is not None and process.poll() is None:
+        client = harness.redis.client()
+        findings += scanner.redis(client, "redis")
+        client.close()
+    for name, app in (("portal", harness.portal_app), ("backoffice", harness.bo_app)):
+        with app.app_context():
+            session = app.extensions["bridge"].session
+            for table in ("outbox", "dead_letter"):
+                findings += scanner.rows(session.execute(text(f"SELECT * FROM {table}")), f"{name}.{table}")
+            session.rollback()
+    for path in sorted(harness.logs.glob("*.log")):
+        findings += scanner.file(path)
+    return findings
 
 
 @pytest.fixture(scope="session")
