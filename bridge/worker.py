@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -117,12 +118,13 @@ def run_worker(app: Flask, queue: str, *, burst: bool = False, name: str | None 
     configure_logging()
     with app.app_context():
         binding.keys()  # without its keys (production) the worker refuses to start rather than fail every job
-    completed, generation = False, 0
+    completed, generation, pause = False, 0, 1.0
     while True:
         worker = make_worker(app, queue, name=name)
         if generation:
             worker.name = f"{worker.name}.{generation}"  # the old name may still be registered in Redis
         log.info("worker %s on %s (party %s)", worker.name, queue, binding.party)
+        started = time.monotonic()
         try:
             # The scheduler runs retries that wait (Retry intervals); one per queue is elected among its workers.
             completed = bool(worker.work(burst=burst, with_scheduler=True, logging_level="INFO")) or completed
@@ -130,16 +132,21 @@ def run_worker(app: Flask, queue: str, *, burst: bool = False, name: str | None 
             log.warning("worker %s lost Redis (%s)", worker.name, type(exc).__name__)
         if burst or worker._stop_requested:
             return completed
-        if not _wait_for_redis(worker.connection):
+        # A worker that quits again at once (whatever the cause) is started less and less often.
+        pause = min(pause * 2, 30.0) if time.monotonic() - started < 10 else 1.0
+        if not _wait_for_redis(worker.connection, first_wait=pause):
             return completed
         generation += 1
 
 
-def _wait_for_redis(connection: Redis) -> bool:
+def _wait_for_redis(connection: Redis, *, first_wait: float = 1.0) -> bool:
     """Wait until Redis answers (True), or until SIGTERM/SIGINT (False); rq quit because Redis went away."""
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    if stop.wait(first_wait):
+        return False
     wait = 1.0
     while not stop.is_set():
         try:
