@@ -130,13 +130,18 @@ def run_worker(app: Flask, queue: str, *, burst: bool = False, name: str | None 
             completed = bool(worker.work(burst=burst, with_scheduler=True, logging_level="INFO")) or completed
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("worker %s lost Redis (%s)", worker.name, type(exc).__name__)
-        if burst or worker._stop_requested:
+        if burst or _stop_was_requested(worker):
             return completed
         # A worker that quits again at once (whatever the cause) is started less and less often.
         pause = min(pause * 2, 30.0) if time.monotonic() - started < 10 else 1.0
         if not _wait_for_redis(worker.connection, first_wait=pause):
             return completed
         generation += 1
+
+
+def _stop_was_requested(worker: BridgeWorker) -> bool:
+    """Whether rq's worker ended on SIGTERM/SIGINT (idle or busy), rather than because Redis went away."""
+    return bool(worker._stop_requested or getattr(worker, "_shutdown_requested_date", None) is not None)
 
 
 def _wait_for_redis(connection: Redis, *, first_wait: float = 1.0) -> bool:
