@@ -45,6 +45,22 @@ run-two-cities: demo ## Serve the portal with two back offices (Hanamaki, and Ki
 		$(FLASK) --app wsgi:backoffice_app demo
 	$(BIN)/python -m scripts.run --two-cities
 
+# The bridge in production-like form: one process per queue (docs/operations.md, "Relays and workers").
+CODE ?= $(or $(MUNICIPALITY_CODE),032051)
+PORTAL_QUEUES := status ack:portal
+BACKOFFICE_QUEUES := intake:$(CODE) muni:$(CODE) ack:muni:$(CODE)
+
+relay: install ## Run the relay of both apps (APP=portal|backoffice for one); Ctrl-C stops them
+	@trap 'kill 0' INT TERM; \
+	for app in $(or $(APP),portal backoffice); do $(FLASK) --app wsgi:$${app}_app relay & done; wait
+
+worker: install ## One worker process per queue of both apps (APP=… QUEUE=… for one, CODE=032051); Ctrl-C stops them
+	@trap 'kill 0' INT TERM; \
+	if [ -n "$(QUEUE)" ]; then exec $(FLASK) --app wsgi:$(or $(APP),backoffice)_app worker --queue "$(QUEUE)"; fi; \
+	for q in $(PORTAL_QUEUES); do $(FLASK) --app wsgi:portal_app worker --queue $$q & done; \
+	for q in $(BACKOFFICE_QUEUES); do $(FLASK) --app wsgi:backoffice_app worker --queue $$q & done; \
+	wait
+
 node_modules/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "npm is needed for the accessibility checks (axe-core)"; exit 1; }
 	npm ci --no-audit --no-fund --silent
@@ -65,4 +81,4 @@ bench-seed: install ## Time loading 300,000 residents into PostgreSQL (median of
 requirements.txt: requirements.in
 	$(BIN)/pip-compile -q --strip-extras --output-file requirements.txt requirements.in
 
-.PHONY: help install translations translations-update migrate demo run run-two-cities test lint check-migrations bench-seed
+.PHONY: help install translations translations-update migrate demo run run-two-cities test lint check-migrations bench-seed relay worker

@@ -47,7 +47,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def _init_bridge(app: Flask) -> None:
     """Take part in the bridge as ``muni:<MUNICIPALITY_CODE>``: outbox, processed messages, dead letters, audit."""
     from backoffice.extensions import db
-    from backoffice.models import DeadLetter, Outbox, ProcessedMessage
+    from backoffice.models import BridgeAlert, DeadLetter, Outbox, ProcessedMessage
     from backoffice.services import audit
     from bridge.binding import init_bridge
 
@@ -58,7 +58,7 @@ def _init_bridge(app: Flask) -> None:
                             detail=detail)
 
     init_bridge(app, zone="backoffice", database=db, outbox=Outbox, processed=ProcessedMessage,
-                dead_letters=DeadLetter, audit=record)
+                dead_letters=DeadLetter, audit=record, alerts=BridgeAlert)
     from backoffice.services.intake import register_handlers
     from backoffice.services.moves import register_handlers as register_move_handlers
     from backoffice.services.provision import load_recipients

@@ -398,7 +398,7 @@ class AuditHead(AuditHeadMixin, Base):
 
 # -- the bridge (bridge/outbox.py): outbox, processed messages, dead letters ------------------------
 
-from bridge.outbox import DeadLetterMixin, OutboxMixin, ProcessedMessageMixin  # noqa: E402
+from bridge.outbox import AlertMixin, DeadLetterMixin, OutboxMixin, ProcessedMessageMixin  # noqa: E402
 
 
 class Outbox(OutboxMixin, Base):
@@ -411,6 +411,10 @@ class ProcessedMessage(ProcessedMessageMixin, Base):
 
 class DeadLetter(DeadLetterMixin, Base):
     """Messages to this back office that were refused or kept failing, for an administrator (R18)."""
+
+
+class BridgeAlert(AlertMixin, Base):
+    """Bridge events this back office's operator must know about (``flask --app wsgi:backoffice_app alerts``)."""
 
 
 # -- provisions (backoffice/services/provision.py): the 提供記録 of R4 -------------------------------

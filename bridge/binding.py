@@ -49,6 +49,7 @@ class Bridge:
     processed: type[Any]
     dead_letters: type[Any]
     audit: Auditor
+    alerts: type[Any] | None = None  # the bridge_alert table (the relay writes what an operator must know)
 
     @property
     def session(self) -> Session:
@@ -80,6 +81,7 @@ def init_bridge(
     processed: type[Any],
     dead_letters: type[Any],
     audit: Auditor,
+    alerts: type[Any] | None = None,
 ) -> Bridge:
     """Attach the bridge to ``app``: its party, the ``ack`` handler, and the keys, relay and worker commands."""
     from bridge.cli import register_commands
@@ -88,7 +90,7 @@ def init_bridge(
     app.config["BRIDGE_PARTY"] = party
     BridgeSettings.from_config(app.config)  # a bad setting stops the start, not the first job
     binding = Bridge(zone=zone, party=party, database=database, outbox=outbox, processed=processed,
-                     dead_letters=dead_letters, audit=audit)
+                     dead_letters=dead_letters, audit=audit, alerts=alerts)
     app.extensions["bridge"] = binding
     handlers.register(acks.ACK, acks.handle_ack, zone=zone)
     register_commands(app)

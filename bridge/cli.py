@@ -1,4 +1,4 @@
-"""Bridge commands of both apps: ``keys generate|import|show``, ``relay`` and ``worker`` (thin wrappers)."""
+"""Bridge commands of both apps: ``keys generate|import|show``, ``relay``, ``worker`` and ``alerts`` (thin wrappers)."""
 
 from __future__ import annotations
 
@@ -105,7 +105,26 @@ def worker_command(queue: str, burst: bool, name: str | None) -> None:
         _fail(str(exc))
 
 
+@click.command("alerts")
+@with_appcontext
+@click.option("--limit", default=50, show_default=True, help="How many of the newest alerts to list.")
+def alerts_command(limit: int) -> None:
+    """List the bridge's alerts, newest first (e.g. Redis lost its data and the relay republished at once)."""
+    from sqlalchemy import select
+
+    binding = current_app.extensions["bridge"]
+    if binding.alerts is None:
+        _fail("this app keeps no bridge alerts")
+        return
+    model = binding.alerts
+    rows = binding.session.execute(select(model).order_by(model.id.desc()).limit(limit)).scalars().all()
+    for row in rows:
+        click.echo(f"{row.id}\t{row.created_at.isoformat(timespec='seconds')}\t{row.kind}\t{row.messages}\t{row.detail}")
+    click.echo(f"{len(rows)} alert(s) of {binding.party}.", err=True)
+    binding.session.rollback()
+
+
 def register_commands(app: Flask) -> None:
     """Attach the bridge commands to ``app``."""
-    for command in (keys_cli, relay_command, worker_command):
+    for command in (keys_cli, relay_command, worker_command, alerts_command):
         app.cli.add_command(command)

@@ -1,4 +1,4 @@
-"""The transactional outbox, the processed-message record and the dead-letter table (mixins for both databases).
+"""The transactional outbox, the processed-message record, the dead-letter and alert tables (mixins for both databases).
 
 A message is written to the outbox in the same transaction as the change that caused it, already
 sealed (only ciphertext is ever stored or sent); the relay later publishes it. The receiver
@@ -77,6 +77,19 @@ class DeadLetterMixin:
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     resolution: Mapped[str | None] = mapped_column(String(20))
+
+
+class AlertMixin:
+    """Something an operator must know about the bridge (e.g. Redis lost its data), written by the relay."""
+
+    __tablename__ = "bridge_alert"
+
+    id: Mapped[bigintpk]
+    kind: Mapped[str] = mapped_column(String(40))
+    # How many outbox messages the event concerned (republished at once, for ``redis_data_lost``).
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str] = mapped_column(Text, default="")  # counts and ids only, never personal data
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 def add_message(

@@ -3,7 +3,12 @@
 A row is published with its message id as the rq job id and ``(message id, envelope)`` as the
 only job arguments. A published row that is not acknowledged by ``next_attempt_at`` is published
 again, waiting twice as long each time (``republish_after`` × 2^(n-1), at most ``max_backoff``):
-this is what recovers messages Redis lost. Rows are never deleted. On PostgreSQL the rows are
+this is what recovers messages Redis lost. Rows are never deleted.
+
+Redis losing its data (restarted without persistence, flushed) is also noticed at once: the relay
+keeps an epoch key in Redis (``bridge:epoch:<party>``, set before it publishes anything). When that
+key is gone while published messages wait for their acks, the relay makes them due at once and
+writes a ``bridge_alert`` row (``redis_data_lost``) for the operator. On PostgreSQL the rows are
 taken with ``FOR UPDATE SKIP LOCKED``, so several relays may run at once; SQLite has no row
 locks, so ``flask relay`` takes a lock file there and refuses to run twice.
 """
@@ -16,6 +21,7 @@ import logging
 import os
 import signal
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -65,6 +71,45 @@ class RelayLocked(RuntimeError):
 def backoff(attempts: int, *, base: dt.timedelta, cap: dt.timedelta) -> dt.timedelta:
     """How long to wait for an ack after the ``attempts``-th publish: base × 2^(attempts-1), at most cap."""
     return min(base * (1 << min(max(attempts - 1, 0), 32)), cap)
+
+
+REDIS_DATA_LOST = "redis_data_lost"
+
+
+def epoch_key(party: str) -> str:
+    """The Redis key whose absence tells the relay of ``party`` that Redis lost what it held."""
+    return f"bridge:epoch:{party}"
+
+
+def check_redis_epoch(session: Session, outbox_model: type[Any], alert_model: type[Any] | None,
+                      connection: redis.Redis, *, party: str, now: dt.datetime) -> int:
+    """Make every published, unacknowledged message due at once if Redis lost its data (flushes; the caller commits).
+
+    Returns how many messages were made due; when there were any, a ``redis_data_lost`` alert row is
+    added. Call ``mark_redis_epoch`` after the commit. Two relays noticing at once may write two alerts.
+    """
+    if connection.exists(epoch_key(party)):
+        return 0
+    model = outbox_model
+    due = session.execute(
+        update(model).where(model.state == PUBLISHED, model.message_type != ACK)
+        .values(next_attempt_at=now).returning(model.id)
+    ).scalars().all()
+    if due and alert_model is not None:
+        session.add(alert_model(
+            kind=REDIS_DATA_LOST, messages=len(due), created_at=now,
+            detail=(f"the Redis epoch key of {party} was gone while {len(due)} published message(s) waited for "
+                    "their acknowledgement: Redis was restarted without its data or flushed; all republished at once")))
+    session.flush()
+    if due:
+        log.error("Redis lost its data: %d unacknowledged message(s) of %s republished at once (alert written)",
+                  len(due), party)
+    return len(due)
+
+
+def mark_redis_epoch(connection: redis.Redis, party: str) -> None:
+    """Set the epoch key unless present (after ``check_redis_epoch`` committed, before anything is published)."""
+    connection.set(epoch_key(party), uuid.uuid4().hex, nx=True)
 
 
 def relay_once(
@@ -207,6 +252,10 @@ def run_relay(app: Flask, *, once: bool = False, stop: threading.Event | None = 
             with app.app_context():
                 session = binding.session
                 try:
+                    check_redis_epoch(session, binding.outbox, binding.alerts, connection, party=binding.party,
+                                      now=clock.utcnow())
+                    session.commit()
+                    mark_redis_epoch(connection, binding.party)
                     published = relay_once(session, binding.outbox, connection, now=clock.utcnow(),
                                            republish_after=settings.republish_after, batch=settings.relay_batch,
                                            max_backoff=settings.max_backoff, policy=policy)

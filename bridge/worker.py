@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import redis
 from flask import Flask
 from redis import Redis
 from rq import Worker
@@ -105,15 +109,61 @@ def make_worker(app: Flask, queue: str, *, name: str | None = None, connection: 
 
 
 def run_worker(app: Flask, queue: str, *, burst: bool = False, name: str | None = None) -> bool:
-    """Work ``queue`` until stopped (SIGTERM: finish the current job), or until it is empty with ``burst``."""
+    """Work ``queue`` until stopped (SIGTERM: finish the current job), or until it is empty with ``burst``.
+
+    rq's worker quits as soon as Redis goes away under it; this one waits for Redis to answer again
+    and starts a new rq worker (the job that was running is recovered by rq or by the relay).
+    """
     binding = app.extensions["bridge"]
     configure_logging()
-    worker = make_worker(app, queue, name=name)
     with app.app_context():
         binding.keys()  # without its keys (production) the worker refuses to start rather than fail every job
-    log.info("worker %s on %s (party %s)", worker.name, queue, binding.party)
-    # The scheduler runs retries that wait (Retry intervals); one per queue is elected among its workers.
-    return bool(worker.work(burst=burst, with_scheduler=True, logging_level="INFO"))
+    completed, generation, pause = False, 0, 1.0
+    while True:
+        worker = make_worker(app, queue, name=name)
+        if generation:
+            worker.name = f"{worker.name}.{generation}"  # the old name may still be registered in Redis
+        log.info("worker %s on %s (party %s)", worker.name, queue, binding.party)
+        started = time.monotonic()
+        try:
+            # The scheduler runs retries that wait (Retry intervals); one per queue is elected among its workers.
+            completed = bool(worker.work(burst=burst, with_scheduler=True, logging_level="INFO")) or completed
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("worker %s lost Redis (%s)", worker.name, type(exc).__name__)
+        if burst or _stop_was_requested(worker):
+            return completed
+        # A worker that quits again at once (whatever the cause) is started less and less often.
+        pause = min(pause * 2, 30.0) if time.monotonic() - started < 10 else 1.0
+        if not _wait_for_redis(worker.connection, first_wait=pause):
+            return completed
+        generation += 1
+
+
+def _stop_was_requested(worker: BridgeWorker) -> bool:
+    """Whether rq's worker ended on SIGTERM/SIGINT (idle or busy), rather than because Redis went away."""
+    return bool(worker._stop_requested or getattr(worker, "_shutdown_requested_date", None) is not None)
+
+
+def _wait_for_redis(connection: Redis, *, first_wait: float = 1.0) -> bool:
+    """Wait until Redis answers (True), or until SIGTERM/SIGINT (False); rq quit because Redis went away."""
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    if stop.wait(first_wait):
+        return False
+    wait = 1.0
+    while not stop.is_set():
+        try:
+            if connection.ping():
+                log.info("Redis answers again: the worker starts again")
+                return True
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass
+        log.warning("Redis unavailable; the worker tries again in %.0f s", wait)
+        stop.wait(wait)
+        wait = min(wait * 2, 10.0)
+    return False
 
 
 def _dispose_engine_after_fork(app: Flask) -> None:

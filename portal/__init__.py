@@ -61,11 +61,11 @@ def _init_bridge(app: Flask) -> None:
 
     from bridge.binding import init_bridge
     from portal.extensions import db
-    from portal.models import DeadLetter, Outbox, ProcessedMessage
+    from portal.models import BridgeAlert, DeadLetter, Outbox, ProcessedMessage
     from portal.services import oplog
 
     init_bridge(app, zone="portal", database=db, outbox=Outbox, processed=ProcessedMessage, dead_letters=DeadLetter,
-                audit=partial(oplog.record, actor="bridge"))
+                audit=partial(oplog.record, actor="bridge"), alerts=BridgeAlert)
     from portal.services import verification
     from portal.services.status import register_handlers
 

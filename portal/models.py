@@ -158,7 +158,7 @@ class AuditHead(AuditHeadMixin, Base):
 
 # -- the bridge (bridge/outbox.py): outbox, processed messages, dead letters ------------------------
 
-from bridge.outbox import DeadLetterMixin, OutboxMixin, ProcessedMessageMixin  # noqa: E402
+from bridge.outbox import AlertMixin, DeadLetterMixin, OutboxMixin, ProcessedMessageMixin  # noqa: E402
 
 
 class Outbox(OutboxMixin, Base):
@@ -192,3 +192,6 @@ class CertificateVerification(Base):
     status: Mapped[CertificateState] = mapped_column(_enum(CertificateState))
     revoked_on: Mapped[dt.date | None] = mapped_column(Date)
     updated_at: Mapped[tzdatetime]
+
+class BridgeAlert(AlertMixin, Base):
+    """Bridge events the portal's operator must know about (``flask --app wsgi:portal_app alerts``)."""

@@ -1,4 +1,4 @@
-"""Views: list staff, unlock, disable; list and revoke terminals."""
+"""Views: list staff, unlock, disable; list and revoke terminals; inspect, retry and discard dead letters."""
 
 from __future__ import annotations
 
@@ -69,3 +69,86 @@ def revoke_terminal(name: str) -> Any:
     db.session.commit()
     flash(_("Terminal %(name)s is revoked.", name=name), "info")
     return redirect(url_for("admin.terminal_list"))
+
+
+# -- dead letters (bridge/deadletters.py): messages the bridge could not apply ----------------------
+
+
+def _dead_letter_or_404(letter_id: int) -> Any:
+    from backoffice.models import DeadLetter
+
+    row = db.session.get(DeadLetter, letter_id)
+    if row is None:
+        abort(404)
+    return row
+
+
+@bp.route("/dead-letters")
+@access(Role.ADMIN)
+def dead_letters() -> Any:
+    """Messages refused or failed for good, still open, newest first (ids and reasons only)."""
+    from backoffice.models import DeadLetter
+    from bridge import deadletters
+
+    return render_template("backoffice/admin/dead_letters.html",
+                           letters=deadletters.open_letters(db.session, DeadLetter))
+
+
+@bp.route("/dead-letters/<int:letter_id>")
+@access(Role.ADMIN)
+def dead_letter(letter_id: int) -> Any:
+    """One dead letter: its reason and the envelope's header, never its contents (the view is logged)."""
+    from bridge import deadletters
+    from bridge.binding import current_bridge
+
+    row = _dead_letter_or_404(letter_id)
+    deadletters.view(current_bridge(), row)
+    db.session.commit()
+    return render_template("backoffice/admin/dead_letter.html", letter=row, header=deadletters.header(row),
+                           size=len(row.envelope or ""))
+
+
+@bp.route("/dead-letters/<int:letter_id>/retry", methods=["POST"])
+@access(Role.ADMIN)
+def retry_dead_letter(letter_id: int) -> Any:
+    """Put the message back on its queue, as received."""
+    from bridge import deadletters
+    from bridge.binding import current_bridge
+
+    row = _dead_letter_or_404(letter_id)
+    binding = current_bridge()
+    connection = binding.redis()
+    try:
+        deadletters.retry(binding, row, connection)
+    except ValueError as exc:  # closed already, or nothing to retry
+        db.session.rollback()
+        flash(_("This message cannot be retried: %(reason)s", reason=str(exc)), "error")
+        return redirect(url_for("admin.dead_letter", letter_id=letter_id))
+    finally:
+        connection.close()
+    db.session.commit()
+    flash(_("Message %(id)s is queued again.", id=row.message_id), "info")
+    return redirect(url_for("admin.dead_letters"))
+
+
+@bp.route("/dead-letters/<int:letter_id>/discard", methods=["POST"])
+@access(Role.ADMIN)
+def discard_dead_letter(letter_id: int) -> Any:
+    """Close the dead letter for good; a verified sender is acknowledged so it stops sending it."""
+    from bridge import deadletters
+    from bridge.binding import current_bridge
+
+    row = _dead_letter_or_404(letter_id)
+    try:
+        acknowledged = deadletters.discard(current_bridge(), row)
+    except deadletters.DeadLetterClosed:
+        db.session.rollback()
+        flash(_("This message was already handled."), "error")
+        return redirect(url_for("admin.dead_letter", letter_id=letter_id))
+    db.session.commit()
+    if acknowledged:
+        flash(_("Message %(id)s is discarded and its sender was told it arrived.", id=row.message_id), "info")
+    else:
+        flash(_("Message %(id)s is discarded; its sender is unproven, so nothing was sent back.",
+                id=row.message_id), "info")
+    return redirect(url_for("admin.dead_letters"))

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from core.envelope import KeyRegistry
 from tests.conftest import SECRETS, _clean
+from tests.leakscan import report
 from tests.portal_fixtures import _portal, bridge_key_directory
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -70,6 +71,15 @@ class RedisServer:
             self.client().shutdown(nosave=True)
         except redis.ConnectionError:
             pass  # the server closes the connection as it goes
+        assert self.process is not None
+        self.process.wait(10)
+
+    def shutdown_save(self) -> None:
+        """Stop the server as an operator would for maintenance: it writes its data, and a restart loads it."""
+        try:
+            self.client().shutdown(save=True)
+        except redis.ConnectionError:
+            pass
         assert self.process is not None
         self.process.wait(10)
 
@@ -213,8 +223,12 @@ class Bridged:
 
     # -- processes ---------------------------------------------------------------------------------
 
-    def start_worker(self, zone: str, queue: str, *, burst: bool = False, cli: bool = False) -> subprocess.Popen[bytes]:
-        """Start a real worker process (test handlers registered, or the plain ``flask worker`` command)."""
+    def start_worker(self, zone: str, queue: str, *, burst: bool = False, cli: bool = False,
+                     env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start a real worker process (test handlers registered, or the plain ``flask worker`` command).
+
+        ``env`` overrides variables of this worker only (e.g. a database URL through a proxy).
+        """
         if cli:
             app = "wsgi:portal_app" if zone == "portal" else "wsgi:backoffice_app"
             command = [sys.executable, "-m", "flask", "--app", app, "worker", "--queue", queue]
@@ -223,8 +237,8 @@ class Bridged:
         if burst:
             command.append("--burst")
         log = open(self.logs / f"worker-{zone}-{queue.replace(':', '-')}-{len(self.processes)}.log", "wb")
-        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(command, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.processes.append(process)
         return process
@@ -303,5 +317,44 @@ def bridged(portal_db_url: str, backoffice_db_url: str, jlis_config: dict[str, s
     harness = Bridged(portal_app, bo_app, redis_server, env, logs)
     yield harness
     harness.stop_all()
-    for app in (portal_app, bo_app):
-        app.extensions["engine"].dispose()
+    try:
+        findings = leak_scan(harness)
+    finally:
+        for app in (portal_app, bo_app):
+            app.extensions["engine"].dispose()
+    assert not findings, report(findings)
+
+
+def leak_scan(harness: Bridged) -> list[Any]:
+    """Personal data in plaintext in the test's Redis, the bridge tables of both apps, or the process logs."""
+    from sqlalchemy import text
+
+    from tests.leakscan import Scanner
+
+    scanner = Scanner()
+    findings = []
+    process = harness.redis.process
+    if process is not None and process.poll() is None:
+        client = harness.redis.client()
+        findings += scanner.redis(client, "redis")
+        client.close()
+    for name, app in (("portal", harness.portal_app), ("backoffice", harness.bo_app)):
+        with app.app_context():
+            session = app.extensions["bridge"].session
+            for table in ("outbox", "dead_letter"):
+                findings += scanner.rows(session.execute(text(f"SELECT * FROM {table}")), f"{name}.{table}")
+            session.rollback()
+    for path in sorted(harness.logs.glob("*.log")):
+        findings += scanner.file(path)
+    return findings
+
+
+@pytest.fixture(scope="session")
+def card_pool(jlis_config: dict[str, str], session_dir: Path) -> Any:
+    """Cards of up to a few hundred residents of 花巻市, issued as the tests ask for them (once per process)."""
+    from tests.bridge.pipeline import CardPool
+    from tests.portal_fixtures import Cards
+
+    directory = session_dir / "card-pool"
+    directory.mkdir(exist_ok=True)
+    return CardPool(Cards(jlis_config, directory))

@@ -1,0 +1,63 @@
+"""Fault (b): the work-horse (the forked child running a delivery) killed with -9 twenty times at random moments.
+
+Real applications, signed with real cards, go from the portal's API through the production relay
+and two ``flask worker`` processes to the back office's intake. Each kill lands wherever the horse
+happens to be (opening the envelope, verifying the signature, inside the transaction, committing).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+
+from tests.bridge.conftest import INTAKE, _process_children
+from tests.bridge.pipeline import all_delivered, case_receipts, consistency, oracle, start_relay, submit_many
+
+APPLICATIONS = 200
+KILLS = 20
+
+
+def _horses(worker_pids: list[int]) -> list[int]:
+    """The work-horses running now (rq puts each in a process group of its own)."""
+    horses = []
+    for pid in worker_pids:
+        for child in _process_children(pid):
+            try:
+                if os.getpgid(child) == child:
+                    horses.append(child)
+            except ProcessLookupError:
+                pass
+    return horses
+
+
+def test_a_work_horse_killed_twenty_times_at_random_leaves_one_case_per_application_and_nothing_half_written(
+        bridged, card_pool):
+    receipts = submit_many(bridged, card_pool, APPLICATIONS)
+    workers = [bridged.start_worker("backoffice", INTAKE, cli=True) for _ in range(2)]
+    start_relay(bridged, "portal")
+    rng = random.Random()
+    kills, deadline = 0, time.monotonic() + 90
+    while kills < KILLS:
+        assert time.monotonic() < deadline, f"only {kills} work-horses were seen running"
+        horses = _horses([w.pid for w in workers])
+        if not horses:
+            time.sleep(0.005)
+            continue
+        time.sleep(rng.uniform(0, 0.15))  # somewhere inside the job
+        try:
+            os.kill(rng.choice(horses), signal.SIGKILL)
+        except ProcessLookupError:
+            continue  # it finished first
+        kills += 1
+
+    took = bridged.wait_for(lambda: all_delivered(bridged, APPLICATIONS), timeout=120, interval=0.5)
+    print(f"\n{KILLS} work-horses killed: all {APPLICATIONS} applications were cases {took:.1f} s after the last kill")
+    assert oracle(bridged) == (APPLICATIONS, APPLICATIONS, APPLICATIONS)  # one case per application, no extras
+    assert sorted(receipts) == sorted(case_receipts(bridged))
+    assert consistency(bridged) == dict.fromkeys(consistency(bridged), 0)
+    assert all(w.poll() is None for w in workers)  # the workers themselves lived on
+    logs = "".join(bridged.worker_log(w) for w in workers)
+    assert logs.count("Work-horse terminated unexpectedly") >= KILLS - 2  # a kill may land after the job ended
+

@@ -1,0 +1,34 @@
+"""A worker process lives through a Redis restart, and stops cleanly on SIGTERM whether idle or after Redis left."""
+
+from __future__ import annotations
+
+import signal
+
+from tests.bridge.conftest import INTAKE
+
+
+def _listening(bridged, worker) -> bool:
+    return bridged.worker_log(worker).count("Listening on") >= 1
+
+
+def test_a_worker_waits_for_redis_to_come_back_and_goes_on_with_the_same_process(bridged):
+    worker = bridged.start_worker("backoffice", INTAKE)
+    bridged.wait_for(lambda: _listening(bridged, worker), timeout=60)
+    bridged.redis.shutdown_nosave()
+    bridged.redis.start()
+    ids = bridged.send("test.note", [{"n": 1}, {"n": 2}])
+    assert bridged.relay(bridged.portal_app) == 2
+    bridged.wait_for(lambda: bridged.effects() == (2, 2), timeout=90)
+    assert worker.poll() is None  # the same process, not one started by a supervisor
+    assert {p.message_id for p in bridged.rows(bridged.bo_app, "processed")} == set(ids)
+
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, bridged.worker_log(worker)
+
+
+def test_an_idle_worker_stops_on_sigterm(bridged):
+    worker = bridged.start_worker("backoffice", INTAKE, cli=True)
+    bridged.wait_for(lambda: _listening(bridged, worker), timeout=60)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, bridged.worker_log(worker)
+    assert "starts again" not in bridged.worker_log(worker)

@@ -1,0 +1,114 @@
+"""The leak scan finds a planted name, address, My Number and 住民票コード wherever they hide, and nothing else."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import uuid
+import zlib
+
+from core.checkdigits import make_juminhyo_code, make_my_number
+from core.envelope import KeyRegistry, seal
+from tests.leakscan import REGISTRY, Registry, Scanner, report
+
+NAME, KANA, ADDRESS = "石川　啄木", "イシカワ　タクボク", "岩手県盛岡市玉山区渋民字渋民9番地"
+MY_NUMBER = make_my_number("12345678901")
+RESIDENT_CODE = make_juminhyo_code("9876543210")
+
+
+def _scanner() -> Scanner:
+    registry = Registry()
+    registry.add(names=[NAME, KANA], addresses=[ADDRESS], codes=[RESIDENT_CODE])
+    return Scanner(registry)
+
+
+def _kinds(findings) -> set[str]:
+    return {f.kind for f in findings}
+
+
+def test_a_planted_name_address_my_number_and_resident_code_are_each_found_in_a_line():
+    scanner = _scanner()
+    line = f"INFO bridge delivered to {NAME} of {ADDRESS}, number {MY_NUMBER}, code {RESIDENT_CODE}"
+    assert _kinds(scanner.text(line, "log:1")) == {"name", "address", "my_number", "juminhyo_code"}
+
+
+def test_names_are_found_however_they_are_spaced_escaped_or_encoded():
+    scanner = _scanner()
+    hidden = [
+        "石川啄木",  # no space
+        "石川 啄木",  # half-width space
+        "ｲｼｶﾜ ﾀｸﾎﾞｸ",  # half-width kana
+        json.dumps({"name": NAME}),  # JSON's \\uXXXX escapes, as rq stores job data
+        "/search?name=%E7%9F%B3%E5%B7%9D%E3%80%80%E5%95%84%E6%9C%A8",  # a URL
+        "x." + base64.urlsafe_b64encode(json.dumps({"n": NAME}, ensure_ascii=False).encode()).decode().rstrip("=")
+        + ".sig",  # the payload of a JWS
+    ]
+    for text in hidden:
+        assert _kinds(scanner.text(text, "t")) == {"name"}, text
+
+
+def test_my_numbers_are_found_full_width_or_grouped_and_only_with_a_valid_check_digit():
+    scanner = _scanner()
+    wide = MY_NUMBER.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    grouped = f"{MY_NUMBER[:4]}-{MY_NUMBER[4:8]}-{MY_NUMBER[8:]}"
+    for text in (f"番号:{wide}", f"number {grouped}", f'"my_number": "{MY_NUMBER}"'):
+        assert _kinds(scanner.text(text, "t")) == {"my_number"}, text
+    wrong = MY_NUMBER[:11] + str((int(MY_NUMBER[11]) + 1) % 10)
+    assert scanner.text(f"number {wrong}", "t") == []
+
+
+def test_ids_timestamps_and_ciphertext_are_not_mistaken_for_personal_data():
+    scanner = _scanner()
+    keys = KeyRegistry.generate("portal")
+    keys = keys.with_public("portal", keys.public_pem())
+    sealed = seal({"name": NAME, "address": ADDRESS, "my_number": MY_NUMBER}, message_type="t", sender="portal",
+                  recipient="portal", keys=keys)
+    clean = [
+        sealed.token,  # encrypted: nothing readable
+        "2026-11-26 15:33:38,797 INFO message 6b1f2c3d-0000-4000-8000-123456789012 applied",
+        f"receipt 20261126{secrets.randbelow(10**10):010d} job {uuid.uuid4()} at 1764171218.123456",
+        "worker muni-032051.intake-032051.vm.123456789012x",
+    ]
+    for text in clean:
+        assert scanner.text(text, "t") == [], text
+
+
+def test_redis_values_and_compressed_failure_records_are_scanned(redis_client):
+    scanner = _scanner()
+    prefix = f"leakscan-test-{secrets.token_hex(4)}"
+    try:
+        redis_client.hset(f"{prefix}:job", mapping={"data": zlib.compress(json.dumps([NAME]).encode()),
+                                                    "exc_info": zlib.compress(f"RuntimeError: {ADDRESS}".encode())})
+        redis_client.rpush(f"{prefix}:list", f"code {RESIDENT_CODE}")
+        redis_client.set(f"{prefix}:{MY_NUMBER}", "1")
+        redis_client.zadd(f"{prefix}:z", {"nothing here": 1})
+        findings = [f for f in scanner.redis(redis_client) if prefix in f.where]
+    finally:
+        for key in redis_client.scan_iter(match=f"{prefix}:*"):
+            redis_client.delete(key)
+    assert _kinds(findings) == {"name", "address", "juminhyo_code", "my_number"}
+    assert any("(zlib)" in f.where and f.kind == "address" for f in findings)
+
+
+def test_a_log_file_finding_names_the_line_and_the_report_masks_the_value(tmp_path):
+    log = tmp_path / "worker.log"
+    log.write_text("started\nok\nfailed for 石川　啄木\n", encoding="utf-8")
+    [finding] = _scanner().file(log)
+    assert finding.where == "worker.log:3" and finding.kind == "name"
+    text = report([finding])
+    assert "worker.log:3: name" in text and NAME not in text and "石" in text
+
+
+def test_the_factories_register_what_they_create(bo_app, cards):
+    from backoffice.extensions import db
+    from tests.factories import make_resident
+
+    with bo_app.app_context():
+        resident = make_resident(db.session, bo_app.config, name="新渡戸　稲造", name_kana="ニトベ　イナゾウ")
+        db.session.rollback()
+    cards.issue(name="金田一　京助", address="岩手県盛岡市本町通3丁目7番1号")
+    assert {"新渡戸 稲造", "ニトベ イナゾウ", "金田一 京助"} <= REGISTRY.names
+    assert resident.juminhyo_code in REGISTRY.codes
+    assert "本町通3丁目7番1号" in REGISTRY.addresses
+    assert _kinds(Scanner().text("盛岡市本町通三 本町通3丁目7番1号", "t")) == {"address"}
