@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -94,15 +95,21 @@ class Resident(Base):
         Index("ix_resident_kana_search_birth", "kana_search", "birth_date"),
         Index("ix_resident_address_search", "address_search"),
         CheckConstraint("length(juminhyo_code) = 11", name="juminhyo_code_length"),
+        # Both numbers stay with the person for life and a 除票 is kept for ever, so a person who returns
+        # has a 除票 and a new current record with the same numbers: unique among current records only (R10).
+        Index("uq_resident_juminhyo_code_current", "juminhyo_code", unique=True,
+              postgresql_where=text("status = 'current'"), sqlite_where=text("status = 'current'")),
+        Index("uq_resident_my_number_index_current", "my_number_index", unique=True,
+              postgresql_where=text("status = 'current'"), sqlite_where=text("status = 'current'")),
     )
 
     id: Mapped[intpk]
     atena_number: Mapped[str20] = mapped_column(unique=True)  # 宛名番号
     household_id: Mapped[int] = mapped_column(ForeignKey("household.id"), index=True)
-    juminhyo_code: Mapped[str] = mapped_column(String(11), unique=True)  # 住民票コード
+    juminhyo_code: Mapped[str] = mapped_column(String(11), index=True)  # 住民票コード
     # 個人番号: AES-256-GCM ciphertext, found only through its keyed blind index.
     my_number_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
-    my_number_index: Mapped[str | None] = mapped_column(String(64), unique=True)
+    my_number_index: Mapped[str | None] = mapped_column(String(64), index=True)
 
     name: Mapped[str100]  # 氏名
     name_kana: Mapped[str200]  # カナ氏名 (fullwidth katakana)

@@ -237,7 +237,11 @@ def _current_resident(session: Session, resident_code: str) -> Resident:
     code = (resident_code or "").strip()
     resident = None
     if code.isascii() and code.isdigit() and len(code) == 11:
-        resident = session.execute(select(Resident).where(Resident.juminhyo_code == code)).scalar_one_or_none()
+        # A person who returned has 除票 beside the current record; the card goes to the current one.
+        same_code = session.execute(select(Resident).where(Resident.juminhyo_code == code)
+                                    .order_by(Resident.id.desc())).scalars().all()
+        resident = next((r for r in same_code if r.status is RecordStatus.CURRENT),
+                        same_code[0] if same_code else None)
     if resident is None:
         raise CardError("resident_code", "no resident has this resident record code", code="resident_unknown")
     if resident.status is not RecordStatus.CURRENT:

@@ -78,10 +78,9 @@ MESSAGES = {
     "already_resident": "{name}さんはすでにこの市の住民です。転入はできません（転居の手続をしてください）。 / "
                         "{name} is already a resident of this city: a move-in is not possible "
                         "(this is an in-city move).",
-    "joshu_exists": "{name}さんの除票（同じ住民票コード）がこの市にあります。"
-                    "再転入の記載はシステム管理者に相談してください。 / "
-                    "A removed record (除票) of {name} with the same resident record code is kept here; ask the "
-                    "system administrator how to record the return.",
+    "number_in_use": "{name}さんの個人番号は、この市の現存する別の住民票に記載されています。"
+                     "個人番号を確認してください。 / "
+                     "The My Number of {name} is on another current record of this city. Please check it.",
     "address_unknown": "新しい住所が住所マスターの町字と一致しません。住所を確認してください。 / "
                        "The new address does not match a town area of the address master. Please check it.",
     "no_household": "新しい住所に世帯主のいる世帯がありません。世帯主を確認してください。 / "
@@ -427,13 +426,21 @@ def _new_number(session: Session, column: Any, digits: int) -> str:
             return number
 
 
-def _already_resident(session: Session, items: Mapping[str, Any]) -> bool:
-    code_match = select(Resident.id).where(Resident.juminhyo_code == items["juminhyo_code"],
-                                           Resident.status == RecordStatus.CURRENT)
+def _already_resident(session: Session, items: Mapping[str, Any]) -> str | None:
+    """Why this person cannot get a new record here (R10), or None; a 除票 alone is no reason (a return)."""
+    if records.current_record_with(session, juminhyo_code=items["juminhyo_code"]) is not None:
+        return "already_resident"
     person_match = select(Resident.id).where(Resident.name_search == fold(items["name"]),
                                              Resident.birth_date == dt.date.fromisoformat(items["birth_date"]),
                                              Resident.status == RecordStatus.CURRENT)
-    return (session.execute(code_match).first() or session.execute(person_match).first()) is not None
+    if session.execute(person_match).first() is not None:
+        return "already_resident"
+    number = items.get("my_number")
+    if number:
+        index = blind_index(current_app.config["BLIND_INDEX_KEY"], str(number), purpose="my_number")
+        if records.current_record_with(session, my_number_index=index) is not None:
+            return "number_in_use"
+    return None
 
 
 def _household(session: Session, application: Mapping[str, Any], machiaza: Machiaza, banchi: str,
@@ -476,11 +483,10 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
     certificates = [by_index[index] for index in _reservation_indexes(case)]
     people = [certificate_items(c) for c in certificates]
     for items in people:
-        if _already_resident(session, items):
-            raise _error("movers", "already_resident", name=items["name"])
-        # The 住民票コード stays with the person for life, and the ledger keeps one record per code.
-        if session.execute(select(Resident.id).where(Resident.juminhyo_code == items["juminhyo_code"])).first():
-            raise _error("movers", "joshu_exists", name=items["name"])
+        # A 除票 of a person who lived here before stays beside the new record (the numbers are for life).
+        refusal = _already_resident(session, items)
+        if refusal is not None:
+            raise _error("movers", refusal, name=items["name"])
     destination = application["destination"]
     parsed = parse_address(_own_code(), str(destination.get("address", "")))
     if parsed is None:
@@ -548,12 +554,14 @@ def receive_movein_notice(session: Session, opened: Opened) -> Resident | None:
     """
     items = _check_person(opened.payload.get("items"))
     new_address = _text_item(items, "new_address")
-    resident = session.execute(select(Resident).where(Resident.juminhyo_code == items["juminhyo_code"])
-                               ).scalar_one_or_none()
+    # A person who lived here before has 除票 beside the current record: the 転出 is planned on the current one.
+    same_code = session.execute(select(Resident).where(Resident.juminhyo_code == items["juminhyo_code"])
+                                .order_by(Resident.id.desc())).scalars().all()
+    resident = next((r for r in same_code if r.status is RecordStatus.CURRENT), same_code[0] if same_code else None)
     if resident is None or resident.birth_date.isoformat() != items["birth_date"]:
         raise PermanentFailure("unknown_resident", "no record with this 住民票コード and birth date")
     if resident.status is RecordStatus.REMOVED:
-        return None  # already confirmed
+        return None  # already confirmed (no current record is left)
     # Only the municipality the recorded 転出 goes to confirms it; anything else is for a person to look at.
     sender = municipality_by_code(opened.sender.removeprefix("muni:"))
     if (resident.planned_moveout_on is None or sender is None

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backoffice.models import Household, IdoReason, RecordStatus, Resident, ResidentHistory
@@ -85,6 +86,20 @@ def set_my_number(resident: Resident, number: str) -> None:
     resident.my_number_index = blind_index(cfg["BLIND_INDEX_KEY"], number, purpose="my_number")
 
 
+def current_record_with(session: Session, *, juminhyo_code: str | None = None,
+                        my_number_index: str | None = None) -> Resident | None:
+    """The current record holding this 住民票コード or My Number index, if any (a 除票 never counts)."""
+    if juminhyo_code:
+        found = session.execute(select(Resident).where(Resident.juminhyo_code == juminhyo_code,
+                                                       Resident.status == RecordStatus.CURRENT)).scalar_one_or_none()
+        if found is not None:
+            return found
+    if my_number_index:
+        return session.execute(select(Resident).where(Resident.my_number_index == my_number_index,
+                                                      Resident.status == RecordStatus.CURRENT)).scalar_one_or_none()
+    return None
+
+
 def create_record(session: Session, *, household: Household, reason: IdoReason, changed_on: dt.date,
                   notified_on: dt.date | None, by: str, my_number: str | None = None, **items: Any) -> Resident:
     """記載: add a person to the ledger (転入, 出生, …) with the first history entry."""
@@ -100,6 +115,13 @@ def create_record(session: Session, *, household: Household, reason: IdoReason, 
     )
     if my_number:
         set_my_number(resident, my_number)
+    # A person has one current record (R10); a 除票 with the same numbers is kept beside it (a return).
+    if current_record_with(session, juminhyo_code=resident.juminhyo_code) is not None:
+        raise RecordError("juminhyo_code", "住民票コード: この住民票コードの現存する住民票がすでにあります。 / "
+                                           "Resident record code: a current record with this code already exists.")
+    if current_record_with(session, my_number_index=resident.my_number_index) is not None:
+        raise RecordError("my_number", "個人番号: この個人番号の現存する住民票がすでにあります。 / "
+                                       "My Number: a current record with this My Number already exists.")
     _refresh_search_keys(resident)
     session.add(resident)
     session.flush()

@@ -493,3 +493,13 @@ def test_a_card_file_path_that_exists_is_refused_before_anything_is_issued(bo_ap
                  "--out", str(out))
     assert result.exit_code == 2 and "Error: out: " in result.stderr
     assert out.read_text() == "someone else's card" and card_records(bo_app) == []
+
+
+def test_a_card_for_the_code_of_a_person_who_returned_goes_to_the_current_record_not_the_joshu(bo_app):
+    joshu = add_resident(bo_app, birth_date=born(40), status=RecordStatus.REMOVED, removed_on=dt.date(2019, 3, 31),
+                         removal_reason=IdoReason.MOVE_OUT, banchi="1番地")
+    current = add_resident(bo_app, birth_date=born(40), juminhyo_code=joshu.juminhyo_code, banchi="9番地",
+                           became_resident_reason=IdoReason.MOVE_IN)
+    card, _data = issue(bo_app, joshu)  # the code both records carry
+    assert card.resident_id == current.id != joshu.id
+    assert [c.resident_id for c in card_records(bo_app)] == [current.id]

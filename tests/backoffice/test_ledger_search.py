@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from backoffice.models import AuditLog, IdoReason, RecordStatus, Sex
 from tests.conftest import csrf_from
-from tests.factories import make_resident
+from tests.factories import make_resident, my_number
 
 
 @pytest.fixture
@@ -109,6 +109,33 @@ def test_the_resident_record_code_alone_is_enough(backoffice, ledger, bo_app):
     bad = code[:-1] + str((int(code[-1]) + 1) % 10)
     response = _search(client, juminhyo_code=bad)
     assert BeautifulSoup(response.text, "html.parser").select_one(".error-summary a[href='#juminhyo_code']")
+
+
+@pytest.mark.sqlite
+def test_the_code_of_a_person_who_returned_finds_the_joshu_and_the_current_record_each_marked(backoffice, bo_app):
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        old = make_resident(db.session, bo_app.config, name="岩手　三郎", name_kana="イワテ　サブロウ",
+                            my_number=my_number(8181), status=RecordStatus.REMOVED, removed_on=dt.date(2018, 3, 31),
+                            removal_reason=IdoReason.MOVE_OUT, banchi="1番地")
+        code = old.juminhyo_code
+        make_resident(db.session, bo_app.config, name="岩手　三郎", name_kana="イワテ　サブロウ",
+                      my_number=my_number(8181), juminhyo_code=code, banchi="9番地",
+                      became_resident_reason=IdoReason.MOVE_IN)
+        db.session.commit()
+    client = backoffice.client_for("clerk1", "clerk")
+    response = _search(client, juminhyo_code=code)
+    soup = BeautifulSoup(response.text, "html.parser")
+    rows = soup.select("tr.result")
+    assert len(rows) == 2 and "2" in soup.select_one("#results").text
+    by_address = {row.select("td")[4].text[-3:]: row for row in rows}
+    assert set(by_address) == {"1番地", "9番地"}
+    assert all(row.select("td")[0].text == code for row in rows)
+    joshu, current = by_address["1番地"], by_address["9番地"]
+    assert "removed" in joshu["class"] and "除票" in joshu.select("td")[5].text
+    assert "current" in current["class"] and current.select("td")[5].text.strip() in ("現存", "Current")
+    assert _last_search_row(bo_app).detail_dict()["results"] == 2
 
 
 def test_search_criteria_never_appear_in_a_url(backoffice, ledger):

@@ -549,21 +549,75 @@ def test_a_mover_joining_the_household_already_at_the_new_address_becomes_its_me
     assert _resident(kitakami, host_id).is_householder
 
 
-def test_a_person_whose_removed_record_is_kept_here_is_refused_with_a_clear_message_not_a_crash(
+def test_a_person_who_lived_here_before_gets_a_new_current_record_and_the_joshu_stays(
+        hanamaki, kitakami, family, clock, move_keys):
+    from backoffice.extensions import db
+
+    with kitakami.app_context():
+        # Lived in Kitakami before: the 除票 keeps the same 住民票コード and My Number (both are for life).
+        joshu = make_resident(db.session, kitakami.config, name="宮沢　賢", name_kana="ミヤザワ　ケン",
+                              birth_date=dt.date(1990, 8, 27), juminhyo_code=family["head_code"],
+                              my_number=HEAD_NUMBER, status=RecordStatus.REMOVED, removal_reason=IdoReason.MOVE_OUT,
+                              removed_on=dt.date(2015, 4, 1))
+        db.session.commit()
+        joshu_id = joshu.id
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS[:1])
+    [new_id] = _complete(kitakami, destination, in_case)
+    assert _case(kitakami, in_case).status is CaseStatus.COMPLETED
+    with kitakami.app_context():
+        rows = db.session.execute(select(Resident).where(Resident.juminhyo_code == family["head_code"])
+                                  .order_by(Resident.id)).scalars().all()
+        assert [(r.id, r.status) for r in rows] == [(joshu_id, RecordStatus.REMOVED), (new_id, RecordStatus.CURRENT)]
+        assert rows[0].my_number_index == rows[1].my_number_index is not None
+        assert rows[0].removed_on == dt.date(2015, 4, 1) and rows[1].became_resident_reason is IdoReason.MOVE_IN
+    assert [m.payload["items"]["juminhyo_code"] for m in destination.sent("movein.notice")] == [family["head_code"]]
+
+
+def test_a_move_in_whose_my_number_is_on_another_current_record_is_refused_naming_it(
         hanamaki, kitakami, family, clock, move_keys):
     from backoffice.extensions import db
     from backoffice.services import cases
 
     with kitakami.app_context():
-        # Lived in Kitakami before: the 除票 keeps the same 住民票コード.
-        make_resident(db.session, kitakami.config, name="宮沢　賢（旧）", juminhyo_code=family["head_code"],
-                      status=RecordStatus.REMOVED, removal_reason=IdoReason.MOVE_OUT, removed_on=dt.date(2015, 4, 1))
+        # A record keyed in with the wrong number: the same My Number on a current record of someone else.
+        make_resident(db.session, kitakami.config, name="北上　誤記", name_kana="キタカミ　ゴキ", my_number=HEAD_NUMBER)
         db.session.commit()
     destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS[:1])
     with pytest.raises(cases.CaseError) as refused:
         _complete(kitakami, destination, in_case)
-    assert refused.value.code == "joshu_exists" and "宮沢　賢" in refused.value.message
+    assert refused.value.code == "number_in_use" and refused.value.field == "movers"
+    assert "宮沢　賢" in refused.value.message and "個人番号" in refused.value.message
     assert _case(kitakami, in_case).status is CaseStatus.APPROVED
+    with kitakami.app_context():
+        assert db.session.execute(select(func.count()).select_from(Resident)).scalar_one() == 1
+
+
+def test_a_movein_notice_confirms_the_planned_move_out_on_the_current_record_not_an_old_joshu(
+        hanamaki, family, clock, move_keys):
+    from backoffice.extensions import db
+
+    with hanamaki.app_context():
+        # The head lived in Hanamaki once before, moved away and came back: a 除票 with the same numbers.
+        joshu = make_resident(db.session, hanamaki.config, name="宮沢　賢", name_kana="ミヤザワ　ケン",
+                              birth_date=dt.date(1990, 8, 27), juminhyo_code=family["head_code"],
+                              my_number=HEAD_NUMBER, status=RecordStatus.REMOVED, removal_reason=IdoReason.MOVE_OUT,
+                              removed_on=dt.date(2012, 9, 30), confirmed_moveout_address="東京都千代田区")
+        db.session.commit()
+        joshu_id = joshu.id
+    origin = City(hanamaki, clock, move_keys)
+    out_case = origin.deliver(family["card"], "move_out", _move(MOVERS[:1]), move_id=None)
+    origin.confirm_and_approve(out_case)
+    items = {"juminhyo_code": family["head_code"], "name": "宮沢　賢", "birth_date": "1990-08-27",
+             "move_date": clock_module.today_jst().isoformat(), "new_address": "岩手県北上市大通り一丁目3-1"}
+    message = Opened(message_id=str(uuid.uuid4()), message_type="movein.notice", sender=f"muni:{KITAKAMI}",
+                     recipient=origin.party, created_at=clock_module.utcnow(), payload={"items": items})
+    confirmed = origin.receive(message)
+    assert confirmed.id == family["head"]
+    head, old = _resident(hanamaki, family["head"]), _resident(hanamaki, joshu_id)
+    assert head.status is RecordStatus.REMOVED and head.confirmed_moveout_address == "岩手県北上市大通り一丁目3-1"
+    assert old.removed_on == dt.date(2012, 9, 30) and old.confirmed_moveout_address == "東京都千代田区"
+    assert _case(hanamaki, out_case).status is CaseStatus.COMPLETED
+    assert origin.receive(message) is None  # delivered again: only 除票 are left, nothing changes
 
 
 def test_a_movein_notice_from_a_city_the_person_is_not_moving_to_changes_nothing(
