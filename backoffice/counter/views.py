@@ -20,6 +20,7 @@ from backoffice.security import access
 from backoffice.services import audit as audit_service
 from backoffice.services import counter, ledger
 from backoffice.services.cases import CaseError
+from backoffice.services.records import RecordError
 
 MAX_BODY = 10_000
 NONCE_KEY = "counter_nonce"
@@ -44,6 +45,7 @@ def _field_label(field: str) -> str:
         "destination.machiazaCode": _("New address"), "destination.banchi": _("New address"),
         "destination.address": _("New address"), "moveout_certificate": _("Certificate of moving out"),
         "moveDate": _("Date of the move"), "movers": _("Movers"), "newHouseholder": _("New householder"),
+        "my_number": _("My Number"), "juminhyo_code": _("Resident record code"),
     }
     if field in labels:
         return labels[field]
@@ -148,12 +150,12 @@ def complete(case_id: int) -> Any:
             counter.complete_in_city_move(db.session, item, by=staff, visit=visit)
         else:
             counter.complete_move_in(db.session, item, by=staff, visit=visit)
-    except (counter.CounterError, CaseError) as exc:
+    except (counter.CounterError, CaseError, RecordError) as exc:
         db.session.rollback()
         audit_service.record("counter.complete", outcome="denied", target_type="case", target_id=case_id,
                              detail={"field": exc.field})
         db.session.commit()
-        # The workflow's and the moves service's refusals carry their own Japanese-first message.
+        # The workflow's, the moves service's and the ledger's refusals carry their own message (Japanese first).
         text = _message(exc) if isinstance(exc, counter.CounterError) else exc.message
         flash(f"{_field_label(exc.field)}: {text}", "error")
         return redirect(url_for("counter.case", case_id=case_id))

@@ -513,6 +513,33 @@ def test_the_clerk_checks_the_card_and_completes_the_move_on_the_counter_pages(c
         assert ("counter.complete", "denied") in actions and ("counter.view", "success") in actions
 
 
+def test_a_ledger_rule_refusing_the_completion_is_shown_to_the_clerk_and_nothing_changes(
+        counter_app, city, backoffice, monkeypatch):
+    """A record the ledger's own checks refuse (e.g. a bad check digit sent by the other city) is no server error."""
+    from backoffice.services import counter as counter_service
+    from backoffice.services.records import RecordError
+    from tests.conftest import csrf_from
+
+    app = counter_app
+    case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD, WIFE]))
+    client = backoffice.client_for("clerk2", "clerk", terminal="counter-web")
+    assert _card_check_by_page(app, client, case_id, city["cards"]["head"]).status_code == 200
+
+    def refuse(session, case, *, by, visit):
+        raise RecordError("my_number", "個人番号の検査数字が正しくありません。 / The My Number's check digit is wrong.")
+
+    monkeypatch.setattr(counter_service, "complete_in_city_move", refuse)
+    refused = client.post(f"/counter/{case_id}/complete", data={"csrf_token": csrf_from(client, f"/counter/{case_id}")},
+                          follow_redirects=True)
+    assert refused.status_code == 200 and "個人番号: 個人番号の検査数字が正しくありません" in refused.text
+    from backoffice.extensions import db
+
+    with app.app_context():
+        assert db.session.get(Case, case_id).status is CaseStatus.APPROVED
+        outcomes = db.session.execute(select(AuditLog.outcome).where(AuditLog.action == "counter.complete")).scalars()
+        assert list(outcomes) == ["denied"]
+
+
 def test_a_card_check_made_on_another_terminal_does_not_let_this_one_complete(counter_app, city, backoffice):
     app = counter_app
     case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD]))
