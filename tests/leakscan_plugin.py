@@ -71,24 +71,39 @@ class RunScan:
     log_bytes: int
     process_logs: int
     process_bytes: int
+    redis_keys: int = 0
 
     def summary(self) -> str:
         """The line printed when nothing was found."""
         return (f"leak scan: {self.log_bytes // 1024} KiB of log lines, {self.process_logs} subprocess logs "
-                f"({self.process_bytes // 1024} KiB), {len(self.registry.names)} names, "
+                f"({self.process_bytes // 1024} KiB), {self.redis_keys} keys of the test Redis, "
+                f"{len(self.registry.names)} names, "
                 f"{len(self.registry.addresses)} addresses, {len(self.registry.codes)} 住民票コード: nothing found")
 
 
-def scan_run(directory: Path) -> RunScan:
-    """Scan every in-process and subprocess log in ``directory`` against every registry handed in there."""
+def scan_run(directory: Path, redis_url: str | None = None) -> RunScan:
+    """Scan every in-process and subprocess log in ``directory`` against every registry handed in there.
+
+    With ``redis_url``, also whatever the tests left in the shared test Redis database.
+    """
     registry = Registry()
     for path in sorted(directory.glob("registry-*.json")):
         registry.update(Registry.load(path))
     scanner = Scanner(registry)
     logs, processes = sorted(directory.glob("log-*.log")), sorted(directory.glob("proc-*.log"))
     findings = [f for path in logs + processes for f in scanner.file(path)]
+    keys = 0
+    if redis_url:
+        import redis
+
+        client = redis.Redis.from_url(redis_url, socket_timeout=10)
+        try:
+            keys = int(client.dbsize())
+            findings += scanner.redis(client, "test redis")
+        finally:
+            client.close()
     return RunScan(findings, registry, sum(p.stat().st_size for p in logs), len(processes),
-                   sum(p.stat().st_size for p in processes))
+                   sum(p.stat().st_size for p in processes), keys)
 
 
 @pytest.hookimpl(trylast=True)
@@ -101,7 +116,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     REGISTRY.dump(directory / f"registry-{_worker_id()}.json")
     if hasattr(session.config, "workerinput"):
         return
-    scan = scan_run(directory)
+    scan = scan_run(directory, os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if scan.findings:
         message = f"LEAK SCAN FAILED ({directory}): " + report(scan.findings)

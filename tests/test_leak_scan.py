@@ -209,3 +209,21 @@ def test_a_ledger_of_a_thousand_names_is_searched_whole_and_the_longest_value_is
     [found] = scanner.text("queued 山田 太郎 at 花巻市花城町1番2号", "t")[:1]
     assert found.masked == "山" + "*" * 4  # 山田 太郎, not 山田 太
     assert [f.masked for f in scanner.text("x 花巻市花城町1番2号 y", "t")] == ["花" + "*" * 9]
+
+
+def test_what_a_test_left_in_the_shared_test_redis_is_scanned_at_the_end_of_the_run(redis_client, tmp_path):
+    import os
+
+    from tests.leakscan_plugin import scan_run
+
+    registry = Registry()
+    registry.add(names=[KANA])
+    registry.dump(tmp_path / "registry-main.json")
+    key = f"leakscan-test-{secrets.token_hex(4)}:session"
+    try:
+        redis_client.set(key, json.dumps({"kana": KANA}))
+        scan = scan_run(tmp_path, os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    finally:
+        redis_client.delete(key)
+    assert [(f.where, f.kind) for f in scan.findings if key in f.where] == [(f"test redis key {key}", "name")]
+    assert scan.redis_keys >= 1
