@@ -94,17 +94,42 @@ class Registry:
         compiled = []
         for kind, values in (("name", self.names), ("address", self.addresses)):
             if values:
-                # Longest first, so an address is reported whole rather than as its street part.
-                ordered = sorted(values, key=len, reverse=True)
-                alternatives = [r"\s*".join(re.escape(p) for p in v.split()) for v in ordered]
-                compiled.append((kind, re.compile("|".join(alternatives))))
+                compiled.append((kind, re.compile(_trie_pattern(values))))
         if self.codes:
-            compiled.append(("juminhyo_code", re.compile(
-                r"(?<!\d)(?:" + "|".join(re.escape(c) for c in sorted(self.codes)) + r")(?!\d)")))
+            compiled.append(("juminhyo_code", re.compile(r"(?<!\d)(?:" + _trie_pattern(self.codes) + r")(?!\d)")))
         return compiled
 
 
 REGISTRY = Registry()
+_SPACE = " "  # in a trie, a break between words: matches any spacing or none
+
+
+def _trie_pattern(values: Iterable[str]) -> str:
+    """One regular expression for many values, as a trie: shared prefixes are tried once, and the longest wins.
+
+    A plain alternation of a few thousand names (the demo ledger) costs a try of each at every
+    position of the text; the trie costs a step per character that could still start a match.
+    """
+    trie: dict[str, Any] = {}
+    for value in values:
+        node = trie
+        for part_index, part in enumerate(value.split()):
+            if part_index:
+                node = node.setdefault(_SPACE, {})
+            for char in part:
+                node = node.setdefault(char, {})
+        node[""] = {}  # a value ends here
+
+    def build(node: dict[str, Any]) -> str:
+        ends = "" in node
+        branches = [(r"\s*" if key == _SPACE else re.escape(key)) + build(child)
+                    for key, child in sorted(node.items()) if key]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if ends else body  # greedy: the longer value when one is a prefix of another
+
+    return build(trie)
 
 
 def _fold(text: str) -> str:
@@ -197,6 +222,22 @@ class Scanner:
             findings += self.text(" | ".join("" if v is None else str(v) for v in row), where)
         return findings
 
+    def database(self, url: str, where: str, tables: Iterable[str] = ("outbox", "dead_letter")) -> list[Finding]:
+        """Every row of the bridge tables of a database another process wrote (those it lacks are skipped)."""
+        from sqlalchemy import create_engine, inspect, text
+
+        engine = create_engine(url)
+        findings: list[Finding] = []
+        try:
+            with engine.connect() as conn:
+                present = set(inspect(conn).get_table_names())
+                for table in tables:
+                    if table in present:
+                        findings += self.rows(conn.execute(text(f"SELECT * FROM {table}")), f"{where}.{table}")
+        finally:
+            engine.dispose()
+        return findings
+
     def file(self, path: Path) -> list[Finding]:
         """A log file, line by line (each finding names the file and the line number)."""
         findings: list[Finding] = []
@@ -204,6 +245,40 @@ class Scanner:
             for number, line in enumerate(handle, 1):
                 findings += self.text(line, f"{path.name}:{number}")
         return findings
+
+
+def register_ledger(url: str, registry: Registry | None = None) -> int:
+    """Register every resident of a back-office database, e.g. one ``flask seed``/``demo`` filled in another process.
+
+    Names (kanji, kana, 通称, alphabet, 筆頭者, 世帯主), the address (町字 + 番地, with 方書 and without),
+    the other addresses on the record that name a lot, and the 住民票コード. Returns the residents read.
+    """
+    from sqlalchemy import create_engine, text
+
+    from core.addressmaster import load_machiaza
+
+    registry = REGISTRY if registry is None else registry
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            residents = list(conn.execute(text(
+                "SELECT name, name_kana, tsusho, alphabet_name, hittosha, machiaza_code, banchi, katagaki, honseki, "
+                "previous_address, planned_moveout_address, confirmed_moveout_address, juminhyo_code FROM resident")))
+            householders = [r[0] for r in conn.execute(text("SELECT householder_name FROM household"))]
+    finally:
+        engine.dispose()
+    machiaza: dict[str, str] = {}
+    for code in {r.machiaza_code[:6] for r in residents}:
+        machiaza.update((m.code, m.name) for m in load_machiaza(code))
+    for r in residents:
+        street = machiaza.get(r.machiaza_code, "") + r.banchi
+        others = (r.honseki, r.previous_address, r.planned_moveout_address, r.confirmed_moveout_address)
+        registry.add(names=[r.name, r.name_kana, r.tsusho, r.alphabet_name, r.hittosha],
+                     addresses=[street, street + (r.katagaki or ""),
+                                *(a for a in others if a and re.search(r"\d", _fold(a)))],
+                     codes=[r.juminhyo_code])
+    registry.add(names=householders)
+    return len(residents)
 
 
 def report(findings: list[Finding], limit: int = 50) -> str:

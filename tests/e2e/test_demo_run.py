@@ -14,7 +14,9 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, leak_scan_instance
+from tests.leakscan import REGISTRY, Scanner, register_ledger, report
+from tests.leakscan_plugin import keep_log
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 pytestmark = pytest.mark.browser
@@ -28,9 +30,16 @@ def _env(instance: Path, port: int) -> dict[str, str]:
     return env
 
 
+def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a command of ours; its output goes to the leak scan at the end of the run."""
+    result = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    keep_log(result.stdout + result.stderr, "-".join(a for a in args[:4] if not a.startswith("-")))
+    return result
+
+
 def _flask(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi:backoffice_app", *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = _run("flask", "--app", "wsgi:backoffice_app", *args, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -40,13 +49,13 @@ def demo_server(tmp_path):
     """Migrate, seed the demo, and serve both apps the way `make run` does (SQLite, embedded Redis)."""
     port = free_port()
     env = _env(tmp_path / "instance", port)
-    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi:portal_app", "db", "upgrade"], cwd=ROOT, env=env,
-                   check=True, capture_output=True, timeout=120)
+    assert _run("flask", "--app", "wsgi:portal_app", "db", "upgrade", env=env).returncode == 0
     _flask(env, "db", "upgrade")
-    subprocess.run([sys.executable, "-m", "bridge.peers.jlis", "init"], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=120)
+    assert _run("bridge.peers.jlis", "init", env=env).returncode == 0
     printed = _flask(env, "demo")
     assert "Demo data already present" in _flask(env, "demo")  # a second run changes nothing
+    # The scan looks for the demo's residents from now on: the seed filled the ledger in another process.
+    assert register_ledger(f"sqlite:///{tmp_path / 'instance' / 'backoffice-032051.db'}") == 1000
     log = open(tmp_path / "server.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "scripts.run"], cwd=ROOT, env=env, stdout=log,
                               stderr=subprocess.STDOUT)
@@ -58,9 +67,14 @@ def demo_server(tmp_path):
         except OSError:
             time.sleep(0.2)
     yield base, printed, tmp_path, env
-    server.terminate()
-    server.wait(timeout=20)
-    log.close()
+    try:
+        findings = leak_scan_instance(tmp_path / "instance", tmp_path / "server.log")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+        keep_log(tmp_path / "server.log", "make-run")
+    assert not findings, report(findings)
 
 
 def test_a_demo_clerk_enrolls_the_terminal_signs_in_and_searches_the_ledger(demo_server, page, artifacts):
@@ -86,6 +100,7 @@ def test_a_demo_clerk_enrolls_the_terminal_signs_in_and_searches_the_ledger(demo
     db = sqlite3.connect(tmp / "instance" / "backoffice-032051.db")
     name, birth = db.execute("SELECT name, birth_date FROM resident WHERE status = 'current' LIMIT 1").fetchone()
     db.close()
+    assert Scanner().text(f"searched for {name}", "t"), "the leak scan does not know the demo's residents"
     page.goto(base + "/backoffice/ledger/search")
     page.get_by_label("氏名（漢字またはカナ）").fill(name.split("　")[0])
     page.get_by_label("生年月日").fill(str(birth))
@@ -117,6 +132,7 @@ def test_an_application_sent_on_the_portal_reaches_the_back_office_inbox_and_its
                       "ORDER BY id LIMIT 1").fetchone()[0]
     bo.close()
     card = tmp / "card.json"
+    assert code in REGISTRY.codes
     _flask(env, "cards", "issue", code, "--pin", "1234", "--password", "ABC123", "--out", str(card))
 
     api = base + "/api/v1"

@@ -36,7 +36,10 @@ from bridge.peers.receiver import PeerStore
 from core.envelope import KeyRegistry, import_public_key
 from tests.bridge.conftest import RedisServer, kill_tree
 from tests.conftest import SECRETS, _clean, create_pg_database, drop_pg_database, migrate
+from tests.e2e.conftest import leak_scan_instance
 from tests.factories import make_household, make_resident
+from tests.leakscan import Scanner, register_ledger, report
+from tests.leakscan_plugin import keep_log
 from tests.portal_fixtures import PASSWORD, PIN, _portal
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -129,7 +132,8 @@ def two_cities(portal_db_url: str, backoffice_db_url: str, jlis_config: dict[str
         env.update({**SECRETS, **jlis_config, **common, "APP_ENV": "test", "PORTAL_DATABASE_URL": portal_db_url,
                     "INSTANCE_PATH": str(instance), "PEERS_DIRECTORY": str(tmp_path / "peers"),
                     "PYTHONUNBUFFERED": "1", "BRIDGE_RELAY_INTERVAL_SECONDS": "0.5"})
-        for code, url in ((HANAMAKI, backoffice_db_url), (KITAKAMI, kitakami_url)):
+        cities_urls = {HANAMAKI: backoffice_db_url, KITAKAMI: kitakami_url}
+        for code, url in cities_urls.items():
             app = create_app({**jlis_config, **SECRETS, **common, "MUNICIPALITY_CODE": code,
                               "BACKOFFICE_DATABASE_URL": url, "CARD_FILE_ITERATIONS": 1000,
                               "AUDIT_CHECKPOINT_PATH": str(instance / f"audit-checkpoints-{code}.jsonl"),
@@ -151,6 +155,19 @@ def two_cities(portal_db_url: str, backoffice_db_url: str, jlis_config: dict[str
         system.start("peer-prefecture", "-m", "bridge.peers.prefecture", "worker")
         system.start("peer-departments", "-m", "bridge.peers.departments", "worker")
         yield system
+        system.stop()
+        for log in sorted((tmp_path / "logs").glob("*.log")):
+            keep_log(log, f"two-cities-{log.stem}")  # scanned with the run's logs at its end
+        # Residents the move created at Kitakami (and anyone else in either ledger) are looked for too.
+        for url in cities_urls.values():
+            register_ledger(url)
+        scanner = Scanner()
+        client = redis_server.client()
+        findings = scanner.redis(client, "redis")
+        client.close()
+        for where, url in (("portal", portal_db_url), *((f"backoffice-{c}", u) for c, u in cities_urls.items())):
+            findings += scanner.database(url, where)
+        assert not findings, report(findings)
 
 
 def _serial(card: Path, slot: str) -> int:
@@ -373,6 +390,7 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
     for code in (HANAMAKI, KITAKAMI):
         result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi:backoffice_app", "audit", "verify"],
                                 cwd=ROOT, env=system.city_env[code], capture_output=True, text=True, timeout=120)
+        keep_log(result.stdout + result.stderr, f"two-cities-audit-verify-{code}")
         assert result.returncode == 0, result.stdout + result.stderr
     assert time.monotonic() - started < 180
 
@@ -391,12 +409,16 @@ def test_the_two_city_run_serves_both_back_offices_with_their_bridge_and_the_pee
                SITE_ORIGIN=f"http://127.0.0.1:{port}")
 
     def flask(*args: str, code: str = HANAMAKI, app: str = "wsgi:backoffice_app") -> None:
-        subprocess.run([sys.executable, "-m", "flask", "--app", app, *args], cwd=ROOT, check=True, timeout=300,
-                       env={**env, "MUNICIPALITY_CODE": code}, capture_output=True)
+        result = subprocess.run([sys.executable, "-m", "flask", "--app", app, *args], cwd=ROOT, timeout=300,
+                                env={**env, "MUNICIPALITY_CODE": code}, capture_output=True)
+        keep_log(result.stdout + result.stderr, f"two-cities-run-{code}-{args[0]}")
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
     flask("db", "upgrade", app="wsgi:portal_app")
     for code in (HANAMAKI, KITAKAMI):
         flask("db", "upgrade", code=code)
         flask("demo", "--residents", "30", code=code)
+        # The demo filled the ledger in another process: the leak scan looks for its residents from now on.
+        assert register_ledger(f"sqlite:///{tmp_path / 'instance' / f'backoffice-{code}.db'}") == 30
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
         run = subprocess.Popen([sys.executable, "-m", "scripts.run", "--two-cities"], cwd=ROOT, env=env, stdout=log,
@@ -423,7 +445,10 @@ def test_the_two_city_run_serves_both_back_offices_with_their_bridge_and_the_pee
             assert f"started {started}" in text, started
         public = {p.name for p in (tmp_path / "instance" / "keys" / "public").iterdir()}
         assert {"muni:032051.pub.pem", "muni:032069.pub.pem", "peer:prefecture.pub.pem"} <= public
+        findings = leak_scan_instance(tmp_path / "instance", log_path)
     finally:
         run.terminate()
         run.wait(60)
+        keep_log(log_path, "make-run-two-cities")
+    assert not findings, report(findings)
     assert "stopped 16 bridge process(es)" in log_path.read_text()  # 7 of make run, 5 of Kitakami, 4 peers
