@@ -42,6 +42,7 @@ from bridge.peers.jlis.simulator import (
 from bridge.peers.jlis.virtualcard import DEFAULT_ITERATIONS, write_card_file
 from core import clock
 from core.addressmaster import machiaza_by_code, municipality_by_code
+from core.checkdigits import is_valid_my_number
 from core.config import ConfigError
 
 # マイナンバーカードの有効期限: the 10th birthday after issue from 18, the 5th below 18.
@@ -275,8 +276,15 @@ def _jst_date(moment: dt.datetime) -> dt.date:
 
 
 def _new_card_number(session: Session) -> str:
+    """A random 12-digit card number that is never a valid My Number.
+
+    A card number that passed the My Number check digit (one in ten random ones would) could be taken
+    for a My Number by a person or by a data-loss scan of logs and exports; so such numbers are skipped.
+    """
     while True:
         number = f"{secrets.randbelow(10**CARD_NUMBER_DIGITS):0{CARD_NUMBER_DIGITS}d}"
+        if is_valid_my_number(number):
+            continue
         if session.execute(select(CardRecord.id).where(CardRecord.card_number == number)).first() is None:
             return number
 

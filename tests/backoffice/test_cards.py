@@ -503,3 +503,17 @@ def test_a_card_for_the_code_of_a_person_who_returned_goes_to_the_current_record
     card, _data = issue(bo_app, joshu)  # the code both records carry
     assert card.resident_id == current.id != joshu.id
     assert [c.resident_id for c in card_records(bo_app)] == [current.id]
+
+
+def test_a_card_number_is_never_a_valid_my_number(bo_app, monkeypatch):
+    """One random 12-digit number in ten passes the My Number check digit; such a card number is skipped."""
+    from backoffice.extensions import db
+    from core.checkdigits import is_valid_my_number, make_my_number
+
+    looks_like_my_number = make_my_number("12345678901")
+    plain = "12345678901" + str((int(looks_like_my_number[-1]) + 1) % 10)
+    assert is_valid_my_number(looks_like_my_number) and not is_valid_my_number(plain)
+    draws = iter([int(looks_like_my_number), int(plain)])
+    monkeypatch.setattr(cards.secrets, "randbelow", lambda _bound: next(draws))
+    with bo_app.app_context():
+        assert cards._new_card_number(db.session) == plain
