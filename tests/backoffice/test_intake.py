@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import uuid
 
@@ -11,73 +10,15 @@ from sqlalchemy import func, select
 
 from backoffice.models import Case, CaseStatus, Outbox
 from bridge.handlers import PermanentFailure
-from bridge.peers.jlis.cardclient import build_signed_application
 from core import clock
 from core.envelope import Opened
-from tests.factories import make_household, make_resident
-
-PASSWORD = "ABC123"
+from tests.backoffice.case_fixtures import deliver, load_case, make_city, move
 
 
 @pytest.fixture
 def city(bo_app, tmp_path):
     """A household of two in Hanamaki; the householder holds a card issued at the counter."""
-    from backoffice.extensions import db
-    from backoffice.services import cards
-
-    bo_app.config["CARD_FILE_ITERATIONS"] = 1000
-    with bo_app.test_request_context("/"):
-        household = make_household(db.session, householder_name="宮沢　賢")
-        head = make_resident(db.session, bo_app.config, household=household, name="宮沢　賢",
-                             name_kana="ミヤザワ　ケン", birth_date=dt.date(1990, 8, 27))
-        wife = make_resident(db.session, bo_app.config, household=household, name="宮沢　トシ",
-                             name_kana="ミヤザワ　トシ", birth_date=dt.date(1992, 11, 27), relationship_to_head="妻",
-                             is_householder=False, banchi=head.banchi)
-        _record, card_file = cards.issue_card(db.session, resident_code=head.juminhyo_code, pin="1234",
-                                              password=PASSWORD, issued_by="clerk1", iterations=1000)
-        db.session.commit()
-        ids = {"head": head.id, "wife": wife.id}
-    card = tmp_path / "card.json"
-    card.write_bytes(card_file)
-    return {"card": card, **ids}
-
-
-def _move(movers, **changes):
-    today = clock.today_jst()
-    data = {"type": "move", "fromMunicipalityCode": "032051", "moveDate": (today + dt.timedelta(days=5)).isoformat(),
-            "destination": {"kind": "elsewhere", "municipalityCode": "032069", "postalCode": "0240061",
-                            "prefecture": "岩手県", "municipality": "北上市", "address": "大通り1-3-1"},
-            "movers": [{"name": n, "kana": "ミヤザワ", "birthDate": b, "relationship": "本人", "keepsCard": True}
-                       for n, b in movers],
-            "newHouseholder": movers[0][0], "contactPhone": "0198-24-2111",
-            "visitDate": (today + dt.timedelta(days=6)).isoformat()}
-    data.update(changes)
-    return data
-
-
-def _deliver(bo_app, card, kind, application, *, receipt=None, message_id=None):
-    from backoffice.extensions import db
-    from backoffice.services.intake import receive_application
-
-    jws = build_signed_application(card, PASSWORD, aud=bo_app.config["SITE_ORIGIN"], nonce="n" * 44,
-                                   application=application)
-    opened = Opened(message_id=message_id or str(uuid.uuid4()), message_type="application.submitted",
-                    sender="portal", recipient="muni:032051", created_at=clock.utcnow(),
-                    payload={"receiptNumber": receipt or uuid.uuid4().hex[:18], "kind": kind, "moveId": None,
-                             "submittedAt": clock.utcnow().isoformat(), "signedApplication": jws})
-    with bo_app.test_request_context("/"):
-        case = receive_application(db.session, opened)
-        db.session.commit()
-        return case.id
-
-
-def _case(bo_app, case_id):
-    from backoffice.extensions import db
-
-    with bo_app.app_context():
-        case = db.session.get(Case, case_id)
-        db.session.expunge(case)
-        return case
+    return make_city(bo_app, tmp_path)
 
 
 def _status_messages(bo_app):
@@ -89,14 +30,14 @@ def _status_messages(bo_app):
 
 def test_a_move_out_by_the_card_holder_becomes_one_received_case_and_the_portal_is_told(bo_app, city):
     movers = [("宮沢　賢", "1990-08-27"), ("宮沢　トシ", "1992-11-27")]
-    case_id = _deliver(bo_app, city["card"], "move_out", _move(movers), receipt="R1")
-    case = _case(bo_app, case_id)
+    case_id = deliver(bo_app, city, "move_out", move(movers), receipt="R1")
+    case = load_case(bo_app, case_id)
     assert case.status is CaseStatus.RECEIVED and case.applicant_resident_id == city["head"]
     assert json.loads(case.mover_resident_ids) == [city["head"], city["wife"]]
     assert json.loads(case.findings) == []
     assert _status_messages(bo_app) == [("portal", "application.status")]
     # The same application delivered again makes no second case and no second answer.
-    assert _deliver(bo_app, city["card"], "move_out", _move([("宮沢　賢", "1990-08-27")]), receipt="R1") == case_id
+    assert deliver(bo_app, city, "move_out", move([("宮沢　賢", "1990-08-27")]), receipt="R1") == case_id
     from backoffice.extensions import db
 
     with bo_app.app_context():
@@ -105,25 +46,25 @@ def test_a_move_out_by_the_card_holder_becomes_one_received_case_and_the_portal_
 
 
 def test_a_move_in_reservation_for_someone_already_resident_is_returned_with_the_reason(bo_app, city):
-    case = _case(bo_app, _deliver(bo_app, city["card"], "move_in_reservation", _move([("宮沢　賢", "1990-08-27")])))
+    case = load_case(bo_app, deliver(bo_app, city, "move_in_reservation", move([("宮沢　賢", "1990-08-27")])))
     assert case.status is CaseStatus.RETURNED and "転居予約" in case.status_reason
 
 
 def test_an_in_city_reservation_with_someone_not_resident_is_returned(bo_app, city):
-    case = _case(bo_app, _deliver(bo_app, city["card"], "in_city_reservation",
-                                  _move([("宮沢　賢", "1990-08-27"), ("誰か　知らない", "2001-01-01")])))
+    case = load_case(bo_app, deliver(bo_app, city, "in_city_reservation",
+                                  move([("宮沢　賢", "1990-08-27"), ("誰か　知らない", "2001-01-01")])))
     assert case.status is CaseStatus.RETURNED and "not recorded as a resident" in case.status_reason
 
 
 def test_a_second_open_move_out_for_the_same_person_is_returned(bo_app, city):
-    first = _case(bo_app, _deliver(bo_app, city["card"], "move_out", _move([("宮沢　賢", "1990-08-27")])))
-    second = _case(bo_app, _deliver(bo_app, city["card"], "move_out", _move([("宮沢　賢", "1990-08-27")])))
+    first = load_case(bo_app, deliver(bo_app, city, "move_out", move([("宮沢　賢", "1990-08-27")])))
+    second = load_case(bo_app, deliver(bo_app, city, "move_out", move([("宮沢　賢", "1990-08-27")])))
     assert first.status is CaseStatus.RECEIVED and second.status is CaseStatus.RETURNED
 
 
 def test_an_unknown_household_member_goes_to_a_clerk(bo_app, city):
-    case = _case(bo_app, _deliver(bo_app, city["card"], "move_out",
-                                  _move([("宮沢　賢", "1990-08-27"), ("宮沢　清六", "2010-04-01")])))
+    case = load_case(bo_app, deliver(bo_app, city, "move_out",
+                                  move([("宮沢　賢", "1990-08-27"), ("宮沢　清六", "2010-04-01")])))
     assert case.status is CaseStatus.IN_REVIEW
     assert [f["code"] for f in json.loads(case.findings)] == ["unknown_member"]
 
@@ -138,7 +79,7 @@ def test_a_signer_whose_four_items_differ_from_the_ledger_goes_to_a_clerk(bo_app
         records.amend_record(db.session, head, reason=IdoReason.CORRECTION, changed_on=clock.today_jst(),
                              notified_on=None, by="clerk1", banchi="99番地")
         db.session.commit()
-    case = _case(bo_app, _deliver(bo_app, city["card"], "move_out", _move([("宮沢　賢", "1990-08-27")])))
+    case = load_case(bo_app, deliver(bo_app, city, "move_out", move([("宮沢　賢", "1990-08-27")])))
     assert case.status is CaseStatus.IN_REVIEW
     assert "four_items_mismatch" in [f["code"] for f in json.loads(case.findings)]
 
@@ -152,13 +93,13 @@ def test_a_revoked_signature_certificate_is_refused_here_too(bo_app, city):
         serial = db.session.execute(select(CardRecord.sign_cert_serial)).scalar_one()
         cards.revoke_certificate(db.session, serial=serial, reason="keyCompromise", by="clerk1")
         db.session.commit()
-    case = _case(bo_app, _deliver(bo_app, city["card"], "move_out", _move([("宮沢　賢", "1990-08-27")])))
+    case = load_case(bo_app, deliver(bo_app, city, "move_out", move([("宮沢　賢", "1990-08-27")])))
     assert case.status is CaseStatus.RETURNED and json.loads(case.findings)[0]["code"] == "signature_refused"
 
 
 def test_a_sensitive_case_is_never_returned_automatically(bo_app, city):
     bo_app.config["SENSITIVE_CASE_KINDS"] = ("move_in_reservation",)
-    case = _case(bo_app, _deliver(bo_app, city["card"], "move_in_reservation", _move([("宮沢　賢", "1990-08-27")])))
+    case = load_case(bo_app, deliver(bo_app, city, "move_in_reservation", move([("宮沢　賢", "1990-08-27")])))
     assert case.status is CaseStatus.IN_REVIEW and case.sensitive
     assert "would_return" in [f["code"] for f in json.loads(case.findings)]
 
@@ -176,10 +117,10 @@ def test_a_malformed_message_is_a_permanent_failure(bo_app):
 def test_the_clerks_inbox_lists_arrived_cases_oldest_first_without_personal_data_in_urls(backoffice, city):
     from bs4 import BeautifulSoup
 
-    first = _deliver(backoffice.app, city["card"], "move_out", _move([("宮沢　賢", "1990-08-27")]), receipt="A1")
+    first = deliver(backoffice.app, city, "move_out", move([("宮沢　賢", "1990-08-27")]), receipt="A1")
     backoffice.clock.advance(minutes=5)
-    _deliver(backoffice.app, city["card"], "move_out",
-             _move([("宮沢　トシ", "1992-11-27"), ("宮沢　清六", "2010-04-01")]), receipt="A2")
+    deliver(backoffice.app, city, "move_out",
+             move([("宮沢　トシ", "1992-11-27"), ("宮沢　清六", "2010-04-01")]), receipt="A2")
     client = backoffice.client_for("clerk9", "clerk")
     page = BeautifulSoup(client.get("/cases/").text, "html.parser")
     assert [a.text for a in page.select("tr.case td:first-child a")] == ["A1", "A2"]
