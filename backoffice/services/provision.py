@@ -29,6 +29,7 @@ from bridge.outbox import add_message
 from bridge.queues import QueueNames
 from core import clock
 from core.config import ConfigError
+from core.datafile import load_json
 from core.envelope import MESSAGE_TYPE_PATTERN, UnknownParty, validate_party
 
 RECIPIENTS_PATH = Path(__file__).resolve().parent.parent.parent / "data" / "recipients.json"
@@ -98,16 +99,6 @@ class Recipients:
     def get(self, recipient_id: str) -> Recipient | None:
         """The recipient with ``recipient_id``, or None."""
         return self.by_id.get(recipient_id)
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json keeps the last of two equal keys silently; in a reviewed data file that would hide a mistake.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise RecipientsError(f"the key {key!r} appears twice in one object")
-        result[key] = value
-    return result
 
 
 def _text(where: str, name: str, value: Any) -> Text:
@@ -186,17 +177,7 @@ def _parse(path: Path, index: int, raw: Any, items: frozenset[str]) -> Recipient
 @lru_cache(maxsize=4)
 def load_recipients(path: Path = RECIPIENTS_PATH) -> Recipients:
     """Read and validate the recipients data file (once per path); raise RecipientsError naming what is wrong."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RecipientsError(f"cannot read the recipients file {path}: {exc.strerror}") from exc
-    try:
-        document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-    except json.JSONDecodeError as exc:
-        raise RecipientsError(f"{path.name}: not valid JSON at line {exc.lineno}, column {exc.colno}: "
-                              f"{exc.msg}") from exc
-    except RecipientsError as exc:
-        raise RecipientsError(f"{path.name}: {exc}") from exc
+    document = load_json(path, RecipientsError, "the recipients file")
     if not isinstance(document, dict) or set(document) != {"items", "recipients"}:
         raise RecipientsError(f'{path.name}: must be an object with the keys "items" and "recipients"')
     raw_items = document["items"]

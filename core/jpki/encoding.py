@@ -38,12 +38,20 @@ def strict_b64url_decode(text: str) -> bytes:
     return data
 
 
+class DuplicateMember(ValueError):
+    """An object names the same member twice; ``key`` is the member."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate member {key!r}")
+        self.key = key
+
+
 def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
             # Two parsers may pick different copies of a duplicated member; refusing removes the ambiguity.
-            raise ValueError(f"duplicate member {key!r}")
+            raise DuplicateMember(key)
         result[key] = value
     return result
 

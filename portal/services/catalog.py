@@ -7,7 +7,6 @@ instead of reaching a resident.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 from flask import current_app
 
+from core.datafile import load_json
 from core.textfold import fold
 
 CATALOG_PATH = Path(__file__).resolve().parent.parent.parent / "data" / "services.json"
@@ -128,16 +128,6 @@ class Catalog:
     folded: Mapping[str, _Folded]
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json keeps the last of two equal keys silently; in a reviewed data file that hides a mistake.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise CatalogError(f"the key {key!r} appears twice in one object")
-        result[key] = value
-    return result
-
-
 class _Entry:
     """Reads the fields of one raw entry, naming the entry and the field in every error."""
 
@@ -223,16 +213,7 @@ def _label_words(label: Label) -> tuple[str, ...]:
 @lru_cache(maxsize=4)
 def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
     """Read and validate the catalog data file (once per path); raise CatalogError naming what is wrong."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogError(f"cannot read the service catalog {path}: {exc.strerror}") from exc
-    try:
-        document = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-    except json.JSONDecodeError as exc:
-        raise CatalogError(f"{path.name}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
-    except CatalogError as exc:
-        raise CatalogError(f"{path.name}: {exc}") from exc
+    document = load_json(path, CatalogError, "the service catalog")
     if not isinstance(document, dict) or set(document) != {"services"} or not isinstance(document["services"], list):
         raise CatalogError(f'{path.name}: must be an object with one key, "services", holding a list')
     services = tuple(_parse(path, index, raw) for index, raw in enumerate(document["services"]))
