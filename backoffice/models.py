@@ -66,6 +66,7 @@ class IdoReason(enum.Enum):
     MOVE_OUT = "転出"
     DEATH = "死亡"
     HOUSEHOLD_CHANGE = "世帯変更"
+    HOUSEHOLDER_CHANGE = "世帯主変更"
     CORRECTION = "職権修正"
     NATURALISATION = "帰化"
     NATIONALITY_ACQUIRED = "国籍取得"

@@ -50,6 +50,9 @@ ACTION_LABELS = {
     "approve": _l("Approved"),
     "complete": _l("Completed"),
     "withdrawn": _l("Withdrawn by the applicant"),
+    "movein_notice": _l("転入通知 received from the destination"),
+    "householder_needed": _l("The householder has moved out and two or more who stay could head the household: "
+                             "the members who stay file a 世帯主変更届"),
 }
 FINDING_LABELS = {
     "signature_refused": _l("The signature could not be verified"),

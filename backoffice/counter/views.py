@@ -46,6 +46,8 @@ def _field_label(field: str) -> str:
         "destination.address": _("New address"), "moveout_certificate": _("Certificate of moving out"),
         "moveDate": _("Date of the move"), "movers": _("Movers"), "newHouseholder": _("New householder"),
         "my_number": _("My Number"), "juminhyo_code": _("Resident record code"),
+        "remainingHouseholder": _("Householder of the remaining household"),
+        "machiaza_code": _("New address"), "status": _("Record"),
     }
     if field in labels:
         return labels[field]
@@ -98,9 +100,10 @@ def case(case_id: int) -> Any:
     visit = counter.current_visit(db.session, item, terminal_id=g.terminal.id)
     db.session.commit()
     application = counter.signed_application(item)
+    successions = counter.in_city_successions(db.session, item) if item.kind == "in_city_reservation" else []
     return render_template("backoffice/counter/case.html", case=item, kind=counter.COUNTER_KINDS[item.kind],
                            application=application, destination=counter.destination_text(application),
-                           movers=movers, visit=visit, address_text=ledger.address_text,
+                           movers=movers, visit=visit, address_text=ledger.address_text, successions=successions,
                            window=int(counter.visit_window().total_seconds() // 60))
 
 
@@ -147,7 +150,9 @@ def complete(case_id: int) -> Any:
     staff = current_user._get_current_object()
     try:
         if item.kind == "in_city_reservation":
-            counter.complete_in_city_move(db.session, item, by=staff, visit=visit)
+            chosen = request.form.get("remaining_householder", "")
+            counter.complete_in_city_move(db.session, item, by=staff, visit=visit,
+                                          remaining_householder=int(chosen) if chosen.isdigit() else None)
         else:
             counter.complete_move_in(db.session, item, by=staff, visit=visit)
     except (counter.CounterError, CaseError, RecordError) as exc:

@@ -36,7 +36,7 @@ from backoffice.models import (
     Staff,
     VisitResult,
 )
-from backoffice.services import audit, cards, cases, provision, records
+from backoffice.services import audit, cards, cases, households, provision, records
 from backoffice.services.cases import signed_application
 from core import clock
 from core.addressmaster import machiaza_by_code
@@ -318,13 +318,33 @@ def _identity_update(resident: Resident, *, reason: IdoReason, changed_on: dt.da
             "change_date": changed_on.isoformat()}
 
 
-def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None) -> list[Resident]:
+def left_households(session: Session, movers: list[Resident], *, on: dt.date) -> list[households.Succession]:
+    """The households whose householder moves away without all its members (each needs a householder)."""
+    leaving = {m.id for m in movers}
+    found = []
+    for household in {m.household_id: m.household for m in movers}.values():
+        succession = households.succession(session, household, leaving=leaving, on=on)
+        if succession is not None:
+            found.append(succession)
+    return found
+
+
+def in_city_successions(session: Session, case: Case) -> list[households.Succession]:
+    """For the counter page: the households this 転居 would leave without a householder."""
+    movers = [session.get(Resident, i) for i in mover_ids(case) if i is not None]
+    movers = [m for m in movers if m is not None and m.status is RecordStatus.CURRENT]
+    return left_households(session, movers, on=clock.today_jst()) if movers else []
+
+
+def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None,
+                          remaining_householder: int | None = None) -> list[Resident]:
     """Complete a 転居届 at the counter: each mover's address (and household if stated) changes, nothing else.
 
     Refused, before anything is written, without a verified card check (R9), for a mover who is not a
     current resident, or for an application whose other items differ from the ledger (R10). Then: one
     history row per mover, the prefecture update, the signature certificate revoked at J-LIS (the address
-    on it changed), and the case completed.
+    on it changed), and the case completed. A householder who moves away from members who stay leaves
+    them a householder: the only one who can be, or ``remaining_householder`` from their 世帯主変更届.
     """
     # Locked first: two clerks completing the same case one after the other, never both at once.
     session.refresh(case, with_for_update=True)
@@ -358,6 +378,9 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
         check_in_city_update(index, _stated_update(resident, stated_movers[index], destination))
         movers.append(resident)
     new_household, new_head = _households(session, movers, str(application.get("newHouseholder", "")), destination)
+    for succession in left_households(session, movers, on=moved_on):
+        households.change_householder(session, succession, chosen=remaining_householder, on=moved_on,
+                                      notified_on=today, by=by.login_id)
 
     snapshots: list[tuple[Resident, dict[str, Any], dict[str, Any]]] = []
     for index, resident in enumerate(movers):

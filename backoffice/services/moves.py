@@ -43,7 +43,7 @@ from backoffice.models import (
     Sex,
     Staff,
 )
-from backoffice.services import audit, cards, provision, records
+from backoffice.services import audit, cards, households, provision, records
 from backoffice.services.cases import CaseError, add_event, approval_effect, complete, signed_application
 from bridge.handlers import PermanentFailure, register
 from core import checkdigits, clock
@@ -109,10 +109,6 @@ def _own_code() -> str:
 
 def _jst(moment: dt.datetime) -> dt.date:
     return moment.astimezone(dt.timezone(dt.timedelta(hours=9))).date()
-
-
-def _age(born: dt.date, on: dt.date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
 def person_index(name: str, birth_date: str) -> str:
@@ -181,7 +177,7 @@ def parse_address(municipality_code: str, text: str) -> tuple[Machiaza, str] | N
 
 def concerned_departments(resident: Resident, on: dt.date) -> list[str]:
     """The departments (ids of data/recipients.json) whose affairs concern this person on ``on``."""
-    age = _age(resident.birth_date, on)
+    age = households.age_on(resident.birth_date, on)
     wanted = ["dept:tax"]  # the residents' tax follows every resident
     if resident.nhi_since:
         wanted.append("dept:nhi")
@@ -568,17 +564,28 @@ def receive_movein_notice(session: Session, opened: Opened) -> Resident | None:
             or not (resident.planned_moveout_address or "").startswith(sender.prefecture + sender.name)):
         raise PermanentFailure("unexpected_notice", "no 転出 to the sending municipality is recorded for this person")
     move_date = dt.date.fromisoformat(items["move_date"])
+    # The householder leaving members who stay: the only one who can head the household does so (no 届出
+    # is needed); when several could, the members file a 世帯主変更届 and the 転出 case says so.
+    succession = households.succession(session, resident.household, leaving={resident.id}, on=move_date)
+    needs_householder = succession is not None and succession.automatic is None
+    if succession is not None and not needs_householder:
+        households.change_householder(session, succession, chosen=None, on=move_date, notified_on=None, by="bridge")
     records.remove_record(session, resident, reason=IdoReason.MOVE_OUT, changed_on=move_date,
                           notified_on=resident.last_notified_on, by="bridge", confirmed_moveout_address=new_address)
     why = f"転出確定 {opened.sender}"
     _identity_update(session, resident, reason=IdoReason.MOVE_OUT, on=move_date, why=why, actor="bridge")
     audit.record("move.confirmed", actor="bridge", target_type="resident", target_id=resident.id,
                  detail={"from": opened.sender, "message_id": opened.message_id})
-    _complete_move_out_cases(session, resident, items.get("move_id"), opened.message_id)
+    if needs_householder:
+        audit.record("household.householder_needed", actor="bridge", target_type="household",
+                     target_id=resident.household_id, detail={"staying": len(succession.staying)})
+    _complete_move_out_cases(session, resident, items.get("move_id"), opened.message_id,
+                             householder_needed=needs_householder)
     return resident
 
 
-def _complete_move_out_cases(session: Session, resident: Resident, move_id: str | None, message_id: str) -> None:
+def _complete_move_out_cases(session: Session, resident: Resident, move_id: str | None, message_id: str, *,
+                             householder_needed: bool = False) -> None:
     stmt = select(Case).where(Case.kind == "move_out", Case.status == CaseStatus.APPROVED)
     if move_id:
         stmt = stmt.where(Case.move_id == move_id)
@@ -587,6 +594,8 @@ def _complete_move_out_cases(session: Session, resident: Resident, move_id: str 
         if resident.id not in ids:
             continue
         movers = [session.get(Resident, i) for i in ids]
+        if householder_needed:
+            add_event(session, case, "householder_needed", by=None, detail={"resident": resident.id})
         if all(m is not None and m.status is RecordStatus.REMOVED for m in movers):
             complete(session, case, by=None, detail={"movein_notice": message_id})
         else:

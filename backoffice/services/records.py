@@ -58,7 +58,8 @@ def _refresh_search_keys(resident: Resident) -> None:
     code = current_app.config["MUNICIPALITY_CODE"]
     machiaza = machiaza_by_code(code, resident.machiaza_code)
     if machiaza is None:
-        raise RecordError("machiaza_code", "the town area is not in the address master")
+        raise RecordError("machiaza_code", "住所の町字が町字マスタにありません。 / "
+                                           "The town area is not in the address master.")
     resident.name_search = fold(resident.name)
     resident.kana_search = fold(resident.name_kana)
     resident.address_search = fold(machiaza.name + resident.banchi)
@@ -80,7 +81,8 @@ def _history(session: Session, resident: Resident, *, reason: IdoReason, changed
 def set_my_number(resident: Resident, number: str) -> None:
     """Store a My Number encrypted, with its keyed index; refuses an invalid check digit."""
     if not checkdigits.is_valid_my_number(number):
-        raise RecordError("my_number", "the My Number is not valid (check digit)")
+        raise RecordError("my_number", "検査用数字が合わない個人番号です。 / "
+                                       "The number is not valid (check digit).")
     cfg = current_app.config
     resident.my_number_encrypted = FieldCipher(cfg["FIELD_ENCRYPTION_KEY"]).encrypt(number, context=b"my_number")
     resident.my_number_index = blind_index(cfg["BLIND_INDEX_KEY"], number, purpose="my_number")
@@ -104,7 +106,8 @@ def create_record(session: Session, *, household: Household, reason: IdoReason, 
                   notified_on: dt.date | None, by: str, my_number: str | None = None, **items: Any) -> Resident:
     """記載: add a person to the ledger (転入, 出生, …) with the first history entry."""
     if not checkdigits.is_valid_juminhyo_code(items.get("juminhyo_code", "")):
-        raise RecordError("juminhyo_code", "the resident record code is not valid (check digit)")
+        raise RecordError("juminhyo_code", "検査用数字が合わない住民票コードです。 / "
+                                           "The code is not valid (check digit).")
     resident = Resident(
         household_id=household.id, status=RecordStatus.CURRENT, last_reason=reason, last_changed_on=changed_on,
         last_notified_on=notified_on, updated_at=clock.utcnow(), updated_by=by,
@@ -117,11 +120,11 @@ def create_record(session: Session, *, household: Household, reason: IdoReason, 
         set_my_number(resident, my_number)
     # A person has one current record (R10); a 除票 with the same numbers is kept beside it (a return).
     if current_record_with(session, juminhyo_code=resident.juminhyo_code) is not None:
-        raise RecordError("juminhyo_code", "住民票コード: この住民票コードの現存する住民票がすでにあります。 / "
-                                           "Resident record code: a current record with this code already exists.")
+        raise RecordError("juminhyo_code", "この住民票コードの現存する住民票がすでにあります。 / "
+                                           "A current record with this code already exists.")
     if current_record_with(session, my_number_index=resident.my_number_index) is not None:
-        raise RecordError("my_number", "個人番号: この個人番号の現存する住民票がすでにあります。 / "
-                                       "My Number: a current record with this My Number already exists.")
+        raise RecordError("my_number", "この個人番号の現存する住民票がすでにあります。 / "
+                                       "A current record with this My Number already exists.")
     _refresh_search_keys(resident)
     session.add(resident)
     session.flush()
@@ -135,10 +138,12 @@ def amend_record(session: Session, resident: Resident, *, reason: IdoReason, cha
                  notified_on: dt.date | None, by: str, **changes: Any) -> Resident:
     """修正: change items of a current record; the history keeps before and after."""
     if resident.status is not RecordStatus.CURRENT:
-        raise RecordError("status", "a removed record (除票) cannot be amended")
+        raise RecordError("status", "消除された住民票（除票）は修正できません。 / "
+                                    "A removed record (除票) cannot be amended.")
     unknown = set(changes) - set(HISTORY_ITEMS)
     if unknown:
-        raise RecordError(sorted(unknown)[0], "this item cannot be changed here")
+        raise RecordError(sorted(unknown)[0], "この項目はここでは変更できません。 / "
+                                               "This item cannot be changed here.")
     before = snapshot(resident)
     for item, value in changes.items():
         setattr(resident, item, value)
@@ -156,7 +161,8 @@ def remove_record(session: Session, resident: Resident, *, reason: IdoReason, ch
                   notified_on: dt.date | None, by: str, confirmed_moveout_address: str | None = None) -> Resident:
     """消除: the record becomes a 除票 with the date and reason; it is kept, never deleted."""
     if resident.status is RecordStatus.REMOVED:
-        raise RecordError("status", "the record is already removed")
+        raise RecordError("status", "この住民票はすでに消除されています。 / "
+                                    "The record is already removed.")
     before = snapshot(resident)
     resident.status = RecordStatus.REMOVED
     resident.removed_on, resident.removal_reason = changed_on, reason

@@ -30,6 +30,7 @@ from backoffice.models import (
     VisitResult,
 )
 from backoffice.services.cases import CaseError
+from backoffice.services.records import RecordError
 from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application
 from core import clock
 from core.addressmaster import load_machiaza
@@ -178,7 +179,7 @@ def check_card(app, city, case_id, card, *, pin=PIN, terminal=None, nonce=None, 
         return visit.id
 
 
-def complete(app, case_id, visit_id, *, terminal=None):
+def complete(app, case_id, visit_id, *, terminal=None, remaining_householder=None):
     """Complete the 転居 with the visit (None: no card check); returns the error or None."""
     from backoffice.extensions import db
     from backoffice.services import counter
@@ -188,8 +189,9 @@ def complete(app, case_id, visit_id, *, terminal=None):
         visit = db.session.get(CounterVisit, visit_id) if visit_id else None
         clerk = db.session.execute(select(Staff).where(Staff.login_id == "clerk1")).scalar_one()
         try:
-            counter.complete_in_city_move(db.session, case, by=clerk, visit=visit)
-        except (counter.CounterError, CaseError) as exc:
+            counter.complete_in_city_move(db.session, case, by=clerk, visit=visit,
+                                          remaining_householder=remaining_householder)
+        except (counter.CounterError, CaseError, RecordError) as exc:
             db.session.rollback()
             return exc
         db.session.commit()
@@ -517,7 +519,6 @@ def test_a_ledger_rule_refusing_the_completion_is_shown_to_the_clerk_and_nothing
         counter_app, city, backoffice, monkeypatch):
     """A record the ledger's own checks refuse (e.g. a bad check digit sent by the other city) is no server error."""
     from backoffice.services import counter as counter_service
-    from backoffice.services.records import RecordError
     from tests.conftest import csrf_from
 
     app = counter_app
@@ -525,7 +526,7 @@ def test_a_ledger_rule_refusing_the_completion_is_shown_to_the_clerk_and_nothing
     client = backoffice.client_for("clerk2", "clerk", terminal="counter-web")
     assert _card_check_by_page(app, client, case_id, city["cards"]["head"]).status_code == 200
 
-    def refuse(session, case, *, by, visit):
+    def refuse(session, case, *, by, visit, remaining_householder=None):
         raise RecordError("my_number", "個人番号の検査数字が正しくありません。 / The My Number's check digit is wrong.")
 
     monkeypatch.setattr(counter_service, "complete_in_city_move", refuse)
@@ -634,3 +635,104 @@ def test_a_card_check_without_the_csrf_token_is_refused_before_anything_is_store
         assert db.session.execute(select(func.count()).select_from(CounterVisit)).scalar_one() == 0
     with app.test_request_context("/"):
         assert counter.nonces().take(nonce) is not None  # the forged post did not spend the challenge
+
+
+# -- the householder moving away from members who stay (世帯主変更) ----------------------------------------
+
+
+def add_son(app, city, *, born=dt.date(2006, 4, 1)):
+    """A third member of the household (18 or over by default), who stays when the householder moves."""
+    from backoffice.extensions import db
+
+    with app.app_context():
+        head = db.session.get(Resident, city["head"])
+        son = make_resident(db.session, app.config, household=head.household, name="宮沢　清六",
+                            name_kana="ミヤザワ　セイロク", birth_date=born, relationship_to_head="子",
+                            is_householder=False, machiaza_code=head.machiaza_code, banchi=head.banchi)
+        db.session.commit()
+        return son.id
+
+
+def test_a_householder_moving_away_from_one_member_leaves_that_member_householder(counter_app, city):
+    from backoffice.extensions import db
+
+    app = counter_app
+    case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD]))
+    assert complete(app, case_id, check_card(app, city, case_id, city["cards"]["head"])) is None
+    with app.app_context():
+        head, wife = db.session.get(Resident, city["head"]), db.session.get(Resident, city["wife"])
+        assert head.household_id != wife.household_id and head.is_householder
+        assert (wife.is_householder, wife.relationship_to_head) == (True, "世帯主")
+        assert wife.household.householder_name == "宮沢　トシ"
+        change = db.session.execute(select(ResidentHistory).where(
+            ResidentHistory.resident_id == wife.id)).scalars().all()[-1]
+        assert change.reason is IdoReason.HOUSEHOLDER_CHANGE and change.changed_on == clock.today_jst()
+        # Each household has exactly one householder afterwards.
+        for household_id in (head.household_id, wife.household_id):
+            heads = db.session.execute(select(func.count()).select_from(Resident).where(
+                Resident.household_id == household_id, Resident.is_householder.is_(True))).scalar_one()
+            assert heads == 1
+
+
+def test_a_householder_moving_away_from_two_adults_needs_their_choice_and_changes_nothing_without_it(
+        counter_app, city):
+    from backoffice.extensions import db
+
+    app = counter_app
+    son = add_son(app, city)
+    case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD]))
+    visit = check_card(app, city, case_id, city["cards"]["head"])
+    before = ledger_state(app)
+    refused = complete(app, case_id, visit)
+    assert isinstance(refused, RecordError) and refused.field == "remainingHouseholder"
+    assert "世帯主変更届" in refused.message and "2人" in refused.message
+    # Someone who does not stay in the household cannot be chosen either.
+    wrong = complete(app, case_id, visit, remaining_householder=city["neighbour"])
+    assert isinstance(wrong, RecordError) and wrong.field == "remainingHouseholder"
+    assert ledger_state(app) == before
+
+    assert complete(app, case_id, visit, remaining_householder=son) is None
+    with app.app_context():
+        wife, son_record = db.session.get(Resident, city["wife"]), db.session.get(Resident, son)
+        assert (son_record.is_householder, son_record.relationship_to_head) == (True, "世帯主")
+        assert not wife.is_householder and son_record.household.householder_name == "宮沢　清六"
+        assert db.session.get(Case, case_id).status is CaseStatus.COMPLETED
+
+
+def test_a_child_under_15_staying_does_not_count_as_a_possible_householder(counter_app, city):
+    from backoffice.extensions import db
+
+    app = counter_app
+    add_son(app, city, born=clock.today_jst().replace(year=clock.today_jst().year - 10))
+    case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD]))
+    assert complete(app, case_id, check_card(app, city, case_id, city["cards"]["head"])) is None
+    with app.app_context():
+        assert db.session.get(Resident, city["wife"]).is_householder
+
+
+def test_the_counter_page_asks_for_the_remaining_householder_and_completes_with_the_choice(
+        counter_app, city, backoffice):
+    from bs4 import BeautifulSoup
+
+    from backoffice.extensions import db
+    from tests.conftest import csrf_from
+
+    app = counter_app
+    son = add_son(app, city)
+    case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD]))
+    client = backoffice.client_for("clerk2", "clerk", terminal="counter-web")
+    assert _card_check_by_page(app, client, case_id, city["cards"]["head"]).status_code == 200
+    page = BeautifulSoup(client.get(f"/counter/{case_id}").text, "html.parser")
+    options = {o["value"]: o.text for o in page.select("#remaining_householder option") if o["value"]}
+    assert set(options) == {str(city["wife"]), str(son)}
+    assert "世帯主変更届" in page.select_one("#householder-succession").text
+
+    refused = client.post(f"/counter/{case_id}/complete", data={"csrf_token": csrf_from(client, f"/counter/{case_id}")},
+                          follow_redirects=True)
+    assert "残る世帯の世帯主" in refused.text and "完了しました" not in refused.text
+    done = client.post(f"/counter/{case_id}/complete", follow_redirects=True, data={
+        "csrf_token": csrf_from(client, f"/counter/{case_id}"), "remaining_householder": str(city["wife"])})
+    assert "転居が完了しました" in done.text
+    with app.app_context():
+        assert db.session.get(Resident, city["wife"]).is_householder
+        assert not db.session.get(Resident, son).is_householder

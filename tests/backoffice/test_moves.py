@@ -640,3 +640,60 @@ def test_a_movein_notice_from_a_city_the_person_is_not_moving_to_changes_nothing
         else:
             origin.receive(message)
             assert _resident(hanamaki, family["head"]).status is RecordStatus.REMOVED
+
+
+def _movein_notice(origin: City, family: dict[str, Any]) -> Opened:
+    items = {"juminhyo_code": family["head_code"], "name": "宮沢　賢", "birth_date": "1990-08-27",
+             "move_date": clock_module.today_jst().isoformat(), "new_address": "岩手県北上市大通り一丁目3-1"}
+    return Opened(message_id=str(uuid.uuid4()), message_type="movein.notice", sender=f"muni:{KITAKAMI}",
+                  recipient=origin.party, created_at=clock_module.utcnow(), payload={"items": items})
+
+
+def test_a_householder_moving_out_alone_leaves_the_one_member_who_stays_householder(
+        hanamaki, family, clock, move_keys):
+    from backoffice.extensions import db
+    from backoffice.models import ResidentHistory
+
+    origin = City(hanamaki, clock, move_keys)
+    out_case = origin.deliver(family["card"], "move_out", _move(MOVERS[:1]), move_id=None)
+    origin.confirm_and_approve(out_case)
+    assert _resident(hanamaki, family["wife"]).is_householder is False  # the 転出 is only planned so far
+    origin.receive(_movein_notice(origin, family))
+    with hanamaki.app_context():
+        wife = db.session.get(Resident, family["wife"])
+        assert (wife.is_householder, wife.relationship_to_head) == (True, "世帯主")
+        assert wife.household.householder_name == "宮沢　トシ"
+        change = db.session.execute(select(ResidentHistory).where(ResidentHistory.resident_id == wife.id)
+                                    .order_by(ResidentHistory.id)).scalars().all()[-1]
+        assert (change.reason, change.notified_on) == (IdoReason.HOUSEHOLDER_CHANGE, None)  # no 届出 was needed
+        current_heads = db.session.execute(select(func.count()).select_from(Resident).where(
+            Resident.household_id == wife.household_id, Resident.is_householder.is_(True),
+            Resident.status == RecordStatus.CURRENT)).scalar_one()
+        assert current_heads == 1
+
+
+def test_a_householder_moving_out_from_two_adults_is_confirmed_and_the_case_says_a_householder_is_needed(
+        hanamaki, family, clock, move_keys):
+    from backoffice.extensions import db
+    from backoffice.models import AuditLog, CaseEvent
+
+    with hanamaki.app_context():
+        head = db.session.get(Resident, family["head"])
+        son = make_resident(db.session, hanamaki.config, household=head.household, name="宮沢　清六",
+                            name_kana="ミヤザワ　セイロク", birth_date=dt.date(2000, 4, 1), relationship_to_head="子",
+                            is_householder=False, banchi=head.banchi)
+        db.session.commit()
+        son_id = son.id
+    origin = City(hanamaki, clock, move_keys)
+    out_case = origin.deliver(family["card"], "move_out", _move(MOVERS[:1]), move_id=None)
+    origin.confirm_and_approve(out_case)
+    origin.receive(_movein_notice(origin, family))  # the 転出 is confirmed all the same
+    assert _resident(hanamaki, family["head"]).status is RecordStatus.REMOVED
+    assert not _resident(hanamaki, family["wife"]).is_householder and not _resident(hanamaki, son_id).is_householder
+    with hanamaki.app_context():
+        steps = db.session.execute(select(CaseEvent.action).where(CaseEvent.case_id == out_case)
+                                   .order_by(CaseEvent.id)).scalars().all()
+        assert steps == ["received", "confirm", "approve", "householder_needed", "complete"]
+        audited = db.session.execute(select(AuditLog.target_id).where(
+            AuditLog.action == "household.householder_needed")).scalars().all()
+        assert audited == [str(_resident(hanamaki, family["wife"]).household_id)]

@@ -1,0 +1,89 @@
+"""世帯主の変更: who heads a household that its householder leaves while others stay (住民基本台帳法第25条).
+
+When the householder moves away alone (a 転居 to another household, or a 転出 confirmed by the
+destination) the members who stay need a householder. No 世帯主変更届 is needed when only one
+member stays, or only one who is 15 or older: that member becomes the householder. Otherwise the
+members who stay state the new householder in their 世帯主変更届, and the clerk records that choice;
+without it the change is refused and nothing is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backoffice.models import Household, IdoReason, RecordStatus, Resident
+from backoffice.services import records
+from backoffice.services.records import RecordError
+
+HOUSEHOLDER_AGE = 15  # the age from which a member counts as a possible householder without a 届出
+FIELD = "remainingHouseholder"
+
+
+def age_on(born: dt.date, on: dt.date) -> int:
+    """Full years of age on ``on``."""
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+@dataclass(frozen=True)
+class Succession:
+    """What happens to a household its householder leaves: who stays, and who may head it."""
+
+    household: Household
+    staying: list[Resident]
+    candidates: list[Resident]
+
+    @property
+    def automatic(self) -> Resident | None:
+        """The one member who becomes householder without a 届出, if there is exactly one."""
+        pool = self.staying if len(self.staying) == 1 else self.candidates
+        return pool[0] if len(pool) == 1 else None
+
+
+def succession(session: Session, household: Household, *, leaving: Collection[int], on: dt.date) -> Succession | None:
+    """The succession ``leaving`` causes, or None when the householder stays or nobody does.
+
+    Members with a recorded 転出 of their own are leaving too: they are not asked to head the household.
+    """
+    members = list(session.execute(select(Resident).where(
+        Resident.household_id == household.id, Resident.status == RecordStatus.CURRENT,
+    ).order_by(Resident.birth_date, Resident.id)).scalars())
+    head = next((m for m in members if m.is_householder), None)
+    if head is None or head.id not in leaving:
+        return None
+    staying = [m for m in members if m.id not in leaving and m.planned_moveout_on is None]
+    if not staying:
+        return None
+    candidates = [m for m in staying if age_on(m.birth_date, on) >= HOUSEHOLDER_AGE]
+    return Succession(household=household, staying=staying, candidates=candidates)
+
+
+def change_householder(session: Session, found: Succession, *, chosen: int | None, on: dt.date,
+                       notified_on: dt.date | None, by: str) -> Resident:
+    """Record the new householder of ``found``: the one chosen, or the only possible one.
+
+    Raises ``RecordError`` on ``remainingHouseholder`` when two or more could head the household and
+    none (or someone who does not stay) was chosen; nothing is written then.
+    """
+    if chosen is not None:
+        head = next((m for m in found.staying if m.id == chosen), None)
+        if head is None:
+            raise RecordError(FIELD, "選ばれた人はこの世帯に残る世帯員ではありません。 / "
+                                     "The person chosen does not stay in this household.")
+    else:
+        head = found.automatic
+        if head is None:
+            staying = len(found.staying)
+            raise RecordError(FIELD, f"世帯主が世帯を離れ、残る{staying}人のうち世帯主となりうる人が2人以上います。"
+                                     "世帯主変更届で届け出られた世帯主を選んでください。 / The householder leaves and "
+                                     f"two or more of the {staying} who stay could head the household. Choose the "
+                                     "householder stated in their 世帯主変更届.")
+    records.amend_record(session, head, reason=IdoReason.HOUSEHOLDER_CHANGE, changed_on=on, notified_on=notified_on,
+                         by=by, is_householder=True, relationship_to_head="世帯主")
+    found.household.householder_name = head.name
+    session.flush()
+    return head
