@@ -105,7 +105,10 @@ def test_the_same_issue_delivered_twice_is_stored_once(bo_app, portal_app, issue
 
 def test_an_unknown_code_says_so_and_a_malformed_one_names_the_field(portal_app):
     client = portal_app.test_client()
-    assert client.get("/certificates/verify").status_code == 200  # no sign-in needed
+    # Found from the home page, without signing in.
+    link = BeautifulSoup(client.get("/").text, "html.parser").select_one("#certificate-check a")
+    assert link["href"] == "/certificates/verify" and "照合番号" in link.text
+    assert client.get(link["href"]).status_code == 200
     page = _check(client, certcode.new_code())
     assert page.status_code == 200 and BeautifulSoup(page.text, "html.parser").select_one(".verdict-unknown")
     page = _check(client, "12345")
