@@ -8,7 +8,8 @@ this is what recovers messages Redis lost. Rows are never deleted.
 Redis losing its data (restarted without persistence, flushed) is also noticed at once: the relay
 keeps an epoch key in Redis (``bridge:epoch:<party>``, set before it publishes anything). When that
 key is gone while published messages wait for their acks, the relay makes them due at once and
-writes a ``bridge_alert`` row (``redis_data_lost``) for the operator. On PostgreSQL the rows are
+writes a ``bridge_alert`` row (``redis_data_lost``) for the operator; of several relays of one
+party, the one that claims the check does this, once. On PostgreSQL the rows are
 taken with ``FOR UPDATE SKIP LOCKED``, so several relays may run at once; SQLite has no row
 locks, so ``flask relay`` takes a lock file there and refuses to run twice.
 """
@@ -74,6 +75,7 @@ def backoff(attempts: int, *, base: dt.timedelta, cap: dt.timedelta) -> dt.timed
 
 
 REDIS_DATA_LOST = "redis_data_lost"
+EPOCH_CLAIM_SECONDS = 60  # how long one relay holds the check of a lost epoch key
 
 
 def epoch_key(party: str) -> str:
@@ -81,15 +83,24 @@ def epoch_key(party: str) -> str:
     return f"bridge:epoch:{party}"
 
 
+def epoch_claim_key(party: str) -> str:
+    """Held by the one relay of ``party`` that is dealing with a lost epoch key."""
+    return f"bridge:epoch-claim:{party}"
+
+
 def check_redis_epoch(session: Session, outbox_model: type[Any], alert_model: type[Any] | None,
-                      connection: redis.Redis, *, party: str, now: dt.datetime) -> int:
+                      connection: redis.Redis, *, party: str, now: dt.datetime) -> int | None:
     """Make every published, unacknowledged message due at once if Redis lost its data (flushes; the caller commits).
 
     Returns how many messages were made due; when there were any, a ``redis_data_lost`` alert row is
-    added. Call ``mark_redis_epoch`` after the commit. Two relays noticing at once may write two alerts.
+    added. Call ``mark_redis_epoch`` after the commit. Of several relays noticing at once, one claims
+    the check (for ``EPOCH_CLAIM_SECONDS``, so a relay that dies with it is replaced); the others get
+    None, publish as usual and leave the epoch key to it, so there is one republication and one alert.
     """
     if connection.exists(epoch_key(party)):
         return 0
+    if not connection.set(epoch_claim_key(party), uuid.uuid4().hex, nx=True, ex=EPOCH_CLAIM_SECONDS):
+        return None
     model = outbox_model
     due = session.execute(
         update(model).where(model.state == PUBLISHED, model.message_type != ACK)
@@ -108,8 +119,9 @@ def check_redis_epoch(session: Session, outbox_model: type[Any], alert_model: ty
 
 
 def mark_redis_epoch(connection: redis.Redis, party: str) -> None:
-    """Set the epoch key unless present (after ``check_redis_epoch`` committed, before anything is published)."""
+    """Set the epoch key unless present and give up the claim (after ``check_redis_epoch`` committed)."""
     connection.set(epoch_key(party), uuid.uuid4().hex, nx=True)
+    connection.delete(epoch_claim_key(party))
 
 
 def relay_once(
@@ -252,10 +264,11 @@ def run_relay(app: Flask, *, once: bool = False, stop: threading.Event | None = 
             with app.app_context():
                 session = binding.session
                 try:
-                    check_redis_epoch(session, binding.outbox, binding.alerts, connection, party=binding.party,
-                                      now=clock.utcnow())
+                    checked = check_redis_epoch(session, binding.outbox, binding.alerts, connection,
+                                                party=binding.party, now=clock.utcnow())
                     session.commit()
-                    mark_redis_epoch(connection, binding.party)
+                    if checked is not None:  # None: another relay has claimed the check and marks the epoch
+                        mark_redis_epoch(connection, binding.party)
                     published = relay_once(session, binding.outbox, connection, now=clock.utcnow(),
                                            republish_after=settings.republish_after, batch=settings.relay_batch,
                                            max_backoff=settings.max_backoff, policy=policy)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from bridge.outbox import ACKNOWLEDGED
-from bridge.relay import REDIS_DATA_LOST, epoch_key, run_relay
+from bridge.relay import REDIS_DATA_LOST, epoch_claim_key, epoch_key, run_relay
 from tests.bridge.conftest import INTAKE
 
 
@@ -40,3 +40,23 @@ def test_a_relay_republishes_at_once_and_alerts_when_redis_lost_its_data_but_not
 
     listed = app.test_cli_runner().invoke(args=["alerts", "--limit", "5"])
     assert listed.exit_code == 0 and f"\t{REDIS_DATA_LOST}\t2\t" in listed.output
+
+
+def test_of_two_relays_noticing_the_loss_at_once_one_republishes_and_alerts_and_the_other_only_publishes(bridged):
+    app = bridged.portal_app
+    connection = bridged.redis.client()
+    bridged.send("test.note", [{"n": i} for i in range(2)])
+    assert run_relay(app, once=True) == 2
+    connection.flushdb()
+    bridged.send("test.note", [{"n": 2}])
+    # Another relay of the portal has noticed first and holds the claim while it republishes.
+    connection.set(epoch_claim_key("portal"), "other", ex=60)
+    assert run_relay(app, once=True) == 1  # only the new message; the lost ones are the other relay's
+    assert _alerts(app) == [] and not connection.exists(epoch_key("portal"))
+    # That relay died before it was done: its claim runs out and the next pass does the work, once.
+    connection.delete(epoch_claim_key("portal"))
+    assert run_relay(app, once=True) == 2  # the two lost ones; the new one is still queued, so not again
+    assert _alerts(app) == [(REDIS_DATA_LOST, 3)]  # three were waiting for their ack
+    assert connection.llen(f"rq:queue:{INTAKE}") == 3
+    assert connection.exists(epoch_key("portal")) and not connection.exists(epoch_claim_key("portal"))
+    assert run_relay(app, once=True) == 0 and len(_alerts(app)) == 1
