@@ -48,6 +48,7 @@ def _field_label(field: str) -> str:
         "my_number": _("My Number"), "juminhyo_code": _("Resident record code"),
         "remainingHouseholder": _("Householder of the remaining household"),
         "machiaza_code": _("New address"), "status": _("Record"),
+        "relationship": _("Relationship to the new householder"),
     }
     if field in labels:
         return labels[field]
@@ -151,8 +152,11 @@ def complete(case_id: int) -> Any:
     try:
         if item.kind == "in_city_reservation":
             chosen = request.form.get("remaining_householder", "")
+            relationships = {int(name.removeprefix("relationship_")): value for name, value in request.form.items()
+                             if name.startswith("relationship_") and name.removeprefix("relationship_").isdigit()}
             counter.complete_in_city_move(db.session, item, by=staff, visit=visit,
-                                          remaining_householder=int(chosen) if chosen.isdigit() else None)
+                                          remaining_householder=int(chosen) if chosen.isdigit() else None,
+                                          relationships=relationships)
         else:
             counter.complete_move_in(db.session, item, by=staff, visit=visit)
     except (counter.CounterError, CaseError, RecordError) as exc:

@@ -337,14 +337,16 @@ def in_city_successions(session: Session, case: Case) -> list[households.Success
 
 
 def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None,
-                          remaining_householder: int | None = None) -> list[Resident]:
+                          remaining_householder: int | None = None,
+                          relationships: Mapping[int, str] | None = None) -> list[Resident]:
     """Complete a 転居届 at the counter: each mover's address (and household if stated) changes, nothing else.
 
     Refused, before anything is written, without a verified card check (R9), for a mover who is not a
     current resident, or for an application whose other items differ from the ledger (R10). Then: one
     history row per mover, the prefecture update, the signature certificate revoked at J-LIS (the address
     on it changed), and the case completed. A householder who moves away from members who stay leaves
-    them a householder: the only one who can be, or ``remaining_householder`` from their 世帯主変更届.
+    them a householder: the only one who can be, or ``remaining_householder`` from their 世帯主変更届,
+    with each member's 続柄 to the new householder as ``relationships`` states it.
     """
     # Locked first: two clerks completing the same case one after the other, never both at once.
     session.refresh(case, with_for_update=True)
@@ -380,7 +382,7 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
     new_household, new_head = _households(session, movers, str(application.get("newHouseholder", "")), destination)
     for succession in left_households(session, movers, on=moved_on):
         households.change_householder(session, succession, chosen=remaining_householder, on=moved_on,
-                                      notified_on=today, by=by.login_id)
+                                      notified_on=today, by=by.login_id, relationships=relationships)
 
     snapshots: list[tuple[Resident, dict[str, Any], dict[str, Any]]] = []
     for index, resident in enumerate(movers):

@@ -10,7 +10,7 @@ without it the change is refused and nothing is written.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -22,6 +22,7 @@ from backoffice.services.records import RecordError
 
 HOUSEHOLDER_AGE = 15  # the age from which a member counts as a possible householder without a 届出
 FIELD = "remainingHouseholder"
+RELATIONSHIP_LENGTH = 20  # the 続柄 column
 
 
 def age_on(born: dt.date, on: dt.date) -> int:
@@ -63,12 +64,20 @@ def succession(session: Session, household: Household, *, leaving: Collection[in
 
 
 def change_householder(session: Session, found: Succession, *, chosen: int | None, on: dt.date,
-                       notified_on: dt.date | None, by: str) -> Resident:
+                       notified_on: dt.date | None, by: str,
+                       relationships: Mapping[int, str] | None = None) -> Resident:
     """Record the new householder of ``found``: the one chosen, or the only possible one.
 
-    Raises ``RecordError`` on ``remainingHouseholder`` when two or more could head the household and
-    none (or someone who does not stay) was chosen; nothing is written then.
+    ``relationships`` gives the 続柄 to the new householder of members who stay, as stated at the
+    counter; a member left out keeps the one recorded. Raises ``RecordError`` on
+    ``remainingHouseholder`` when two or more could head the household and none (or someone who does
+    not stay) was chosen, and on ``relationship`` for an empty or too long 続柄; nothing is written then.
     """
+    stated = {i: str(v).strip() for i, v in (relationships or {}).items()}
+    for value in stated.values():
+        if not value or len(value) > RELATIONSHIP_LENGTH:
+            raise RecordError("relationship", f"続柄は1文字以上{RELATIONSHIP_LENGTH}文字以内で入力してください。 / "
+                                              f"Enter each relationship in 1 to {RELATIONSHIP_LENGTH} characters.")
     if chosen is not None:
         head = next((m for m in found.staying if m.id == chosen), None)
         if head is None:
@@ -84,6 +93,11 @@ def change_householder(session: Session, found: Succession, *, chosen: int | Non
                                      "householder stated in their 世帯主変更届.")
     records.amend_record(session, head, reason=IdoReason.HOUSEHOLDER_CHANGE, changed_on=on, notified_on=notified_on,
                          by=by, is_householder=True, relationship_to_head="世帯主")
+    for member in found.staying:
+        relationship = stated.get(member.id)
+        if member is not head and relationship and relationship != member.relationship_to_head:
+            records.amend_record(session, member, reason=IdoReason.HOUSEHOLDER_CHANGE, changed_on=on,
+                                 notified_on=notified_on, by=by, relationship_to_head=relationship)
     found.household.householder_name = head.name
     session.flush()
     return head

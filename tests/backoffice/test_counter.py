@@ -179,7 +179,7 @@ def check_card(app, city, case_id, card, *, pin=PIN, terminal=None, nonce=None, 
         return visit.id
 
 
-def complete(app, case_id, visit_id, *, terminal=None, remaining_householder=None):
+def complete(app, case_id, visit_id, *, terminal=None, remaining_householder=None, relationships=None):
     """Complete the 転居 with the visit (None: no card check); returns the error or None."""
     from backoffice.extensions import db
     from backoffice.services import counter
@@ -190,7 +190,7 @@ def complete(app, case_id, visit_id, *, terminal=None, remaining_householder=Non
         clerk = db.session.execute(select(Staff).where(Staff.login_id == "clerk1")).scalar_one()
         try:
             counter.complete_in_city_move(db.session, case, by=clerk, visit=visit,
-                                          remaining_householder=remaining_householder)
+                                          remaining_householder=remaining_householder, relationships=relationships)
         except (counter.CounterError, CaseError, RecordError) as exc:
             db.session.rollback()
             return exc
@@ -526,7 +526,7 @@ def test_a_ledger_rule_refusing_the_completion_is_shown_to_the_clerk_and_nothing
     client = backoffice.client_for("clerk2", "clerk", terminal="counter-web")
     assert _card_check_by_page(app, client, case_id, city["cards"]["head"]).status_code == 200
 
-    def refuse(session, case, *, by, visit, remaining_householder=None):
+    def refuse(session, case, *, by, visit, **_choices):
         raise RecordError("my_number", "個人番号の検査数字が正しくありません。 / The My Number's check digit is wrong.")
 
     monkeypatch.setattr(counter_service, "complete_in_city_move", refuse)
@@ -689,13 +689,22 @@ def test_a_householder_moving_away_from_two_adults_needs_their_choice_and_change
     # Someone who does not stay in the household cannot be chosen either.
     wrong = complete(app, case_id, visit, remaining_householder=city["neighbour"])
     assert isinstance(wrong, RecordError) and wrong.field == "remainingHouseholder"
+    # The 続柄 of each member who stays is stated to the new householder; an empty one is refused.
+    empty = complete(app, case_id, visit, remaining_householder=son, relationships={city["wife"]: "　"})
+    assert isinstance(empty, RecordError) and empty.field == "relationship" and "続柄" in empty.message
     assert ledger_state(app) == before
 
-    assert complete(app, case_id, visit, remaining_householder=son) is None
+    assert complete(app, case_id, visit, remaining_householder=son, relationships={city["wife"]: "母"}) is None
     with app.app_context():
         wife, son_record = db.session.get(Resident, city["wife"]), db.session.get(Resident, son)
         assert (son_record.is_householder, son_record.relationship_to_head) == (True, "世帯主")
         assert not wife.is_householder and son_record.household.householder_name == "宮沢　清六"
+        assert wife.relationship_to_head == "母"
+        changed = db.session.execute(select(ResidentHistory).where(ResidentHistory.resident_id == wife.id)
+                                     .order_by(ResidentHistory.id)).scalars().all()[-1]
+        assert changed.reason is IdoReason.HOUSEHOLDER_CHANGE
+        assert (json.loads(changed.before)["relationship_to_head"], json.loads(changed.after)["relationship_to_head"]) \
+            == ("妻", "母")
         assert db.session.get(Case, case_id).status is CaseStatus.COMPLETED
 
 
@@ -726,12 +735,15 @@ def test_the_counter_page_asks_for_the_remaining_householder_and_completes_with_
     options = {o["value"]: o.text for o in page.select("#remaining_householder option") if o["value"]}
     assert set(options) == {str(city["wife"]), str(son)}
     assert "世帯主変更届" in page.select_one("#householder-succession").text
+    stated = {i["name"]: i["value"] for i in page.select("#remaining-relationships input")}
+    assert stated == {f"relationship_{city['wife']}": "妻", f"relationship_{son}": "子"}  # as recorded, to change
 
     refused = client.post(f"/counter/{case_id}/complete", data={"csrf_token": csrf_from(client, f"/counter/{case_id}")},
                           follow_redirects=True)
     assert "残る世帯の世帯主" in refused.text and "完了しました" not in refused.text
     done = client.post(f"/counter/{case_id}/complete", follow_redirects=True, data={
-        "csrf_token": csrf_from(client, f"/counter/{case_id}"), "remaining_householder": str(city["wife"])})
+        "csrf_token": csrf_from(client, f"/counter/{case_id}"), "remaining_householder": str(city["wife"]),
+        **stated})  # what the browser sends: the 続柄 as shown
     assert "転居が完了しました" in done.text
     with app.app_context():
         assert db.session.get(Resident, city["wife"]).is_householder
