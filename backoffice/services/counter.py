@@ -330,10 +330,14 @@ def left_households(session: Session, movers: list[Resident], *, on: dt.date) ->
 
 
 def in_city_successions(session: Session, case: Case) -> list[households.Succession]:
-    """For the counter page: the households this 転居 would leave without a householder."""
+    """For the counter page: the households this 転居 would leave without a householder (ages on the move date)."""
     movers = [session.get(Resident, i) for i in mover_ids(case) if i is not None]
     movers = [m for m in movers if m is not None and m.status is RecordStatus.CURRENT]
-    return left_households(session, movers, on=clock.today_jst()) if movers else []
+    try:
+        moved_on = _date(signed_application(case).get("moveDate"), "moveDate")
+    except CounterError:
+        moved_on = clock.today_jst()  # completion refuses it, naming the date
+    return left_households(session, movers, on=moved_on) if movers else []
 
 
 def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None,

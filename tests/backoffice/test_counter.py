@@ -640,6 +640,14 @@ def test_a_card_check_without_the_csrf_token_is_refused_before_anything_is_store
 # -- the householder moving away from members who stay (世帯主変更) ----------------------------------------
 
 
+def years_before(day, years):
+    """The same day ``years`` earlier (28 February for a 29th that year lacks)."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
 def add_son(app, city, *, born=dt.date(2006, 4, 1)):
     """A third member of the household (18 or over by default), who stays when the householder moves."""
     from backoffice.extensions import db
@@ -712,7 +720,7 @@ def test_a_child_under_15_staying_does_not_count_as_a_possible_householder(count
     from backoffice.extensions import db
 
     app = counter_app
-    add_son(app, city, born=clock.today_jst().replace(year=clock.today_jst().year - 10))
+    add_son(app, city, born=years_before(clock.today_jst(), 10))
     case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD]))
     assert complete(app, case_id, check_card(app, city, case_id, city["cards"]["head"])) is None
     with app.app_context():
@@ -744,6 +752,33 @@ def test_the_counter_page_asks_for_the_remaining_householder_and_completes_with_
     done = client.post(f"/counter/{case_id}/complete", follow_redirects=True, data={
         "csrf_token": csrf_from(client, f"/counter/{case_id}"), "remaining_householder": str(city["wife"]),
         **stated})  # what the browser sends: the 続柄 as shown
+    assert "転居が完了しました" in done.text
+    with app.app_context():
+        assert db.session.get(Resident, city["wife"]).is_householder
+        assert not db.session.get(Resident, son).is_householder
+
+
+def test_who_can_head_the_household_is_judged_on_the_day_of_the_move_on_the_page_as_in_the_ledger(
+        counter_app, city, backoffice):
+    """A son who turned 15 after the move is not asked about: on the day of the move his mother was the only one."""
+    from bs4 import BeautifulSoup
+
+    from backoffice.extensions import db
+    from tests.conftest import csrf_from
+
+    app = counter_app
+    today = clock.today_jst()
+    moved_on = today - dt.timedelta(days=3)
+    son = add_son(app, city, born=years_before(today - dt.timedelta(days=1), 15))  # 15 since yesterday
+    case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD], moveDate=moved_on.isoformat()))
+    client = backoffice.client_for("clerk2", "clerk", terminal="counter-web")
+    assert _card_check_by_page(app, client, case_id, city["cards"]["head"]).status_code == 200
+    page = BeautifulSoup(client.get(f"/counter/{case_id}").text, "html.parser")
+    assert page.select_one("#remaining_householder") is None and "宮沢　トシ" in page.select_one(
+        "#householder-succession").text
+    done = client.post(f"/counter/{case_id}/complete", follow_redirects=True, data={
+        "csrf_token": csrf_from(client, f"/counter/{case_id}"),
+        **{i["name"]: i["value"] for i in page.select("#remaining-relationships input")}})
     assert "転居が完了しました" in done.text
     with app.app_context():
         assert db.session.get(Resident, city["wife"]).is_householder
