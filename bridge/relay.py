@@ -93,12 +93,13 @@ def check_redis_epoch(session: Session, outbox_model: type[Any], alert_model: ty
     """Make every published, unacknowledged message due at once if Redis lost its data (flushes; the caller commits).
 
     Returns how many messages were made due; when there were any, a ``redis_data_lost`` alert row is
-    added. Call ``mark_redis_epoch`` after the commit. Of several relays noticing at once, one claims
-    the check (for ``EPOCH_CLAIM_SECONDS``, so a relay that dies with it is replaced); the others get
-    None, publish as usual and leave the epoch key to it, so there is one republication and one alert.
+    added; then call ``mark_redis_epoch`` after the commit. None means there is nothing to mark: the
+    epoch key is there, or another relay has claimed the check. Of several relays noticing at once, one
+    claims it (for ``EPOCH_CLAIM_SECONDS``, so a relay that dies with it is replaced); the others
+    publish as usual, so there is one republication and one alert.
     """
     if connection.exists(epoch_key(party)):
-        return 0
+        return None
     if not connection.set(epoch_claim_key(party), uuid.uuid4().hex, nx=True, ex=EPOCH_CLAIM_SECONDS):
         return None
     model = outbox_model
@@ -267,7 +268,7 @@ def run_relay(app: Flask, *, once: bool = False, stop: threading.Event | None = 
                     checked = check_redis_epoch(session, binding.outbox, binding.alerts, connection,
                                                 party=binding.party, now=clock.utcnow())
                     session.commit()
-                    if checked is not None:  # None: another relay has claimed the check and marks the epoch
+                    if checked is not None:
                         mark_redis_epoch(connection, binding.party)
                     published = relay_once(session, binding.outbox, connection, now=clock.utcnow(),
                                            republish_after=settings.republish_after, batch=settings.relay_batch,

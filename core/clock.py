@@ -21,6 +21,11 @@ def set_clock(now: Callable[[], dt.datetime] | None) -> None:
     _now = now
 
 
+def age_on(born: dt.date, day: dt.date) -> int:
+    """Full years of age on ``day``."""
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
 def today_jst() -> dt.date:
     """Return today's date in Japan, which is what residents and clerks mean by 'today'."""
     return (utcnow() + dt.timedelta(hours=9)).date()

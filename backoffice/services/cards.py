@@ -36,13 +36,13 @@ from bridge.peers.jlis.simulator import (
     IssuedCard,
     JlisSimulator,
     RevocationReason,
-    age_on,
     validity_end_date,
 )
 from bridge.peers.jlis.virtualcard import DEFAULT_ITERATIONS, write_card_file
 from core import clock
 from core.addressmaster import machiaza_by_code, municipality_by_code
 from core.checkdigits import is_valid_my_number
+from core.clock import age_on
 from core.config import ConfigError
 
 # マイナンバーカードの有効期限: the 10th birthday after issue from 18, the 5th below 18.

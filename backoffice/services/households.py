@@ -19,15 +19,11 @@ from sqlalchemy.orm import Session
 from backoffice.models import Household, IdoReason, RecordStatus, Resident
 from backoffice.services import records
 from backoffice.services.records import RecordError
+from core.clock import age_on
 
 HOUSEHOLDER_AGE = 15  # the age from which a member counts as a possible householder without a 届出
 FIELD = "remainingHouseholder"
 RELATIONSHIP_LENGTH = 20  # the 続柄 column
-
-
-def age_on(born: dt.date, on: dt.date) -> int:
-    """Full years of age on ``on``."""
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,7 @@ def parse_address(municipality_code: str, text: str) -> tuple[Machiaza, str] | N
 
 def concerned_departments(resident: Resident, on: dt.date) -> list[str]:
     """The departments (ids of data/recipients.json) whose affairs concern this person on ``on``."""
-    age = households.age_on(resident.birth_date, on)
+    age = clock.age_on(resident.birth_date, on)
     wanted = ["dept:tax"]  # the residents' tax follows every resident
     if resident.nhi_since:
         wanted.append("dept:nhi")

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from backoffice.models import Household, IdoReason, RecordStatus, Resident, Sex
 from core.addressmaster import DATA_DIR, Machiaza, load_machiaza, load_municipalities, municipality_by_code
 from core.checkdigits import make_juminhyo_code, make_my_number
-from core.clock import today_jst
+from core.clock import age_on, today_jst
 from core.fieldcrypto import FieldCipher, blind_index
 from core.textfold import fold
 
@@ -186,10 +186,6 @@ def _anniversary(born: dt.date, years: int) -> dt.date:
 def _reaches_age(born: dt.date, years: int) -> dt.date:
     """The day a person legally reaches an age: the day before the birthday (年齢計算ニ関スル法律)."""
     return _anniversary(born, years) - dt.timedelta(days=1)
-
-
-def _age_on(born: dt.date, day: dt.date) -> int:
-    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
 def _between(rng: random.Random, lo: dt.date, hi: dt.date) -> dt.date:
@@ -454,11 +450,11 @@ class _Generator:
 
     def _maybe_foreign_wife(self, members: list[_Person]) -> None:
         wife = members[1]
-        if wife.sex is not Sex.FEMALE or not 25 <= _age_on(wife.born, self.as_of) <= 70 or self.rng.random() > 0.04:
+        if wife.sex is not Sex.FEMALE or not 25 <= age_on(wife.born, self.as_of) <= 70 or self.rng.random() > 0.04:
             return
         nationality = self.rng.choice(("フィリピン", "フィリピン", "中国", "中国", "韓国", "タイ"))
         wife.foreign = self._foreign_name(nationality, Sex.FEMALE)
-        married_years = _age_on(wife.married_in, self.as_of) if wife.married_in else 0
+        married_years = age_on(wife.married_in, self.as_of) if wife.married_in else 0
         wife.status = "永住者" if married_years >= 5 and self.rng.random() < 0.6 else "日本人の配偶者等"
         if self.rng.random() < 0.5:
             assert members[0].family is not None
@@ -474,7 +470,7 @@ class _Generator:
         family = parents[0].family
         assert family is not None
         kids = []
-        for age in self.child_ages(_age_on(mother.born, self.as_of), count):
+        for age in self.child_ages(age_on(mother.born, self.as_of), count):
             sex = Sex.MALE if self.rng.random() < 0.51 else Sex.FEMALE
             kids.append(self.person(relation, sex, age, family))
         return kids
@@ -503,7 +499,7 @@ class _Generator:
             self._married_before_children(members[1], kids)
             members += kids
             assert head.family is not None
-            head_age = _age_on(head.born, self.as_of)
+            head_age = age_on(head.born, self.as_of)
             father_age = min(head_age + self.rng.randint(24, 34), 100)
             if self.rng.random() < 0.45 and father_age <= 96:
                 members.append(self.person("父", Sex.MALE, father_age, head.family))
@@ -514,7 +510,7 @@ class _Generator:
         head = members[0]
         assert head.family is not None
         old_mother = members[1] if members[1].sex is Sex.FEMALE else members[0]
-        son_age = max(_age_on(old_mother.born, self.as_of) - self.rng.randint(24, 34), 25)
+        son_age = max(age_on(old_mother.born, self.as_of) - self.rng.randint(24, 34), 25)
         son = self.person("子", Sex.MALE, son_age, head.family)
         daughter_in_law = self.person("子の妻", Sex.FEMALE, self._spouse_age(son_age, Sex.MALE), head.family)
         daughter_in_law.married_in = self.wedding(son.born)
@@ -527,7 +523,7 @@ class _Generator:
         sex = Sex.FEMALE if self.rng.random() < 0.75 else Sex.MALE
         head = self.person("世帯主", sex, self.adult_age(72, 99), self._surname())
         assert head.family is not None
-        child_age = max(_age_on(head.born, self.as_of) - self.rng.randint(22, 36), 20)
+        child_age = max(age_on(head.born, self.as_of) - self.rng.randint(22, 36), 20)
         child = self.person("子", Sex.MALE if self.rng.random() < 0.55 else Sex.FEMALE, child_age, head.family)
         return [head, child]
 
@@ -556,7 +552,7 @@ class _Generator:
             nationality = self.rng.choice(("中国", "フィリピン", "ベトナム", "ネパール", "韓国", "ブラジル"))
             status = self.rng.choice(("永住者", "定住者", "技術・人文知識・国際業務"))
             head = self._foreigner("世帯主", Sex.MALE, self.rng.randint(27, 55), nationality, status)
-            head_age = _age_on(head.born, self.as_of)
+            head_age = age_on(head.born, self.as_of)
             wife_status = "家族滞在" if status == "技術・人文知識・国際業務" else status
             wife_age = max(head_age - self.rng.randint(0, 6), 20)
             wife = self._foreigner("妻", Sex.FEMALE, wife_age, nationality, wife_status)
@@ -566,7 +562,7 @@ class _Generator:
                                             wife.foreign.kana_given, nationality, Sex.FEMALE)
             members = [head, wife]
             count = self.rng.choices((0, 1, 2), weights=(35, 40, 25))[0]
-            for age in self.child_ages(_age_on(wife.born, self.as_of), count):
+            for age in self.child_ages(age_on(wife.born, self.as_of), count):
                 sex = Sex.MALE if self.rng.random() < 0.5 else Sex.FEMALE
                 kid = self._foreigner("子", sex, age, nationality, wife_status)
                 g = kid.foreign
@@ -586,7 +582,7 @@ class _Generator:
         """Draw one household: its members (householder first) and its home."""
         members: list[_Person] = self.kinds.pick(self.rng)()
         for p in members:
-            p.age = _age_on(p.born, self.as_of)
+            p.age = age_on(p.born, self.as_of)
         head = members[0]
         machiaza = self.machiaza[self.rng.randrange(len(self.machiaza))]
         young_single = len(members) == 1 and head.age < 40
@@ -822,7 +818,7 @@ class _RowBuilder:
         code = self.ids.juminhyo_code()
         number, number_index = self.ids.my_number()
         ref = p.removed_on or self.as_of
-        age = _age_on(p.born, ref)
+        age = age_on(p.born, ref)
         address_on, address_reason = p.address_on, p.address_reason
         became_notified = _notified(rng, p.became, p.became_reason, ref)
         if address_on == p.became:

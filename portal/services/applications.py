@@ -72,13 +72,9 @@ def _date(value: str) -> dt.date | None:
         return None
 
 
-def _age(born: dt.date, on: dt.date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-
-
 def old_enough_to_sign(account: PortalAccount, today: dt.date) -> bool:
     """Only residents of 15 or older hold a signature certificate and may sign."""
-    return account.birth_date is not None and _age(account.birth_date, today) >= MINIMUM_SIGNER_AGE
+    return account.birth_date is not None and clock.age_on(account.birth_date, today) >= MINIMUM_SIGNER_AGE
 
 
 def next_business_day(day: dt.date) -> dt.date:

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from core.clock import utcnow
+from core.clock import age_on, utcnow
 from core.jpki.profile import (
     AUTH_POLICY,
     KEY_SIZE,
@@ -184,11 +184,6 @@ class CardLinkage:
     previous_sign_serials: tuple[int, ...]
     replaces: str | None
     replaced_by: str | None
-
-
-def age_on(birth_date: dt.date, day: dt.date) -> int:
-    """Return the age in whole years on ``day``."""
-    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
 
 def _birthday_in(birth_date: dt.date, year: int) -> dt.date:
