@@ -12,12 +12,13 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bridge import messages
 from bridge.handlers import PermanentFailure
 from bridge.outbox import ACKNOWLEDGED
 from core import clock
-from core.envelope import UUID_PATTERN, Opened
+from core.envelope import Opened
 
-ACK = "ack"
+ACK = messages.ACK
 log = logging.getLogger("bridge.acks")
 
 
@@ -29,9 +30,7 @@ def ack_payload(message_id: str) -> dict[str, str]:
 def handle_ack(session: Session, message: Opened) -> None:
     """Mark the acknowledged outbox row (flushes); only the party the message went to may acknowledge it."""
     outbox = current_app.extensions["bridge"].outbox
-    acked = message.payload.get("message_id")
-    if not isinstance(acked, str) or not UUID_PATTERN.match(acked):
-        raise PermanentFailure("schema_error", "an ack names one message id")
+    acked = message.payload["message_id"]  # a UUID: bridge.messages checked it
     row = session.execute(select(outbox).where(outbox.id == acked).with_for_update()).scalar_one_or_none()
     if row is None:
         log.warning("ack from %s for unknown message %s ignored", message.sender, acked)

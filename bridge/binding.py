@@ -15,6 +15,8 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
 from bridge import acks, handlers
+from bridge.outbox import add_message
+from bridge.queues import QueueNames
 from bridge.settings import BridgeSettings
 from core.db import Database
 from core.envelope import KeyRegistry, validate_party
@@ -60,6 +62,20 @@ class Bridge:
         """This party's keys, read from the key directory (so a newly imported public key counts at once)."""
         return KeyRegistry.from_config(current_app.config, party=self.party)
 
+    def send(self, session: Session, *, message_type: str, recipient: str, payload: dict[str, Any],
+             keys: KeyRegistry | None = None) -> Any:
+        """Write one message from this app to ``recipient`` in the caller's transaction; returns the outbox row.
+
+        The payload is validated against its schema (``bridge.messages``: ``MessageInvalid`` naming
+        the path, and nothing is written), sealed with this party's keys and added to this app's
+        outbox with the queue the route from this party to ``recipient`` takes (ValueError where no
+        route exists). The relay publishes it once the caller commits. ``keys``: this party's keys
+        when the caller has just read them.
+        """
+        queue = QueueNames.for_message(sender=self.party, recipient=recipient, message_type=message_type)
+        return add_message(session, self.outbox, message_type=message_type, recipient=recipient, payload=payload,
+                           keys=keys or self.keys(), sender=self.party, queue=queue)
+
     def settings(self) -> BridgeSettings:
         """The bridge settings of the current app."""
         return BridgeSettings.from_config(current_app.config)
@@ -101,3 +117,8 @@ def current_bridge() -> Bridge:
     """The bridge binding of the current app."""
     binding: Bridge = current_app.extensions["bridge"]
     return binding
+
+
+def send(session: Session, *, message_type: str, recipient: str, payload: dict[str, Any]) -> Any:
+    """``Bridge.send`` of the current app: the one call every sender makes."""
+    return current_bridge().send(session, message_type=message_type, recipient=recipient, payload=payload)

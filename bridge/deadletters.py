@@ -22,7 +22,6 @@ from bridge.acks import ACK, ack_payload
 from bridge.binding import Bridge
 from bridge.handlers import accepted_types
 from bridge.jobs.deliver import _record_processed
-from bridge.outbox import add_message
 from bridge.queues import QueueNames
 from bridge.relay import DeliveryPolicy, _publish
 from core import clock
@@ -87,9 +86,8 @@ def discard(binding: Bridge, row: Any) -> bool:
     if opened is not None and opened.message_id == row.message_id:
         _record_processed(session, binding.processed, opened)  # a later copy is a duplicate: never applied
         if opened.message_type != ACK:
-            add_message(session, binding.outbox, message_type=ACK, recipient=opened.sender,
-                        payload=ack_payload(opened.message_id), keys=keys, sender=binding.party,
-                        queue=QueueNames.ack(opened.sender))
+            binding.send(session, message_type=ACK, recipient=opened.sender, payload=ack_payload(opened.message_id),
+                     keys=keys)
             acknowledged = True
     _close(binding, row, DISCARDED, detail={"acknowledged": acknowledged})
     return acknowledged

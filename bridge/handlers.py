@@ -1,9 +1,11 @@
 """The handler registry: which function applies a message type in which zone, and from which senders.
 
-Each zone registers its handlers in its factory. A handler runs inside the delivery transaction,
-after the message id was recorded as processed: it changes the database through the session it
-is given (flush, never commit) and raises ``PermanentFailure`` for a message that can never be
-applied (a schema error), which dead-letters it at once instead of retrying.
+Each zone registers its handlers in its factory; only a type with a schema in ``bridge.messages``
+can be registered. A handler runs inside the delivery transaction, after the payload was validated
+against that schema and the message id was recorded as processed: it changes the database through
+the session it is given (flush, never commit) and raises ``PermanentFailure`` for a message that
+can never be applied (an unknown case, a sender that may not change it), which dead-letters it at
+once instead of retrying. It checks no shapes: the schema did.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy.orm import Session
 
+from bridge import messages
 from core.envelope import Opened
 
 Handler = Callable[[Session, Opened], None]
@@ -51,6 +54,8 @@ def register(message_type: str, handler: Handler, *, zone: str, senders: Collect
     """Register ``handler`` for ``message_type`` in ``zone``; registering the same handler again changes nothing."""
     if zone not in ZONES:
         raise ValueError(f"zone must be one of {ZONES}")
+    if not messages.is_defined(message_type):
+        raise ValueError(f"{message_type} has no schema in bridge.messages: define it there first")
     registration = Registration(handler, None if senders is None else frozenset(senders))
     existing = _registry.get((zone, message_type))
     if existing is not None and existing != registration:
@@ -72,6 +77,11 @@ def accepted_types(zone: str | None = None) -> frozenset[str]:
     """Every message type ``zone`` (default: the current app's) has a handler for."""
     zone = zone or _current_zone()
     return frozenset(t for (z, t) in _registry if z == zone)
+
+
+def registered() -> frozenset[tuple[str, str]]:
+    """Every (zone, message type) a handler is registered for in this process."""
+    return frozenset(_registry)
 
 
 def _current_zone() -> str:

@@ -1,7 +1,9 @@
 """The transactional outbox, the processed-message record, the dead-letter and alert tables (mixins for both databases).
 
 A message is written to the outbox in the same transaction as the change that caused it, already
-sealed (only ciphertext is ever stored or sent); the relay later publishes it. The receiver
+validated against its schema (``bridge.messages``) and sealed (only ciphertext is ever stored or
+sent); the relay later publishes it. Senders call ``Bridge.send``, which derives everything but the
+type, the recipient and the payload from the app. The receiver
 records each message id it has processed in the transaction of its effect, and writes what it
 could not process to its dead-letter table.
 """
@@ -14,6 +16,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
+from bridge import messages
 from bridge.queues import QueueNames
 from core import clock
 from core.db import UTCDateTime, bigintpk
@@ -103,10 +106,13 @@ def add_message(
     sender: str,
     queue: str,
 ) -> Any:
-    """Seal ``payload`` to ``recipient`` and add it to the outbox in the caller's transaction (flushes only).
+    """Validate ``payload``, seal it to ``recipient`` and add it to the outbox in the caller's transaction (flushes).
 
-    Nothing touches Redis here: the relay publishes the row once the caller has committed.
+    A payload that is not what ``message_type`` defines raises ``messages.MessageInvalid`` before
+    anything is added. Nothing touches Redis here: the relay publishes the row once the caller has
+    committed. Prefer ``Bridge.send``, which derives the model, keys, sender and queue.
     """
+    messages.validate(message_type, payload)
     if QueueNames.consumer(queue) != recipient:
         raise ValueError(f"queue {queue} does not lead to {recipient}")
     now = clock.utcnow()

@@ -26,16 +26,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from backoffice.models import Case, CaseEvent, CaseNote, CaseStatus, Outbox, Resident, Role, Staff
+from backoffice.models import Case, CaseEvent, CaseNote, CaseStatus, Resident, Role, Staff
 from backoffice.services import audit, ledger
 from backoffice.services.staff import check_second_factor
-from bridge.binding import current_bridge
-from bridge.outbox import add_message
-from bridge.queues import QueueNames
+from bridge import messages
+from bridge.binding import send
 from core import clock
 from core.textfold import fold
 
-STATUS = "application.status"
+STATUS = messages.APPLICATION_STATUS
 KINDS = ("move_out", "move_in_reservation", "in_city_reservation", "certificate")
 OPEN = (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.CONFIRMED)
 FINAL = (CaseStatus.RETURNED, CaseStatus.REJECTED, CaseStatus.WITHDRAWN, CaseStatus.COMPLETED)
@@ -142,12 +141,9 @@ def add_event(session: Session, case: Case, action: str, *, by: Staff | None,
 
 def send_status(session: Session, case: Case) -> None:
     """Tell the portal where the case stands (through the outbox, so nothing is sent before the commit)."""
-    bridge = current_bridge()
     reason = case.status_reason if case.status in (CaseStatus.RETURNED, CaseStatus.REJECTED) else None
-    add_message(session, Outbox, message_type=STATUS, recipient="portal",
-                payload={"receiptNumber": case.receipt_number, "status": PORTAL_STATUS[case.status],
-                         "reason": reason},
-                keys=bridge.keys(), sender=bridge.party, queue=QueueNames.STATUS)
+    send(session, message_type=STATUS, recipient="portal",
+         payload={"receiptNumber": case.receipt_number, "status": PORTAL_STATUS[case.status], "reason": reason})
 
 
 def _audit(action: str, case: Case, by: Staff | None, *, outcome: str = "success",

@@ -27,7 +27,6 @@ from backoffice.models import (
     CaseStatus,
     CertificateStatus,
     IssuedCertificate,
-    Outbox,
     RecordStatus,
     Resident,
     Sex,
@@ -36,15 +35,14 @@ from backoffice.models import (
 from backoffice.services import audit
 from backoffice.services import cases as case_service
 from backoffice.services.ledger import MASKED, address_text, may_see_my_number
-from bridge.binding import current_bridge
-from bridge.outbox import add_message
-from bridge.queues import QueueNames
+from bridge import messages
+from bridge.binding import send
 from core import certcode, clock
 from core.fieldcrypto import FieldCipher
 from core.i18n import wareki
 
-ISSUED = "certificate.issued"
-REVOKED = "certificate.revoked"
+ISSUED = messages.CERTIFICATE_ISSUED
+REVOKED = messages.CERTIFICATE_REVOKED
 TITLES = {"juminhyo": "住民票の写し", "kisai_jiko": "住民票記載事項証明書"}
 # The optional items a resident may ask for (portal/schemas.py CERTIFICATE.items), in print order.
 OPTIONAL_ITEMS = ("householder", "honseki", "juminhyoCode", "myNumber")
@@ -243,9 +241,7 @@ def _cipher() -> FieldCipher:
 
 
 def _send(session: Session, message_type: str, payload: dict[str, Any]) -> None:
-    bridge = current_bridge()
-    add_message(session, Outbox, message_type=message_type, recipient="portal", payload=payload,
-                keys=bridge.keys(), sender=bridge.party, queue=QueueNames.STATUS)
+    send(session, message_type=message_type, recipient="portal", payload=payload)
 
 
 def issue(session: Session, case: Case, *, by: Staff) -> IssuedCertificate:

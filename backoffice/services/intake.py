@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from backoffice.models import CardRecord, CardStatus, Case, CaseStatus, RecordStatus, Resident
 from backoffice.services import audit, cases
 from backoffice.services.cards import holder_for
+from bridge import messages
 from bridge.handlers import PermanentFailure, register
 from core import clock
 from core.envelope import Opened
@@ -28,8 +29,8 @@ from core.jpki import SignedApplicationError, verify_signed_application
 from core.jpki.appconfig import trust_for_app
 from core.textfold import fold
 
-SUBMITTED = "application.submitted"
-WITHDRAWN = "application.withdrawn"
+SUBMITTED = messages.APPLICATION_SUBMITTED
+WITHDRAWN = messages.APPLICATION_WITHDRAWN
 STATUS = cases.STATUS
 KINDS = ("move_out", "move_in_reservation", "in_city_reservation", "certificate")
 OPEN = (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.CONFIRMED)
@@ -96,10 +97,8 @@ def _movers(session: Session, movers: list[dict[str, Any]]) -> list[Resident | N
 
 def receive_application(session: Session, opened: Opened) -> Case:
     """Turn an arrived application into a case (once per receipt number) and tell the portal."""
-    payload = opened.payload
-    receipt, kind, jws = payload.get("receiptNumber"), payload.get("kind"), payload.get("signedApplication")
-    if not isinstance(receipt, str) or kind not in KINDS or not isinstance(jws, str):
-        raise PermanentFailure("schema", "application.submitted needs receiptNumber, kind and signedApplication")
+    payload = opened.payload  # its shape was checked against bridge.messages before this handler runs
+    receipt, kind, jws = payload["receiptNumber"], payload["kind"], payload["signedApplication"]
     existing = session.execute(select(Case).where(Case.receipt_number == receipt)).scalar_one_or_none()
     if existing is not None:
         return existing  # the same application delivered again changes nothing

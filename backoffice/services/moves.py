@@ -45,16 +45,17 @@ from backoffice.models import (
 )
 from backoffice.services import audit, cards, households, provision, records
 from backoffice.services.cases import CaseError, add_event, approval_effect, complete, signed_application
+from bridge import messages
 from bridge.handlers import PermanentFailure, register
-from core import checkdigits, clock
+from core import clock
 from core.addressmaster import Machiaza, load_machiaza, municipality_by_code
 from core.envelope import Opened
 from core.fieldcrypto import FieldCipher, blind_index
 from core.textfold import fold
 
-MOVEOUT_CERTIFICATE = "moveout.certificate"  # 転出証明書情報 (住基法第24条の2)
-MOVEIN_NOTICE = "movein.notice"  # 転入通知 (住基法第9条第1項)
-IDENTITY_UPDATE = "identity.update"  # 本人確認情報の更新 (住基法第30条の6)
+MOVEOUT_CERTIFICATE = messages.MOVEOUT_CERTIFICATE  # 転出証明書情報 (住基法第24条の2)
+MOVEIN_NOTICE = messages.MOVEIN_NOTICE  # 転入通知 (住基法第9条第1項)
+IDENTITY_UPDATE = messages.IDENTITY_UPDATE  # 本人確認情報の更新 (住基法第30条の6)
 DEPT_NOTICE = {"move_out": "dept.notice.move_out", "move_in": "dept.notice.move_in"}
 MUNICIPALITY, STANDIN = "municipality", "municipality:standin"
 DEFAULT_CONNECTED = ("032051", "032069")
@@ -349,39 +350,10 @@ def _candidate_cases(session: Session, certificate: MoveoutCertificate) -> list[
     return list(session.execute(stmt.order_by(Case.received_at, Case.id).limit(1000)).scalars())
 
 
-def _text_item(items: Mapping[str, Any], name: str, *, required: bool = True, limit: int = 200) -> str | None:
-    value = items.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise PermanentFailure("schema_error", f"{name} is missing or not text")
-    return value
-
-
-def _check_person(items: Any) -> dict[str, Any]:
-    if not isinstance(items, dict):
-        raise PermanentFailure("schema_error", "the payload has no items")
-    code = items.get("juminhyo_code")
-    if not isinstance(code, str) or not checkdigits.is_valid_juminhyo_code(code):
-        raise PermanentFailure("schema_error", "juminhyo_code is not a valid 住民票コード")
-    _text_item(items, "name", limit=100)
-    try:
-        dt.date.fromisoformat(str(items.get("birth_date")))
-        dt.date.fromisoformat(str(items.get("move_date")))
-    except ValueError:
-        raise PermanentFailure("schema_error", "birth_date or move_date is not a date") from None
-    move_id = items.get("move_id")
-    if move_id is not None and (not isinstance(move_id, str) or len(move_id) > 36):
-        raise PermanentFailure("schema_error", "move_id is not a move reference")
-    return items
-
-
 def receive_moveout_certificate(session: Session, opened: Opened) -> MoveoutCertificate:
     """Store a 転出証明書情報 (encrypted) and match it with its 転入予約 if that has arrived."""
-    items = _check_person(opened.payload.get("items"))
-    if items.get("sex") not in (Sex.MALE.value, Sex.FEMALE.value):
-        raise PermanentFailure("schema_error", "sex is not 1 or 2")
-    _text_item(items, "address")
+    # The 住民票コード (check digit), name, dates, sex and address were checked against bridge.messages on arrival.
+    items = opened.payload["items"]
     certificate = MoveoutCertificate(
         message_id=opened.message_id, origin=opened.sender, move_id=items.get("move_id"),
         juminhyo_code=items["juminhyo_code"], person_index=person_index(items["name"], items["birth_date"]),
@@ -548,8 +520,8 @@ def receive_movein_notice(session: Session, opened: Opened) -> Resident | None:
     Refused (dead-lettered for an administrator, nothing changed) for a person this city has no
     record of, and for one whose recorded 転出 does not go to the sending municipality.
     """
-    items = _check_person(opened.payload.get("items"))
-    new_address = _text_item(items, "new_address")
+    items = opened.payload["items"]  # its shape was checked against bridge.messages on arrival
+    new_address = items["new_address"]
     # A person who lived here before has 除票 beside the current record: the 転出 is planned on the current one.
     same_code = session.execute(select(Resident).where(Resident.juminhyo_code == items["juminhyo_code"])
                                 .order_by(Resident.id.desc())).scalars().all()

@@ -19,14 +19,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from flask import current_app, has_request_context
+from flask import has_request_context
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from backoffice.models import Outbox, ProvisionRecord, Resident
+from backoffice.models import ProvisionRecord, Resident
 from backoffice.services import audit
-from bridge.outbox import add_message
-from bridge.queues import QueueNames
+from bridge.binding import current_bridge
+from bridge.messages import MessageInvalid
 from core import clock
 from core.config import ConfigError
 from core.datafile import load_json
@@ -219,7 +219,8 @@ def send(
 
     Refuses with ProvisionRefused, before anything is written, a recipient the data file does not
     name, a message type not listed for it, data holding none of its items, a value that is not a
-    JSON scalar, an empty reason or an unknown resident. Items not listed for the recipient are
+    JSON scalar or not in the form the type's schema (``bridge.messages``) gives the item, an empty
+    reason or an unknown resident. Items not listed for the recipient are
     withheld: their names go to the record's detail, never into the message. ``party`` names the
     municipality (``muni:<code>``, never this one) when the recipient is any municipality running
     this code (``muni:*`` in the file), and must be left out otherwise.
@@ -243,14 +244,15 @@ def send(
             raise ProvisionRefused(f"data.{name}", "must be text, a whole number, true/false or null")
     withheld = sorted(name for name in data if name not in items)
 
-    binding = current_app.extensions["bridge"]
-    sender = binding.party
-    if recipient_party == sender:
+    bridge = current_bridge()
+    if recipient_party == bridge.party:
         raise ProvisionRefused("party", "a municipality does not send to itself")
-    queue = QueueNames.for_message(sender=sender, recipient=recipient_party, message_type=message_type)
     try:
-        row = add_message(session, Outbox, message_type=message_type, recipient=recipient_party,
-                          payload={"items": items}, keys=binding.keys(), sender=sender, queue=queue)
+        # Validated against the type's schema in bridge.messages: an item of the wrong form raises here.
+        row = bridge.send(session, message_type=message_type, recipient=recipient_party, payload={"items": items})
+    except MessageInvalid as invalid:
+        field = "data" + invalid.path.removeprefix("$.items")
+        raise ProvisionRefused(field, f"is not what {message_type} carries ({invalid.keyword})") from None
     except UnknownParty:
         raise ConfigError(f"no public key is registered for {recipient_party}: register it with "
                           f"`flask keys import {recipient_party} FILE`") from None
@@ -258,7 +260,7 @@ def send(
     record = ProvisionRecord(
         recipient_id=recipient.id, message_type=message_type, message_id=row.id, resident_id=resident_id,
         items_sent=json.dumps(list(items), ensure_ascii=False), legal_basis=recipient.legal_basis.ja, reason=reason,
-        detail=json.dumps({"party": recipient_party, "queue": queue, "kind": recipient.kind,
+        detail=json.dumps({"party": recipient_party, "queue": row.queue, "kind": recipient.kind,
                            "withheld": _capped(withheld)}, ensure_ascii=False),
         created_at=clock.utcnow(), created_by=created_by,
     )

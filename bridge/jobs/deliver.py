@@ -2,8 +2,9 @@
 
 Outcomes, each committed at this edge:
 
-- refused envelope or a handler's ``PermanentFailure``: a dead-letter row with the reason and an
-  operation-log row; the job ends normally, so rq never retries it;
+- refused envelope, a payload its schema refuses (``schema_invalid``, the detail naming the JSON
+  path, never the value) or a handler's ``PermanentFailure``: a dead-letter row with the reason and
+  an operation-log row, and nothing else; the job ends normally, so rq never retries it;
 - new message: in ONE transaction, the processed-message row (its primary key is the message id),
   the handler's effect, and an ``ack`` to the sender through this app's own outbox;
 - duplicate (the processed-message row exists): nothing changes but a new ack;
@@ -30,15 +31,15 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from bridge import messages
 from bridge.acks import ACK, ack_payload
 from bridge.binding import Bridge, current_bridge
 from bridge.handlers import PermanentFailure, accepted_types, registration_for
-from bridge.outbox import add_message
-from bridge.queues import QueueNames
 from core import clock
 from core.envelope import UUID_PATTERN, EnvelopeRefused, KeyRegistry, Opened, open_envelope, peek_header
 
 RETRIES_EXHAUSTED = "retries_exhausted"
+SCHEMA_INVALID = "schema_invalid"
 _INSERTS: dict[str, Callable[..., Any]] = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 log = logging.getLogger("bridge.deliver")
 
@@ -95,15 +96,26 @@ def _open(binding: Bridge, keys: KeyRegistry, message_id: str, envelope: str) ->
     return opened
 
 
+def check_payload(opened: Opened) -> None:
+    """Raise PermanentFailure (``schema_invalid``, naming the path) unless the payload fits its type's schema."""
+    try:
+        messages.validate(opened.message_type, opened.payload)
+    except messages.MessageInvalid as invalid:
+        raise PermanentFailure(SCHEMA_INVALID, invalid.detail) from None
+
+
 def apply_message(session: Session, binding: Bridge, opened: Opened, keys: KeyRegistry) -> bool:
-    """Record, apply and acknowledge ``opened`` in the session's transaction; False if it was a duplicate."""
+    """Validate, record, apply and acknowledge ``opened`` in the session's transaction; False if it was a duplicate.
+
+    The schema is checked first, so a payload it refuses records nothing and is not acknowledged.
+    """
+    check_payload(opened)
     applied = _record_processed(session, binding.processed, opened)
     if applied:
         registration_for(opened.message_type, zone=binding.zone).handler(session, opened)
     if opened.message_type != ACK:
-        add_message(session, binding.outbox, message_type=ACK, recipient=opened.sender,
-                    payload=ack_payload(opened.message_id), keys=keys, sender=binding.party,
-                    queue=QueueNames.ack(opened.sender))
+        binding.send(session, message_type=ACK, recipient=opened.sender, payload=ack_payload(opened.message_id),
+                     keys=keys)
     session.flush()
     return applied
 

@@ -10,6 +10,9 @@ app, as a real outside party would:
   unknown sender, another recipient, a bad signature or ciphertext, a type the peer does not take
   or a sender that is not a back office is refused and recorded in the ``refused`` table, and
   nothing is stored;
+- the payload is validated against its type's schema in ``bridge.messages``, as the apps do: a
+  payload it refuses is recorded in the ``refused`` table (``schema_invalid``, the detail naming
+  the JSON path, never a value), is not acknowledged, and nothing is stored;
 - an accepted message is inserted into the peer's own SQLite file under its message id, with the
   peer's effect (J-LIS: revoke the certificate) in the same transaction, so a second delivery
   changes nothing;
@@ -33,7 +36,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,6 +45,7 @@ from rq import Callback, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from bridge import messages
 from bridge.acks import ACK, ack_payload
 from bridge.handlers import PermanentFailure
 from bridge.queues import QueueNames, get_queue
@@ -65,9 +69,9 @@ from core.envelope import (
 
 APPLIED, DUPLICATE, REFUSED, DEAD_LETTER = "applied", "duplicate", "refused", "dead_letter"
 RETRIES_EXHAUSTED = "retries_exhausted"
+SCHEMA_INVALID = "schema_invalid"
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
-_ITEM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 log = logging.getLogger("bridge.peers")
 
 Check = Callable[[Opened], None]
@@ -145,14 +149,13 @@ class PeerConfig:
 
 @dataclass(frozen=True)
 class PeerSpec:
-    """What one peer is: its parties, the message types it takes, the items they must carry, its effect."""
+    """What one peer is: its parties, the message types it takes (each defined in ``bridge.messages``), its effect."""
 
     name: str
     title: str
     parties: tuple[str, ...]
     accepted_types: frozenset[str]
-    required_items: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    check: Check | None = None  # format checks of a message, before anything is stored (raise PermanentFailure)
+    check: Check | None = None  # checks beyond the schema, before anything is stored (raise PermanentFailure)
     effect: Effect | None = None  # what the peer does with a new message, inside the storing transaction
     sender_kinds: tuple[str, ...] = ("muni:",)  # only back offices send to peers
 
@@ -161,8 +164,8 @@ class PeerSpec:
             raise ValueError(f"a peer name is a lower-case word: {self.name!r}")
         if not self.parties or not all(validate_party(p).startswith("peer:") for p in self.parties):
             raise ValueError("a peer speaks as one or more peer:* parties")
-        if unknown := set(self.required_items) - set(self.accepted_types):
-            raise ValueError(f"required items for types the peer does not take: {sorted(unknown)}")
+        if undefined := sorted(t for t in self.accepted_types if not messages.is_defined(t)):
+            raise ValueError(f"{', '.join(undefined)} has no schema in bridge.messages: define it there first")
 
     def queues(self) -> tuple[str, ...]:
         """The ``outbound:<peer>`` queues this peer's worker consumes, one per party."""
@@ -364,17 +367,11 @@ class PeerReceiver:
         return opened
 
     def _check(self, opened: Opened) -> None:
-        """The payload is ``{"items": {name: scalar}}`` with the items the type requires, then the peer's checks."""
-        items = opened.payload.get("items")
-        if set(opened.payload) != {"items"} or not isinstance(items, dict) or not items:
-            raise PermanentFailure("schema_error", 'the payload is {"items": {...}} with at least one item')
-        for name, value in items.items():
-            if not _ITEM_NAME.match(name):
-                raise PermanentFailure("schema_error", "an item name is not a lower-case word")
-            if value is not None and (isinstance(value, float) or not isinstance(value, str | int | bool)):
-                raise PermanentFailure("schema_error", f"item {name} is not a scalar")
-        if missing := sorted(self.spec.required_items.get(opened.message_type, frozenset()) - set(items)):
-            raise PermanentFailure("schema_error", f"{opened.message_type} lacks {', '.join(missing)}")
+        """The payload fits its type's schema (``bridge.messages``), then the peer's own checks."""
+        try:
+            messages.validate(opened.message_type, opened.payload)
+        except messages.MessageInvalid as invalid:
+            raise PermanentFailure(SCHEMA_INVALID, invalid.detail) from None
         if self.spec.check is not None:
             self.spec.check(opened)
 
@@ -434,6 +431,7 @@ class PeerReceiver:
 
 def seal_ack(opened: Opened, keys: KeyRegistry) -> Sealed:
     """The ack of ``opened``, sealed by its recipient to its sender."""
+    messages.validate(ACK, ack_payload(opened.message_id))
     return seal(ack_payload(opened.message_id), message_type=ACK, sender=opened.recipient, recipient=opened.sender,
                 keys=keys)
 

@@ -1,21 +1,20 @@
 """What the portal sends to municipalities, written to the outbox in the caller's transaction.
 
-Each message is sealed for its recipient when it is written (signed by the portal, encrypted to the
-municipality); the relay publishes it once the transaction has committed.
+Each message is validated against its schema in ``bridge.messages`` and sealed for its recipient
+when it is written (signed by the portal, encrypted to the municipality); the relay publishes it
+once the transaction has committed.
 """
 
 from __future__ import annotations
 
-from flask import current_app
 from sqlalchemy.orm import Session
 
-from bridge.outbox import add_message
-from bridge.queues import QueueNames
-from core.envelope import KeyRegistry
-from portal.models import Application, Outbox
+from bridge import messages
+from bridge.binding import send
+from portal.models import Application
 
-SUBMITTED = "application.submitted"
-WITHDRAWN = "application.withdrawn"
+SUBMITTED = messages.APPLICATION_SUBMITTED
+WITHDRAWN = messages.APPLICATION_WITHDRAWN
 
 
 def application_submitted(session: Session, application: Application) -> None:
@@ -31,6 +30,4 @@ def application_withdrawn(session: Session, application: Application, jws: str) 
 def _send(session: Session, application: Application, message_type: str, extra: dict[str, str]) -> None:
     payload = {"receiptNumber": application.receipt_number, "kind": application.kind.value,
                "moveId": application.move_id, "submittedAt": application.submitted_at.isoformat(), **extra}
-    add_message(session, Outbox, message_type=message_type, recipient=f"muni:{application.municipality_code}",
-                payload=payload, keys=KeyRegistry.from_config(current_app.config, party="portal"), sender="portal",
-                queue=QueueNames.intake(application.municipality_code))
+    send(session, message_type=message_type, recipient=f"muni:{application.municipality_code}", payload=payload)

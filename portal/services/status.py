@@ -5,12 +5,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bridge import messages
 from bridge.handlers import PermanentFailure, register
 from core.envelope import Opened
 from portal.models import Application, ApplicationStatus
 from portal.services import applications as apps
 
-STATUS = "application.status"
+STATUS = messages.APPLICATION_STATUS
 # Where each status stands on the way to a decision. Messages may arrive out of order (a relay republishes
 # what was not acknowledged in time), so a status never moves an application backwards, and nothing
 # moves it out of a final one.
@@ -29,18 +30,14 @@ def moves_forward(current: ApplicationStatus, new: ApplicationStatus) -> bool:
 
 def receive_status(session: Session, opened: Opened) -> None:
     """Record the status a municipality reports for one of its applications (and only its own)."""
-    receipt, status = opened.payload.get("receiptNumber"), opened.payload.get("status")
-    try:
-        new = ApplicationStatus(status)
-    except ValueError as exc:
-        raise PermanentFailure("schema", f"unknown status {status!r}") from exc
+    # The shape (a known status, a text or null reason) was checked against bridge.messages on arrival.
+    receipt, new = opened.payload["receiptNumber"], ApplicationStatus(opened.payload["status"])
     application = session.execute(select(Application).where(Application.receipt_number == receipt)).scalar_one_or_none()
     if application is None or f"muni:{application.municipality_code}" != opened.sender:
         raise PermanentFailure("unknown_application", "status for an application this sender did not receive")
     if application.status is ApplicationStatus.WITHDRAWN:
         return  # the resident withdrew; a late "received" does not bring it back
-    reason = opened.payload.get("reason")
-    reason = reason if isinstance(reason, str) else None
+    reason = opened.payload["reason"]
     if not moves_forward(application.status, new):
         return  # a step that arrived after a later one: the later one already tells the resident more
     apps.set_status(session, application, new, actor=opened.sender, reason=reason)

@@ -7,39 +7,24 @@ verification page may say (valid or revoked, and the dates).
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bridge import messages
 from bridge.handlers import PermanentFailure, register
 from core import certcode, clock
 from core.envelope import Opened
 from portal.models import CertificateState, CertificateVerification
 from portal.services import oplog
 
-ISSUED = "certificate.issued"
-REVOKED = "certificate.revoked"
-_HASH = re.compile(r"^[0-9a-f]{64}$")
+ISSUED = messages.CERTIFICATE_ISSUED
+REVOKED = messages.CERTIFICATE_REVOKED
 
 
 class NotYetIssued(RuntimeError):
     """A revocation arrived before its issue; the bridge retries it until the issue is in."""
-
-
-def _hash(opened: Opened) -> str:
-    value = opened.payload.get("codeHash")
-    if not isinstance(value, str) or not _HASH.match(value):
-        raise PermanentFailure("schema", "codeHash must be 64 hex digits")
-    return value
-
-
-def _date(opened: Opened, name: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(str(opened.payload.get(name)))
-    except ValueError as exc:
-        raise PermanentFailure("schema", f"{name} must be a date") from exc
 
 
 def _municipality(opened: Opened) -> str:
@@ -48,7 +33,8 @@ def _municipality(opened: Opened) -> str:
 
 def receive_issued(session: Session, opened: Opened) -> None:
     """Record a newly issued certificate (once; the same message again changes nothing)."""
-    digest, issued_on = _hash(opened), _date(opened, "issuedOn")
+    # 64 hex digits and a date: bridge.messages checked both on arrival.
+    digest, issued_on = opened.payload["codeHash"], dt.date.fromisoformat(opened.payload["issuedOn"])
     existing = session.execute(select(CertificateVerification).where(
         CertificateVerification.code_hash == digest)).scalar_one_or_none()
     if existing is not None:
@@ -60,7 +46,7 @@ def receive_issued(session: Session, opened: Opened) -> None:
 
 def receive_revoked(session: Session, opened: Opened) -> None:
     """Mark a certificate revoked; only the municipality that issued it can revoke it."""
-    digest, revoked_on = _hash(opened), _date(opened, "revokedOn")
+    digest, revoked_on = opened.payload["codeHash"], dt.date.fromisoformat(opened.payload["revokedOn"])
     row = session.execute(select(CertificateVerification).where(
         CertificateVerification.code_hash == digest)).scalar_one_or_none()
     if row is None:

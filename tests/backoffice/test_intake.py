@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from backoffice.models import Case, CaseStatus, Outbox
 from bridge.handlers import PermanentFailure
+from bridge.jobs.deliver import check_payload
 from core import clock
 from core.envelope import Opened
 from tests.backoffice.case_fixtures import deliver, load_case, make_city, move
@@ -110,8 +111,13 @@ def test_a_malformed_message_is_a_permanent_failure(bo_app):
 
     opened = Opened(message_id=str(uuid.uuid4()), message_type="application.submitted", sender="portal",
                     recipient="muni:032051", created_at=clock.utcnow(), payload={"receiptNumber": 1})
-    with bo_app.test_request_context("/"), pytest.raises(PermanentFailure):
+    # Refused by its schema on arrival, before the handler runs (tests/bridge/test_messages.py: end to end).
+    with bo_app.test_request_context("/"), pytest.raises(PermanentFailure) as refused:
+        check_payload(opened)
         receive_application(db.session, opened)
+    assert refused.value.reason == "schema_invalid"
+    with bo_app.app_context():
+        assert db.session.execute(select(Case)).first() is None
 
 
 def test_the_clerks_inbox_lists_arrived_cases_oldest_first_without_personal_data_in_urls(backoffice, city):

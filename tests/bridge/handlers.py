@@ -13,6 +13,7 @@ import time
 from flask import current_app
 from sqlalchemy.orm import Session
 
+from bridge import messages
 from bridge.handlers import PermanentFailure, register
 from core.envelope import Opened
 
@@ -41,8 +42,15 @@ def schema(session: Session, message: Opened) -> None:
     raise PermanentFailure("schema_error", "payload lacks the required fields")
 
 
+def define_test_messages() -> None:
+    """Give the test types a schema, as every type must have (open: these tests are about delivery, not shapes)."""
+    for message_type in (NOTE, POISON, SCHEMA, CRASH):
+        messages.define(message_type, {"$schema": messages.DRAFT, "type": "object"})
+
+
 def register_test_handlers(zone: str) -> None:
     """Register the test handlers in ``zone`` (idempotent)."""
+    define_test_messages()
     register(NOTE, note, zone=zone)
     register(POISON, poison, zone=zone)
     register(SCHEMA, schema, zone=zone)

@@ -16,7 +16,9 @@ from bridge.outbox import add_message
 from portal import create_app
 from portal.extensions import db
 from portal.models import Outbox
+from tests.bridge.handlers import define_test_messages
 
+define_test_messages()
 app = create_app()
 with app.app_context():
     keys = app.extensions["bridge"].keys()

@@ -343,6 +343,34 @@ def test_a_peer_refuses_an_unknown_sender_an_envelope_for_another_party_and_a_ta
     assert len(store.refusals()) == len(bad)
 
 
+def test_a_peer_refuses_a_payload_its_schema_does_not_define_naming_the_path_and_stores_nothing(
+        bridged, peers, peer_keys):
+    """A back office (buggy, or taken over) sending the prefecture an item the law does not give it is refused."""
+    office = KeyRegistry.from_config({"BRIDGE_KEY_DIRECTORY": str(peer_keys)}, party=BO_PARTY)
+    items = {"juminhyo_code": CODE, "name": NAME, "birth_date": "1980-04-01", "sex": "1", "address": ADDRESS,
+             "my_number": MY_NUMBER, "change_reason": "転出", "change_date": "2026-12-01"}
+    bad_code = CODE[:-1] + str((int(CODE[-1]) + 1) % 10)
+    shapes = {
+        "$.items.memo: additionalProperties": {"items": {**items, "memo": "窓口で確認済み"}},
+        "$.items.juminhyo_code: format": {"items": {**items, "juminhyo_code": bad_code}},
+        "$.items.change_date: required": {"items": {k: v for k, v in items.items() if k != "change_date"}},
+    }
+    sent = {}
+    for path, payload in shapes.items():
+        message = seal(payload, message_type="identity.update", sender=BO_PARTY, recipient=prefecture.PARTY,
+                       keys=office)
+        enqueue(bridged, "outbound:prefecture", message.message_id, message.token)
+        sent[message.message_id] = path
+    peers.work("prefecture")
+
+    store = peers.store("prefecture")
+    assert store.received() == []
+    assert {r.message_id: (r.reason, r.detail) for r in store.refusals()} == {
+        i: ("schema_invalid", path) for i, path in sent.items()}
+    assert ack_count(bridged) == 0  # nothing refused is acknowledged
+    assert not any(value in r.detail for r in store.refusals() for value in (*PERSONAL_VALUES, "窓口", bad_code))
+
+
 def test_a_peer_stores_a_message_once_when_it_is_delivered_twice(bridged, peers):
     record = provide(bridged, recipient_id="municipality:standin", message_type="moveout.certificate",
                      data={**PERSON, **MOVE})

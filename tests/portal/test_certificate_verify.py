@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from backoffice.models import Outbox
 from bridge.handlers import PermanentFailure
+from bridge.jobs.deliver import check_payload
 from core import certcode, clock
 from core.envelope import Opened
 from core.i18n import wareki
@@ -141,9 +142,11 @@ def test_only_the_issuing_municipality_can_revoke_and_a_bad_message_is_refused(p
         with pytest.raises(PermanentFailure):
             verification.receive_revoked(db.session, _message("certificate.revoked", "muni:032069", codeHash=digest,
                                                               revokedOn="2026-04-02"))
-        with pytest.raises(PermanentFailure):
-            verification.receive_issued(db.session, _message("certificate.issued", "muni:032051",
-                                                             codeHash="宮沢　賢", issuedOn="2026-04-01"))
+        # A bad message is refused by its schema on arrival, before the handler runs (bridge.messages).
+        with pytest.raises(PermanentFailure) as refused:
+            check_payload(_message("certificate.issued", "muni:032051", codeHash="宮沢　賢", issuedOn="2026-04-01",
+                                   status="valid"))
+        assert (refused.value.reason, refused.value.detail) == ("schema_invalid", "$.codeHash: pattern")
         # A revocation that overtakes its issue is retried (not lost, not applied to nothing).
         with pytest.raises(verification.NotYetIssued):
             verification.receive_revoked(db.session, _message("certificate.revoked", "muni:032051",

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from bridge.handlers import PermanentFailure
+from bridge.jobs.deliver import check_payload
 from core import clock
 from core.envelope import Opened
 from portal.models import Application, ApplicationStatus
@@ -59,8 +60,14 @@ def test_a_municipality_cannot_set_the_status_of_another_municipalitys_applicati
 
 
 def test_an_unknown_status_is_a_permanent_failure(portal_app, filed):
-    with pytest.raises(PermanentFailure):
-        _status(portal_app, "muni:032051", filed["move_out"], "teleported")
+    """Refused by the schema on arrival, before the handler runs (tests/bridge/test_messages.py: end to end)."""
+    opened = Opened(message_id=str(uuid.uuid4()), message_type="application.status", sender="muni:032051",
+                    recipient="portal", created_at=clock.utcnow(),
+                    payload={"receiptNumber": filed["move_out"], "status": "teleported", "reason": None})
+    with pytest.raises(PermanentFailure) as refused:
+        check_payload(opened)
+    assert (refused.value.reason, refused.value.detail) == ("schema_invalid", "$.status: enum")
+    assert _application(portal_app, filed["move_out"])[0] is ApplicationStatus.SUBMITTED
 
 
 def test_a_status_that_arrives_late_never_moves_the_application_back(portal_app, filed):

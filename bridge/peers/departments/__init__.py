@@ -7,12 +7,13 @@ which department got what.
 
 from __future__ import annotations
 
+from bridge import messages
 from bridge.peers.receiver import PeerSpec
 
 # The departments data/recipients.json names (its ids are dept:<name> with "_" where a party has "-").
 DEPARTMENTS = ("tax", "nhi", "pension", "child-allowance", "ltc", "school")
 PARTIES = tuple(f"peer:dept:{name}" for name in DEPARTMENTS)
-NOTICE_TYPES = frozenset({"dept.notice.move_out", "dept.notice.move_in", "dept.notice.in_city"})
+NOTICE_TYPES = frozenset(messages.DEPT_NOTICES)
 
 DEPARTMENTS_PEER = PeerSpec(
     name="departments",

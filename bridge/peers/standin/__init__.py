@@ -7,17 +7,17 @@ municipality that runs this code is not a peer but another back office (``muni:<
 
 from __future__ import annotations
 
+from bridge import messages
 from bridge.peers.receiver import PeerSpec
 
 PARTY = "peer:muni-standin"
-MOVEOUT_CERTIFICATE = "moveout.certificate"
-MOVEIN_NOTICE = "movein.notice"
+MOVEOUT_CERTIFICATE = messages.MOVEOUT_CERTIFICATE
+MOVEIN_NOTICE = messages.MOVEIN_NOTICE
 
 STANDIN = PeerSpec(
     name="standin",
     title="Stand-in municipality (simulated)",
     parties=(PARTY,),
+    # Both are matched to a person on the 住民票コード at the other municipality: their schemas require it.
     accepted_types=frozenset({MOVEOUT_CERTIFICATE, MOVEIN_NOTICE}),
-    # Both are matched to a person on the 住民票コード at the other municipality.
-    required_items={MOVEOUT_CERTIFICATE: frozenset({"juminhyo_code"}), MOVEIN_NOTICE: frozenset({"juminhyo_code"})},
 )
