@@ -121,3 +121,23 @@ def test_one_code_checked_in_parallel_is_accepted_once(backoffice, bo_app):
         results = _parallel(PARALLEL, check)
         assert results.count(True) == 1, f"round {rnd}: one code was accepted {results.count(True)} times"
         backoffice.clock.advance(seconds=30)
+
+
+def test_one_code_in_parallel_screen_unlocks_unlocks_one_terminal_only(backoffice, bo_app):
+    """Someone who saw the code typed at one locked terminal cannot use it at another at the same moment."""
+    backoffice.add_staff("clerk1", "clerk")
+    clients = []
+    for i in range(PARALLEL):
+        client = backoffice.enrolled_client(f"unlock-{i}")
+        assert backoffice.sign_in(client, "clerk1").status_code == 302
+        clients.append((client, csrf_from(client, "/")))
+    code = backoffice.totp("clerk1")
+
+    def unlock(i: int) -> Any:
+        client, token = clients[i]
+        return client.post("/screen/unlock", data={"csrf_token": token, "totp": code, "next": "/ledger/search"})
+
+    responses = _parallel(PARALLEL, unlock)
+    back = [r for r in responses if r.headers.get("Location") == "/ledger/search"]
+    assert len(back) == 1, f"one code unlocked {len(back)} of {PARALLEL} terminals"
+    assert sum(client.get("/").status_code == 200 for client, _ in clients) == 1
