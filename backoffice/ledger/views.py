@@ -61,7 +61,8 @@ def search() -> Any:
             form.form_errors.append(EXPORT_REFUSALS[exc.code](exc))
         db.session.commit()
     return render_template("backoffice/ledger/search.html", form=form, results=results,
-                           masked=ledger.masked_my_number, address_text=ledger.address_text, format_date=format_date)
+                           masked=ledger.masked_my_number, address_text=ledger.address_text, format_date=format_date,
+                           name_min=ledger.NAME_MIN_CHARS)
 
 
 def _export(criteria: ledger.SearchCriteria) -> Response:
