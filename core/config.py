@@ -55,6 +55,9 @@ class Config:
     AUDIT_CHECKPOINT_EVERY = 50
     AUDIT_CHECKPOINT_SECONDS = 300
     SEARCH_PAGE_SIZE = 20
+    # Ledger CSV exports (R11): the most records one export holds, and exports per person per hour.
+    LEDGER_EXPORT_MAX_ROWS = 100
+    LEDGER_EXPORTS_PER_HOUR = 10
     # The portal's public origin; card signatures are bound to it, so it never comes from a request.
     SITE_ORIGIN = "http://127.0.0.1:5000"
     # Resident sessions on the portal (R15).
@@ -132,6 +135,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg["IDLE_TIMEOUT_MINUTES"] = _int("IDLE_TIMEOUT_MINUTES", cls.IDLE_TIMEOUT_MINUTES)
     cfg["ABSOLUTE_SESSION_HOURS"] = _int("ABSOLUTE_SESSION_HOURS", cls.ABSOLUTE_SESSION_HOURS)
     cfg["LOCKOUT_THRESHOLD"] = _int("LOCKOUT_THRESHOLD", cls.LOCKOUT_THRESHOLD)
+    cfg["LEDGER_EXPORT_MAX_ROWS"] = _int("LEDGER_EXPORT_MAX_ROWS", cls.LEDGER_EXPORT_MAX_ROWS)
+    cfg["LEDGER_EXPORTS_PER_HOUR"] = _int("LEDGER_EXPORTS_PER_HOUR", cls.LEDGER_EXPORTS_PER_HOUR)
     proxies = os.environ.get("TRUSTED_PROXIES", "")
     cfg["TRUSTED_PROXIES"] = tuple(p.strip() for p in proxies.split(",") if p.strip())
     cfg["SITE_ORIGIN"] = os.environ.get("SITE_ORIGIN", cls.SITE_ORIGIN)
