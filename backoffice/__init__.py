@@ -66,11 +66,11 @@ def _check_counter_origin(app: Flask) -> None:
         raise ConfigError("COUNTER_ORIGIN must differ from SITE_ORIGIN: a card signature made for a sign-in on the "
                           "portal must not prove a visit to the counter")
     if env == "development":
-        app.wsgi_app = _OwnOrigin(app.wsgi_app, origin)  # type: ignore[method-assign]
+        app.wsgi_app = OwnOrigin(app.wsgi_app, origin)  # type: ignore[method-assign]
 
 
-class _OwnOrigin:
-    """Development only: a request under another host name is sent to the same path at the back office's origin.
+class OwnOrigin:
+    """Development only: a request under another host name is sent to the same path at the app's own origin.
 
     There, and only there, the counter's card check can succeed (the card signs the page's origin); the
     session and terminal cookies stay apart from another back office's on the same machine.

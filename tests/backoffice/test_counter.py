@@ -147,7 +147,7 @@ def approved_case(app, card, application, *, kind="in_city_reservation"):
     jws = build_signed_application(card, PASSWORD, aud=app.config["SITE_ORIGIN"], nonce="n" * 44,
                                    application=application)
     opened = Opened(message_id=str(uuid.uuid4()), message_type="application.submitted", sender="portal",
-                    recipient="muni:032051", created_at=clock.utcnow(),
+                    recipient=f"muni:{app.config['MUNICIPALITY_CODE']}", created_at=clock.utcnow(),
                     payload={"receiptNumber": uuid.uuid4().hex[:18], "kind": kind, "moveId": None,
                              "submittedAt": clock.utcnow().isoformat(), "signedApplication": jws})
     with app.test_request_context("/"):
