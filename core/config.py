@@ -140,7 +140,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     proxies = os.environ.get("TRUSTED_PROXIES", "")
     cfg["TRUSTED_PROXIES"] = tuple(p.strip() for p in proxies.split(",") if p.strip())
     cfg["SITE_ORIGIN"] = os.environ.get("SITE_ORIGIN", cls.SITE_ORIGIN)
-    # The back office's own origin, which a card signs at the counter terminal (empty: the same as SITE_ORIGIN).
+    # The back office's own origin, which a card signs at the counter terminal; never the portal's (see
+    # counter_origin_default, and the check at the back office's start).
     cfg["COUNTER_ORIGIN"] = os.environ.get("COUNTER_ORIGIN", "")
     # How long a verified card check at the counter lets the clerk complete the case (R9).
     cfg["COUNTER_VISIT_MINUTES"] = _int("COUNTER_VISIT_MINUTES", 30)
@@ -160,10 +161,31 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             raise ConfigError(f"{var} must be set in production")
         cfg[key] = value or _instance_secret(key.lower())
     cfg.update(overrides)
+    if not cfg["COUNTER_ORIGIN"]:
+        cfg["COUNTER_ORIGIN"] = counter_origin_default(str(cfg["SITE_ORIGIN"]), env)
     if not str(cfg["MUNICIPALITY_CODE"]).isdigit() or len(str(cfg["MUNICIPALITY_CODE"])) != 6:
         raise ConfigError("MUNICIPALITY_CODE must be a 6-digit local government code")
     _certificate_signatory(cfg)
     return cfg
+
+
+# The two names of this machine's loopback: one server under the other name is another origin for the browser.
+_LOOPBACK_PAIR = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}
+
+
+def counter_origin_default(site_origin: str, env: str) -> str:
+    """The counter's origin when COUNTER_ORIGIN is not set: outside production, the portal's server under its other
+    loopback name (``make run`` serves both apps from one server); else empty, and the back office will not start.
+
+    A card signs SHA-256(origin) of the page it signs in on, so the counter's origin must differ from the portal's,
+    or a sign-in on the portal would also prove that the resident stood at the counter.
+    """
+    if env == "production":
+        return ""
+    scheme, _, rest = site_origin.partition("://")
+    host, colon, port = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
+    other = _LOOPBACK_PAIR.get(host)
+    return f"{scheme}://{other}{colon}{port}" if other and scheme == "http" else ""
 
 
 # Fictional mayors of the demo pair; a real deployment sets MAYOR_NAME (and MUNICIPALITY_NAME if it differs).

@@ -82,3 +82,66 @@ def test_the_portal_will_not_start_with_a_malformed_or_plain_http_origin(origin)
 
     with pytest.raises(config.ConfigError):
         create_app({"APP_ENV": "test", "SITE_ORIGIN": origin, "PORTAL_DATABASE_URL": "sqlite://"})
+
+
+def _production_secrets(monkeypatch):
+    """Every secret given, each its own 32 random bytes."""
+    import secrets
+
+    for var in config.Config.SECRETS.values():
+        monkeypatch.setenv(var, secrets.token_hex(32))
+
+
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_the_back_office_will_not_start_when_the_counter_origin_is_the_portals(monkeypatch, env):
+    """A card signature for a portal sign-in would otherwise also prove that the resident stood at the counter."""
+    from backoffice import create_app
+
+    _production_secrets(monkeypatch)
+    origin = "https://portal.example.jp" if env == "production" else "http://127.0.0.1:5000"
+    with pytest.raises(config.ConfigError, match="COUNTER_ORIGIN must differ from SITE_ORIGIN"):
+        create_app({"APP_ENV": env, "SITE_ORIGIN": origin, "COUNTER_ORIGIN": origin,
+                    "BACKOFFICE_DATABASE_URL": "sqlite://"})
+
+
+def test_the_back_office_will_not_start_in_production_without_its_own_counter_origin(monkeypatch):
+    from backoffice import create_app
+
+    _production_secrets(monkeypatch)
+    monkeypatch.delenv("COUNTER_ORIGIN", raising=False)
+    with pytest.raises(config.ConfigError, match="COUNTER_ORIGIN must be set"):
+        create_app({"APP_ENV": "production", "SITE_ORIGIN": "https://portal.example.jp",
+                    "BACKOFFICE_DATABASE_URL": "sqlite://"})
+
+
+@pytest.mark.parametrize("origin", ["https://madoguchi.example.jp/", "https://madoguchi.example.jp/counter",
+                                    "http://madoguchi.example.jp"])
+def test_the_back_office_will_not_start_with_a_malformed_or_plain_http_counter_origin(monkeypatch, origin):
+    from backoffice import create_app
+
+    _production_secrets(monkeypatch)
+    with pytest.raises(config.ConfigError, match="COUNTER_ORIGIN"):
+        create_app({"APP_ENV": "production", "SITE_ORIGIN": "https://portal.example.jp", "COUNTER_ORIGIN": origin,
+                    "BACKOFFICE_DATABASE_URL": "sqlite://"})
+
+
+@pytest.mark.parametrize(("site", "counter"), [("http://127.0.0.1:5000", "http://localhost:5000"),
+                                               ("http://localhost:5005", "http://127.0.0.1:5005")])
+def test_outside_production_the_counter_origin_is_the_portals_server_under_its_other_loopback_name(
+        monkeypatch, site, counter):
+    """`make run` serves both apps from one server: another host name is another origin."""
+    from backoffice import create_app
+
+    monkeypatch.delenv("COUNTER_ORIGIN", raising=False)
+    for env in ("development", "test"):
+        app = create_app({"APP_ENV": env, "SITE_ORIGIN": site, "BACKOFFICE_DATABASE_URL": "sqlite://"})
+        assert app.config["COUNTER_ORIGIN"] == counter
+
+
+def test_outside_production_a_portal_origin_of_another_host_needs_a_counter_origin_set(monkeypatch):
+    from backoffice import create_app
+
+    monkeypatch.delenv("COUNTER_ORIGIN", raising=False)
+    with pytest.raises(config.ConfigError, match="COUNTER_ORIGIN must be set"):
+        create_app({"APP_ENV": "development", "SITE_ORIGIN": "https://portal.example.jp",
+                    "BACKOFFICE_DATABASE_URL": "sqlite://"})
