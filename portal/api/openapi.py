@@ -45,7 +45,7 @@ SIGNED = {"type": "object", "required": ["signed_application"], "properties": {
                            "CertificateApplication or Withdrawal"},
     "nonce": {"type": "string"}}}
 BEARER = [{"bearer": []}]
-UNAUTHORIZED = _json(ERROR, "No valid bearer token")
+UNAUTHORIZED = _json(ERROR, "No valid bearer token (missing, expired, signed out, or its card's certificate revoked)")
 
 
 def document(server_url: str) -> dict[str, Any]:
@@ -76,6 +76,11 @@ def document(server_url: str) -> dict[str, Any]:
                                                  "expires_in": {"type": "integer"}}}, "A bearer token"),
                     "401": _json(ERROR, "The card or token was refused"),
                     "429": _json(ERROR, "Too many requests")}}},
+            "/api/v1/auth/sign-out": {"post": {
+                "summary": "Sign out: revoke every bearer token of the account, this one included",
+                "operationId": "authSignOut", "security": BEARER,
+                "responses": {"204": {"description": "Signed out; every token issued so far is refused from now on"},
+                              "401": UNAUTHORIZED}}},
             "/api/v1/me": {"get": {
                 "summary": "The account of the bearer token", "operationId": "me", "security": BEARER,
                 "responses": {"200": _json({"type": "object", "required": ["account_id", "linked"], "properties": {
@@ -94,7 +99,8 @@ def document(server_url: str) -> dict[str, Any]:
                 "responses": {"200": _json({"type": "object", "properties": {"linked": {"type": "boolean"},
                                                                             "name": {"type": ["string", "null"]}}},
                                            "Linked"),
-                              "400": _json(ERROR, "Malformed request"), "401": _json(ERROR, "Refused")}}},
+                              "400": _json(ERROR, "Malformed request"), "401": _json(ERROR, "Refused"),
+                              "409": _json(ERROR, "The account is linked to another person (identity_mismatch)")}}},
             "/api/v1/applications/challenge": {"post": {
                 "summary": "A one-time nonce and audience for the next signed application or withdrawal",
                 "operationId": "applicationChallenge", "security": BEARER,

@@ -52,6 +52,15 @@ def token() -> Any:
     return jsonify({"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime})
 
 
+@bp.route("/auth/sign-out", methods=["POST"])
+@api_login_required
+def sign_out() -> Any:
+    """Revoke every bearer token of the caller's account (the one sent included): 204."""
+    cardauth.api_sign_out(db.session, g.api_account)
+    db.session.commit()
+    return "", 204
+
+
 @bp.route("/me")
 @api_login_required
 def me() -> Any:
@@ -81,6 +90,9 @@ def identity() -> Any:
     try:
         account = cardauth.link_identity(db.session, account=g.api_account, jws=body["signedApplication"],
                                          nonce=nonce if isinstance(nonce, str) else None)
+    except cardauth.IdentityMismatch:
+        db.session.commit()  # the refusal stays in the operation log; the link is unchanged
+        return _error(409, "identity_mismatch")
     except (SignedApplicationError, ValueError) as exc:
         db.session.commit()
         return _error(401, "signature_refused", getattr(exc, "user_hint", None))

@@ -102,6 +102,11 @@ def link_submit() -> Any:
     try:
         cardauth.link_identity(db.session, account=current_user, jws=jws if isinstance(jws, str) else "",
                                nonce=nonce)
+    except cardauth.IdentityMismatch:
+        db.session.commit()  # the refusal stays in the operation log; the link is unchanged
+        message = _("This card's signature belongs to another person than this account. "
+                    "Please ask at the city office.")
+        return jsonify({"error": "identity_mismatch", "message": message}), 409
     except (SignedApplicationError, ValueError) as exc:
         db.session.commit()
         hint = getattr(exc, "user_hint", None)
