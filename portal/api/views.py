@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app, g, jsonify, request
 
 from core.jpki import AuthTokenError, SignedApplicationError
-from core.redisconn import within_limit
+from core.redisconn import within_global_limit, within_limit
 from portal.api import bp
 from portal.extensions import db
 from portal.security import api_login_required, issue_api_token
@@ -22,7 +22,9 @@ def _error(status: int, error: str, hint: str | None = None) -> Any:
 @bp.route("/auth/challenge", methods=["POST"])
 def challenge() -> Any:
     """A one-time nonce; the client signs it with the card and sends it back with the token."""
-    if not within_limit("challenge-ip", request.remote_addr or "-", limit=current_app.config["CARD_CHALLENGE_LIMIT"]):
+    cfg = current_app.config
+    if not within_limit("challenge-ip", request.remote_addr or "-", limit=cfg["CARD_CHALLENGE_LIMIT"]) or not (
+            within_global_limit("challenge", limit=cfg["CARD_CHALLENGE_GLOBAL_LIMIT"])):
         return _error(429, "too_many_requests")
     issued = cardauth.nonces("auth").issue()
     return jsonify({"nonce": issued.nonce, "expires_at": issued.expires_at.isoformat()})
@@ -39,7 +41,8 @@ def token() -> Any:
     auth_token, nonce = body.get("authToken"), body.get("nonce")
     limit = current_app.config["CARD_LOGIN_LIMIT"]
     if not within_limit("login-ip", request.remote_addr or "-", limit=limit) or not within_limit(
-            "login-cert", cardauth.certificate_subject(auth_token), limit=limit):
+            "login-cert", cardauth.certificate_subject(auth_token), limit=limit) or not within_global_limit(
+            "login", limit=current_app.config["CARD_LOGIN_GLOBAL_LIMIT"]):
         return _error(429, "too_many_requests")
     try:
         outcome = cardauth.sign_in(db.session, token=auth_token, nonce=nonce if isinstance(nonce, str) else None,
