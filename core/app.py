@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 from collections.abc import Iterable
@@ -49,6 +50,28 @@ class TrustedProxyFix:
         return self.plain(environ, start_response)  # type: ignore[no-any-return]
 
 
+class ChunkedBodyLimit:
+    """Give a body without Content-Length (chunked) a length, reading at most MAX_CONTENT_LENGTH + 1 bytes.
+
+    Werkzeug stops such a stream at the limit without an error, so a view would see a cut body (and
+    ``get_json(silent=True)`` would call it malformed); with its length known, the size check answers
+    413 like for any other body over the limit. Only servers that end the stream themselves
+    (``wsgi.input_terminated``) hand on such bodies at all.
+    """
+
+    def __init__(self, app: Flask, wsgi_app: Any) -> None:
+        self.flask_app = app
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        limit = self.flask_app.config["MAX_CONTENT_LENGTH"]
+        if limit is not None and not environ.get("CONTENT_LENGTH") and environ.get("wsgi.input_terminated"):
+            body = environ["wsgi.input"].read(limit + 1)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return self.wsgi_app(environ, start_response)  # type: ignore[no-any-return]
+
+
 def peer_address(req: Any = None) -> str | None:
     """The address of the immediate TCP peer (the proxy, when there is one), whatever X-Forwarded-For said."""
     req = req or request
@@ -74,12 +97,12 @@ def build_app(
     app.config["SECRET_KEY"] = cfg[secret_key_name]
     app.config["SESSION_COOKIE_NAME"] = cookie_name
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(ROOT / "translations")
-    app.wsgi_app = TrustedProxyFix(app, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = TrustedProxyFix(app, ChunkedBodyLimit(app, app.wsgi_app))  # type: ignore[method-assign]
 
     @app.before_request
     def _body_size() -> None:
-        # First of all, before CSRF or a view reads the body: a declared size over the limit is refused
-        # unread. A body without Content-Length is cut at the same limit by Werkzeug as it is read.
+        # First of all, before CSRF or a view reads the body: a size over the limit is refused unread
+        # (a chunked body has been given its length by ChunkedBodyLimit).
         limit = app.config["MAX_CONTENT_LENGTH"]
         if limit is not None and request.content_length is not None and request.content_length > limit:
             abort(413)

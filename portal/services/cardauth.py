@@ -103,7 +103,11 @@ def sign_in(session: Session, *, token: Any, nonce: str | None, client: str | No
 
 
 def resume(session: Session, token: str) -> tuple[PortalAccount | None, str]:
-    """The account of a live session, or why there is none (idle, expired, ended)."""
+    """The account of a live session, or why there is none (idle, expired, ended, certificate).
+
+    The card's authentication certificate is checked against the CRL on each request, as for API
+    tokens, so a revoked card signs its holder out at the next page rather than hours later.
+    """
     row = SESSIONS.live(session, token)
     if row is None:
         return None, "ended"
@@ -113,8 +117,16 @@ def resume(session: Session, token: str) -> tuple[PortalAccount | None, str]:
     if reason is not None:
         SESSIONS.close(session, row, reason)
         return None, reason
+    account = session.get(PortalAccount, row.account_id)
+    card = auth_certificate_in_force(account) if account is not None else "no_account"
+    if card is not None:
+        # The card's certificate was revoked (or expired) since sign-in: the session ends with it.
+        SESSIONS.close(session, row, "certificate")
+        oplog.record(session, "resident.session_end", outcome="failure", actor=f"account:{row.account_id}",
+                     actor_id=row.account_id, detail={"reason": card})
+        return None, "certificate"
     SESSIONS.touch(session, row)
-    return session.get(PortalAccount, row.account_id), "ok"
+    return account, "ok"
 
 
 def sign_out(session: Session, token: str, account: PortalAccount | None) -> None:

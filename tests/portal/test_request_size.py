@@ -44,3 +44,22 @@ def test_a_signed_application_padded_close_to_the_limit_still_passes(portal_app,
     body += " " * (LIMIT - len(body.encode()) - 64)  # JSON allows trailing white space
     response = client.post("/api/v1/applications", headers=headers, data=body, content_type="application/json")
     assert response.status_code == 202, response.json
+
+
+def test_a_chunked_body_without_content_length_is_cut_at_the_limit_with_413(portal_app):
+    import io
+
+    from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+    def send(size: int) -> tuple[str, bytes]:
+        environ = EnvironBuilder(path="/api/v1/auth/challenge", method="POST",
+                                 content_type="application/json").get_environ()
+        environ.pop("CONTENT_LENGTH", None)  # Transfer-Encoding: chunked, as a server hands it on
+        environ.update({"wsgi.input": io.BytesIO(b"{" + b" " * size + b"}"), "wsgi.input_terminated": True})
+        body, status, _headers = run_wsgi_app(portal_app, environ)
+        return status, b"".join(body)
+
+    status, body = send(LIMIT + 10)
+    assert status.startswith("413") and json.loads(body)["error"] == "request_too_large"
+    status, _body = send(1000)
+    assert status.startswith("200")
