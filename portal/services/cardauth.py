@@ -205,6 +205,8 @@ def link_identity(session: Session, *, account: PortalAccount, jws: str, nonce: 
                      detail={"code": "WRONG_PURPOSE"})
         raise ValueError("the signed document is not an identity link")
     items = verified.items
+    # The row is locked, so two links sent at once cannot both pass the check against the old state.
+    session.refresh(account, with_for_update=True)
     if account.is_linked and not _same_person(account, items.name, items.birth_date, items.sex):
         oplog.record(session, "resident.link", outcome="failure", actor=f"account:{account.id}", actor_id=account.id,
                      detail={"code": "IDENTITY_MISMATCH", "sign_certificate_serial": str(verified.serial)})
