@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 from pathlib import Path
@@ -67,7 +69,14 @@ class Config:
     # Card sign-in: rate limits per client address and per certificate (requests per minute).
     CARD_CHALLENGE_LIMIT = 30
     CARD_LOGIN_LIMIT = 10
-    # Client-certificate terminal identification behind a TLS proxy (R1).
+    # The backstop over all clients together (requests per minute), so many addresses are still bounded.
+    CARD_CHALLENGE_GLOBAL_LIMIT = 1200
+    CARD_LOGIN_GLOBAL_LIMIT = 600
+    CERTIFICATE_VERIFY_GLOBAL_LIMIT = 300
+    # The largest request body either app reads (413 beyond it); a signed application is a few kilobytes.
+    MAX_CONTENT_LENGTH = 1024 * 1024
+    # The TLS proxy's addresses: only from them are X-Forwarded-For (the client's address) and the
+    # client-certificate header of terminals (R1) believed.
     TRUSTED_PROXIES: tuple[str, ...] = ()
     TERMINAL_CERT_HEADER = "X-Client-Cert-Fingerprint"
     SESSION_COOKIE_HTTPONLY = True
@@ -137,6 +146,9 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg["LOCKOUT_THRESHOLD"] = _int("LOCKOUT_THRESHOLD", cls.LOCKOUT_THRESHOLD)
     cfg["LEDGER_EXPORT_MAX_ROWS"] = _int("LEDGER_EXPORT_MAX_ROWS", cls.LEDGER_EXPORT_MAX_ROWS)
     cfg["LEDGER_EXPORTS_PER_HOUR"] = _int("LEDGER_EXPORTS_PER_HOUR", cls.LEDGER_EXPORTS_PER_HOUR)
+    for name in ("CARD_CHALLENGE_LIMIT", "CARD_LOGIN_LIMIT", "CARD_CHALLENGE_GLOBAL_LIMIT", "CARD_LOGIN_GLOBAL_LIMIT",
+                 "CERTIFICATE_VERIFY_LIMIT", "CERTIFICATE_VERIFY_GLOBAL_LIMIT", "MAX_CONTENT_LENGTH"):
+        cfg[name] = _int(name, getattr(cls, name))
     proxies = os.environ.get("TRUSTED_PROXIES", "")
     cfg["TRUSTED_PROXIES"] = tuple(p.strip() for p in proxies.split(",") if p.strip())
     cfg["SITE_ORIGIN"] = os.environ.get("SITE_ORIGIN", cls.SITE_ORIGIN)
@@ -163,6 +175,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg.update(overrides)
     if not cfg["COUNTER_ORIGIN"]:
         cfg["COUNTER_ORIGIN"] = counter_origin_default(str(cfg["SITE_ORIGIN"]), env)
+    if env == "production":
+        check_secrets({var: str(cfg[key]) for key, var in cls.SECRETS.items()})
     if not str(cfg["MUNICIPALITY_CODE"]).isdigit() or len(str(cfg["MUNICIPALITY_CODE"])) != 6:
         raise ConfigError("MUNICIPALITY_CODE must be a 6-digit local government code")
     _certificate_signatory(cfg)
@@ -186,6 +200,46 @@ def counter_origin_default(site_origin: str, env: str) -> str:
     host, colon, port = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
     other = _LOOPBACK_PAIR.get(host)
     return f"{scheme}://{other}{colon}{port}" if other and scheme == "http" else ""
+MIN_SECRET_BYTES = 32
+# 32 random bytes hold this many distinct values with overwhelming likelihood (about 30 on average).
+MIN_DISTINCT_SECRET_BYTES = 16
+
+
+def _secret_bytes(value: str) -> bytes | None:
+    """The bytes a secret encodes: hex (``openssl rand -hex 32``) or base64 (``openssl rand -base64 32``)."""
+    text = value.strip()
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        pass
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def check_secrets(values: dict[str, str]) -> None:
+    """Refuse production secrets that are short, patterned or shared; name the variables, never the values.
+
+    Each must encode at least 32 random bytes, in hex or base64, and no two may be equal: one leaked
+    value must not open the sessions, the My Number encryption and the operation log at once.
+    """
+    problems: list[str] = []
+    for var, value in values.items():
+        raw = _secret_bytes(value)
+        if raw is None or len(raw) < MIN_SECRET_BYTES:
+            problems.append(f"{var} must be at least {MIN_SECRET_BYTES} random bytes in hex or base64 "
+                            f"(e.g. `openssl rand -hex {MIN_SECRET_BYTES}`)")
+        elif len(set(raw)) < MIN_DISTINCT_SECRET_BYTES:
+            problems.append(f"{var} is not random (too few distinct bytes); generate it with "
+                            f"`openssl rand -hex {MIN_SECRET_BYTES}`")
+    by_value: dict[str, list[str]] = {}
+    for var, value in values.items():
+        by_value.setdefault(value.strip(), []).append(var)
+    problems += [f"{' and '.join(names)} must differ from each other" for names in by_value.values() if len(names) > 1]
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 # Fictional mayors of the demo pair; a real deployment sets MAYOR_NAME (and MUNICIPALITY_NAME if it differs).

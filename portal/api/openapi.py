@@ -45,7 +45,10 @@ SIGNED = {"type": "object", "required": ["signed_application"], "properties": {
                            "CertificateApplication or Withdrawal"},
     "nonce": {"type": "string"}}}
 BEARER = [{"bearer": []}]
-UNAUTHORIZED = _json(ERROR, "No valid bearer token")
+TOO_LARGE = _json({"type": "object", "required": ["error", "max_bytes"], "properties": {
+    "error": {"const": "request_too_large"}, "max_bytes": {"type": "integer"}}},
+    "The body is larger than MAX_CONTENT_LENGTH (1 MiB by default); nothing was read")
+UNAUTHORIZED = _json(ERROR, "No valid bearer token (missing, expired, signed out, or its card's certificate revoked)")
 
 
 def document(server_url: str) -> dict[str, Any]:
@@ -74,7 +77,7 @@ def document(server_url: str) -> dict[str, Any]:
                     "200": _json({"type": "object", "required": ["access_token", "token_type", "expires_in"],
                                   "properties": {"access_token": {"type": "string"}, "token_type": {"const": "Bearer"},
                                                  "expires_in": {"type": "integer"}}}, "A bearer token"),
-                    "401": _json(ERROR, "The card or token was refused"),
+                    "401": _json(ERROR, "The card or token was refused"), "413": TOO_LARGE,
                     "429": _json(ERROR, "Too many requests")}}},
             "/api/v1/me": {"get": {
                 "summary": "The account of the bearer token", "operationId": "me", "security": BEARER,
@@ -94,7 +97,9 @@ def document(server_url: str) -> dict[str, Any]:
                 "responses": {"200": _json({"type": "object", "properties": {"linked": {"type": "boolean"},
                                                                             "name": {"type": ["string", "null"]}}},
                                            "Linked"),
-                              "400": _json(ERROR, "Malformed request"), "401": _json(ERROR, "Refused")}}},
+                              "400": _json(ERROR, "Malformed request"), "401": _json(ERROR, "Refused"),
+                              "409": _json(ERROR, "The account is linked to another person (identity_mismatch)"),
+                              "413": TOO_LARGE}}},
             "/api/v1/applications/challenge": {"post": {
                 "summary": "A one-time nonce and audience for the next signed application or withdrawal",
                 "operationId": "applicationChallenge", "security": BEARER,
@@ -110,7 +115,7 @@ def document(server_url: str) -> dict[str, Any]:
                                                           "parts": {"type": "array", "items": {"type": "object"}}}},
                                           "Accepted: the receipt number of each part"),
                              "400": _json(ERROR, "Malformed request or refused signature"),
-                             "401": UNAUTHORIZED,
+                             "401": UNAUTHORIZED, "413": TOO_LARGE,
                              "422": _json(ERROR, "The application breaks a rule; nothing was stored")}},
                 "get": {"summary": "The caller's applications", "operationId": "listApplications",
                         "security": BEARER,
@@ -129,6 +134,12 @@ def document(server_url: str) -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {"application/json": {"schema": SIGNED}}},
                 "responses": {"200": _json(APPLICATION, "Withdrawn"), "400": _json(ERROR, "Malformed or refused"),
                               "401": UNAUTHORIZED, "404": _json(ERROR, "No such application of the caller"),
-                              "409": _json(ERROR, "No longer withdrawable")}}},
+                              "409": _json(ERROR, "No longer withdrawable"), "413": TOO_LARGE}}},
+            # Last, so that a client (or a fuzzer) walking the document in order signs out at the end.
+            "/api/v1/auth/sign-out": {"post": {
+                "summary": "Sign out: revoke every bearer token of the account, this one included",
+                "operationId": "authSignOut", "security": BEARER,
+                "responses": {"204": {"description": "Signed out; every token issued so far is refused from now on"},
+                              "401": UNAUTHORIZED}}},
         },
     }
