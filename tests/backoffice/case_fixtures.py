@@ -75,8 +75,6 @@ def as_part(kind: str, application: dict[str, Any], here: str = "032051") -> dic
 def sign_part(card: Any, config: Any, kind: str, application: dict[str, Any], *, move_id: str | None = None,
               here: str = "032051") -> tuple[str, str | None]:
     """The resident's JWS for ``application`` naming its ``kind`` part for ``here``; returns it and the move id."""
-    if application.get("type") == "move":
-        move_id = move_id or str(uuid.uuid4())
     claims = {"moveId": move_id, "parts": [{"kind": kind, "municipalityCode": here}]}
     jws = build_signed_application(card, PASSWORD, aud=config["SITE_ORIGIN"], nonce="n" * 44,
                                    application=application, claims=claims)
@@ -89,7 +87,9 @@ def deliver(bo_app: Any, city: dict[str, Any], kind: str = "move_out", applicati
     from backoffice.extensions import db
     from backoffice.services.intake import receive_application
 
-    jws, move_id = sign_part(city["card"], bo_app.config, kind, as_part(kind, application or move()))
+    application = as_part(kind, application or move())
+    move_id = str(uuid.uuid4()) if application.get("type") == "move" else None
+    jws, _ = sign_part(city["card"], bo_app.config, kind, application, move_id=move_id)
     opened = Opened(message_id=str(uuid.uuid4()), message_type="application.submitted",
                     sender="portal", recipient="muni:032051", created_at=clock.utcnow(),
                     payload={"receiptNumber": receipt or uuid.uuid4().hex[:18], "kind": kind, "moveId": move_id,

@@ -116,3 +116,18 @@ def build_signed_application(
     """Unlock the card's sign slot with ``password`` and sign the application (and ``claims``)."""
     key, certificate = _unlock(card, "sign", password)
     return sign_application(key, certificate, aud=aud, nonce=nonce, application=application, iat=iat, claims=claims)
+
+
+def sign_challenge(
+    card: Path | str | CardDocument, password: str, challenge: Mapping[str, Any],
+    application: Mapping[str, Any] | None = None,
+) -> str:
+    """Sign what a service's challenge asks for, as the browser's card.js does.
+
+    The challenge gives ``aud``, ``nonce`` and the signing time ``iat``; for an application also the
+    ``moveId`` and ``parts`` to sign with it, and the ``application`` itself unless given here.
+    """
+    claims = {k: challenge[k] for k in ("moveId", "parts") if k in challenge}
+    return build_signed_application(card, password, aud=challenge["aud"], nonce=challenge["nonce"],
+                                    application=challenge["application"] if application is None else application,
+                                    iat=challenge.get("iat"), claims=claims)
