@@ -1,10 +1,13 @@
 """Intake (F2, R9, R10, R22): an application arrives from the portal and becomes a case, or is returned.
 
-The back office does not trust the portal: it verifies the resident's signature again (chain,
-revocation, nonRepudiation), matches the applicant and the movers to the ledger (the card record
-first; the four basic items must agree), runs the ledger checks, and creates one case per
-application. A mismatch goes to a clerk, never silently; a sensitive case is never returned
-automatically. The status goes back to the portal through this office's outbox.
+The back office does not trust the portal, even one that is fully compromised and sends whatever it
+likes with its own bridge keys: it verifies the resident's signature again (chain, revocation,
+nonRepudiation, signing time), acts only on signed values (the part for this city, the move id, the
+movers), acts on each signature once per part, matches the applicant and the movers to the ledger
+(the card record first; the four basic items must agree), runs the ledger checks, and creates one
+case per part. A withdrawal is acted on only when the case's own signer signed it for this receipt.
+A mismatch goes to a clerk, never silently; a sensitive case is never returned automatically. The
+status goes back to the portal through this office's outbox.
 """
 
 from __future__ import annotations
@@ -196,7 +199,7 @@ def receive_application(session: Session, opened: Opened) -> Case:
     applicant: Resident | None = None
     movers: list[Resident | None] = []
     serial = ""
-    move_id = payload.get("moveId")
+    move_id: str | None = None  # only a signed move id ties this case to another
     verified: VerifiedApplication | None = None
     try:
         verified = _verify(jws)
@@ -235,7 +238,7 @@ def receive_application(session: Session, opened: Opened) -> Case:
     else:
         status = CaseStatus.RECEIVED
     case = Case(receipt_number=receipt, message_id=opened.message_id, kind=kind,
-                move_id=move_id if isinstance(move_id, str) else None,
+                move_id=move_id,
                 status=status, status_reason=return_reason if status is CaseStatus.RETURNED else None,
                 applicant_resident_id=applicant.id if applicant else None,
                 mover_resident_ids=json.dumps([m.id if m else None for m in movers]), signed_jws=jws,
