@@ -220,3 +220,18 @@ def test_an_application_signed_without_its_parts_is_refused(bo_app, city):
 def test_the_case_takes_its_kind_and_move_from_the_signature(bo_app, city):
     case, move_id = _a_received_move_out(bo_app, city)
     assert (case.kind, case.move_id) == ("move_out", move_id)
+
+
+def test_a_signed_withdrawal_after_the_city_started_checking_leaves_the_case_and_tells_the_portal_why(bo_app, city):
+    from backoffice.extensions import db
+
+    case, move_id = _a_received_move_out(bo_app, city)
+    with bo_app.app_context():
+        db.session.get(Case, case.id).status = CaseStatus.CONFIRMED
+        db.session.commit()
+    _portal_sends(bo_app, "application.withdrawn",
+                  _withdrawn(_sign(bo_app, city["card"], _withdrawal("R-1")), receipt="R-1", move_id=move_id))
+    assert load_case(bo_app, case.id).status is CaseStatus.CONFIRMED
+    answer = status_messages(bo_app)[-1]
+    assert answer["status"] == "in_review" and "すでに市で手続き" in answer["reason"]
+    assert _logged(bo_app, "intake.withdrawal_too_late") == 1
