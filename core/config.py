@@ -157,6 +157,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg["COUNTER_ORIGIN"] = os.environ.get("COUNTER_ORIGIN", "")
     # How long a verified card check at the counter lets the clerk complete the case (R9).
     cfg["COUNTER_VISIT_MINUTES"] = _int("COUNTER_VISIT_MINUTES", 30)
+    # How old a resident's signature (its iat) may be when the portal or a back office receives it.
+    cfg["SIGNED_APPLICATION_MAX_AGE_MINUTES"] = _int("SIGNED_APPLICATION_MAX_AGE_MINUTES", 1440)
     # Where the (simulated, outside production) J-LIS keeps its state and publishes anchors and CRLs.
     jlis = Path(os.environ.get("JLIS_DIRECTORY", INSTANCE / "jlis"))
     cfg["JLIS_DIRECTORY"] = str(jlis)

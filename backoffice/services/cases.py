@@ -140,10 +140,14 @@ def add_event(session: Session, case: Case, action: str, *, by: Staff | None,
     return event
 
 
-def send_status(session: Session, case: Case) -> None:
-    """Tell the portal where the case stands (through the outbox, so nothing is sent before the commit)."""
+def send_status(session: Session, case: Case, *, reason: str | None = None) -> None:
+    """Tell the portal where the case stands (through the outbox, so nothing is sent before the commit).
+
+    ``reason`` explains a status that did not change, e.g. a withdrawal the city could not accept.
+    """
     bridge = current_bridge()
-    reason = case.status_reason if case.status in (CaseStatus.RETURNED, CaseStatus.REJECTED) else None
+    if reason is None:
+        reason = case.status_reason if case.status in (CaseStatus.RETURNED, CaseStatus.REJECTED) else None
     add_message(session, Outbox, message_type=STATUS, recipient="portal",
                 payload={"receiptNumber": case.receipt_number, "status": PORTAL_STATUS[case.status],
                          "reason": reason},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.schemas import CERTIFICATE, MOVE, WITHDRAWAL
+from portal.schemas import CERTIFICATE, MOVE, SIGNED_APPLICATION, SIGNED_WITHDRAWAL, WITHDRAWAL
 from portal.services_search.api import OPENAPI_PATHS as SERVICE_PATHS
 
 
@@ -24,7 +24,8 @@ ERROR = {"type": "object", "required": ["error"], "properties": {
         "field": {"type": "string"}, "message": {"type": "string"}}}}}}
 NONCE = {"type": "object", "required": ["nonce", "expires_at"], "properties": {
     "nonce": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"},
-    "aud": {"type": "string"}, "application": {"type": "object"}}}
+    "aud": {"type": "string"}, "application": {"type": "object"}, "iat": {"type": "integer"},
+    "moveId": {"type": ["string", "null"]}, "parts": {"type": "array", "items": {"type": "object"}}}}
 WEB_EID_TOKEN = {"type": "object", "required": ["unverifiedCertificate", "algorithm", "signature", "format"],
                  "properties": {"unverifiedCertificate": {"type": "string"}, "algorithm": {"const": "RS256"},
                                 "signature": {"type": "string"}, "format": {"type": "string"},
@@ -41,8 +42,10 @@ APPLICATION = {"type": "object", "required": ["receipt_number", "kind", "status"
     "history": {"type": "array", "items": EVENT}}}
 SIGNED = {"type": "object", "required": ["signed_application"], "properties": {
     "signed_application": {"type": "string", "description": "JWS compact, RS256, x5c = [signature certificate]; "
-                           "payload {aud, nonce, application} where application is a MoveApplication, "
-                           "CertificateApplication or Withdrawal"},
+                           "payload SignedApplication {aud, nonce, iat, moveId, parts, application} where "
+                           "application is a MoveApplication or CertificateApplication (iat, moveId and parts "
+                           "as given by /applications/challenge), or SignedWithdrawal {aud, nonce, iat, "
+                           "application: Withdrawal}"},
     "nonce": {"type": "string"}}}
 BEARER = [{"bearer": []}]
 TOO_LARGE = _json({"type": "object", "required": ["error", "max_bytes"], "properties": {
@@ -61,7 +64,8 @@ def document(server_url: str) -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
             "schemas": {"MoveApplication": _strip(MOVE), "CertificateApplication": _strip(CERTIFICATE),
-                        "Withdrawal": _strip(WITHDRAWAL), "Application": APPLICATION, "Error": ERROR},
+                        "Withdrawal": _strip(WITHDRAWAL), "SignedApplication": _strip(SIGNED_APPLICATION),
+                        "SignedWithdrawal": _strip(SIGNED_WITHDRAWAL), "Application": APPLICATION, "Error": ERROR},
         },
         "paths": {
             **SERVICE_PATHS,
@@ -101,8 +105,11 @@ def document(server_url: str) -> dict[str, Any]:
                               "409": _json(ERROR, "The account is linked to another person (identity_mismatch)"),
                               "413": TOO_LARGE}}},
             "/api/v1/applications/challenge": {"post": {
-                "summary": "A one-time nonce and audience for the next signed application or withdrawal",
+                "summary": "A one-time nonce, audience and signing time for the next signed application or "
+                           "withdrawal; with {\"application\": …} also its moveId and parts to sign",
                 "operationId": "applicationChallenge", "security": BEARER,
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"application": {"type": "object"}}}}}},
                 "responses": {"200": _json(NONCE, "Nonce and audience"), "401": UNAUTHORIZED}}},
             "/api/v1/applications": {
                 "post": {"summary": "Submit a signed application", "operationId": "submitApplication",

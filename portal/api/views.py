@@ -130,10 +130,19 @@ def _refused(exc: Exception, *, invalid_status: int) -> Any:
 @bp.route("/applications/challenge", methods=["POST"])
 @api_login_required
 def application_challenge() -> Any:
-    """A one-time nonce and the audience to put in the next signed application or withdrawal."""
+    """A one-time nonce, the audience and the signing time for the next signed application or withdrawal.
+
+    Given ``{"application": {...}}``, also the ``moveId`` and ``parts`` to sign with it (the signed
+    payload is ``{aud, nonce, iat, moveId, parts, application}``; a withdrawal's is ``{aud, nonce, iat,
+    application}``).
+    """
     issued = cardauth.nonces("sign").issue()
+    body = request.get_json(silent=True)
+    application = body.get("application") if isinstance(body, dict) else None
+    claims = apps.signing_claims(application, g.api_account)
+    extra = claims if isinstance(application, dict) else {"iat": claims["iat"]}
     return jsonify({"nonce": issued.nonce, "expires_at": issued.expires_at.isoformat(),
-                    "aud": current_app.config["SITE_ORIGIN"]})
+                    "aud": current_app.config["SITE_ORIGIN"], **extra})
 
 
 @bp.route("/applications", methods=["POST"])

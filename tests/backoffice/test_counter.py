@@ -31,10 +31,11 @@ from backoffice.models import (
 )
 from backoffice.services.cases import CaseError
 from backoffice.services.records import RecordError
-from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application
+from bridge.peers.jlis.cardclient import build_auth_token
 from core import clock
 from core.addressmaster import load_machiaza
 from core.envelope import Opened
+from tests.backoffice.case_fixtures import sign_part
 from tests.factories import make_household, make_resident
 
 PIN, PASSWORD = "1234", "ABC123"
@@ -144,11 +145,10 @@ def approved_case(app, card, application, *, kind="in_city_reservation"):
     from backoffice.extensions import db
     from backoffice.services.intake import receive_application
 
-    jws = build_signed_application(card, PASSWORD, aud=app.config["SITE_ORIGIN"], nonce="n" * 44,
-                                   application=application)
+    jws, move_id = sign_part(card, app.config, kind, application, here=app.config["MUNICIPALITY_CODE"])
     opened = Opened(message_id=str(uuid.uuid4()), message_type="application.submitted", sender="portal",
                     recipient=f"muni:{app.config['MUNICIPALITY_CODE']}", created_at=clock.utcnow(),
-                    payload={"receiptNumber": uuid.uuid4().hex[:18], "kind": kind, "moveId": None,
+                    payload={"receiptNumber": uuid.uuid4().hex[:18], "kind": kind, "moveId": move_id,
                              "submittedAt": clock.utcnow().isoformat(), "signedApplication": jws})
     with app.test_request_context("/"):
         case = receive_application(db.session, opened)

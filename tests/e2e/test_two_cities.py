@@ -31,7 +31,7 @@ from werkzeug.serving import make_server
 
 from backoffice.models import Case, CaseStatus, MoveoutCertificate, RecordStatus, Resident, Sex, Staff
 from bridge.peers import departments, prefecture, standin
-from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application
+from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application, sign_challenge
 from bridge.peers.receiver import PeerStore
 from core.envelope import KeyRegistry, import_public_key
 from tests.bridge.conftest import RedisServer, kill_tree
@@ -253,9 +253,9 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
                          timeout=30).status_code == 200
 
     def send(application: dict[str, Any]) -> requests.Response:
-        challenge = requests.post(f"{api}/applications/challenge", headers=bearer, timeout=10).json()
-        signed = build_signed_application(card, PASSWORD, aud=challenge["aud"], nonce=challenge["nonce"],
-                                          application=application)
+        challenge = requests.post(f"{api}/applications/challenge", headers=bearer, timeout=10,
+                                  json={"application": application}).json()
+        signed = sign_challenge(card, PASSWORD, challenge, application)
         return requests.post(f"{api}/applications", headers=bearer, timeout=30,
                              json={"signed_application": signed, "nonce": challenge["nonce"]})
 
