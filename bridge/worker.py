@@ -27,9 +27,11 @@ import redis
 from flask import Flask
 from redis import Redis
 from rq import Worker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import DeserializationError
 from rq.job import Job, JobStatus
 from rq.queue import Queue
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.utils import import_attribute, now
 
@@ -169,6 +171,30 @@ class BridgeWorker(Worker):
                                           exc_string=f"JobRefused: refused by the bridge worker: {reason}")
             pipeline.execute()
         self.increment_failed_job_count()
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
+                         date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+                         log_format: str = DEFAULT_LOGGING_FORMAT) -> None:
+        """rq's, but the scheduler is named after the worker (rq picks a random name).
+
+        Its Redis key (``rq:scheduler:<name>``) then starts with the party, as the worker's does, so the
+        Redis ACL (``deploy/redis/users.acl``) can give each party its own.
+        """
+        self.scheduler = RQScheduler(self.queues, connection=self.connection, name=self.name,
+                                     logging_level=logging_level if logging_level is not None else self.log.level,
+                                     date_format=date_format, log_format=log_format, serializer=self.serializer)
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()
+        finally:
+            self.scheduler.release_locks()
+            self.scheduler.register_death()
 
     @property
     def dequeue_timeout(self) -> int:
