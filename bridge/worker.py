@@ -109,6 +109,9 @@ class BridgeJob(Job):
         """What dead-letters a delivery after its last retry in this worker."""
         return import_attribute(ON_FAILURE)
 
+    def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
+        """Nothing: the bridge uses no webhooks, and webhooks written into a running job's hash must not be called."""
+
 
 class FlaskJob(BridgeJob):
     """A bridge job that runs, and has its failure callback run, inside a Flask app context (a fresh session each)."""

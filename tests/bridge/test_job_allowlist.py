@@ -9,7 +9,9 @@ is imported, logged by job id only and left in rq's failed registry, never run.
 
 from __future__ import annotations
 
+import http.server
 import secrets
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from rq import Callback
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
+from rq.webhook import Webhook
 
 from bridge.queues import get_queue
 from bridge.relay import DELIVER, ON_FAILURE
@@ -118,6 +121,38 @@ def test_a_job_with_a_foreign_success_or_failure_callback_is_refused_and_nothing
     assert bridged.rows(bridged.bo_app, "dead") == [], "a refused job was run (its envelope was dead-lettered)"
     assert all(job_id in log for job_id in (on_success, on_failure, on_stopped))
     assert marker not in log
+
+
+def test_a_job_naming_webhooks_is_refused_and_nothing_is_sent(bridged):
+    calls: list[str] = []
+
+    class Listener(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            calls.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Listener)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    job_id = str(uuid.uuid4())
+    # The delivery function with an envelope it dead-letters: the job would end "finished", then "failed" below.
+    get_queue(INTAKE, bridged.redis.client()).enqueue_call(
+        DELIVER, args=[str(uuid.uuid4()), "x"], job_id=job_id,
+        webhooks=[Webhook(url, "finished"), Webhook(url, "failed", method="POST")])
+    try:
+        process = bridged.start_worker("backoffice", INTAKE, burst=True, cli=True)
+        assert process.wait(60) == 0, bridged.worker_log(process)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert calls == [], "the worker called a webhook a job named"
+    assert _failed(bridged) == [job_id]
 
 
 def test_a_job_with_a_dependency_is_refused(bridged):
