@@ -117,7 +117,7 @@ def test_the_portals_user_can_enqueue_on_an_intake_queue_and_cannot_configure_fl
 
     for command in (("CONFIG", "GET", "*"), ("FLUSHALL",), ("FLUSHDB",), ("EVAL", "return 1", "0"), ("KEYS", "*"),
                     ("SHUTDOWN", "NOSAVE"), ("ACL", "LIST"), ("FUNCTION", "LIST"),
-                    ("MONITOR",), ("SCAN", "0")):
+                    ("MONITOR",), ("SCAN", "0"), ("RANDOMKEY",), ("PUBSUB", "CHANNELS"), ("CLIENT", "LIST")):
         with pytest.raises(redis.exceptions.NoPermissionError):
             portal.execute_command(*command)
     # Another party's queues and keys: a back office's inbox from other cities, the queue to J-LIS, its nonces.
