@@ -40,7 +40,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals.update(zone="portal", kind_label=kind_label, status_label=status_label)
     app.jinja_env.filters["todate"] = to_date
     _init_bridge(app)
+    _register_commands(app)
     return app
+
+
+def _register_commands(app: Flask) -> None:
+    """``audit verify|checkpoint|keygen`` over the portal's own operation log."""
+    from core.audit_cli import audit_group
+    from portal.extensions import db
+    from portal.services import oplog
+
+    app.cli.add_command(audit_group(oplog.chain, lambda: db.session))
 
 
 def _check_card_trust(app: Flask) -> None:

@@ -200,3 +200,101 @@ def test_sequence_numbers_are_gapless_after_a_rolled_back_append(bo_app):
     with bo_app.app_context():
         assert db.session.execute(select(AuditLog.seq).order_by(AuditLog.seq)).scalars().all() == [1, 2, 3]
     assert _verify(bo_app).ok
+
+
+# -- the tail (issue: a cut at the end of the log must not pass) ----------------------------------
+
+
+def _own_checkpoint_keys(bo_app, tmp_path):
+    """Give this app a checkpoint key pair of its own (the run's shared pair must not be deleted)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private, public = tmp_path / "own-checkpoint.pem", tmp_path / "own-checkpoint.pub.pem"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    bo_app.config.update(AUDIT_CHECKPOINT_KEY_PATH=str(private), AUDIT_CHECKPOINT_PUBLIC_KEY=str(public))
+    return private, public
+
+
+def _cut_tail(bo_app, keep):
+    """As the database owner: delete every row after ``keep`` and move the head back to it."""
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        kept = db.session.get(AuditLog, keep).row_hash
+    _raw(bo_app, (f"DELETE FROM audit_log WHERE seq > {keep}", {}),
+         ("UPDATE audit_head SET seq = :s, head_hash = :h", {"s": keep, "h": kept}))
+
+
+@pytest.mark.sqlite
+def test_a_tail_cut_right_after_the_last_commit_fails_verify_naming_the_cut(bo_app):
+    # Each commit appends a row or two, as requests do; no checkpoint command is run.
+    _append(bo_app, 7)
+    _cut_tail(bo_app, 4)
+    result = _verify(bo_app)
+    assert not result.ok, "a log cut back from 7 to 4 rows passed verify"
+    assert "rows after 4 were cut off" in result.reason and "7" in result.reason
+    out = _cli(bo_app, "audit", "verify")
+    assert out.exit_code == 1 and "cut off" in out.output
+
+
+@pytest.mark.sqlite
+def test_deleting_the_checkpoint_file_and_its_keys_fails_verify_and_makes_no_new_key(bo_app, tmp_path):
+    private, public = _own_checkpoint_keys(bo_app, tmp_path)
+    _append(bo_app, 3)
+    Path(bo_app.config["AUDIT_CHECKPOINT_PATH"]).unlink()
+    private.unlink()
+    public.unlink()
+    result = _verify(bo_app)
+    assert not result.ok, "verify passed with the checkpoint file and its keys deleted"
+    out = _cli(bo_app, "audit", "verify")
+    assert out.exit_code == 1 and "AUDIT_CHECKPOINT_PUBLIC_KEY" in out.output
+    assert not private.exists() and not public.exists(), "verify made a new checkpoint key"
+
+
+@pytest.mark.sqlite
+def test_deleting_only_the_checkpoint_file_fails_verify(bo_app):
+    _append(bo_app, 3)
+    Path(bo_app.config["AUDIT_CHECKPOINT_PATH"]).unlink()
+    result = _verify(bo_app)
+    assert not result.ok, "verify passed with the checkpoint file deleted"
+    assert "checkpoint file" in result.reason
+
+
+@pytest.mark.sqlite
+def test_the_app_refuses_to_commit_rather_than_make_a_new_signing_key(bo_app, tmp_path):
+    private, _public = _own_checkpoint_keys(bo_app, tmp_path)
+    _append(bo_app, 1)
+    private.unlink()
+    with pytest.raises(Exception, match="AUDIT_CHECKPOINT_KEY_PATH"):
+        _append(bo_app, 1)
+    assert not private.exists(), "a new signing key was made without anyone asking"
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        assert db.session.execute(select(AuditLog.seq)).scalars().all() == [1]
+
+
+@pytest.mark.sqlite
+def test_the_app_does_not_start_a_new_checkpoint_file_behind_a_deleted_one(bo_app):
+    _append(bo_app, 3)
+    _cut_tail(bo_app, 2)
+    Path(bo_app.config["AUDIT_CHECKPOINT_PATH"]).unlink()
+    # The next commit must not begin a fresh file at row 3, which would make the cut pass.
+    with pytest.raises(Exception, match="checkpoint file"):
+        _append(bo_app, 1)
+    assert not _verify(bo_app).ok
+
+
+@pytest.mark.sqlite
+def test_verify_reports_the_last_checkpointed_row_in_japan_time(bo_app):
+    _append(bo_app, 5)
+    result = _verify(bo_app)
+    assert result.ok and result.rows == 5 and result.checkpoint_seq == 5
+    out = _cli(bo_app, "audit", "verify")
+    assert out.exit_code == 0, out.output
+    assert "verified 5 rows; last checkpoint at seq 5 (" in out.output and "JST)" in out.output
