@@ -19,6 +19,7 @@ from backoffice.services import staff as staff_service
 from backoffice.services import terminals as terminal_service
 from core.audit_cli import audit_group
 from core.cli import fail, refusals
+from core.grants import register_grants_command
 
 staff_cli = AppGroup("staff", help="Manage staff accounts.")
 terminals_cli = AppGroup("terminals", help="Register and revoke terminals.")
@@ -159,3 +160,4 @@ def register(app: Flask) -> None:
     """Attach the command groups to the app."""
     for command in (staff_cli, terminals_cli, audit_cli, seed, demo, cards_cli):
         app.cli.add_command(command)
+    register_grants_command()

@@ -45,12 +45,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _register_commands(app: Flask) -> None:
-    """``audit verify|checkpoint|keygen`` over the portal's own operation log."""
+    """``audit verify|checkpoint|keygen`` over the portal's own operation log, and ``db grants``."""
     from core.audit_cli import audit_group
+    from core.grants import register_grants_command
     from portal.extensions import db
     from portal.services import oplog
 
     app.cli.add_command(audit_group(oplog.chain, lambda: db.session))
+    register_grants_command()
 
 
 def _check_card_trust(app: Flask) -> None:
