@@ -391,12 +391,16 @@ class VerifyResult:
     checkpoint_seq: int | None = None
     checkpoint_at: dt.datetime | None = None
 
+    @property
+    def checkpoint_at_jst(self) -> str:
+        """When the last proven checkpoint was signed, as a person in Japan reads the time."""
+        return "" if self.checkpoint_at is None else self.checkpoint_at.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+
     def summary(self) -> str:
         """One line for people: rows verified and the last checkpoint, in Japan time."""
         text = f"verified {self.rows:,} rows"
-        if self.checkpoint_seq is not None and self.checkpoint_at is not None:
-            at = self.checkpoint_at.astimezone(JST).strftime("%Y-%m-%d %H:%M")
-            text += f"; last checkpoint at seq {self.checkpoint_seq:,} ({at} JST)"
+        if self.checkpoint_seq is not None:
+            text += f"; last checkpoint at seq {self.checkpoint_seq:,} ({self.checkpoint_at_jst} JST)"
         else:
             text += "; no checkpoint proven"
         return text
