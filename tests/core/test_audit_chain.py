@@ -298,3 +298,108 @@ def test_verify_reports_the_last_checkpointed_row_in_japan_time(bo_app):
     out = _cli(bo_app, "audit", "verify")
     assert out.exit_code == 0, out.output
     assert "verified 5 rows; last checkpoint at seq 5 (" in out.output and "JST)" in out.output
+
+
+@pytest.mark.sqlite
+def test_a_checkpoint_signed_later_for_an_earlier_row_does_not_hide_the_cut(bo_app):
+    # Whoever holds the signing key can append, not take back: the highest checkpoint still counts.
+    from backoffice.extensions import db
+    from backoffice.services import audit
+
+    _append(bo_app, 6)
+    _cut_tail(bo_app, 3)
+    with bo_app.app_context():
+        third = db.session.get(AuditLog, 3).row_hash
+        audit.chain().write_checkpoint(3, third, force=True)
+    result = _verify(bo_app)
+    assert not result.ok and "rows after 3 were cut off" in result.reason
+
+
+@pytest.mark.sqlite
+def test_two_signed_checkpoints_that_disagree_about_a_row_fail_verify(bo_app):
+    from backoffice.extensions import db
+    from backoffice.services import audit
+
+    _append(bo_app, 3)
+    with bo_app.app_context():
+        audit.chain().write_checkpoint(2, "ab" * 32, force=True)
+        db.session.rollback()
+    result = _verify(bo_app)
+    assert not result.ok and "disagree about row 2" in result.reason
+
+
+@pytest.mark.sqlite
+def test_the_public_key_may_be_given_as_pem_text(bo_app, tmp_path):
+    _private, public = _own_checkpoint_keys(bo_app, tmp_path)
+    _append(bo_app, 2)
+    bo_app.config["AUDIT_CHECKPOINT_PUBLIC_KEY"] = public.read_text()
+    public.unlink()
+    assert _verify(bo_app).ok
+    # Another key's PEM: every checkpoint is refused.
+    (tmp_path / "other").mkdir()
+    _other, other_public = _own_checkpoint_keys(bo_app, tmp_path / "other")
+    bo_app.config["AUDIT_CHECKPOINT_PUBLIC_KEY"] = other_public.read_text()
+    result = _verify(bo_app)
+    assert not result.ok and "signature" in result.reason
+
+
+def test_keygen_makes_the_pair_once_and_never_replaces_it(bo_app, tmp_path):
+    private, public = tmp_path / "keys" / "cp.pem", tmp_path / "keys" / "cp.pub.pem"
+    bo_app.config.update(AUDIT_CHECKPOINT_KEY_PATH=str(private), AUDIT_CHECKPOINT_PUBLIC_KEY=str(public))
+    out = _cli(bo_app, "audit", "keygen")
+    assert out.exit_code == 0 and private.exists() and public.exists(), out.output
+    assert oct(private.stat().st_mode & 0o777) == "0o600"
+    before = private.read_bytes()
+    again = _cli(bo_app, "audit", "keygen")
+    assert again.exit_code == 2 and "never replaced" in again.output
+    assert private.read_bytes() == before
+    _append(bo_app, 2)
+    assert _verify(bo_app).ok
+
+
+def test_in_development_the_first_commit_makes_the_key_pair_but_verify_never_does(bo_app, tmp_path):
+    from backoffice.services import audit  # noqa: F401  (the app's chain)
+
+    private = tmp_path / "dev" / "audit-checkpoint-ed25519.pem"
+    public = tmp_path / "dev" / "audit-checkpoint-ed25519.pub.pem"
+    bo_app.config.update(APP_ENV="development", AUDIT_CHECKPOINT_KEY_PATH=str(private), AUDIT_CHECKPOINT_PUBLIC_KEY="")
+    out = _cli(bo_app, "audit", "verify")
+    assert out.exit_code == 1 and not private.exists() and not public.exists()
+    _append(bo_app, 2)  # `make run`'s first commit on a fresh instance
+    assert private.exists() and public.exists()
+    assert _verify(bo_app).ok
+    # Once checkpoints exist, a lost key is not made again, even in development.
+    private.unlink()
+    public.unlink()
+    with pytest.raises(Exception, match="AUDIT_CHECKPOINT_KEY_PATH"):
+        _append(bo_app, 1)
+    assert not private.exists()
+
+
+def test_in_production_verify_needs_the_public_key_configured(bo_app):
+    _append(bo_app, 2)
+    bo_app.config.update(APP_ENV="production", AUDIT_CHECKPOINT_PUBLIC_KEY="")
+    out = _cli(bo_app, "audit", "verify")
+    assert out.exit_code == 1 and "AUDIT_CHECKPOINT_PUBLIC_KEY is not set" in out.output
+
+
+def test_the_portal_log_is_checkpointed_after_every_commit_and_a_cut_fails_its_verify(portal_app):
+    from portal.extensions import db
+    from portal.services import oplog
+
+    with portal_app.test_request_context("/"):
+        for i in range(4):
+            oplog.record(db.session, "resident.sign_in", actor=f"resident:{i}")
+            db.session.commit()
+    lines = Path(portal_app.config["AUDIT_CHECKPOINT_PATH"]).read_text().splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == [1, 2, 3, 4]
+    out = portal_app.test_cli_runner().invoke(args=["audit", "verify"])
+    assert out.exit_code == 0 and "last checkpoint at seq 4" in out.output, out.output
+    engine = portal_app.extensions["engine"]
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        kept = conn.execute(text("SELECT row_hash FROM audit_log WHERE seq = 2")).scalar_one()
+        conn.execute(text("DELETE FROM audit_log WHERE seq > 2"))
+        conn.execute(text("UPDATE audit_head SET seq = 2, head_hash = :h"), {"h": kept})
+    out = portal_app.test_cli_runner().invoke(args=["audit", "verify"])
+    assert out.exit_code == 1 and "rows after 2 were cut off" in out.output, out.output
