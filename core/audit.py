@@ -8,9 +8,9 @@ After every commit that appended rows, a checkpoint (seq, head hash, time) signe
 appended to a file outside the database (in production on storage the app can only append to).
 That is what catches a cut-off tail or a chain rebuilt from scratch: the chain alone cannot tell
 the last rows were deleted once the head is moved back with them. A commit is refused while its
-checkpoint cannot be written (no signing key, or the file lost while the log has rows), and the
-signing key is never made on its own outside development. ``verify`` trusts only the public key
-from the configuration and fails when it or the file is missing.
+checkpoint could not be signed (no signing key), and the key is never made on its own outside
+development. ``verify`` trusts only the public key from the configuration, and fails when it or
+the file is missing, or when the file was begun after the log already had rows.
 """
 
 from __future__ import annotations
@@ -279,34 +279,35 @@ class AuditChain:
                                   "(AUDIT_CHECKPOINT_PATH): it was removed or never written") from None
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
-    def check_writable(self, first_seq: int) -> None:
-        """Before a commit: refuse it unless its checkpoint can be written (key present, file not lost).
-
-        A file that is missing or empty while the log already had rows before this transaction was
-        removed or replaced; starting a new one here would hide whatever was cut before it.
-        """
+    def check_writable(self) -> None:
+        """Before a commit: refuse it while its checkpoint could not be signed (no signing key)."""
         self.signing_key()
-        if first_seq > 1 and _file_is_empty(self.checkpoint_path):
-            raise CheckpointError(f"checkpoint file {self.checkpoint_path} is missing or empty while the log "
-                                  f"already has {first_seq - 1} rows; not starting a new one (see `audit checkpoint`)")
 
     def write_checkpoint(self, seq: int, head_hash: str, *, first_seq: int = 1, force: bool = False) -> bool:
         """Sign and append (seq, head hash, time) unless a checkpoint at or past ``seq`` is already there.
 
-        Only the tail of the file is read, so the cost of a commit does not grow with the file.
-        ``force`` (the ``audit checkpoint`` command) also starts a file where none is.
+        Only the tail of the file is read, so the cost of a commit does not grow with the file. The
+        first line of a file also records (signed) the first row of the transaction that began it:
+        a file begun after the log already had rows (removed, replaced, or pointed elsewhere) fails
+        ``verify``, because a cut made before it would not show. ``force`` (the ``audit
+        checkpoint`` command) writes even when a later checkpoint exists, and begins a file
+        deliberately, marked as such.
         """
         key = self.signing_key()
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.checkpoint_path, "a+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             last = _last_checkpoint(fh)
-            if last is None and first_seq > 1 and not force:
-                raise CheckpointError(f"checkpoint file {self.checkpoint_path} is missing or empty while the log "
-                                      f"already had {first_seq - 1} rows; not starting a new one")
             if last is not None and last["seq"] >= seq and not force:
                 return False
-            body = {"seq": seq, "head_hash": head_hash, "ts": clock.utcnow().isoformat()}
+            body: dict[str, Any] = {"seq": seq, "head_hash": head_hash, "ts": clock.utcnow().isoformat()}
+            if last is None:
+                body["start"] = seq if force else first_seq
+                if force:
+                    body["restart"] = True
+                if body["start"] > 1:
+                    log.error("checkpoint file %s begun at row %d: the log already had rows (verify will say so)",
+                              self.checkpoint_path, body["start"])
             body["signature"] = key.sign(_checkpoint_bytes(body)).hex()
             fh.write((json.dumps(body, sort_keys=True) + "\n").encode())
             fh.flush()
@@ -335,11 +336,18 @@ class AuditChain:
         except (CheckpointError, ValueError) as exc:
             return VerifyResult(False, 0, None, str(exc))
         by_seq: dict[int, dict[str, Any]] = {}
-        for cp in checkpoints:
+        restarted: int | None = None
+        for index, cp in enumerate(checkpoints):
             try:
                 public.verify(bytes.fromhex(cp["signature"]), _checkpoint_bytes(cp))
             except Exception:
                 return VerifyResult(False, 0, cp.get("seq"), "checkpoint signature is invalid")
+            if index == 0 and cp.get("start", 1) > 1:
+                if not cp.get("restart"):
+                    return VerifyResult(False, 0, None, f"checkpoint file {self.checkpoint_path} begins at row "
+                                        f"{cp['start']}: it was started after the log already had rows "
+                                        "(removed, replaced or pointed elsewhere), so a cut before it would not show")
+                restarted = cp["start"]
             known = by_seq.get(cp["seq"])
             if known is not None and known["head_hash"] != cp["head_hash"]:
                 return VerifyResult(False, 0, cp["seq"], f"two signed checkpoints disagree about row {cp['seq']}")
@@ -376,7 +384,8 @@ class AuditChain:
                                 f"in {self.checkpoint_path}")
         if head.seq != last or head.head_hash != prev:
             return VerifyResult(False, last, last + 1, "chain head does not match the last row", *_cp(proven))
-        return VerifyResult(True, last, None, "ok", *_cp(proven))
+        note = "ok" if restarted is None else f"ok; the checkpoint file was restarted at row {restarted} by hand"
+        return VerifyResult(True, last, None, note, *_cp(proven))
 
 
 @dataclass(frozen=True)
@@ -407,7 +416,10 @@ class VerifyResult:
 
 
 def _checkpoint_bytes(cp: dict[str, Any]) -> bytes:
-    return rfc8785.dumps({"seq": cp["seq"], "head_hash": cp["head_hash"], "ts": cp["ts"]})
+    # What is signed: the row, its hash, the time, and on a file's first line where the file began.
+    signed = {"seq": cp["seq"], "head_hash": cp["head_hash"], "ts": cp["ts"]}
+    signed.update({k: cp[k] for k in ("start", "restart") if k in cp})
+    return rfc8785.dumps(signed)
 
 
 def _cp(cp: dict[str, Any] | None) -> tuple[int | None, dt.datetime | None]:
@@ -459,8 +471,7 @@ def _refuse_without_checkpoint(session: Session) -> None:
     # A commit whose rows could not be checkpointed is refused while it can still be rolled back.
     pending = session.info.get("audit_pending")
     if pending is not None:
-        chain, _seq, _head_hash, first_seq = pending
-        chain.check_writable(first_seq)
+        pending[0].check_writable()
 
 
 @event.listens_for(Session, "after_commit")

@@ -29,6 +29,8 @@ def audit_group(chain: Callable[[], AuditChain], session: Callable[[], Session])
         db_session.rollback()
         if result.ok:
             click.echo(f"OK: {result.summary()}; chain and checkpoints agree.")
+            if result.reason != "ok":
+                click.echo(f"Note: {result.reason.removeprefix('ok; ')}")
             return
         where = f"at row {result.first_bad}" if result.first_bad is not None else "before any row"
         click.echo(f"FAILED {where}: {result.reason} ({result.summary()})", err=True)

@@ -280,14 +280,26 @@ def test_the_app_refuses_to_commit_rather_than_make_a_new_signing_key(bo_app, tm
 
 
 @pytest.mark.sqlite
-def test_the_app_does_not_start_a_new_checkpoint_file_behind_a_deleted_one(bo_app):
+def test_a_checkpoint_file_begun_again_behind_a_deleted_one_fails_verify(bo_app):
     _append(bo_app, 3)
     _cut_tail(bo_app, 2)
     Path(bo_app.config["AUDIT_CHECKPOINT_PATH"]).unlink()
-    # The next commit must not begin a fresh file at row 3, which would make the cut pass.
-    with pytest.raises(Exception, match="checkpoint file"):
-        _append(bo_app, 1)
-    assert not _verify(bo_app).ok
+    # The next commit begins a fresh file at row 3; that alone must not make the cut pass.
+    _append(bo_app, 2)
+    result = _verify(bo_app)
+    assert not result.ok, "a checkpoint file begun after the log had rows hid the cut"
+    assert "begins at row 3" in result.reason
+
+
+@pytest.mark.sqlite
+def test_a_checkpoint_file_restarted_by_hand_verifies_and_says_so(bo_app):
+    _append(bo_app, 3)
+    Path(bo_app.config["AUDIT_CHECKPOINT_PATH"]).unlink()
+    assert _cli(bo_app, "audit", "checkpoint").exit_code == 0
+    _append(bo_app, 1)
+    out = _cli(bo_app, "audit", "verify")
+    assert out.exit_code == 0 and "last checkpoint at seq 4" in out.output
+    assert "restarted at row 3 by hand" in out.output
 
 
 @pytest.mark.sqlite
