@@ -230,8 +230,11 @@ class AuditChain:
         """The key that signs checkpoints; a missing key is an error, never replaced by a new one."""
         path = self.checkpoint_key_path
         if self.make_key_if_new and self._fresh_instance():
-            generate_checkpoint_keys(path, Path(self.checkpoint_public_key))
-            log.warning("made the development checkpoint key pair %s (never outside development)", path)
+            try:
+                generate_checkpoint_keys(path, Path(self.checkpoint_public_key))
+                log.warning("made the development checkpoint key pair %s (never outside development)", path)
+            except (CheckpointError, FileExistsError):
+                pass  # another process of the same instance made it a moment ago
         try:
             pem = path.read_bytes()
         except FileNotFoundError:
