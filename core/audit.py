@@ -218,7 +218,7 @@ class AuditChain:
         session.execute(update(head).where(head.id == 1).values(head_hash=row.row_hash))
         session.add(row)
         session.flush()
-        # The first row of the transaction is kept: only a transaction that starts the log may start a file.
+        # The transaction's first row is kept: a checkpoint file begun by this commit records where it began.
         earlier = session.info.get("audit_pending")
         first = earlier[3] if earlier is not None and earlier[0] == self else seq
         session.info["audit_pending"] = (self, seq, row.row_hash, first)
@@ -330,8 +330,9 @@ class AuditChain:
         """Recompute the chain, check it against the head and the signed checkpoints.
 
         Fails when the public key or the checkpoint file is missing, when a checkpoint's signature
-        is wrong, when two checkpoints disagree about a row, when a checkpointed row differs or is
-        gone (a cut tail), and when rows exist but no checkpoint covers any of them.
+        is wrong, when the file was begun after the log had rows (other than by hand), when two
+        checkpoints disagree about a row, when a checkpointed row differs or is gone (a cut tail),
+        and when rows exist but no checkpoint covers any of them.
         """
         try:
             public = self.public_key()
