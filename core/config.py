@@ -53,9 +53,6 @@ class Config:
     CERTIFICATE_VERIFY_LIMIT = 10
     ABSOLUTE_SESSION_HOURS = 8
     LOCKOUT_THRESHOLD = 5
-    # Operation log checkpoints: written after this many rows or seconds, whichever first.
-    AUDIT_CHECKPOINT_EVERY = 50
-    AUDIT_CHECKPOINT_SECONDS = 300
     SEARCH_PAGE_SIZE = 20
     # Ledger CSV exports (R11): the most records one export holds, and exports per person per hour.
     LEDGER_EXPORT_MAX_ROWS = 100
@@ -112,7 +109,6 @@ class TestConfig(Config):
     APP_ENV = "test"
     TESTING = True
     SESSION_COOKIE_SECURE = False
-    AUDIT_CHECKPOINT_EVERY = 1
     WTF_CSRF_ENABLED = True
 
 
@@ -165,6 +161,10 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg["JPKI_AUTH_ANCHORS"] = os.environ.get("JPKI_AUTH_ANCHORS", str(jlis / "public" / "jpki-sim-auth-anchors.pem"))
     cfg["JPKI_SIGN_ANCHORS"] = os.environ.get("JPKI_SIGN_ANCHORS", str(jlis / "public" / "jpki-sim-sign-anchors.pem"))
     cfg["JPKI_CRL_DIRECTORY"] = os.environ.get("JPKI_CRL_DIRECTORY", str(jlis / "public" / "crl"))
+    # Operation-log checkpoints (empty: defaults under instance/, see core.audit.chain_for). In production the
+    # file lies on storage the app can only append to, and the public key is what `audit verify` trusts.
+    for name in ("AUDIT_CHECKPOINT_PATH", "AUDIT_CHECKPOINT_KEY_PATH", "AUDIT_CHECKPOINT_PUBLIC_KEY"):
+        cfg[name] = os.environ.get(name, "")
     code = cfg["MUNICIPALITY_CODE"]
     default_bo = f"sqlite:///{INSTANCE / f'backoffice-{code}.db'}"
     cfg["PORTAL_DATABASE_URL"] = os.environ.get("PORTAL_DATABASE_URL") or f"sqlite:///{INSTANCE / 'portal.db'}"

@@ -35,7 +35,7 @@ from bridge.peers.jlis.cardclient import build_auth_token, build_signed_applicat
 from bridge.peers.receiver import PeerStore
 from core.envelope import KeyRegistry, import_public_key
 from tests.bridge.conftest import RedisServer, kill_tree
-from tests.conftest import SECRETS, _clean, create_pg_database, drop_pg_database, migrate
+from tests.conftest import SECRETS, _clean, create_pg_database, drop_pg_database, migrate, write_checkpoint_keys
 from tests.e2e.conftest import leak_scan_instance
 from tests.factories import make_household, make_resident
 from tests.leakscan import Scanner, register_ledger, report
@@ -117,6 +117,7 @@ def two_cities(portal_db_url: str, backoffice_db_url: str, jlis_config: dict[str
                                                                    party=party).public_pem())
         instance = tmp_path / "instance"
         instance.mkdir()
+        write_checkpoint_keys(instance / "audit-checkpoint-ed25519.pem")
         (tmp_path / "logs").mkdir()
         server = make_server("127.0.0.1", 0, None, threaded=True)  # type: ignore[arg-type]
         origin = f"http://127.0.0.1:{server.server_port}"
