@@ -35,10 +35,10 @@ demo: migrate ## Seed demo residents, staff and a terminal code when the databas
 	$(BIN)/python -m bridge.peers.jlis init
 	$(FLASK) --app wsgi:backoffice_app demo
 
-run: demo ## Set everything up and serve portal and back office at http://127.0.0.1:5000
+run: demo ## Set everything up; serve the portal at http://127.0.0.1:5000, the back office at http://localhost:5000/backoffice
 	$(BIN)/python -m scripts.run
 
-run-two-cities: demo ## Serve the portal with two back offices (Hanamaki, and Kitakami on the next port)
+run-two-cities: demo ## Serve the portal with two back offices (Hanamaki, and Kitakami at http://127.0.0.1:5001)
 	MUNICIPALITY_CODE=$${SECOND_MUNICIPALITY_CODE:-032069} BACKOFFICE_DATABASE_URL=$${SECOND_BACKOFFICE_DATABASE_URL:-} \
 		$(FLASK) --app wsgi:backoffice_app db upgrade
 	MUNICIPALITY_CODE=$${SECOND_MUNICIPALITY_CODE:-032069} BACKOFFICE_DATABASE_URL=$${SECOND_BACKOFFICE_DATABASE_URL:-} \

@@ -1,4 +1,10 @@
-"""WSGI entry points: ``portal_app``, ``backoffice_app`` and ``app`` (both; back office under /backoffice)."""
+"""WSGI entry points: ``portal_app``, ``backoffice_app`` and ``app`` (both; back office under /backoffice).
+
+``app`` (``make run``) is one server under two host names, two origins: the portal at ``SITE_ORIGIN``
+(http://127.0.0.1:5000), the back office at ``COUNTER_ORIGIN`` (http://localhost:5000/backoffice/),
+so a card signs a different origin at the counter than on the portal. Each part sends a browser that
+reached it under the other's name to its own origin.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +30,14 @@ def _backoffice() -> Flask:
 
 def _combined() -> Flask:
     # A portal app of its own whose WSGI callable also serves the back office under /backoffice.
+    from backoffice import OwnOrigin
+
     combined = _portal()
-    combined.wsgi_app = DispatcherMiddleware(combined.wsgi_app, {"/backoffice": __getattr__("backoffice_app")})  # type: ignore[method-assign]
+    backoffice = __getattr__("backoffice_app")
+    portal = combined.wsgi_app
+    if combined.config["APP_ENV"] == "development":
+        portal = OwnOrigin(portal, combined.config["SITE_ORIGIN"])
+    combined.wsgi_app = DispatcherMiddleware(portal, {"/backoffice": backoffice})  # type: ignore[method-assign]
     return combined
 
 

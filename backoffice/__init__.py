@@ -13,6 +13,7 @@ from core.app import build_app
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the back-office application."""
     app = build_app(__name__, config=config, secret_key_name="BACKOFFICE_SECRET_KEY", cookie_name="bo_session")
+    _check_counter_origin(app)
     from backoffice.extensions import db, login_manager, migrate
 
     db.init_app(app)
@@ -42,6 +43,56 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals["zone"] = "backoffice"
     _init_bridge(app)
     return app
+
+
+def _check_counter_origin(app: Flask) -> None:
+    """R9: the counter's card check is bound to this back office's own origin, never the portal's; else no start.
+
+    The card signs SHA-256(origin) of the page it signs in on. Were the counter's origin the portal's, a
+    sign-in on the portal (or on a page a compromised portal serves) would also prove that the resident
+    stood at the counter. In development the back office also sends a browser that reached it under
+    another host name (as ``make run`` serves both apps from one server) to its own origin.
+    """
+    from core.config import ConfigError
+    from core.jpki import validate_site_origin
+
+    origin, env = app.config.get("COUNTER_ORIGIN"), app.config["APP_ENV"]
+    if not origin:
+        raise ConfigError("COUNTER_ORIGIN must be set to the back office's own origin (the counter pages' "
+                          "scheme://host[:port], e.g. https://madoguchi.example-city.lg.jp); it cannot be derived "
+                          f"from SITE_ORIGIN {app.config['SITE_ORIGIN']!r} in {env}")
+    validate_site_origin(origin, app_env=env, name="COUNTER_ORIGIN")
+    if origin == app.config["SITE_ORIGIN"]:
+        raise ConfigError("COUNTER_ORIGIN must differ from SITE_ORIGIN: a card signature made for a sign-in on the "
+                          "portal must not prove a visit to the counter")
+    if env == "development":
+        app.wsgi_app = OwnOrigin(app.wsgi_app, origin)  # type: ignore[method-assign]
+
+
+class OwnOrigin:
+    """Development only: a request under another host name is sent to the same path at the app's own origin.
+
+    There, and only there, the counter's card check can succeed (the card signs the page's origin); the
+    session and terminal cookies stay apart from another back office's on the same machine.
+    """
+
+    def __init__(self, wsgi_app: Any, origin: str) -> None:
+        self.wsgi_app = wsgi_app
+        self.origin = origin
+        self.host = origin.partition("://")[2]
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("HTTP_HOST", self.host) == self.host:
+            return self.wsgi_app(environ, start_response)
+        from urllib.parse import quote
+
+        path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
+        query = environ.get("QUERY_STRING", "")
+        location = self.origin + quote(path, safe="/") + (f"?{query}" if query else "")
+        # 307: temporary (a browser does not keep it once the setting changes), and a POST stays a POST.
+        start_response("307 Temporary Redirect", [("Location", location), ("Content-Length", "0"),
+                                                  ("Cache-Control", "no-store")])
+        return [b""]
 
 
 def _init_bridge(app: Flask) -> None:

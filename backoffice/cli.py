@@ -1,9 +1,8 @@
-"""Back-office commands: staff, terminals, audit, seed and demo data (thin wrappers over services)."""
+"""Back-office commands: staff, terminals, audit, db grants, seed and demo data (thin wrappers over services)."""
 
 from __future__ import annotations
 
 import secrets
-import sys
 import time
 from typing import Any
 
@@ -18,11 +17,13 @@ from backoffice.models import Resident, Role, Staff
 from backoffice.services import audit
 from backoffice.services import staff as staff_service
 from backoffice.services import terminals as terminal_service
+from core.audit_cli import audit_group
 from core.cli import fail, refusals
+from core.grants import register_grants_command
 
 staff_cli = AppGroup("staff", help="Manage staff accounts.")
 terminals_cli = AppGroup("terminals", help="Register and revoke terminals.")
-audit_cli = AppGroup("audit", help="Verify and checkpoint the operation log.")
+audit_cli = audit_group(audit.chain, lambda: db.session)
 
 
 def _fail(message: str) -> None:
@@ -95,26 +96,6 @@ def terminals_revoke(name: str) -> None:
     click.echo(f"Revoked {name}.")
 
 
-@audit_cli.command("verify")
-def audit_verify() -> None:
-    """Recompute the chain and check it against the checkpoints; exit 1 naming the first bad row."""
-    result = audit.chain().verify(db.session)
-    db.session.rollback()
-    if result.ok:
-        click.echo(f"OK: {result.rows} rows, chain and checkpoints agree.")
-        return
-    click.echo(f"FAILED at row {result.first_bad}: {result.reason} ({result.rows} rows verified before it)", err=True)
-    sys.exit(1)
-
-
-@audit_cli.command("checkpoint")
-def audit_checkpoint() -> None:
-    """Write a signed checkpoint of the current head outside the database."""
-    seq, head = audit.chain().checkpoint_now(db.session)
-    db.session.rollback()
-    click.echo(f"Checkpoint at row {seq}: {head}")
-
-
 @click.command("seed")
 @with_appcontext
 @click.option("--residents", default=1000, show_default=True, type=click.IntRange(1, 1_000_000))
@@ -179,3 +160,4 @@ def register(app: Flask) -> None:
     """Attach the command groups to the app."""
     for command in (staff_cli, terminals_cli, audit_cli, seed, demo, cards_cli):
         app.cli.add_command(command)
+    register_grants_command()

@@ -339,6 +339,28 @@ class Case(Base):
     approver: Mapped[Staff | None] = relationship(foreign_keys=[approved_by], viewonly=True)
 
 
+class AcceptedSignature(Base):
+    """A resident's signature this back office has acted on, so that it is acted on once (issue 10, replay).
+
+    ``signature_sha256`` is the SHA-256 of the JWS signing input (header and payload exactly as signed),
+    ``part`` what it was taken for here: a case kind (``move_out``, ``move_in_reservation``,
+    ``in_city_reservation``, ``certificate``) or ``withdrawal``. One signed move legitimately makes a
+    転出届 in one city and a 転入予約 in another; each city records its own. Here, one signature makes
+    at most one case per part it names for this city, and a second message carrying it is refused.
+    """
+
+    __tablename__ = "accepted_signature"
+    __table_args__ = (UniqueConstraint("signature_sha256", "part", name="uq_accepted_signature_part"),)
+
+    id: Mapped[intpk]
+    signature_sha256: Mapped[str] = mapped_column(String(64))
+    part: Mapped[str] = mapped_column(String(30))
+    case_id: Mapped[int] = mapped_column(ForeignKey("application_case.id"), index=True)
+    message_id: Mapped[str] = mapped_column(String(36))
+    signed_at: Mapped[tzdatetime]  # the iat the resident signed
+    accepted_at: Mapped[tzdatetime]
+
+
 class CaseEvent(Base):
     """One step in the history of a case: who did what, from which status to which (append-only)."""
 

@@ -5,6 +5,11 @@ by another worker of the same queue about 75 s later: the job's heartbeat expire
 ``job_monitoring_interval`` + 60 s, and a live worker runs its maintenance pass (which retries
 abandoned jobs) every ``maintenance_interval`` seconds. A work-horse killed alone (the OOM killer)
 is noticed by its parent at once. ``docs/operations.md`` has the measured figures.
+
+Whoever can write to Redis can put any job on a queue, and rq imports and calls whatever function
+and callbacks a job names. A bridge worker therefore runs only the bridge's delivery function with
+its own failure callback (``BridgeJob``): any other job is refused before anything it names is
+imported, logged by its id only, and left in rq's failed registry without running.
 """
 
 from __future__ import annotations
@@ -22,18 +27,94 @@ import redis
 from flask import Flask
 from redis import Redis
 from rq import Worker
-from rq.job import Job
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.exceptions import DeserializationError
+from rq.job import Job, JobStatus
+from rq.queue import Queue
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
+from rq.utils import import_attribute, now
 
 from bridge.queues import QueueNames
+from bridge.relay import DELIVER, ON_FAILURE
 from bridge.settings import BridgeSettings, configure_logging
+from core.envelope import UUID_PATTERN
 
 log = logging.getLogger("bridge.worker")
 _forks_prepared: set[int] = set()
+REFUSED_JOB_TTL = 7 * 24 * 3600  # how long a refused job stays in rq's failed registry, for the operator to see
 
 
-class FlaskJob(Job):
-    """An rq job that runs, and has its failure callback run, inside a Flask app context (a fresh session each)."""
+class JobRefused(Exception):
+    """A job a bridge worker does not run; the message names the rule broken, never the job's arguments."""
+
+
+class BridgeJob(Job):
+    """An rq job on a bridge queue: the delivery function and the bridge's failure callback, nothing else.
+
+    ``refusal`` judges a job by the names stored with it, before anything is imported. The properties
+    through which rq resolves a job's function and callbacks never import a name a job chose: the
+    function is the delivery function (``delivery_function``), the failure callback the bridge's own
+    (``bridge_failure_callback``), and there are no success or stopped callbacks. Subclasses say what
+    those two are for their worker (an app's, or a simulated peer's outside any app).
+    """
+
+    def refusal(self) -> str | None:
+        """Why a bridge worker must not run this job, or None; reasons name rules, never the job's data."""
+        try:
+            if self.func_name != DELIVER or self.instance is not None:
+                return "it names a function other than the bridge's delivery"
+        except DeserializationError:
+            return "its function and arguments cannot be read"
+        if self._success_callback_name or self._stopped_callback_name:
+            return "it names a success or stopped callback"
+        if self._failure_callback_name not in (None, "", ON_FAILURE):
+            return "it names a failure callback other than the bridge's"
+        if self._dependency_ids:
+            return "it depends on other jobs"
+        if self.webhooks:
+            return "it names webhooks"
+        return None
+
+    @property
+    def func(self) -> Callable[..., Any]:  # type: ignore[override]
+        """The delivery function, for an allowed job only (rq resolves the function through this)."""
+        reason = self.refusal()
+        if reason is not None:
+            raise JobRefused(f"job refused: {reason}")
+        return self.delivery_function()
+
+    def delivery_function(self) -> Callable[..., Any]:
+        """What runs a delivery job in this worker."""
+        return import_attribute(DELIVER)
+
+    @property
+    def success_callback(self) -> None:  # type: ignore[override]
+        """None: a job naming one is refused, and nothing a job names is imported."""
+        return None
+
+    @property
+    def stopped_callback(self) -> None:  # type: ignore[override]
+        """None: a job naming one is refused, and nothing a job names is imported."""
+        return None
+
+    @property
+    def failure_callback(self) -> Callable[..., Any] | None:  # type: ignore[override]
+        """The bridge's own failure callback if the job names it; None for any other name."""
+        if self._failure_callback_name != ON_FAILURE:
+            return None
+        return self.bridge_failure_callback()
+
+    def bridge_failure_callback(self) -> Callable[..., Any]:
+        """What dead-letters a delivery after its last retry in this worker."""
+        return import_attribute(ON_FAILURE)
+
+    def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
+        """Nothing: the bridge uses no webhooks, and webhooks written into a running job's hash must not be called."""
+
+
+class FlaskJob(BridgeJob):
+    """A bridge job that runs, and has its failure callback run, inside a Flask app context (a fresh session each)."""
 
     flask_app: ClassVar[Flask]
 
@@ -42,12 +123,9 @@ class FlaskJob(Job):
         with self.flask_app.app_context():
             return super().perform()
 
-    @property
-    def failure_callback(self) -> Callable[..., Any] | None:
-        """The job's failure callback, wrapped to run in an app context too (rq may call it from maintenance)."""
-        callback = super().failure_callback
-        if callback is None:
-            return None
+    def bridge_failure_callback(self) -> Callable[..., Any]:
+        """The failure callback, wrapped to run in an app context too (rq may call it from maintenance)."""
+        callback = super().bridge_failure_callback()
         app = self.flask_app
 
         def in_app_context(job: Job, connection: Redis, *exc_info: Any) -> Any:
@@ -63,7 +141,63 @@ def job_class_for(app: Flask) -> type[FlaskJob]:
 
 
 class BridgeWorker(Worker):
-    """rq's forking worker, with a short blocking dequeue so maintenance (abandoned-job recovery) runs often."""
+    """rq's forking worker of bridge jobs: only deliveries run, and a short dequeue lets maintenance run often.
+
+    A job is logged by its id only: rq would log its description, which a job put in Redis by hand
+    can fill with anything, its arguments included.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("log_job_description", False)
+        super().__init__(*args, **kwargs)
+        if not issubclass(self.job_class, BridgeJob):
+            raise TypeError("a bridge worker runs BridgeJob jobs only")
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run an allowed job in a work-horse; refuse any other before it is forked, imported or logged."""
+        reason = job.refusal() if isinstance(job, BridgeJob) else "it is not a bridge job"
+        if reason is None:
+            super().execute_job(job, queue)
+            return
+        self.refuse_job(job, queue, reason)
+
+    def refuse_job(self, job: Job, queue: Queue, reason: str) -> None:
+        """Move ``job`` to the failed registry without running it, its callbacks, webhooks or dependents."""
+        log.error("job %s on %s refused, never run: %s (left in the failed registry)", _job_id(job), queue.name,
+                  reason)
+        job.webhooks = []
+        job.ended_at = now()
+        with self.connection.pipeline() as pipeline:
+            job.set_status(JobStatus.FAILED, pipeline=pipeline)
+            pipeline.lrem(queue.intermediate_queue_key, 0, job.id)
+            queue.failed_job_registry.add(job, ttl=REFUSED_JOB_TTL, pipeline=pipeline,
+                                          exc_string=f"JobRefused: refused by the bridge worker: {reason}")
+            pipeline.execute()
+        self.increment_failed_job_count()
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
+                         date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+                         log_format: str = DEFAULT_LOGGING_FORMAT) -> None:
+        """rq's, but the scheduler is named after the worker (rq picks a random name).
+
+        Its Redis key (``rq:scheduler:<name>``) then starts with the party, as the worker's does, so the
+        Redis ACL (``deploy/redis/users.acl``) can give each party its own.
+        """
+        self.scheduler = RQScheduler(self.queues, connection=self.connection, name=self.name,
+                                     logging_level=logging_level if logging_level is not None else self.log.level,
+                                     date_format=date_format, log_format=log_format, serializer=self.serializer)
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()
+        finally:
+            self.scheduler.release_locks()
+            self.scheduler.register_death()
 
     @property
     def dequeue_timeout(self) -> int:
@@ -164,6 +298,12 @@ def _wait_for_redis(connection: Redis, *, first_wait: float = 1.0) -> bool:
         stop.wait(wait)
         wait = min(wait * 2, 10.0)
     return False
+
+
+def _job_id(job: Job) -> str:
+    # A job id put in Redis by hand is anything: quoted unless a UUID, so it cannot forge log lines.
+    text = str(job.id)
+    return text if UUID_PATTERN.match(text) else repr(text[:64])
 
 
 def _dispose_engine_after_fork(app: Flask) -> None:

@@ -1,18 +1,21 @@
-"""The shared application factory: config, CSRF, languages, request ids, headers, errors, logging."""
+"""The shared application factory: config, CSRF, languages, request ids, headers, errors, logging, the proxy."""
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, render_template, request
+from flask import Flask, abort, g, render_template, request
 from flask_babel import Babel, get_locale
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import config as config_module
 from core.i18n import LANGUAGES, select_locale
@@ -20,6 +23,59 @@ from core.i18n import LANGUAGES, select_locale
 ROOT = Path(__file__).resolve().parent.parent
 csrf = CSRFProtect()
 babel = Babel()
+PEER_ADDR = "juki.peer_addr"
+
+
+class TrustedProxyFix:
+    """Believe ``X-Forwarded-For`` only when the immediate peer is one of ``TRUSTED_PROXIES``.
+
+    Werkzeug's ProxyFix trusts a number of hops whoever sent them; here it is applied only to requests
+    whose TCP peer is the configured TLS proxy, and takes the one address that proxy appended (the
+    rightmost), so a client can neither pick its address directly nor by prefixing the header. The
+    peer's own address is kept in the environ (``peer_address``) for checks that are about the proxy
+    itself, such as the terminals' client-certificate header. Only the address is taken: the scheme
+    and host stay as the proxy connected, as SITE_ORIGIN never comes from a request anyway.
+    """
+
+    def __init__(self, app: Flask, wsgi_app: Any) -> None:
+        self.flask_app = app
+        self.plain = wsgi_app
+        self.forwarded = ProxyFix(wsgi_app, x_for=1, x_proto=0, x_host=0, x_port=0, x_prefix=0)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        peer = environ.get("REMOTE_ADDR")
+        environ[PEER_ADDR] = peer
+        if peer and peer in self.flask_app.config["TRUSTED_PROXIES"]:
+            return self.forwarded(environ, start_response)  # type: ignore[no-any-return]
+        return self.plain(environ, start_response)  # type: ignore[no-any-return]
+
+
+class ChunkedBodyLimit:
+    """Give a body without Content-Length (chunked) a length, reading at most MAX_CONTENT_LENGTH + 1 bytes.
+
+    Werkzeug stops such a stream at the limit without an error, so a view would see a cut body (and
+    ``get_json(silent=True)`` would call it malformed); with its length known, the size check answers
+    413 like for any other body over the limit. Only servers that end the stream themselves
+    (``wsgi.input_terminated``) hand on such bodies at all.
+    """
+
+    def __init__(self, app: Flask, wsgi_app: Any) -> None:
+        self.flask_app = app
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        limit = self.flask_app.config["MAX_CONTENT_LENGTH"]
+        if limit is not None and not environ.get("CONTENT_LENGTH") and environ.get("wsgi.input_terminated"):
+            body = environ["wsgi.input"].read(limit + 1)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return self.wsgi_app(environ, start_response)  # type: ignore[no-any-return]
+
+
+def peer_address(req: Any = None) -> str | None:
+    """The address of the immediate TCP peer (the proxy, when there is one), whatever X-Forwarded-For said."""
+    req = req or request
+    return req.environ.get(PEER_ADDR, req.remote_addr)  # type: ignore[no-any-return]
 
 
 def build_app(
@@ -41,6 +97,16 @@ def build_app(
     app.config["SECRET_KEY"] = cfg[secret_key_name]
     app.config["SESSION_COOKIE_NAME"] = cookie_name
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(ROOT / "translations")
+    app.wsgi_app = TrustedProxyFix(app, ChunkedBodyLimit(app, app.wsgi_app))  # type: ignore[method-assign]
+
+    @app.before_request
+    def _body_size() -> None:
+        # First of all, before CSRF or a view reads the body: a size over the limit is refused unread
+        # (a chunked body has been given its length by ChunkedBodyLimit).
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        if limit is not None and request.content_length is not None and request.content_length > limit:
+            abort(413)
+
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     _configure_logging(app)
@@ -84,6 +150,12 @@ def build_app(
         if request.path.startswith("/api/") or request.is_json:
             return {"error": "temporarily_unavailable"}, 503, {"Retry-After": "30"}
         return render_template("errors/error.html", code=503, error=None), 503, {"Retry-After": "30"}
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge) -> Any:
+        if request.path.startswith("/api/") or request.is_json:
+            return {"error": "request_too_large", "max_bytes": app.config["MAX_CONTENT_LENGTH"]}, 413
+        return render_template("errors/error.html", code=413, error=None), 413
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

@@ -2,9 +2,15 @@
 
 Each row's hash is HMAC-SHA-256(key, previous hash || seq as 8 bytes || canonical JSON of the
 row, RFC 8785). The key never enters the database. Appends are serialised by updating the
-single chain-head row first, so concurrent writers cannot fork the chain. After a commit that
-appended rows, a checkpoint (seq, head hash, time) signed with Ed25519 may be written to a file
-outside the database, which is what catches a cut-off tail or a chain rebuilt from scratch.
+single chain-head row first, so concurrent writers cannot fork the chain.
+
+After every commit that appended rows, a checkpoint (seq, head hash, time) signed with Ed25519 is
+appended to a file outside the database (in production on storage the app can only append to).
+That is what catches a cut-off tail or a chain rebuilt from scratch: the chain alone cannot tell
+the last rows were deleted once the head is moved back with them. A commit is refused while its
+checkpoint could not be signed (no signing key), and the key is never made on its own outside
+development. ``verify`` trusts only the public key from the configuration, and fails when it or
+the file is missing, or when the file was begun after the log already had rows.
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import rfc8785
 from cryptography.hazmat.primitives import serialization
@@ -30,6 +38,8 @@ from core import clock
 from core.db import UTCDateTime
 
 GENESIS = "0" * 64
+JST = ZoneInfo("Asia/Tokyo")
+log = logging.getLogger(__name__)
 OUTCOMES = ("success", "failure", "denied")
 
 
@@ -80,18 +90,51 @@ class AuditHeadMixin:
         return (CheckConstraint("id = 1", name="single_row"),)
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be written or checked: a key or the checkpoint file is missing or unusable."""
+
+
 def chain_for(config: Any, *, log_model: type[Any], head_model: type[Any], name: str) -> AuditChain:
-    """The chain of one database, with its checkpoint file and key under the instance folder by default."""
+    """The chain of one database, with its checkpoint file and keys from the configuration.
+
+    Outside production the file and the signing key default to the instance folder and the public
+    key to the file beside the signing key; in production the public key has no default, so
+    ``verify`` names the setting rather than trusting a key that sits next to the one that signs.
+    """
     instance = Path(config["INSTANCE_PATH"])
+    key_path = Path(config.get("AUDIT_CHECKPOINT_KEY_PATH") or instance / "audit-checkpoint-ed25519.pem")
+    public = config.get("AUDIT_CHECKPOINT_PUBLIC_KEY") or ""
+    if not public and config.get("APP_ENV") != "production":
+        public = str(default_public_key_path(key_path))
     return AuditChain(
         log_model=log_model,
         head_model=head_model,
         hmac_key=config["AUDIT_HMAC_KEY"],
         checkpoint_path=Path(config.get("AUDIT_CHECKPOINT_PATH") or instance / f"audit-checkpoints-{name}.jsonl"),
-        checkpoint_key_path=Path(config.get("AUDIT_CHECKPOINT_KEY_PATH") or instance / "audit-checkpoint-ed25519.pem"),
-        checkpoint_every=config["AUDIT_CHECKPOINT_EVERY"],
-        checkpoint_seconds=config["AUDIT_CHECKPOINT_SECONDS"],
+        checkpoint_key_path=key_path,
+        checkpoint_public_key=public,
+        make_key_if_new=config.get("APP_ENV") == "development",
     )
+
+
+def default_public_key_path(private_path: Path) -> Path:
+    """Where the public half of a signing key is kept outside production: ``<name>.pub.pem`` beside it."""
+    return private_path.with_name(private_path.name.removesuffix(".pem") + ".pub.pem")
+
+
+def generate_checkpoint_keys(private_path: Path, public_path: Path) -> None:
+    """Create an Ed25519 checkpoint key pair; never replaces an existing key (the old checkpoints need it)."""
+    if private_path.exists():
+        raise CheckpointError(f"AUDIT_CHECKPOINT_KEY_PATH: {private_path} already exists; it is never replaced")
+    key = Ed25519PrivateKey.generate()
+    private_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
+    public_path.parent.mkdir(parents=True, exist_ok=True)
+    public_path.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                          serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
 def canonical_entry(row: Any) -> str:
@@ -128,8 +171,10 @@ class AuditChain:
     hmac_key: str
     checkpoint_path: Path
     checkpoint_key_path: Path
-    checkpoint_every: int = 50
-    checkpoint_seconds: int = 300
+    # The verifying key: a path, or the PEM text itself (AUDIT_CHECKPOINT_PUBLIC_KEY).
+    checkpoint_public_key: str = ""
+    # Development only: the first commit of a fresh instance makes the key pair (`make run`).
+    make_key_if_new: bool = False
 
     def append(
         self,
@@ -173,54 +218,101 @@ class AuditChain:
         session.execute(update(head).where(head.id == 1).values(head_hash=row.row_hash))
         session.add(row)
         session.flush()
-        session.info["audit_pending"] = (self, seq, row.row_hash)
+        # The transaction's first row is kept: a checkpoint file begun by this commit records where it began.
+        earlier = session.info.get("audit_pending")
+        first = earlier[3] if earlier is not None and earlier[0] == self else seq
+        session.info["audit_pending"] = (self, seq, row.row_hash, first)
         return row
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def _private_key(self) -> Ed25519PrivateKey:
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The key that signs checkpoints; a missing key is an error, never replaced by a new one."""
         path = self.checkpoint_key_path
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            key = Ed25519PrivateKey.generate()
-            pem = key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(pem)
-        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        assert isinstance(loaded, Ed25519PrivateKey)
+        if self.make_key_if_new and self._fresh_instance():
+            try:
+                generate_checkpoint_keys(path, Path(self.checkpoint_public_key))
+                log.warning("made the development checkpoint key pair %s (never outside development)", path)
+            except (CheckpointError, FileExistsError):
+                pass  # another process of the same instance made it a moment ago
+        try:
+            pem = path.read_bytes()
+        except FileNotFoundError:
+            raise CheckpointError(f"AUDIT_CHECKPOINT_KEY_PATH: no checkpoint signing key at {path} "
+                                  "(it is made once with `flask audit keygen`, never on its own)") from None
+        loaded = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(loaded, Ed25519PrivateKey):
+            raise CheckpointError(f"AUDIT_CHECKPOINT_KEY_PATH: {path} is not an Ed25519 private key")
         return loaded
 
+    def _fresh_instance(self) -> bool:
+        """No key of either half and no checkpoint yet: nothing a new key could disown."""
+        value = self.checkpoint_public_key
+        if not value or value.lstrip().startswith("-----BEGIN"):
+            return False
+        return (not self.checkpoint_key_path.exists() and not Path(value).exists()
+                and _file_is_empty(self.checkpoint_path))
+
     def public_key(self) -> Ed25519PublicKey:
-        """The key that verifies checkpoints."""
-        return self._private_key().public_key()
+        """The key that verifies checkpoints, from the configuration (a path or PEM text)."""
+        value = self.checkpoint_public_key.strip()
+        if not value:
+            raise CheckpointError("AUDIT_CHECKPOINT_PUBLIC_KEY is not set: verify needs the checkpoint public key")
+        if value.startswith("-----BEGIN"):
+            pem = value.encode()
+        else:
+            try:
+                pem = Path(value).read_bytes()
+            except FileNotFoundError:
+                raise CheckpointError(f"AUDIT_CHECKPOINT_PUBLIC_KEY: no checkpoint public key at {value}") from None
+        try:
+            loaded = serialization.load_pem_public_key(pem)
+        except ValueError:
+            raise CheckpointError("AUDIT_CHECKPOINT_PUBLIC_KEY is not a PEM public key") from None
+        if not isinstance(loaded, Ed25519PublicKey):
+            raise CheckpointError("AUDIT_CHECKPOINT_PUBLIC_KEY is not an Ed25519 public key")
+        return loaded
 
     def checkpoints(self) -> list[dict[str, Any]]:
-        """All checkpoints written so far, oldest first."""
-        if not self.checkpoint_path.exists():
-            return []
-        return [json.loads(line) for line in self.checkpoint_path.read_text().splitlines() if line.strip()]
+        """All checkpoints written so far, in file order (the file must exist)."""
+        try:
+            text = self.checkpoint_path.read_text()
+        except FileNotFoundError:
+            raise CheckpointError(f"checkpoint file {self.checkpoint_path} does not exist "
+                                  "(AUDIT_CHECKPOINT_PATH): it was removed or never written") from None
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
 
-    def write_checkpoint(self, seq: int, head_hash: str, *, force: bool = False) -> bool:
-        """Sign and append (seq, head hash, time) unless a recent checkpoint makes it unneeded."""
+    def check_writable(self) -> None:
+        """Before a commit: refuse it while its checkpoint could not be signed (no signing key)."""
+        self.signing_key()
+
+    def write_checkpoint(self, seq: int, head_hash: str, *, first_seq: int = 1, force: bool = False) -> bool:
+        """Sign and append (seq, head hash, time) unless a checkpoint at or past ``seq`` is already there.
+
+        Only the tail of the file is read, so the cost of a commit does not grow with the file. The
+        first line of a file also records (signed) the first row of the transaction that began it:
+        a file begun after the log already had rows (removed, replaced, or pointed elsewhere) fails
+        ``verify``, because a cut made before it would not show. ``force`` (the ``audit
+        checkpoint`` command) writes even when a later checkpoint exists, and begins a file
+        deliberately, marked as such.
+        """
+        key = self.signing_key()
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.checkpoint_path, "a+") as fh:
+        with open(self.checkpoint_path, "a+b") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
-            fh.seek(0)
-            lines = [line for line in fh.read().splitlines() if line.strip()]
-            last = json.loads(lines[-1]) if lines else None
-            now = clock.utcnow()
-            if last is not None and not force:
-                if last["seq"] >= seq:
-                    return False
-                age = (now - dt.datetime.fromisoformat(last["ts"])).total_seconds()
-                if seq - last["seq"] < self.checkpoint_every and age < self.checkpoint_seconds:
-                    return False
-            body = {"seq": seq, "head_hash": head_hash, "ts": now.isoformat()}
-            body["signature"] = self._private_key().sign(_checkpoint_bytes(body)).hex()
-            fh.write(json.dumps(body, sort_keys=True) + "\n")
+            last = _last_checkpoint(fh)
+            if last is not None and last["seq"] >= seq and not force:
+                return False
+            body: dict[str, Any] = {"seq": seq, "head_hash": head_hash, "ts": clock.utcnow().isoformat()}
+            if last is None:
+                body["start"] = seq if force else first_seq
+                if force:
+                    body["restart"] = True
+                if body["start"] > 1:
+                    log.error("checkpoint file %s begun at row %d: the log already had rows (verify will say so)",
+                              self.checkpoint_path, body["start"])
+            body["signature"] = key.sign(_checkpoint_bytes(body)).hex()
+            fh.write((json.dumps(body, sort_keys=True) + "\n").encode())
             fh.flush()
             os.fsync(fh.fileno())
             return True
@@ -235,37 +327,69 @@ class AuditChain:
     # -- verification ------------------------------------------------------------------------
 
     def verify(self, session: Session, *, batch: int = 5000) -> VerifyResult:
-        """Recompute the chain, check it against the head and the checkpoints."""
-        checkpoints = self.checkpoints()
-        public = self.public_key()
-        for cp in checkpoints:
+        """Recompute the chain, check it against the head and the signed checkpoints.
+
+        Fails when the public key or the checkpoint file is missing, when a checkpoint's signature
+        is wrong, when the file was begun after the log had rows (other than by hand), when two
+        checkpoints disagree about a row, when a checkpointed row differs or is gone (a cut tail),
+        and when rows exist but no checkpoint covers any of them.
+        """
+        try:
+            public = self.public_key()
+            checkpoints = self.checkpoints()
+        except (CheckpointError, ValueError) as exc:
+            return VerifyResult(False, 0, None, str(exc))
+        by_seq: dict[int, dict[str, Any]] = {}
+        restarted: int | None = None
+        for index, cp in enumerate(checkpoints):
             try:
                 public.verify(bytes.fromhex(cp["signature"]), _checkpoint_bytes(cp))
             except Exception:
                 return VerifyResult(False, 0, cp.get("seq"), "checkpoint signature is invalid")
-        by_seq = {cp["seq"]: cp["head_hash"] for cp in checkpoints}
+            if index == 0 and cp.get("start", 1) > 1:
+                if not cp.get("restart"):
+                    return VerifyResult(False, 0, None, f"checkpoint file {self.checkpoint_path} begins at row "
+                                        f"{cp['start']}: it was started after the log already had rows "
+                                        "(removed, replaced or pointed elsewhere), so a cut before it would not show")
+                restarted = cp["start"]
+            known = by_seq.get(cp["seq"])
+            if known is not None and known["head_hash"] != cp["head_hash"]:
+                return VerifyResult(False, 0, cp["seq"], f"two signed checkpoints disagree about row {cp['seq']}")
+            if known is None or cp["ts"] < known["ts"]:
+                by_seq[cp["seq"]] = cp
         prev = GENESIS
         expected = 1
         last = 0
+        proven: dict[str, Any] | None = None
         for row in _iter_rows(session, self.log_model, batch):
             if row.seq != expected:
-                return VerifyResult(False, last, expected, f"row {expected} is missing (next row is {row.seq})")
+                return VerifyResult(False, last, expected, f"row {expected} is missing (next row is {row.seq})",
+                                    *_cp(proven))
             if row.prev_hash != prev:
-                return VerifyResult(False, last, row.seq, "previous-hash link is broken")
+                return VerifyResult(False, last, row.seq, "previous-hash link is broken", *_cp(proven))
             canonical = canonical_entry(row)
             if canonical != row.canonical or chain_hash(self.hmac_key, prev, row.seq, canonical) != row.row_hash:
-                return VerifyResult(False, last, row.seq, "row content does not match its hash")
-            if row.seq in by_seq and by_seq[row.seq] != row.row_hash:
-                return VerifyResult(False, last, row.seq, "row differs from the signed checkpoint")
+                return VerifyResult(False, last, row.seq, "row content does not match its hash", *_cp(proven))
+            cp = by_seq.get(row.seq)
+            if cp is not None:
+                if cp["head_hash"] != row.row_hash:
+                    return VerifyResult(False, last, row.seq, "row differs from the signed checkpoint", *_cp(proven))
+                proven = cp
             prev = row.row_hash
             last = row.seq
             expected += 1
         head = session.execute(select(self.head_model).where(self.head_model.id == 1)).scalar_one()
-        if checkpoints and max(by_seq) > last:
-            return VerifyResult(False, last, last + 1, f"rows after {last} were cut off (checkpoint at {max(by_seq)})")
+        if by_seq and max(by_seq) > last:
+            return VerifyResult(False, last, last + 1,
+                                f"rows after {last} were cut off (a signed checkpoint covers row {max(by_seq)})",
+                                *_cp(proven))
+        if last and proven is None:
+            return VerifyResult(False, last, None, f"no signed checkpoint covers any of the {last} rows "
+                                f"in {self.checkpoint_path}")
         if head.seq != last or head.head_hash != prev:
-            return VerifyResult(False, last, last + 1, "chain head does not match the last row")
-        return VerifyResult(True, last, None, "ok")
+            return VerifyResult(False, last, last + 1, "chain head does not match the last row", *_cp(proven))
+        note = "ok" if restarted is None else f"ok; the checkpoint file was restarted at row {restarted} by hand"
+        return VerifyResult(True, last, None, note, *_cp(proven))
 
 
 @dataclass(frozen=True)
@@ -276,10 +400,64 @@ class VerifyResult:
     rows: int
     first_bad: int | None
     reason: str
+    # The last row a signed checkpoint proves (and when it was signed), so a cut after it is caught.
+    checkpoint_seq: int | None = None
+    checkpoint_at: dt.datetime | None = None
+
+    @property
+    def checkpoint_at_jst(self) -> str:
+        """When the last proven checkpoint was signed, as a person in Japan reads the time."""
+        return "" if self.checkpoint_at is None else self.checkpoint_at.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+
+    def summary(self) -> str:
+        """One line for people: rows verified and the last checkpoint, in Japan time."""
+        text = f"verified {self.rows:,} rows"
+        if self.checkpoint_seq is not None:
+            text += f"; last checkpoint at seq {self.checkpoint_seq:,} ({self.checkpoint_at_jst} JST)"
+        else:
+            text += "; no checkpoint proven"
+        return text
 
 
 def _checkpoint_bytes(cp: dict[str, Any]) -> bytes:
-    return rfc8785.dumps({"seq": cp["seq"], "head_hash": cp["head_hash"], "ts": cp["ts"]})
+    # What is signed: the row, its hash, the time, and on a file's first line where the file began.
+    signed = {"seq": cp["seq"], "head_hash": cp["head_hash"], "ts": cp["ts"]}
+    signed.update({k: cp[k] for k in ("start", "restart") if k in cp})
+    return rfc8785.dumps(signed)
+
+
+def _cp(cp: dict[str, Any] | None) -> tuple[int | None, dt.datetime | None]:
+    if cp is None:
+        return None, None
+    return int(cp["seq"]), dt.datetime.fromisoformat(cp["ts"])
+
+
+def _file_is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return True
+
+
+def _last_checkpoint(fh: Any) -> dict[str, Any] | None:
+    """The last complete line of an open checkpoint file, reading back from its end only as far as needed."""
+    fh.seek(0, os.SEEK_END)
+    size = fh.tell()
+    chunk = 4096
+    while size:
+        start = max(0, size - chunk)
+        fh.seek(start)
+        lines = fh.read().split(b"\n")
+        if start > 0:
+            lines = lines[1:]  # may begin inside a line
+        complete = [line for line in lines if line.strip()]
+        if complete:
+            value: dict[str, Any] = json.loads(complete[-1])
+            return value
+        if start == 0:
+            return None
+        chunk *= 4
+    return None
 
 
 def _iter_rows(session: Session, model: type[Any], batch: int) -> Iterable[Any]:
@@ -292,12 +470,20 @@ def _iter_rows(session: Session, model: type[Any], batch: int) -> Iterable[Any]:
         after = rows[-1].seq
 
 
+@event.listens_for(Session, "before_commit")
+def _refuse_without_checkpoint(session: Session) -> None:
+    # A commit whose rows could not be checkpointed is refused while it can still be rolled back.
+    pending = session.info.get("audit_pending")
+    if pending is not None:
+        pending[0].check_writable()
+
+
 @event.listens_for(Session, "after_commit")
 def _checkpoint_after_commit(session: Session) -> None:
     pending = session.info.pop("audit_pending", None)
     if pending is not None:
-        chain, seq, head_hash = pending
-        chain.write_checkpoint(seq, head_hash)
+        chain, seq, head_hash, first_seq = pending
+        chain.write_checkpoint(seq, head_hash, first_seq=first_seq)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 from pathlib import Path
@@ -51,10 +53,10 @@ class Config:
     CERTIFICATE_VERIFY_LIMIT = 10
     ABSOLUTE_SESSION_HOURS = 8
     LOCKOUT_THRESHOLD = 5
-    # Operation log checkpoints: written after this many rows or seconds, whichever first.
-    AUDIT_CHECKPOINT_EVERY = 50
-    AUDIT_CHECKPOINT_SECONDS = 300
     SEARCH_PAGE_SIZE = 20
+    # Ledger CSV exports (R11): the most records one export holds, and exports per person per hour.
+    LEDGER_EXPORT_MAX_ROWS = 100
+    LEDGER_EXPORTS_PER_HOUR = 10
     # The portal's public origin; card signatures are bound to it, so it never comes from a request.
     SITE_ORIGIN = "http://127.0.0.1:5000"
     # Resident sessions on the portal (R15).
@@ -64,7 +66,14 @@ class Config:
     # Card sign-in: rate limits per client address and per certificate (requests per minute).
     CARD_CHALLENGE_LIMIT = 30
     CARD_LOGIN_LIMIT = 10
-    # Client-certificate terminal identification behind a TLS proxy (R1).
+    # The backstop over all clients together (requests per minute), so many addresses are still bounded.
+    CARD_CHALLENGE_GLOBAL_LIMIT = 1200
+    CARD_LOGIN_GLOBAL_LIMIT = 600
+    CERTIFICATE_VERIFY_GLOBAL_LIMIT = 300
+    # The largest request body either app reads (413 beyond it); a signed application is a few kilobytes.
+    MAX_CONTENT_LENGTH = 1024 * 1024
+    # The TLS proxy's addresses: only from them are X-Forwarded-For (the client's address) and the
+    # client-certificate header of terminals (R1) believed.
     TRUSTED_PROXIES: tuple[str, ...] = ()
     TERMINAL_CERT_HEADER = "X-Client-Cert-Fingerprint"
     SESSION_COOKIE_HTTPONLY = True
@@ -100,7 +109,6 @@ class TestConfig(Config):
     APP_ENV = "test"
     TESTING = True
     SESSION_COOKIE_SECURE = False
-    AUDIT_CHECKPOINT_EVERY = 1
     WTF_CSRF_ENABLED = True
 
 
@@ -132,19 +140,31 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg["IDLE_TIMEOUT_MINUTES"] = _int("IDLE_TIMEOUT_MINUTES", cls.IDLE_TIMEOUT_MINUTES)
     cfg["ABSOLUTE_SESSION_HOURS"] = _int("ABSOLUTE_SESSION_HOURS", cls.ABSOLUTE_SESSION_HOURS)
     cfg["LOCKOUT_THRESHOLD"] = _int("LOCKOUT_THRESHOLD", cls.LOCKOUT_THRESHOLD)
+    cfg["LEDGER_EXPORT_MAX_ROWS"] = _int("LEDGER_EXPORT_MAX_ROWS", cls.LEDGER_EXPORT_MAX_ROWS)
+    cfg["LEDGER_EXPORTS_PER_HOUR"] = _int("LEDGER_EXPORTS_PER_HOUR", cls.LEDGER_EXPORTS_PER_HOUR)
+    for name in ("CARD_CHALLENGE_LIMIT", "CARD_LOGIN_LIMIT", "CARD_CHALLENGE_GLOBAL_LIMIT", "CARD_LOGIN_GLOBAL_LIMIT",
+                 "CERTIFICATE_VERIFY_LIMIT", "CERTIFICATE_VERIFY_GLOBAL_LIMIT", "MAX_CONTENT_LENGTH"):
+        cfg[name] = _int(name, getattr(cls, name))
     proxies = os.environ.get("TRUSTED_PROXIES", "")
     cfg["TRUSTED_PROXIES"] = tuple(p.strip() for p in proxies.split(",") if p.strip())
     cfg["SITE_ORIGIN"] = os.environ.get("SITE_ORIGIN", cls.SITE_ORIGIN)
-    # The back office's own origin, which a card signs at the counter terminal (empty: the same as SITE_ORIGIN).
+    # The back office's own origin, which a card signs at the counter terminal; never the portal's (see
+    # counter_origin_default, and the check at the back office's start).
     cfg["COUNTER_ORIGIN"] = os.environ.get("COUNTER_ORIGIN", "")
     # How long a verified card check at the counter lets the clerk complete the case (R9).
     cfg["COUNTER_VISIT_MINUTES"] = _int("COUNTER_VISIT_MINUTES", 30)
+    # How old a resident's signature (its iat) may be when the portal or a back office receives it.
+    cfg["SIGNED_APPLICATION_MAX_AGE_MINUTES"] = _int("SIGNED_APPLICATION_MAX_AGE_MINUTES", 1440)
     # Where the (simulated, outside production) J-LIS keeps its state and publishes anchors and CRLs.
     jlis = Path(os.environ.get("JLIS_DIRECTORY", INSTANCE / "jlis"))
     cfg["JLIS_DIRECTORY"] = str(jlis)
     cfg["JPKI_AUTH_ANCHORS"] = os.environ.get("JPKI_AUTH_ANCHORS", str(jlis / "public" / "jpki-sim-auth-anchors.pem"))
     cfg["JPKI_SIGN_ANCHORS"] = os.environ.get("JPKI_SIGN_ANCHORS", str(jlis / "public" / "jpki-sim-sign-anchors.pem"))
     cfg["JPKI_CRL_DIRECTORY"] = os.environ.get("JPKI_CRL_DIRECTORY", str(jlis / "public" / "crl"))
+    # Operation-log checkpoints (empty: defaults under instance/, see core.audit.chain_for). In production the
+    # file lies on storage the app can only append to, and the public key is what `audit verify` trusts.
+    for name in ("AUDIT_CHECKPOINT_PATH", "AUDIT_CHECKPOINT_KEY_PATH", "AUDIT_CHECKPOINT_PUBLIC_KEY"):
+        cfg[name] = os.environ.get(name, "")
     code = cfg["MUNICIPALITY_CODE"]
     default_bo = f"sqlite:///{INSTANCE / f'backoffice-{code}.db'}"
     cfg["PORTAL_DATABASE_URL"] = os.environ.get("PORTAL_DATABASE_URL") or f"sqlite:///{INSTANCE / 'portal.db'}"
@@ -155,10 +175,73 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             raise ConfigError(f"{var} must be set in production")
         cfg[key] = value or _instance_secret(key.lower())
     cfg.update(overrides)
+    if not cfg["COUNTER_ORIGIN"]:
+        cfg["COUNTER_ORIGIN"] = counter_origin_default(str(cfg["SITE_ORIGIN"]), env)
+    if env == "production":
+        check_secrets({var: str(cfg[key]) for key, var in cls.SECRETS.items()})
     if not str(cfg["MUNICIPALITY_CODE"]).isdigit() or len(str(cfg["MUNICIPALITY_CODE"])) != 6:
         raise ConfigError("MUNICIPALITY_CODE must be a 6-digit local government code")
     _certificate_signatory(cfg)
     return cfg
+
+
+# The two names of this machine's loopback: one server under the other name is another origin for the browser.
+_LOOPBACK_PAIR = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}
+
+
+def counter_origin_default(site_origin: str, env: str) -> str:
+    """The counter's origin when COUNTER_ORIGIN is not set: outside production, the portal's server under its other
+    loopback name (``make run`` serves both apps from one server); else empty, and the back office will not start.
+
+    A card signs SHA-256(origin) of the page it signs in on, so the counter's origin must differ from the portal's,
+    or a sign-in on the portal would also prove that the resident stood at the counter.
+    """
+    if env == "production":
+        return ""
+    scheme, _, rest = site_origin.partition("://")
+    host, colon, port = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
+    other = _LOOPBACK_PAIR.get(host)
+    return f"{scheme}://{other}{colon}{port}" if other and scheme == "http" else ""
+MIN_SECRET_BYTES = 32
+# 32 random bytes hold this many distinct values with overwhelming likelihood (about 30 on average).
+MIN_DISTINCT_SECRET_BYTES = 16
+
+
+def _secret_bytes(value: str) -> bytes | None:
+    """The bytes a secret encodes: hex (``openssl rand -hex 32``) or base64 (``openssl rand -base64 32``)."""
+    text = value.strip()
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        pass
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def check_secrets(values: dict[str, str]) -> None:
+    """Refuse production secrets that are short, patterned or shared; name the variables, never the values.
+
+    Each must encode at least 32 random bytes, in hex or base64, and no two may be equal: one leaked
+    value must not open the sessions, the My Number encryption and the operation log at once.
+    """
+    problems: list[str] = []
+    for var, value in values.items():
+        raw = _secret_bytes(value)
+        if raw is None or len(raw) < MIN_SECRET_BYTES:
+            problems.append(f"{var} must be at least {MIN_SECRET_BYTES} random bytes in hex or base64 "
+                            f"(e.g. `openssl rand -hex {MIN_SECRET_BYTES}`)")
+        elif len(set(raw)) < MIN_DISTINCT_SECRET_BYTES:
+            problems.append(f"{var} is not random (too few distinct bytes); generate it with "
+                            f"`openssl rand -hex {MIN_SECRET_BYTES}`")
+    by_value: dict[str, list[str]] = {}
+    for var, value in values.items():
+        by_value.setdefault(value.strip(), []).append(var)
+    problems += [f"{' and '.join(names)} must differ from each other" for names in by_value.values() if len(names) > 1]
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 # Fictional mayors of the demo pair; a real deployment sets MAYOR_NAME (and MUNICIPALITY_NAME if it differs).

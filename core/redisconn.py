@@ -35,3 +35,15 @@ def within_limit(scope: str, subject: str, *, limit: int, window_seconds: int = 
         # The window starts with the first request (EXPIRE NX would need Redis 7; the embedded one is 6.2).
         client.expire(name, window_seconds)
     return count <= limit
+
+
+
+GLOBAL_SUBJECT = "*all*"  # never an address nor a certificate key
+
+
+def within_global_limit(scope: str, *, limit: int, window_seconds: int = 60) -> bool:
+    """The backstop of ``scope`` over all clients together: a botnet over many addresses is still bounded.
+
+    Callers count it after the per-client limits, so a client refused for itself spends none of it.
+    """
+    return within_limit(scope, GLOBAL_SUBJECT, limit=limit, window_seconds=window_seconds)

@@ -40,7 +40,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.jinja_env.globals.update(zone="portal", kind_label=kind_label, status_label=status_label)
     app.jinja_env.filters["todate"] = to_date
     _init_bridge(app)
+    _register_commands(app)
     return app
+
+
+def _register_commands(app: Flask) -> None:
+    """``audit verify|checkpoint|keygen`` over the portal's own operation log, and ``db grants``."""
+    from core.audit_cli import audit_group
+    from core.grants import register_grants_command
+    from portal.extensions import db
+    from portal.services import oplog
+
+    app.cli.add_command(audit_group(oplog.chain, lambda: db.session))
+    register_grants_command()
 
 
 def _check_card_trust(app: Flask) -> None:

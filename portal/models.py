@@ -50,6 +50,8 @@ class PortalAccount(UserMixin, Base):
     address: Mapped[str | None] = mapped_column(String(300))
     birth_date: Mapped[dt.date | None] = mapped_column(Date)
     sex: Mapped[str | None] = mapped_column(String(1))
+    # Carried in every API bearer token; API sign-out raises it, so every token issued before is refused.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def is_linked(self) -> bool:

@@ -102,4 +102,45 @@ WITHDRAWAL = {
     "properties": {"type": {"const": "withdrawal"}, "receiptNumber": {"type": "string", "maxLength": 30}},
 }
 
-SCHEMAS: dict[str, dict[str, Any]] = {"move": MOVE, "certificate": CERTIFICATE, "withdrawal": WITHDRAWAL}
+PART = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["kind", "municipalityCode"],
+    "properties": {
+        "kind": {"enum": ["move_out", "move_in_reservation", "in_city_reservation", "certificate"]},
+        "municipalityCode": {"type": "string", "pattern": r"^\d{6}$"},
+    },
+}
+UUID = {"type": "string", "pattern": r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"}
+
+# The whole JWS payload the card signs. Each municipality acts only on these signed values: the parts
+# (which municipality gets which notification), the move id that ties them together, and the signing
+# time, which a back office checks against its maximum age; the portal's envelope merely carries it.
+SIGNED_APPLICATION = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Signed application (JWS payload)",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["aud", "nonce", "iat", "moveId", "parts", "application"],
+    "properties": {
+        "aud": {"type": "string"},
+        "nonce": {"type": "string"},
+        "iat": {"type": "integer", "description": "signing time, seconds since the epoch"},
+        "moveId": {"oneOf": [UUID, {"type": "null"}], "description": "a fresh UUID for a move, null otherwise"},
+        "parts": {"type": "array", "minItems": 1, "maxItems": 2, "uniqueItems": True, "items": PART},
+        "application": {"type": "object"},
+    },
+}
+SIGNED_WITHDRAWAL = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Signed withdrawal (JWS payload)",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["aud", "nonce", "iat", "application"],
+    "properties": {"aud": {"type": "string"}, "nonce": {"type": "string"}, "iat": {"type": "integer"},
+                   "application": WITHDRAWAL},
+}
+
+SCHEMAS: dict[str, dict[str, Any]] = {"move": MOVE, "certificate": CERTIFICATE, "withdrawal": WITHDRAWAL,
+                                      "signed_application": SIGNED_APPLICATION,
+                                      "signed_withdrawal": SIGNED_WITHDRAWAL}

@@ -14,7 +14,7 @@ from jose import JWTError, jwt
 from core import clock
 from portal.extensions import db, login_manager
 from portal.models import PortalAccount
-from portal.services import cardauth
+from portal.services import cardauth, oplog
 
 F = TypeVar("F", bound=Callable[..., Any])
 API_ALGORITHMS = ["HS256"]
@@ -39,12 +39,19 @@ def issue_api_token(account: PortalAccount) -> tuple[str, int]:
     lifetime = int(cfg["API_TOKEN_MINUTES"]) * 60
     now = clock.utcnow()
     claims = {"sub": str(account.id), "iss": cfg["SITE_ORIGIN"], "aud": cfg["SITE_ORIGIN"] + "/api",
-              "iat": int(now.timestamp()), "exp": int((now + dt.timedelta(seconds=lifetime)).timestamp())}
+              "iat": int(now.timestamp()), "exp": int((now + dt.timedelta(seconds=lifetime)).timestamp()),
+              # The account's token version: API sign-out raises it, and every older token is refused.
+              "ver": account.token_version}
     return jwt.encode(claims, cfg["API_TOKEN_KEY"], algorithm=API_ALGORITHMS[0]), lifetime
 
 
 def api_account() -> PortalAccount | None:
-    """The account named by a valid bearer token, or None."""
+    """The account named by a valid bearer token, or None.
+
+    Valid means: signed with our key, ours as issuer and audience, not expired by the app clock, of
+    the account's current token version (not signed out since), and issued to a card whose
+    authentication certificate still stands in the CRL as read now (not revoked since).
+    """
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
@@ -59,7 +66,20 @@ def api_account() -> PortalAccount | None:
         return None
     if int(claims["exp"]) <= int(clock.utcnow().timestamp()):
         return None
-    return db.session.get(PortalAccount, int(claims["sub"]))
+    try:
+        account_id, version = int(claims["sub"]), int(claims["ver"])
+    except (KeyError, TypeError, ValueError):
+        return None  # a token of before token versions, or a malformed one
+    account = db.session.get(PortalAccount, account_id)
+    if account is None or account.token_version != version:
+        return None
+    reason = cardauth.auth_certificate_in_force(account)
+    if reason is not None:
+        oplog.record(db.session, "resident.api_token", outcome="failure", actor=f"account:{account.id}",
+                     actor_id=account.id, detail={"reason": reason})
+        db.session.commit()
+        return None
+    return account
 
 
 def api_login_required(view: F) -> F:

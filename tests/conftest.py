@@ -35,6 +35,38 @@ SECRETS = {
 }
 
 
+def _checkpoint_key_pair() -> tuple[bytes, bytes]:
+    """The run's operation-log checkpoint key pair (PEM): outside development nothing makes one on its own."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    return (key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()),
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+CHECKPOINT_KEY_PEM, CHECKPOINT_PUBLIC_PEM = _checkpoint_key_pair()
+
+
+def write_checkpoint_keys(private_path: Path) -> Path:
+    """Put the run's checkpoint key pair at ``private_path`` and its ``.pub.pem`` sibling (the default public key)."""
+    from core.audit import default_public_key_path
+
+    private_path.parent.mkdir(parents=True, exist_ok=True)
+    if not private_path.exists():
+        private_path.write_bytes(CHECKPOINT_KEY_PEM)
+        private_path.chmod(0o600)
+    default_public_key_path(private_path).write_bytes(CHECKPOINT_PUBLIC_PEM)
+    return private_path
+
+
+# Apps (and the processes tests start) that name no key of their own sign with this test process's pair.
+_KEYS = Path(tempfile.mkdtemp(prefix="checkpoint-keys-"))
+os.environ["AUDIT_CHECKPOINT_KEY_PATH"] = str(write_checkpoint_keys(_KEYS / "checkpoint-key.pem"))
+os.environ["AUDIT_CHECKPOINT_PUBLIC_KEY"] = str(_KEYS / "checkpoint-key.pub.pem")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Compile the message catalogues, so pages render in Japanese as they do in production."""
     from babel.messages.frontend import CommandLineInterface
@@ -87,6 +119,7 @@ def migrate(factory: Any, config: dict[str, Any]) -> None:
 def session_dir() -> Iterator[Path]:
     """A folder for the run's SQLite files, checkpoint keys and artifacts."""
     with tempfile.TemporaryDirectory(prefix="juki-test-") as d:
+        write_checkpoint_keys(Path(d) / "checkpoint-key.pem")
         yield Path(d)
 
 

@@ -72,6 +72,7 @@ def verify() -> Any:
     """Recompute the chain and compare it with the signed checkpoints."""
     result = audit.chain().verify(db.session)
     audit.record("audit.verify", outcome="success" if result.ok else "failure",
-                 detail={"rows": result.rows, "first_bad": result.first_bad, "reason": result.reason})
+                 detail={"rows": result.rows, "first_bad": result.first_bad, "reason": result.reason,
+                         "checkpoint_seq": result.checkpoint_seq})
     db.session.commit()
     return render_template("backoffice/audit/log.html", form=FilterForm(), rows=[], total=0, page=1, result=result)

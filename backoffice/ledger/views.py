@@ -13,7 +13,7 @@ from backoffice.ledger import bp
 from backoffice.ledger.forms import SearchForm
 from backoffice.models import Resident, Role, Sex
 from backoffice.security import access
-from backoffice.services import audit, ledger
+from backoffice.services import ledger
 from core.csvsafe import to_csv
 from core.i18n import format_date
 
@@ -22,6 +22,14 @@ REFUSALS = {
     "two_of_four": lambda: _("Enter at least two of name, address and date of birth (sex does not count), "
                              "or the resident record code."),
     "invalid_juminhyo_code": lambda: _("The resident record code is not valid (check digit)."),
+    "name_too_short": lambda: _("Enter at least %(n)d characters of the name.", n=ledger.NAME_MIN_CHARS),
+    "address_too_short": lambda: _("Enter the address from the start of a whole town area (町字), e.g. 花城町."),
+}
+EXPORT_REFUSALS = {
+    "too_many_rows": lambda exc: _("The search matches %(rows)d records; an export holds at most %(max)d. "
+                                   "Narrow the search and try again.", rows=exc.rows, max=exc.limit),
+    "hourly_limit": lambda exc: _("You have made %(n)d exports in the last hour, the most allowed. "
+                                  "Try again later.", n=exc.limit),
 }
 
 
@@ -49,14 +57,16 @@ def search() -> Any:
             results = ledger.search(db.session, criteria, page=form.page.data or 1)
         except ledger.SearchRefused as exc:
             getattr(form, exc.field).errors = [REFUSALS[exc.code]()]
+        except ledger.ExportRefused as exc:
+            form.form_errors.append(EXPORT_REFUSALS[exc.code](exc))
         db.session.commit()
     return render_template("backoffice/ledger/search.html", form=form, results=results,
-                           masked=ledger.masked_my_number, address_text=ledger.address_text, format_date=format_date)
+                           masked=ledger.masked_my_number, address_text=ledger.address_text, format_date=format_date,
+                           name_min=ledger.NAME_MIN_CHARS)
 
 
 def _export(criteria: ledger.SearchCriteria) -> Response:
-    rows = ledger.search_all(db.session, criteria)
-    audit.record("ledger.export", detail={"criteria": criteria.for_log(), "rows": len(rows), "format": "csv"})
+    rows = ledger.export(db.session, criteria, staff_id=current_user.id)
     db.session.commit()
     header = ["住民票コード", "氏名", "カナ氏名", "生年月日", "性別", "住所", "状態", "個人番号"]
     body = to_csv(header, ledger.export_rows(rows))

@@ -13,13 +13,7 @@ from backoffice.screenlock import bp
 from backoffice.security import access
 from backoffice.services import audit
 from backoffice.services import staff as staff_service
-
-
-def _back_to(target: str) -> str:
-    # Only a path of this application: never an absolute URL someone slipped into the form.
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("auth.home")
+from core.redirects import safe_path
 
 
 @bp.route("/unlock", methods=["POST"])
@@ -29,7 +23,8 @@ def unlock() -> Any:
     if staff_service.check_second_factor(current_user, request.form.get("totp", "")):
         audit.record("staff.unlock")
         db.session.commit()
-        return redirect(_back_to(request.form.get("next", "")))
+        # Only a path of this site: never a host someone slipped into the form.
+        return redirect(safe_path(request.form.get("next"), default=url_for("auth.home")))
     token = session.get("sid")
     if token:
         staff_service.end_session(db.session, token, reason="screen_lock")

@@ -139,9 +139,13 @@ def add_event(session: Session, case: Case, action: str, *, by: Staff | None,
     return event
 
 
-def send_status(session: Session, case: Case) -> None:
-    """Tell the portal where the case stands (through the outbox, so nothing is sent before the commit)."""
-    reason = case.status_reason if case.status in (CaseStatus.RETURNED, CaseStatus.REJECTED) else None
+def send_status(session: Session, case: Case, *, reason: str | None = None) -> None:
+    """Tell the portal where the case stands (through the outbox, so nothing is sent before the commit).
+
+    ``reason`` explains a status that did not change, e.g. a withdrawal the city could not accept.
+    """
+    if reason is None:
+        reason = case.status_reason if case.status in (CaseStatus.RETURNED, CaseStatus.REJECTED) else None
     send(session, message_type=STATUS, recipient="portal",
          payload={"receiptNumber": case.receipt_number, "status": PORTAL_STATUS[case.status], "reason": reason})
 

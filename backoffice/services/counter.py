@@ -40,6 +40,7 @@ from backoffice.services import audit, cards, cases, households, provision, reco
 from backoffice.services.cases import signed_application
 from core import clock
 from core.addressmaster import machiaza_by_code
+from core.config import ConfigError
 from core.fieldcrypto import FieldCipher
 from core.jpki import AuthTokenError, RedisNonceStore, TrustConfig, verify_auth_token
 from core.jpki.appconfig import trust_for_app
@@ -131,10 +132,15 @@ def nonces() -> RedisNonceStore:
 
 
 def trust() -> TrustConfig:
-    """The card trust of this back office; the token is bound to the counter pages' own origin, from configuration."""
+    """The card trust of this back office; the token is bound to the counter pages' own origin, from configuration.
+
+    Never the portal's origin (SITE_ORIGIN), so a card's sign-in on the portal is no visit to the counter.
+    """
     base = trust_for_app()
-    origin = current_app.config.get("COUNTER_ORIGIN") or base.origin
-    return base if origin == base.origin else dataclasses.replace(base, origin=origin)
+    origin = current_app.config.get("COUNTER_ORIGIN")
+    if not origin or origin == base.origin:
+        raise ConfigError("COUNTER_ORIGIN must be set and differ from SITE_ORIGIN")
+    return dataclasses.replace(base, origin=origin)
 
 
 def _holder(session: Session, case: Case, serial: int) -> tuple[str | None, int | None]:

@@ -1,32 +1,42 @@
 """Intake (F2, R9, R10, R22): an application arrives from the portal and becomes a case, or is returned.
 
-The back office does not trust the portal: it verifies the resident's signature again (chain,
-revocation, nonRepudiation), matches the applicant and the movers to the ledger (the card record
-first; the four basic items must agree), runs the ledger checks, and creates one case per
-application. A mismatch goes to a clerk, never silently; a sensitive case is never returned
-automatically. The status goes back to the portal through this office's outbox.
+The back office does not trust the portal, even one that is fully compromised and sends whatever it
+likes with its own bridge keys: it verifies the resident's signature again (chain, revocation,
+nonRepudiation, signing time), acts only on signed values (the part for this city, the move id, the
+movers), acts on each signature once per part, matches the applicant and the movers to the ledger
+(the card record first; the four basic items must agree), runs the ledger checks, and creates one
+case per part. A withdrawal is acted on only when the case's own signer signed it for this receipt.
+A mismatch goes to a clerk, never silently; a sensitive case is never returned automatically. The
+status goes back to the portal through this office's outbox.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 from typing import Any
 
+from cryptography import x509
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backoffice.models import CardRecord, CardStatus, Case, CaseStatus, RecordStatus, Resident
+from backoffice.models import AcceptedSignature, CardRecord, CardStatus, Case, CaseStatus, RecordStatus, Resident
 from backoffice.services import audit, cases
 from backoffice.services.cards import holder_for
 from bridge import messages
+from bridge.binding import current_bridge
 from bridge.handlers import PermanentFailure, register
+from bridge.jobs.deliver import record_dead_letter
+from bridge.queues import QueueNames
 from core import clock
-from core.envelope import Opened
-from core.jpki import SignedApplicationError, verify_signed_application
+from core.envelope import UUID_PATTERN, Opened
+from core.jpki import RefusalCode, SignedApplicationError, VerifiedApplication, verify_signed_application
 from core.jpki.appconfig import trust_for_app
+from core.jpki.encoding import strict_b64url_decode
+from core.jpki.signedapp import signing_time
 from core.textfold import fold
 
 SUBMITTED = messages.APPLICATION_SUBMITTED
@@ -45,6 +55,14 @@ REASONS = {
     "not_all_resident": "転居予約の方の中に、この市の住民として記録されていない方がいます。"
                         "内容を確認して送り直してください。 / Someone in this in-city move reservation is "
                         "not recorded as a resident here. Please check and send it again.",
+    "stale": "署名から時間がたちすぎているため受け付けられませんでした。もう一度署名して送ってください。 / "
+             "The signature was made too long ago to be accepted. Please sign and send it again.",
+    "withdrawal_signature": "取下げの電子署名を確認できなかったため、取下げは受け付けられませんでした。"
+                            "申請は引き続き手続き中です。 / The withdrawal's signature could not be verified, so the "
+                            "application was not withdrawn and is still being handled.",
+    "withdrawal_too_late": "すでに市で手続きを進めているため、取下げは受け付けられませんでした。"
+                           "市役所にお問い合わせください。 / The city has already started handling this "
+                           "application, so it could not be withdrawn. Please contact the city.",
     "duplicate_move_out": "同じ方の転出届をすでに受け付けています。 / A move-out notification for the same person "
                           "is already being handled.",
 }
@@ -95,8 +113,80 @@ def _movers(session: Session, movers: list[dict[str, Any]]) -> list[Resident | N
     return found
 
 
+def _max_age() -> dt.timedelta:
+    return dt.timedelta(minutes=int(current_app.config.get("SIGNED_APPLICATION_MAX_AGE_MINUTES", 1440)))
+
+
+def _verify(jws: str) -> VerifiedApplication:
+    """Verify a resident's JWS here: chain, revocation, nonRepudiation, audience and a signing time within the age.
+
+    The nonce was consumed at the portal; here it is only read from the JWS itself, which is why the
+    signature is recorded once accepted (``AcceptedSignature``) rather than trusted to be fresh.
+    """
+    claimed = _unverified_payload(jws)
+    return verify_signed_application(jws, expected_nonce=str(claimed.get("nonce", "")),
+                                     expected_aud=current_app.config["SITE_ORIGIN"], trust=trust_for_app(),
+                                     max_age=_max_age())
+
+
+def signature_digest(jws: str) -> str:
+    """SHA-256 of the JWS signing input: the header and payload exactly as the resident's card signed them."""
+    header, payload = jws.split(".")[:2]
+    return hashlib.sha256(f"{header}.{payload}".encode("ascii")).hexdigest()
+
+
+def _signed_part(verified: VerifiedApplication, payload: dict[str, Any]) -> tuple[str, str | None]:
+    """The part of the signed application this envelope carries here, and the signed move id.
+
+    The portal's envelope only says which part it carries; every value acted on is the signed one,
+    and an envelope value the resident did not sign (kind, move id, a part for another city) is refused.
+    """
+    here = str(current_app.config["MUNICIPALITY_CODE"])
+    claims, application = verified.claims, verified.application
+    parts, move_id = claims.get("parts"), claims.get("moveId")
+    if not isinstance(parts, list) or not parts or not all(isinstance(p, dict) for p in parts):
+        raise PermanentFailure("unsigned_field", "the signed application names no parts")
+    kind = payload.get("kind")
+    if {"kind": kind, "municipalityCode": here} not in [{"kind": p.get("kind"), "municipalityCode":
+                                                         p.get("municipalityCode")} for p in parts]:
+        raise PermanentFailure("unsigned_field", f"kind {kind!r} for this municipality is not a signed part")
+    kind_type = "certificate" if kind == "certificate" else "move"
+    if application.get("type") != kind_type:
+        raise PermanentFailure("unsigned_field", f"a {kind} part of a signed {application.get('type')!r}")
+    destination = application.get("destination") if isinstance(application.get("destination"), dict) else {}
+    named = {"certificate": application.get("municipalityCode"),
+             "move_out": application.get("fromMunicipalityCode") if destination.get("kind") == "elsewhere" else None,
+             "in_city_reservation":
+                 application.get("fromMunicipalityCode") if destination.get("kind") == "in_city" else None,
+             "move_in_reservation":
+                 destination.get("municipalityCode") if destination.get("kind") == "elsewhere" else None}[kind]
+    if named != here:
+        raise PermanentFailure("unsigned_field", f"the signed application does not make a {kind} here")
+    if move_id is not None and not (isinstance(move_id, str) and UUID_PATTERN.match(move_id)):
+        raise PermanentFailure("unsigned_field", "the signed move id is not a UUID")
+    if kind_type == "certificate" and move_id is not None:
+        raise PermanentFailure("unsigned_field", "a signed certificate request with a move id")
+    if payload.get("moveId") != move_id:
+        raise PermanentFailure("unsigned_field", "moveId differs from the signed one")
+    return kind, move_id
+
+
+def _accept_once(session: Session, jws: str, part: str, verified: VerifiedApplication, *, case: Case,
+                 message_id: str) -> None:
+    """Record that this signature was acted on for ``part``; a second time is a replay, refused."""
+    digest = signature_digest(jws)
+    taken = session.execute(select(AcceptedSignature.case_id).where(
+        AcceptedSignature.signature_sha256 == digest, AcceptedSignature.part == part)).scalar_one_or_none()
+    if taken is not None:
+        raise PermanentFailure("signature_replayed", f"this signature was already accepted for case {taken}")
+    signed_at = signing_time(verified.claims.get("iat")) or verified.verified_at
+    # The unique constraint settles a race between two workers: the second one's commit fails and retries.
+    session.add(AcceptedSignature(signature_sha256=digest, part=part, case_id=case.id, message_id=message_id,
+                                  signed_at=signed_at, accepted_at=clock.utcnow()))
+
+
 def receive_application(session: Session, opened: Opened) -> Case:
-    """Turn an arrived application into a case (once per receipt number) and tell the portal."""
+    """Turn an arrived application into a case (once per receipt number and per signature) and tell the portal."""
     payload = opened.payload  # its shape was checked against bridge.messages before this handler runs
     receipt, kind, jws = payload["receiptNumber"], payload["kind"], payload["signedApplication"]
     existing = session.execute(select(Case).where(Case.receipt_number == receipt)).scalar_one_or_none()
@@ -107,18 +197,20 @@ def receive_application(session: Session, opened: Opened) -> Case:
     return_reason = None
     applicant: Resident | None = None
     movers: list[Resident | None] = []
-    claimed = _unverified_payload(jws)
     serial = ""
+    move_id: str | None = None  # only a signed move id ties this case to another
+    verified: VerifiedApplication | None = None
     try:
-        # The portal consumed the nonce; here the signature, chain, revocation and audience are checked again.
-        verified = verify_signed_application(jws, expected_nonce=str(claimed.get("nonce", "")),
-                                             expected_aud=current_app.config["SITE_ORIGIN"], trust=trust_for_app())
+        verified = _verify(jws)
     except SignedApplicationError as exc:
+        # Nothing is acted on: the case only carries the refusal back to the resident.
         findings.append({"code": "signature_refused", "detail": str(exc.code)})
-        return_reason = REASONS["signature"]
+        return_reason = REASONS["stale" if exc.code is RefusalCode.SIGNED_TOO_LONG_AGO else "signature"]
+        claimed = _unverified_payload(jws)
         application: dict[str, Any] = claimed.get("application", {}) if isinstance(claimed, dict) else {}
         serial = str(exc.certificate_serial or "")
     else:
+        kind, move_id = _signed_part(verified, payload)
         application = verified.application
         serial = str(verified.serial)
         if kind != "move_in_reservation":
@@ -144,7 +236,8 @@ def receive_application(session: Session, opened: Opened) -> Case:
         status = CaseStatus.IN_REVIEW  # a clerk decides: never silently, never automatically for sensitive cases
     else:
         status = CaseStatus.RECEIVED
-    case = Case(receipt_number=receipt, message_id=opened.message_id, kind=kind, move_id=payload.get("moveId"),
+    case = Case(receipt_number=receipt, message_id=opened.message_id, kind=kind,
+                move_id=move_id,
                 status=status, status_reason=return_reason if status is CaseStatus.RETURNED else None,
                 applicant_resident_id=applicant.id if applicant else None,
                 mover_resident_ids=json.dumps([m.id if m else None for m in movers]), signed_jws=jws,
@@ -154,6 +247,8 @@ def receive_application(session: Session, opened: Opened) -> Case:
                 sensitive=sensitive, received_at=now, updated_at=now)
     session.add(case)
     session.flush()
+    if verified is not None:
+        _accept_once(session, jws, kind, verified, case=case, message_id=opened.message_id)
     audit.record("intake.case", actor="bridge", target_type="case", target_id=case.id,
                  detail={"receipt": receipt, "kind": kind, "status": status.value,
                          "findings": [f["code"] for f in findings]})
@@ -162,18 +257,72 @@ def receive_application(session: Session, opened: Opened) -> Case:
     return case
 
 
+def _same_certificate(case: Case, verified: VerifiedApplication) -> bool:
+    """Whether the withdrawal's (verified) signature certificate is the one that signed the case's application."""
+    try:
+        header = json.loads(strict_b64url_decode(case.signed_jws.split(".")[0]))
+        signer = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0], validate=True))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False
+    return signer.issuer == verified.certificate.issuer and signer.serial_number == verified.serial
+
+
+def _refuse_withdrawal(session: Session, opened: Opened, case: Case, reason: str, detail: str) -> None:
+    """A withdrawal the resident did not sign: a dead letter, an operation-log row, and the case's status to the portal.
+
+    Not raised as ``PermanentFailure``: that would roll back the status message, and the portal, which
+    showed the application as withdrawn, must learn that it was not.
+    """
+    binding = current_bridge()
+    record_dead_letter(binding, message_id=opened.message_id, reason="withdrawal_refused", detail=detail[:500],
+                       queue=QueueNames.intake(str(current_app.config["MUNICIPALITY_CODE"])), envelope=None,
+                       refused=False)
+    audit.record("intake.withdrawal_refused", outcome="denied", actor="bridge", target_type="case",
+                 target_id=case.id, detail={"reason": reason, "status": case.status.value})
+    cases.send_status(session, case, reason=REASONS[reason])
+
+
 def receive_withdrawal(session: Session, opened: Opened) -> None:
-    """The resident withdrew before review: the case is closed as withdrawn."""
-    receipt = opened.payload.get("receiptNumber")
+    """The resident withdrew before review, on their own signature: the case is closed as withdrawn.
+
+    The signed withdrawal must verify here (as an application does), be signed with the certificate
+    that signed the case, name this case's receipt number and be a withdrawal; anything else is refused.
+    """
+    receipt, jws = opened.payload.get("receiptNumber"), opened.payload.get("signedWithdrawal")
     case = session.execute(select(Case).where(Case.receipt_number == receipt)).scalar_one_or_none()
     if case is None:
         raise PermanentFailure("unknown_case", "withdrawal of an application that never arrived")
-    if case.status in (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.RETURNED):
-        before = case.status
-        case.status, case.updated_at = CaseStatus.WITHDRAWN, clock.utcnow()
-        case.claimed_by, case.claimed_at = None, None
-        cases.add_event(session, case, "withdrawn", by=None, from_status=before)
-        audit.record("intake.withdrawn", actor="bridge", target_type="case", target_id=case.id)
+    try:
+        verified = _verify(jws if isinstance(jws, str) else "")
+    except (SignedApplicationError, PermanentFailure) as exc:
+        code = str(exc.code) if isinstance(exc, SignedApplicationError) else "JWS_MALFORMED"
+        _refuse_withdrawal(session, opened, case, "withdrawal_signature", f"signature refused: {code}")
+        return
+    signed = verified.application
+    if signed.get("type") != "withdrawal" or signed.get("receiptNumber") != case.receipt_number:
+        _refuse_withdrawal(session, opened, case, "withdrawal_signature", "the signature is not this withdrawal")
+        return
+    if not _same_certificate(case, verified):
+        _refuse_withdrawal(session, opened, case, "withdrawal_signature", "signed by another certificate")
+        return
+    if case.status is CaseStatus.WITHDRAWN:
+        return  # already withdrawn: nothing to do
+    if case.status not in (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.RETURNED):
+        audit.record("intake.withdrawal_too_late", outcome="denied", actor="bridge", target_type="case",
+                     target_id=case.id, detail={"status": case.status.value})
+        cases.send_status(session, case, reason=REASONS["withdrawal_too_late"])
+        return
+    try:
+        _accept_once(session, jws, "withdrawal", verified, case=case, message_id=opened.message_id)
+    except PermanentFailure:
+        _refuse_withdrawal(session, opened, case, "withdrawal_signature", "this signed withdrawal was already used")
+        return
+    before = case.status
+    case.status, case.updated_at = CaseStatus.WITHDRAWN, clock.utcnow()
+    case.claimed_by, case.claimed_at = None, None
+    cases.add_event(session, case, "withdrawn", by=None, from_status=before)
+    audit.record("intake.withdrawn", actor="bridge", target_type="case", target_id=case.id)
+    cases.send_status(session, case)
 
 
 def _handle_submitted(session: Session, opened: Opened) -> None:

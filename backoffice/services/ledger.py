@@ -1,23 +1,36 @@
-"""Ledger enquiry (F6): the two-of-four search rule (R11), record view, My Number masking (R2)."""
+"""Ledger enquiry (F6): the two-of-four search rule (R11), record view, My Number masking (R2).
+
+Two basic items alone do not stop someone from listing the ledger: one kana of the name and one
+character of the address met the rule and listed 405 of the 1,000 demo residents through 210 CSV
+exports. So each prefix item has a minimum (``NAME_MIN_CHARS`` folded characters; an address from
+the start of a whole 町字 of this municipality), an export holds at most ``LEDGER_EXPORT_MAX_ROWS``
+records, and each person may export ``LEDGER_EXPORTS_PER_HOUR`` times an hour, counted from the
+operation log. Every refusal is in the operation log.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from flask import current_app
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from backoffice.models import Resident, ResidentHistory, Role, Sex, Staff
+from backoffice.models import AuditLog, Resident, ResidentHistory, Role, Sex, Staff
 from backoffice.services import audit
-from core import checkdigits
-from core.addressmaster import machiaza_by_code
+from core import checkdigits, clock
+from core.addressmaster import load_machiaza, machiaza_by_code
 from core.fieldcrypto import FieldCipher
 from core.textfold import fold
 
 MASKED = "************"
 LEDGER_READERS = frozenset({Role.CLERK, Role.APPROVER, Role.NUMBER_USE})
+# A name prefix shorter than this (after folding) matches a large share of any ledger: one kana
+# is one of about 70 initials. Two characters still find a one-kanji family name with the first
+# character of the given name (「林」 + 「太」).
+NAME_MIN_CHARS = 2
 
 
 class SearchRefused(ValueError):
@@ -27,6 +40,27 @@ class SearchRefused(ValueError):
         super().__init__(code)
         self.field = field
         self.code = code
+
+
+class ExportRefused(ValueError):
+    """An export the limits do not allow (too many rows, too many exports this hour); nothing was exported."""
+
+    def __init__(self, code: str, *, rows: int, limit: int) -> None:
+        super().__init__(code)
+        self.code = code
+        self.rows = rows
+        self.limit = limit
+
+
+@lru_cache(maxsize=8)
+def _machiaza_keys(municipality_code: str) -> tuple[str, ...]:
+    return tuple(fold(m.name) for m in load_machiaza(municipality_code))
+
+
+def _whole_machiaza(address: str) -> bool:
+    """Whether ``address`` begins with the whole name of one of this municipality's 町字."""
+    key = fold(address)
+    return any(key.startswith(name) for name in _machiaza_keys(current_app.config["MUNICIPALITY_CODE"]))
 
 
 @dataclass(frozen=True)
@@ -80,6 +114,11 @@ def _query(criteria: SearchCriteria):  # type: ignore[no-untyped-def]
         return select(Resident).where(Resident.juminhyo_code == code)
     if len(criteria.counted_items()) < 2:
         raise SearchRefused("name", "two_of_four")
+    # Every prefix given must be long enough to narrow: a birth date is always a whole date (the form's type).
+    if criteria.name.strip() and len(fold(criteria.name)) < NAME_MIN_CHARS:
+        raise SearchRefused("name", "name_too_short")
+    if criteria.address.strip() and not _whole_machiaza(criteria.address):
+        raise SearchRefused("address", "address_too_short")
     stmt = select(Resident)
     if criteria.name.strip():
         key = fold(criteria.name)
@@ -112,9 +151,44 @@ def search(session: Session, criteria: SearchCriteria, *, page: int = 1, audited
     return SearchPage(list(rows), total, page, size)
 
 
-def search_all(session: Session, criteria: SearchCriteria, *, limit: int = 10000) -> list[Resident]:
-    """Every match (for an export), under the same rule."""
-    return list(session.execute(_query(criteria).order_by(Resident.kana_search, Resident.id).limit(limit)).scalars())
+def exports_in_last_hour(session: Session, staff_id: int) -> int:
+    """How many exports this person made in the last hour, as the operation log records them."""
+    since = clock.utcnow() - dt.timedelta(hours=1)
+    return int(session.execute(
+        select(func.count(AuditLog.seq)).where(AuditLog.action == "ledger.export", AuditLog.outcome == "success",
+                                              AuditLog.actor_id == staff_id, AuditLog.ts > since)
+    ).scalar_one())
+
+
+def export(session: Session, criteria: SearchCriteria, *, staff_id: int) -> list[Resident]:
+    """Every match for a CSV export, under the search rule, the row cap and the hourly count; all logged.
+
+    A search matching more than ``LEDGER_EXPORT_MAX_ROWS`` exports nothing (narrow it instead of
+    receiving a cut list that looks complete). The hourly count is soft: two exports started at the
+    same instant may both pass; the log still records both.
+    """
+    cfg = current_app.config
+    logged = criteria.for_log()
+    try:
+        stmt = _query(criteria)
+    except SearchRefused as exc:
+        audit.record("ledger.export", outcome="denied", detail={"criteria": logged, "reason": exc.code})
+        raise
+    total = int(session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
+    per_hour = int(cfg["LEDGER_EXPORTS_PER_HOUR"])
+    cap = int(cfg["LEDGER_EXPORT_MAX_ROWS"])
+    refusal = None
+    if exports_in_last_hour(session, staff_id) >= per_hour:
+        refusal = ExportRefused("hourly_limit", rows=total, limit=per_hour)
+    elif total > cap:
+        refusal = ExportRefused("too_many_rows", rows=total, limit=cap)
+    if refusal is not None:
+        audit.record("ledger.export", outcome="denied",
+                     detail={"criteria": logged, "reason": refusal.code, "rows": total, "limit": refusal.limit})
+        raise refusal
+    rows = list(session.execute(stmt.order_by(Resident.kana_search, Resident.id)).scalars())
+    audit.record("ledger.export", detail={"criteria": logged, "rows": len(rows), "format": "csv"})
+    return rows
 
 
 def get_record(session: Session, resident_id: int) -> Resident | None:

@@ -10,8 +10,9 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import case, literal, or_, select, update
+from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from backoffice.models import Role, Staff, StaffRole, StaffSession, Terminal
 from backoffice.services import audit
@@ -114,22 +115,71 @@ class SignInResult:
 _DUMMY_HASH: dict[str, str] = {}
 
 
-def check_second_factor(staff: Staff, code: str) -> bool:
-    """Accept a current TOTP code once (a code already used is refused)."""
+def _matching_step(staff: Staff, code: str) -> int | None:
+    """The 30-second step (now, or one either side for clock drift) whose TOTP code is ``code``, if any."""
     code = code.strip()
     if not (len(code) == 6 and code.isdigit()):
-        return False
+        return None
     totp = pyotp.TOTP(totp_secret(staff))
     now = clock.utcnow()
     for offset in (0, -1, 1):
         at = now + dt.timedelta(seconds=30 * offset)
-        step = int(at.timestamp()) // 30
         if secrets.compare_digest(totp.at(at), code):
-            if staff.last_totp_step is not None and step <= staff.last_totp_step:
-                return False
-            staff.last_totp_step = step
-            return True
-    return False
+            return int(at.timestamp()) // 30
+    return None
+
+
+def check_second_factor(staff: Staff, code: str) -> bool:
+    """Accept a current TOTP code once (a code already used is refused), also against parallel requests.
+
+    The step is spent by one conditional ``UPDATE … RETURNING``: of concurrent transactions presenting
+    the same code, PostgreSQL lets one update the row and re-checks the condition for the others after
+    it commits, so they find the step spent. A check and a separate write would let all of them pass.
+    The same rule serves sign-in, the screen unlock and the step-up at approval. A locked or disabled
+    account spends no code.
+    """
+    step = _matching_step(staff, code)
+    if step is None:
+        return False
+    session = object_session(staff)
+    if session is None:
+        raise RuntimeError("check_second_factor needs an account loaded in a session")
+    spent = session.execute(
+        update(Staff)
+        .where(Staff.id == staff.id, or_(Staff.last_totp_step.is_(None), Staff.last_totp_step < step),
+               Staff.locked_at.is_(None), Staff.disabled_at.is_(None))
+        .values(last_totp_step=step)
+        .returning(Staff.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if spent is None:
+        return False
+    set_committed_value(staff, "last_totp_step", step)
+    return True
+
+
+def _count_failure(session: Session, staff: Staff) -> tuple[int, bool] | None:
+    """Add one failure in the database itself and lock at the threshold; None if the account was already locked.
+
+    ``failed_attempts = failed_attempts + 1`` under the row lock the ``UPDATE`` takes, so parallel
+    failures all count (a read-add-write in Python loses them). Failures stop counting once the account
+    is locked, so the count of a locked account is exactly the threshold.
+    """
+    threshold = current_app.config["LOCKOUT_THRESHOLD"]
+    row = session.execute(
+        update(Staff)
+        .where(Staff.id == staff.id, Staff.locked_at.is_(None), Staff.disabled_at.is_(None))
+        .values(failed_attempts=Staff.failed_attempts + 1,
+                locked_at=case((Staff.failed_attempts + 1 >= threshold,
+                                 literal(clock.utcnow(), Staff.locked_at.type)), else_=None))
+        .returning(Staff.failed_attempts, Staff.locked_at)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        return None
+    set_committed_value(staff, "failed_attempts", row.failed_attempts)
+    set_committed_value(staff, "locked_at", row.locked_at)
+    return row.failed_attempts, row.locked_at is not None
 
 
 def authenticate(session: Session, *, login_id: str, password: str, totp_code: str) -> SignInResult:
@@ -165,14 +215,19 @@ def authenticate(session: Session, *, login_id: str, password: str, totp_code: s
     elif not check_second_factor(staff, totp_code):
         reason = "bad_totp"
     if reason != "ok":
-        staff.failed_attempts += 1
-        if staff.failed_attempts >= current_app.config["LOCKOUT_THRESHOLD"]:
-            staff.locked_at = clock.utcnow()
+        counted = _count_failure(session, staff)
+        if counted is None:
+            # Locked (or disabled) by a parallel attempt since this one read the account.
+            audit.record("staff.sign_in", outcome="denied", actor=staff.login_id, actor_id=staff.id,
+                         detail={"reason": "locked"})
+            return SignInResult(None, "locked")
+        failed_attempts, now_locked = counted
+        if now_locked:
             reason = "now_locked"
-        session.flush()
         audit.record("staff.sign_in", outcome="failure", actor=staff.login_id, actor_id=staff.id,
-                     detail={"reason": reason, "failed_attempts": staff.failed_attempts})
+                     detail={"reason": reason, "failed_attempts": failed_attempts})
         return SignInResult(None, reason)
+    # The code was spent under this transaction's row lock (check_second_factor): no failure can land in between.
     staff.failed_attempts = 0
     if hasher.check_needs_rehash(staff.password_hash):
         staff.password_hash = hasher.hash(password)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from backoffice.models import Terminal
 from backoffice.services import audit
 from core import clock
+from core.app import peer_address
 
 COOKIE_NAME = "bo_terminal"
 ENROLLMENT_HOURS = 24
@@ -89,7 +90,8 @@ def identify(session: Session, req: Request) -> tuple[Terminal | None, str]:
     """Which registered terminal sent ``req``; the reason says why none did."""
     cfg = current_app.config
     header = req.headers.get(cfg["TERMINAL_CERT_HEADER"])
-    if header and req.remote_addr in cfg["TRUSTED_PROXIES"]:
+    # The TLS proxy's own address: X-Forwarded-For has already made remote_addr the client's.
+    if header and peer_address(req) in cfg["TRUSTED_PROXIES"]:
         fp = header.strip().lower().replace(":", "")
         terminal = session.execute(select(Terminal).where(Terminal.cert_fingerprint == fp)).scalar_one_or_none()
         if terminal is None:

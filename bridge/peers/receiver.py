@@ -51,7 +51,7 @@ from bridge.handlers import PermanentFailure
 from bridge.queues import QueueNames, get_queue
 from bridge.relay import DELIVER, ON_FAILURE, DeliveryPolicy
 from bridge.settings import BridgeSettings, configure_logging
-from bridge.worker import BridgeWorker
+from bridge.worker import BridgeJob, BridgeWorker
 from core import clock
 from core import config as core_config
 from core.envelope import (
@@ -447,19 +447,16 @@ def _describe(exc: BaseException | None) -> str:
 # -- the worker ------------------------------------------------------------------------------------
 
 
-class PeerJob(Job):
-    """An rq job on a peer's queue: only the bridge's delivery function, run by this peer's receiver.
+class PeerJob(BridgeJob):
+    """A bridge job on a peer's queue, run by this peer's receiver outside any Flask app.
 
-    The function a job names is never imported: a job in Redis naming any other function fails.
+    ``BridgeJob`` refuses any job but the relay's delivery jobs before anything it names is imported.
     """
 
     receiver: ClassVar[PeerReceiver]
 
-    @property
-    def func(self) -> Callable[..., Any]:  # type: ignore[override]
-        """The receiver's ``deliver`` for this job's queue, for the relay's delivery jobs only."""
-        if self.func_name != DELIVER:
-            raise PermanentFailure("foreign_job", "a peer worker runs delivery jobs only")
+    def delivery_function(self) -> Callable[..., Any]:
+        """The receiver's ``deliver`` for this job's queue."""
         receiver, queue, connection = self.receiver, str(self.origin), self.connection
 
         def deliver(message_id: str, envelope: str) -> str:
@@ -467,10 +464,9 @@ class PeerJob(Job):
 
         return deliver
 
-    @property
-    def failure_callback(self) -> Callable[..., Any] | None:  # type: ignore[override]
+    def bridge_failure_callback(self) -> Callable[..., Any]:
         """The receiver's own failure callback in place of the app's (which needs a Flask app)."""
-        return self.receiver.on_failure if self._failure_callback_name == ON_FAILURE else None
+        return self.receiver.on_failure
 
 
 def make_worker(receiver: PeerReceiver, *, connection: redis.Redis, name: str | None = None) -> BridgeWorker:

@@ -27,6 +27,8 @@ class RefusalCode(enum.StrEnum):
     X5C_INVALID = "X5C_INVALID"
     PAYLOAD_INVALID = "PAYLOAD_INVALID"
     AUDIENCE_MISMATCH = "AUDIENCE_MISMATCH"
+    SIGNED_TOO_LONG_AGO = "SIGNED_TOO_LONG_AGO"
+    SIGNED_IN_FUTURE = "SIGNED_IN_FUTURE"
     # Certificate key and purpose (steps 5-6).
     KEY_WEAK_OR_WRONG = "KEY_WEAK_OR_WRONG"
     CERT_IS_CA = "CERT_IS_CA"
@@ -94,6 +96,7 @@ _CATEGORIES: dict[RefusalCode, str] = {
 _HINTS: dict[RefusalCode, str] = {
     RefusalCode.NONCE_NOT_FOUND: "retry",
     RefusalCode.NONCE_EXPIRED: "retry",
+    RefusalCode.SIGNED_TOO_LONG_AGO: "retry",
     RefusalCode.CERT_EXPIRED: "certificate_expired",
     RefusalCode.CERT_REVOKED: "certificate_revoked",
 }

@@ -21,6 +21,8 @@ from core.jpki.trust import TrustConfig, key_identifier
 
 ALGORITHM = "RS256"
 DEFAULT_MAX_JWS_LENGTH = 1_000_000
+# How far a signing time (iat) may be ahead of this server's clock: the two clocks are never exactly equal.
+FUTURE_SKEW = dt.timedelta(minutes=5)
 # Header parameters that would make the signature depend on something other than the x5c certificate
 # or change how the payload is read (RFC 7515 §4.1.11 crit, RFC 7797 b64); none of them is ever needed.
 _REFUSED_HEADERS = frozenset({"crit", "jku", "jwk", "x5u", "b64"})
@@ -59,6 +61,30 @@ def _json_object(data: bytes, code: RefusalCode, what: str, serial: int | None =
     return value
 
 
+def signing_time(iat: Any) -> dt.datetime | None:
+    """The signing time of the ``iat`` claim (a JSON integer of seconds since the epoch), or None if it is not one."""
+    if isinstance(iat, bool) or not isinstance(iat, int):
+        return None
+    try:
+        return dt.datetime.fromtimestamp(iat, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _check_signing_time(iat: Any, *, now: dt.datetime, max_age: dt.timedelta, serial: int) -> None:
+    signed_at = signing_time(iat)
+    if signed_at is None:
+        raise SignedApplicationError(RefusalCode.PAYLOAD_INVALID, "iat is not a NumericDate", certificate_serial=serial)
+    if signed_at < now - max_age:
+        raise SignedApplicationError(
+            RefusalCode.SIGNED_TOO_LONG_AGO, f"signed {now - signed_at} ago", certificate_serial=serial
+        )
+    if signed_at > now + FUTURE_SKEW:
+        raise SignedApplicationError(
+            RefusalCode.SIGNED_IN_FUTURE, f"signed {signed_at - now} ahead", certificate_serial=serial
+        )
+
+
 def verify_signed_application(
     jws: str,
     *,
@@ -67,6 +93,7 @@ def verify_signed_application(
     trust: TrustConfig,
     expected_items: BasicItems | None = None,
     max_length: int = DEFAULT_MAX_JWS_LENGTH,
+    max_age: dt.timedelta | None = None,
 ) -> VerifiedApplication:
     """Verify a signed-application JWS; raise SignedApplicationError with the reason otherwise.
 
@@ -74,6 +101,8 @@ def verify_signed_application(
     chain to the signature anchors only, carry nonRepudiation and the signature policy, be valid and
     unrevoked now. The payload must name ``expected_aud`` and the sign challenge. ``expected_items``,
     when given, are the basic items of the signed-in resident; the signer's must match them.
+    ``max_age``, when given, requires a signing time ``iat`` (seconds since the epoch) no older than that
+    and at most ``FUTURE_SKEW`` ahead: a signature kept back (or replayed) later than that is refused.
     """
     now = trust.clock()
     nonce = resolve_nonce(expected_nonce, now=now, error=SignedApplicationError)
@@ -122,6 +151,8 @@ def verify_signed_application(
     aud = claims.get("aud")
     if not isinstance(aud, str) or not hmac.compare_digest(aud.encode("utf-8"), expected_aud.encode("utf-8")):
         raise SignedApplicationError(RefusalCode.AUDIENCE_MISMATCH, f"aud {aud!r}", certificate_serial=serial)
+    if max_age is not None:
+        _check_signing_time(claims.get("iat"), now=now, max_age=max_age, serial=serial)
     signed_nonce = claims.get("nonce")
     if not isinstance(signed_nonce, str) or not hmac.compare_digest(
         signed_nonce.encode("utf-8"), nonce.encode("utf-8")

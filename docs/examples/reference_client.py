@@ -1,4 +1,4 @@
-"""A reference client for the portal API: sign in with a virtual card file, then submit a signed payload.
+"""A reference client for the portal API: sign in with a virtual card file, submit a signed payload, sign out.
 
 It uses only `cryptography` and `requests`, as a third-party app or a real card host would, and
 does exactly what a real card does: sign SHA-256(origin) || SHA-256(nonce) with the user-
@@ -37,7 +37,7 @@ def b64url(data: bytes) -> str:
 
 
 def main(origin: str, card_path: str, pin: str, password: str) -> None:
-    """Sign in, link the account with a signature, and show who the portal says we are."""
+    """Sign in, link the account with a signature, show who the portal says we are, and sign out."""
     card = json.load(open(card_path, encoding="utf-8"))
     api = origin + "/api/v1"
 
@@ -70,7 +70,12 @@ def main(origin: str, card_path: str, pin: str, password: str) -> None:
     linked.raise_for_status()
 
     me = requests.get(f"{api}/me", headers=bearer, timeout=10).json()
-    print(json.dumps({"signed_in_as": me, "signature_certificate_serial": cert.serial_number}, ensure_ascii=False))
+
+    # 3. Sign out when done: every bearer token of the account is refused from now on (401).
+    requests.post(f"{api}/auth/sign-out", headers=bearer, timeout=10).raise_for_status()
+    after = requests.get(f"{api}/me", headers=bearer, timeout=10).status_code
+    print(json.dumps({"signed_in_as": me, "signature_certificate_serial": cert.serial_number,
+                      "after_sign_out": after}, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.schemas import CERTIFICATE, MOVE, WITHDRAWAL
+from portal.schemas import CERTIFICATE, MOVE, SIGNED_APPLICATION, SIGNED_WITHDRAWAL, WITHDRAWAL
 from portal.services_search.api import OPENAPI_PATHS as SERVICE_PATHS
 
 
@@ -24,7 +24,8 @@ ERROR = {"type": "object", "required": ["error"], "properties": {
         "field": {"type": "string"}, "message": {"type": "string"}}}}}}
 NONCE = {"type": "object", "required": ["nonce", "expires_at"], "properties": {
     "nonce": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"},
-    "aud": {"type": "string"}, "application": {"type": "object"}}}
+    "aud": {"type": "string"}, "application": {"type": "object"}, "iat": {"type": "integer"},
+    "moveId": {"type": ["string", "null"]}, "parts": {"type": "array", "items": {"type": "object"}}}}
 WEB_EID_TOKEN = {"type": "object", "required": ["unverifiedCertificate", "algorithm", "signature", "format"],
                  "properties": {"unverifiedCertificate": {"type": "string"}, "algorithm": {"const": "RS256"},
                                 "signature": {"type": "string"}, "format": {"type": "string"},
@@ -41,11 +42,16 @@ APPLICATION = {"type": "object", "required": ["receipt_number", "kind", "status"
     "history": {"type": "array", "items": EVENT}}}
 SIGNED = {"type": "object", "required": ["signed_application"], "properties": {
     "signed_application": {"type": "string", "description": "JWS compact, RS256, x5c = [signature certificate]; "
-                           "payload {aud, nonce, application} where application is a MoveApplication, "
-                           "CertificateApplication or Withdrawal"},
+                           "payload SignedApplication {aud, nonce, iat, moveId, parts, application} where "
+                           "application is a MoveApplication or CertificateApplication (iat, moveId and parts "
+                           "as given by /applications/challenge), or SignedWithdrawal {aud, nonce, iat, "
+                           "application: Withdrawal}"},
     "nonce": {"type": "string"}}}
 BEARER = [{"bearer": []}]
-UNAUTHORIZED = _json(ERROR, "No valid bearer token")
+TOO_LARGE = _json({"type": "object", "required": ["error", "max_bytes"], "properties": {
+    "error": {"const": "request_too_large"}, "max_bytes": {"type": "integer"}}},
+    "The body is larger than MAX_CONTENT_LENGTH (1 MiB by default); nothing was read")
+UNAUTHORIZED = _json(ERROR, "No valid bearer token (missing, expired, signed out, or its card's certificate revoked)")
 
 
 def document(server_url: str) -> dict[str, Any]:
@@ -58,7 +64,8 @@ def document(server_url: str) -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
             "schemas": {"MoveApplication": _strip(MOVE), "CertificateApplication": _strip(CERTIFICATE),
-                        "Withdrawal": _strip(WITHDRAWAL), "Application": APPLICATION, "Error": ERROR},
+                        "Withdrawal": _strip(WITHDRAWAL), "SignedApplication": _strip(SIGNED_APPLICATION),
+                        "SignedWithdrawal": _strip(SIGNED_WITHDRAWAL), "Application": APPLICATION, "Error": ERROR},
         },
         "paths": {
             **SERVICE_PATHS,
@@ -74,7 +81,7 @@ def document(server_url: str) -> dict[str, Any]:
                     "200": _json({"type": "object", "required": ["access_token", "token_type", "expires_in"],
                                   "properties": {"access_token": {"type": "string"}, "token_type": {"const": "Bearer"},
                                                  "expires_in": {"type": "integer"}}}, "A bearer token"),
-                    "401": _json(ERROR, "The card or token was refused"),
+                    "401": _json(ERROR, "The card or token was refused"), "413": TOO_LARGE,
                     "429": _json(ERROR, "Too many requests")}}},
             "/api/v1/me": {"get": {
                 "summary": "The account of the bearer token", "operationId": "me", "security": BEARER,
@@ -94,10 +101,15 @@ def document(server_url: str) -> dict[str, Any]:
                 "responses": {"200": _json({"type": "object", "properties": {"linked": {"type": "boolean"},
                                                                             "name": {"type": ["string", "null"]}}},
                                            "Linked"),
-                              "400": _json(ERROR, "Malformed request"), "401": _json(ERROR, "Refused")}}},
+                              "400": _json(ERROR, "Malformed request"), "401": _json(ERROR, "Refused"),
+                              "409": _json(ERROR, "The account is linked to another person (identity_mismatch)"),
+                              "413": TOO_LARGE}}},
             "/api/v1/applications/challenge": {"post": {
-                "summary": "A one-time nonce and audience for the next signed application or withdrawal",
+                "summary": "A one-time nonce, audience and signing time for the next signed application or "
+                           "withdrawal; with {\"application\": …} also its moveId and parts to sign",
                 "operationId": "applicationChallenge", "security": BEARER,
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"application": {"type": "object"}}}}}},
                 "responses": {"200": _json(NONCE, "Nonce and audience"), "401": UNAUTHORIZED}}},
             "/api/v1/applications": {
                 "post": {"summary": "Submit a signed application", "operationId": "submitApplication",
@@ -110,7 +122,7 @@ def document(server_url: str) -> dict[str, Any]:
                                                           "parts": {"type": "array", "items": {"type": "object"}}}},
                                           "Accepted: the receipt number of each part"),
                              "400": _json(ERROR, "Malformed request or refused signature"),
-                             "401": UNAUTHORIZED,
+                             "401": UNAUTHORIZED, "413": TOO_LARGE,
                              "422": _json(ERROR, "The application breaks a rule; nothing was stored")}},
                 "get": {"summary": "The caller's applications", "operationId": "listApplications",
                         "security": BEARER,
@@ -129,6 +141,12 @@ def document(server_url: str) -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {"application/json": {"schema": SIGNED}}},
                 "responses": {"200": _json(APPLICATION, "Withdrawn"), "400": _json(ERROR, "Malformed or refused"),
                               "401": UNAUTHORIZED, "404": _json(ERROR, "No such application of the caller"),
-                              "409": _json(ERROR, "No longer withdrawable")}}},
+                              "409": _json(ERROR, "No longer withdrawable"), "413": TOO_LARGE}}},
+            # Last, so that a client (or a fuzzer) walking the document in order signs out at the end.
+            "/api/v1/auth/sign-out": {"post": {
+                "summary": "Sign out: revoke every bearer token of the account, this one included",
+                "operationId": "authSignOut", "security": BEARER,
+                "responses": {"204": {"description": "Signed out; every token issued so far is refused from now on"},
+                              "401": UNAUTHORIZED}}},
         },
     }

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app, g, jsonify, request
 
 from core.jpki import AuthTokenError, SignedApplicationError
-from core.redisconn import within_limit
+from core.redisconn import within_global_limit, within_limit
 from portal.api import bp
 from portal.extensions import db
 from portal.security import api_login_required, issue_api_token
@@ -22,7 +22,9 @@ def _error(status: int, error: str, hint: str | None = None) -> Any:
 @bp.route("/auth/challenge", methods=["POST"])
 def challenge() -> Any:
     """A one-time nonce; the client signs it with the card and sends it back with the token."""
-    if not within_limit("challenge-ip", request.remote_addr or "-", limit=current_app.config["CARD_CHALLENGE_LIMIT"]):
+    cfg = current_app.config
+    if not within_limit("challenge-ip", request.remote_addr or "-", limit=cfg["CARD_CHALLENGE_LIMIT"]) or not (
+            within_global_limit("challenge", limit=cfg["CARD_CHALLENGE_GLOBAL_LIMIT"])):
         return _error(429, "too_many_requests")
     issued = cardauth.nonces("auth").issue()
     return jsonify({"nonce": issued.nonce, "expires_at": issued.expires_at.isoformat()})
@@ -39,7 +41,8 @@ def token() -> Any:
     auth_token, nonce = body.get("authToken"), body.get("nonce")
     limit = current_app.config["CARD_LOGIN_LIMIT"]
     if not within_limit("login-ip", request.remote_addr or "-", limit=limit) or not within_limit(
-            "login-cert", cardauth.certificate_subject(auth_token), limit=limit):
+            "login-cert", cardauth.certificate_subject(auth_token), limit=limit) or not within_global_limit(
+            "login", limit=current_app.config["CARD_LOGIN_GLOBAL_LIMIT"]):
         return _error(429, "too_many_requests")
     try:
         outcome = cardauth.sign_in(db.session, token=auth_token, nonce=nonce if isinstance(nonce, str) else None,
@@ -50,6 +53,15 @@ def token() -> Any:
     access_token, lifetime = issue_api_token(outcome.account)
     db.session.commit()
     return jsonify({"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime})
+
+
+@bp.route("/auth/sign-out", methods=["POST"])
+@api_login_required
+def sign_out() -> Any:
+    """Revoke every bearer token of the caller's account (the one sent included): 204."""
+    cardauth.api_sign_out(db.session, g.api_account)
+    db.session.commit()
+    return "", 204
 
 
 @bp.route("/me")
@@ -81,6 +93,9 @@ def identity() -> Any:
     try:
         account = cardauth.link_identity(db.session, account=g.api_account, jws=body["signedApplication"],
                                          nonce=nonce if isinstance(nonce, str) else None)
+    except cardauth.IdentityMismatch:
+        db.session.commit()  # the refusal stays in the operation log; the link is unchanged
+        return _error(409, "identity_mismatch")
     except (SignedApplicationError, ValueError) as exc:
         db.session.commit()
         return _error(401, "signature_refused", getattr(exc, "user_hint", None))
@@ -115,10 +130,19 @@ def _refused(exc: Exception, *, invalid_status: int) -> Any:
 @bp.route("/applications/challenge", methods=["POST"])
 @api_login_required
 def application_challenge() -> Any:
-    """A one-time nonce and the audience to put in the next signed application or withdrawal."""
+    """A one-time nonce, the audience and the signing time for the next signed application or withdrawal.
+
+    Given ``{"application": {...}}``, also the ``moveId`` and ``parts`` to sign with it (the signed
+    payload is ``{aud, nonce, iat, moveId, parts, application}``; a withdrawal's is ``{aud, nonce, iat,
+    application}``).
+    """
     issued = cardauth.nonces("sign").issue()
+    body = request.get_json(silent=True)
+    application = body.get("application") if isinstance(body, dict) else None
+    claims = apps.signing_claims(application, g.api_account)
+    extra = claims if isinstance(application, dict) else {"iat": claims["iat"]}
     return jsonify({"nonce": issued.nonce, "expires_at": issued.expires_at.isoformat(),
-                    "aud": current_app.config["SITE_ORIGIN"]})
+                    "aud": current_app.config["SITE_ORIGIN"], **extra})
 
 
 @bp.route("/applications", methods=["POST"])

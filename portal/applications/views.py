@@ -251,7 +251,9 @@ def sign_challenge(journey: str) -> Any:
     issued = cardauth.nonces("sign").issue()
     session["apply_nonce"] = issued.nonce
     application = _move_application() if journey == MOVE else _certificate_application()
-    return jsonify({"nonce": issued.nonce, "aud": current_app.config["SITE_ORIGIN"], "application": application})
+    # The signing time, the move id and the parts are signed too: each municipality acts only on signed values.
+    return jsonify({"nonce": issued.nonce, "aud": current_app.config["SITE_ORIGIN"], "application": application,
+                    **apps.signing_claims(application, current_user)})
 
 
 @bp.route("/<journey>/submit", methods=["POST"])

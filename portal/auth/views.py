@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from core.jpki import AuthTokenError, SignedApplicationError
-from core.redisconn import within_limit
+from core.redisconn import within_global_limit, within_limit
 from portal.auth import bp
 from portal.extensions import db
 from portal.services import cardauth
@@ -41,7 +41,9 @@ def sign_in() -> Any:
 @bp.route("/challenge", methods=["POST"])
 def challenge() -> Any:
     """A fresh one-time nonce for this browser session (the previous one is dropped)."""
-    if not within_limit("challenge-ip", request.remote_addr or "-", limit=current_app.config["CARD_CHALLENGE_LIMIT"]):
+    cfg = current_app.config
+    if not within_limit("challenge-ip", request.remote_addr or "-", limit=cfg["CARD_CHALLENGE_LIMIT"]) or not (
+            within_global_limit("challenge", limit=cfg["CARD_CHALLENGE_GLOBAL_LIMIT"])):
         return _too_many()
     issued = cardauth.nonces("auth").issue()
     session["auth_nonce"] = issued.nonce
@@ -58,7 +60,8 @@ def login() -> Any:
     token = body.get("authToken") if isinstance(body, dict) else None
     limit = current_app.config["CARD_LOGIN_LIMIT"]
     if not within_limit("login-ip", request.remote_addr or "-", limit=limit) or not within_limit(
-            "login-cert", cardauth.certificate_subject(token), limit=limit):
+            "login-cert", cardauth.certificate_subject(token), limit=limit) or not within_global_limit(
+            "login", limit=current_app.config["CARD_LOGIN_GLOBAL_LIMIT"]):
         db.session.commit()
         return _too_many()
     try:
@@ -102,6 +105,11 @@ def link_submit() -> Any:
     try:
         cardauth.link_identity(db.session, account=current_user, jws=jws if isinstance(jws, str) else "",
                                nonce=nonce)
+    except cardauth.IdentityMismatch:
+        db.session.commit()  # the refusal stays in the operation log; the link is unchanged
+        message = _("This card's signature belongs to another person than this account. "
+                    "Please ask at the city office.")
+        return jsonify({"error": "identity_mismatch", "message": message}), 409
     except (SignedApplicationError, ValueError) as exc:
         db.session.commit()
         hint = getattr(exc, "user_hint", None)

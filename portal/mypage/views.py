@@ -8,6 +8,7 @@ from flask import abort, current_app, jsonify, redirect, render_template, reques
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from core import clock
 from core.i18n import format_date
 from core.jpki import SignedApplicationError
 from portal.extensions import db
@@ -65,6 +66,7 @@ def withdraw_challenge(receipt: str) -> Any:
     issued = cardauth.nonces("sign").issue()
     session["withdraw_nonce"] = issued.nonce
     return jsonify({"nonce": issued.nonce, "aud": current_app.config["SITE_ORIGIN"],
+                    "iat": int(clock.utcnow().timestamp()),
                     "application": {"type": "withdrawal", "receiptNumber": receipt}})
 
 

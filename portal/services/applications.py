@@ -216,6 +216,43 @@ def _parts(data: dict[str, Any], origin: str) -> list[tuple[ApplicationKind, str
     return parts
 
 
+def signing_claims(data: Any, account: PortalAccount) -> dict[str, Any]:
+    """What the card signs besides the application: the signing time, the move id and every part.
+
+    Each municipality acts only on the signed values (issue 10): which part of the application it
+    receives, the move that ties a 転出届 to its 転入予約, and when it was signed. The move id is
+    drawn here, before signing, so that the resident's signature covers it.
+    """
+    claims: dict[str, Any] = {"iat": int(clock.utcnow().timestamp()), "moveId": None, "parts": []}
+    if isinstance(data, dict) and data.get("type") in ("move", "certificate"):
+        try:
+            parts = _parts(data, home_municipality(account) or "")
+        except (KeyError, TypeError, AttributeError):
+            parts = []
+        claims["parts"] = [{"kind": kind.value, "municipalityCode": code} for kind, code in parts]
+        if data["type"] == "move":
+            claims["moveId"] = str(uuid.uuid4())
+    return claims
+
+
+def _signed_claims_errors(session: Session, claims: dict[str, Any], data: dict[str, Any],
+                          origin: str) -> list[FieldError]:
+    """The parts and move id signed must be exactly those this application makes (nothing stored otherwise)."""
+    refused = [FieldError("signature", _l("What was signed is not what you checked. Please check your answers and "
+                                          "sign again."))]
+    if _schema_errors("signed_application", claims):
+        return refused
+    parts = [{"kind": kind.value, "municipalityCode": code} for kind, code in _parts(data, origin)]
+    if claims["parts"] != parts:
+        return refused
+    move_id = claims["moveId"]
+    if (data["type"] == "move") != (move_id is not None):
+        return refused
+    if move_id is not None and session.get(Move, move_id) is not None:
+        return refused  # a move id is used once
+    return []
+
+
 def _summary(data: dict[str, Any]) -> dict[str, Any]:
     if data["type"] == "certificate":
         return {"certificate": data["kind"], "copies": data["copies"], "fee": certificate_fee(data)}
@@ -231,11 +268,16 @@ def _receipt_number(session: Session, today: dt.date) -> str:
             return number
 
 
+def max_signature_age() -> dt.timedelta:
+    """How old a signing time may be when the signature arrives (``SIGNED_APPLICATION_MAX_AGE_MINUTES``)."""
+    return dt.timedelta(minutes=int(current_app.config.get("SIGNED_APPLICATION_MAX_AGE_MINUTES", 1440)))
+
+
 def _verify(jws: str, nonce: str | None, account: PortalAccount) -> Any:
     store = cardauth.nonces("sign")
     source = functools.partial(store.take, nonce) if nonce else None
     verified = verify_signed_application(jws, expected_nonce=source, expected_aud=current_app.config["SITE_ORIGIN"],
-                                         trust=cardauth.trust())
+                                         trust=cardauth.trust(), max_age=max_signature_age())
     items = verified.items
     same_person = (account.is_linked and items.name == account.name and items.birth_date == account.birth_date
                    and items.address == account.address and items.sex == account.sex)
@@ -272,10 +314,12 @@ def submit(session: Session, *, account: PortalAccount, jws: str, nonce: str | N
     if errors:
         raise ApplicationInvalid(errors)
     origin = home_municipality(account) or ""
+    errors = _signed_claims_errors(session, verified.claims, data, origin)
+    if errors:
+        raise ApplicationInvalid(errors)
     now = clock.utcnow()
-    move_id = None
-    if kind == "move":
-        move_id = str(uuid.uuid4())
+    move_id = verified.claims["moveId"]
+    if move_id is not None:
         session.add(Move(id=move_id, account_id=account.id, created_at=now))
     stored = []
     for part, recipient in _parts(data, origin):
@@ -349,7 +393,7 @@ def withdraw(session: Session, *, account: PortalAccount, receipt_number: str, j
         raise LookupError(receipt_number)
     verified = _verify(jws, nonce, account)
     data = verified.application
-    if _schema_errors("withdrawal", data) or data["receiptNumber"] != receipt_number:
+    if _schema_errors("signed_withdrawal", verified.claims) or data["receiptNumber"] != receipt_number:
         raise ApplicationInvalid([FieldError("receiptNumber", _l("The signed withdrawal names another application."))])
     if application.status not in WITHDRAWABLE:
         raise ApplicationInvalid([FieldError("status", _l(

@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from cryptography import x509
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core import clock
@@ -27,6 +29,7 @@ from core.jpki import (
     verify_signed_application,
 )
 from core.jpki.appconfig import trust_for_app
+from core.jpki.trust import RevocationCheckFailed, key_identifier
 from core.redisconn import get_redis, key
 from core.sessions import SessionStore
 from portal.models import PortalAccount, ResidentSession
@@ -34,6 +37,10 @@ from portal.services import oplog
 
 SESSIONS = SessionStore(ResidentSession, "account_id")
 LINK_PURPOSE = "identity-link"
+
+
+class IdentityMismatch(ValueError):
+    """The signature names another person than the one this account is already linked to."""
 
 
 def trust() -> TrustConfig:
@@ -96,7 +103,11 @@ def sign_in(session: Session, *, token: Any, nonce: str | None, client: str | No
 
 
 def resume(session: Session, token: str) -> tuple[PortalAccount | None, str]:
-    """The account of a live session, or why there is none (idle, expired, ended)."""
+    """The account of a live session, or why there is none (idle, expired, ended, certificate).
+
+    The card's authentication certificate is checked against the CRL on each request, as for API
+    tokens, so a revoked card signs its holder out at the next page rather than hours later.
+    """
     row = SESSIONS.live(session, token)
     if row is None:
         return None, "ended"
@@ -106,8 +117,16 @@ def resume(session: Session, token: str) -> tuple[PortalAccount | None, str]:
     if reason is not None:
         SESSIONS.close(session, row, reason)
         return None, reason
+    account = session.get(PortalAccount, row.account_id)
+    card = auth_certificate_in_force(account) if account is not None else "no_account"
+    if card is not None:
+        # The card's certificate was revoked (or expired) since sign-in: the session ends with it.
+        SESSIONS.close(session, row, "certificate")
+        oplog.record(session, "resident.session_end", outcome="failure", actor=f"account:{row.account_id}",
+                     actor_id=row.account_id, detail={"reason": card})
+        return None, "certificate"
     SESSIONS.touch(session, row)
-    return session.get(PortalAccount, row.account_id), "ok"
+    return account, "ok"
 
 
 def sign_out(session: Session, token: str, account: PortalAccount | None) -> None:
@@ -117,8 +136,61 @@ def sign_out(session: Session, token: str, account: PortalAccount | None) -> Non
         oplog.record(session, "resident.sign_out", actor=f"account:{account.id}", actor_id=account.id)
 
 
+def api_sign_out(session: Session, account: PortalAccount) -> None:
+    """Revoke every API bearer token of ``account`` by raising its token version (one atomic UPDATE)."""
+    session.execute(update(PortalAccount).where(PortalAccount.id == account.id)
+                    .values(token_version=PortalAccount.token_version + 1))
+    session.refresh(account)
+    oplog.record(session, "resident.api_sign_out", actor=f"account:{account.id}", actor_id=account.id)
+
+
+@dataclass(frozen=True)
+class _KnownSerial:
+    # The CRL check looks only at the serial; the account keeps the serial and the issuer, not the certificate.
+    serial_number: int
+
+
+def auth_certificate_in_force(account: PortalAccount) -> str | None:
+    """Why the account's authentication certificate no longer stands (expired, revoked, no CRL), or None.
+
+    Read on every API request, as sign-in reads it: the CRL file is read fresh each time, so a
+    revocation takes effect as soon as J-LIS republishes it. Any doubt refuses (fail closed).
+    """
+    now = clock.utcnow()
+    if account.cert_not_after <= now:
+        return "expired"
+    config = trust()
+    issuer = next((ca for ca in (*config.auth_anchors, *config.intermediates)
+                   if key_identifier(ca).hex() == account.cert_issuer), None)
+    if issuer is None:
+        return "issuer_not_trusted"
+    try:
+        status = config.revocation_checker().status(
+            cast(x509.Certificate, _KnownSerial(int(account.cert_serial))), issuer, now=now)
+    except RevocationCheckFailed as exc:
+        return str(exc.code.value).lower()
+    return "revoked" if status.revoked else None
+
+
+def _same_person(account: PortalAccount, name: str, birth_date: dt.date, sex: str) -> bool:
+    """Whether a signature names the holder this account is linked to: name, birth date and sex.
+
+    The address is left out on purpose: a move renews the signature certificate with the new
+    address, and the resident links again with it. A change of name goes through the counter.
+    """
+    def canonical(text: str | None) -> str:
+        return "".join(unicodedata.normalize("NFKC", text or "").split())
+
+    return (canonical(account.name) == canonical(name) and account.birth_date == birth_date
+            and account.sex == sex)
+
+
 def link_identity(session: Session, *, account: PortalAccount, jws: str, nonce: str | None) -> PortalAccount:
-    """Keep the four basic items of the signature certificate the resident just signed with (§3.6)."""
+    """Keep the four basic items of the signature certificate the resident just signed with (§3.6).
+
+    Once linked, an account may be linked again only with a signature of the same person (a renewed
+    signature certificate after a move); another person's signature raises IdentityMismatch.
+    """
     store = nonces("sign")
     source = functools.partial(store.take, nonce) if nonce else None
     try:
@@ -133,6 +205,12 @@ def link_identity(session: Session, *, account: PortalAccount, jws: str, nonce: 
                      detail={"code": "WRONG_PURPOSE"})
         raise ValueError("the signed document is not an identity link")
     items = verified.items
+    # The row is locked, so two links sent at once cannot both pass the check against the old state.
+    session.refresh(account, with_for_update=True)
+    if account.is_linked and not _same_person(account, items.name, items.birth_date, items.sex):
+        oplog.record(session, "resident.link", outcome="failure", actor=f"account:{account.id}", actor_id=account.id,
+                     detail={"code": "IDENTITY_MISMATCH", "sign_certificate_serial": str(verified.serial)})
+        raise IdentityMismatch("the signature names another person than the linked holder")
     account.linked_at = clock.utcnow()
     account.sign_cert_issuer, account.sign_cert_serial = verified.issuer_key_id, str(verified.serial)
     account.name, account.address = items.name, items.address

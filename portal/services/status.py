@@ -35,9 +35,13 @@ def receive_status(session: Session, opened: Opened) -> None:
     application = session.execute(select(Application).where(Application.receipt_number == receipt)).scalar_one_or_none()
     if application is None or f"muni:{application.municipality_code}" != opened.sender:
         raise PermanentFailure("unknown_application", "status for an application this sender did not receive")
-    if application.status is ApplicationStatus.WITHDRAWN:
-        return  # the resident withdrew; a late "received" does not bring it back
     reason = opened.payload["reason"]
+    if application.status is ApplicationStatus.WITHDRAWN:
+        # The resident withdrew; a late "received" does not bring it back. A status that is not final and
+        # comes with a reason is the municipality refusing the withdrawal: the application is still open.
+        if reason is not None and new not in FINAL:
+            apps.set_status(session, application, new, actor=opened.sender, reason=reason)
+        return
     if not moves_forward(application.status, new):
         return  # a step that arrived after a later one: the later one already tells the resident more
     apps.set_status(session, application, new, actor=opened.sender, reason=reason)

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 
 from core import certcode
 from core.i18n import format_date
-from core.redisconn import within_limit
+from core.redisconn import within_global_limit, within_limit
 from portal.extensions import db
 from portal.services import oplog, verification
 from portal.verify import bp
@@ -25,7 +25,8 @@ def verify() -> Any:
     if request.method == "GET":
         return _page(verdict=None, error=None, checked=False)
     limit = current_app.config["CERTIFICATE_VERIFY_LIMIT"]
-    if not within_limit("verify-ip", request.remote_addr or "-", limit=limit):
+    if not within_limit("verify-ip", request.remote_addr or "-", limit=limit) or not within_global_limit(
+            "verify", limit=current_app.config["CERTIFICATE_VERIFY_GLOBAL_LIMIT"]):
         oplog.record(db.session, "certificate.verify", actor="public", outcome="denied",
                      detail={"reason": "rate_limited"})
         db.session.commit()

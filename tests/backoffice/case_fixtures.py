@@ -58,17 +58,41 @@ def move(movers: list[tuple[str, str]] | None = None, **changes: Any) -> dict[st
     return data
 
 
+HANAMAKI = {"kind": "elsewhere", "municipalityCode": "032051", "postalCode": "0258601", "prefecture": "岩手県",
+            "municipality": "花巻市", "address": "花城町9-30"}
+
+
+def as_part(kind: str, application: dict[str, Any], here: str = "032051") -> dict[str, Any]:
+    """``application`` reshaped, where needed, so that its ``kind`` part is one for ``here`` (as the portal would)."""
+    if kind == "move_in_reservation":
+        return {**application, "fromMunicipalityCode": "032069", "destination": {**HANAMAKI, "municipalityCode": here}}
+    if kind == "in_city_reservation" and application.get("destination", {}).get("kind") != "in_city":
+        return {**application, "fromMunicipalityCode": here,
+                "destination": {"kind": "in_city", "machiazaCode": here + "0001", "banchi": "1番地"}}
+    return application
+
+
+def sign_part(card: Any, config: Any, kind: str, application: dict[str, Any], *, move_id: str | None = None,
+              here: str = "032051") -> tuple[str, str | None]:
+    """The resident's JWS for ``application`` naming its ``kind`` part for ``here``; returns it and the move id."""
+    claims = {"moveId": move_id, "parts": [{"kind": kind, "municipalityCode": here}]}
+    jws = build_signed_application(card, PASSWORD, aud=config["SITE_ORIGIN"], nonce="n" * 44,
+                                   application=application, claims=claims)
+    return jws, move_id
+
+
 def deliver(bo_app: Any, city: dict[str, Any], kind: str = "move_out", application: dict[str, Any] | None = None,
             *, receipt: str | None = None) -> int:
     """Deliver a signed application to intake; returns the case id."""
     from backoffice.extensions import db
     from backoffice.services.intake import receive_application
 
-    jws = build_signed_application(city["card"], PASSWORD, aud=bo_app.config["SITE_ORIGIN"], nonce="n" * 44,
-                                   application=application or move())
+    application = as_part(kind, application or move())
+    move_id = str(uuid.uuid4()) if application.get("type") == "move" else None
+    jws, _ = sign_part(city["card"], bo_app.config, kind, application, move_id=move_id)
     opened = Opened(message_id=str(uuid.uuid4()), message_type="application.submitted",
                     sender="portal", recipient="muni:032051", created_at=clock.utcnow(),
-                    payload={"receiptNumber": receipt or uuid.uuid4().hex[:18], "kind": kind, "moveId": None,
+                    payload={"receiptNumber": receipt or uuid.uuid4().hex[:18], "kind": kind, "moveId": move_id,
                              "submittedAt": clock.utcnow().isoformat(), "signedApplication": jws})
     with bo_app.test_request_context("/"):
         case = receive_application(db.session, opened)

@@ -51,6 +51,28 @@ def test_the_auditor_can_verify_the_chain_from_the_page(backoffice):
     response = auditor.post("/audit/verify", data={"csrf_token": csrf_from(auditor, "/audit/")})
     result = BeautifulSoup(response.text, "html.parser").select_one("#verify-result")
     assert result is not None and "notice-info" in result["class"]
+    # The last row a signed checkpoint proves: every row before the check (each commit is checkpointed).
+    rows_before = len(_actions(backoffice.app)) - 1  # the check itself is the last row
+    checkpoint = result.select_one("#verify-checkpoint").get_text(" ", strip=True)
+    assert f"{rows_before} 行目" in checkpoint and "日本時間" in checkpoint, checkpoint
+
+
+def test_the_page_shows_a_cut_tail_as_broken(backoffice):
+    from sqlalchemy import text
+
+    auditor = backoffice.client_for("auditor1", "auditor")
+    token = csrf_from(auditor, "/audit/")
+    engine = backoffice.app.extensions["engine"]
+    with engine.begin() as conn:  # as the owner of the tables, around the append-only trigger
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        last = conn.execute(text("SELECT max(seq) FROM audit_log")).scalar_one()
+        kept = conn.execute(text("SELECT row_hash FROM audit_log WHERE seq = :s"), {"s": last - 2}).scalar_one()
+        conn.execute(text("DELETE FROM audit_log WHERE seq > :s"), {"s": last - 2})
+        conn.execute(text("UPDATE audit_head SET seq = :s, head_hash = :h"), {"s": last - 2, "h": kept})
+    response = auditor.post("/audit/verify", data={"csrf_token": token})
+    result = BeautifulSoup(response.text, "html.parser").select_one("#verify-result")
+    assert result is not None and "notice-error" in result["class"]
+    assert f"rows after {last - 2} were cut off" in result.get_text()
 
 
 def test_each_audited_action_writes_one_row(backoffice):

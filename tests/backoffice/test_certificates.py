@@ -15,10 +15,10 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from backoffice.models import AuditLog, Case, CaseStatus, CertificateStatus, IssuedCertificate, RecordStatus, Staff
-from bridge.peers.jlis.cardclient import build_signed_application
 from core import clock
 from core.envelope import Opened
 from core.i18n import wareki
+from tests.backoffice.case_fixtures import sign_part
 from tests.factories import make_household, make_resident, my_number
 
 PASSWORD = "ABC123"
@@ -63,8 +63,7 @@ def _deliver(bo_app, card, application):
     from backoffice.extensions import db
     from backoffice.services.intake import receive_application
 
-    jws = build_signed_application(card, PASSWORD, aud=bo_app.config["SITE_ORIGIN"], nonce="n" * 44,
-                                   application=application)
+    jws, _ = sign_part(card, bo_app.config, "certificate", application)
     opened = Opened(message_id=str(uuid.uuid4()), message_type="application.submitted", sender="portal",
                     recipient="muni:032051", created_at=clock.utcnow(),
                     payload={"receiptNumber": uuid.uuid4().hex[:18], "kind": "certificate", "moveId": None,
@@ -302,7 +301,8 @@ def test_a_request_that_cannot_be_read_is_refused_naming_it_and_nothing_is_issue
     from backoffice.extensions import db
     from backoffice.services.cases import CaseError
 
-    case_id = _deliver(bo_app, city["card"], {"type": "certificate", "kind": "passport", "copies": "3"})
+    case_id = _deliver(bo_app, city["card"], {"type": "certificate", "municipalityCode": "032051", "kind": "passport",
+                                                 "copies": "3"})
     with pytest.raises(CaseError) as refused:
         _confirm_and_approve(bo_app, backoffice, case_id)
     assert refused.value.field == "request"

@@ -31,10 +31,11 @@ from backoffice.models import (
 )
 from backoffice.services.cases import CaseError
 from backoffice.services.records import RecordError
-from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application
+from bridge.peers.jlis.cardclient import build_auth_token
 from core import clock
 from core.addressmaster import load_machiaza
 from core.envelope import Opened
+from tests.backoffice.case_fixtures import sign_part
 from tests.factories import make_household, make_resident
 
 PIN, PASSWORD = "1234", "ABC123"
@@ -144,11 +145,10 @@ def approved_case(app, card, application, *, kind="in_city_reservation"):
     from backoffice.extensions import db
     from backoffice.services.intake import receive_application
 
-    jws = build_signed_application(card, PASSWORD, aud=app.config["SITE_ORIGIN"], nonce="n" * 44,
-                                   application=application)
+    jws, move_id = sign_part(card, app.config, kind, application, here=app.config["MUNICIPALITY_CODE"])
     opened = Opened(message_id=str(uuid.uuid4()), message_type="application.submitted", sender="portal",
-                    recipient="muni:032051", created_at=clock.utcnow(),
-                    payload={"receiptNumber": uuid.uuid4().hex[:18], "kind": kind, "moveId": None,
+                    recipient=f"muni:{app.config['MUNICIPALITY_CODE']}", created_at=clock.utcnow(),
+                    payload={"receiptNumber": uuid.uuid4().hex[:18], "kind": kind, "moveId": move_id,
                              "submittedAt": clock.utcnow().isoformat(), "signedApplication": jws})
     with app.test_request_context("/"):
         case = receive_application(db.session, opened)
@@ -280,6 +280,25 @@ def test_a_challenge_works_once_and_a_token_for_another_origin_or_a_wrong_pin_fa
     assert check_card(counter_app, city, case_id, card, nonce=other_nonce, token=foreign).code == "SIGNATURE_INVALID"
     with pytest.raises(WrongPin):
         check_card(counter_app, city, case_id, card, pin="9999")
+
+
+def test_a_card_signature_made_for_a_portal_sign_in_is_not_proof_of_a_visit_to_the_counter(counter_app, city):
+    """A page on the portal's origin (or a compromised portal) passes the counter's challenge to the card as a sign-in.
+
+    The card then signs SHA-256(portal origin) with the counter's nonce; the counter must refuse it,
+    because the resident never stood at the counter.
+    """
+    case_id = approved_case(counter_app, city["cards"]["head"], in_city_application(counter_app, [HEAD]))
+    card = city["cards"]["head"]
+    with counter_app.test_request_context("/"):
+        from backoffice.services import counter
+
+        nonce = counter.nonces().issue().nonce
+    portal_sign_in = build_auth_token(card, PIN, origin=counter_app.config["SITE_ORIGIN"], nonce=nonce)
+    refused = check_card(counter_app, city, case_id, card, nonce=nonce, token=portal_sign_in)
+    assert not isinstance(refused, int), "a portal sign-in was accepted as the resident's visit to the counter"
+    assert refused.code == "SIGNATURE_INVALID"
+    assert counter_app.config["COUNTER_ORIGIN"] != counter_app.config["SITE_ORIGIN"]
 
 
 def test_a_revoked_card_is_refused_at_the_counter(counter_app, city):

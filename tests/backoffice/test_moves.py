@@ -33,9 +33,9 @@ from backoffice.models import (
     Staff,
 )
 from bridge.peers import departments, prefecture, standin
-from bridge.peers.jlis.cardclient import build_signed_application
 from core import clock as clock_module
 from core.envelope import KeyRegistry, Opened, import_public_key, open_envelope
+from tests.backoffice.case_fixtures import sign_part
 from tests.conftest import SECRETS, _clean, create_pg_database, drop_pg_database, migrate
 from tests.factories import make_household, make_resident, my_number
 
@@ -124,8 +124,8 @@ class City:
         from backoffice.extensions import db
         from backoffice.services.intake import receive_application
 
-        jws = build_signed_application(card, PASSWORD, aud=self.app.config["SITE_ORIGIN"], nonce="n" * 44,
-                                       application=application)
+        here = self.party.split(":", 1)[1]
+        jws, _ = sign_part(card, self.app.config, kind, application, move_id=move_id, here=here)
         opened = Opened(message_id=str(uuid.uuid4()), message_type="application.submitted", sender="portal",
                         recipient=self.party, created_at=clock_module.utcnow(),
                         payload={"receiptNumber": uuid.uuid4().hex[:18], "kind": kind, "moveId": move_id,

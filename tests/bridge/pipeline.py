@@ -58,15 +58,16 @@ class Resident:
 
     def submit(self, application: dict[str, Any] | None = None) -> Any:
         """Ask for a challenge, sign the application with the card and send it; keeps the receipt shown."""
-        from bridge.peers.jlis.cardclient import build_signed_application
+        from bridge.peers.jlis.cardclient import sign_challenge
 
-        challenge = self.client.post("/api/v1/applications/challenge", headers=self.headers)
+        application = application or CERTIFICATE
+        challenge = self.client.post("/api/v1/applications/challenge", headers=self.headers,
+                                     json={"application": application})
         if challenge.status_code != 200:
             self.refusals.append(challenge.status_code)
             return challenge
         body = challenge.get_json()
-        jws = build_signed_application(self.card, PASSWORD, aud=body["aud"], nonce=body["nonce"],
-                                       application=application or CERTIFICATE)
+        jws = sign_challenge(self.card, PASSWORD, body, application)
         response = self.client.post("/api/v1/applications", headers=self.headers,
                                     json={"signed_application": jws, "nonce": body["nonce"]})
         if response.status_code == 202:

@@ -410,3 +410,39 @@ def test_a_payload_that_is_not_a_json_object_is_refused_after_the_signature_chec
     signature = card.sign.private_key.sign(f"{header_b64}.{payload_b64}".encode(), padding.PKCS1v15(), hashes.SHA256())
     jws = f"{header_b64}.{payload_b64}.{b64url_encode(signature)}"
     assert refusal(jws, nonce, trust).code is RefusalCode.PAYLOAD_INVALID
+
+
+# -- signing time (iat) -------------------------------------------------------------------------------
+
+MAX_AGE = dt.timedelta(hours=24)
+
+
+@pytest.mark.parametrize(("iat", "code"), [
+    (None, RefusalCode.PAYLOAD_INVALID),  # no signing time at all
+    ("2026-01-01", RefusalCode.PAYLOAD_INVALID),  # not a NumericDate
+    (True, RefusalCode.PAYLOAD_INVALID),
+    (-(MAX_AGE + dt.timedelta(seconds=1)), RefusalCode.SIGNED_TOO_LONG_AGO),
+    (dt.timedelta(minutes=6), RefusalCode.SIGNED_IN_FUTURE),  # beyond the clock skew
+])
+def test_a_signing_time_missing_too_old_or_in_the_future_is_refused_when_an_age_is_set(
+    pki: SimulatedPki, card: IssuedCard, trust: TrustConfig, iat: Any, code: RefusalCode
+):
+    assert card.sign is not None
+    nonce = new_nonce()
+    header, payload = parts(card, pki, nonce)
+    if isinstance(iat, dt.timedelta):
+        iat = int((trust.clock() + iat).timestamp())
+    if iat is not None:
+        payload["iat"] = iat
+    assert refusal(make_jws(card.sign.private_key, header, payload), nonce, trust, max_age=MAX_AGE).code is code
+
+
+@pytest.mark.parametrize("offset", [-MAX_AGE + dt.timedelta(seconds=5), dt.timedelta(0), dt.timedelta(minutes=4)])
+def test_a_signing_time_within_the_age_and_the_skew_verifies(
+    pki: SimulatedPki, card: IssuedCard, trust: TrustConfig, offset: dt.timedelta
+):
+    assert card.sign is not None
+    nonce = new_nonce()
+    header, payload = parts(card, pki, nonce)
+    payload["iat"] = int((trust.clock() + offset).timestamp())
+    assert verify(make_jws(card.sign.private_key, header, payload), nonce, trust, max_age=MAX_AGE).claims["iat"]

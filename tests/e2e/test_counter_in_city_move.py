@@ -15,7 +15,7 @@ import json
 from sqlalchemy import select
 
 from backoffice.models import Case, CaseStatus, ProvisionRecord, Resident, ResidentHistory, Staff
-from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application
+from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application, sign_challenge
 from core import clock
 from portal.services.applications import next_business_day
 from tests.backoffice.test_counter import (
@@ -63,9 +63,8 @@ def _bearer(portal_app, card):
 
 
 def _submit(client, headers, card, application):
-    challenge = client.post("/api/v1/applications/challenge", headers=headers).json
-    jws = build_signed_application(card, PASSWORD, aud=challenge["aud"], nonce=challenge["nonce"],
-                                   application=application)
+    challenge = client.post("/api/v1/applications/challenge", headers=headers, json={"application": application}).json
+    jws = sign_challenge(card, PASSWORD, challenge, application)
     return client.post("/api/v1/applications", headers=headers,
                        json={"signed_application": jws, "nonce": challenge["nonce"]})
 

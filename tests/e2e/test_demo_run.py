@@ -124,7 +124,7 @@ def _wait(predicate, timeout=60.0):
 def test_an_application_sent_on_the_portal_reaches_the_back_office_inbox_and_its_status_comes_back(demo_server):
     import requests
 
-    from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application
+    from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application, sign_challenge
 
     base, _printed, tmp, env = demo_server
     bo = sqlite3.connect(tmp / "instance" / "backoffice-032051.db")
@@ -149,14 +149,14 @@ def test_an_application_sent_on_the_portal_reaches_the_back_office_inbox_and_its
                                    application=link["application"])
     assert requests.post(f"{api}/identity", headers=bearer, json={"signedApplication": jws, "nonce": link["nonce"]},
                          timeout=30).status_code == 200
-    challenge = requests.post(f"{api}/applications/challenge", headers=bearer, timeout=10)
-    assert challenge.status_code == 200, challenge.text
-    challenge = challenge.json()
     request = {"type": "certificate", "municipalityCode": "032051", "kind": "juminhyo", "persons": "self",
                "items": {"householder": False, "honseki": False, "juminhyoCode": False, "myNumber": False},
                "copies": 1, "purpose": "勤務先への提出", "delivery": "post"}
-    signed = build_signed_application(card, "ABC123", aud=challenge["aud"], nonce=challenge["nonce"],
-                                      application=request)
+    challenge = requests.post(f"{api}/applications/challenge", headers=bearer, timeout=10,
+                              json={"application": request})
+    assert challenge.status_code == 200, challenge.text
+    signed = sign_challenge(card, "ABC123", challenge.json(), request)
+    challenge = challenge.json()
     sent = requests.post(f"{api}/applications", headers=bearer, timeout=30,
                          json={"signed_application": signed, "nonce": challenge["nonce"]})
     assert sent.status_code == 202, sent.text

@@ -31,11 +31,11 @@ from werkzeug.serving import make_server
 
 from backoffice.models import Case, CaseStatus, MoveoutCertificate, RecordStatus, Resident, Sex, Staff
 from bridge.peers import departments, prefecture, standin
-from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application
+from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application, sign_challenge
 from bridge.peers.receiver import PeerStore
 from core.envelope import KeyRegistry, import_public_key
 from tests.bridge.conftest import RedisServer, kill_tree
-from tests.conftest import SECRETS, _clean, create_pg_database, drop_pg_database, migrate
+from tests.conftest import SECRETS, _clean, create_pg_database, drop_pg_database, migrate, write_checkpoint_keys
 from tests.e2e.conftest import leak_scan_instance
 from tests.factories import make_household, make_resident
 from tests.leakscan import Scanner, register_ledger, report
@@ -117,6 +117,7 @@ def two_cities(portal_db_url: str, backoffice_db_url: str, jlis_config: dict[str
                                                                    party=party).public_pem())
         instance = tmp_path / "instance"
         instance.mkdir()
+        write_checkpoint_keys(instance / "audit-checkpoint-ed25519.pem")
         (tmp_path / "logs").mkdir()
         server = make_server("127.0.0.1", 0, None, threaded=True)  # type: ignore[arg-type]
         origin = f"http://127.0.0.1:{server.server_port}"
@@ -253,9 +254,9 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
                          timeout=30).status_code == 200
 
     def send(application: dict[str, Any]) -> requests.Response:
-        challenge = requests.post(f"{api}/applications/challenge", headers=bearer, timeout=10).json()
-        signed = build_signed_application(card, PASSWORD, aud=challenge["aud"], nonce=challenge["nonce"],
-                                          application=application)
+        challenge = requests.post(f"{api}/applications/challenge", headers=bearer, timeout=10,
+                                  json={"application": application}).json()
+        signed = sign_challenge(card, PASSWORD, challenge, application)
         return requests.post(f"{api}/applications", headers=bearer, timeout=30,
                              json={"signed_application": signed, "nonce": challenge["nonce"]})
 
@@ -310,7 +311,8 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
     terminal_id = system.query(KITAKAMI, lambda s: terminals.add_terminal(s, name="kitakami-counter")[0].id)
     with kitakami.test_request_context("/"):
         challenge = counter.nonces().issue().nonce
-    signed_in = build_auth_token(card, PIN, origin=system.origin, nonce=challenge)
+    # The card signs in on the counter's page at Kitakami's own origin (a token for the portal's is refused there).
+    signed_in = build_auth_token(card, PIN, origin=kitakami.config["COUNTER_ORIGIN"], nonce=challenge)
 
     def counter_visit(session: Any) -> list[int]:
         case = session.get(Case, in_case.id)
@@ -395,8 +397,63 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
     assert time.monotonic() - started < 180
 
 
-def test_the_two_city_run_serves_both_back_offices_with_their_bridge_and_the_peers_and_stops_cleanly(tmp_path):
-    """`make run-two-cities` as documented: SQLite, embedded Redis, Kitakami's back office on the next port."""
+def seed_counter_case(directory: str) -> None:
+    """Run in a city's own process, configured as the two-city run configures it: a resident with a card and
+    an approved 転居予約 waiting at the counter. Prints the case id."""
+    from backoffice import create_app
+    from backoffice.extensions import db
+    from backoffice.services import cards
+    from tests.backoffice.test_counter import HEAD, approved_case, in_city_application
+
+    app = create_app()
+    with app.test_request_context("/"):
+        household = make_household(db.session, householder_name=HEAD[0])
+        head = make_resident(db.session, app.config, household=household, name=HEAD[0], name_kana=HEAD[1],
+                             birth_date=dt.date.fromisoformat(HEAD[2]))
+        _record, data = cards.issue_card(db.session, resident_code=head.juminhyo_code, pin=PIN, password=PASSWORD,
+                                         issued_by="clerk0", iterations=1000)
+        db.session.commit()
+    card = Path(directory) / f"card-{app.config['MUNICIPALITY_CODE']}.json"
+    card.write_bytes(data)
+    print(approved_case(app, card, in_city_application(app, [HEAD])))
+
+
+def _counter_check_in_the_browser(page: Any, base: str, demo: str, case_id: int, card: Path, database: Path) -> None:
+    """The demo clerk enrolls the browser and signs in; the card signs in at the counter; the 転居 is completed."""
+    import re
+    import sqlite3
+
+    from playwright.sync_api import expect
+
+    code = re.search(r"enrollment code: (\S+)", demo).group(1)  # type: ignore[union-attr]
+    password, secret = re.search(r"clerk1\s+password (\S+)\s+TOTP secret (\S+)", demo).groups()  # type: ignore[union-attr]
+    page.goto(base + "/terminal/enroll")
+    page.get_by_label("登録コード").fill(code)
+    page.get_by_role("button", name="登録する").click()
+    page.get_by_label("ログインID").fill("clerk1")
+    page.get_by_label("パスワード").fill(password)
+    page.get_by_label("ワンタイムコード").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="サインイン").click()
+    expect(page.locator(".who")).to_contain_text("窓口 一郎")
+    page.goto(f"{base}/counter/{case_id}")
+    page.get_by_label("カード", exact=True).set_input_files(str(card))
+    page.get_by_label("暗証番号（数字4桁）").fill(PIN)
+    page.get_by_role("button", name="カードを確認する").click()
+    try:
+        expect(page.locator("#visit")).to_contain_text("確認しました", timeout=30_000)
+    except AssertionError:
+        with sqlite3.connect(database) as ledger:
+            visits = ledger.execute("SELECT result, reason FROM counter_visit ORDER BY id").fetchall()
+        status = page.locator("#card-status").inner_text()
+        raise AssertionError(f"the card check at {base} was refused: {status!r}, stored visits {visits}") from None
+    page.get_by_role("button", name="転居を完了する").click()
+    expect(page.locator("div.notice-success[role=status]")).to_contain_text("転居が完了しました")
+
+
+@pytest.mark.browser
+def test_the_two_city_run_serves_both_back_offices_with_their_bridge_and_the_peers_and_stops_cleanly(tmp_path, page):
+    """`make run-two-cities` as documented: SQLite, embedded Redis, Kitakami's back office on the next port; a
+    resident's card is checked in Chromium at each city's counter, each back office on its own origin."""
     import urllib.error
     import urllib.request
 
@@ -408,15 +465,17 @@ def test_the_two_city_run_serves_both_back_offices_with_their_bridge_and_the_pee
     env.update(INSTANCE_PATH=str(tmp_path / "instance"), PORT=str(port), APP_ENV="development",
                SITE_ORIGIN=f"http://127.0.0.1:{port}")
 
-    def flask(*args: str, code: str = HANAMAKI, app: str = "wsgi:backoffice_app") -> None:
+    def flask(*args: str, code: str = HANAMAKI, app: str = "wsgi:backoffice_app") -> str:
         result = subprocess.run([sys.executable, "-m", "flask", "--app", app, *args], cwd=ROOT, timeout=300,
                                 env={**env, "MUNICIPALITY_CODE": code}, capture_output=True)
         keep_log(result.stdout + result.stderr, f"two-cities-run-{code}-{args[0]}")
         assert result.returncode == 0, result.stderr.decode(errors="replace")
+        return result.stdout.decode()
     flask("db", "upgrade", app="wsgi:portal_app")
+    demo, cases = {}, {}
     for code in (HANAMAKI, KITAKAMI):
         flask("db", "upgrade", code=code)
-        flask("demo", "--residents", "30", code=code)
+        demo[code] = flask("demo", "--residents", "30", code=code)
         # The demo filled the ledger in another process: the leak scan looks for its residents from now on.
         assert register_ledger(f"sqlite:///{tmp_path / 'instance' / f'backoffice-{code}.db'}") == 30
     log_path = tmp_path / "run.log"
@@ -445,6 +504,26 @@ def test_the_two_city_run_serves_both_back_offices_with_their_bridge_and_the_pee
             assert f"started {started}" in text, started
         public = {p.name for p in (tmp_path / "instance" / "keys" / "public").iterdir()}
         assert {"muni:032051.pub.pem", "muni:032069.pub.pem", "peer:prefecture.pub.pem"} <= public
+        for code in (HANAMAKI, KITAKAMI):
+            # Each city's own resident with a card and an approved 転居予約, made with the run's configuration
+            # (and the keys it registered: receiving the application tells the portal).
+            seeded = subprocess.run([sys.executable, "-c", "import sys; from tests.e2e.test_two_cities import "
+                                     "seed_counter_case; seed_counter_case(sys.argv[1])", str(tmp_path)],
+                                    cwd=ROOT, env={**env, "MUNICIPALITY_CODE": code}, capture_output=True, timeout=300)
+            keep_log(seeded.stdout + seeded.stderr, f"two-cities-run-{code}-counter-case")
+            assert seeded.returncode == 0, seeded.stderr.decode(errors="replace")
+            cases[code] = int(seeded.stdout.decode().split()[-1])
+            assert register_ledger(f"sqlite:///{tmp_path / 'instance' / f'backoffice-{code}.db'}") == 31
+        # Each back office at its own origin, as the run prints them; Hanamaki's old address leads there.
+        assert f"Back office: http://localhost:{port}/backoffice/" in text
+        assert f"Back office of {KITAKAMI}: http://127.0.0.1:{port + 1}/" in text
+        page.goto(f"http://127.0.0.1:{port}/backoffice/terminal/enroll")
+        assert page.url == f"http://localhost:{port}/backoffice/terminal/enroll"
+        instance = tmp_path / "instance"
+        bases = {HANAMAKI: f"http://localhost:{port}/backoffice", KITAKAMI: f"http://127.0.0.1:{port + 1}"}
+        for code, base in bases.items():
+            _counter_check_in_the_browser(page, base, demo[code], cases[code], tmp_path / f"card-{code}.json",
+                                          instance / f"backoffice-{code}.db")
         findings = leak_scan_instance(tmp_path / "instance", log_path)
     finally:
         run.terminate()

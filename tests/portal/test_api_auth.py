@@ -111,3 +111,4 @@ def test_the_documented_reference_client_signs_in_and_submits_a_signed_payload(l
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["signed_in_as"]["linked"] is True and out["signed_in_as"]["name"] == "宮沢　賢治"
+    assert out["after_sign_out"] == 401

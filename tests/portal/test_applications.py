@@ -9,7 +9,7 @@ import pytest
 from bs4 import BeautifulSoup
 from sqlalchemy import func, select
 
-from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application
+from bridge.peers.jlis.cardclient import build_auth_token, sign_challenge
 from core import clock
 from portal.models import Application, ApplicationKind, ApplicationStatus, AuditLog, PortalAccount
 from portal.services import applications as apps
@@ -47,8 +47,7 @@ class Resident:
         csrf = _csrf(self.client)
         challenge = self.client.post(challenge_path, headers={"X-CSRFToken": csrf}).json
         application = challenge["application"] if tamper is None else tamper(challenge["application"])
-        jws = build_signed_application(self.card, PASSWORD, aud=challenge["aud"], nonce=challenge["nonce"],
-                                       application=application)
+        jws = sign_challenge(self.card, PASSWORD, challenge, application)
         return self.client.post(submit_path, json={"signedApplication": jws}, headers={"X-CSRFToken": csrf})
 
 
@@ -347,9 +346,8 @@ def _bearer(app, card):
 
 
 def _api_submit(client, headers, card, application, **extra):
-    challenge = client.post("/api/v1/applications/challenge", headers=headers).json
-    jws = build_signed_application(card, PASSWORD, aud=challenge["aud"], nonce=challenge["nonce"],
-                                   application=application)
+    challenge = client.post("/api/v1/applications/challenge", headers=headers, json={"application": application}).json
+    jws = sign_challenge(card, PASSWORD, challenge, application)
     return client.post("/api/v1/applications", headers=headers,
                        json={"signed_application": jws, "nonce": challenge["nonce"], **extra})
 
@@ -398,3 +396,34 @@ def test_the_stored_application_is_the_signed_jws_as_received(resident, portal_a
         application = db.session.execute(select(Application).order_by(Application.id)).scalars().first()
         assert apps.signed_content(application)["contactPhone"] == "0198-24-2111"
         assert json.loads(application.summary)["to"] == "北上市"
+
+
+@pytest.mark.parametrize("change", [
+    {"parts": [{"kind": "move_out", "municipalityCode": "032051"}]},  # the 転入予約 to Kitakami left out
+    {"parts": [{"kind": "in_city_reservation", "municipalityCode": "032051"}]},
+    {"moveId": None},
+    {"iat": 1},  # signed long ago
+])
+def test_the_portal_refuses_a_signature_whose_parts_move_or_time_are_not_this_applications(resident, portal_app,
+                                                                                           change):
+    client, headers = _bearer(portal_app, resident.card)
+    challenge = client.post("/api/v1/applications/challenge", headers=headers, json={"application": _move()}).json
+    jws = sign_challenge(resident.card, PASSWORD, {**challenge, **change}, _move())
+    response = client.post("/api/v1/applications", headers=headers,
+                           json={"signed_application": jws, "nonce": challenge["nonce"]})
+    assert response.status_code in (400, 422), response.json
+    assert _count(portal_app) == 0
+
+
+def test_each_part_carries_the_signed_move_id(resident, portal_app):
+    from portal.extensions import db
+
+    client, headers = _bearer(portal_app, resident.card)
+    challenge = client.post("/api/v1/applications/challenge", headers=headers, json={"application": _move()}).json
+    assert challenge["parts"] == [{"kind": "move_out", "municipalityCode": "032051"},
+                                  {"kind": "move_in_reservation", "municipalityCode": "032069"}]
+    jws = sign_challenge(resident.card, PASSWORD, challenge, _move())
+    assert client.post("/api/v1/applications", headers=headers,
+                       json={"signed_application": jws, "nonce": challenge["nonce"]}).status_code == 202
+    with portal_app.app_context():
+        assert set(db.session.execute(select(Application.move_id)).scalars()) == {challenge["moveId"]}

@@ -279,3 +279,15 @@ def test_with_redis_unreachable_sign_in_and_signing_answer_503_never_500(portal_
     assert client.get("/auth/sign-in").status_code == 200  # pages that need no Redis still work
     portal_app.extensions["redis"] = None
     portal_app.config["REDIS_URL"] = working
+
+
+def test_a_browser_session_ends_at_the_next_page_once_the_cards_certificate_is_revoked(portal_app, cards):
+    card = cards.issue()
+    client = portal_app.test_client()
+    _sign_in(client, card)
+    _link(client, card)
+    assert client.get("/mypage/").status_code == 200
+    cards.revoke(card)
+    response = client.get("/mypage/")
+    assert response.status_code == 302 and response.location.startswith("/auth/sign-in"), "a revoked card lives on"
+    assert _log(portal_app, "resident.session_end") == [("failure", {"reason": "revoked"})]

@@ -83,3 +83,20 @@ def test_a_status_that_arrives_late_never_moves_the_application_back(portal_app,
     assert status is ApplicationStatus.COMPLETED
     assert history == [ApplicationStatus.SUBMITTED, ApplicationStatus.IN_REVIEW, ApplicationStatus.APPROVED,
                        ApplicationStatus.COMPLETED]
+
+
+def test_a_withdrawal_the_city_refused_shows_the_application_open_again_with_the_citys_message(portal_app, filed):
+    from portal.extensions import db
+    from portal.services import applications as apps
+
+    receipt = filed["move_out"]
+    with portal_app.app_context():
+        application = db.session.execute(select(Application).where(Application.receipt_number == receipt)).scalar_one()
+        apps.set_status(db.session, application, ApplicationStatus.WITHDRAWN, actor="resident")
+        db.session.commit()
+    _status(portal_app, "muni:032051", receipt, "received")  # a late step from before the withdrawal
+    assert _application(portal_app, receipt)[0] is ApplicationStatus.WITHDRAWN
+    _status(portal_app, "muni:032051", receipt, "received", "取下げは受け付けられませんでした。")
+    status, reason, history = _application(portal_app, receipt)
+    assert status is ApplicationStatus.RECEIVED and reason == "取下げは受け付けられませんでした。"
+    assert history[-2:] == [ApplicationStatus.WITHDRAWN, ApplicationStatus.RECEIVED]

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bridge.peers.jlis.virtualcard import CardDocument, load_card, open_slot, open_slot_file, slot_certificate
+from core import clock
 from core.jpki.encoding import b64url_encode
 
 APP_VERSION = "https://jpki-sim.invalid/cardclient/1.0.0"
@@ -92,18 +93,41 @@ def sign_application(
     aud: str,
     nonce: str,
     application: Mapping[str, Any],
+    iat: int | None = None,
+    claims: Mapping[str, Any] | None = None,
 ) -> str:
-    """Return the signed-application JWS: RS256, x5c = [signature certificate], payload {aud, nonce, application}."""
+    """Return the signed-application JWS: RS256, x5c = [signature certificate], payload {aud, nonce, iat, application}.
+
+    ``iat`` is the signing time (now unless given, as a card application stamps it); ``claims`` are the
+    further claims the service asked to be signed (for an application: its ``moveId`` and ``parts``).
+    """
     header = {"alg": "RS256", "x5c": [_der_b64(certificate)]}
-    payload = {"aud": aud, "nonce": nonce, "application": dict(application)}
+    signed_at = int(clock.utcnow().timestamp()) if iat is None else iat
+    payload = {"aud": aud, "nonce": nonce, "iat": signed_at, **dict(claims or {}), "application": dict(application)}
     signing_input = jws_signing_input(header, payload)
     signature = private_key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
     return f"{signing_input}.{b64url_encode(signature)}"
 
 
 def build_signed_application(
-    card: Path | str | CardDocument, password: str, *, aud: str, nonce: str, application: Mapping[str, Any]
+    card: Path | str | CardDocument, password: str, *, aud: str, nonce: str, application: Mapping[str, Any],
+    iat: int | None = None, claims: Mapping[str, Any] | None = None,
 ) -> str:
-    """Unlock the card's sign slot with ``password`` and sign the application."""
+    """Unlock the card's sign slot with ``password`` and sign the application (and ``claims``)."""
     key, certificate = _unlock(card, "sign", password)
-    return sign_application(key, certificate, aud=aud, nonce=nonce, application=application)
+    return sign_application(key, certificate, aud=aud, nonce=nonce, application=application, iat=iat, claims=claims)
+
+
+def sign_challenge(
+    card: Path | str | CardDocument, password: str, challenge: Mapping[str, Any],
+    application: Mapping[str, Any] | None = None,
+) -> str:
+    """Sign what a service's challenge asks for, as the browser's card.js does.
+
+    The challenge gives ``aud``, ``nonce`` and the signing time ``iat``; for an application also the
+    ``moveId`` and ``parts`` to sign with it, and the ``application`` itself unless given here.
+    """
+    claims = {k: challenge[k] for k in ("moveId", "parts") if k in challenge}
+    return build_signed_application(card, password, aud=challenge["aud"], nonce=challenge["nonce"],
+                                    application=challenge["application"] if application is None else application,
+                                    iat=challenge.get("iat"), claims=claims)

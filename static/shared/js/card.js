@@ -80,8 +80,11 @@
   async function signedDocument(card, key, challenge) {
     // JWS compact, RS256, x5c = [signature certificate] (DESIGN.md, signed application).
     const header = b64url(enc.encode(JSON.stringify({alg: "RS256", x5c: [card.sign.cert]})));
-    const payload = b64url(enc.encode(JSON.stringify(
-      {aud: challenge.aud, nonce: challenge.nonce, application: challenge.application})));
+    // The signing time and, for an application, its move id and parts come with the challenge and are signed too.
+    const claims = {aud: challenge.aud, nonce: challenge.nonce, iat: challenge.iat ?? Math.floor(Date.now() / 1000)};
+    if ("parts" in challenge) { claims.moveId = challenge.moveId; claims.parts = challenge.parts; }
+    claims.application = challenge.application;
+    const payload = b64url(enc.encode(JSON.stringify(claims)));
     const input = enc.encode(header + "." + payload);
     const sig = new Uint8Array(await crypto.subtle.sign({name: "RSASSA-PKCS1-v1_5"}, key, input));
     return header + "." + payload + "." + b64url(sig);
