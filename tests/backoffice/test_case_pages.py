@@ -196,7 +196,8 @@ def test_the_inbox_filters_counts_marks_sensitive_cases_and_claims_without_perso
                         receipt="I2")
     app.config["SENSITIVE_CASE_KINDS"] = ()
     backoffice.clock.advance(minutes=5)
-    certificate = deliver(app, city, "certificate", {"type": "certificate"}, receipt="I3")
+    certificate = deliver(app, city, "certificate", {"type": "certificate", "municipalityCode": "032051"},
+                          receipt="I3")
     clerk = backoffice.client_for("clerk8", "clerk")
     page = _page(clerk, "/cases/")
     assert [a.text for a in page.select("tr.case td:first-child a")] == ["I1", "I2", "I3"]  # oldest first

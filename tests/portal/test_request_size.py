@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bridge.peers.jlis.cardclient import build_signed_application
+from bridge.peers.jlis.cardclient import sign_challenge
 from tests.portal.test_applications import Resident, _bearer, _move
 from tests.portal_fixtures import PASSWORD
 
@@ -37,9 +37,8 @@ def test_a_page_post_just_over_the_limit_gets_the_413_page(portal_app):
 def test_a_signed_application_padded_close_to_the_limit_still_passes(portal_app, cards):
     resident = Resident(portal_app, cards)
     client, headers = _bearer(portal_app, resident.card)
-    challenge = client.post("/api/v1/applications/challenge", headers=headers).json
-    jws = build_signed_application(resident.card, PASSWORD, aud=challenge["aud"], nonce=challenge["nonce"],
-                                   application=_move())
+    challenge = client.post("/api/v1/applications/challenge", headers=headers, json={"application": _move()}).json
+    jws = sign_challenge(resident.card, PASSWORD, challenge, _move())
     body = json.dumps({"signed_application": jws, "nonce": challenge["nonce"]})
     body += " " * (LIMIT - len(body.encode()) - 64)  # JSON allows trailing white space
     response = client.post("/api/v1/applications", headers=headers, data=body, content_type="application/json")
