@@ -93,7 +93,10 @@ check-migrations: install ## Prove models and migrations agree on a scratch SQLi
 bench-seed: install ## Time loading 300,000 residents into PostgreSQL (median of 3)
 	bash bench/seed.sh
 
+bench: install ## Measure speed against same-run baselines (see docs/performance.md)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 requirements.txt: requirements.in
 	$(BIN)/pip-compile -q --strip-extras --output-file requirements.txt requirements.in
 
-.PHONY: help install translations translations-update migrate demo run serve run-two-cities test lint check-migrations bench-seed relay worker
+.PHONY: help install translations translations-update migrate demo run serve run-two-cities test lint check-migrations bench-seed bench relay worker
