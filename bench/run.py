@@ -117,7 +117,7 @@ def _available(name: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run every present module and print the table; exit 1 if a goal does not hold or a module failed."""
+    """Run every present module and print the table; exit 1 only if a module failed (a goal not met is a row)."""
     parser = argparse.ArgumentParser(prog="make bench", description="Speed against same-run baselines.")
     parser.add_argument("--runs", type=int, default=3, help="repetitions of each figure and baseline (median)")
     parser.add_argument("--only", action="append", default=[],
@@ -153,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     for note in notes:
         print(f"\n{note}")
-    failed = any(goal_holds(row) is False for row in rows)
-    return 1 if failed else 0
+    return 1 if any(row.get("value") is None for row in rows) else 0
 
 
 if __name__ == "__main__":
