@@ -76,6 +76,11 @@ errorlog = "-"
 loglevel = "info"
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(D)s'
 
+# No runtime control socket (gunicorn >= 25 opens one at ~/.gunicorn/gunicorn.ctl unless told not to): the
+# supervisor manages the masters by signals, a local interface that can change the worker count or stop the
+# server is one more thing to guard, and the two apps' masters on one host would share its default path.
+control_socket_disable = True
+
 # The heartbeat file of each worker in memory, not on a disk that may stall under load.
 # gunicorn makes each file there with mkstemp (private, unpredictable name).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108

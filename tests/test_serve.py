@@ -123,6 +123,8 @@ def test_both_apps_serve_under_gunicorn_log_no_query_and_stop_cleanly_on_sigterm
     assert re.search(r'"GET / HTTP/1\.1" 200 ', portal_log), portal_log
     assert re.search(r'"GET /terminal/enroll HTTP/1\.1" 200 ', backoffice_log), backoffice_log
     assert "secret-marker" not in portal_log + backoffice_log
+    # No runtime control interface besides signals (gunicorn would open one at a path shared by both masters).
+    assert "Control socket" not in portal_log + backoffice_log
     assert "Shutting down" in portal_log or "Goodbye" in portal_log or "Handling signal" in portal_log, portal_log
 
 
