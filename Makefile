@@ -38,6 +38,21 @@ demo: migrate ## Seed demo residents, staff and a terminal code when the databas
 run: demo ## Set everything up; serve the portal at http://127.0.0.1:5000, the back office at http://localhost:5000/backoffice
 	$(BIN)/python -m scripts.run
 
+# `make serve`: each app under gunicorn on its own port (deploy/gunicorn.conf.py; docs/operations.md, "Serving").
+# The back office's origin (COUNTER_ORIGIN, what a card signs at the counter) differs from the portal's by
+# host name and port, so the two apps' cookies stay apart too. Relays and workers: `make relay`, `make worker`.
+PORTAL_PORT ?= 8000
+BACKOFFICE_PORT ?= 8001
+
+serve: demo ## Serve with gunicorn: the portal at http://127.0.0.1:8000, the back office at http://localhost:8001
+	@trap 'kill 0' INT TERM; \
+	export SITE_ORIGIN="$${SITE_ORIGIN:-http://127.0.0.1:$(PORTAL_PORT)}" \
+		COUNTER_ORIGIN="$${COUNTER_ORIGIN:-http://localhost:$(BACKOFFICE_PORT)}" \
+		REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/0}"; \
+	GUNICORN_BIND=127.0.0.1:$(PORTAL_PORT) $(BIN)/gunicorn -c deploy/gunicorn.conf.py wsgi:portal_app & \
+	GUNICORN_BIND=127.0.0.1:$(BACKOFFICE_PORT) $(BIN)/gunicorn -c deploy/gunicorn.conf.py wsgi:backoffice_app & \
+	wait
+
 run-two-cities: demo ## Serve the portal with two back offices (Hanamaki, and Kitakami at http://127.0.0.1:5001)
 	MUNICIPALITY_CODE=$${SECOND_MUNICIPALITY_CODE:-032069} BACKOFFICE_DATABASE_URL=$${SECOND_BACKOFFICE_DATABASE_URL:-} \
 		$(FLASK) --app wsgi:backoffice_app db upgrade
@@ -78,7 +93,10 @@ check-migrations: install ## Prove models and migrations agree on a scratch SQLi
 bench-seed: install ## Time loading 300,000 residents into PostgreSQL (median of 3)
 	bash bench/seed.sh
 
+bench: install ## Measure speed against same-run baselines (see docs/performance.md)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 requirements.txt: requirements.in
 	$(BIN)/pip-compile -q --strip-extras --output-file requirements.txt requirements.in
 
-.PHONY: help install translations translations-update migrate demo run run-two-cities test lint check-migrations bench-seed relay worker
+.PHONY: help install translations translations-update migrate demo run serve run-two-cities test lint check-migrations bench-seed bench relay worker

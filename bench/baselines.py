@@ -1,0 +1,300 @@
+"""The baselines every figure of ``make bench`` is divided by, measured in the same run, and the shared machinery.
+
+- ``echo_rate``: a bare Flask JSON echo (``bench/echo.py``) under the shipped gunicorn config
+  (``deploy/gunicorn.conf.py``), hit by ``post_rate``, the same client the portal figure uses.
+- ``rq_noop_rate``: no-op jobs per second through rq's forking ``Worker`` as the bridge subclasses it
+  (``BridgeWorker``: the same fork per job, JSON serializer, refusal check before the fork). The
+  bridge's job allow-list admits the delivery function only; here a bench-only ``BridgeJob``
+  subclass admits the no-op instead, in this process only: no worker of the apps runs it.
+
+Also: ``Gunicorn`` and ``RedisServer`` (processes of the bench's own on spare loopback ports) and
+``scratch_database``. Every process is started and stopped here; every address is 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import multiprocessing
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN_CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
+PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://127.0.0.1:5432/postgres")
+NOOP = "bench.baselines.noop"
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def median(values: list[float]) -> float:
+    """The median, or 0.0 for no values."""
+    return float(statistics.median(values)) if values else 0.0
+
+
+# --- processes --------------------------------------------------------------------------------------------------
+
+
+class RedisServer:
+    """A private redis-server on a spare loopback port, keeping nothing on disk."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(directory), "--maxmemory-policy", "noeviction"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if redis.Redis.from_url(self.url, socket_timeout=2).ping():
+                    return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL after 10 s)."""
+        _stop(self.process)
+
+
+class Gunicorn:
+    """One gunicorn master with the shipped config serving ``app`` on a spare loopback port."""
+
+    def __init__(self, app: str, env: dict[str, str], log: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self._output = open(log, "ab")
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", str(GUNICORN_CONFIG), app],
+            cwd=ROOT, stdout=self._output, stderr=subprocess.STDOUT,
+            env={**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"})
+
+    def wait_ready(self, path: str, timeout: float = 90) -> None:
+        """Wait until ``path`` answers at all (any status)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited; see {self.log}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+                conn.request("GET", path)
+                conn.getresponse().read()
+                conn.close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"gunicorn did not answer within {timeout:.0f} s; see {self.log}")
+
+    def stop(self) -> None:
+        """SIGTERM (graceful), then SIGKILL after the graceful timeout."""
+        _stop(self.process, timeout=40)
+        self._output.close()
+
+
+def _stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """An empty PostgreSQL database, dropped afterwards whatever happened."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# --- the HTTP client ----------------------------------------------------------------------------------------------
+
+Request = tuple[str, bytes, dict[str, str]]  # path, JSON body, headers
+
+
+def _client(port: int, requests: list[Request], go: Any, out: Any) -> None:
+    statuses: dict[int, int] = {}
+    go.wait()
+    for path, body, headers in requests:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            conn.request("POST", path, body=body, headers={"Content-Type": "application/json", **headers})
+            response = conn.getresponse()
+            response.read()
+            statuses[response.status] = statuses.get(response.status, 0) + 1
+        except OSError:
+            statuses[0] = statuses.get(0, 0) + 1
+        finally:
+            conn.close()
+    out.put((time.monotonic(), statuses))
+
+
+def post_rate(port: int, requests: list[Request], *, concurrency: int = 8,
+              ok: Callable[[int], bool] = lambda status: status < 300) -> tuple[float, dict[int, int]]:
+    """POST every request to 127.0.0.1:``port`` from ``concurrency`` client processes; (successes/s, statuses).
+
+    Processes, not threads, so the client's own Python does not cap the rate of a fast server; a
+    new connection per request, as the sync workers close each one. Everything to send (signed
+    bodies included) is prepared before the clock starts.
+    """
+    ctx = multiprocessing.get_context("fork")
+    go, out = ctx.Event(), ctx.Queue()
+    slices = [requests[i::concurrency] for i in range(concurrency)]
+    workers = [ctx.Process(target=_client, args=(port, s, go, out), daemon=True) for s in slices if s]
+    for w in workers:
+        w.start()
+    time.sleep(0.2)  # every client is waiting at the start line
+    started = time.monotonic()
+    go.set()
+    ends, statuses = [], {}
+    for _ in workers:
+        end, counted = out.get(timeout=600)
+        ends.append(end)
+        for status, n in counted.items():
+            statuses[status] = statuses.get(status, 0) + n
+    for w in workers:
+        w.join(timeout=10)
+    elapsed = max(ends) - started
+    good = sum(n for status, n in statuses.items() if ok(status))
+    return good / elapsed if elapsed > 0 else 0.0, statuses
+
+
+# --- baseline A: the echo -----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def echo_server(directory: Path, env: dict[str, str] | None = None) -> Iterator[Gunicorn]:
+    """``bench.echo:app`` under the shipped gunicorn config (the same worker count as the app it is compared to)."""
+    server = Gunicorn("bench.echo:app", {**os.environ, **(env or {})}, directory / "echo.log")
+    try:
+        server.wait_ready("/")
+        yield server
+    finally:
+        server.stop()
+
+
+def echo_rate(server: Gunicorn, bodies: list[Request], *, concurrency: int = 8) -> float:
+    """Echoed requests/s: the same bodies and headers as the figure it is compared to, sent to ``/echo``."""
+    rate, statuses = post_rate(server.port, [("/echo", body, headers) for _, body, headers in bodies],
+                               concurrency=concurrency)
+    if set(statuses) != {200}:
+        raise RuntimeError(f"the echo answered {statuses}")
+    return rate
+
+
+# --- baseline B: rq no-op jobs ------------------------------------------------------------------------------------
+
+
+def noop() -> None:
+    """The job of the rq baseline: nothing."""
+
+
+def _noop_classes() -> tuple[type, type]:
+    from bridge.worker import BridgeJob, BridgeWorker
+
+    class NoopJob(BridgeJob):
+        """A bridge job whose one allowed function is the no-op (bench only; the apps' workers refuse it)."""
+
+        def refusal(self) -> str | None:
+            return None if self.func_name == NOOP and not self._dependency_ids else "not the bench's no-op"
+
+        def delivery_function(self) -> Callable[..., Any]:
+            return noop
+
+        def bridge_failure_callback(self) -> Callable[..., Any]:
+            return lambda *args: None
+
+    class NoopWorker(BridgeWorker):
+        """The bridge's worker class, unchanged: fork per job, refusal check before the fork."""
+
+    return NoopJob, NoopWorker
+
+
+def rq_noop_rate(redis_url: str, jobs: int = 200, *, queue: str | None = None) -> float:
+    """No-op jobs/s: ``jobs`` enqueued first, then one ``BridgeWorker``-class worker drains them with ``burst``.
+
+    Timed from the start of ``work(burst=True)`` to its return, so the rate includes the worker's
+    registration and one fork per job, as a real bridge worker pays.
+    """
+    import logging
+
+    from redis import Redis
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    job_class, worker_class = _noop_classes()
+    connection = Redis.from_url(redis_url)
+    name = queue or f"bench-noop-{secrets.token_hex(4)}"
+    q = Queue(name, connection=connection, serializer=JSONSerializer, job_class=job_class)
+    with connection.pipeline() as pipe:
+        for _ in range(jobs):
+            q.enqueue(NOOP, pipeline=pipe)
+        pipe.execute()
+    worker = worker_class([q], connection=connection, job_class=job_class, serializer=JSONSerializer,
+                          name=f"{name}-worker")
+    logging.getLogger("rq.worker").setLevel(logging.WARNING)
+    started = time.monotonic()
+    worker.work(burst=True, logging_level="WARNING")
+    elapsed = time.monotonic() - started
+    done = len(q.finished_job_registry)
+    q.delete(delete_jobs=True)
+    connection.close()
+    if done != jobs:
+        raise RuntimeError(f"the rq baseline finished {done} of {jobs} no-op jobs")
+    return jobs / elapsed
+
+
+def run(args: Any) -> list[dict[str, Any]]:
+    """Baseline B on its own row (the intake figures divide by it): median no-op jobs/s over ``args.runs``."""
+    import tempfile
+
+    jobs = int(getattr(args, "noop_jobs", 200))
+    with tempfile.TemporaryDirectory(prefix="juki-bench-rq-") as tmp:
+        server = RedisServer(Path(tmp))
+        try:
+            rates = [rq_noop_rate(server.url, jobs) for _ in range(int(getattr(args, "runs", 3)))]
+        finally:
+            server.stop()
+    return [{"figure": f"baseline B: rq no-op jobs/s, BridgeWorker class, --burst over {jobs}", "value": median(rates),
+             "unit": "jobs/s", "baseline": None, "baseline_value": None, "goal": "reference for the intake figures",
+             "values": rates}]
+
+
+def add_arguments(parser: Any) -> None:
+    """The option of baseline B's own row."""
+    parser.add_argument("--noop-jobs", type=int, default=200, help="no-op jobs per repetition of baseline B")

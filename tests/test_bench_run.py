@@ -1,0 +1,37 @@
+"""`make bench`'s table: the ratio to the same-run baseline, whether each goal holds, absent modules named."""
+
+from __future__ import annotations
+
+import types
+
+from bench import run as bench_run
+
+ROW = {"figure": "portal", "value": 60.0, "unit": "req/s", "baseline": "echo", "baseline_value": 200.0,
+       "goal": "ratio >= 0.3"}
+
+
+def test_the_goal_is_judged_on_the_ratio_or_the_value_and_shown_in_the_table():
+    assert bench_run.ratio(ROW) == 0.3
+    assert bench_run.goal_holds(ROW) is True
+    assert bench_run.goal_holds({**ROW, "value": 59.0}) is False
+    assert bench_run.goal_holds({**ROW, "baseline": None, "baseline_value": None, "goal": "value <= 20",
+                                 "value": 21.0}) is False
+    assert bench_run.goal_holds({**ROW, "goal": "keep"}) is None
+    lines = bench_run.table([ROW, {**ROW, "figure": "slow", "value": 10.0}]).splitlines()
+    assert lines[2] == "| portal | 60.0 req/s | echo: 200 req/s | 0.30 | ratio >= 0.3 | yes |"
+    assert lines[3].endswith("| 0.05 | ratio >= 0.3 | **no** |")
+
+
+def test_an_absent_module_is_skipped_and_named_and_a_failing_one_is_a_row(monkeypatch, capsys):
+    def boom(args):
+        raise RuntimeError("no database")
+
+    fake = {"bench.ok": types.SimpleNamespace(run=lambda args: [ROW]), "bench.broken": types.SimpleNamespace(run=boom)}
+    monkeypatch.setattr(bench_run, "MODULES", ("bench.ok", "bench.broken", "bench.missing"))
+    monkeypatch.setattr(bench_run, "_available", lambda name: name in fake)
+    monkeypatch.setattr(bench_run.importlib, "import_module", lambda name: fake[name])
+    assert bench_run.main(["--runs", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "| portal | 60.0 req/s | echo: 200 req/s | 0.30 | ratio >= 0.3 | yes |" in out
+    assert "| broken: failed (RuntimeError) |" in out
+    assert "bench.missing is absent: its figures are skipped" in out
