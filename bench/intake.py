@@ -187,9 +187,16 @@ class Scratch:
         connection.close()
         return [m for m, _ in self.envelopes]
 
-    def drain(self, workers: int, *, timeout: float = 600, env: dict[str, str] | None = None) -> float:
-        """Cases/s of ``workers`` burst ``flask worker`` processes draining the filled intake queue."""
-        from sqlalchemy import text
+    def drain(self, workers: int, *, timeout: float = 600, env: dict[str, str] | None = None) -> tuple[float, float]:
+        """Cases/s of ``workers`` burst ``flask worker`` processes draining the filled intake queue.
+
+        Also the share of pg_locks samples (every 20 ms while they run) in which a worker waited for a lock
+        another holds: the operation log's ``audit_head`` row, locked from a transaction's first append to
+        its commit, is the one row every intake transaction updates.
+        """
+        import threading
+
+        from sqlalchemy import create_engine, text
 
         ids = self.fill()
         logs = [open(self.directory / f"worker-{workers}-{i}.log", "wb") for i in range(workers)]
@@ -197,9 +204,26 @@ class Scratch:
                    "--burst"]
         processes = [subprocess.Popen(command, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log,
                                       stderr=subprocess.STDOUT) for log in logs]
+        samples: list[int] = []
+        done_event = threading.Event()
+
+        def sample() -> None:
+            engine = create_engine(self.bo_url)
+            with engine.connect() as conn:
+                while not done_event.wait(0.02):
+                    samples.append(int(conn.execute(text(
+                        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                        "WHERE NOT l.granted AND a.datname = current_database()")).scalar_one()))
+                    conn.rollback()
+            engine.dispose()
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         for process, log in zip(processes, logs, strict=True):
             process.wait(timeout)
             log.close()
+        done_event.set()
+        sampler.join(10)
         connection = self.redis.client()
         rate, done = _rate(connection, ids)
         connection.close()
@@ -208,7 +232,7 @@ class Scratch:
         if done != self.count or cases != self.count:
             tail = (self.directory / f"worker-{workers}-0.log").read_text(errors="replace")[:4000]
             raise RuntimeError(f"{done} jobs finished and {cases} cases made of {self.count}; a worker's log:\n{tail}")
-        return rate
+        return rate, (sum(1 for n in samples if n) / len(samples) if samples else 0.0)
 
     def close(self) -> None:
         """Stop the private Redis and drop the scratch databases."""
@@ -234,10 +258,13 @@ def run(args: argparse.Namespace | None = None) -> list[dict[str, Any]]:
             for workers in worker_counts:
                 env = {"BENCH_PROFILE_DIR": str(Path(profile).resolve())} if profile and workers == 1 else None
                 noop_rate = rq_noop_rate(scratch.redis.url, count=count, workers=workers)
-                rate = scratch.drain(workers, env=env)
+                rate, waiting = scratch.drain(workers, env=env)
                 rows.append({"figure": f"intake: applications -> cases, {workers} worker(s)", "value": round(rate, 1),
                              "unit": "cases/s", "baseline": f"rq no-op, {workers} forking worker(s)",
                              "baseline_value": round(noop_rate, 1), "goal": GOAL})
+                rows.append({"figure": f"intake: time a worker waited for a row lock, {workers} worker(s)",
+                             "value": round(100 * waiting, 1), "unit": "% of samples", "baseline": None,
+                             "baseline_value": None, "goal": "informative (audit_head serialization)"})
         finally:
             scratch.close()
     return rows
@@ -261,7 +288,10 @@ def main(argv: list[str]) -> None:
         return
     load = os.getloadavg()
     for row in run(parse(argv)):
-        ratio = row["value"] / row["baseline_value"] if row["baseline_value"] else float("nan")
+        if not row["baseline_value"]:
+            print(f"{row['figure']}: {row['value']} {row['unit']}")
+            continue
+        ratio = row["value"] / row["baseline_value"]
         print(f"{row['figure']}: {row['value']} {row['unit']}; {row['baseline']}: {row['baseline_value']} jobs/s; "
               f"ratio {ratio:.2f} (goal {row['goal']})")
     print(f"load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
