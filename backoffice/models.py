@@ -361,6 +361,21 @@ class AcceptedSignature(Base):
     accepted_at: Mapped[tzdatetime]
 
 
+class MoveOutMover(Base):
+    """A resident a 転出届 case names as a mover, as intake found them: the duplicate move-out check's index.
+
+    Intake refuses a 転出届 for someone an open one already names. Asking this table (by resident,
+    joined to the case's kind and status) keeps that check one indexed query, where reading every open
+    move-out case's ``mover_resident_ids`` grew with the season. Written with the case, never changed:
+    a move-out case's movers are fixed at intake.
+    """
+
+    __tablename__ = "move_out_mover"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("application_case.id"), primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), primary_key=True, index=True)
+
+
 class CaseEvent(Base):
     """One step in the history of a case: who did what, from which status to which (append-only)."""
 

@@ -223,6 +223,12 @@ def _validator(message_type: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema_for(message_type), format_checker=FORMATS)
 
 
+def compile_all() -> None:
+    """Build every type's validator now: a forking worker calls this in its parent, so no job builds one again."""
+    for message_type in types():
+        _validator(message_type)
+
+
 def validate(message_type: str, payload: Any) -> None:
     """Raise MessageInvalid, naming the JSON path of the first error, unless ``payload`` fits ``message_type``."""
     if not is_defined(message_type):

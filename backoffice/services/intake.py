@@ -23,7 +23,16 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backoffice.models import AcceptedSignature, CardRecord, CardStatus, Case, CaseStatus, RecordStatus, Resident
+from backoffice.models import (
+    AcceptedSignature,
+    CardRecord,
+    CardStatus,
+    Case,
+    CaseStatus,
+    MoveOutMover,
+    RecordStatus,
+    Resident,
+)
 from backoffice.services import audit, cases
 from backoffice.services.cards import holder_for
 from bridge import messages
@@ -111,6 +120,15 @@ def _movers(session: Session, movers: list[dict[str, Any]]) -> list[Resident | N
         matches = _current(session, mover.get("name", ""), mover.get("birthDate", ""))
         found.append(matches[0] if len(matches) == 1 else None)
     return found
+
+
+def _open_move_out_names(session: Session, resident_ids: set[int]) -> bool:
+    """Whether an open 転出届 already names one of ``resident_ids`` (one indexed query, whatever the season)."""
+    if not resident_ids:
+        return False
+    return session.execute(select(MoveOutMover.case_id).join(Case, Case.id == MoveOutMover.case_id).where(
+        MoveOutMover.resident_id.in_(sorted(resident_ids)), Case.kind == "move_out", Case.status.in_(OPEN))
+        .limit(1)).first() is not None
 
 
 def _max_age() -> dt.timedelta:
@@ -225,9 +243,7 @@ def receive_application(session: Session, opened: Opened) -> Case:
             for i, mover in enumerate(movers):
                 if mover is None:
                     findings.append({"code": "unknown_member", "detail": f"mover {i + 1} is not a current resident"})
-            ids = [m.id for m in movers if m is not None]
-            open_cases = session.execute(select(Case).where(Case.kind == "move_out", Case.status.in_(OPEN))).scalars()
-            if any(set(json.loads(c.mover_resident_ids)) & set(ids) for c in open_cases):
+            if _open_move_out_names(session, {m.id for m in movers if m is not None}):
                 return_reason = REASONS["duplicate_move_out"]
     sensitive = kind in current_app.config.get("SENSITIVE_CASE_KINDS", ())
     if return_reason is not None and not sensitive:
@@ -247,6 +263,8 @@ def receive_application(session: Session, opened: Opened) -> Case:
                 sensitive=sensitive, received_at=now, updated_at=now)
     session.add(case)
     session.flush()
+    if kind == "move_out":
+        session.add_all(MoveOutMover(case_id=case.id, resident_id=i) for i in sorted({m.id for m in movers if m}))
     if verified is not None:
         _accept_once(session, jws, kind, verified, case=case, message_id=opened.message_id)
     audit.record("intake.case", actor="bridge", target_type="case", target_id=case.id,

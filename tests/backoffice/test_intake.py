@@ -63,6 +63,20 @@ def test_a_second_open_move_out_for_the_same_person_is_returned(bo_app, city):
     assert first.status is CaseStatus.RECEIVED and second.status is CaseStatus.RETURNED
 
 
+def test_a_move_out_naming_someone_an_open_one_names_is_returned_and_a_closed_one_blocks_nothing(bo_app, city):
+    from backoffice.extensions import db
+
+    both = [("宮沢　賢", "1990-08-27"), ("宮沢　トシ", "1992-11-27")]
+    first = deliver(bo_app, city, "move_out", move([("宮沢　トシ", "1992-11-27")]))
+    second = load_case(bo_app, deliver(bo_app, city, "move_out", move(both)))  # the wife is in an open one
+    assert second.status is CaseStatus.RETURNED and "同じ方の転出届" in second.status_reason
+    with bo_app.app_context():
+        db.session.get(Case, first).status = CaseStatus.WITHDRAWN
+        db.session.commit()
+    third = load_case(bo_app, deliver(bo_app, city, "move_out", move(both)))
+    assert third.status is CaseStatus.RECEIVED
+
+
 def test_an_unknown_household_member_goes_to_a_clerk(bo_app, city):
     case = load_case(bo_app, deliver(bo_app, city, "move_out",
                                   move([("宮沢　賢", "1990-08-27"), ("宮沢　清六", "2010-04-01")])))

@@ -1,0 +1,49 @@
+"""What a forking intake worker prepares in its parent must not outlive a change: a CRL published later counts at once.
+
+The worker builds its trust anchors, schemas and mappers once before the first fork (``bridge.worker.prepare_parent``);
+revocation lists are read again at every check, so a certificate J-LIS revokes after the worker started is refused
+by the very next job.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.backoffice.case_fixtures import sign_part
+from tests.bridge.conftest import INTAKE
+from tests.bridge.pipeline import CERTIFICATE, _scalar_rows
+from tests.portal_fixtures import Cards
+
+
+def _payload(jws: str, receipt: str) -> dict[str, object]:
+    from core import clock
+
+    return {"receiptNumber": receipt, "kind": "certificate", "moveId": None, "submittedAt": clock.utcnow().isoformat(),
+            "signedApplication": jws}
+
+
+def _case(bridged, receipt: str) -> tuple[str, str] | None:
+    rows = _scalar_rows(bridged.bo_app, f"SELECT status, findings FROM application_case WHERE receipt_number = "
+                                        f"'{receipt}'")
+    return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+def test_a_certificate_revoked_after_the_worker_started_is_refused_by_the_next_job(bridged, jlis_config, tmp_path):
+    cards = Cards(jlis_config, tmp_path)
+    card = cards.issue(name="花巻　失効", address="岩手県花巻市大通り一丁目9番地")
+    before, after = (sign_part(card, jlis_config, "certificate", {**CERTIFICATE, "purpose": purpose})[0]
+                     for purpose in ("提出用", "確認用"))
+    worker = bridged.start_worker("backoffice", INTAKE, cli=True)
+    first, second = f"R{uuid.uuid4().hex[:12]}", f"R{uuid.uuid4().hex[:12]}"
+    bridged.send("application.submitted", [_payload(before, first)])
+    bridged.relay(bridged.portal_app)
+    bridged.wait_for(lambda: _case(bridged, first) is not None, timeout=60)
+    assert "signature_refused" not in _case(bridged, first)[1]
+
+    cards.revoke(card, slot="sign")  # J-LIS publishes a new CRL while the worker runs
+    bridged.send("application.submitted", [_payload(after, second)])
+    bridged.relay(bridged.portal_app)
+    bridged.wait_for(lambda: _case(bridged, second) is not None, timeout=60)
+    status, findings = _case(bridged, second)
+    assert status == "returned" and "signature_refused" in findings, (status, findings)
+    assert worker.poll() is None  # the same worker, started before the revocation
