@@ -3,14 +3,17 @@
     .venv/bin/python -m bench.search                          # 300,000 residents, 100 searches per shape
     .venv/bin/python -m bench.search --residents 50000 --n 50 --explain
 
-One scratch PostgreSQL database on 127.0.0.1, dropped at the end:
+One scratch PostgreSQL database on 127.0.0.1, dropped at the end: migrated to the revision before
+``0014_search_prefix_indexes``, seeded with ``flask seed`` (the same command and code as
+``bench/seed.sh``) and ``VACUUM ANALYZE``d as autovacuum would. Then ``--rounds`` times, each on its share
+of the drawn searches:
 
-1. migrated to the revision before ``0014_search_prefix_indexes`` and seeded with ``flask seed`` (the
-   same command and code as ``bench/seed.sh``), then ``VACUUM ANALYZE`` as autovacuum would;
-2. "before": each shape searched ``n`` times the way the service searched until then (count every
-   match, then the page) on that schema;
-3. migrated to head (its time is reported) and analysed;
-4. "after": each shape searched ``n`` times through ``ledger.search`` as it is now.
+- "before": the schema without the revision (a real downgrade from the second round on), each shape
+  searched the way the service searched until then (count every match, then the page);
+- "after": upgraded to head (the migration's time is reported) and analysed, each shape searched
+  through ``ledger.search`` as it is now.
+
+Alternating the two puts a change of the shared machine's load on both sides alike.
 
 The criteria are drawn from the data (a random resident's first two folded name or kana characters, the
 whole name of their 町字, their birth date, sex and code), so common surnames and large 町字 come up as
@@ -22,6 +25,7 @@ BUFFERS)`` of the count and the page of each shape's widest drawn search, after 
 from __future__ import annotations
 
 import argparse
+import enum
 import os
 import random
 import statistics
@@ -46,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--residents", type=int, default=300_000)
     parser.add_argument("--n", type=int, default=100, help="searches per shape and phase")
     parser.add_argument("--seconds", type=float, default=60.0, help="most time per shape and phase")
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of the schema before and after")
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN (ANALYZE, BUFFERS) after")
     return parser.parse_args(argv)
 
@@ -123,7 +128,8 @@ def _p(times: list[float], q: int) -> float:
 
 def _explain(session: Any, statement: Any) -> str:
     compiled = statement.compile(dialect=session.bind.dialect)
-    rows = session.connection().exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + str(compiled), compiled.params)
+    params = {k: v.value if isinstance(v, enum.Enum) else v for k, v in compiled.params.items()}  # as stored
+    rows = session.connection().exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + str(compiled), params)
     return "\n".join(r[0] for r in rows)
 
 
@@ -148,7 +154,7 @@ def run(args: argparse.Namespace | None = None) -> list[dict[str, Any]]:
 
 def _run(args: argparse.Namespace, url: str, config: dict[str, Any]) -> list[dict[str, Any]]:
     from alembic.script import ScriptDirectory
-    from flask_migrate import upgrade
+    from flask_migrate import downgrade, upgrade
     from sqlalchemy import create_engine, text
 
     from backoffice import create_app
@@ -175,20 +181,36 @@ def _run(args: argparse.Namespace, url: str, config: dict[str, Any]) -> list[dic
         with app.test_request_context("/"):
             drawn = _draw(db.session, app.config["MUNICIPALITY_CODE"], args.n, rng)
             db.session.rollback()
-            searches = {shape: [_criteria(row, town, shape) for row, town in drawn] for shape in SHAPES}
-            before = {s: _measure(db.session, q, _old_search, size, args.seconds)[0] for s, q in searches.items()}
-        with app.app_context():
-            started = time.perf_counter()
-            upgrade()
-            migration_seconds = time.perf_counter() - started
-        with admin.connect() as conn:
-            conn.execute(text("ANALYZE resident"))
-        after, widest = {}, {}
+        searches = {shape: [_criteria(row, town, shape) for row, town in drawn] for shape in SHAPES}
+        before: dict[str, list[float]] = {s: [] for s in SHAPES}
+        after: dict[str, list[float]] = {s: [] for s in SHAPES}
+        widest: dict[str, tuple[int, Any]] = {}
+        migrations: list[float] = []
+        # Rounds alternate the two schemas (a real downgrade and upgrade of the revision), so a change in the
+        # machine's load during the run falls on both sides alike.
+        for r in range(args.rounds):
+            part = {s: q[r::args.rounds] for s, q in searches.items()}
+            with app.app_context():
+                if r:
+                    downgrade(revision=before_revision)
+            with admin.connect() as conn:
+                conn.execute(text("ANALYZE resident"))
+            with app.test_request_context("/"):
+                for shape, queries in part.items():
+                    before[shape] += _measure(db.session, queries, _old_search, size, args.seconds / args.rounds)[0]
+            with app.app_context():
+                started = time.perf_counter()
+                upgrade()
+                migrations.append(time.perf_counter() - started)
+            with admin.connect() as conn:
+                conn.execute(text("ANALYZE resident"))
+            with app.test_request_context("/"):
+                for shape, queries in part.items():
+                    times, counts = _measure(db.session, queries, _new_search, size, args.seconds / args.rounds)
+                    after[shape] += times
+                    widest[shape] = max([*counts, widest.get(shape, (0, None))], key=lambda c: c[0])
+        migration_seconds = statistics.median(migrations)
         with app.test_request_context("/"):
-            for shape, queries in searches.items():
-                times, counts = _measure(db.session, queries, _new_search, size, args.seconds)
-                after[shape] = times
-                widest[shape] = max(counts, key=lambda c: c[0])
             if args.explain:
                 for shape, (counted, criteria) in widest.items():
                     stmt = ledger._query(criteria)
@@ -207,7 +229,7 @@ def _run(args: argparse.Namespace, url: str, config: dict[str, Any]) -> list[dic
                          "value": round(_p(after[shape], q), 2), "unit": "ms", "baseline": baseline,
                          "baseline_value": round(_p(before[shape], q), 2),
                          "goal": f"≤ {GOAL_MS:g} ms" if q == 95 else ""})
-    rows.append({"figure": f"migration {INDEX_REVISION} at {args.residents:,} residents",
+    rows.append({"figure": f"migration {INDEX_REVISION} (median of {args.rounds}) at {args.residents:,} residents",
                  "value": round(migration_seconds, 2), "unit": "s", "baseline": None, "baseline_value": None,
                  "goal": ""})
     rows.append({"figure": f"flask seed --residents {args.residents} (before the search indexes)",

@@ -10,6 +10,7 @@ index scan that only filters.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 from typing import Any
 
@@ -77,7 +78,8 @@ def _unserved_scans(plan: dict[str, Any]) -> list[str]:
 def _plan(session: Any, statement: Any) -> dict[str, Any]:
     """EXPLAIN of the statement exactly as SQLAlchemy compiles it, with its bound values."""
     compiled = statement.compile(dialect=session.bind.dialect)
-    row = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar_one()
+    params = {k: v.value if isinstance(v, enum.Enum) else v for k, v in compiled.params.items()}  # as stored
+    row = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), params).scalar_one()
     return (row if isinstance(row, list) else json.loads(row))[0]["Plan"]
 
 
