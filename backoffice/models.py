@@ -93,13 +93,13 @@ class Resident(Base):
     __tablename__ = "resident"
     __table_args__ = (
         # The search keys are matched by prefix (``LIKE 'key%'``): on PostgreSQL only a byte-order operator class
-        # can serve that under any collation but "C". The address index carries both name keys, so a name (or
-        # kana) prefix with an address prefix is narrowed inside the index, not row by row (issue 11).
+        # can serve that under any collation but "C". The address index carries the birth date and both name keys,
+        # so whatever comes with an address prefix is checked inside the index, not row by row (issue 11).
         Index("ix_resident_name_search_prefix", "name_search", "birth_date",
               postgresql_ops={"name_search": "text_pattern_ops"}),
         Index("ix_resident_kana_search_prefix", "kana_search", "birth_date",
               postgresql_ops={"kana_search": "text_pattern_ops"}),
-        Index("ix_resident_address_search_prefix", "address_search", "name_search", "kana_search",
+        Index("ix_resident_address_search_prefix", "address_search", "birth_date", "name_search", "kana_search",
               postgresql_ops={"address_search": "text_pattern_ops", "name_search": "text_pattern_ops",
                               "kana_search": "text_pattern_ops"}),
         CheckConstraint("length(juminhyo_code) = 11", name="juminhyo_code_length"),
