@@ -92,9 +92,16 @@ class Resident(Base):
 
     __tablename__ = "resident"
     __table_args__ = (
-        Index("ix_resident_name_search_birth", "name_search", "birth_date"),
-        Index("ix_resident_kana_search_birth", "kana_search", "birth_date"),
-        Index("ix_resident_address_search", "address_search"),
+        # The search keys are matched by prefix (``LIKE 'key%'``): on PostgreSQL only a byte-order operator class
+        # can serve that under any collation but "C". The address index carries the birth date and both name keys,
+        # so whatever comes with an address prefix is checked inside the index, not row by row (issue 11).
+        Index("ix_resident_name_search_prefix", "name_search", "birth_date",
+              postgresql_ops={"name_search": "text_pattern_ops"}),
+        Index("ix_resident_kana_search_prefix", "kana_search", "birth_date",
+              postgresql_ops={"kana_search": "text_pattern_ops"}),
+        Index("ix_resident_address_search_prefix", "address_search", "birth_date", "name_search", "kana_search",
+              postgresql_ops={"address_search": "text_pattern_ops", "name_search": "text_pattern_ops",
+                              "kana_search": "text_pattern_ops"}),
         CheckConstraint("length(juminhyo_code) = 11", name="juminhyo_code_length"),
         # Both numbers stay with the person for life and a 除票 is kept for ever, so a person who returns
         # has a 除票 and a new current record with the same numbers: unique among current records only (R10).

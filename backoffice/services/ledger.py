@@ -31,6 +31,9 @@ LEDGER_READERS = frozenset({Role.CLERK, Role.APPROVER, Role.NUMBER_USE})
 # is one of about 70 initials. Two characters still find a one-kanji family name with the first
 # character of the given name (「林」 + 「太」).
 NAME_MIN_CHARS = 2
+# A search counts its matches up to this many and then says "more than": counting every match of a wide
+# search reads every matching row, and a clerk cannot use a list of thousands anyway (issue 11).
+SEARCH_COUNT_CAP = 1000
 
 
 class SearchRefused(ValueError):
@@ -97,9 +100,10 @@ class SearchPage:
     """One page of search results."""
 
     residents: list[Resident]
-    total: int
+    total: int  # at most SEARCH_COUNT_CAP; ``more`` says whether there are more matches than that
     page: int
     page_size: int
+    more: bool = False
     pages: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -133,6 +137,16 @@ def _query(criteria: SearchCriteria):  # type: ignore[no-untyped-def]
     return stmt
 
 
+def count_statement(stmt, cap: int = SEARCH_COUNT_CAP):  # type: ignore[no-untyped-def]
+    """How many records ``stmt`` matches, counting no further than ``cap`` + 1 (so a wide search stops early)."""
+    return select(func.count()).select_from(stmt.with_only_columns(Resident.id).limit(cap + 1).subquery())
+
+
+def page_statement(stmt, page: int, size: int):  # type: ignore[no-untyped-def]
+    """One page of ``stmt``'s matches in kana order."""
+    return stmt.order_by(Resident.kana_search, Resident.id).offset((page - 1) * size).limit(size)
+
+
 def search(session: Session, criteria: SearchCriteria, *, page: int = 1, audited: bool = True) -> SearchPage:
     """Search the ledger; refuses (and logs) a search with fewer than two basic items."""
     size = current_app.config["SEARCH_PAGE_SIZE"]
@@ -141,14 +155,14 @@ def search(session: Session, criteria: SearchCriteria, *, page: int = 1, audited
     except SearchRefused as exc:
         audit.record("ledger.search", outcome="denied", detail={"criteria": criteria.for_log(), "reason": exc.code})
         raise
-    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    counted = int(session.execute(count_statement(stmt)).scalar_one())
+    total, more = min(counted, SEARCH_COUNT_CAP), counted > SEARCH_COUNT_CAP
     page = max(1, page)
-    rows = session.execute(
-        stmt.order_by(Resident.kana_search, Resident.id).offset((page - 1) * size).limit(size)
-    ).scalars().all()
+    rows = session.execute(page_statement(stmt, page, size)).scalars().all()
     if audited:
-        audit.record("ledger.search", detail={"criteria": criteria.for_log(), "results": total, "page": page})
-    return SearchPage(list(rows), total, page, size)
+        detail = {"criteria": criteria.for_log(), "results": total, "page": page}
+        audit.record("ledger.search", detail={**detail, "more": True} if more else detail)
+    return SearchPage(list(rows), total, page, size, more)
 
 
 def exports_in_last_hour(session: Session, staff_id: int) -> int:

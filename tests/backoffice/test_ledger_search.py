@@ -163,3 +163,37 @@ def test_an_administrator_cannot_search_the_ledger(backoffice, ledger):
     client = backoffice.client_for("admin1", "admin")
     assert client.get("/ledger/search").status_code == 403
     assert client.get(f"/ledger/residents/{ledger['hanako']}").status_code == 403
+
+
+@pytest.fixture
+def many_takahashi(bo_app):
+    """1,001 current 高橋 born on the same day in one 町字: more than a search counts (bulk-inserted copies)."""
+    from sqlalchemy import insert
+
+    from backoffice.extensions import db
+    from backoffice.models import Resident
+
+    with bo_app.app_context():
+        s = db.session
+        first = make_resident(s, bo_app.config, name="高橋　一郎", name_kana="タカハシ　イチロウ",
+                              birth_date=dt.date(1970, 7, 7))
+        row = {c.key: getattr(first, c.key) for c in Resident.__table__.columns if c.key != "id"}
+        copies = [{**row, "atena_number": f"C{i:014d}", "juminhyo_code": f"9{i:010d}", "banchi": f"{i}番地",
+                   "my_number_encrypted": None, "my_number_index": None}
+                  for i in range(1, 1001)]
+        s.execute(insert(Resident), copies)
+        s.commit()
+
+
+def test_a_search_matching_more_than_the_count_cap_says_more_than_and_logs_it(backoffice, many_takahashi):
+    client = backoffice.client_for("clerk1", "clerk")
+    response = _search(client, name="高橋", birth_date="1970-07-07")
+    heading = BeautifulSoup(response.text, "html.parser").select_one("#results").text
+    assert "1,000件を超える" in heading, heading
+    assert len(_names(response)) == backoffice.app.config["SEARCH_PAGE_SIZE"]
+    row = _last_search_row(backoffice.app)
+    assert row.outcome == "success"
+    assert row.detail_dict()["results"] == 1000 and row.detail_dict()["more"] is True
+    data = {"csrf_token": csrf_from(client, "/ledger/search"), "name": "高橋", "birth_date": "1970-07-07"}
+    english = client.post("/ledger/search?lang=en", data=data)
+    assert "More than 1,000 records found" in BeautifulSoup(english.text, "html.parser").select_one("#results").text

@@ -1,7 +1,7 @@
 """move-out movers: the duplicate move-out check asks an indexed table instead of reading every open case
 
 Revision ID: 0015_intake_speed_movers
-Revises: 0013_intake_trust_accepted
+Revises: 0014_search_prefix_indexes
 Create Date: 2026-12-06 02:45:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 revision = '0015_intake_speed_movers'
-down_revision = '0013_intake_trust_accepted'
+down_revision = '0014_search_prefix_indexes'
 branch_labels = None
 depends_on = None
 
