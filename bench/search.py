@@ -44,6 +44,15 @@ SHAPES = ("name+birth_date", "kana+birth_date", "address+birth_date", "name+addr
           "kana+address+sex", "name+address+birth_date", "juminhyo_code")
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """This module's options under ``make bench`` (``--residents`` there is the portal's card count)."""
+    group = parser.add_argument_group("search")
+    group.add_argument("--search-residents", type=int, default=300_000, help="residents seeded for the search bench")
+    group.add_argument("--search-n", type=int, default=100, help="searches per shape and phase")
+    group.add_argument("--search-seconds", type=float, default=60.0, help="most time per shape and phase")
+    group.add_argument("--search-rounds", type=int, default=5, help="alternations of the schema before and after")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The bench's options (also what ``run`` expects)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -139,6 +148,9 @@ def run(args: argparse.Namespace | None = None) -> list[dict[str, Any]]:
     from tests.conftest import SECRETS, create_pg_database, drop_pg_database
 
     args = args or parse_args([])
+    if hasattr(args, "search_residents"):  # under ``make bench``: the harness's options, named for this module
+        args = argparse.Namespace(residents=args.search_residents, n=args.search_n, seconds=args.search_seconds,
+                                  rounds=args.search_rounds, explain=False)
     url = create_pg_database("searchbench")
     with tempfile.TemporaryDirectory(prefix="search-bench-") as d:
         key = Path(d) / "checkpoint-key.pem"
@@ -234,7 +246,7 @@ def _run(args: argparse.Namespace, url: str, config: dict[str, Any]) -> list[dic
             rows.append({"figure": f"ledger search p{q}, {shape}, {args.residents:,} residents (n={len(after[shape])})",
                          "value": round(_p(after[shape], q), 2), "unit": "ms", "baseline": baseline,
                          "baseline_value": round(_p(before[shape], q), 2),
-                         "goal": f"≤ {GOAL_MS:g} ms" if q == 95 else ""})
+                         "goal": f"value <= {GOAL_MS:g}" if q == 95 else ""})
     rows.append({"figure": f"migration {INDEX_REVISION} (median of {args.rounds}) at {args.residents:,} residents",
                  "value": round(migration_seconds, 2), "unit": "s", "baseline": None, "baseline_value": None,
                  "goal": ""})
