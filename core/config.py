@@ -188,6 +188,10 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     if not str(cfg["MUNICIPALITY_CODE"]).isdigit() or len(str(cfg["MUNICIPALITY_CODE"])) != 6:
         raise ConfigError("MUNICIPALITY_CODE must be a 6-digit local government code")
     _certificate_signatory(cfg)
+    if cfg.get("REDIS_SENTINELS"):
+        from core.redisconn import check_sentinel_settings  # a bad list stops the start, not the first request
+
+        check_sentinel_settings(cfg)
     return cfg
 
 

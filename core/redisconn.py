@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 from flask import Flask, current_app
-from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+from redis.connection import SSLConnection, parse_url
 from redis.sentinel import Sentinel
 
 from core.config import ConfigError
@@ -35,6 +35,16 @@ def sentinel_addresses(value: str) -> list[tuple[str, int]]:
     return addresses
 
 
+def check_sentinel_settings(config: Mapping[str, Any]) -> None:
+    """ConfigError naming the setting if the Sentinel settings cannot work (checked when the configuration loads)."""
+    sentinel_addresses(str(config["REDIS_SENTINELS"]))
+    if not config.get("REDIS_SENTINEL_SERVICE"):
+        raise ConfigError("REDIS_SENTINEL_SERVICE (the master's name) must be set with REDIS_SENTINELS")
+    url = config.get("REDIS_URL")
+    if url and not str(url).startswith(("redis://", "rediss://")):
+        raise ConfigError("REDIS_URL must be redis:// or rediss:// with REDIS_SENTINELS, not a Unix socket")
+
+
 def connect(config: Mapping[str, Any], *, socket_timeout: float = 5, socket_connect_timeout: float = 5) -> redis.Redis:
     """A new client of the configured Redis: REDIS_URL as given, or the master the sentinels name.
 
@@ -48,22 +58,17 @@ def connect(config: Mapping[str, Any], *, socket_timeout: float = 5, socket_conn
         if not url:
             raise RuntimeError("REDIS_URL is not configured")
         return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout)
-    service = config.get("REDIS_SENTINEL_SERVICE")
-    if not service:
-        raise ConfigError("REDIS_SENTINEL_SERVICE (the master's name) must be set with REDIS_SENTINELS")
+    check_sentinel_settings(config)
     options = parse_url(url) if url else {}
-    connection_class = options.pop("connection_class", None)
-    if connection_class is UnixDomainSocketConnection:
-        raise ConfigError("REDIS_URL must be redis:// or rediss:// with REDIS_SENTINELS, not a Unix socket")
-    tls = connection_class is SSLConnection
+    tls = options.pop("connection_class", None) is SSLConnection
     for name in ("host", "port", "path"):
         options.pop(name, None)
     timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout}
     sentinel_options = {name: options[name] for name in _SENTINEL_OPTIONS if name in options}
-    manager = Sentinel(sentinel_addresses(str(sentinels)), sentinel_kwargs={**sentinel_options, **timeouts,
-                                                                            **({"ssl": True} if tls else {})})
-    return manager.master_for(str(service), redis_class=redis.Redis, **options, **timeouts,
-                              **({"ssl": True} if tls else {}))
+    ssl = {"ssl": True} if tls else {}
+    manager = Sentinel(sentinel_addresses(str(sentinels)), sentinel_kwargs={**sentinel_options, **timeouts, **ssl})
+    return manager.master_for(str(config["REDIS_SENTINEL_SERVICE"]), redis_class=redis.Redis, **options, **timeouts,
+                              **ssl)
 
 
 def get_redis(app: Flask | None = None) -> redis.Redis:

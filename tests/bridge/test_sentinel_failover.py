@@ -84,10 +84,11 @@ def test_master_killed_while_residents_submit_fails_over_and_every_application_i
     statuses: list[int] = []
     lock = threading.Lock()
 
+    deadline = time.monotonic() + 300
+
     def resident_submits(person) -> None:
-        deadline = time.monotonic() + 240
         while len(person.receipts) < EACH:
-            assert time.monotonic() < deadline, "the portal found no Redis master for 4 minutes"
+            assert time.monotonic() < deadline, "the portal found no Redis master: residents still refused after 5 min"
             response = person.submit()
             with lock:
                 statuses.append(response.status_code)
@@ -282,10 +283,20 @@ def test_rediss_gives_tls_to_the_sentinels_and_the_master_with_the_urls_options(
     assert second.connection_pool.connection_kwargs["port"] == 26380
 
 
-@pytest.mark.parametrize("sentinels", ["127.0.0.1", "127.0.0.1:x", "127.0.0.1:26379,,", ":26379"])
-def test_a_malformed_sentinel_list_is_refused_naming_the_setting(sentinels):
-    from core.config import ConfigError
+@pytest.mark.parametrize(("settings", "named"), [
+    ({"REDIS_SENTINELS": "127.0.0.1"}, "REDIS_SENTINELS"),
+    ({"REDIS_SENTINELS": "127.0.0.1:x"}, "REDIS_SENTINELS"),
+    ({"REDIS_SENTINELS": "127.0.0.1:26379,,"}, "REDIS_SENTINELS"),
+    ({"REDIS_SENTINELS": ":26379"}, "REDIS_SENTINELS"),
+    ({"REDIS_SENTINELS": "127.0.0.1:26379", "REDIS_SENTINEL_SERVICE": None}, "REDIS_SENTINEL_SERVICE"),
+    ({"REDIS_URL": "unix:///run/redis.sock"}, "REDIS_URL"),
+])
+def test_unusable_sentinel_settings_stop_the_start_naming_the_setting(settings, named):
+    from core import config
     from core.redisconn import connect
 
-    with pytest.raises(ConfigError, match="REDIS_SENTINELS"):
-        connect({"REDIS_SENTINELS": sentinels, "REDIS_SENTINEL_SERVICE": "bridge"})
+    values = {"REDIS_SENTINELS": "127.0.0.1:26379", "REDIS_SENTINEL_SERVICE": "bridge", **settings}
+    with pytest.raises(config.ConfigError, match=named):
+        config.load({"APP_ENV": "test", **values})
+    with pytest.raises(config.ConfigError, match=named):
+        connect(values)
