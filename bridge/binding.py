@@ -20,6 +20,7 @@ from bridge.queues import QueueNames
 from bridge.settings import BridgeSettings
 from core.db import Database
 from core.envelope import KeyRegistry, validate_party
+from core.redisconn import connect
 
 ZONES = ("portal", "backoffice")
 
@@ -81,11 +82,8 @@ class Bridge:
         return BridgeSettings.from_config(current_app.config)
 
     def redis(self) -> redis.Redis:
-        """A new connection to the app's Redis for the relay or a worker."""
-        url = current_app.config.get("REDIS_URL")
-        if not url:
-            raise RuntimeError("REDIS_URL is not configured")
-        return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        """A new connection to the app's Redis (or its Sentinel master) for the relay or a worker."""
+        return connect(current_app.config, socket_connect_timeout=5, socket_timeout=10)
 
 
 def init_bridge(

@@ -9,7 +9,10 @@ Redis losing its data (restarted without persistence, flushed) is also noticed a
 keeps an epoch key in Redis (``bridge:epoch:<party>``, set before it publishes anything). When that
 key is gone while published messages wait for their acks, the relay makes them due at once and
 writes a ``bridge_alert`` row (``redis_data_lost``) for the operator; of several relays of one
-party, the one that claims the check does this, once. On PostgreSQL the rows are
+party, the one that claims the check does this, once. The key holds the replication id of the
+master that was current when it was set: a Sentinel failover (or a restart) gives the master a new
+one, and since replication is asynchronous the new master may lack the last jobs published to the
+old one, so the relay then does the same (alert ``redis_master_changed``). On PostgreSQL the rows are
 taken with ``FOR UPDATE SKIP LOCKED``, so several relays may run at once; SQLite has no row
 locks, so ``flask relay`` takes a lock file there and refuses to run twice.
 """
@@ -75,6 +78,7 @@ def backoff(attempts: int, *, base: dt.timedelta, cap: dt.timedelta) -> dt.timed
 
 
 REDIS_DATA_LOST = "redis_data_lost"
+REDIS_MASTER_CHANGED = "redis_master_changed"
 EPOCH_CLAIM_SECONDS = 60  # how long one relay holds the check of a lost epoch key
 
 
@@ -88,17 +92,28 @@ def epoch_claim_key(party: str) -> str:
     return f"bridge:epoch-claim:{party}"
 
 
+def replication_id(connection: redis.Redis) -> str:
+    """The replication id of the server ``connection`` reaches: a new one after a failover or a restart."""
+    return str(connection.info("replication").get("master_replid", ""))
+
+
 def check_redis_epoch(session: Session, outbox_model: type[Any], alert_model: type[Any] | None,
                       connection: redis.Redis, *, party: str, now: dt.datetime) -> int | None:
-    """Make every published, unacknowledged message due at once if Redis lost its data (flushes; the caller commits).
+    """Make every published, unacknowledged message due at once if Redis lost data (flushes; the caller commits).
 
-    Returns how many messages were made due; when there were any, a ``redis_data_lost`` alert row is
-    added; then call ``mark_redis_epoch`` after the commit. None means there is nothing to mark: the
-    epoch key is there, or another relay has claimed the check. Of several relays noticing at once, one
-    claims it (for ``EPOCH_CLAIM_SECONDS``, so a relay that dies with it is replaced); the others
-    publish as usual, so there is one republication and one alert.
+    Redis lost data when the epoch key is gone (restarted empty, flushed), and may have lost the last
+    writes when the key names another replication id than the master's (a Sentinel failover promoted a
+    replica that had not received them yet). Returns how many messages were made due; when there were
+    any, an alert row is added (``redis_data_lost`` or ``redis_master_changed``); then call
+    ``mark_redis_epoch`` after the commit. None means there is nothing to mark: the epoch key names this
+    master, or another relay has claimed the check. Of several relays noticing at once, one claims it
+    (for ``EPOCH_CLAIM_SECONDS``, so a relay that dies with it is replaced); the others publish as usual,
+    so there is one republication and one alert. Republishing a message whose job Redis still holds
+    enqueues nothing (``_publish``).
     """
-    if connection.exists(epoch_key(party)):
+    marked = connection.get(epoch_key(party))
+    master = replication_id(connection)
+    if marked is not None and marked.decode() == master:
         return None
     if not connection.set(epoch_claim_key(party), uuid.uuid4().hex, nx=True, ex=EPOCH_CLAIM_SECONDS):
         return None
@@ -107,21 +122,24 @@ def check_redis_epoch(session: Session, outbox_model: type[Any], alert_model: ty
         update(model).where(model.state == PUBLISHED, model.message_type != ACK)
         .values(next_attempt_at=now).returning(model.id)
     ).scalars().all()
+    lost = marked is None
     if due and alert_model is not None:
+        cause = ("the Redis epoch key of {party} was gone", "Redis was restarted without its data or flushed") if lost \
+            else ("the Redis master of {party} changed", "a failover or restart may have lost the last writes")
         session.add(alert_model(
-            kind=REDIS_DATA_LOST, messages=len(due), created_at=now,
-            detail=(f"the Redis epoch key of {party} was gone while {len(due)} published message(s) waited for "
-                    "their acknowledgement: Redis was restarted without its data or flushed; all republished at once")))
+            kind=REDIS_DATA_LOST if lost else REDIS_MASTER_CHANGED, messages=len(due), created_at=now,
+            detail=(f"{cause[0].format(party=party)} while {len(due)} published message(s) waited for their "
+                    f"acknowledgement: {cause[1]}; all republished at once")))
     session.flush()
     if due:
-        log.error("Redis lost its data: %d unacknowledged message(s) of %s republished at once (alert written)",
-                  len(due), party)
+        log.error("%s: %d unacknowledged message(s) of %s republished at once (alert written)",
+                  "Redis lost its data" if lost else "the Redis master changed", len(due), party)
     return len(due)
 
 
 def mark_redis_epoch(connection: redis.Redis, party: str) -> None:
-    """Set the epoch key unless present and give up the claim (after ``check_redis_epoch`` committed)."""
-    connection.set(epoch_key(party), uuid.uuid4().hex, nx=True)
+    """Set the epoch key to the master's replication id and give up the claim (after ``check_redis_epoch``)."""
+    connection.set(epoch_key(party), replication_id(connection))
     connection.delete(epoch_claim_key(party))
 
 

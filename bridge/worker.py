@@ -260,7 +260,8 @@ def run_worker(app: Flask, queue: str, *, burst: bool = False, name: str | None 
     """Work ``queue`` until stopped (SIGTERM: finish the current job), or until it is empty with ``burst``.
 
     rq's worker quits as soon as Redis goes away under it; this one waits for Redis to answer again
-    and starts a new rq worker (the job that was running is recovered by rq or by the relay).
+    and starts a new rq worker (the job that was running is recovered by rq or by the relay). With
+    Redis Sentinel the wait asks the sentinels anew each time, so the new worker runs on the new master.
     """
     binding = app.extensions["bridge"]
     configure_logging()

@@ -45,6 +45,10 @@ class Config:
     TESTING = False
     MUNICIPALITY_CODE = "032051"
     REDIS_URL: str | None = None
+    # Redis Sentinel: "host:port,host:port" of the sentinels and the master's name; REDIS_URL then gives
+    # only the credentials, database and TLS options (core/redisconn.py).
+    REDIS_SENTINELS: str | None = None
+    REDIS_SENTINEL_SERVICE: str | None = None
     # Staff sessions (R5, R15, R19).
     IDLE_TIMEOUT_MINUTES = 15
     # The screen goes blank behind a lock after this long without input (R15, R19); the session lives on.
@@ -137,6 +141,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg["INSTANCE_PATH"] = str(INSTANCE)
     cfg["MUNICIPALITY_CODE"] = os.environ.get("MUNICIPALITY_CODE", cls.MUNICIPALITY_CODE)
     cfg["REDIS_URL"] = os.environ.get("REDIS_URL") or None
+    cfg["REDIS_SENTINELS"] = os.environ.get("REDIS_SENTINELS") or None
+    cfg["REDIS_SENTINEL_SERVICE"] = os.environ.get("REDIS_SENTINEL_SERVICE") or None
     cfg["IDLE_TIMEOUT_MINUTES"] = _int("IDLE_TIMEOUT_MINUTES", cls.IDLE_TIMEOUT_MINUTES)
     cfg["ABSOLUTE_SESSION_HOURS"] = _int("ABSOLUTE_SESSION_HOURS", cls.ABSOLUTE_SESSION_HOURS)
     cfg["LOCKOUT_THRESHOLD"] = _int("LOCKOUT_THRESHOLD", cls.LOCKOUT_THRESHOLD)
@@ -182,6 +188,10 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     if not str(cfg["MUNICIPALITY_CODE"]).isdigit() or len(str(cfg["MUNICIPALITY_CODE"])) != 6:
         raise ConfigError("MUNICIPALITY_CODE must be a 6-digit local government code")
     _certificate_signatory(cfg)
+    if cfg.get("REDIS_SENTINELS"):
+        from core.redisconn import check_sentinel_settings  # a bad list stops the start, not the first request
+
+        check_sentinel_settings(cfg)
     return cfg
 
 

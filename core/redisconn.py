@@ -1,11 +1,74 @@
-"""One Redis client per app, from REDIS_URL; keys carry the app's prefix and never personal data."""
+"""One Redis client per app, from REDIS_URL or Redis Sentinel; keys carry the app's prefix and never personal data.
+
+``connect`` is the one place a Redis connection is built (the apps' clients, relays, rq workers and the
+simulated peers all call it). With ``REDIS_SENTINELS`` set, the connection goes to whichever server the
+sentinels name as master of ``REDIS_SENTINEL_SERVICE``, asked again on every new connection, so a client
+follows a failover by reconnecting. ``REDIS_URL`` then gives only the credentials, database and TLS
+options (its host and port are not used), for the master and the sentinels alike.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import redis
 from flask import Flask, current_app
+from redis.connection import SSLConnection, parse_url
+from redis.sentinel import Sentinel
+
+from core.config import ConfigError
+
+# What REDIS_URL may carry besides the server's address, used for the sentinels as for the master.
+_SENTINEL_OPTIONS = ("username", "password", "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs",
+                     "ssl_ca_path", "ssl_check_hostname", "ssl_min_version", "ssl_ciphers")
+
+
+def sentinel_addresses(value: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` as pairs; ConfigError naming REDIS_SENTINELS for anything else."""
+    addresses = []
+    for item in (part.strip() for part in value.split(",")):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"REDIS_SENTINELS must be host:port separated by commas, got {item!r}")
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses
+
+
+def check_sentinel_settings(config: Mapping[str, Any]) -> None:
+    """ConfigError naming the setting if the Sentinel settings cannot work (checked when the configuration loads)."""
+    sentinel_addresses(str(config["REDIS_SENTINELS"]))
+    if not config.get("REDIS_SENTINEL_SERVICE"):
+        raise ConfigError("REDIS_SENTINEL_SERVICE (the master's name) must be set with REDIS_SENTINELS")
+    url = config.get("REDIS_URL")
+    if url and not str(url).startswith(("redis://", "rediss://")):
+        raise ConfigError("REDIS_URL must be redis:// or rediss:// with REDIS_SENTINELS, not a Unix socket")
+
+
+def connect(config: Mapping[str, Any], *, socket_timeout: float = 5, socket_connect_timeout: float = 5) -> redis.Redis:
+    """A new client of the configured Redis: REDIS_URL as given, or the master the sentinels name.
+
+    A Sentinel client asks the sentinels for the master's address whenever it opens a connection;
+    after a failover the old connections fail (ConnectionError, or ReadOnlyError from a demoted master,
+    which redis-py turns into a ConnectionError), and the next attempt reaches the new master.
+    """
+    url = config.get("REDIS_URL")
+    sentinels = config.get("REDIS_SENTINELS")
+    if not sentinels:
+        if not url:
+            raise RuntimeError("REDIS_URL is not configured")
+        return redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout)
+    check_sentinel_settings(config)
+    options = parse_url(url) if url else {}
+    tls = options.pop("connection_class", None) is SSLConnection
+    for name in ("host", "port", "path"):
+        options.pop(name, None)
+    timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout}
+    sentinel_options = {name: options[name] for name in _SENTINEL_OPTIONS if name in options}
+    ssl = {"ssl": True} if tls else {}
+    manager = Sentinel(sentinel_addresses(str(sentinels)), sentinel_kwargs={**sentinel_options, **timeouts, **ssl})
+    return manager.master_for(str(config["REDIS_SENTINEL_SERVICE"]), redis_class=redis.Redis, **options, **timeouts,
+                              **ssl)
 
 
 def get_redis(app: Flask | None = None) -> redis.Redis:
@@ -13,10 +76,7 @@ def get_redis(app: Flask | None = None) -> redis.Redis:
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     client: redis.Redis | None = app.extensions.get("redis")
     if client is None:
-        url = app.config.get("REDIS_URL")
-        if not url:
-            raise RuntimeError("REDIS_URL is not configured")
-        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        client = connect(app.config)
         app.extensions["redis"] = client
     return client
 

@@ -66,6 +66,7 @@ from core.envelope import (
     seal,
     validate_party,
 )
+from core.redisconn import connect
 
 APPLIED, DUPLICATE, REFUSED, DEAD_LETTER = "applied", "duplicate", "refused", "dead_letter"
 RETRIES_EXHAUSTED = "retries_exhausted"
@@ -498,10 +499,10 @@ def make_worker(receiver: PeerReceiver, *, connection: redis.Redis, name: str | 
 
 def run_worker(receiver: PeerReceiver, *, burst: bool = False, name: str | None = None) -> bool:
     """Work the peer's queues until stopped (SIGTERM: finish the current job), or until empty with ``burst``."""
-    if not receiver.config.redis_url:
+    if not receiver.config.redis_url and not receiver.config.values.get("REDIS_SENTINELS"):
         raise PeerNotAllowed("REDIS_URL is not configured")
     configure_logging()
-    connection = redis.Redis.from_url(receiver.config.redis_url, socket_connect_timeout=5, socket_timeout=10)
+    connection = connect(receiver.config.values, socket_connect_timeout=5, socket_timeout=10)
     for party in receiver.spec.parties:
         receiver.keys(party)  # create the keys now (outside production) rather than fail the first job
     worker = make_worker(receiver, connection=connection, name=name)

@@ -99,6 +99,108 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+class RedisNode(RedisServer):
+    """A redis-server of a Sentinel group: its own directory, optionally a replica of another, or a sentinel."""
+
+    def __init__(self, directory: Path, *, replica_of: RedisServer | None = None,
+                 sentinel_config: str | None = None, extra_args: tuple[str, ...] = (),
+                 credentials: str = "") -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        super().__init__(directory)
+        self.replica_of = replica_of
+        self.sentinel_config = sentinel_config
+        self.extra_args = extra_args
+        self.url = f"redis://{credentials}127.0.0.1:{self.port}/0"  # ``user:password@`` for the test's own client
+
+    def start(self) -> None:
+        """Start the node (a sentinel from its config file, which it rewrites) and wait until it answers."""
+        if self.sentinel_config is not None:
+            config = self.directory / "sentinel.conf"
+            config.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n{self.sentinel_config}")
+            command = [REDIS_SERVER, str(config), "--sentinel"]
+        else:
+            command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                       "no", "--dir", str(self.directory), "--maxmemory-policy", "noeviction"]
+            if self.replica_of is not None:
+                command += ["--replicaof", "127.0.0.1", str(self.replica_of.port)]
+            command += self.extra_args
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if self.client().ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+
+class SentinelGroup:
+    """A master, its replica and three sentinels (quorum 2, down after 1 s) on spare loopback ports."""
+
+    SERVICE = "bridge"
+
+    def __init__(self, directory: Path, *, data_args: tuple[str, ...] = (), data_credentials: str = "",
+                 sentinel_settings: str = "", sentinel_credentials: str = "") -> None:
+        """``data_args``: more redis-server arguments of the master and the replica (an ACL file, the replica's
+        login to its master); ``sentinel_settings``: more sentinel configuration lines (users, logins)."""
+        self.master = RedisNode(directory / "master", extra_args=data_args, credentials=data_credentials)
+        self.replica = RedisNode(directory / "replica", replica_of=self.master, extra_args=data_args,
+                                 credentials=data_credentials)
+        settings = (f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.master.port} 2\n"
+                    f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+                    f"sentinel failover-timeout {self.SERVICE} 5000\n"
+                    f"sentinel parallel-syncs {self.SERVICE} 1\n{sentinel_settings}")
+        self.sentinels = [RedisNode(directory / f"sentinel-{i}", sentinel_config=settings,
+                                    credentials=sentinel_credentials) for i in range(3)]
+
+    @property
+    def addresses(self) -> str:
+        """``REDIS_SENTINELS`` for the apps."""
+        return ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+
+    def start(self) -> None:
+        """Start every node and wait until the replica is in sync and each sentinel knows the whole group."""
+        for node in (self.master, self.replica, *self.sentinels):
+            node.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.replica.client().info("replication").get("master_link_status") == "up" and all(
+                    self._sees_group(s.client()) for s in self.sentinels):
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the Sentinel group did not form within 30 s")
+
+    def _sees_group(self, sentinel: redis.Redis) -> bool:
+        state = sentinel.sentinel_master(self.SERVICE)
+        return int(state["num-other-sentinels"]) == 2 and int(state["num-slaves"]) == 1
+
+    def master_port(self) -> int:
+        """The port of the server the sentinels name as master now."""
+        _, port = self.sentinels[0].client().sentinel_get_master_addr_by_name(self.SERVICE)
+        return int(port)
+
+    def node_at(self, port: int) -> RedisNode:
+        """The data node listening on ``port``."""
+        return next(node for node in (self.master, self.replica) if node.port == port)
+
+    def stop(self) -> None:
+        """Stop every node still running."""
+        for node in (*self.sentinels, self.replica, self.master):
+            if node.process is not None and node.process.poll() is None:
+                os.kill(node.process.pid, signal.SIGCONT)  # a node a test stopped cannot be killed while stopped
+            node.stop()
+
+
+@pytest.fixture
+def redis_sentinels(tmp_path: Path) -> Iterator[SentinelGroup]:
+    """A Redis master, its replica and three sentinels of the test's own (127.0.0.1 only), stopped afterwards."""
+    group = SentinelGroup(tmp_path / "sentinel-group")
+    group.start()
+    yield group
+    group.stop()
+
+
 @dataclass(frozen=True)
 class Keys:
     """This run's key directory and the registries of the parties in it."""
