@@ -20,20 +20,22 @@ import signal
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import redis
 from flask import Flask
+from jose.constants import JWE_SIZE_LIMIT
 from redis import Redis
 from rq import Worker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
-from rq.exceptions import DeserializationError
+from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
-from rq.utils import import_attribute, now
+from rq.utils import decode_redis_hash, import_attribute, now
 
 from bridge.queues import QueueNames
 from bridge.relay import DELIVER, ON_FAILURE
@@ -43,6 +45,8 @@ from core.envelope import UUID_PATTERN
 log = logging.getLogger("bridge.worker")
 _forks_prepared: set[int] = set()
 REFUSED_JOB_TTL = 7 * 24 * 3600  # how long a refused job stays in rq's failed registry, for the operator to see
+# A delivery's stored arguments: a message id and one envelope. More is not a delivery, and is never inflated.
+JOB_DATA_LIMIT = JWE_SIZE_LIMIT + 4096
 
 
 class JobRefused(Exception):
@@ -59,8 +63,32 @@ class BridgeJob(Job):
     those two are for their worker (an app's, or a simulated peer's outside any app).
     """
 
+    unreadable: str | None = None
+
+    def restore(self, raw_data: Any) -> Any:
+        """rq's, but a record rq cannot read gives a job that is refused instead of an error that stops the worker.
+
+        rq raises while it loads a record with a bad field (a status, a date, a timeout), before the job
+        reaches ``execute_job``: the worker quit, the id stayed in progress, and each restarted worker
+        met it again at its first maintenance. Data that would inflate past ``JOB_DATA_LIMIT`` is not
+        inflated at all.
+        """
+        self.unreadable = None
+        try:
+            packed = decode_redis_hash(raw_data).get("data")
+            if isinstance(packed, bytes) and _inflates_past(packed, JOB_DATA_LIMIT):
+                raise ValueError("job data larger than a delivery's")
+            return super().restore(raw_data)
+        except NoSuchJobError:
+            raise
+        except Exception as exc:  # any field rq cannot parse: refuse the job, keep the worker
+            self.unreadable = type(exc).__name__
+            return None
+
     def refusal(self) -> str | None:
         """Why a bridge worker must not run this job, or None; reasons name rules, never the job's data."""
+        if self.unreadable is not None:
+            return "its record cannot be read"
         try:
             if self.func_name != DELIVER or self.instance is not None:
                 return "it names a function other than the bridge's delivery"
@@ -100,8 +128,12 @@ class BridgeJob(Job):
 
     @property
     def failure_callback(self) -> Callable[..., Any] | None:  # type: ignore[override]
-        """The bridge's own failure callback if the job names it; None for any other name."""
-        if self._failure_callback_name != ON_FAILURE:
+        """The bridge's own failure callback if the job names it and may run; None otherwise.
+
+        rq's clean-up of an abandoned job calls the failure callback without asking the worker, so a
+        refused job is answered here too.
+        """
+        if self._failure_callback_name != ON_FAILURE or self.refusal() is not None:
             return None
         return self.bridge_failure_callback()
 
@@ -111,6 +143,16 @@ class BridgeJob(Job):
 
     def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
         """Nothing: the bridge uses no webhooks, and webhooks written into a running job's hash must not be called."""
+
+
+def _inflates_past(packed: bytes, limit: int) -> bool:
+    """Whether zlib data inflates to more than ``limit`` bytes (data that is not zlib is taken as it is)."""
+    inflater = zlib.decompressobj()
+    try:
+        inflated = inflater.decompress(packed, limit + 1)
+    except zlib.error:
+        return len(packed) > limit
+    return len(inflated) > limit or bool(inflater.unconsumed_tail)
 
 
 class FlaskJob(BridgeJob):
@@ -181,10 +223,16 @@ class BridgeWorker(Worker):
         job.webhooks = []
         job.ended_at = now()
         with self.connection.pipeline() as pipeline:
-            job.set_status(JobStatus.FAILED, pipeline=pipeline)
             pipeline.lrem(queue.intermediate_queue_key, 0, job.id)
-            queue.failed_job_registry.add(job, ttl=REFUSED_JOB_TTL, pipeline=pipeline,
-                                          exc_string=f"JobRefused: refused by the bridge worker: {reason}")
+            if isinstance(job, BridgeJob) and job.unreadable is not None:
+                # A record rq cannot read cannot be saved back either: mark it failed where it is.
+                pipeline.hset(job.key, "status", JobStatus.FAILED.value)
+                pipeline.expire(job.key, REFUSED_JOB_TTL)
+                pipeline.zadd(queue.failed_job_registry.key, {job.id: time.time() + REFUSED_JOB_TTL})
+            else:
+                job.set_status(JobStatus.FAILED, pipeline=pipeline)
+                queue.failed_job_registry.add(job, ttl=REFUSED_JOB_TTL, pipeline=pipeline,
+                                              exc_string=f"JobRefused: refused by the bridge worker: {reason}")
             pipeline.execute()
         self.increment_failed_job_count()
 

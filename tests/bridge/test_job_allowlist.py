@@ -182,3 +182,37 @@ def test_a_delivery_job_as_the_relay_enqueues_it_still_runs(bridged):
     bridged.run_burst("backoffice", INTAKE)
     assert bridged.effects() == (1, 1)
     assert _failed(bridged) == []
+
+
+def test_a_job_record_rq_cannot_read_is_refused_and_the_worker_goes_on_delivering(bridged):
+    """A record with a bad field made rq's dequeue raise: the worker quit, and the id stayed in progress for ever.
+
+    Its restarted successor found it again at its first maintenance and quit again, so one hand-written
+    record in Redis stopped a city's intake. A record too large to decompress is refused the same way.
+    """
+    import zlib
+
+    connection = bridged.redis.client()
+    queue = get_queue(INTAKE, connection)
+    unreadable = {}
+    for field, value in (("status", "bogus"), ("created_at", "yesterday"), ("timeout", "forever"),
+                         ("data", zlib.compress(b"[" * (64 * 1024 * 1024)))):
+        job_id = str(uuid.uuid4())
+        job = Job.create(DELIVER, args=[str(uuid.uuid4()), "x"], id=job_id, connection=connection,
+                         serializer=JSONSerializer, origin=INTAKE)
+        job.set_status(JobStatus.QUEUED, pipeline=None)
+        job.save()
+        connection.hset(job.key, field, value)
+        queue.push_job_id(job_id)
+        unreadable[field] = job_id
+    bridged.send("test.note", [{"n": 1}])
+    assert bridged.relay(bridged.portal_app) == 1  # a real delivery waits behind them
+
+    process = bridged.start_worker("backoffice", INTAKE, burst=True)  # with the test handlers: test.note
+    assert process.wait(120) == 0, bridged.worker_log(process)
+    log = bridged.worker_log(process)
+
+    assert bridged.effects() == (1, 1), f"the delivery behind unreadable records never ran: {log[-2000:]}"
+    assert sorted(_failed(bridged)) == sorted(unreadable.values())
+    assert connection.lrange(queue.intermediate_queue_key, 0, -1) == [], "an unreadable job stayed in progress"
+    assert all(job_id in log for job_id in unreadable.values())
