@@ -7,8 +7,9 @@
   bridge's job allow-list admits the delivery function only; here a bench-only ``BridgeJob``
   subclass admits the no-op instead, in this process only: no worker of the apps runs it.
 
-Also: ``Gunicorn`` and ``RedisServer`` (processes of the bench's own on spare loopback ports) and
-``scratch_database``. Every process is started and stopped here; every address is 127.0.0.1.
+Also: ``Gunicorn`` (a process of the bench's own on a spare loopback port) and ``scratch_database``;
+the private redis-server and the scratch databases are the test suite's (``tests/bridge/conftest.py``,
+``tests/conftest.py``). Every process is started and stopped here; every address is 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ import http.client
 import multiprocessing
 import os
 import secrets
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,17 +28,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.bridge.conftest import RedisServer, free_port
+from tests.conftest import create_pg_database, drop_pg_database
+
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
-PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://127.0.0.1:5432/postgres")
 NOOP = "bench.baselines.noop"
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def median(values: list[float]) -> float:
@@ -48,35 +42,6 @@ def median(values: list[float]) -> float:
 
 
 # --- processes --------------------------------------------------------------------------------------------------
-
-
-class RedisServer:
-    """A private redis-server on a spare loopback port, keeping nothing on disk."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(directory), "--maxmemory-policy", "noeviction"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import redis
-
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if redis.Redis.from_url(self.url, socket_timeout=2).ping():
-                    return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        """Stop it (SIGTERM, then SIGKILL after 10 s)."""
-        _stop(self.process)
 
 
 class Gunicorn:
@@ -126,20 +91,12 @@ def _stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
 
 @contextmanager
 def scratch_database(prefix: str) -> Iterator[str]:
-    """An empty PostgreSQL database, dropped afterwards whatever happened."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    """An empty PostgreSQL database (the test suite's, on ``TEST_PG_URL``), dropped afterwards whatever happened."""
+    url = create_pg_database(prefix)
     try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_pg_database(url)
 
 
 # --- the HTTP client ----------------------------------------------------------------------------------------------
@@ -280,12 +237,14 @@ def rq_noop_rate(redis_url: str, jobs: int = 200, *, queue: str | None = None) -
 
 
 def run(args: Any) -> list[dict[str, Any]]:
-    """Baseline B on its own row (the intake figures divide by it): median no-op jobs/s over ``args.runs``."""
+    """Baseline B on its own row, beside the intake figures (which divide by their own no-op rate with as many
+    workers, ``bench/intake.py``): median no-op jobs/s over ``args.runs``."""
     import tempfile
 
     jobs = int(getattr(args, "noop_jobs", 200))
     with tempfile.TemporaryDirectory(prefix="juki-bench-rq-") as tmp:
         server = RedisServer(Path(tmp))
+        server.start()
         try:
             rates = [rq_noop_rate(server.url, jobs) for _ in range(int(getattr(args, "runs", 3)))]
         finally:

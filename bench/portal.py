@@ -157,6 +157,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="juki-bench-portal-") as tmp, scratch_database("bench_portal") as url:
         directory = Path(tmp)
         redis_server = RedisServer(directory)
+        redis_server.start()
         server: Gunicorn | None = None
         try:
             env = _environment(directory, url, redis_server.url, workers)

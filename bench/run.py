@@ -27,7 +27,8 @@ for a goal the harness cannot read). The harness computes ``ratio = value / base
 whether the goal holds. A module that is absent is skipped and the output says so; a module that
 fails is reported as a row saying so, and the others still run.
 
-Baselines the modules share are in ``bench/baselines.py`` (``echo_rate``, ``rq_noop_rate``).
+Baselines are in ``bench/baselines.py`` (``echo_rate``; ``rq_noop_rate`` on its own row) and, for the
+intake figures, in ``bench/intake.py`` (no-op jobs with as many workers).
 """
 
 from __future__ import annotations

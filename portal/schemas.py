@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.messages import APPLICATION_KINDS, UUID
+
 DATE = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 KANA = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"^[ァ-ヶー・　 ]+$"}
 NAME = {"type": "string", "minLength": 1, "maxLength": 100}
@@ -107,11 +109,10 @@ PART = {
     "additionalProperties": False,
     "required": ["kind", "municipalityCode"],
     "properties": {
-        "kind": {"enum": ["move_out", "move_in_reservation", "in_city_reservation", "certificate"]},
+        "kind": {"enum": list(APPLICATION_KINDS)},
         "municipalityCode": {"type": "string", "pattern": r"^\d{6}$"},
     },
 }
-UUID = {"type": "string", "pattern": r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"}
 
 # The whole JWS payload the card signs. Each municipality acts only on these signed values: the parts
 # (which municipality gets which notification), the move id that ties them together, and the signing

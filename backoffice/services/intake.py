@@ -18,7 +18,6 @@ import hashlib
 import json
 from typing import Any
 
-from cryptography import x509
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -43,7 +42,8 @@ from bridge.queues import QueueNames
 from core import clock
 from core.envelope import UUID_PATTERN, Opened
 from core.jpki import RefusalCode, SignedApplicationError, VerifiedApplication, verify_signed_application
-from core.jpki.appconfig import trust_for_app
+from core.jpki.appconfig import max_signature_age, trust_for_app
+from core.jpki.certificates import decode_certificate
 from core.jpki.encoding import strict_b64url_decode
 from core.jpki.signedapp import signing_time
 from core.textfold import fold
@@ -51,8 +51,7 @@ from core.textfold import fold
 SUBMITTED = messages.APPLICATION_SUBMITTED
 WITHDRAWN = messages.APPLICATION_WITHDRAWN
 STATUS = cases.STATUS
-KINDS = ("move_out", "move_in_reservation", "in_city_reservation", "certificate")
-OPEN = (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.CONFIRMED)
+OPEN = cases.OPEN
 # Reasons the resident reads on "My applications" (Japanese first: the city's working language).
 REASONS = {
     "signature": "電子署名を確認できませんでした（電子証明書が失効している可能性があります）。"
@@ -131,10 +130,6 @@ def _open_move_out_names(session: Session, resident_ids: set[int]) -> bool:
         .limit(1)).first() is not None
 
 
-def _max_age() -> dt.timedelta:
-    return dt.timedelta(minutes=int(current_app.config.get("SIGNED_APPLICATION_MAX_AGE_MINUTES", 1440)))
-
-
 def _verify(jws: str) -> VerifiedApplication:
     """Verify a resident's JWS here: chain, revocation, nonRepudiation, audience and a signing time within the age.
 
@@ -144,7 +139,7 @@ def _verify(jws: str) -> VerifiedApplication:
     claimed = _unverified_payload(jws)
     return verify_signed_application(jws, expected_nonce=str(claimed.get("nonce", "")),
                                      expected_aud=current_app.config["SITE_ORIGIN"], trust=trust_for_app(),
-                                     max_age=_max_age())
+                                     max_age=max_signature_age())
 
 
 def signature_digest(jws: str) -> str:
@@ -279,8 +274,8 @@ def _same_certificate(case: Case, verified: VerifiedApplication) -> bool:
     """Whether the withdrawal's (verified) signature certificate is the one that signed the case's application."""
     try:
         header = json.loads(strict_b64url_decode(case.signed_jws.split(".")[0]))
-        signer = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0], validate=True))
-    except (ValueError, KeyError, IndexError, TypeError):
+        signer = decode_certificate(header["x5c"][0], error=SignedApplicationError, field_code=RefusalCode.X5C_INVALID)
+    except (SignedApplicationError, ValueError, KeyError, IndexError, TypeError):
         return False
     return signer.issuer == verified.certificate.issuer and signer.serial_number == verified.serial
 
@@ -306,12 +301,12 @@ def receive_withdrawal(session: Session, opened: Opened) -> None:
     The signed withdrawal must verify here (as an application does), be signed with the certificate
     that signed the case, name this case's receipt number and be a withdrawal; anything else is refused.
     """
-    receipt, jws = opened.payload.get("receiptNumber"), opened.payload.get("signedWithdrawal")
+    receipt, jws = opened.payload["receiptNumber"], opened.payload["signedWithdrawal"]  # shape checked on receipt
     case = session.execute(select(Case).where(Case.receipt_number == receipt)).scalar_one_or_none()
     if case is None:
         raise PermanentFailure("unknown_case", "withdrawal of an application that never arrived")
     try:
-        verified = _verify(jws if isinstance(jws, str) else "")
+        verified = _verify(jws)
     except (SignedApplicationError, PermanentFailure) as exc:
         code = str(exc.code) if isinstance(exc, SignedApplicationError) else "JWS_MALFORMED"
         _refuse_withdrawal(session, opened, case, "withdrawal_signature", f"signature refused: {code}")

@@ -432,9 +432,9 @@ class PeerReceiver:
 
 def seal_ack(opened: Opened, keys: KeyRegistry) -> Sealed:
     """The ack of ``opened``, sealed by its recipient to its sender."""
-    messages.validate(ACK, ack_payload(opened.message_id))
-    return seal(ack_payload(opened.message_id), message_type=ACK, sender=opened.recipient, recipient=opened.sender,
-                keys=keys)
+    payload = ack_payload(opened.message_id)
+    messages.validate(ACK, payload)
+    return seal(payload, message_type=ACK, sender=opened.recipient, recipient=opened.sender, keys=keys)
 
 
 def _describe(exc: BaseException | None) -> str:

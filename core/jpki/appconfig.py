@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from flask import Flask, current_app
@@ -23,3 +24,9 @@ def trust_for_app(app: Flask | None = None) -> TrustConfig:
         )
         app.extensions["jpki_trust"] = cached
     return cached
+
+
+def max_signature_age(app: Flask | None = None) -> dt.timedelta:
+    """How old a signing time may be when a signed application or withdrawal arrives, at the portal or a city."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    return dt.timedelta(minutes=int(app.config["SIGNED_APPLICATION_MAX_AGE_MINUTES"]))

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.addressmaster import load_machiaza, load_municipalities, municipality_by_code
 from core.jpki import SignedApplicationError, verify_signed_application
+from core.jpki.appconfig import max_signature_age
 from portal.models import (
     Application,
     ApplicationEvent,
@@ -266,11 +267,6 @@ def _receipt_number(session: Session, today: dt.date) -> str:
         number = today.strftime("%Y%m%d") + f"{secrets.randbelow(10**10):010d}"
         if session.execute(select(Application.id).where(Application.receipt_number == number)).first() is None:
             return number
-
-
-def max_signature_age() -> dt.timedelta:
-    """How old a signing time may be when the signature arrives (``SIGNED_APPLICATION_MAX_AGE_MINUTES``)."""
-    return dt.timedelta(minutes=int(current_app.config.get("SIGNED_APPLICATION_MAX_AGE_MINUTES", 1440)))
 
 
 def _verify(jws: str, nonce: str | None, account: PortalAccount) -> Any:
