@@ -46,14 +46,18 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
+    def command(self) -> list[str]:
+        """The redis-server command line: loopback only, nothing kept on disk."""
+        return [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(self.directory), "--maxmemory-policy", "noeviction"]
+
     def start(self) -> None:
-        """Start the server and wait until it answers."""
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--maxmemory-policy", "noeviction"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        """Start the server and wait until it answers; a server that exits at once (a bad config) is an error."""
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited at start: {self.command()[1:]}")
             try:
                 if self.client().ping():
                     return
@@ -112,27 +116,16 @@ class RedisNode(RedisServer):
         self.extra_args = extra_args
         self.url = f"redis://{credentials}127.0.0.1:{self.port}/0"  # ``user:password@`` for the test's own client
 
-    def start(self) -> None:
-        """Start the node (a sentinel from its config file, which it rewrites) and wait until it answers."""
+    def command(self) -> list[str]:
+        """A sentinel from its config file (which it rewrites), or a data node, a replica if it has a master."""
         if self.sentinel_config is not None:
             config = self.directory / "sentinel.conf"
             config.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n{self.sentinel_config}")
-            command = [REDIS_SERVER, str(config), "--sentinel"]
-        else:
-            command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                       "no", "--dir", str(self.directory), "--maxmemory-policy", "noeviction"]
-            if self.replica_of is not None:
-                command += ["--replicaof", "127.0.0.1", str(self.replica_of.port)]
-            command += self.extra_args
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if self.client().ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+            return [REDIS_SERVER, str(config), "--sentinel"]
+        command = super().command()
+        if self.replica_of is not None:
+            command += ["--replicaof", "127.0.0.1", str(self.replica_of.port)]
+        return command + list(self.extra_args)
 
 
 class SentinelGroup:

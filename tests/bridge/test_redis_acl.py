@@ -12,7 +12,6 @@ import secrets
 import string
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,33 +52,13 @@ class AclRedisServer(RedisServer):
         """A client logged in as ``user``."""
         return redis.Redis.from_url(self.url_for(user), socket_timeout=5)
 
-    def start(self) -> None:
-        """Start the server with the ACL file; refuses to start if the file does not parse."""
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "import os, sys; os.execv(sys.argv[1], sys.argv[1:])", _redis_server(), "--port",
-             str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.directory),
-             "--maxmemory-policy", "noeviction", "--aclfile", str(self.acl_file)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server refused {self.acl_file}")
-            try:
-                if self.client().ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+    def command(self) -> list[str]:
+        """The server with the ACL file (it refuses to start if the file does not parse)."""
+        return [*super().command(), "--aclfile", str(self.acl_file)]
 
     def denials(self) -> list[dict[str, Any]]:
         """What the ACL refused so far (``ACL LOG``), as the operator sees it."""
         return [dict(entry) for entry in self.client().acl_log()]
-
-
-def _redis_server() -> str:
-    from tests.bridge.conftest import REDIS_SERVER
-
-    return REDIS_SERVER
 
 
 @pytest.fixture
