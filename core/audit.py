@@ -41,6 +41,9 @@ GENESIS = "0" * 64
 JST = ZoneInfo("Asia/Tokyo")
 log = logging.getLogger(__name__)
 OUTCOMES = ("success", "failure", "denied")
+# Signing keys as read, by path and file version: every commit checks the key is still there (a
+# stat), and reads and parses it again only when the file changed.
+_SIGNING_KEYS: dict[Path, tuple[tuple[int, int, int, int], Ed25519PrivateKey]] = {}
 
 
 class AuditLogMixin:
@@ -236,6 +239,11 @@ class AuditChain:
             except (CheckpointError, FileExistsError):
                 pass  # another process of the same instance made it a moment ago
         try:
+            stat = path.stat()
+            version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            cached = _SIGNING_KEYS.get(path)
+            if cached is not None and cached[0] == version:
+                return cached[1]
             pem = path.read_bytes()
         except FileNotFoundError:
             raise CheckpointError(f"AUDIT_CHECKPOINT_KEY_PATH: no checkpoint signing key at {path} "
@@ -243,6 +251,7 @@ class AuditChain:
         loaded = serialization.load_pem_private_key(pem, password=None)
         if not isinstance(loaded, Ed25519PrivateKey):
             raise CheckpointError(f"AUDIT_CHECKPOINT_KEY_PATH: {path} is not an Ed25519 private key")
+        _SIGNING_KEYS[path] = (version, loaded)
         return loaded
 
     def _fresh_instance(self) -> bool:
@@ -314,6 +323,9 @@ class AuditChain:
             body["signature"] = key.sign(_checkpoint_bytes(body)).hex()
             fh.write((json.dumps(body, sort_keys=True) + "\n").encode())
             fh.flush()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            # Synced after the lock is let go: the line is in the file for the next writer to read, and
+            # commits arriving together share the disk's flush instead of queueing behind each other's.
             os.fsync(fh.fileno())
             return True
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtensionOID
 
 from core.clock import utcnow
@@ -98,20 +99,7 @@ class CrlRevocationChecker:
             raise RevocationCheckFailed(RefusalCode.CRL_UNAVAILABLE, f"CRL source failed: {exc!r}") from exc
         if not der:
             raise RevocationCheckFailed(RefusalCode.CRL_UNAVAILABLE, "no CRL for the issuer")
-        try:
-            crl = x509.load_der_x509_crl(der)
-            extensions = list(crl.extensions)
-        except ValueError as exc:
-            raise RevocationCheckFailed(RefusalCode.CRL_INVALID, "CRL is not DER") from exc
-        if crl.issuer != issuer.subject:
-            raise RevocationCheckFailed(RefusalCode.CRL_INVALID, "CRL issuer differs from the certificate issuer")
-        if crl.signature_algorithm_oid != SIGNATURE_ALGORITHM:
-            raise RevocationCheckFailed(RefusalCode.CRL_INVALID, "CRL is not signed with sha256WithRSAEncryption")
-        if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-            raise RevocationCheckFailed(RefusalCode.CRL_SIGNATURE_INVALID, "CRL signature does not verify")
-        unknown = [e.oid.dotted_string for e in extensions if e.critical and e.oid not in _UNDERSTOOD_CRL_EXTENSIONS]
-        if unknown:
-            raise RevocationCheckFailed(RefusalCode.CRL_INVALID, f"unknown critical CRL extensions {unknown}")
+        crl = _checked_crl(der, issuer)
         this_update = crl.last_update_utc
         next_update = crl.next_update_utc
         if this_update > now + CLOCK_SKEW:
@@ -132,6 +120,38 @@ class CrlRevocationChecker:
         if reason == x509.ReasonFlags.remove_from_crl.value:
             return RevocationStatus(revoked=False, evidence=der)
         return RevocationStatus(revoked=True, reason=reason, revoked_at=entry.revocation_date_utc, evidence=der)
+
+
+# CRLs whose form and signature were checked, by issuer and exact bytes: the file is still read at every
+# check (a new CRL counts at once), only an unchanged one is not parsed and verified again.
+_CHECKED_CRLS: dict[tuple[bytes, bytes], x509.CertificateRevocationList] = {}
+_CHECKED_CRLS_MAX = 16
+
+
+def _checked_crl(der: bytes, issuer: x509.Certificate) -> x509.CertificateRevocationList:
+    """The CRL in ``der``, checked to be DER, issued and signed by ``issuer``, with no unknown critical extension."""
+    cache_key = (issuer.fingerprint(hashes.SHA256()), der)
+    crl = _CHECKED_CRLS.get(cache_key)
+    if crl is not None:
+        return crl
+    try:
+        crl = x509.load_der_x509_crl(der)
+        extensions = list(crl.extensions)
+    except ValueError as exc:
+        raise RevocationCheckFailed(RefusalCode.CRL_INVALID, "CRL is not DER") from exc
+    if crl.issuer != issuer.subject:
+        raise RevocationCheckFailed(RefusalCode.CRL_INVALID, "CRL issuer differs from the certificate issuer")
+    if crl.signature_algorithm_oid != SIGNATURE_ALGORITHM:
+        raise RevocationCheckFailed(RefusalCode.CRL_INVALID, "CRL is not signed with sha256WithRSAEncryption")
+    if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+        raise RevocationCheckFailed(RefusalCode.CRL_SIGNATURE_INVALID, "CRL signature does not verify")
+    unknown = [e.oid.dotted_string for e in extensions if e.critical and e.oid not in _UNDERSTOOD_CRL_EXTENSIONS]
+    if unknown:
+        raise RevocationCheckFailed(RefusalCode.CRL_INVALID, f"unknown critical CRL extensions {unknown}")
+    if len(_CHECKED_CRLS) >= _CHECKED_CRLS_MAX:
+        _CHECKED_CRLS.pop(next(iter(_CHECKED_CRLS)))
+    _CHECKED_CRLS[cache_key] = crl
+    return crl
 
 
 def _as_tuple(certificates: Iterable[x509.Certificate]) -> tuple[x509.Certificate, ...]:

@@ -828,3 +828,31 @@ def test_revocation_that_cannot_be_checked_fails_closed(
     else:
         trust = pki.trust(crl_source=lambda _issuer: b"\x30\x03\x02\x01\x00")
     assert refusal(golden(card, pki, nonce), nonce, trust, clock).code is code
+
+
+def test_a_crl_once_checked_is_checked_again_when_it_changes_and_its_dates_at_every_use(
+    pki: SimulatedPki, card: IssuedCard
+):
+    """An unchanged CRL is not parsed and verified again, but nothing else of the check may be skipped: a forged
+    CRL put in the published one's place is refused, and the published one is stale once its next update passes."""
+    from core.jpki.trust import crl_file_name
+
+    published = (pki.crl_dir / crl_file_name(card.auth.issuer_certificate)).read_bytes()
+    rogue_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = (x509.CertificateRevocationListBuilder().issuer_name(card.auth.issuer_certificate.subject)
+              .last_update(pki.clock.now).next_update(pki.clock.now + dt.timedelta(hours=24))
+              .sign(rogue_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    source = {"der": published}
+    trust = pki.trust(crl_source=lambda _issuer: source["der"])
+    nonce = new_nonce()
+    assert verify(golden(card, pki, nonce), nonce, trust, pki.clock)
+    source["der"] = forged
+    nonce = new_nonce()
+    assert refusal(golden(card, pki, nonce), nonce, trust, pki.clock).code is RefusalCode.CRL_SIGNATURE_INVALID
+    source["der"] = published
+    nonce = new_nonce()
+    assert verify(golden(card, pki, nonce), nonce, trust, pki.clock)
+    later = MutableClock(pki.clock.now + dt.timedelta(hours=24, seconds=1))
+    trust = pki.trust(crl_source=lambda _issuer: source["der"], clock=later)
+    nonce = new_nonce()
+    assert refusal(golden(card, pki, nonce), nonce, trust, later).code is RefusalCode.CRL_STALE
