@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.baselines import ROOT, RedisServer, _stop, median, scratch_database
+from bench.baselines import ROOT, RedisServer, _stop, median, module_main, scratch_database
 from bench.portal import CODE, Resident, _run, portal_stack
 
 GOAL_SECONDS = 2.0
@@ -306,14 +306,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--e2e-residents", type=int, default=8, help="residents (cards) submitting")
 
 
-def main(argv: list[str]) -> None:
-    """Print the rows."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1)
-    add_arguments(parser)
-    for row in run(parser.parse_args(argv)):
-        print(json.dumps(row, ensure_ascii=False))
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    module_main(sys.modules[__name__], sys.argv[1:])

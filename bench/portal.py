@@ -36,6 +36,7 @@ from bench.baselines import (
     echo_server,
     free_port,
     median,
+    module_main,
     post_rate,
     scratch_database,
 )
@@ -215,8 +216,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    add_arguments(parser)
-    for row in run(parser.parse_args()):
-        print(json.dumps(row, ensure_ascii=False))
+    module_main(sys.modules[__name__], sys.argv[1:], runs=3)
