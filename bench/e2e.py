@@ -21,7 +21,8 @@ is visible, what a clerk's inbox would show, late by at most the polling interva
 for from the moment its 202 reaches the client, which passes the receipt number on at once. All times are
 ``time.monotonic()`` of this machine, shared by the client processes and the poller. After the
 window the bench waits at most ``--e2e-drain`` seconds for the last cases; a case not seen by then
-counts with the time waited (a lower bound) and the row says how many; the next window starts
+counts with the time waited (a lower bound) and the row says how many. A fourth row per rate is the
+p95 of the POST alone (due time to its answer), the portal's share of the latency; the next window starts
 only when every earlier case is in (or after another ``--e2e-drain`` seconds).
 
 ``python -m bench.e2e --e2e-rates 5 --e2e-seconds 10`` prints the rows.
@@ -81,7 +82,8 @@ class Fleet:
 
 def _paced_client(port: int, start: float, due: list[tuple[int, float, tuple[str, bytes, dict[str, str]]]],
                   answered: Any, out: Any) -> None:
-    """Send each request at ``start + offset``; each receipt number to ``answered`` at once, then every result."""
+    """Send each request at ``start + offset``; each receipt number to ``answered`` at once, then every result
+    (index, status, receipt number, when the answer arrived)."""
     results = []
     for index, offset, (path, body, headers) in due:
         pause = start + offset - time.monotonic()
@@ -101,7 +103,7 @@ def _paced_client(port: int, start: float, due: list[tuple[int, float, tuple[str
             status = 0
         finally:
             conn.close()
-        results.append((index, status, receipt))
+        results.append((index, status, receipt, time.monotonic()))
     out.put(results)
 
 
@@ -184,14 +186,14 @@ def offered_load(port: int, requests: list[tuple[str, bytes, dict[str, str]]], r
     forwarder.start()
     for w in workers:
         w.start()
-    results: list[tuple[int, int, str | None]] = []
+    results: list[tuple[int, int, str | None, float]] = []
     for _ in workers:
         results.extend(out.get(timeout=len(requests) / rate + 120))
     for w in workers:
         w.join(timeout=10)
     answered.put(None)
     forwarder.join(10)
-    accepted = {receipt: start + i / rate for i, status, receipt in results if status == 202 and receipt}
+    accepted = {receipt: start + i / rate for i, status, receipt, _ in results if status == 202 and receipt}
     inbox.await_receipts(list(accepted))
     deadline = time.monotonic() + drain
     while inbox.missing(list(accepted)) and time.monotonic() < deadline:
@@ -199,9 +201,10 @@ def offered_load(port: int, requests: list[tuple[str, bytes, dict[str, str]]], r
     waited = time.monotonic()
     latencies = [inbox.seen.get(receipt, waited) - due_at for receipt, due_at in accepted.items()]
     statuses: dict[int, int] = {}
-    for _, status, _ in results:
+    for _, status, _, _ in results:
         statuses[status] = statuses.get(status, 0) + 1
-    return {"p50": _quantile(latencies, 0.5) if latencies else None,
+    answers = [answered - (start + i / rate) for i, _, _, answered in results]
+    return {"p50": _quantile(latencies, 0.5) if latencies else None, "answer_p95": _quantile(answers, 0.95),
             "p95": _quantile(latencies, 0.95) if latencies else None,
             "max": max(latencies) if latencies else None, "refused": len(requests) - len(accepted),
             "missing": len(inbox.missing(list(accepted))), "statuses": statuses}
@@ -273,7 +276,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def rows(figures: dict[float, list[dict[str, Any]]], opts: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per rate: the p95 row (goal ≤ 2 s), then p50 and max; medians over the repetitions."""
+    """Per rate: the p95 row (goal ≤ 2 s), p50, max, and the p95 of the POST alone; medians over repetitions."""
     out = []
     setup = f"{opts['intake_workers']} intake worker(s)"
     for rate, reps in figures.items():
@@ -291,6 +294,10 @@ def rows(figures: dict[float, list[dict[str, Any]]], opts: dict[str, Any]) -> li
             if stat == "p95" and (refused or missing):
                 row["holds"] = False
             out.append(row)
+        answers = [r["answer_p95"] for r in reps]
+        out.append({"figure": f"e2e: of which the POST answered (202 or not), p95, {rate:g}/s offered",
+                    "value": round(median(answers), 3), "unit": "s", "baseline": None, "baseline_value": None,
+                    "values": answers, "goal": "informative"})
     return out
 
 
