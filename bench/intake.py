@@ -17,7 +17,7 @@ job's end (rq's own timestamps), so process start-up counts in neither figure.
 
 ``BENCH_PROFILE_DIR``: each intake work-horse dumps a cProfile of its job there (``bridge.worker``).
 
-Run: ``.venv/bin/python -m bench.intake [--count 300] [--workers 1,2,4] [--profile DIR]``.
+Run: ``.venv/bin/python -m bench.intake [--count 300] [--workers 1,2,4] [--runs 1] [--profile DIR]``.
 Traffic goes to 127.0.0.1 only; every count and wait is bounded.
 """
 
@@ -28,6 +28,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -273,35 +274,46 @@ class Scratch:
 
 
 def run(args: argparse.Namespace | None = None) -> list[dict[str, Any]]:
-    """The intake rate with 1, 2 and 4 workers, each next to the rq no-op rate with as many workers; peak RSS."""
+    """The intake rate with 1, 2 and 4 workers, each next to the rq no-op rate with as many workers; peak RSS.
+
+    ``runs`` repetitions (the harness's ``--runs``), each measuring every worker count once, no-op first:
+    the rows give the medians.
+    """
     args = args or parse([])
     if hasattr(args, "intake_count"):  # under ``make bench``: the harness's options, named for this module
         args = argparse.Namespace(count=max(2, min(args.intake_count, 2000)), workers=args.intake_workers,
-                                  profile=None)
+                                  profile=None, runs=getattr(args, "runs", 3))
     count = int(args.count)
     worker_counts = [int(w) for w in str(args.workers).split(",")]
     profile = args.profile
-    rows: list[dict[str, Any]] = []
+    measured: dict[int, dict[str, list[float]]] = {w: {"rate": [], "noop": [], "waiting": []} for w in worker_counts}
     peaks: list[dict[str, int]] = []
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as directory:
         scratch = Scratch(Path(directory), count)
         try:
-            for workers in worker_counts:
-                env = {"BENCH_PROFILE_DIR": str(Path(profile).resolve())} if profile and workers == 1 else None
-                noop_rate = rq_noop_rate(scratch.redis.url, count=count, workers=workers)
-                rate, waiting, worker_peaks = scratch.drain(workers, env=env)
-                peaks.extend(worker_peaks)
-                rows.append({"figure": f"intake: applications -> cases, {workers} worker(s)", "value": round(rate, 1),
-                             "unit": "cases/s", "baseline": f"rq no-op, {workers} forking worker(s)",
-                             "baseline_value": round(noop_rate, 1), "goal": GOAL})
-                rows.append({"figure": f"intake: time a worker waited for a row lock, {workers} worker(s)",
-                             "value": round(100 * waiting, 1), "unit": "% of samples", "baseline": None,
-                             "baseline_value": None, "goal": "informative (audit_head serialization)"})
+            for _ in range(max(1, int(getattr(args, "runs", 1)))):
+                for workers in worker_counts:
+                    env = {"BENCH_PROFILE_DIR": str(Path(profile).resolve())} if profile and workers == 1 else None
+                    measured[workers]["noop"].append(rq_noop_rate(scratch.redis.url, count=count, workers=workers))
+                    rate, waiting, worker_peaks = scratch.drain(workers, env=env)
+                    measured[workers]["rate"].append(rate)
+                    measured[workers]["waiting"].append(waiting)
+                    peaks.extend(worker_peaks)
         finally:
             scratch.close()
-    runs = ",".join(str(w) for w in worker_counts)
+    rows: list[dict[str, Any]] = []
+    for workers, m in measured.items():
+        rows.append({"figure": f"intake: applications -> cases, {workers} worker(s)",
+                     "value": round(statistics.median(m["rate"]), 1), "unit": "cases/s",
+                     "baseline": f"rq no-op, {workers} forking worker(s)",
+                     "baseline_value": round(statistics.median(m["noop"]), 1), "goal": GOAL,
+                     "values": m["rate"], "baseline_values": m["noop"]})
+        rows.append({"figure": f"intake: time a worker waited for a row lock, {workers} worker(s)",
+                     "value": round(100 * statistics.median(m["waiting"]), 1), "unit": "% of samples",
+                     "baseline": None, "baseline_value": None, "goal": "informative (audit_head serialization)"})
+    counts = ",".join(str(w) for w in worker_counts)
     for key, what in (("parent_kb", "worker parent"), ("horse_kb", "work-horse (one job)")):
-        rows.append({"figure": f"intake: peak RSS of a {what}, largest of the runs with {runs} worker(s)",
+        rows.append({"figure": f"intake: peak RSS of a {what}, largest of the runs with {counts} worker(s)",
                      "value": round(max(p[key] for p in peaks) / 1024, 1), "unit": "MiB", "baseline": None,
                      "baseline_value": None, "goal": "informative (ru_maxrss, shared pages included)"})
     return rows
@@ -320,6 +332,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=300, help="applications in the backlog (at most 2000)")
     parser.add_argument("--workers", default="1,2,4", help="worker counts to measure, comma separated")
     parser.add_argument("--profile", help="a directory for cProfile dumps of the 1-worker run's jobs")
+    parser.add_argument("--runs", type=int, default=1, help="repetitions (medians)")
     args = parser.parse_args(argv)
     args.count = max(2, min(args.count, 2000))
     return args
