@@ -200,14 +200,11 @@ def offered_load(port: int, requests: list[tuple[str, bytes, dict[str, str]]], r
         time.sleep(0.1)
     waited = time.monotonic()
     latencies = [inbox.seen.get(receipt, waited) - due_at for receipt, due_at in accepted.items()]
-    statuses: dict[int, int] = {}
-    for _, status, _, _ in results:
-        statuses[status] = statuses.get(status, 0) + 1
-    answers = [answered - (start + i / rate) for i, _, _, answered in results]
+    answers = [at - (start + i / rate) for i, _, _, at in results]
     return {"p50": _quantile(latencies, 0.5) if latencies else None, "answer_p95": _quantile(answers, 0.95),
             "p95": _quantile(latencies, 0.95) if latencies else None,
             "max": max(latencies) if latencies else None, "refused": len(requests) - len(accepted),
-            "missing": len(inbox.missing(list(accepted))), "statuses": statuses}
+            "missing": len(inbox.missing(list(accepted)))}
 
 
 def _start_pipeline(fleet: Fleet, portal_env: dict[str, str], bo_env: dict[str, str], *, relays: int,
