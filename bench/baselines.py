@@ -36,6 +36,18 @@ GUNICORN_CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
 NOOP = "bench.baselines.noop"
 
 
+def module_main(module: Any, argv: list[str], *, runs: int = 1) -> None:
+    """``python -m bench.<name>``: the module's own options and ``--runs``, then its rows, one JSON object a line."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=(module.__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=runs)
+    module.add_arguments(parser)
+    for row in module.run(parser.parse_args(argv)):
+        print(json.dumps(row, ensure_ascii=False))
+
+
 def median(values: list[float]) -> float:
     """The median, or 0.0 for no values."""
     return float(statistics.median(values)) if values else 0.0

@@ -5,8 +5,9 @@ migrations, a private ``redis-server`` on a spare loopback port, simulated J-LIS
 applications (certificate requests and move-outs, alternating) signed by those cards and sealed by
 the portal's bridge keys exactly as the portal's outbox does, then enqueued exactly as the relay
 does. Timed: ``flask --app wsgi:backoffice_app worker --queue intake:<code> --burst`` draining the
-backlog, with 1 and then 2 workers (the back office is emptied and the same envelopes enqueued
-again between runs).
+backlog, with 1, 2 and then 4 workers (the back office is emptied and the same envelopes enqueued
+again between runs). Each worker process reports its peak RSS and its largest work-horse's
+(``getrusage``; ``_rss_worker_main``), shown as two rows: the largest over all the runs.
 
 The baseline, in the same run: rq no-op jobs/s through rq's plain forking ``Worker`` with the
 bridge's fork and heartbeat settings and serializer. ``BridgeWorker`` itself cannot be the
@@ -16,7 +17,7 @@ job's end (rq's own timestamps), so process start-up counts in neither figure.
 
 ``BENCH_PROFILE_DIR``: each intake work-horse dumps a cProfile of its job there (``bridge.worker``).
 
-Run: ``.venv/bin/python -m bench.intake [--count 300] [--workers 1,2] [--profile DIR]``.
+Run: ``.venv/bin/python -m bench.intake [--count 300] [--workers 1,2,4] [--runs 1] [--profile DIR]``.
 Traffic goes to 127.0.0.1 only; every count and wait is bounded.
 """
 
@@ -24,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,6 +74,27 @@ def _noop_worker_main(redis_url: str, queue: str) -> None:
     Worker([queue], connection=Redis.from_url(redis_url), serializer=JSONSerializer,
            worker_ttl=settings.worker_ttl, job_monitoring_interval=settings.job_monitoring_interval,
            maintenance_interval=settings.maintenance_interval).work(burst=True, logging_level="WARNING")
+
+
+def _rss_worker_main(out: str, flask_args: list[str]) -> None:
+    """``flask <flask_args>`` in this very process, then its peak RSS and its largest child's, as JSON in ``out``.
+
+    The production worker command, run by flask's own entry point (``python -m flask`` does the same);
+    the process is the worker parent, so ``RUSAGE_SELF`` is the parent's high-water mark and
+    ``RUSAGE_CHILDREN`` the largest of the children it reaped: the work-horses, one forked per job (a
+    burst worker runs rq's scheduler in-process, not as a child). Linux counts ``ru_maxrss`` in KiB,
+    pages shared with the parent (copy-on-write) included.
+    """
+    import resource
+
+    from flask.cli import main as flask_main
+
+    sys.argv = ["flask", *flask_args]
+    try:
+        flask_main()
+    finally:
+        Path(out).write_text(json.dumps({"parent_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                                         "horse_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 
 
 def rq_noop_rate(redis_url: str, *, count: int = 300, workers: int = 1, timeout: float = 120) -> float:
@@ -187,12 +211,14 @@ class Scratch:
         connection.close()
         return [m for m, _ in self.envelopes]
 
-    def drain(self, workers: int, *, timeout: float = 600, env: dict[str, str] | None = None) -> tuple[float, float]:
+    def drain(self, workers: int, *, timeout: float = 600,
+              env: dict[str, str] | None = None) -> tuple[float, float, list[dict[str, int]]]:
         """Cases/s of ``workers`` burst ``flask worker`` processes draining the filled intake queue.
 
         Also the share of pg_locks samples (every 20 ms while they run) in which a worker waited for a lock
         another holds: the operation log's ``audit_head`` row, locked from a transaction's first append to
-        its commit, is the one row every intake transaction updates.
+        its commit, is the one row every intake transaction updates. And each worker's peak RSS
+        (``_rss_worker_main``): ``{"parent_kb", "horse_kb"}`` per worker.
         """
         import threading
 
@@ -200,10 +226,11 @@ class Scratch:
 
         ids = self.fill()
         logs = [open(self.directory / f"worker-{workers}-{i}.log", "wb") for i in range(workers)]
-        command = [sys.executable, "-m", "flask", "--app", "wsgi:backoffice_app", "worker", "--queue", INTAKE,
-                   "--burst"]
-        processes = [subprocess.Popen(command, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log,
-                                      stderr=subprocess.STDOUT) for log in logs]
+        rss = [self.directory / f"worker-{workers}-{i}.rss.json" for i in range(workers)]
+        command = ["--app", "wsgi:backoffice_app", "worker", "--queue", INTAKE, "--burst"]
+        processes = [subprocess.Popen([sys.executable, "-m", "bench.intake", "--rss-worker", str(out), *command],
+                                      cwd=ROOT, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
+                     for log, out in zip(logs, rss, strict=True)]
         samples: list[int] = []
         done_event = threading.Event()
 
@@ -232,7 +259,8 @@ class Scratch:
         if done != self.count or cases != self.count:
             tail = (self.directory / f"worker-{workers}-0.log").read_text(errors="replace")[:4000]
             raise RuntimeError(f"{done} jobs finished and {cases} cases made of {self.count}; a worker's log:\n{tail}")
-        return rate, (sum(1 for n in samples if n) / len(samples) if samples else 0.0)
+        peaks = [json.loads(out.read_text()) for out in rss]
+        return rate, (sum(1 for n in samples if n) / len(samples) if samples else 0.0), peaks
 
     def close(self) -> None:
         """Stop the private Redis and drop the scratch databases."""
@@ -246,30 +274,48 @@ class Scratch:
 
 
 def run(args: argparse.Namespace | None = None) -> list[dict[str, Any]]:
-    """The intake rate with 1 and 2 workers, each next to the rq no-op rate with as many workers, same run."""
+    """The intake rate with 1, 2 and 4 workers, each next to the rq no-op rate with as many workers; peak RSS.
+
+    ``runs`` repetitions (the harness's ``--runs``), each measuring every worker count once, no-op first:
+    the rows give the medians.
+    """
     args = args or parse([])
     if hasattr(args, "intake_count"):  # under ``make bench``: the harness's options, named for this module
         args = argparse.Namespace(count=max(2, min(args.intake_count, 2000)), workers=args.intake_workers,
-                                  profile=None)
+                                  profile=None, runs=getattr(args, "runs", 3))
     count = int(args.count)
     worker_counts = [int(w) for w in str(args.workers).split(",")]
     profile = args.profile
-    rows: list[dict[str, Any]] = []
+    measured: dict[int, dict[str, list[float]]] = {w: {"rate": [], "noop": [], "waiting": []} for w in worker_counts}
+    peaks: list[dict[str, int]] = []
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as directory:
         scratch = Scratch(Path(directory), count)
         try:
-            for workers in worker_counts:
-                env = {"BENCH_PROFILE_DIR": str(Path(profile).resolve())} if profile and workers == 1 else None
-                noop_rate = rq_noop_rate(scratch.redis.url, count=count, workers=workers)
-                rate, waiting = scratch.drain(workers, env=env)
-                rows.append({"figure": f"intake: applications -> cases, {workers} worker(s)", "value": round(rate, 1),
-                             "unit": "cases/s", "baseline": f"rq no-op, {workers} forking worker(s)",
-                             "baseline_value": round(noop_rate, 1), "goal": GOAL})
-                rows.append({"figure": f"intake: time a worker waited for a row lock, {workers} worker(s)",
-                             "value": round(100 * waiting, 1), "unit": "% of samples", "baseline": None,
-                             "baseline_value": None, "goal": "informative (audit_head serialization)"})
+            for _ in range(max(1, int(getattr(args, "runs", 1)))):
+                for workers in worker_counts:
+                    env = {"BENCH_PROFILE_DIR": str(Path(profile).resolve())} if profile and workers == 1 else None
+                    measured[workers]["noop"].append(rq_noop_rate(scratch.redis.url, count=count, workers=workers))
+                    rate, waiting, worker_peaks = scratch.drain(workers, env=env)
+                    measured[workers]["rate"].append(rate)
+                    measured[workers]["waiting"].append(waiting)
+                    peaks.extend(worker_peaks)
         finally:
             scratch.close()
+    rows: list[dict[str, Any]] = []
+    for workers, m in measured.items():
+        rows.append({"figure": f"intake: applications -> cases, {workers} worker(s)",
+                     "value": round(statistics.median(m["rate"]), 1), "unit": "cases/s",
+                     "baseline": f"rq no-op, {workers} forking worker(s)",
+                     "baseline_value": round(statistics.median(m["noop"]), 1), "goal": GOAL,
+                     "values": m["rate"], "baseline_values": m["noop"]})
+        rows.append({"figure": f"intake: time a worker waited for a row lock, {workers} worker(s)",
+                     "value": round(100 * statistics.median(m["waiting"]), 1), "unit": "% of samples",
+                     "baseline": None, "baseline_value": None, "goal": "informative (audit_head serialization)"})
+    counts = ",".join(str(w) for w in worker_counts)
+    for key, what in (("parent_kb", "worker parent"), ("horse_kb", "work-horse (one job)")):
+        rows.append({"figure": f"intake: peak RSS of a {what}, largest of the runs with {counts} worker(s)",
+                     "value": round(max(p[key] for p in peaks) / 1024, 1), "unit": "MiB", "baseline": None,
+                     "baseline_value": None, "goal": "informative (ru_maxrss, shared pages included)"})
     return rows
 
 
@@ -277,15 +323,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """This module's options under ``make bench`` (``--workers`` there is gunicorn's)."""
     group = parser.add_argument_group("intake")
     group.add_argument("--intake-count", type=int, default=300, help="applications in the backlog (at most 2000)")
-    group.add_argument("--intake-workers", default="1,2", help="intake worker counts to measure, comma separated")
+    group.add_argument("--intake-workers", default="1,2,4", help="intake worker counts to measure, comma separated")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     """Options of the intake bench."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=300, help="applications in the backlog (at most 2000)")
-    parser.add_argument("--workers", default="1,2", help="worker counts to measure, comma separated")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts to measure, comma separated")
     parser.add_argument("--profile", help="a directory for cProfile dumps of the 1-worker run's jobs")
+    parser.add_argument("--runs", type=int, default=1, help="repetitions (medians)")
     args = parser.parse_args(argv)
     args.count = max(2, min(args.count, 2000))
     return args
@@ -295,6 +342,9 @@ def main(argv: list[str]) -> None:
     """Print the rows (or run a no-op worker for the baseline)."""
     if argv[:1] == ["--noop-worker"]:
         _noop_worker_main(argv[1], argv[2])
+        return
+    if argv[:1] == ["--rss-worker"]:
+        _rss_worker_main(argv[1], argv[2:])
         return
     load = os.getloadavg()
     for row in run(parse(argv)):
@@ -310,5 +360,5 @@ def main(argv: list[str]) -> None:
 if __name__ == "__main__":
     started = time.monotonic()
     main(sys.argv[1:])
-    if sys.argv[1:2] != ["--noop-worker"]:
+    if sys.argv[1:2] not in (["--noop-worker"], ["--rss-worker"]):
         print(f"bench took {time.monotonic() - started:.0f} s")

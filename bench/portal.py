@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from bench.baselines import (
     echo_server,
     free_port,
     median,
+    module_main,
     post_rate,
     scratch_database,
 )
@@ -146,6 +149,28 @@ class Resident:
         return "/api/v1/applications", body, {"Authorization": f"Bearer {self.token}"}
 
 
+@contextmanager
+def portal_stack(directory: Path, database_url: str, redis_url: str, *, workers: int | None = None,
+                 residents: int = 4) -> Iterator[tuple[Gunicorn, dict[str, str], list[Path]]]:
+    """The portal under gunicorn on a spare port: migrated, J-LIS and bridge keys set up, ``residents`` card files.
+
+    Yields the server, the environment its processes got (``SITE_ORIGIN`` is the server's origin, which
+    the cards sign) and the card files; the server is stopped afterwards whatever happened.
+    """
+    port = free_port()  # the origin the cards sign is known before the server starts
+    env = {**_environment(directory, database_url, redis_url, workers), "SITE_ORIGIN": f"http://127.0.0.1:{port}"}
+    _run(env, "flask", "--app", "wsgi:portal_app", "db", "upgrade")
+    _run(env, "bridge.peers.jlis", "init")
+    _keys(directory / "keys")
+    cards = _cards(env, residents, directory)
+    server = Gunicorn("wsgi:portal_app", env, directory / "portal.log", port=port)
+    try:
+        server.wait_ready("/")
+        yield server, env, cards
+    finally:
+        server.stop()
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Median signed submissions/s and median echo requests/s over ``args.runs`` alternating repetitions."""
     runs = int(getattr(args, "runs", 3))
@@ -158,33 +183,23 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         directory = Path(tmp)
         redis_server = RedisServer(directory)
         redis_server.start()
-        server: Gunicorn | None = None
         try:
-            env = _environment(directory, url, redis_server.url, workers)
-            _run(env, "flask", "--app", "wsgi:portal_app", "db", "upgrade")
-            _run(env, "bridge.peers.jlis", "init")
-            _keys(directory / "keys")
-            cards = _cards(env, int(getattr(args, "residents", 4)), directory)
-            port = free_port()  # the origin the cards sign is known before the server starts
-            server = Gunicorn("wsgi:portal_app", {**env, "SITE_ORIGIN": f"http://127.0.0.1:{port}"},
-                              directory / "portal.log", port=port)
-            server.wait_ready("/")
-            residents = [Resident(server.origin, card) for card in cards]
-            # Every worker loads its trust anchors, CRLs and keys on its first requests: not what is measured.
-            warm = [residents[i % len(residents)].signed_request() for i in range(40)]
-            post_rate(server.port, warm, concurrency=concurrency)
-            with echo_server(directory, {"WEB_CONCURRENCY": env["WEB_CONCURRENCY"]} if workers else None) as echo:
-                post_rate(echo.port, [("/echo", b, h) for _, b, h in warm], concurrency=concurrency)
-                for _ in range(runs):
-                    bodies = [residents[i % len(residents)].signed_request() for i in range(count)]
-                    echo_rates.append(echo_rate(echo, bodies, concurrency=concurrency))
-                    rate, statuses = post_rate(server.port, bodies, concurrency=concurrency)
-                    if set(statuses) != {202}:
-                        raise RuntimeError(f"the portal answered {statuses}; see {server.log}")
-                    portal_rates.append(rate)
+            with portal_stack(directory, url, redis_server.url, workers=workers,
+                              residents=int(getattr(args, "residents", 4))) as (server, env, cards):
+                residents = [Resident(server.origin, card) for card in cards]
+                # Every worker loads its trust anchors, CRLs and keys on its first requests: not what is measured.
+                warm = [residents[i % len(residents)].signed_request() for i in range(40)]
+                post_rate(server.port, warm, concurrency=concurrency)
+                with echo_server(directory, {"WEB_CONCURRENCY": env["WEB_CONCURRENCY"]} if workers else None) as echo:
+                    post_rate(echo.port, [("/echo", b, h) for _, b, h in warm], concurrency=concurrency)
+                    for _ in range(runs):
+                        bodies = [residents[i % len(residents)].signed_request() for i in range(count)]
+                        echo_rates.append(echo_rate(echo, bodies, concurrency=concurrency))
+                        rate, statuses = post_rate(server.port, bodies, concurrency=concurrency)
+                        if set(statuses) != {202}:
+                            raise RuntimeError(f"the portal answered {statuses}; see {server.log}")
+                        portal_rates.append(rate)
         finally:
-            if server is not None:
-                server.stop()
             redis_server.stop()
     return [{"figure": "portal: signed submissions/s (gunicorn, real API)", "value": median(portal_rates),
              "unit": "req/s", "baseline": "Flask JSON echo, same gunicorn config and client",
@@ -201,8 +216,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    add_arguments(parser)
-    for row in run(parser.parse_args()):
-        print(json.dumps(row, ensure_ascii=False))
+    module_main(sys.modules[__name__], sys.argv[1:], runs=3)

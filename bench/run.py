@@ -46,7 +46,7 @@ import traceback
 from typing import Any
 
 # The figure modules, in the order of the table.
-MODULES = ("bench.portal", "bench.baselines", "bench.intake", "bench.search")
+MODULES = ("bench.portal", "bench.baselines", "bench.intake", "bench.e2e", "bench.certificates", "bench.search")
 _GOAL = re.compile(r"^\s*(ratio|value)\s*(>=|<=)\s*([0-9.]+)")
 
 

@@ -35,3 +35,20 @@ def test_an_absent_module_is_skipped_and_named_and_a_failing_one_is_a_row(monkey
     assert "| portal | 60.0 req/s | echo: 200 req/s | 0.30 | ratio >= 0.3 | yes |" in out
     assert "| broken: failed (RuntimeError) |" in out
     assert "bench.missing is absent: its figures are skipped" in out
+
+
+def test_end_to_end_rows_give_each_rate_its_p95_against_the_goal_and_a_lost_case_fails_it():
+    from bench import e2e
+
+    ok = {"p50": 0.4, "p95": 0.9, "max": 1.2, "refused": 0, "missing": 0, "answer_p95": 0.2}
+    lost = {"p50": 0.5, "p95": 1.1, "max": 60.0, "refused": 0, "missing": 3, "answer_p95": 0.3}
+    rows = e2e.rows({5.0: [ok, ok, ok], 30.0: [ok, lost, ok]},
+                    {"seconds": 20.0, "intake_workers": 2})
+    p95 = [r for r in rows if r["goal"] == "value <= 2"]
+    assert [r["value"] for r in p95] == [0.9, 0.9]
+    assert bench_run.goal_holds(p95[0]) is True
+    # The median p95 is under 2 s, but three applications never reached the inbox: the goal does not hold.
+    assert bench_run.goal_holds(p95[1]) is False
+    assert "3 not in the inbox" in p95[1]["figure"]
+    table = bench_run.table(rows)
+    assert "| e2e: submission -> case in the inbox, max, 30/s offered for 20 s (2 intake worker(s))" in table
