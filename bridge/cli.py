@@ -108,18 +108,32 @@ def worker_command(queue: str, burst: bool, name: str | None) -> None:
 @click.command("alerts")
 @with_appcontext
 @click.option("--limit", default=50, show_default=True, help="How many of the newest alerts to list.")
-def alerts_command(limit: int) -> None:
-    """List the bridge's alerts, newest first (e.g. Redis lost its data and the relay republished at once)."""
+@click.option("--check", is_flag=True, help="First record the watched conditions and mail what is new (the relay "
+              "does this every ALERT_CHECK_SECONDS).")
+def alerts_command(limit: int, check: bool) -> None:
+    """List the alerts, newest first: queues without workers or waiting long, outbox lag, dead letters, Redis loss."""
     from sqlalchemy import select
 
     binding = current_app.extensions["bridge"]
     if binding.alerts is None:
         _fail("this app keeps no bridge alerts")
         return
+    if check:
+        from bridge import alerting
+
+        connection = binding.redis()
+        try:
+            mails = alerting.check(binding, connection)
+        finally:
+            connection.close()
+        click.echo(f"Checked; {mails} mail(s) sent.", err=True)
     model = binding.alerts
     rows = binding.session.execute(select(model).order_by(model.id.desc()).limit(limit)).scalars().all()
     for row in rows:
-        click.echo(f"{row.id}\t{row.created_at.isoformat(timespec='seconds')}\t{row.kind}\t{row.messages}\t{row.detail}")
+        state = "resolved" if row.resolved_at else "acknowledged" if row.acknowledged_at else "open"
+        click.echo(f"{row.id}\t{row.created_at.isoformat(timespec='seconds')}\t"
+                   f"{row.seen_last.isoformat(timespec='seconds')}\t{row.kind}\t{row.subject or ''}\t{row.count}\t"
+                   f"{state}\t{row.messages}\t{row.detail}")
     click.echo(f"{len(rows)} alert(s) of {binding.party}.", err=True)
     binding.session.rollback()
 

@@ -88,6 +88,14 @@ class BridgeCollector(Collector):
                                    labels=["party"])
         lost.add_metric([party], monitor.redis_data_lost(binding))
         yield lost
+        if binding.alerts is not None:
+            from bridge import alerting
+
+            alerts = GaugeMetricFamily("bridge_alerts_open", "Alerts not yet resolved, by kind.",
+                                       labels=["party", "kind"])
+            for kind, n in sorted(alerting.open_counts(binding).items()):
+                alerts.add_metric([party, kind], n)
+            yield alerts
 
         counts = monitor.read_counts(connection)
         delivered = CounterMetricFamily("bridge_jobs", "Jobs finished, by queue and outcome.",

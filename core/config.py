@@ -175,6 +175,12 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         cfg[name] = os.environ.get(name, "")
     # Monitoring (docs/operations.md "What to watch"): the bearer token of GET /metrics (unset: 404).
     cfg["METRICS_TOKEN"] = os.environ.get("METRICS_TOKEN", "")
+    # Alert mail (bridge/alerting.py): to whom (comma-separated; unset: no mail), from whom, through which server.
+    for name in ("ALERT_MAIL_TO", "ALERT_MAIL_FROM", "SMTP_HOST", "SMTP_USERNAME", "SMTP_PASSWORD"):
+        cfg[name] = os.environ.get(name, "")
+    cfg["SMTP_PORT"] = _int("SMTP_PORT", 25)
+    cfg["SMTP_STARTTLS"] = os.environ.get("SMTP_STARTTLS", "") in ("1", "true", "yes")
+    cfg["ALERT_CHECK_SECONDS"] = _int("ALERT_CHECK_SECONDS", 30)
     code = cfg["MUNICIPALITY_CODE"]
     default_bo = f"sqlite:///{INSTANCE / f'backoffice-{code}.db'}"
     cfg["PORTAL_DATABASE_URL"] = os.environ.get("PORTAL_DATABASE_URL") or f"sqlite:///{INSTANCE / 'portal.db'}"

@@ -22,10 +22,15 @@ def staff_list() -> Any:
     return render_template("backoffice/admin/staff.html", staff=staff_service.list_staff(db.session))
 
 
-def _staff_or_404(staff_id: int) -> Staff:
-    staff = db.session.get(Staff, staff_id)
-    if staff is None:
+def _row_or_404(model: type[Any], key: int) -> Any:
+    row = db.session.get(model, key)
+    if row is None:
         abort(404)
+    return row
+
+
+def _staff_or_404(staff_id: int) -> Staff:
+    staff: Staff = _row_or_404(Staff, staff_id)
     return staff
 
 
@@ -77,10 +82,7 @@ def revoke_terminal(name: str) -> Any:
 def _dead_letter_or_404(letter_id: int) -> Any:
     from backoffice.models import DeadLetter
 
-    row = db.session.get(DeadLetter, letter_id)
-    if row is None:
-        abort(404)
-    return row
+    return _row_or_404(DeadLetter, letter_id)
 
 
 @bp.route("/dead-letters")
@@ -152,3 +154,73 @@ def discard_dead_letter(letter_id: int) -> Any:
         flash(_("Message %(id)s is discarded; its sender is unproven, so nothing was sent back.",
                 id=row.message_id), "info")
     return redirect(url_for("admin.dead_letters"))
+
+
+# -- the bridge page (bridge/monitor.py, bridge/alerting.py): queues, workers, outbox, alerts ---------
+
+
+@bp.route("/bridge")
+@access(Role.ADMIN)
+def bridge() -> Any:
+    """Queues, workers, outbox, open dead letters and alerts; the page refreshes its figures itself."""
+    from backoffice.cases.views import jst
+    from backoffice.models import DeadLetter
+    from bridge import alerting, deadletters, monitor
+    from bridge.binding import current_bridge
+
+    binding = current_bridge()
+    connection = binding.redis()
+    try:
+        names = monitor.queues_of(binding)
+        workers = monitor.workers(connection, names)
+        queues = monitor.queue_figures(connection, names, workers)
+    finally:
+        connection.close()
+    page = render_template(
+        "backoffice/admin/bridge.html", queues=queues, workers=workers, outbox=monitor.outbox_figures(binding),
+        letters=deadletters.open_letters(db.session, DeadLetter, limit=20), alerts=alerting.open_alerts(binding),
+        party=binding.party, jst=jst, minutes=_minutes)
+    db.session.rollback()
+    return page
+
+
+def _minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return _("%(minutes)d min %(seconds)02d s", minutes=int(seconds // 60), seconds=int(seconds % 60))
+
+
+@bp.route("/bridge/alerts/<int:alert_id>/acknowledge", methods=["POST"])
+@access(Role.ADMIN)
+def acknowledge_alert(alert_id: int) -> Any:
+    """The administrator has seen the alert: no more mail for it."""
+    return _alert_action(alert_id, "acknowledge")
+
+
+@bp.route("/bridge/alerts/<int:alert_id>/resolve", methods=["POST"])
+@access(Role.ADMIN)
+def resolve_alert(alert_id: int) -> Any:
+    """The condition is dealt with; seen again, it opens a new alert."""
+    return _alert_action(alert_id, "resolve")
+
+
+def _alert_action(alert_id: int, action: str) -> Any:
+    from flask_login import current_user
+
+    from backoffice.models import BridgeAlert
+    from bridge import alerting
+    from bridge.binding import current_bridge
+
+    row = _row_or_404(BridgeAlert, alert_id)
+    try:
+        getattr(alerting, action)(current_bridge(), row, by=current_user.login_id)
+    except alerting.AlertClosed:
+        db.session.rollback()
+        flash(_("This alert was already handled."), "error")
+        return redirect(url_for("admin.bridge"))
+    db.session.commit()
+    if action == "acknowledge":
+        flash(_("Alert %(id)s is acknowledged.", id=alert_id), "info")
+    else:
+        flash(_("Alert %(id)s is resolved.", id=alert_id), "info")
+    return redirect(url_for("admin.bridge"))
