@@ -125,5 +125,8 @@ def _init_bridge(app: Flask) -> None:
 
     register_handlers()
     register_move_handlers()
+    from backoffice.services import intake_pause
+
+    intake_pause.register()  # a paused kind's applications are held, not applied
     import backoffice.services.certificates  # noqa: F401  (registers what approving a certificate request does)
     load_recipients()  # a malformed list of lawful recipients stops the start, not the first provision

@@ -58,9 +58,11 @@ class Condition:
 
 
 def conditions(binding: Bridge, connection: Any) -> list[Condition]:
-    """Every watched condition that holds now for this app."""
+    """Every watched condition that holds now for this app (and, every 5 minutes, the 24-hour chart's samples)."""
     found = []
-    for q in monitor.queue_figures(connection, monitor.queues_of(binding)):
+    queues = monitor.queue_figures(connection, monitor.queues_of(binding))
+    monitor.take_samples(connection, queues)
+    for q in queues:
         if q.unattended and q.waiting:
             found.append(Condition(QUEUE_UNATTENDED, q.name, f"{q.waiting} job(s) waiting, no live worker"))
         if q.oldest_waiting is not None and q.oldest_waiting > WAITING_LIMIT.total_seconds():

@@ -33,7 +33,8 @@ log = logging.getLogger("bridge.monitor")
 RUNTIME_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 LATENCY_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 # Job outcomes counted per queue.
-DELIVERED, DUPLICATE, REFUSED, DEAD_LETTERED, ERROR = "delivered", "duplicate", "refused", "dead_lettered", "error"
+DELIVERED, DUPLICATE, REFUSED, DEAD_LETTERED, ERROR, HELD = (
+    "delivered", "duplicate", "refused", "dead_lettered", "error", "held")
 _MINUTE_KEEP = 2 * 3600  # per-minute counts of finished jobs: enough for the last hour
 
 
@@ -249,6 +250,86 @@ def dead_letters_by_reason(binding: Bridge) -> dict[str, int]:
     model = binding.dead_letters
     return {reason: int(n) for reason, n in binding.session.execute(
         select(model.reason, func.count()).group_by(model.reason)).all()}
+
+
+# -- the 24-hour samples -------------------------------------------------------------------------------
+
+SAMPLE_EVERY = dt.timedelta(minutes=5)
+SAMPLES_KEPT = 288  # 24 hours of one sample per 5 minutes, per queue
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One queue at one moment: jobs waiting, and jobs finished in the 5 minutes before."""
+
+    at: dt.datetime
+    waiting: int
+    finished: int
+
+
+def take_samples(connection: redis.Redis, queues: list[QueueFigures], *, now: dt.datetime | None = None) -> bool:
+    """Keep one sample per queue every 5 minutes (of several relays, one takes it); False when not yet due.
+
+    Each queue keeps its last 288 samples (a Redis list under the app's prefix): counts only, 24 hours.
+    """
+    now = now or clock.utcnow()
+    if not connection.set(_key("sampled"), int(now.timestamp()), nx=True,
+                          ex=max(int(SAMPLE_EVERY.total_seconds()) - 10, 1)):
+        return False
+    pipe = connection.pipeline(transaction=False)
+    for q in queues:
+        name = _key("samples", q.name)
+        pipe.lpush(name, f"{int(now.timestamp())} {q.waiting} {q.finished_5m}")
+        pipe.ltrim(name, 0, SAMPLES_KEPT - 1)
+    pipe.execute()
+    return True
+
+
+def samples(connection: redis.Redis, queue: str, *, now: dt.datetime | None = None) -> list[Sample]:
+    """The queue's samples of the last 24 hours, oldest first."""
+    now = now or clock.utcnow()
+    since = now - dt.timedelta(hours=24)
+    found = []
+    for raw in connection.lrange(_key("samples", queue), 0, SAMPLES_KEPT - 1):
+        at, waiting, finished = (int(part) for part in raw.decode().split())
+        moment = dt.datetime.fromtimestamp(at, dt.UTC)
+        if moment >= since:
+            found.append(Sample(moment, waiting, finished))
+    return sorted(found, key=lambda sample: sample.at)
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A queue's 24 hours as SVG polylines (x: time, 0-480; y: 0-100, top = the highest value)."""
+
+    queue: str
+    depth: str
+    throughput: str
+    peak_depth: int
+    peak_throughput: int
+    count: int
+
+
+CHART_WIDTH, CHART_HEIGHT = 480, 100
+
+
+def chart(queue: str, found: list[Sample], *, now: dt.datetime | None = None) -> Chart:
+    """The polyline points of a queue's depth and throughput over the last 24 hours."""
+    now = now or clock.utcnow()
+    start = now - dt.timedelta(hours=24)
+    peak_depth = max((s.waiting for s in found), default=0)
+    peak_throughput = max((s.finished for s in found), default=0)
+
+    def points(values: list[tuple[dt.datetime, int]], peak: int) -> str:
+        out = []
+        for at, value in values:
+            x = (at - start).total_seconds() / 86400 * CHART_WIDTH
+            y = CHART_HEIGHT - (value / peak * CHART_HEIGHT if peak else 0)
+            out.append(f"{x:.1f},{y:.1f}")
+        return " ".join(out)
+
+    return Chart(queue, points([(s.at, s.waiting) for s in found], peak_depth),
+                 points([(s.at, s.finished) for s in found], peak_throughput), peak_depth, peak_throughput, len(found))
 
 
 def redis_data_lost(binding: Bridge) -> int:

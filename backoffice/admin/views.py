@@ -163,8 +163,9 @@ def discard_dead_letter(letter_id: int) -> Any:
 @access(Role.ADMIN)
 def bridge() -> Any:
     """Queues, workers, outbox, open dead letters and alerts; the page refreshes its figures itself."""
-    from backoffice.cases.views import jst
+    from backoffice.cases.views import KIND_LABELS, jst
     from backoffice.models import DeadLetter
+    from backoffice.services import intake_pause
     from bridge import alerting, deadletters, monitor
     from bridge.binding import current_bridge
 
@@ -174,12 +175,14 @@ def bridge() -> Any:
         names = monitor.queues_of(binding)
         workers = monitor.workers(connection, names)
         queues = monitor.queue_figures(connection, names, workers)
+        charts = [monitor.chart(name, monitor.samples(connection, name)) for name in names]
     finally:
         connection.close()
     page = render_template(
         "backoffice/admin/bridge.html", queues=queues, workers=workers, outbox=monitor.outbox_figures(binding),
         letters=deadletters.open_letters(db.session, DeadLetter, limit=20), alerts=alerting.open_alerts(binding),
-        party=binding.party, jst=jst, minutes=_minutes)
+        paused=intake_pause.paused(db.session), held=intake_pause.held_counts(db.session), charts=charts,
+        kinds=intake_pause.KINDS, kind_labels=KIND_LABELS, party=binding.party, jst=jst, minutes=_minutes)
     db.session.rollback()
     return page
 
@@ -223,4 +226,49 @@ def _alert_action(alert_id: int, action: str) -> Any:
         flash(_("Alert %(id)s is acknowledged.", id=alert_id), "info")
     else:
         flash(_("Alert %(id)s is resolved.", id=alert_id), "info")
+    return redirect(url_for("admin.bridge"))
+
+
+@bp.route("/bridge/intake/pause", methods=["POST"])
+@access(Role.ADMIN)
+def pause_intake() -> Any:
+    """Pause one application kind's intake, with a reason: the portal keeps accepting, this office holds them."""
+    from flask import request
+    from flask_login import current_user
+
+    from backoffice.services import intake_pause
+
+    try:
+        intake_pause.pause(db.session, request.form.get("kind", ""), request.form.get("reason", ""),
+                           by=current_user.login_id)
+    except intake_pause.PauseError as exc:
+        db.session.rollback()
+        messages = {"kind": _("Kind: choose an application kind that is not paused yet."),
+                    "reason": _("Reason: say why, in at most %(max)d characters.", max=intake_pause.REASON_MAX)}
+        flash(messages[exc.field], "error")
+        return redirect(url_for("admin.bridge"))
+    db.session.commit()
+    flash(_("Intake is paused; the applications wait here until it is resumed."), "info")
+    return redirect(url_for("admin.bridge"))
+
+
+@bp.route("/bridge/intake/<kind>/resume", methods=["POST"])
+@access(Role.ADMIN)
+def resume_intake(kind: str) -> Any:
+    """Resume a paused kind: what was held goes back on the intake queue in arrival order."""
+    from backoffice.services import intake_pause
+    from bridge.binding import current_bridge
+
+    connection = current_bridge().redis()
+    try:
+        released = intake_pause.resume(db.session, kind, connection)
+    except intake_pause.PauseError:
+        db.session.rollback()
+        flash(_("Kind: choose an application kind that is paused."), "error")
+        return redirect(url_for("admin.bridge"))
+    finally:
+        connection.close()
+    db.session.commit()
+    flash(_("Intake is resumed; %(count)d held application(s) are queued in the order they arrived.",
+            count=released), "info")
     return redirect(url_for("admin.bridge"))

@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from bridge import messages, monitor
+from bridge import holds, messages, monitor
 from bridge.acks import ACK, ack_payload
 from bridge.binding import Bridge, current_bridge
 from bridge.handlers import PermanentFailure, accepted_types, registration_for
@@ -66,6 +66,11 @@ def deliver(message_id: str, envelope: str) -> None:
             session.commit()
             log.warning("message %s refused: %s", _short(message_id), refused.reason)
             monitor.count_job(queue, monitor.REFUSED, seconds=time.monotonic() - started, reason=refused.reason)
+            return
+        if holds.held(binding, session, opened, envelope, queue):  # e.g. its kind's intake is paused
+            session.commit()
+            log.info("message %s (%s) held back", opened.message_id, opened.message_type)
+            monitor.count_job(queue, monitor.HELD, seconds=time.monotonic() - started)
             return
         try:
             applied = apply_message(session, binding, opened, keys)

@@ -29,8 +29,13 @@ def index() -> Any:
 @bp.route("/applications")
 def applications() -> Any:
     """Everything the resident filed, newest first, the parts of a move together."""
+    from portal.services.status import delayed
+
     rows = apps.for_account(db.session, current_user)
-    return render_template("portal/mypage/applications.html", applications=rows, format_date=format_date)
+    paused = delayed(db.session)
+    late = {a.receipt_number for a in rows if (a.municipality_code, a.kind.value) in paused
+            and a.status.value in ("submitted", "received")}
+    return render_template("portal/mypage/applications.html", applications=rows, format_date=format_date, late=late)
 
 
 def _own_or_404(receipt: str) -> Any:
