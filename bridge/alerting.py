@@ -206,6 +206,23 @@ def check(binding: Bridge, connection: Any, *, now: dt.datetime | None = None) -
     return sent
 
 
+def check_quietly(binding: Bridge, connection: Any) -> None:
+    """``check`` for the relay's loop: a failing check is logged (the error type only) and never stops the relay.
+
+    Redis and database errors are left to the relay's own handling (it waits and tries again).
+    """
+    import redis as redis_module
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        check(binding, connection)
+    except (redis_module.RedisError, SQLAlchemyError):
+        raise
+    except Exception as exc:
+        binding.session.rollback()
+        log.error("alert check of %s failed: %s", binding.party, type(exc).__name__)
+
+
 class AlertClosed(ValueError):
     """The alert was already resolved (or acknowledged, for an acknowledgement)."""
 
@@ -215,7 +232,7 @@ def acknowledge(binding: Bridge, row: Any, *, by: str) -> None:
     if row.resolved_at is not None or row.acknowledged_at is not None:
         raise AlertClosed(f"alert {row.id} was already handled")
     row.acknowledged_at, row.acknowledged_by = clock.utcnow(), by
-    _audit(binding, row, "bridge.alert.acknowledge")
+    _audit(binding, row, "bridge.alert.acknowledge", by=by)
 
 
 def resolve(binding: Bridge, row: Any, *, by: str) -> None:
@@ -223,10 +240,11 @@ def resolve(binding: Bridge, row: Any, *, by: str) -> None:
     if row.resolved_at is not None:
         raise AlertClosed(f"alert {row.id} was already resolved")
     row.resolved_at, row.resolved_by = clock.utcnow(), by
-    _audit(binding, row, "bridge.alert.resolve")
+    _audit(binding, row, "bridge.alert.resolve", by=by)
 
 
-def _audit(binding: Bridge, row: Any, action: str) -> None:
+def _audit(binding: Bridge, row: Any, action: str, *, by: str) -> None:
+    # On a page the log's actor is the signed-in administrator; from the command line ``by`` names the operator.
     binding.session.flush()
     binding.audit(binding.session, action, outcome="success", target_type="bridge_alert", target_id=str(row.id),
-                  detail={"kind": row.kind, "subject": row.subject})
+                  detail={"kind": row.kind, "subject": row.subject, "by": by})

@@ -110,14 +110,40 @@ def worker_command(queue: str, burst: bool, name: str | None) -> None:
 @click.option("--limit", default=50, show_default=True, help="How many of the newest alerts to list.")
 @click.option("--check", is_flag=True, help="First record the watched conditions and mail what is new (the relay "
               "does this every ALERT_CHECK_SECONDS).")
-def alerts_command(limit: int, check: bool) -> None:
-    """List the alerts, newest first: queues without workers or waiting long, outbox lag, dead letters, Redis loss."""
+@click.option("--acknowledge", "acknowledge_id", type=int, help="Acknowledge the alert with this id (needs --by).")
+@click.option("--resolve", "resolve_id", type=int, help="Resolve the alert with this id (needs --by).")
+@click.option("--by", default="", help="Who acknowledges or resolves (written to the operation log).")
+def alerts_command(limit: int, check: bool, acknowledge_id: int | None, resolve_id: int | None, by: str) -> None:
+    """List the alerts, newest first: queues without workers or waiting long, outbox lag, dead letters, Redis loss.
+
+    The portal has no administrators' pages: its alerts are acknowledged and resolved here.
+    """
     from sqlalchemy import select
 
     binding = current_app.extensions["bridge"]
     if binding.alerts is None:
         _fail("this app keeps no bridge alerts")
         return
+    for action, alert_id in (("acknowledge", acknowledge_id), ("resolve", resolve_id)):
+        if alert_id is None:
+            continue
+        from bridge import alerting
+
+        row = binding.session.get(binding.alerts, alert_id)
+        if not by.strip():
+            _fail("--by: name who handles the alert")
+            return
+        if row is None:
+            _fail(f"--{action}: no alert {alert_id}")
+            return
+        try:
+            getattr(alerting, action)(binding, row, by=by.strip()[:80])
+        except alerting.AlertClosed as exc:
+            binding.session.rollback()
+            _fail(f"--{action}: {exc}")
+            return
+        binding.session.commit()
+        click.echo(f"Alert {alert_id}: {action}d by {by.strip()[:80]}.", err=True)
     if check:
         from bridge import alerting
 

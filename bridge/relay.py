@@ -297,7 +297,7 @@ def run_relay(app: Flask, *, once: bool = False, stop: threading.Event | None = 
                     session.commit()
                     if time.monotonic() >= next_check:  # the watched conditions into the alert table, mailed
                         next_check = time.monotonic() + float(app.config.get("ALERT_CHECK_SECONDS", 30))
-                        alerting.check(binding, connection)
+                        alerting.check_quietly(binding, connection)
                     redis_wait = 1.0
                 except redis.RedisError as exc:
                     session.commit()  # keep what was published before Redis went away

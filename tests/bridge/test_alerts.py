@@ -123,3 +123,42 @@ def test_without_alert_mail_to_nothing_is_mailed_and_an_unreachable_server_is_tr
     assert _open_alerts(office)[0][4] is False  # not marked mailed
     office.config.update(mailbox.config())
     assert _check(office) == 1 and len(mailbox.wait_for(1)) == 1
+
+
+def test_the_portals_alerts_are_acknowledged_and_resolved_on_its_command_line_naming_the_operator(bridged):
+    portal = bridged.portal_app
+    with portal.app_context():  # another part of the system writes an alert through the table's plain API
+        binding = portal.extensions["bridge"]
+        binding.session.add(binding.alerts(kind="backup_failed", detail="nightly dump",
+                                           created_at=dt.datetime.now(dt.UTC)))
+        binding.session.commit()
+        [alert_id] = binding.session.execute(select(binding.alerts.id)).scalars().all()
+        binding.session.rollback()
+    runner = portal.test_cli_runner()
+    refused = runner.invoke(args=["alerts", "--acknowledge", str(alert_id)])
+    assert refused.exit_code == 2 and "--by" in refused.output
+    done = runner.invoke(args=["alerts", "--acknowledge", str(alert_id), "--by", "ops-sato"])
+    assert done.exit_code == 0, done.output
+    assert runner.invoke(args=["alerts", "--resolve", str(alert_id), "--by", "ops-sato"]).exit_code == 0
+    again = runner.invoke(args=["alerts", "--resolve", str(alert_id), "--by", "ops-sato"])
+    assert again.exit_code == 2 and "already resolved" in again.output
+    with portal.app_context():
+        session = portal.extensions["bridge"].session
+        row = session.get(portal.extensions["bridge"].alerts, alert_id)
+        assert (row.acknowledged_by, row.resolved_by) == ("ops-sato", "ops-sato")
+        logged = session.execute(text("SELECT action, detail FROM audit_log WHERE action LIKE 'bridge.alert.%' "
+                                      "ORDER BY seq")).all()
+        session.rollback()
+    assert [a for a, _ in logged] == ["bridge.alert.acknowledge", "bridge.alert.resolve"]
+    assert all('"by": "ops-sato"' in str(d) for _, d in logged)
+
+
+def test_a_failing_alert_check_never_stops_the_relay(bridged, monkeypatch):
+    from bridge.relay import run_relay
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug in the monitoring")
+
+    monkeypatch.setattr(alerting.monitor, "queue_figures", broken)
+    bridged.send("test.note", [{"marker": SECRET}])
+    assert run_relay(bridged.portal_app, once=True) == 1  # published all the same
