@@ -177,16 +177,28 @@ class OutboxFigures:
 def workers(connection: redis.Redis, queues: Iterable[str]) -> list[WorkerFigures]:
     """The registered (live: rq drops a worker whose heartbeat lapsed) workers of ``queues``."""
     found: dict[str, WorkerFigures] = {}
+    now = clock.utcnow()
     for name in queues:
         queue = get_queue(name, connection)
-        for worker in Worker.all(connection=connection, queue=queue):
-            started = getattr(worker, "current_job_working_time", 0) or 0
-            beat = worker.last_heartbeat
+        for worker in Worker.all(connection=connection, queue=queue, serializer=queue.serializer):
             found[worker.name] = WorkerFigures(
                 name=worker.name, queue=name, host=str(worker.hostname or ""), pid=worker.pid,
-                state=str(worker.get_state()), job_age=float(started) if worker.get_current_job_id() else None,
-                last_heartbeat=beat.replace(tzinfo=dt.UTC) if beat is not None and beat.tzinfo is None else beat)
+                state=str(worker.get_state()), job_age=_job_age(queue, worker.get_current_job_id(), now),
+                last_heartbeat=_utc(worker.last_heartbeat))
     return sorted(found.values(), key=lambda w: (w.queue, w.name))
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    return moment.replace(tzinfo=dt.UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def _job_age(queue: Any, job_id: str | None, now: dt.datetime) -> float | None:
+    """Seconds the worker's current job has run (None: no job)."""
+    if not job_id:
+        return None
+    job = queue.fetch_job(job_id)
+    started = _utc(job.started_at) if job is not None else None
+    return None if started is None else max((now - started).total_seconds(), 0.0)
 
 
 def queue_figures(connection: redis.Redis, names: Iterable[str],
@@ -201,8 +213,8 @@ def queue_figures(connection: redis.Redis, names: Iterable[str],
         oldest = None
         for job_id in queue.get_job_ids(0, 1):
             job = queue.fetch_job(job_id)
-            if job is not None and job.enqueued_at is not None:
-                enqueued = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=dt.UTC)
+            enqueued = _utc(job.enqueued_at) if job is not None else None
+            if enqueued is not None:
                 oldest = max((now - enqueued).total_seconds(), 0.0)
         kwargs = {"queue": queue, "serializer": queue.serializer}
         result.append(QueueFigures(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from bs4 import BeautifulSoup
 
@@ -68,3 +69,25 @@ def test_the_chart_shows_a_queues_depth_and_throughput_from_bounded_samples(brid
         connection = office.extensions["bridge"].redis()
         assert monitor.samples(connection, INTAKE, now=now) == []  # the newest kept is 25 hours old
         connection.close()
+
+
+def test_the_page_shows_each_worker_with_its_running_job_and_heartbeat(bridged):
+    admin = Backoffice(bridged.bo_app, RealClock()).client_for("admin1", "admin")
+    bridged.send("test.note", [{"marker": SECRET, "sleep": 20}])
+    assert bridged.relay(bridged.portal_app) == 1
+    bridged.start_worker("backoffice", INTAKE)
+
+    def busy_row():
+        page = BeautifulSoup(admin.get("/admin/bridge").text, "html.parser")
+        rows = [[td.text for td in row.select("td")] for row in page.select("tr.worker")]
+        # The 20-second job, once it has run a few seconds, shows as running that long.
+        ran = r"0分0[3-9]秒|0分[1-5]\d秒"
+        return [r for r in rows if r[0] == INTAKE and r[3] == "busy" and re.fullmatch(ran, r[4])]
+
+    bridged.wait_for(busy_row, timeout=60)
+    [row] = busy_row()
+    assert row[2].isdigit() and row[1]  # pid and host
+    assert row[5].endswith(" JST")  # the last heartbeat, in Japan time
+    page = BeautifulSoup(admin.get("/admin/bridge").text, "html.parser")
+    intake = page.select_one(f"tr.queue[data-queue='{INTAKE}']")
+    assert "unattended" not in intake["class"] and intake.select_one("td.running").text == "1"
