@@ -262,9 +262,13 @@ def resume_intake(kind: str) -> Any:
     connection = current_bridge().redis()
     try:
         released = intake_pause.resume(db.session, kind, connection)
-    except intake_pause.PauseError:
+    except intake_pause.PauseError as exc:
         db.session.rollback()
-        flash(_("Kind: choose an application kind that is paused."), "error")
+        if str(exc) == "busy":
+            flash(_("Some held applications are still being processed; nothing changed. Resume again in a moment."),
+                  "error")
+        else:
+            flash(_("Kind: choose an application kind that is paused."), "error")
         return redirect(url_for("admin.bridge"))
     finally:
         connection.close()

@@ -79,6 +79,8 @@ def test_a_paused_kind_accumulates_and_drains_in_order_on_resume_one_case_per_ap
     assert listing.select_one("tr.application .tag.delayed").text == "処理が遅れています"
     assert "一時的に停止" in listing.select_one("p.delayed").text
     receipts.append(listing.select("tr.application td")[1].text)
+    detail = BeautifulSoup(web.client.get(f"/mypage/applications/{receipts[-1]}").text, "html.parser")
+    assert detail.select_one("#status .tag.delayed").text == "処理が遅れています"
     assert bridged.relay(bridged.portal_app) == 2  # the application, and the ack of the back office's word
     total = APPLICATIONS + 1
     bridged.wait_for(lambda: _held(bridged) == total, timeout=60)
