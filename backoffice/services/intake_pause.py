@@ -79,7 +79,9 @@ def resume(session: Session, kind: str, connection: redis.Redis) -> int:
     """
     from bridge.relay import DeliveryPolicy, _publish
 
-    row = session.get(IntakePause, kind)
+    # Locked: a job holding a message of this kind right now finishes first (and its message is released
+    # here), or waits and then finds the kind no longer paused (and applies it).
+    row = session.execute(select(IntakePause).where(IntakePause.kind == kind).with_for_update()).scalar_one_or_none()
     if row is None:
         raise PauseError("kind", "not_paused")
     binding = current_bridge()
@@ -136,7 +138,10 @@ def hold(session: Session, opened: Opened, envelope: str, queue: str) -> bool:
     except messages.MessageInvalid:
         return False  # the delivery job dead-letters it as usual
     kind = opened.payload["kind"]
-    if session.get(IntakePause, kind) is None:
+    # FOR SHARE: a resume deleting the pause waits for this transaction, so no held message is left behind.
+    pause_row = session.execute(select(IntakePause).where(IntakePause.kind == kind)
+                                .with_for_update(read=True)).scalar_one_or_none()
+    if pause_row is None:
         return False
     dialect = session.get_bind().dialect.name
     insert: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
