@@ -95,6 +95,14 @@ class OwnOrigin:
         return [b""]
 
 
+def _staff_acting() -> bool:
+    """True inside a request of a signed-in staff member (audit.record then names them)."""
+    from flask import has_request_context
+    from flask_login import current_user
+
+    return has_request_context() and bool(current_user.is_authenticated)
+
+
 def _init_bridge(app: Flask) -> None:
     """Take part in the bridge as ``muni:<MUNICIPALITY_CODE>``: outbox, processed messages, dead letters, audit."""
     from backoffice.extensions import db
@@ -104,9 +112,10 @@ def _init_bridge(app: Flask) -> None:
 
     def record(_session: Any, action: str, *, outcome: str, target_type: str, target_id: str,
                detail: dict[str, Any]) -> Any:
-        # audit.record writes through db.session, which is the session the bridge passes.
-        return audit.record(action, actor="bridge", outcome=outcome, target_type=target_type, target_id=target_id,
-                            detail=detail)
+        # audit.record writes through db.session, which is the session the bridge passes. An administrator's
+        # action on the bridge (a dead letter viewed, retried or discarded) names them; a job's names the bridge.
+        return audit.record(action, actor=None if _staff_acting() else "bridge", outcome=outcome,
+                            target_type=target_type, target_id=target_id, detail=detail)
 
     init_bridge(app, zone="backoffice", database=db, outbox=Outbox, processed=ProcessedMessage,
                 dead_letters=DeadLetter, audit=record, alerts=BridgeAlert)
@@ -116,5 +125,8 @@ def _init_bridge(app: Flask) -> None:
 
     register_handlers()
     register_move_handlers()
+    from backoffice.services import intake_pause
+
+    intake_pause.register()  # a paused kind's applications are held, not applied
     import backoffice.services.certificates  # noqa: F401  (registers what approving a certificate request does)
     load_recipients()  # a malformed list of lawful recipients stops the start, not the first provision

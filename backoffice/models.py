@@ -12,6 +12,7 @@ import enum
 
 from flask_login import UserMixin
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -467,6 +468,33 @@ class DeadLetter(DeadLetterMixin, Base):
 
 class BridgeAlert(AlertMixin, Base):
     """Bridge events this back office's operator must know about (``flask --app wsgi:backoffice_app alerts``)."""
+
+
+# -- paused intake (backoffice/services/intake_pause.py) -------------------------------------------
+
+
+class IntakePause(Base):
+    """An application kind whose intake an administrator paused, and why."""
+
+    __tablename__ = "intake_pause"
+
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)  # an application kind (bridge.messages)
+    reason: Mapped[str] = mapped_column(Text)
+    paused_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    paused_by: Mapped[str50]  # the administrator's login id
+
+
+class HeldMessage(Base):
+    """An application held back while its kind is paused: the envelope as received (ciphertext), in arrival order."""
+
+    __tablename__ = "held_message"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    queue: Mapped[str] = mapped_column(String(80))
+    envelope: Mapped[str] = mapped_column(Text)
+    held_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
 # -- provisions (backoffice/services/provision.py): the 提供記録 of R4 -------------------------------

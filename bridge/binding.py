@@ -108,6 +108,9 @@ def init_bridge(
     app.extensions["bridge"] = binding
     handlers.register(acks.ACK, acks.handle_ack, zone=zone)
     register_commands(app)
+    from bridge import metrics
+
+    metrics.install(app)  # GET /metrics, with METRICS_TOKEN only
     return binding
 
 

@@ -108,18 +108,58 @@ def worker_command(queue: str, burst: bool, name: str | None) -> None:
 @click.command("alerts")
 @with_appcontext
 @click.option("--limit", default=50, show_default=True, help="How many of the newest alerts to list.")
-def alerts_command(limit: int) -> None:
-    """List the bridge's alerts, newest first (e.g. Redis lost its data and the relay republished at once)."""
+@click.option("--check", is_flag=True, help="First record the watched conditions and mail what is new (the relay "
+              "does this every ALERT_CHECK_SECONDS).")
+@click.option("--acknowledge", "acknowledge_id", type=int, help="Acknowledge the alert with this id (needs --by).")
+@click.option("--resolve", "resolve_id", type=int, help="Resolve the alert with this id (needs --by).")
+@click.option("--by", default="", help="Who acknowledges or resolves (written to the operation log).")
+def alerts_command(limit: int, check: bool, acknowledge_id: int | None, resolve_id: int | None, by: str) -> None:
+    """List the alerts, newest first: queues without workers or waiting long, outbox lag, dead letters, Redis loss.
+
+    The portal has no administrators' pages: its alerts are acknowledged and resolved here.
+    """
     from sqlalchemy import select
 
     binding = current_app.extensions["bridge"]
     if binding.alerts is None:
         _fail("this app keeps no bridge alerts")
         return
+    for action, alert_id in (("acknowledge", acknowledge_id), ("resolve", resolve_id)):
+        if alert_id is None:
+            continue
+        from bridge import alerting
+
+        row = binding.session.get(binding.alerts, alert_id)
+        if not by.strip():
+            _fail("--by: name who handles the alert")
+            return
+        if row is None:
+            _fail(f"--{action}: no alert {alert_id}")
+            return
+        try:
+            getattr(alerting, action)(binding, row, by=by.strip()[:80])
+        except alerting.AlertClosed as exc:
+            binding.session.rollback()
+            _fail(f"--{action}: {exc}")
+            return
+        binding.session.commit()
+        click.echo(f"Alert {alert_id}: {action}d by {by.strip()[:80]}.", err=True)
+    if check:
+        from bridge import alerting
+
+        connection = binding.redis()
+        try:
+            mails = alerting.check(binding, connection)
+        finally:
+            connection.close()
+        click.echo(f"Checked; {mails} mail(s) sent.", err=True)
     model = binding.alerts
     rows = binding.session.execute(select(model).order_by(model.id.desc()).limit(limit)).scalars().all()
     for row in rows:
-        click.echo(f"{row.id}\t{row.created_at.isoformat(timespec='seconds')}\t{row.kind}\t{row.messages}\t{row.detail}")
+        state = "resolved" if row.resolved_at else "acknowledged" if row.acknowledged_at else "open"
+        click.echo(f"{row.id}\t{row.created_at.isoformat(timespec='seconds')}\t"
+                   f"{row.seen_last.isoformat(timespec='seconds')}\t{row.kind}\t{row.subject or ''}\t{row.count}\t"
+                   f"{state}\t{row.messages}\t{row.detail}")
     click.echo(f"{len(rows)} alert(s) of {binding.party}.", err=True)
     binding.session.rollback()
 

@@ -122,6 +122,7 @@ APPLICATION_SUBMITTED = "application.submitted"
 APPLICATION_WITHDRAWN = "application.withdrawn"
 APPLICATION_STATUS = "application.status"
 CERTIFICATE_ISSUED = "certificate.issued"
+INTAKE_PAUSED = "intake.paused"
 CERTIFICATE_REVOKED = "certificate.revoked"
 MOVEOUT_CERTIFICATE = "moveout.certificate"
 MOVEIN_NOTICE = "movein.notice"
@@ -151,6 +152,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     APPLICATION_STATUS: _envelope("Where an application stands", {
         "receiptNumber": RECEIPT_NUMBER, "status": {"enum": list(PORTAL_STATUSES)},
         "reason": _text(1000, nullable=True)}),
+    # Back office → portal (backoffice.services.intake_pause → portal.services.status): a kind's intake paused or
+    # resumed, so the portal tells its residents processing is delayed. No personal data, no reason.
+    INTAKE_PAUSED: _envelope("An application kind's intake was paused or resumed", {
+        "kind": {"enum": list(APPLICATION_KINDS)}, "paused": {"type": "boolean"}, "changedAt": DATE_TIME}),
     # Back office → portal (backoffice.services.certificates → portal.services.verification): no personal data.
     CERTIFICATE_ISSUED: _envelope("A certificate's verification code was issued", {
         "codeHash": {"type": "string", "pattern": r"^[0-9a-f]{64}$"}, "issuedOn": DATE, "status": {"const": "valid"}}),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from bridge import messages
@@ -83,7 +83,12 @@ class DeadLetterMixin:
 
 
 class AlertMixin:
-    """Something an operator must know about the bridge (e.g. Redis lost its data), written by the relay."""
+    """Something an administrator must know about (bridge/alerting.py): open until resolved, mailed once.
+
+    The relay adds a row per event (Redis lost its data); the alert check keeps one open row per
+    condition and ``subject`` (a queue, a recipient, the party), seen again and again
+    (``last_seen_at``, ``count``). Anyone may add a row with ``kind``, ``detail`` and ``created_at``.
+    """
 
     __tablename__ = "bridge_alert"
 
@@ -92,7 +97,27 @@ class AlertMixin:
     # How many outbox messages the event concerned (republished at once, for ``redis_data_lost``).
     messages: Mapped[int] = mapped_column(Integer, default=0)
     detail: Mapped[str] = mapped_column(Text, default="")  # counts and ids only, never personal data
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)  # first seen
+    subject: Mapped[str | None] = mapped_column(String(80))  # a queue, recipient or party; None: an event row
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    mailed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(80))  # the administrator's login id
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(80))
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        # One open row per condition and subject, so checks running at once cannot open it twice.
+        return (Index(f"uq_{cls.__tablename__}_open", "kind", "subject", unique=True,
+                      postgresql_where=text("resolved_at IS NULL AND subject IS NOT NULL"),
+                      sqlite_where=text("resolved_at IS NULL AND subject IS NOT NULL")),)
+
+    @property
+    def seen_last(self) -> dt.datetime:
+        """When the condition was last seen (an event row: when it happened)."""
+        return self.last_seen_at or self.created_at
 
 
 def add_message(

@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,7 +277,9 @@ def run_relay(app: Flask, *, once: bool = False, stop: threading.Event | None = 
             signal.signal(sig, lambda *_: stop.set())
     with app.app_context():
         connection = binding.redis()
-    total, redis_wait = 0, 1.0
+    from bridge import alerting
+
+    total, redis_wait, next_check = 0, 1.0, 0.0
     try:
         while not stop.is_set():
             published, wait = 0, settings.relay_interval
@@ -292,6 +295,9 @@ def run_relay(app: Flask, *, once: bool = False, stop: threading.Event | None = 
                                            republish_after=settings.republish_after, batch=settings.relay_batch,
                                            max_backoff=settings.max_backoff, policy=policy)
                     session.commit()
+                    if time.monotonic() >= next_check:  # the watched conditions into the alert table, mailed
+                        next_check = time.monotonic() + float(app.config.get("ALERT_CHECK_SECONDS", 30))
+                        alerting.check_quietly(binding, connection)
                     redis_wait = 1.0
                 except redis.RedisError as exc:
                     session.commit()  # keep what was published before Redis went away

@@ -143,6 +143,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg["REDIS_URL"] = os.environ.get("REDIS_URL") or None
     cfg["REDIS_SENTINELS"] = os.environ.get("REDIS_SENTINELS") or None
     cfg["REDIS_SENTINEL_SERVICE"] = os.environ.get("REDIS_SENTINEL_SERVICE") or None
+    # The app's own Redis keys (nonces, rate limits, job counts) lie under this prefix, which its ACL user owns.
+    cfg["REDIS_KEY_PREFIX"] = os.environ.get("REDIS_KEY_PREFIX") or "juki"
     cfg["IDLE_TIMEOUT_MINUTES"] = _int("IDLE_TIMEOUT_MINUTES", cls.IDLE_TIMEOUT_MINUTES)
     cfg["ABSOLUTE_SESSION_HOURS"] = _int("ABSOLUTE_SESSION_HOURS", cls.ABSOLUTE_SESSION_HOURS)
     cfg["LOCKOUT_THRESHOLD"] = _int("LOCKOUT_THRESHOLD", cls.LOCKOUT_THRESHOLD)
@@ -171,6 +173,14 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     # file lies on storage the app can only append to, and the public key is what `audit verify` trusts.
     for name in ("AUDIT_CHECKPOINT_PATH", "AUDIT_CHECKPOINT_KEY_PATH", "AUDIT_CHECKPOINT_PUBLIC_KEY"):
         cfg[name] = os.environ.get(name, "")
+    # Monitoring (docs/operations.md "What to watch"): the bearer token of GET /metrics (unset: 404).
+    cfg["METRICS_TOKEN"] = os.environ.get("METRICS_TOKEN", "")
+    # Alert mail (bridge/alerting.py): to whom (comma-separated; unset: no mail), from whom, through which server.
+    for name in ("ALERT_MAIL_TO", "ALERT_MAIL_FROM", "SMTP_HOST", "SMTP_USERNAME", "SMTP_PASSWORD"):
+        cfg[name] = os.environ.get(name, "")
+    cfg["SMTP_PORT"] = _int("SMTP_PORT", 25)
+    cfg["SMTP_STARTTLS"] = os.environ.get("SMTP_STARTTLS", "") in ("1", "true", "yes")
+    cfg["ALERT_CHECK_SECONDS"] = _int("ALERT_CHECK_SECONDS", 30)
     code = cfg["MUNICIPALITY_CODE"]
     default_bo = f"sqlite:///{INSTANCE / f'backoffice-{code}.db'}"
     cfg["PORTAL_DATABASE_URL"] = os.environ.get("PORTAL_DATABASE_URL") or f"sqlite:///{INSTANCE / 'portal.db'}"

@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 
 from flask_login import UserMixin
-from sqlalchemy import Date, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from core.audit import AuditHeadMixin, AuditLogMixin
@@ -197,3 +197,14 @@ class CertificateVerification(Base):
 
 class BridgeAlert(AlertMixin, Base):
     """Bridge events the portal's operator must know about (``flask --app wsgi:portal_app alerts``)."""
+
+
+class IntakeNotice(Base):
+    """A municipality paused the intake of one application kind: its residents see that processing is delayed."""
+
+    __tablename__ = "intake_notice"
+
+    municipality_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())  # as the municipality sent it: newer wins

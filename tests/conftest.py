@@ -294,6 +294,21 @@ class Backoffice:
         return client
 
 
+def sign_in_browser(page: Any, office: Backoffice, origin: str, login_id: str, *roles: str) -> None:
+    """In a real browser: enrol a new terminal, then sign in a new account with ``roles`` on it."""
+    office.add_staff(login_id, *roles)
+    code = office.add_terminal(f"t-{login_id}")
+    page.goto(f"{origin}/terminal/enroll")
+    page.fill("input[name=code]", code)
+    page.locator("form button[type=submit]").first.click()
+    page.goto(f"{origin}/sign-in")
+    page.fill("input[name=login_id]", login_id)
+    page.fill("input[name=password]", "correct horse battery")
+    page.fill("input[name=totp]", office.totp(login_id))
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_url(f"{origin}/")
+
+
 def csrf_from(client: Any, path: str) -> str:
     """Fetch ``path`` and return the CSRF token of its form."""
     from bs4 import BeautifulSoup

@@ -22,10 +22,15 @@ def staff_list() -> Any:
     return render_template("backoffice/admin/staff.html", staff=staff_service.list_staff(db.session))
 
 
-def _staff_or_404(staff_id: int) -> Staff:
-    staff = db.session.get(Staff, staff_id)
-    if staff is None:
+def _row_or_404(model: type[Any], key: int) -> Any:
+    row = db.session.get(model, key)
+    if row is None:
         abort(404)
+    return row
+
+
+def _staff_or_404(staff_id: int) -> Staff:
+    staff: Staff = _row_or_404(Staff, staff_id)
     return staff
 
 
@@ -77,10 +82,7 @@ def revoke_terminal(name: str) -> Any:
 def _dead_letter_or_404(letter_id: int) -> Any:
     from backoffice.models import DeadLetter
 
-    row = db.session.get(DeadLetter, letter_id)
-    if row is None:
-        abort(404)
-    return row
+    return _row_or_404(DeadLetter, letter_id)
 
 
 @bp.route("/dead-letters")
@@ -152,3 +154,125 @@ def discard_dead_letter(letter_id: int) -> Any:
         flash(_("Message %(id)s is discarded; its sender is unproven, so nothing was sent back.",
                 id=row.message_id), "info")
     return redirect(url_for("admin.dead_letters"))
+
+
+# -- the bridge page (bridge/monitor.py, bridge/alerting.py): queues, workers, outbox, alerts ---------
+
+
+@bp.route("/bridge")
+@access(Role.ADMIN)
+def bridge() -> Any:
+    """Queues, workers, outbox, open dead letters and alerts; the page refreshes its figures itself."""
+    from backoffice.cases.views import KIND_LABELS, jst
+    from backoffice.models import DeadLetter
+    from backoffice.services import intake_pause
+    from bridge import alerting, deadletters, monitor
+    from bridge.binding import current_bridge
+
+    binding = current_bridge()
+    connection = binding.redis()
+    try:
+        names = monitor.queues_of(binding)
+        workers = monitor.workers(connection, names)
+        queues = monitor.queue_figures(connection, names, workers)
+        charts = [monitor.chart(name, monitor.samples(connection, name)) for name in names]
+    finally:
+        connection.close()
+    page = render_template(
+        "backoffice/admin/bridge.html", queues=queues, workers=workers, outbox=monitor.outbox_figures(binding),
+        letters=deadletters.open_letters(db.session, DeadLetter, limit=20), alerts=alerting.open_alerts(binding),
+        paused=intake_pause.paused(db.session), held=intake_pause.held_counts(db.session), charts=charts,
+        kinds=intake_pause.KINDS, kind_labels=KIND_LABELS, party=binding.party, jst=jst, minutes=_minutes)
+    db.session.rollback()
+    return page
+
+
+def _minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return _("%(minutes)d min %(seconds)02d s", minutes=int(seconds // 60), seconds=int(seconds % 60))
+
+
+@bp.route("/bridge/alerts/<int:alert_id>/acknowledge", methods=["POST"])
+@access(Role.ADMIN)
+def acknowledge_alert(alert_id: int) -> Any:
+    """The administrator has seen the alert: no more mail for it."""
+    return _alert_action(alert_id, "acknowledge")
+
+
+@bp.route("/bridge/alerts/<int:alert_id>/resolve", methods=["POST"])
+@access(Role.ADMIN)
+def resolve_alert(alert_id: int) -> Any:
+    """The condition is dealt with; seen again, it opens a new alert."""
+    return _alert_action(alert_id, "resolve")
+
+
+def _alert_action(alert_id: int, action: str) -> Any:
+    from flask_login import current_user
+
+    from backoffice.models import BridgeAlert
+    from bridge import alerting
+    from bridge.binding import current_bridge
+
+    row = _row_or_404(BridgeAlert, alert_id)
+    try:
+        getattr(alerting, action)(current_bridge(), row, by=current_user.login_id)
+    except alerting.AlertClosed:
+        db.session.rollback()
+        flash(_("This alert was already handled."), "error")
+        return redirect(url_for("admin.bridge"))
+    db.session.commit()
+    if action == "acknowledge":
+        flash(_("Alert %(id)s is acknowledged.", id=alert_id), "info")
+    else:
+        flash(_("Alert %(id)s is resolved.", id=alert_id), "info")
+    return redirect(url_for("admin.bridge"))
+
+
+@bp.route("/bridge/intake/pause", methods=["POST"])
+@access(Role.ADMIN)
+def pause_intake() -> Any:
+    """Pause one application kind's intake, with a reason: the portal keeps accepting, this office holds them."""
+    from flask import request
+    from flask_login import current_user
+
+    from backoffice.services import intake_pause
+
+    try:
+        intake_pause.pause(db.session, request.form.get("kind", ""), request.form.get("reason", ""),
+                           by=current_user.login_id)
+    except intake_pause.PauseError as exc:
+        db.session.rollback()
+        messages = {"kind": _("Kind: choose an application kind that is not paused yet."),
+                    "reason": _("Reason: say why, in at most %(max)d characters.", max=intake_pause.REASON_MAX)}
+        flash(messages[exc.field], "error")
+        return redirect(url_for("admin.bridge"))
+    db.session.commit()
+    flash(_("Intake is paused; the applications wait here until it is resumed."), "info")
+    return redirect(url_for("admin.bridge"))
+
+
+@bp.route("/bridge/intake/<kind>/resume", methods=["POST"])
+@access(Role.ADMIN)
+def resume_intake(kind: str) -> Any:
+    """Resume a paused kind: what was held goes back on the intake queue in arrival order."""
+    from backoffice.services import intake_pause
+    from bridge.binding import current_bridge
+
+    connection = current_bridge().redis()
+    try:
+        released = intake_pause.resume(db.session, kind, connection)
+    except intake_pause.PauseError as exc:
+        db.session.rollback()
+        if str(exc) == "busy":
+            flash(_("Some held applications are still being processed; nothing changed. Resume again in a moment."),
+                  "error")
+        else:
+            flash(_("Kind: choose an application kind that is paused."), "error")
+        return redirect(url_for("admin.bridge"))
+    finally:
+        connection.close()
+    db.session.commit()
+    flash(_("Intake is resumed; %(count)d held application(s) are queued in the order they arrived.",
+            count=released), "info")
+    return redirect(url_for("admin.bridge"))

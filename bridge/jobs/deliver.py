@@ -18,6 +18,7 @@ Redis, and a driver's message may quote the SQL parameters, which can hold perso
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from bridge import messages
+from bridge import holds, messages, monitor
 from bridge.acks import ACK, ack_payload
 from bridge.binding import Bridge, current_bridge
 from bridge.handlers import PermanentFailure, accepted_types, registration_for
@@ -53,6 +54,7 @@ def deliver(message_id: str, envelope: str) -> None:
     binding = current_bridge()
     session = binding.session
     queue = _current_queue()
+    started = time.monotonic()
     try:
         keys = binding.keys()
         try:
@@ -63,6 +65,12 @@ def deliver(message_id: str, envelope: str) -> None:
                                queue=queue, envelope=envelope, refused=True)
             session.commit()
             log.warning("message %s refused: %s", _short(message_id), refused.reason)
+            monitor.count_job(queue, monitor.REFUSED, seconds=time.monotonic() - started, reason=refused.reason)
+            return
+        if holds.held(binding, session, opened, envelope, queue):  # e.g. its kind's intake is paused
+            session.commit()
+            log.info("message %s (%s) held back", opened.message_id, opened.message_type)
+            monitor.count_job(queue, monitor.HELD, seconds=time.monotonic() - started)
             return
         try:
             applied = apply_message(session, binding, opened, keys)
@@ -72,13 +80,17 @@ def deliver(message_id: str, envelope: str) -> None:
                                detail=failure.detail[:500], queue=queue, envelope=envelope, refused=False)
             session.commit()
             log.warning("message %s (%s) dead-lettered: %s", message_id, opened.message_type, failure.reason)
+            monitor.count_job(queue, monitor.DEAD_LETTERED, seconds=time.monotonic() - started)
             return
         session.commit()
     except Exception as exc:
         session.rollback()
         log.error("delivery of %s failed: %s", _short(message_id), describe(exc))
+        monitor.count_job(queue, monitor.ERROR, seconds=time.monotonic() - started)
         # "from None": the chained driver exception (and the SQL parameters it quotes) stays out of rq's record.
         raise DeliveryError(f"{describe(exc)} while delivering {_short(message_id)}") from None
+    monitor.count_job(queue, monitor.DELIVERED if applied else monitor.DUPLICATE, seconds=time.monotonic() - started,
+                      latency=(clock.utcnow() - opened.created_at).total_seconds() if applied else None)
     if applied:
         log.info("message %s (%s from %s) applied", opened.message_id, opened.message_type, opened.sender)
     else:

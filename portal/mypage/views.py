@@ -30,7 +30,17 @@ def index() -> Any:
 def applications() -> Any:
     """Everything the resident filed, newest first, the parts of a move together."""
     rows = apps.for_account(db.session, current_user)
-    return render_template("portal/mypage/applications.html", applications=rows, format_date=format_date)
+    late = _delayed(rows)
+    return render_template("portal/mypage/applications.html", applications=rows, format_date=format_date, late=late)
+
+
+def _delayed(rows: list[Any]) -> set[str]:
+    """The receipts among ``rows`` that wait while their municipality has paused their kind's intake."""
+    from portal.services.status import delayed
+
+    paused = delayed(db.session)
+    return {a.receipt_number for a in rows if (a.municipality_code, a.kind.value) in paused
+            and a.status.value in ("submitted", "received")}
 
 
 def _own_or_404(receipt: str) -> Any:
@@ -46,6 +56,7 @@ def application(receipt: str) -> Any:
     """One application: what was signed, every step, and the other parts of the same move."""
     item = _own_or_404(receipt)
     return render_template("portal/mypage/application.html", application=item, content=apps.signed_content(item),
+                           late=bool(_delayed([item])),
                            parts=apps.move_parts(db.session, item), withdrawable=item.status in apps.WITHDRAWABLE,
                            format_date=format_date)
 

@@ -47,6 +47,31 @@ def receive_status(session: Session, opened: Opened) -> None:
     apps.set_status(session, application, new, actor=opened.sender, reason=reason)
 
 
+def receive_intake_paused(session: Session, opened: Opened) -> None:
+    """A municipality paused or resumed one kind's intake; an older word than the one kept changes nothing."""
+    import datetime as dt
+
+    from portal.models import IntakeNotice
+
+    code, kind = opened.sender.removeprefix("muni:"), opened.payload["kind"]
+    changed = dt.datetime.fromisoformat(opened.payload["changedAt"])
+    row = session.get(IntakeNotice, (code, kind))
+    if row is None:
+        session.add(IntakeNotice(municipality_code=code, kind=kind, paused=opened.payload["paused"],
+                                 changed_at=changed))
+    elif changed > row.changed_at:
+        row.paused, row.changed_at = opened.payload["paused"], changed
+
+
+def delayed(session: Session) -> set[tuple[str, str]]:
+    """(municipality code, kind) of every paused intake."""
+    from portal.models import IntakeNotice
+
+    return {(code, kind) for code, kind in session.execute(
+        select(IntakeNotice.municipality_code, IntakeNotice.kind).where(IntakeNotice.paused.is_(True)))}
+
+
 def register_handlers() -> None:
     """The message types the portal takes from municipalities."""
     register(STATUS, receive_status, zone="portal", senders={"muni:*"})
+    register(messages.INTAKE_PAUSED, receive_intake_paused, zone="portal", senders={"muni:*"})

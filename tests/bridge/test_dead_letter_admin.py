@@ -98,3 +98,50 @@ def test_an_administrator_inspects_retries_and_discards_dead_letters_and_each_ac
     assert SECRET not in str(discarded.detail)
     remaining = _page(admin, "/admin/dead-letters")
     assert [row.select("td")[1].text for row in remaining.select("tr.dead-letter")] == ["unknown_sender"]
+
+
+def test_each_dead_letter_action_names_the_administrator_who_took_it(bridged, bridge_keys):
+    """Two administrators open and handle dead letters: the operation log tells them apart, never "bridge"."""
+    bridged.send("test.schema", [{"marker": SECRET}, {"marker": SECRET}])
+    assert bridged.relay(bridged.portal_app) == 2
+    bridged.run_burst("backoffice", INTAKE)
+    first, second = sorted(d.id for d in bridged.rows(bridged.bo_app, "dead"))
+
+    office = Backoffice(bridged.bo_app, RealClock())
+    alice, bob = office.client_for("admin1", "admin"), office.client_for("admin2", "admin")
+    assert _post(alice, f"/admin/dead-letters/{first}/discard").status_code == 302
+    assert _post(bob, f"/admin/dead-letters/{second}/retry").status_code == 302
+
+    staff, logged = _staff_and_log(bridged.bo_app)
+    assert set(logged) == {
+        ("bridge.dead_letter.view", str(first), "admin1", staff["admin1"]),
+        ("bridge.dead_letter.discard", str(first), "admin1", staff["admin1"]),
+        ("bridge.dead_letter.view", str(second), "admin2", staff["admin2"]),
+        ("bridge.dead_letter.retry", str(second), "admin2", staff["admin2"]),
+    }
+    # What the bridge did on its own (the worker dead-lettering) stays the bridge's.
+    assert bridged.audit_actions(bridged.bo_app, "bridge.dead_letter")
+    assert _actors(bridged.bo_app, "bridge.dead_letter") == {"bridge"}
+
+
+def _staff_and_log(app):
+    from sqlalchemy import text
+
+    with app.app_context():
+        session = app.extensions["bridge"].session
+        staff = dict(session.execute(text("SELECT login_id, id FROM staff")).all())
+        logged = sorted(session.execute(text(
+            "SELECT action, target_id, actor, actor_id FROM audit_log WHERE action IN "
+            "('bridge.dead_letter.view', 'bridge.dead_letter.discard', 'bridge.dead_letter.retry')")).all())
+        session.rollback()
+    return staff, [tuple(r) for r in logged]
+
+
+def _actors(app, action):
+    from sqlalchemy import text
+
+    with app.app_context():
+        session = app.extensions["bridge"].session
+        actors = set(session.execute(text("SELECT actor FROM audit_log WHERE action = :a"), {"a": action}).scalars())
+        session.rollback()
+    return actors

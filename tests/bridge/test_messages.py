@@ -173,7 +173,7 @@ def test_every_message_type_handled_anywhere_has_a_closed_schema_and_a_new_one_c
     assert {t for zone, t in apps if zone == "backoffice"} == {
         "ack", "application.submitted", "application.withdrawn", "moveout.certificate", "movein.notice"}
     assert {t for zone, t in apps if zone == "portal"} == {
-        "ack", "application.status", "certificate.issued", "certificate.revoked"}
+        "ack", "application.status", "certificate.issued", "certificate.revoked", "intake.paused"}
     assert sorted(handled - set(messages.SCHEMAS)) == []
     for message_type in handled:
         schema = messages.SCHEMAS[message_type]

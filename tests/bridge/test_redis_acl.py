@@ -124,7 +124,9 @@ def test_one_delivery_and_its_ack_through_the_relays_and_workers_each_with_its_o
     server: AclRedisServer = bridged.redis
     [message_id] = bridged.send("test.note", [{"n": 1}])
     # A worker that keeps running: its scheduler (a process of its own, Lua locks) brings a retried job back.
-    worker = bridged.start_worker("backoffice", INTAKE, env={"REDIS_URL": server.url_for(f"muni-{CODE}")})
+    # Each process as deployed: its party's Redis user and key prefix (the workers count their jobs under it).
+    worker = bridged.start_worker("backoffice", INTAKE, env={"REDIS_URL": server.url_for(f"muni-{CODE}"),
+                                                             "REDIS_KEY_PREFIX": server.prefixes[f"muni-{CODE}"]})
     retried = str(uuid.uuid4())
     get_queue(INTAKE, server.client_for("portal")).enqueue_call(
         DELIVER, args=[], job_id=retried, retry=Retry(max=1, interval=[1]), on_failure=Callback(ON_FAILURE))
@@ -139,7 +141,8 @@ def test_one_delivery_and_its_ack_through_the_relays_and_workers_each_with_its_o
     relay = _flask(bridged, "backoffice", "relay", "--once", user=f"muni-{CODE}")
     assert relay.returncode == 0 and "Published 1 message(s)." in relay.stdout, relay.stderr
     acks = bridged.start_worker("portal", "ack:portal", burst=True, cli=True,
-                                env={"REDIS_URL": server.url_for("portal")})
+                                env={"REDIS_URL": server.url_for("portal"),
+                                     "REDIS_KEY_PREFIX": server.prefixes["portal"]})
     assert acks.wait(60) == 0, bridged.worker_log(acks)
     [row] = bridged.rows(bridged.portal_app, "outbox")
     assert (row.id, row.state) == (message_id, "acknowledged")

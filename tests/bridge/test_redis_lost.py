@@ -26,7 +26,8 @@ FAILED, LATER = 20, 80
 def _alerts(app):
     with app.app_context():
         binding = app.extensions["bridge"]
-        rows = list(binding.session.execute(select(binding.alerts)).scalars())
+        # The relay's event rows (the table also holds the watched conditions: bridge/alerting.py).
+        rows = list(binding.session.execute(select(binding.alerts).where(binding.alerts.subject.is_(None))).scalars())
         binding.session.expunge_all()
         binding.session.rollback()
     return rows

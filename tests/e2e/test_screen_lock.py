@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
+from tests.conftest import sign_in_browser
 from tests.factories import make_household, make_resident
 
 
@@ -38,17 +39,7 @@ def record(bo_app: Any) -> int:
 
 
 def _sign_in(page: Any, backoffice: Any, origin: str, login_id: str) -> None:
-    backoffice.add_staff(login_id, "clerk")
-    code = backoffice.add_terminal(f"t-{login_id}")
-    page.goto(f"{origin}/terminal/enroll")
-    page.fill("input[name=code]", code)
-    page.locator("form button[type=submit]").first.click()
-    page.goto(f"{origin}/sign-in")
-    page.fill("input[name=login_id]", login_id)
-    page.fill("input[name=password]", "correct horse battery")
-    page.fill("input[name=totp]", backoffice.totp(login_id))
-    page.locator("main form button[type=submit]").click()
-    page.wait_for_url(f"{origin}/")
+    sign_in_browser(page, backoffice, origin, login_id, "clerk")
 
 
 def test_the_record_page_goes_blank_after_five_idle_minutes_and_a_fresh_code_brings_it_back(
