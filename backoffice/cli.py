@@ -158,6 +158,10 @@ def demo(residents: int) -> None:
 
 def register(app: Flask) -> None:
     """Attach the command groups to the app."""
-    for command in (staff_cli, terminals_cli, audit_cli, seed, demo, cards_cli):
+    from core.backup_cli import backup_commands
+
+    backups = backup_commands(lambda: f"backoffice:{current_app.config['MUNICIPALITY_CODE']}",
+                              "BACKOFFICE_DATABASE_URL", audit.chain)
+    for command in (staff_cli, terminals_cli, audit_cli, seed, demo, cards_cli, *backups):
         app.cli.add_command(command)
     register_grants_command()

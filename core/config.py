@@ -171,6 +171,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     # file lies on storage the app can only append to, and the public key is what `audit verify` trusts.
     for name in ("AUDIT_CHECKPOINT_PATH", "AUDIT_CHECKPOINT_KEY_PATH", "AUDIT_CHECKPOINT_PUBLIC_KEY"):
         cfg[name] = os.environ.get(name, "")
+    # The key of `backup` and `restore` (core/backup.py): not one of the app's secrets, read only by those commands.
+    cfg["BACKUP_KEY"] = os.environ.get("BACKUP_KEY", "")
     code = cfg["MUNICIPALITY_CODE"]
     default_bo = f"sqlite:///{INSTANCE / f'backoffice-{code}.db'}"
     cfg["PORTAL_DATABASE_URL"] = os.environ.get("PORTAL_DATABASE_URL") or f"sqlite:///{INSTANCE / 'portal.db'}"
