@@ -162,6 +162,11 @@ def register(app: Flask) -> None:
 
     backups = backup_commands(lambda: f"backoffice:{current_app.config['MUNICIPALITY_CODE']}",
                               "BACKOFFICE_DATABASE_URL", audit.chain)
-    for command in (staff_cli, terminals_cli, audit_cli, seed, demo, cards_cli, *backups):
+    from backoffice.services import retention
+    from core.retention_cli import retention_group
+
+    retention_cli = retention_group(retention.rules, audit.chain, lambda: db.session,
+                                    lambda: f"backoffice:{current_app.config['MUNICIPALITY_CODE']}")
+    for command in (staff_cli, terminals_cli, audit_cli, seed, demo, cards_cli, *backups, retention_cli):
         app.cli.add_command(command)
     register_grants_command()

@@ -173,6 +173,9 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         cfg[name] = os.environ.get(name, "")
     # The key of `backup` and `restore` (core/backup.py): not one of the app's secrets, read only by those commands.
     cfg["BACKUP_KEY"] = os.environ.get("BACKUP_KEY", "")
+    # The retention schedule over core/retention.py's defaults (`kind=days,…`) and where log archives go.
+    cfg["RETENTION_DAYS"] = os.environ.get("RETENTION_DAYS", "")
+    cfg["RETENTION_ARCHIVE_DIR"] = os.environ.get("RETENTION_ARCHIVE_DIR", "")
     code = cfg["MUNICIPALITY_CODE"]
     default_bo = f"sqlite:///{INSTANCE / f'backoffice-{code}.db'}"
     cfg["PORTAL_DATABASE_URL"] = os.environ.get("PORTAL_DATABASE_URL") or f"sqlite:///{INSTANCE / 'portal.db'}"

@@ -53,8 +53,12 @@ def _register_commands(app: Flask) -> None:
     from portal.services import oplog
 
     app.cli.add_command(audit_group(oplog.chain, lambda: db.session))
+    from core.retention_cli import retention_group
+    from portal.services import retention
+
     for command in backup_commands(lambda: "portal", "PORTAL_DATABASE_URL", oplog.chain):
         app.cli.add_command(command)
+    app.cli.add_command(retention_group(retention.rules, oplog.chain, lambda: db.session, lambda: "portal"))
     register_grants_command()
 
 
