@@ -555,3 +555,31 @@ class MoveoutCertificate(Base):
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"))  # the record the 転入 created
     received_at: Mapped[tzdatetime]
     matched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+# -- support measures (支援措置) for victims of DV, stalking and abuse (backoffice/services/support.py) --
+
+
+class SupportMeasure(Base):
+    """支援措置 on one person and the household members it covers, set and extended by two people (R22).
+
+    In force from ``starts_on`` to ``ends_on`` once approved. No reason or account of the case is kept
+    here: that stays on paper with the police or consultation centre's opinion.
+    """
+
+    __tablename__ = "support_measure"
+
+    id: Mapped[intpk]
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    covered_ids: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of the resident ids it also covers
+    starts_on: Mapped[dt.date] = mapped_column(Date)
+    ends_on: Mapped[dt.date] = mapped_column(Date)
+    hide_from_household: Mapped[bool] = mapped_column(Boolean, default=True)  # omitted from others' 世帯票
+    requested_by: Mapped[str50]
+    requested_at: Mapped[tzdatetime]
+    approved_by: Mapped[str | None] = mapped_column(String(50))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # An extension waiting for its second person: the new end and who asked for it.
+    pending_ends_on: Mapped[dt.date | None] = mapped_column(Date)
+    pending_by: Mapped[str | None] = mapped_column(String(50))
+    history: Mapped[str] = mapped_column(Text, default="[]")  # JSON: each approved extension (ends_on, by, approved_by)

@@ -32,7 +32,7 @@ from backoffice.models import (
     RecordStatus,
     Resident,
 )
-from backoffice.services import audit, cases
+from backoffice.services import audit, cases, support
 from backoffice.services.cards import holder_for
 from bridge import messages
 from bridge.binding import current_bridge
@@ -228,6 +228,7 @@ def receive_application(session: Session, opened: Opened) -> Case:
         serial = str(verified.serial)
         if kind != "move_in_reservation":
             applicant = _applicant(session, verified.serial, verified.items, findings)
+            findings += support.intake_findings(session, kind, applicant)  # R22: never answered automatically
     if return_reason is None and application.get("type") == "move":
         movers = _movers(session, application.get("movers", []))
         if kind == "move_in_reservation" and any(m is not None for m in movers):

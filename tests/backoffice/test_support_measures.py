@@ -1,0 +1,167 @@
+"""Support measures (支援措置, R22): set by two people; a certificate reaching a protected person is never answered
+automatically; every look at the protected record is an alert."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import select
+
+from backoffice.models import AuditLog, BridgeAlert, Case, CaseStatus, IssuedCertificate
+from backoffice.services.cases import CaseError
+from core import clock as clock_module
+from tests.backoffice.case_fixtures import deliver, make_city, staff
+
+CERTIFICATE = {"type": "certificate", "municipalityCode": "032051", "kind": "juminhyo", "persons": "household",
+               "items": {"householder": True, "honseki": False, "juminhyoCode": False, "myNumber": False},
+               "copies": 1, "purpose": "就職先への提出", "delivery": "post"}
+
+
+@pytest.fixture
+def city(bo_app, backoffice, tmp_path):
+    city = make_city(bo_app, tmp_path)
+    backoffice.add_staff("clerk_a", "clerk")
+    backoffice.add_staff("clerk_c", "clerk")
+    backoffice.add_staff("approver_b", "approver")
+    return city
+
+
+def _protect(bo_app, person, *, hide, requester="clerk_a", approver="approver_b"):
+    from backoffice.extensions import db
+    from backoffice.services import support
+
+    today = clock_module.today_jst()
+    with bo_app.test_request_context("/"):
+        measure = support.request(db.session, resident_id=person, covered_ids=[], starts_on=today,
+                                  ends_on=today + dt.timedelta(days=365), hide_from_household=hide,
+                                  by=staff(db.session, requester))
+        db.session.commit()
+        measure_id = measure.id
+    with bo_app.test_request_context("/"):
+        support.approve(db.session, measure_id, by=staff(db.session, approver))
+        db.session.commit()
+    return measure_id
+
+
+def _approve_case(bo_app, backoffice, case_id):
+    from backoffice.extensions import db
+    from backoffice.services import cases
+
+    with bo_app.test_request_context("/"):
+        cases.confirm(db.session, case_id, by=staff(db.session, "clerk_a"))
+        db.session.commit()
+    with bo_app.test_request_context("/"):
+        try:
+            cases.approve(db.session, case_id, by=staff(db.session, "approver_b"),
+                          totp_code=backoffice.totp("approver_b"))
+        except Exception:
+            db.session.rollback()
+            raise
+        db.session.commit()
+
+
+def _alerts(bo_app):
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        return [json.loads(a.detail) for a in db.session.execute(
+            select(BridgeAlert).where(BridgeAlert.kind == "support_measure_access")).scalars()]
+
+
+def test_a_measure_needs_a_second_person_and_a_clerk_cannot_approve_their_own(bo_app, city):
+    from backoffice.extensions import db
+    from backoffice.services import support
+
+    today = clock_module.today_jst()
+    with bo_app.test_request_context("/"):
+        measure = support.request(db.session, resident_id=city["wife"], covered_ids=[], starts_on=today,
+                                  ends_on=today + dt.timedelta(days=365), hide_from_household=True,
+                                  by=staff(db.session, "clerk_a"))
+        db.session.commit()
+        assert support.in_force(db.session, city["wife"]) is None  # asked for, not yet in force
+        with pytest.raises(support.SupportError) as refused:
+            support.approve(db.session, measure.id, by=staff(db.session, "clerk_a"))
+        assert refused.value.field == "approved_by"
+        with pytest.raises(support.SupportError) as too_long:
+            support.request(db.session, resident_id=city["wife"], covered_ids=[], starts_on=today,
+                            ends_on=today + dt.timedelta(days=800), hide_from_household=True,
+                            by=staff(db.session, "clerk_a"))
+        assert too_long.value.field == "period"
+        db.session.rollback()
+        support.approve(db.session, measure.id, by=staff(db.session, "approver_b"))
+        db.session.commit()
+        assert support.in_force(db.session, city["wife"]).id == measure.id
+        # An extension, again by two people: asked by one clerk, approved by another person.
+        support.request_extension(db.session, measure.id, ends_on=measure.ends_on + dt.timedelta(days=365),
+                                  by=staff(db.session, "clerk_c"))
+        with pytest.raises(support.SupportError):
+            support.approve_extension(db.session, measure.id, by=staff(db.session, "clerk_c"))
+        support.approve_extension(db.session, measure.id, by=staff(db.session, "approver_b"))
+        db.session.commit()
+        assert support.in_force(db.session, city["wife"], on=today + dt.timedelta(days=500)) is not None
+        assert support.in_force(db.session, city["wife"], on=today + dt.timedelta(days=800)) is None
+        actions = db.session.execute(select(AuditLog.action, AuditLog.actor).where(
+            AuditLog.action.like("support_measure.%")).order_by(AuditLog.seq)).all()
+    assert [tuple(a) for a in actions] == [
+        ("support_measure.request", "clerk_a"), ("support_measure.approve", "approver_b"),
+        ("support_measure.extension_request", "clerk_c"), ("support_measure.extension_approve", "approver_b")]
+
+
+def test_a_household_certificate_asked_by_another_member_is_flagged_and_refused_and_nothing_is_issued(
+        bo_app, backoffice, city):
+    _protect(bo_app, city["wife"], hide=False)
+    case_id = deliver(bo_app, city, "certificate", CERTIFICATE)  # the householder asks, covering his wife
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        case = db.session.get(Case, case_id)
+        assert case.status is CaseStatus.IN_REVIEW  # flagged for a clerk at intake, not answered automatically
+        assert "support_measure" in {f["code"] for f in json.loads(case.findings)}
+    with pytest.raises(CaseError) as refused:
+        _approve_case(bo_app, backoffice, case_id)
+    assert "支援措置" in refused.value.message
+    with bo_app.app_context():
+        assert db.session.execute(select(IssuedCertificate)).first() is None
+    assert any(a["action"] == "certificate" and a["resident"] == city["wife"] for a in _alerts(bo_app))
+
+
+def test_where_the_measure_says_so_the_person_is_left_off_another_members_household_certificate(
+        bo_app, backoffice, city):
+    _protect(bo_app, city["wife"], hide=True)
+    case_id = deliver(bo_app, city, "certificate", CERTIFICATE)
+    _approve_case(bo_app, backoffice, case_id)
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        cert = db.session.execute(select(IssuedCertificate)).scalar_one()
+        assert json.loads(cert.resident_ids) == [city["head"]]
+
+
+def test_without_a_measure_the_household_certificate_names_both_and_raises_no_alert(bo_app, backoffice, city):
+    case_id = deliver(bo_app, city, "certificate", CERTIFICATE)
+    _approve_case(bo_app, backoffice, case_id)
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        cert = db.session.execute(select(IssuedCertificate)).scalar_one()
+        assert sorted(json.loads(cert.resident_ids)) == sorted([city["head"], city["wife"]])
+    assert _alerts(bo_app) == []
+
+
+def test_every_view_of_a_protected_record_is_an_alert_and_an_ended_measure_raises_none(bo_app, city, clock):
+    from backoffice.extensions import db
+    from backoffice.services import ledger
+
+    _protect(bo_app, city["wife"], hide=True)
+    with bo_app.test_request_context("/"):
+        ledger.get_record(db.session, city["wife"])
+        ledger.get_record(db.session, city["head"])
+        db.session.commit()
+    assert [(a["action"], a["resident"]) for a in _alerts(bo_app)] == [("ledger.view", city["wife"])]
+    clock.advance(days=400)
+    with bo_app.test_request_context("/"):
+        ledger.get_record(db.session, city["wife"])
+        db.session.commit()
+    assert len(_alerts(bo_app)) == 1
