@@ -167,6 +167,8 @@ def register(app: Flask) -> None:
 
     retention_cli = retention_group(retention.rules, audit.chain, lambda: db.session,
                                     lambda: f"backoffice:{current_app.config['MUNICIPALITY_CODE']}")
-    for command in (staff_cli, terminals_cli, audit_cli, seed, demo, cards_cli, *backups, retention_cli):
+    from backoffice.watch_cli import watch_cli
+
+    for command in (staff_cli, terminals_cli, audit_cli, seed, demo, cards_cli, *backups, retention_cli, watch_cli):
         app.cli.add_command(command)
     register_grants_command()
