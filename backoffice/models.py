@@ -583,3 +583,32 @@ class SupportMeasure(Base):
     pending_ends_on: Mapped[dt.date | None] = mapped_column(Date)
     pending_by: Mapped[str | None] = mapped_column(String(50))
     history: Mapped[str] = mapped_column(Text, default="[]")  # JSON: each approved extension (ends_on, by, approved_by)
+
+
+# -- the resident's own requests (backoffice/services/requests.py): 開示・訂正・利用停止請求 (R20) -----------
+
+
+class ResidentRequest(Base):
+    """A disclosure (開示), correction (訂正) or suspension (利用停止) request about one's own record (R20).
+
+    Decided by two people (a clerk confirms, a different approver decides) within the statutory 30
+    days, extendable with a reason. A granted correction is made through the ledger's own update.
+    """
+
+    __tablename__ = "resident_request"
+
+    id: Mapped[intpk]
+    kind: Mapped[str20]  # disclosure, correction, suspension
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    item: Mapped[str | None] = mapped_column(String(50))  # correction: the item; suspension: the use named
+    correct_value: Mapped[str | None] = mapped_column(Text)  # correction: the value the resident says is right
+    received_at: Mapped[tzdatetime]
+    received_by: Mapped[str50]
+    due_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str20] = mapped_column(default="received", index=True)  # received, confirmed, granted, refused
+    confirmed_by: Mapped[str | None] = mapped_column(String(50))
+    decided_by: Mapped[str | None] = mapped_column(String(50))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)  # disclosure: JSON of the accesses; no staff names
