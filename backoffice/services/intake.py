@@ -228,7 +228,6 @@ def receive_application(session: Session, opened: Opened) -> Case:
         serial = str(verified.serial)
         if kind != "move_in_reservation":
             applicant = _applicant(session, verified.serial, verified.items, findings)
-            findings += support.intake_findings(session, kind, applicant)  # R22: never answered automatically
     if return_reason is None and application.get("type") == "move":
         movers = _movers(session, application.get("movers", []))
         if kind == "move_in_reservation" and any(m is not None for m in movers):
@@ -241,7 +240,8 @@ def receive_application(session: Session, opened: Opened) -> Case:
                     findings.append({"code": "unknown_member", "detail": f"mover {i + 1} is not a current resident"})
             if _open_move_out_names(session, {m.id for m in movers if m is not None}):
                 return_reason = REASONS["duplicate_move_out"]
-    sensitive = kind in current_app.config.get("SENSITIVE_CASE_KINDS", ())
+    findings += support.intake_findings(session, kind, applicant, movers)  # R22: a protected person named
+    sensitive = kind in current_app.config.get("SENSITIVE_CASE_KINDS", ()) or support.flagged(findings)
     if return_reason is not None and not sensitive:
         status = CaseStatus.RETURNED
     elif findings or return_reason is not None:

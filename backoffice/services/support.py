@@ -7,6 +7,8 @@ is not that clerk approves. While it is in force:
 - a certificate about a protected person asked for by anyone but that person is refused at
   approval and flagged at intake for a clerk (never answered automatically); where the measure
   says so the person is left off another member's household certificate instead;
+- any application naming a protected person other than the applicant (a move taking them along)
+  is flagged at intake and made sensitive: a clerk decides, it is never returned automatically;
 - every view of the protected person's record is an alert for the security officer (R18).
 """
 
@@ -25,6 +27,7 @@ from core import clock
 
 MAX_PERIOD_DAYS = 366
 ALERT_KIND = "support_measure_access"
+FINDING = "support_measure"
 
 MESSAGES = {
     "resident_id": "対象の方が住民記録にいません。 / The person is not in the ledger.",
@@ -180,11 +183,24 @@ def screen_certificate(session: Session, applicant: Resident, residents: list[Re
     return Screened(kept, refused)
 
 
-def intake_findings(session: Session, kind: str, applicant: Resident | None) -> list[dict[str, str]]:
-    """At intake: a certificate request that reaches a protected person goes to a clerk, flagged."""
-    if kind != "certificate" or applicant is None:
+def intake_findings(session: Session, kind: str, applicant: Resident | None,
+                    movers: list[Resident | None] | None = None) -> list[dict[str, str]]:
+    """At intake: a request that reaches a protected person other than the applicant goes to a clerk, flagged.
+
+    A certificate reaches the applicant's household; a move reaches the people it names as movers.
+    """
+    if applicant is None:
         return []
-    members = session.execute(select(Resident.id).where(Resident.household_id == applicant.household_id)).scalars()
-    if any(m != applicant.id and in_force(session, m) is not None for m in members):
-        return [{"code": "support_measure", "detail": "a person this request may cover is under a support measure"}]
+    if kind == "certificate":
+        reached = set(session.execute(select(Resident.id).where(
+            Resident.household_id == applicant.household_id)).scalars())
+    else:
+        reached = {m.id for m in movers or [] if m is not None}
+    if any(r != applicant.id and in_force(session, r) is not None for r in reached):
+        return [{"code": FINDING, "detail": "a person this request reaches is under a support measure"}]
     return []
+
+
+def flagged(findings: list[dict[str, str]]) -> bool:
+    """Whether intake found a protected person: the case is then sensitive, never returned automatically."""
+    return any(f.get("code") == FINDING for f in findings)

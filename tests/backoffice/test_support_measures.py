@@ -165,3 +165,20 @@ def test_every_view_of_a_protected_record_is_an_alert_and_an_ended_measure_raise
         ledger.get_record(db.session, city["wife"])
         db.session.commit()
     assert len(_alerts(bo_app)) == 1
+
+
+def test_a_move_taking_a_protected_person_along_is_flagged_sensitive_and_never_returned_automatically(
+        bo_app, backoffice, city):
+    from tests.backoffice.case_fixtures import move
+
+    first = deliver(bo_app, city, "move_out", move())
+    _protect(bo_app, city["wife"], hide=True)
+    # A second move-out naming the same people would be returned automatically as a duplicate; not now.
+    second = deliver(bo_app, city, "move_out", move())
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        plain, flagged = db.session.get(Case, first), db.session.get(Case, second)
+        assert not plain.sensitive
+        assert flagged.sensitive and flagged.status is CaseStatus.IN_REVIEW
+        assert {"support_measure", "would_return"} <= {f["code"] for f in json.loads(flagged.findings)}
