@@ -34,10 +34,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from backoffice.ledger import bp as ledger_bp
     from backoffice.screenlock import bp as screenlock_bp
     from backoffice.statistics import bp as statistics_bp
+    from backoffice.support import bp as support_bp
 
     app.before_request(security.enforce_access)
     for bp in (auth_bp, ledger_bp, audit_bp, admin_bp, cards_bp, cases_bp, counter_bp, certificates_bp,
-               statistics_bp, screenlock_bp):
+               statistics_bp, screenlock_bp, support_bp):
         app.register_blueprint(bp)
     register(app)
     app.jinja_env.globals["zone"] = "backoffice"

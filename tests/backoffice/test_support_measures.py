@@ -182,3 +182,33 @@ def test_a_move_taking_a_protected_person_along_is_flagged_sensitive_and_never_r
         assert not plain.sensitive
         assert flagged.sensitive and flagged.status is CaseStatus.IN_REVIEW
         assert {"support_measure", "would_return"} <= {f["code"] for f in json.loads(flagged.findings)}
+
+
+def test_a_clerk_records_a_measure_on_the_page_and_only_another_person_can_put_it_in_force(bo_app, backoffice, city):
+    from backoffice.extensions import db
+    from backoffice.models import Resident, SupportMeasure
+    from tests.conftest import csrf_from
+
+    with bo_app.app_context():
+        atena = db.session.get(Resident, city["wife"]).atena_number
+    both = backoffice.client_for("both_d", "clerk", "approver", terminal="t-both")
+    token = csrf_from(both, "/support-measures/")
+    today = clock_module.today_jst()
+    period = {"starts_on": today.isoformat(), "ends_on": (today + dt.timedelta(days=365)).isoformat()}
+    bad = both.post("/support-measures/", data={"csrf_token": token, "atena_number": "T000", **period})
+    assert bad.status_code == 400 and "宛名番号" in bad.get_data(as_text=True)
+    done = both.post("/support-measures/", data={"csrf_token": token, "atena_number": atena,
+                                                 "hide_from_household": "1", **period})
+    assert done.status_code == 302
+    with bo_app.app_context():
+        measure_id = db.session.execute(select(SupportMeasure.id)).scalar_one()
+    own = both.post(f"/support-measures/{measure_id}/approve", data={"csrf_token": token})
+    assert own.status_code == 400 and "別の承認者" in own.get_data(as_text=True)
+    approver = backoffice.client_for("approver_e", "approver", terminal="t-approver")
+    token = csrf_from(approver, "/support-measures/")
+    assert approver.post(f"/support-measures/{measure_id}/approve", data={"csrf_token": token}).status_code == 302
+    assert "実施中" in approver.get("/support-measures/").get_data(as_text=True)
+    from backoffice.services import support
+
+    with bo_app.app_context():
+        assert support.in_force(db.session, city["wife"]).approved_by == "approver_e"
