@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from backoffice.extensions import db
+from backoffice.forms_common import resident_by_atena, save_step, unknown_atena
 from backoffice.models import Resident, Role, SupportMeasure
 from backoffice.security import access
 from backoffice.services import support
@@ -26,6 +28,10 @@ def _page(errors: dict[str, str] | None = None, status: int = 200) -> Any:
                            today=clock.today_jst(), form=request.form), status
 
 
+def _step(action: Callable[[], Any], message: str) -> Any:
+    return save_step(action, (support.SupportError,), _page, "support.index", message)
+
+
 @bp.route("/")
 @access(Role.CLERK, Role.APPROVER)
 def index() -> Any:
@@ -37,35 +43,23 @@ def index() -> Any:
 @access(Role.CLERK)
 def record() -> Any:
     """Record a measure for the person with the 宛名番号 given; it waits for an approver."""
-    atena = request.form.get("atena_number", "").strip()
-    person = db.session.execute(select(Resident).where(Resident.atena_number == atena)).scalar_one_or_none()
     try:
         starts_on = dt.date.fromisoformat(request.form.get("starts_on", ""))
         ends_on = dt.date.fromisoformat(request.form.get("ends_on", ""))
     except ValueError:
         return _page({"period": _("Enter the first and last day of the period (YYYY-MM-DD).")}, 400)
+    person = resident_by_atena(request.form.get("atena_number", ""))
     if person is None:
-        return _page({"atena_number": _("No record has this atena number.")}, 400)
-    try:
-        support.request(db.session, resident_id=person.id, covered_ids=[], starts_on=starts_on, ends_on=ends_on,
-                        hide_from_household=bool(request.form.get("hide_from_household")), by=current_user)
-    except support.SupportError as exc:
-        db.session.rollback()
-        return _page({exc.field: exc.message}, 400)
-    db.session.commit()
-    flash(_("The support measure is recorded; a second person must approve it."), "success")
-    return redirect(url_for("support.index"))
+        return _page(unknown_atena(), 400)
+    return _step(lambda: support.request(db.session, resident_id=person.id, covered_ids=[], starts_on=starts_on,
+                                         ends_on=ends_on, by=current_user,
+                                         hide_from_household=bool(request.form.get("hide_from_household"))),
+                 _("The support measure is recorded; a second person must approve it."))
 
 
 @bp.route("/<int:measure_id>/approve", methods=["POST"])
 @access(Role.APPROVER)
 def approve(measure_id: int) -> Any:
     """A second person puts the measure in force."""
-    try:
-        support.approve(db.session, measure_id, by=current_user)
-    except support.SupportError as exc:
-        db.session.rollback()
-        return _page({"approve": exc.message}, 400)
-    db.session.commit()
-    flash(_("The support measure is in force."), "success")
-    return redirect(url_for("support.index"))
+    return _step(lambda: support.approve(db.session, measure_id, by=current_user),
+                 _("The support measure is in force."))

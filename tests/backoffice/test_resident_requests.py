@@ -101,3 +101,35 @@ def test_the_deadline_is_thirty_days_extended_once_only_with_a_reason_and_overdu
     clock.advance(days=61)
     overdue = _as(bo_app, "clerk_a", lambda s, who: [r.id for r in resident_requests.overdue(s)])
     assert overdue == [request.id]
+
+
+def test_a_correction_recorded_confirmed_and_granted_on_the_pages_changes_the_ledger(bo_app, backoffice, city):
+    from backoffice.extensions import db
+    from tests.conftest import csrf_from
+
+    with bo_app.app_context():
+        atena = db.session.get(Resident, city["head"]).atena_number
+    clerk = backoffice.client_for("clerk_p", "clerk", terminal="t-clerk-p")
+    token = csrf_from(clerk, "/resident-requests/")
+    missing = clerk.post("/resident-requests/", data={"csrf_token": token, "kind": "correction", "atena_number": atena,
+                                                      "item": "name_kana", "correct_value": " "})
+    assert missing.status_code == 400 and "正しい内容" in missing.get_data(as_text=True)
+    recorded = clerk.post("/resident-requests/", data={"csrf_token": token, "kind": "correction", "atena_number": atena,
+                                                       "item": "name_kana", "correct_value": "ミヤザワ　ケンジ"})
+    assert recorded.status_code == 302
+    page = clerk.get("/resident-requests/").get_data(as_text=True)
+    assert "開示・訂正・利用停止請求" in page and (clock_module.today_jst() + dt.timedelta(days=30)).isoformat() in page
+    with bo_app.app_context():
+        from backoffice.models import ResidentRequest
+
+        request_id = db.session.execute(select(ResidentRequest.id)).scalar_one()
+    assert clerk.post(f"/resident-requests/{request_id}/confirm", data={"csrf_token": token}).status_code == 302
+    approver = backoffice.client_for("approver_p", "approver", terminal="t-approver-p")
+    token = csrf_from(approver, "/resident-requests/")
+    no_reason = approver.post(f"/resident-requests/{request_id}/decide", data={"csrf_token": token,
+                                                                              "decision": "grant", "reason": ""})
+    assert no_reason.status_code == 400 and "決定の理由" in no_reason.get_data(as_text=True)
+    assert approver.post(f"/resident-requests/{request_id}/decide", data={
+        "csrf_token": token, "decision": "grant", "reason": "戸籍で確認"}).status_code == 302
+    with bo_app.app_context():
+        assert db.session.get(Resident, city["head"]).name_kana == "ミヤザワ　ケンジ"
