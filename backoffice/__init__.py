@@ -32,12 +32,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from backoffice.cli import register
     from backoffice.counter import bp as counter_bp
     from backoffice.ledger import bp as ledger_bp
+    from backoffice.requests import bp as requests_bp
     from backoffice.screenlock import bp as screenlock_bp
     from backoffice.statistics import bp as statistics_bp
+    from backoffice.support import bp as support_bp
 
     app.before_request(security.enforce_access)
     for bp in (auth_bp, ledger_bp, audit_bp, admin_bp, cards_bp, cases_bp, counter_bp, certificates_bp,
-               statistics_bp, screenlock_bp):
+               statistics_bp, screenlock_bp, support_bp, requests_bp):
         app.register_blueprint(bp)
     register(app)
     app.jinja_env.globals["zone"] = "backoffice"

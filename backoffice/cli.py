@@ -158,6 +158,17 @@ def demo(residents: int) -> None:
 
 def register(app: Flask) -> None:
     """Attach the command groups to the app."""
-    for command in (staff_cli, terminals_cli, audit_cli, seed, demo, cards_cli):
+    from core.backup_cli import backup_commands
+
+    backups = backup_commands(lambda: f"backoffice:{current_app.config['MUNICIPALITY_CODE']}",
+                              "BACKOFFICE_DATABASE_URL", audit.chain)
+    from backoffice.services import retention
+    from core.retention_cli import retention_group
+
+    retention_cli = retention_group(retention.rules, audit.chain, lambda: db.session,
+                                    lambda: f"backoffice:{current_app.config['MUNICIPALITY_CODE']}")
+    from backoffice.watch_cli import watch_cli
+
+    for command in (staff_cli, terminals_cli, audit_cli, seed, demo, cards_cli, *backups, retention_cli, watch_cli):
         app.cli.add_command(command)
     register_grants_command()

@@ -583,3 +583,60 @@ class MoveoutCertificate(Base):
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"))  # the record the 転入 created
     received_at: Mapped[tzdatetime]
     matched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+# -- support measures (支援措置) for victims of DV, stalking and abuse (backoffice/services/support.py) --
+
+
+class SupportMeasure(Base):
+    """支援措置 on one person and the household members it covers, set and extended by two people (R22).
+
+    In force from ``starts_on`` to ``ends_on`` once approved. No reason or account of the case is kept
+    here: that stays on paper with the police or consultation centre's opinion.
+    """
+
+    __tablename__ = "support_measure"
+
+    id: Mapped[intpk]
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    covered_ids: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of the resident ids it also covers
+    starts_on: Mapped[dt.date] = mapped_column(Date)
+    ends_on: Mapped[dt.date] = mapped_column(Date)
+    hide_from_household: Mapped[bool] = mapped_column(Boolean, default=True)  # omitted from others' 世帯票
+    requested_by: Mapped[str50]
+    requested_at: Mapped[tzdatetime]
+    approved_by: Mapped[str | None] = mapped_column(String(50))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # An extension waiting for its second person: the new end and who asked for it.
+    pending_ends_on: Mapped[dt.date | None] = mapped_column(Date)
+    pending_by: Mapped[str | None] = mapped_column(String(50))
+    history: Mapped[str] = mapped_column(Text, default="[]")  # JSON: each approved extension (ends_on, by, approved_by)
+
+
+# -- the resident's own requests (backoffice/services/requests.py): 開示・訂正・利用停止請求 (R20) -----------
+
+
+class ResidentRequest(Base):
+    """A disclosure (開示), correction (訂正) or suspension (利用停止) request about one's own record (R20).
+
+    Decided by two people (a clerk confirms, a different approver decides) within the statutory 30
+    days, extendable with a reason. A granted correction is made through the ledger's own update.
+    """
+
+    __tablename__ = "resident_request"
+
+    id: Mapped[intpk]
+    kind: Mapped[str20]  # disclosure, correction, suspension
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    item: Mapped[str | None] = mapped_column(String(50))  # correction: the item; suspension: the use named
+    correct_value: Mapped[str | None] = mapped_column(Text)  # correction: the value the resident says is right
+    received_at: Mapped[tzdatetime]
+    received_by: Mapped[str50]
+    due_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str20] = mapped_column(default="received", index=True)  # received, confirmed, granted, refused
+    confirmed_by: Mapped[str | None] = mapped_column(String(50))
+    decided_by: Mapped[str | None] = mapped_column(String(50))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)  # disclosure: JSON of the accesses; no staff names

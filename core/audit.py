@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import BigInteger, CheckConstraint, Integer, String, Text, event, select, update
+from sqlalchemy import BigInteger, CheckConstraint, Integer, String, Text, event, func, select, update
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from core import clock
@@ -44,6 +44,8 @@ OUTCOMES = ("success", "failure", "denied")
 # Signing keys as read, by path and file version: every commit checks the key is still there (a
 # stat), and reads and parses it again only when the file changed.
 _SIGNING_KEYS: dict[Path, tuple[tuple[int, int, int, int], Ed25519PrivateKey]] = {}
+# The action of the row retention writes after it purged archived rows of this log (core/retention.py).
+PURGE_ACTION = "retention.purge"
 
 
 class AuditLogMixin:
@@ -371,9 +373,24 @@ class AuditChain:
                 by_seq[cp["seq"]] = cp
         prev = GENESIS
         expected = 1
+        # Rows 1..N purged by retention (core/retention.py): accepted only when a signed checkpoint is at N and
+        # a `retention.purge` row in the remaining chain records that archive (N and its head hash).
+        first = session.execute(select(func.min(self.log_model.seq))).scalar()
+        purged: dict[str, Any] | None = None
+        if first is not None and first > 1:
+            purged = by_seq.get(first - 1)
+            if purged is None:
+                return VerifyResult(False, 0, 1, f"rows 1 to {first - 1} are missing and no signed checkpoint "
+                                    "marks the end of an archive there")
+            prev, expected = purged["head_hash"], first
+        archived = purged is None
         last = 0
         proven: dict[str, Any] | None = None
         for row in _iter_rows(session, self.log_model, batch):
+            if purged is not None and row.action == PURGE_ACTION:
+                mark = json.loads(row.detail)
+                archived = archived or (mark.get("through_seq") == purged["seq"]
+                                        and mark.get("head_hash") == purged["head_hash"])
             if row.seq != expected:
                 return VerifyResult(False, last, expected, f"row {expected} is missing (next row is {row.seq})",
                                     *_cp(proven))
@@ -395,6 +412,9 @@ class AuditChain:
             return VerifyResult(False, last, last + 1,
                                 f"rows after {last} were cut off (a signed checkpoint covers row {max(by_seq)})",
                                 *_cp(proven))
+        if not archived:
+            return VerifyResult(False, last, 1, f"rows 1 to {first - 1} are missing: no `{PURGE_ACTION}` row "
+                                "records their archive", *_cp(proven))
         if last and proven is None:
             return VerifyResult(False, last, None, f"no signed checkpoint covers any of the {last} rows "
                                 f"in {self.checkpoint_path}")

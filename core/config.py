@@ -181,6 +181,14 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg["SMTP_PORT"] = _int("SMTP_PORT", 25)
     cfg["SMTP_STARTTLS"] = os.environ.get("SMTP_STARTTLS", "") in ("1", "true", "yes")
     cfg["ALERT_CHECK_SECONDS"] = _int("ALERT_CHECK_SECONDS", 30)
+    # The key of `backup` and `restore` (core/backup.py): not one of the app's secrets, read only by those commands.
+    cfg["BACKUP_KEY"] = os.environ.get("BACKUP_KEY", "")
+    # The retention schedule over core/retention.py's defaults (`kind=days,…`) and where log archives go.
+    cfg["RETENTION_DAYS"] = os.environ.get("RETENTION_DAYS", "")
+    cfg["RETENTION_ARCHIVE_DIR"] = os.environ.get("RETENTION_ARCHIVE_DIR", "")
+    # The staff-access rules (backoffice/services/watch.py): thresholds per hour, office hours (JST), look-back.
+    for name in ("WATCH_THRESHOLDS", "WATCH_OFFICE_HOURS", "WATCH_LOOKBACK_HOURS"):
+        cfg[name] = os.environ.get(name, "")
     code = cfg["MUNICIPALITY_CODE"]
     default_bo = f"sqlite:///{INSTANCE / f'backoffice-{code}.db'}"
     cfg["PORTAL_DATABASE_URL"] = os.environ.get("PORTAL_DATABASE_URL") or f"sqlite:///{INSTANCE / 'portal.db'}"

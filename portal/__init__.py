@@ -45,13 +45,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _register_commands(app: Flask) -> None:
-    """``audit verify|checkpoint|keygen`` over the portal's own operation log, and ``db grants``."""
+    """``audit verify|checkpoint|keygen`` over the portal's own operation log, ``backup``/``restore``, ``db grants``."""
     from core.audit_cli import audit_group
+    from core.backup_cli import backup_commands
     from core.grants import register_grants_command
     from portal.extensions import db
     from portal.services import oplog
 
     app.cli.add_command(audit_group(oplog.chain, lambda: db.session))
+    from core.retention_cli import retention_group
+    from portal.services import retention
+
+    for command in backup_commands(lambda: "portal", "PORTAL_DATABASE_URL", oplog.chain):
+        app.cli.add_command(command)
+    app.cli.add_command(retention_group(retention.rules, oplog.chain, lambda: db.session, lambda: "portal"))
     register_grants_command()
 
 

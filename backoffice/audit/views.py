@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, render_template, request
+from flask import Response, flash, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectChoice, SelectField, StringField
@@ -14,7 +14,7 @@ from backoffice.audit import bp
 from backoffice.extensions import db
 from backoffice.models import Role
 from backoffice.security import access
-from backoffice.services import audit, oplog
+from backoffice.services import audit, oplog, watch
 from core.csvsafe import to_csv
 
 
@@ -76,3 +76,30 @@ def verify() -> Any:
                          "checkpoint_seq": result.checkpoint_seq})
     db.session.commit()
     return render_template("backoffice/audit/log.html", form=FilterForm(), rows=[], total=0, page=1, result=result)
+
+
+@bp.route("/alerts")
+@access(Role.AUDITOR)
+def alerts() -> Any:
+    """Staff-access alerts (R18), newest first, each with the operation-log rows behind it."""
+    items = watch.alerts(db.session)
+    audit.record("alert.list", detail={"shown": len(items)})
+    db.session.commit()
+    return render_template("backoffice/audit/alerts.html", items=items, errors={}, jst=watch.JST)
+
+
+@bp.route("/alerts/<int:alert_id>/acknowledge", methods=["POST"])
+@access(Role.AUDITOR)
+def acknowledge(alert_id: int) -> Any:
+    """Acknowledge an alert with a note; the note goes to the operation log."""
+    try:
+        watch.acknowledge(db.session, alert_id, request.form.get("note", ""))
+    except watch.AcknowledgeError as exc:
+        db.session.rollback()
+        items = watch.alerts(db.session)
+        db.session.rollback()
+        return render_template("backoffice/audit/alerts.html", items=items, jst=watch.JST,
+                               errors={alert_id: exc.message}), 400
+    db.session.commit()
+    flash(_l("The alert is acknowledged."), "info")
+    return redirect(url_for("audit.alerts"))

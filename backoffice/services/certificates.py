@@ -32,7 +32,7 @@ from backoffice.models import (
     Sex,
     Staff,
 )
-from backoffice.services import audit
+from backoffice.services import audit, support
 from backoffice.services import cases as case_service
 from backoffice.services.ledger import MASKED, address_text, may_see_my_number
 from bridge import messages
@@ -73,6 +73,9 @@ MESSAGES = {
                        "The tracking number is up to 30 letters, digits and hyphens.",
     "already_mailed": "この証明書の発送はすでに記録されています。 / This certificate's mailing is already recorded.",
     "revoked": "この証明書は失効しています。 / This certificate is revoked.",
+    "support_measure": "支援措置の対象の方が含まれるため、この請求には自動で応じられません。担当者が確認します。 / "
+                       "A person this request covers is under a support measure: it cannot be answered "
+                       "automatically; a clerk will look into it.",
     "reason": "失効の理由を入力してください（200文字以内）。 / Enter the reason for the revocation "
               "(up to 200 characters).",
 }
@@ -150,6 +153,10 @@ def check_eligibility(session: Session, case: Case) -> Eligibility:
         people = [applicant]
     # The requester is the person or, by construction, a member of the household certified.
     result.residents = [p for p in people if p.household_id == applicant.household_id]
+    screened = support.screen_certificate(session, applicant, result.residents)  # R22: 支援措置
+    result.residents = screened.residents
+    if screened.refused:
+        result.refusals.append(CertificateError("persons", "support_measure"))
     if not result.residents:
         result.refusals.append(CertificateError("persons"))
     if request.items["myNumber"] and request.kind != "juminhyo":

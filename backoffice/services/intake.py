@@ -32,7 +32,7 @@ from backoffice.models import (
     RecordStatus,
     Resident,
 )
-from backoffice.services import audit, cases
+from backoffice.services import audit, cases, support
 from backoffice.services.cards import holder_for
 from bridge import messages
 from bridge.binding import current_bridge
@@ -240,7 +240,8 @@ def receive_application(session: Session, opened: Opened) -> Case:
                     findings.append({"code": "unknown_member", "detail": f"mover {i + 1} is not a current resident"})
             if _open_move_out_names(session, {m.id for m in movers if m is not None}):
                 return_reason = REASONS["duplicate_move_out"]
-    sensitive = kind in current_app.config.get("SENSITIVE_CASE_KINDS", ())
+    findings += support.intake_findings(session, kind, applicant, movers)  # R22: a protected person named
+    sensitive = kind in current_app.config.get("SENSITIVE_CASE_KINDS", ()) or support.flagged(findings)
     if return_reason is not None and not sensitive:
         status = CaseStatus.RETURNED
     elif findings or return_reason is not None:

@@ -19,7 +19,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from backoffice.models import AuditLog, Resident, ResidentHistory, Role, Sex, Staff
-from backoffice.services import audit
+from backoffice.services import audit, support
 from core import checkdigits, clock
 from core.addressmaster import load_machiaza, machiaza_by_code
 from core.fieldcrypto import FieldCipher
@@ -212,6 +212,7 @@ def get_record(session: Session, resident_id: int) -> Resident | None:
     ).scalar_one_or_none()
     if resident is not None:
         audit.record("ledger.view", target_type="resident", target_id=resident.id)
+        support.alert_access(session, resident.id, "ledger.view")  # R22: every access to a protected record
     return resident
 
 

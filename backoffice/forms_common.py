@@ -1,0 +1,36 @@
+"""What the pages of the controls share: the person a clerk names by 宛名番号, and a step that saves or re-shows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import flash, redirect, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from backoffice.extensions import db
+from backoffice.models import Resident
+
+
+def resident_by_atena(value: str) -> Resident | None:
+    """The record with this 宛名番号 (typed by a clerk, sent in a form body, never a URL)."""
+    return db.session.execute(select(Resident).where(Resident.atena_number == value.strip())).scalar_one_or_none()
+
+
+def unknown_atena() -> dict[str, str]:
+    """The error of a 宛名番号 that names no record."""
+    return {"atena_number": _("No record has this atena number.")}
+
+
+def save_step(action: Callable[[], Any], errors: tuple[type[Exception], ...], page: Callable[..., Any],
+              done: str, message: str) -> Any:
+    """Run ``action``; on a refusal roll back and show ``page`` with it (400), else commit and go to ``done``."""
+    try:
+        action()
+    except errors as exc:
+        db.session.rollback()
+        return page({getattr(exc, "field", "-"): getattr(exc, "message", str(exc))}, 400)
+    db.session.commit()
+    flash(message, "success")
+    return redirect(url_for(done))

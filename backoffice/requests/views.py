@@ -1,0 +1,67 @@
+"""Views: open requests with their deadlines, recording one, confirming (clerk) and deciding (another approver)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import render_template, request
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from backoffice.extensions import db
+from backoffice.forms_common import resident_by_atena, save_step, unknown_atena
+from backoffice.models import Resident, ResidentRequest, Role
+from backoffice.requests import bp
+from backoffice.security import access
+from backoffice.services import resident_requests as service
+from core import clock
+
+
+def _page(errors: dict[str, str] | None = None, status: int = 200) -> Any:
+    rows = db.session.execute(select(ResidentRequest, Resident)
+                              .join(Resident, Resident.id == ResidentRequest.resident_id)
+                              .order_by(ResidentRequest.due_on, ResidentRequest.id)).all()
+    return render_template("backoffice/requests/list.html", rows=rows, errors=errors or {}, form=request.form,
+                           today=clock.today_jst(), kinds=service.KINDS, items=service.CORRECTABLE), status
+
+
+def _step(action: Callable[[], Any], message: str) -> Any:
+    return save_step(action, (service.RequestError,), _page, "requests.index", message)
+
+
+@bp.route("/")
+@access(Role.CLERK, Role.APPROVER)
+def index() -> Any:
+    """Every request by deadline; the overdue ones marked."""
+    return _page()
+
+
+@bp.route("/", methods=["POST"])
+@access(Role.CLERK)
+def receive() -> Any:
+    """Record a request made at the counter or by post, for the person with the 宛名番号 given."""
+    person = resident_by_atena(request.form.get("atena_number", ""))
+    if person is None:
+        return _page(unknown_atena(), 400)
+    return _step(lambda: service.receive(db.session, kind=request.form.get("kind", ""), resident_id=person.id,
+                                         by=current_user, item=request.form.get("item") or None,
+                                         correct_value=request.form.get("correct_value")),
+                 _("The request is recorded with its deadline."))
+
+
+@bp.route("/<int:request_id>/confirm", methods=["POST"])
+@access(Role.CLERK)
+def confirm(request_id: int) -> Any:
+    """The first person checks the request."""
+    return _step(lambda: service.confirm(db.session, request_id, by=current_user), _("Saved."))
+
+
+@bp.route("/<int:request_id>/decide", methods=["POST"])
+@access(Role.APPROVER)
+def decide(request_id: int) -> Any:
+    """The second person grants or refuses, with the reason."""
+    grant = request.form.get("decision") == "grant"
+    return _step(lambda: service.decide(db.session, request_id, grant=grant, reason=request.form.get("reason", ""),
+                                        by=current_user), _("Saved."))

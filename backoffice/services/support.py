@@ -1,0 +1,206 @@
+"""Support measures (支援措置) for victims of DV, stalking and abuse (R22; 住民基本台帳事務処理要領 第5-10).
+
+A measure protects one person and the household members it names, for a period (one year, then
+extended a year at a time), and is set and extended by two people: a clerk asks, an approver who
+is not that clerk approves. While it is in force:
+
+- a certificate about a protected person asked for by anyone but that person is refused at
+  approval and flagged at intake for a clerk (never answered automatically); where the measure
+  says so the person is left off another member's household certificate instead;
+- any application naming a protected person other than the applicant (a move taking them along)
+  is flagged at intake and made sensitive: a clerk decides, it is never returned automatically;
+- every view of the protected person's record is an alert for the security officer (R18).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backoffice.models import BridgeAlert, Resident, Role, Staff, SupportMeasure
+from backoffice.services import audit
+from core import clock
+
+MAX_PERIOD_DAYS = 366
+ALERT_KIND = "support_measure_access"
+FINDING = "support_measure"
+
+MESSAGES = {
+    "resident_id": "対象の方が住民記録にいません。 / The person is not in the ledger.",
+    "covered_ids": "対象に含める方は同じ世帯の方だけです。 / Only members of the same household can be covered.",
+    "period": "期間は開始日から1年以内で、終了日は開始日より後にしてください。 / "
+              "The period ends after it starts and lasts at most one year.",
+    "requested_by": "支援措置の申出を受け付けられるのは窓口職員だけです。 / Only a clerk can record a support measure.",
+    "approved_by": "申出を記録した職員とは別の承認者が承認してください。 / "
+                   "An approver other than the clerk who recorded it must approve.",
+    "state": "この支援措置はその操作ができる状態にありません。 / "
+             "The support measure is not in a state that allows this.",
+}
+
+
+class SupportError(ValueError):
+    """A support-measure step refused; ``field`` names what to correct."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.message = MESSAGES[field]
+        super().__init__(self.message)
+
+
+def _ids(measure: SupportMeasure) -> set[int]:
+    return {measure.resident_id, *json.loads(measure.covered_ids or "[]")}
+
+
+def _check_period(starts_on: dt.date, ends_on: dt.date) -> None:
+    if not starts_on < ends_on or (ends_on - starts_on).days > MAX_PERIOD_DAYS:
+        raise SupportError("period")
+
+
+def request(session: Session, *, resident_id: int, covered_ids: list[int], starts_on: dt.date, ends_on: dt.date,
+            hide_from_household: bool, by: Staff) -> SupportMeasure:
+    """A clerk records the request; nothing is enforced until a second person approves."""
+    if Role.CLERK not in by.role_set:
+        raise SupportError("requested_by")
+    person = session.get(Resident, resident_id)
+    if person is None:
+        raise SupportError("resident_id")
+    for other in covered_ids:
+        member = session.get(Resident, other)
+        if member is None or member.household_id != person.household_id:
+            raise SupportError("covered_ids")
+    _check_period(starts_on, ends_on)
+    measure = SupportMeasure(resident_id=resident_id, covered_ids=json.dumps(sorted(set(covered_ids) - {resident_id})),
+                             starts_on=starts_on, ends_on=ends_on, hide_from_household=hide_from_household,
+                             requested_by=by.login_id, requested_at=clock.utcnow(), history="[]")
+    session.add(measure)
+    session.flush()
+    audit.record("support_measure.request", target_type="support_measure", target_id=measure.id,
+                 actor=by.login_id, actor_id=by.id,
+                 detail={"covered": len(_ids(measure)), "starts_on": starts_on.isoformat(),
+                         "ends_on": ends_on.isoformat(), "hide_from_household": hide_from_household})
+    return measure
+
+
+def _second_person(by: Staff, first: str | None) -> None:
+    if Role.APPROVER not in by.role_set or by.login_id == first:
+        raise SupportError("approved_by")
+
+
+def approve(session: Session, measure_id: int, *, by: Staff) -> SupportMeasure:
+    """The second person puts the measure in force."""
+    measure = session.get(SupportMeasure, measure_id, with_for_update=True)
+    if measure is None or measure.approved_at is not None:
+        raise SupportError("state")
+    _second_person(by, measure.requested_by)
+    measure.approved_by, measure.approved_at = by.login_id, clock.utcnow()
+    audit.record("support_measure.approve", target_type="support_measure", target_id=measure.id,
+                 actor=by.login_id, actor_id=by.id,
+                 detail={"requested_by": measure.requested_by})
+    return measure
+
+
+def request_extension(session: Session, measure_id: int, *, ends_on: dt.date, by: Staff) -> SupportMeasure:
+    """A clerk asks to extend an approved measure by up to a year from its current end."""
+    measure = session.get(SupportMeasure, measure_id, with_for_update=True)
+    if measure is None or measure.approved_at is None:
+        raise SupportError("state")
+    if Role.CLERK not in by.role_set:
+        raise SupportError("requested_by")
+    _check_period(measure.ends_on, ends_on)
+    measure.pending_ends_on, measure.pending_by = ends_on, by.login_id
+    audit.record("support_measure.extension_request", target_type="support_measure", target_id=measure.id,
+                 actor=by.login_id, actor_id=by.id,
+                 detail={"ends_on": ends_on.isoformat()})
+    return measure
+
+
+def approve_extension(session: Session, measure_id: int, *, by: Staff) -> SupportMeasure:
+    """A second person approves the extension; the measure then runs to the new end."""
+    measure = session.get(SupportMeasure, measure_id, with_for_update=True)
+    if measure is None or measure.pending_ends_on is None:
+        raise SupportError("state")
+    _second_person(by, measure.pending_by)
+    history = json.loads(measure.history or "[]")
+    history.append({"ends_on": measure.pending_ends_on.isoformat(), "by": measure.pending_by,
+                    "approved_by": by.login_id})
+    measure.ends_on, measure.history = measure.pending_ends_on, json.dumps(history)
+    measure.pending_ends_on = measure.pending_by = None
+    audit.record("support_measure.extension_approve", target_type="support_measure", target_id=measure.id,
+                 actor=by.login_id, actor_id=by.id,
+                 detail={"ends_on": measure.ends_on.isoformat()})
+    return measure
+
+
+def in_force(session: Session, resident_id: int, on: dt.date | None = None) -> SupportMeasure | None:
+    """The approved measure protecting ``resident_id`` on ``on`` (today), if any."""
+    day = on or clock.today_jst()
+    measures = session.execute(select(SupportMeasure).where(
+        SupportMeasure.approved_at.is_not(None), SupportMeasure.starts_on <= day,
+        SupportMeasure.ends_on >= day)).scalars()
+    return next((m for m in measures if resident_id in _ids(m)), None)
+
+
+def alert_access(session: Session, resident_id: int, action: str) -> None:
+    """Every access to a protected person's record is an alert for the security officer (R18)."""
+    measure = in_force(session, resident_id)
+    if measure is None:
+        return
+    alert = BridgeAlert(kind=ALERT_KIND, messages=0, created_at=clock.utcnow(),
+                        detail=json.dumps({"action": action, "support_measure": measure.id, "resident": resident_id}))
+    if session.get_bind().dialect.name == "sqlite":
+        session.add(alert)  # one writer at a time: a second connection would wait on this transaction's lock
+        return
+    # Committed on its own: a refused request (whose transaction is rolled back) is what the officer must see.
+    with Session(session.get_bind()) as own:
+        own.add(alert)
+        own.commit()
+
+
+@dataclass
+class Screened:
+    """Who a certificate may show, and whether a protected person makes it a refusal."""
+
+    residents: list[Resident]
+    refused: bool
+
+
+def screen_certificate(session: Session, applicant: Resident, residents: list[Resident]) -> Screened:
+    """Leave protected people off another member's certificate where the measure says so; else refuse it."""
+    kept: list[Resident] = []
+    refused = False
+    for person in residents:
+        measure = in_force(session, person.id) if person.id != applicant.id else None
+        if measure is None:
+            kept.append(person)
+            continue
+        alert_access(session, person.id, "certificate")
+        if not measure.hide_from_household:
+            refused = True
+    return Screened(kept, refused)
+
+
+def intake_findings(session: Session, kind: str, applicant: Resident | None,
+                    movers: list[Resident | None] | None = None) -> list[dict[str, str]]:
+    """At intake: a request that reaches a protected person other than the applicant goes to a clerk, flagged.
+
+    A certificate reaches the applicant's household; a move reaches the people it names as movers.
+    """
+    if applicant is None:
+        return []
+    if kind == "certificate":
+        reached = set(session.execute(select(Resident.id).where(
+            Resident.household_id == applicant.household_id)).scalars())
+    else:
+        reached = {m.id for m in movers or [] if m is not None}
+    if any(r != applicant.id and in_force(session, r) is not None for r in reached):
+        return [{"code": FINDING, "detail": "a person this request reaches is under a support measure"}]
+    return []
+
+
+def flagged(findings: list[dict[str, str]]) -> bool:
+    """Whether intake found a protected person: the case is then sensitive, never returned automatically."""
+    return any(f.get("code") == FINDING for f in findings)

@@ -1,0 +1,214 @@
+"""Support measures (支援措置, R22): set by two people; a certificate reaching a protected person is never answered
+automatically; every look at the protected record is an alert."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import select
+
+from backoffice.models import AuditLog, BridgeAlert, Case, CaseStatus, IssuedCertificate
+from backoffice.services.cases import CaseError
+from core import clock as clock_module
+from tests.backoffice.case_fixtures import deliver, make_city, staff
+
+CERTIFICATE = {"type": "certificate", "municipalityCode": "032051", "kind": "juminhyo", "persons": "household",
+               "items": {"householder": True, "honseki": False, "juminhyoCode": False, "myNumber": False},
+               "copies": 1, "purpose": "就職先への提出", "delivery": "post"}
+
+
+@pytest.fixture
+def city(bo_app, backoffice, tmp_path):
+    city = make_city(bo_app, tmp_path)
+    backoffice.add_staff("clerk_a", "clerk")
+    backoffice.add_staff("clerk_c", "clerk")
+    backoffice.add_staff("approver_b", "approver")
+    return city
+
+
+def _protect(bo_app, person, *, hide, requester="clerk_a", approver="approver_b"):
+    from backoffice.extensions import db
+    from backoffice.services import support
+
+    today = clock_module.today_jst()
+    with bo_app.test_request_context("/"):
+        measure = support.request(db.session, resident_id=person, covered_ids=[], starts_on=today,
+                                  ends_on=today + dt.timedelta(days=365), hide_from_household=hide,
+                                  by=staff(db.session, requester))
+        db.session.commit()
+        measure_id = measure.id
+    with bo_app.test_request_context("/"):
+        support.approve(db.session, measure_id, by=staff(db.session, approver))
+        db.session.commit()
+    return measure_id
+
+
+def _approve_case(bo_app, backoffice, case_id):
+    from backoffice.extensions import db
+    from backoffice.services import cases
+
+    with bo_app.test_request_context("/"):
+        cases.confirm(db.session, case_id, by=staff(db.session, "clerk_a"))
+        db.session.commit()
+    with bo_app.test_request_context("/"):
+        try:
+            cases.approve(db.session, case_id, by=staff(db.session, "approver_b"),
+                          totp_code=backoffice.totp("approver_b"))
+        except Exception:
+            db.session.rollback()
+            raise
+        db.session.commit()
+
+
+def _alerts(bo_app):
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        return [json.loads(a.detail) for a in db.session.execute(
+            select(BridgeAlert).where(BridgeAlert.kind == "support_measure_access")).scalars()]
+
+
+def test_a_measure_needs_a_second_person_and_a_clerk_cannot_approve_their_own(bo_app, city):
+    from backoffice.extensions import db
+    from backoffice.services import support
+
+    today = clock_module.today_jst()
+    with bo_app.test_request_context("/"):
+        measure = support.request(db.session, resident_id=city["wife"], covered_ids=[], starts_on=today,
+                                  ends_on=today + dt.timedelta(days=365), hide_from_household=True,
+                                  by=staff(db.session, "clerk_a"))
+        db.session.commit()
+        assert support.in_force(db.session, city["wife"]) is None  # asked for, not yet in force
+        with pytest.raises(support.SupportError) as refused:
+            support.approve(db.session, measure.id, by=staff(db.session, "clerk_a"))
+        assert refused.value.field == "approved_by"
+        with pytest.raises(support.SupportError) as too_long:
+            support.request(db.session, resident_id=city["wife"], covered_ids=[], starts_on=today,
+                            ends_on=today + dt.timedelta(days=800), hide_from_household=True,
+                            by=staff(db.session, "clerk_a"))
+        assert too_long.value.field == "period"
+        db.session.rollback()
+        support.approve(db.session, measure.id, by=staff(db.session, "approver_b"))
+        db.session.commit()
+        assert support.in_force(db.session, city["wife"]).id == measure.id
+        # An extension, again by two people: asked by one clerk, approved by another person.
+        support.request_extension(db.session, measure.id, ends_on=measure.ends_on + dt.timedelta(days=365),
+                                  by=staff(db.session, "clerk_c"))
+        with pytest.raises(support.SupportError):
+            support.approve_extension(db.session, measure.id, by=staff(db.session, "clerk_c"))
+        support.approve_extension(db.session, measure.id, by=staff(db.session, "approver_b"))
+        db.session.commit()
+        assert support.in_force(db.session, city["wife"], on=today + dt.timedelta(days=500)) is not None
+        assert support.in_force(db.session, city["wife"], on=today + dt.timedelta(days=800)) is None
+        actions = db.session.execute(select(AuditLog.action, AuditLog.actor).where(
+            AuditLog.action.like("support_measure.%")).order_by(AuditLog.seq)).all()
+    assert [tuple(a) for a in actions] == [
+        ("support_measure.request", "clerk_a"), ("support_measure.approve", "approver_b"),
+        ("support_measure.extension_request", "clerk_c"), ("support_measure.extension_approve", "approver_b")]
+
+
+def test_a_household_certificate_asked_by_another_member_is_flagged_and_refused_and_nothing_is_issued(
+        bo_app, backoffice, city):
+    _protect(bo_app, city["wife"], hide=False)
+    case_id = deliver(bo_app, city, "certificate", CERTIFICATE)  # the householder asks, covering his wife
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        case = db.session.get(Case, case_id)
+        assert case.status is CaseStatus.IN_REVIEW  # flagged for a clerk at intake, not answered automatically
+        assert "support_measure" in {f["code"] for f in json.loads(case.findings)}
+    with pytest.raises(CaseError) as refused:
+        _approve_case(bo_app, backoffice, case_id)
+    assert "支援措置" in refused.value.message
+    with bo_app.app_context():
+        assert db.session.execute(select(IssuedCertificate)).first() is None
+    assert any(a["action"] == "certificate" and a["resident"] == city["wife"] for a in _alerts(bo_app))
+
+
+def test_where_the_measure_says_so_the_person_is_left_off_another_members_household_certificate(
+        bo_app, backoffice, city):
+    _protect(bo_app, city["wife"], hide=True)
+    case_id = deliver(bo_app, city, "certificate", CERTIFICATE)
+    _approve_case(bo_app, backoffice, case_id)
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        cert = db.session.execute(select(IssuedCertificate)).scalar_one()
+        assert json.loads(cert.resident_ids) == [city["head"]]
+
+
+def test_without_a_measure_the_household_certificate_names_both_and_raises_no_alert(bo_app, backoffice, city):
+    case_id = deliver(bo_app, city, "certificate", CERTIFICATE)
+    _approve_case(bo_app, backoffice, case_id)
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        cert = db.session.execute(select(IssuedCertificate)).scalar_one()
+        assert sorted(json.loads(cert.resident_ids)) == sorted([city["head"], city["wife"]])
+    assert _alerts(bo_app) == []
+
+
+def test_every_view_of_a_protected_record_is_an_alert_and_an_ended_measure_raises_none(bo_app, city, clock):
+    from backoffice.extensions import db
+    from backoffice.services import ledger
+
+    _protect(bo_app, city["wife"], hide=True)
+    with bo_app.test_request_context("/"):
+        ledger.get_record(db.session, city["wife"])
+        ledger.get_record(db.session, city["head"])
+        db.session.commit()
+    assert [(a["action"], a["resident"]) for a in _alerts(bo_app)] == [("ledger.view", city["wife"])]
+    clock.advance(days=400)
+    with bo_app.test_request_context("/"):
+        ledger.get_record(db.session, city["wife"])
+        db.session.commit()
+    assert len(_alerts(bo_app)) == 1
+
+
+def test_a_move_taking_a_protected_person_along_is_flagged_sensitive_and_never_returned_automatically(
+        bo_app, backoffice, city):
+    from tests.backoffice.case_fixtures import move
+
+    first = deliver(bo_app, city, "move_out", move())
+    _protect(bo_app, city["wife"], hide=True)
+    # A second move-out naming the same people would be returned automatically as a duplicate; not now.
+    second = deliver(bo_app, city, "move_out", move())
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        plain, flagged = db.session.get(Case, first), db.session.get(Case, second)
+        assert not plain.sensitive
+        assert flagged.sensitive and flagged.status is CaseStatus.IN_REVIEW
+        assert {"support_measure", "would_return"} <= {f["code"] for f in json.loads(flagged.findings)}
+
+
+def test_a_clerk_records_a_measure_on_the_page_and_only_another_person_can_put_it_in_force(bo_app, backoffice, city):
+    from backoffice.extensions import db
+    from backoffice.models import Resident, SupportMeasure
+    from tests.conftest import csrf_from
+
+    with bo_app.app_context():
+        atena = db.session.get(Resident, city["wife"]).atena_number
+    both = backoffice.client_for("both_d", "clerk", "approver", terminal="t-both")
+    token = csrf_from(both, "/support-measures/")
+    today = clock_module.today_jst()
+    period = {"starts_on": today.isoformat(), "ends_on": (today + dt.timedelta(days=365)).isoformat()}
+    bad = both.post("/support-measures/", data={"csrf_token": token, "atena_number": "T000", **period})
+    assert bad.status_code == 400 and "宛名番号" in bad.get_data(as_text=True)
+    done = both.post("/support-measures/", data={"csrf_token": token, "atena_number": atena,
+                                                 "hide_from_household": "1", **period})
+    assert done.status_code == 302
+    with bo_app.app_context():
+        measure_id = db.session.execute(select(SupportMeasure.id)).scalar_one()
+    own = both.post(f"/support-measures/{measure_id}/approve", data={"csrf_token": token})
+    assert own.status_code == 400 and "別の承認者" in own.get_data(as_text=True)
+    approver = backoffice.client_for("approver_e", "approver", terminal="t-approver")
+    token = csrf_from(approver, "/support-measures/")
+    assert approver.post(f"/support-measures/{measure_id}/approve", data={"csrf_token": token}).status_code == 302
+    assert "実施中" in approver.get("/support-measures/").get_data(as_text=True)
+    from backoffice.services import support
+
+    with bo_app.app_context():
+        assert support.in_force(db.session, city["wife"]).approved_by == "approver_e"
