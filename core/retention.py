@@ -270,7 +270,9 @@ def bridge_rules(processed: Table, dead_letters: Table, alerts: Table) -> list[R
              "city rules: 90 days, never under the bridge's replay window (BRIDGE_MAX_MESSAGE_AGE_DAYS)"),
         Rule("dead_letters", dead_letters, "created_at", 365, 1,
              "city rules: resolved dead letters, 1 year", where=lambda t: t.c.resolved_at.is_not(None)),
-        Rule("alerts", alerts, "created_at", 365, 1, "city rules: bridge alerts, 1 year"),
+        # An alert of a condition (it has a subject) goes only once resolved: a year-old open one still stands.
+        Rule("alerts", alerts, "created_at", 365, 1, "city rules: bridge alerts, 1 year (events, and resolved ones)",
+             where=lambda t: t.c.resolved_at.is_not(None) | t.c.subject.is_(None)),
     ]
 
 

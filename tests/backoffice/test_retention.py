@@ -68,6 +68,9 @@ def ledger(bo_app, backoffice, clock, tmp_path):
                                       resolved_at=at if resolved else None,
                                       resolution="discarded" if resolved else None))
             db.session.add(BridgeAlert(kind="redis_data_lost", messages=0, detail="", created_at=at))
+        # A condition still open after more than a year (a queue nobody has fixed): never purged while open.
+        db.session.add(BridgeAlert(kind="queue_unattended", subject="intake:032051", messages=0, detail="",
+                                   created_at=real_now - dt.timedelta(days=400)))
         staff_id = db.session.execute(select(func.min(Staff.id))).scalar_one()
         for age in (100, 10):
             at = real_now - dt.timedelta(days=age)
@@ -125,7 +128,8 @@ def test_the_run_deletes_only_what_is_due_archives_the_old_log_and_the_log_still
     # Younger than their periods: kept. Unresolved dead letters are kept whatever their age.
     assert _count(bo_app, ProcessedMessage) == 1
     assert _count(bo_app, DeadLetter) == 3 and _count(bo_app, DeadLetter, DeadLetter.resolved_at.is_(None)) == 1
-    assert _count(bo_app, BridgeAlert) == 2
+    assert _count(bo_app, BridgeAlert) == 3
+    assert _count(bo_app, BridgeAlert, BridgeAlert.kind == "queue_unattended") == 1  # open: kept whatever its age
     assert _count(bo_app, StaffSession) == 1
     # The old log rows are archived and gone; the young ones stay; one purge row per kind.
     assert _count(bo_app, AuditLog, AuditLog.ts < clock.now - dt.timedelta(days=366)) == 0
