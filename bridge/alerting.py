@@ -45,6 +45,12 @@ DEAD_LETTER_OPEN = "dead_letter_open"
 WAITING_LIMIT = dt.timedelta(minutes=5)
 UNACKNOWLEDGED_LIMIT = dt.timedelta(minutes=15)
 MAIL_INTERVAL = dt.timedelta(minutes=15)
+# Alerts for the security officer (the auditor role), written to the same table by the back office's
+# staff-access rules (R18) and support measures (R22). They name staff and residents, and an
+# administrator may be the person they are about, so they are never on the administrators' page, in
+# their mail or in their hands to acknowledge: the officer's page lists them, and
+# SECURITY_ALERT_MAIL_TO is told of them by kind and count only.
+SECURITY_KINDS = ("staff_access", "support_measure_access")
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 
 
@@ -94,10 +100,11 @@ def record(binding: Bridge, found: Iterable[Condition], *, now: dt.datetime) -> 
 
 
 def open_alerts(binding: Bridge, *, limit: int = 200) -> list[Any]:
-    """Alerts not yet resolved, newest first."""
+    """The administrators' alerts not yet resolved, newest first (never the security officer's)."""
     model = binding.alerts
     return list(binding.session.execute(
-        select(model).where(model.resolved_at.is_(None)).order_by(model.id.desc()).limit(limit)).scalars())
+        select(model).where(model.resolved_at.is_(None), model.kind.notin_(SECURITY_KINDS))
+        .order_by(model.id.desc()).limit(limit)).scalars())
 
 
 def open_counts(binding: Bridge) -> dict[str, int]:
@@ -124,27 +131,34 @@ class MailSettings:
     starttls: bool
 
     @classmethod
-    def from_config(cls, config: Any) -> MailSettings:
-        """From ALERT_MAIL_TO, ALERT_MAIL_FROM and SMTP_*; no ALERT_MAIL_TO: no mail."""
-        to = tuple(a.strip() for a in str(config.get("ALERT_MAIL_TO") or "").split(",") if a.strip())
+    def from_config(cls, config: Any, *, security: bool = False) -> MailSettings:
+        """From ALERT_MAIL_TO (SECURITY_ALERT_MAIL_TO for the security officer's alerts), ALERT_MAIL_FROM and SMTP_*.
+
+        No address: no mail.
+        """
+        setting = "SECURITY_ALERT_MAIL_TO" if security else "ALERT_MAIL_TO"
+        to = tuple(a.strip() for a in str(config.get(setting) or "").split(",") if a.strip())
         return cls(to=to, sender=str(config.get("ALERT_MAIL_FROM") or "juki-alerts@localhost"),
                    host=str(config.get("SMTP_HOST") or "localhost"), port=int(config.get("SMTP_PORT") or 25),
                    username=str(config.get("SMTP_USERNAME") or ""), password=str(config.get("SMTP_PASSWORD") or ""),
                    starttls=bool(config.get("SMTP_STARTTLS")))
 
 
-def mail_new(binding: Bridge, *, now: dt.datetime, settings: MailSettings | None = None) -> int:
+def mail_new(binding: Bridge, *, now: dt.datetime, settings: MailSettings | None = None,
+             security: bool = False) -> int:
     """Mail the open, unacknowledged, unmailed alerts, one mail per kind at most every 15 minutes; returns mails sent.
 
-    Flushes; the caller commits. A mail the server refuses is logged and tried again at the next check.
+    ``security``: the security officer's kinds, to SECURITY_ALERT_MAIL_TO; else the administrators'. Flushes; the
+    caller commits. A mail the server refuses is logged and tried again at the next check.
     """
-    settings = settings or MailSettings.from_config(current_app.config)
+    settings = settings or MailSettings.from_config(current_app.config, security=security)
     if not settings.to:
         return 0
     model = binding.alerts
     session = binding.session
+    group = model.kind.in_(SECURITY_KINDS) if security else model.kind.notin_(SECURITY_KINDS)
     waiting = session.execute(select(model).where(
-        model.resolved_at.is_(None), model.acknowledged_at.is_(None), model.mailed_at.is_(None))
+        model.resolved_at.is_(None), model.acknowledged_at.is_(None), model.mailed_at.is_(None), group)
         .order_by(model.id)).scalars().all()
     sent = 0
     for kind in sorted({row.kind for row in waiting}):
@@ -165,6 +179,8 @@ def mail_new(binding: Bridge, *, now: dt.datetime, settings: MailSettings | None
 
 
 def _message(settings: MailSettings, party: str, kind: str, rows: list[Any]) -> EmailMessage:
+    if kind in SECURITY_KINDS:
+        return _security_message(settings, party, kind, rows)
     message = EmailMessage()
     message["Subject"] = f"[住基 bridge] 警報 alert: {kind} ({party}, {len(rows)})"
     message["From"] = settings.sender
@@ -178,6 +194,21 @@ def _message(settings: MailSettings, party: str, kind: str, rows: list[Any]) -> 
     lines += ["", "バックオフィスの「ブリッジ」画面で確認・対応してください。",
               "Acknowledge and resolve it on the back office's Bridge page (/admin/bridge)."]
     message.set_content("\n".join(lines))
+    return message
+
+
+def _security_message(settings: MailSettings, party: str, kind: str, rows: list[Any]) -> EmailMessage:
+    """The security officer's mail: the kind, how many and since when; who and what only on the officer's page."""
+    message = EmailMessage()
+    message["Subject"] = f"[住基 security] 警告 alert: {kind} ({party}, {len(rows)})"
+    message["From"] = settings.sender
+    message["To"] = ", ".join(settings.to)
+    first = min(row.created_at for row in rows).astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
+    message.set_content("\n".join([
+        f"{party} で職員のアクセスに関する警告が {len(rows)} 件あります（最初 {first}）。",
+        f"{party} has {len(rows)} staff-access alert(s) (first {first}).", "", f"種類 kind: {kind}", "",
+        "内容はバックオフィスの「アクセス警告」画面で確認してください。",
+        "See who and what on the back office's Access alerts page (/audit/alerts)."]))
     return message
 
 
@@ -202,6 +233,8 @@ def check(binding: Bridge, connection: Any, *, now: dt.datetime | None = None) -
     record(binding, conditions(binding, connection), now=now)
     session.commit()
     sent = mail_new(binding, now=now)
+    session.commit()
+    sent += mail_new(binding, now=now, security=True)
     session.commit()
     return sent
 

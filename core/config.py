@@ -176,7 +176,9 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     # Monitoring (docs/operations.md "What to watch"): the bearer token of GET /metrics (unset: 404).
     cfg["METRICS_TOKEN"] = os.environ.get("METRICS_TOKEN", "")
     # Alert mail (bridge/alerting.py): to whom (comma-separated; unset: no mail), from whom, through which server.
-    for name in ("ALERT_MAIL_TO", "ALERT_MAIL_FROM", "SMTP_HOST", "SMTP_USERNAME", "SMTP_PASSWORD"):
+    # The security officer's alerts (staff access, support measures) go to SECURITY_ALERT_MAIL_TO instead.
+    for name in ("ALERT_MAIL_TO", "SECURITY_ALERT_MAIL_TO", "ALERT_MAIL_FROM", "SMTP_HOST", "SMTP_USERNAME",
+                 "SMTP_PASSWORD"):
         cfg[name] = os.environ.get(name, "")
     cfg["SMTP_PORT"] = _int("SMTP_PORT", 25)
     cfg["SMTP_STARTTLS"] = os.environ.get("SMTP_STARTTLS", "") in ("1", "true", "yes")

@@ -215,6 +215,8 @@ def _alert_action(alert_id: int, action: str) -> Any:
     from bridge.binding import current_bridge
 
     row = _row_or_404(BridgeAlert, alert_id)
+    if row.kind in alerting.SECURITY_KINDS:
+        abort(404)  # the security officer's alerts are not the administrators' to see or close
     try:
         getattr(alerting, action)(current_bridge(), row, by=current_user.login_id)
     except alerting.AlertClosed:

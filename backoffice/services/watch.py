@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from backoffice.models import AuditLog, BridgeAlert
 from backoffice.services import audit
+from bridge.alerting import SECURITY_KINDS
 from core import clock
 from core.config import ConfigError
 from core.textfold import fold
@@ -139,7 +140,7 @@ def run(session: Session, config: Any) -> list[Hit]:
 # -- the security officer's page ----------------------------------------------------------------
 
 
-WATCHED_KINDS = (ALERT_KIND, "support_measure_access")
+WATCHED_KINDS = SECURITY_KINDS  # staff access (here) and support measures (backoffice/services/support.py)
 
 
 class AcknowledgeError(ValueError):

@@ -162,3 +162,41 @@ def test_a_failing_alert_check_never_stops_the_relay(bridged, monkeypatch):
     monkeypatch.setattr(alerting.monitor, "queue_figures", broken)
     bridged.send("test.note", [{"marker": SECRET}])
     assert run_relay(bridged.portal_app, once=True) == 1  # published all the same
+def test_the_security_officers_alerts_never_reach_the_administrators_and_their_mail_names_no_one(
+        bridged, mailbox):  # noqa: F811
+    """Staff-access (R18) and support-measure (R22) alerts share the table, and an administrator may be who they are
+    about: not on the bridge page, not in the administrators' mail, not theirs to close; the security officer is
+    mailed the kind and count only."""
+    office = bridged.bo_app
+    office.config.update(mailbox.config("admins@city.example"), SECURITY_ALERT_MAIL_TO="security@city.example")
+    with office.app_context():
+        binding = office.extensions["bridge"]
+        now = dt.datetime.now(dt.UTC)
+        watched = [binding.alerts(kind="staff_access", messages=40, created_at=now,
+                                  detail='{"rule": "volume", "actor": "admin1", "seqs": [1, 2]}'),
+                   binding.alerts(kind="support_measure_access", messages=0, created_at=now,
+                                  detail='{"action": "ledger.view", "resident": 4242}')]
+        binding.session.add_all(watched)
+        binding.session.commit()
+        ids = [a.id for a in watched]
+    assert _check(office) == 2
+    mails = {m["To"]: m for m in mailbox.wait_for(2)}
+    assert set(mails) == {"security@city.example"}  # both kinds to the officer, one mail each; none to the admins
+    assert len(mailbox.messages) == 2
+    for mail in mailbox.messages:
+        body = mail.get_content()
+        assert "staff-access alert" in body and "admin1" not in body and "4242" not in body and "seqs" not in body
+
+    admin = Backoffice(office, RealClock()).client_for("admin1", "admin")
+    page = admin.get("/admin/bridge").text
+    assert "staff_access" not in page and "support_measure_access" not in page
+    token = BeautifulSoup(page, "html.parser").select_one("input[name=csrf_token]")["value"]
+    for alert_id in ids:
+        for action in ("acknowledge", "resolve"):
+            answer = admin.post(f"/admin/bridge/alerts/{alert_id}/{action}", data={"csrf_token": token})
+            assert answer.status_code == 404, (alert_id, action)
+    with office.app_context():
+        binding = office.extensions["bridge"]
+        rows = [binding.session.get(binding.alerts, i) for i in ids]
+        assert all(r.acknowledged_at is None and r.resolved_at is None for r in rows)
+        binding.session.rollback()
