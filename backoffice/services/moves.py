@@ -43,7 +43,7 @@ from backoffice.models import (
     Sex,
     Staff,
 )
-from backoffice.services import audit, cards, households, provision, records
+from backoffice.services import audit, cards, filing, households, provision, records
 from backoffice.services.cases import CaseError, add_event, approval_effect, complete, signed_application
 from bridge import messages
 from bridge.handlers import PermanentFailure, register
@@ -224,7 +224,16 @@ def _movers_of(session: Session, case: Case) -> list[Resident]:
         movers.append(resident)
     if not movers:
         raise _error("movers", "unknown_mover", n=1)
+    require_may_file(session, case, movers)
     return movers
+
+
+def require_may_file(session: Session, case: Case, movers: list[Resident]) -> None:
+    """第26条 again at approval: the ledger may have changed since intake (refused with the reason)."""
+    signer = session.get(Resident, case.applicant_resident_id) if case.applicant_resident_id is not None else None
+    refusal = filing.approval_refusal(session, signer, movers)
+    if refusal is not None:
+        raise CaseError("movers", filing.REASONS[refusal], code=refusal)
 
 
 @approval_effect("move_out")
@@ -381,6 +390,7 @@ def approve_move_in_reservation(session: Session, case: Case, staff: Staff) -> N
 @approval_effect("in_city_reservation")
 def approve_in_city_reservation(session: Session, case: Case, staff: Staff) -> None:
     """Prepare the counter case of a 転居予約 (the 転居 itself is completed at the counter)."""
+    _movers_of(session, case)
     add_event(session, case, "counter_prepared", by=staff)
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.addressmaster import load_machiaza, load_municipalities, municipality_by_code
 from core.jpki import SignedApplicationError, verify_signed_application
-from core.jpki.appconfig import max_signature_age
+from core.jpki.appconfig import MINIMUM_SIGNER_AGE, max_signature_age
 from portal.models import (
     Application,
     ApplicationEvent,
@@ -46,7 +46,6 @@ PREFECTURES = tuple(
 MOVE_OUT_BEFORE_DAYS = 30  # an online 転出届 can be filed from 30 days before the move ...
 MOVE_OUT_AFTER_DAYS = 10  # ... to 10 days after it
 ARRIVAL_NOTICE_DAYS = 14  # 転入届・転居届 within 14 days of moving (住民基本台帳法 第22条・第23条)
-MINIMUM_SIGNER_AGE = 15
 WITHDRAWABLE = {ApplicationStatus.SUBMITTED, ApplicationStatus.RECEIVED}
 
 
@@ -172,10 +171,9 @@ def check_move(data: Any, *, account: PortalAccount, today: dt.date) -> list[Fie
         if key in seen:
             errors.append(FieldError(f"movers.{i}.name", _l("Each person can be listed only once.")))
         seen.add(key)
+    # The signer need not move (第26条: a member of the household files for the others, a parent for a
+    # child moving alone); whether the signer belongs to the movers' household is the ledger's to say.
     names = {m["name"].replace(" ", "").replace("　", "") for m in data["movers"]}
-    applicant = (account.name or "").replace(" ", "").replace("　", "")
-    if applicant not in names:
-        errors.append(FieldError("movers", _l("You must be one of the people moving.")))
     head = data["newHouseholder"].replace(" ", "").replace("　", "")
     if head != "existing" and head not in names:
         errors.append(FieldError("newHouseholder", _l(

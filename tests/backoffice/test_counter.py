@@ -247,7 +247,7 @@ def test_a_mover_who_is_not_the_applicant_may_show_their_own_card(counter_app, c
 
 def test_the_card_of_someone_outside_the_case_is_refused_and_the_refusal_is_kept(counter_app, city):
     case_id = approved_case(counter_app, city["cards"]["head"], in_city_application(counter_app, [HEAD]))
-    refused = check_card(counter_app, city, case_id, city["cards"]["wife"])  # the wife is not moving
+    refused = check_card(counter_app, city, case_id, city["cards"]["neighbour"])
     assert refused.code == "not_applicant" and "neither the applicant nor a mover" in refused.message
     refused = check_card(counter_app, city, case_id, city["cards"]["neighbour"])
     assert refused.code == "not_applicant"
@@ -260,6 +260,47 @@ def test_the_card_of_someone_outside_the_case_is_refused_and_the_refusal_is_kept
         assert list(outcomes) == ["denied", "denied"]
     # Neither refused check lets the clerk complete the case.
     assert complete(counter_app, case_id, None).field == "visit"
+
+
+def _child(app, city, age):
+    """A child of the household, ``age`` years old today, with a card of their own (an authentication certificate)."""
+    from backoffice.extensions import db
+    from backoffice.services import cards
+
+    today = clock.today_jst()
+    with app.test_request_context("/"):
+        head = db.session.get(Resident, city["head"])
+        born = today.replace(year=today.year - age) - dt.timedelta(days=1)
+        child = make_resident(db.session, app.config, household=head.household, name="宮沢　清六",
+                              name_kana="ミヤザワ　セイロク", birth_date=born, relationship_to_head="子",
+                              is_householder=False, banchi=head.banchi, machiaza_code=head.machiaza_code)
+        _record, data = cards.issue_card(db.session, resident_code=child.juminhyo_code, pin=PIN, password=PASSWORD,
+                                         issued_by="clerk0", iterations=1000)
+        db.session.commit()
+    path = city["cards"]["head"].with_name("child.json")
+    path.write_bytes(data)
+    return ("宮沢　清六", "ミヤザワ　セイロク", born.isoformat(), "子"), path
+
+
+def test_a_member_who_does_not_move_completes_the_move_only_with_each_movers_card(counter_app, city):
+    case_id = approved_case(counter_app, city["cards"]["head"], in_city_application(counter_app, [HEAD]))
+    visit = check_card(counter_app, city, case_id, city["cards"]["wife"])  # the wife stays: a 世帯員
+    assert isinstance(visit, int)
+    refused = complete(counter_app, case_id, visit)
+    assert refused.field == "visit" and "check each mover's card" in refused.message
+    assert isinstance(check_card(counter_app, city, case_id, city["cards"]["head"]), int)
+    assert complete(counter_app, case_id, visit) is None
+
+
+def test_a_card_of_a_mover_under_fifteen_proves_no_presence_but_a_parent_brings_it(counter_app, city):
+    child, card = _child(counter_app, city, 10)
+    case_id = approved_case(counter_app, city["cards"]["head"], in_city_application(counter_app, [child]))
+    refused = check_card(counter_app, city, case_id, card)
+    assert refused.code == "under_fifteen" and "under 15" in refused.message
+    assert complete(counter_app, case_id, None).field == "visit"
+    # The parent who filed checks their own card, having brought the child's: the move completes.
+    parent = check_card(counter_app, city, case_id, city["cards"]["head"])
+    assert complete(counter_app, case_id, parent) is None
 
 
 def test_a_challenge_works_once_and_a_token_for_another_origin_or_a_wrong_pin_fails(counter_app, city):

@@ -198,13 +198,20 @@ def _fields(errors):
     ({"fromMunicipalityCode": "032069"}, "fromMunicipalityCode"),  # the current address is the card's
     ({"destination": {"kind": "elsewhere", "municipalityCode": "032051", "postalCode": "0250000",
                       "prefecture": "岩手県", "municipality": "花巻市", "address": "x"}}, "destination.kind"),
-    ({"movers": [{"name": "宮沢　トシ", "kana": "ミヤザワ　トシ", "birthDate": "1992-11-27", "relationship": "妻",
-                  "keepsCard": True}], "newHouseholder": "宮沢　トシ"}, "movers"),  # the signer moves too
     ({"contactPhone": "12345"}, "contactPhone"),
 ])
 def test_each_move_rule_is_enforced_in_the_service(portal_app, changes, field):
     with portal_app.test_request_context("/"):
         assert field in _fields(apps.check_move(_move(**changes), account=_account(), today=clock.today_jst()))
+
+
+def test_a_parent_may_file_for_a_child_moving_alone(portal_app):
+    """第26条: the signer need not move; the back office checks the household on the ledger."""
+    child = {"name": "宮沢　清六", "kana": "ミヤザワ　セイロク", "birthDate": "2007-04-01", "relationship": "子",
+             "keepsCard": True}
+    with portal_app.test_request_context("/"):
+        assert apps.check_move(_move(movers=[child], newHouseholder="宮沢　清六"), account=_account(),
+                               today=clock.today_jst()) == []
 
 
 def test_the_visit_must_be_within_fourteen_days_and_a_business_day_ahead(portal_app):
