@@ -27,6 +27,7 @@ from core import clock
 from core.addressmaster import load_machiaza, load_municipalities, municipality_by_code
 from core.jpki import SignedApplicationError, verify_signed_application
 from core.jpki.appconfig import MINIMUM_SIGNER_AGE, max_signature_age
+from core.registertext import birth_date_on_record, unrecordable
 from portal.models import (
     Application,
     ApplicationEvent,
@@ -110,6 +111,29 @@ def _schema_errors(kind: str, data: Any) -> list[FieldError]:
     return errors
 
 
+BIRTH_DATE_RANGE = _l("Enter a date of birth from 1 January 1900 up to today.")
+
+
+def unrecordable_message(char: str) -> Any:
+    """The refusal of a character the register cannot record, naming it (and its code point)."""
+    return _l("This contains a character a resident register cannot record: %(char)s (U+%(code)s).",
+              char=char, code=f"{ord(char):04X}")
+
+
+def unrecordable_errors(data: dict[str, Any]) -> list[FieldError]:
+    """Every typed text the ledger would hold, refused naming the field when it has a character a register lacks."""
+    texts = [(f"movers.{i}.{key}", str(mover[key]))
+             for i, mover in enumerate(data["movers"]) for key in ("name", "relationship")]
+    texts.append(("newHouseholder", str(data["newHouseholder"])))
+    texts += [(f"destination.{key}", value) for key, value in data["destination"].items() if isinstance(value, str)]
+    errors = []
+    for field, text in texts:
+        char = unrecordable(text)
+        if char is not None:
+            errors.append(FieldError(field, unrecordable_message(char)))
+    return errors
+
+
 def check_move(data: Any, *, account: PortalAccount, today: dt.date) -> list[FieldError]:
     """Every rule of the online moving service that can be checked without the ledger."""
     errors = _schema_errors("move", data)
@@ -165,8 +189,10 @@ def check_move(data: Any, *, account: PortalAccount, today: dt.date) -> list[Fie
     seen = set()
     for i, mover in enumerate(data["movers"]):
         born = _date(mover["birthDate"])
-        if born is None or born > today:
+        if born is None:
             errors.append(FieldError(f"movers.{i}.birthDate", _l("Enter a real date of birth.")))
+        elif not birth_date_on_record(born, today):
+            errors.append(FieldError(f"movers.{i}.birthDate", BIRTH_DATE_RANGE))
         key = (mover["name"].replace(" ", "").replace("　", ""), mover["birthDate"])
         if key in seen:
             errors.append(FieldError(f"movers.{i}.name", _l("Each person can be listed only once.")))
@@ -174,6 +200,7 @@ def check_move(data: Any, *, account: PortalAccount, today: dt.date) -> list[Fie
     # The signer need not move (第26条: a member of the household files for the others, a parent for a
     # child moving alone); whether the signer belongs to the movers' household is the ledger's to say.
     names = {m["name"].replace(" ", "").replace("　", "") for m in data["movers"]}
+    errors += unrecordable_errors(data)
     head = data["newHouseholder"].replace(" ", "").replace("　", "")
     if head != "existing" and head not in names:
         errors.append(FieldError("newHouseholder", _l(

@@ -153,6 +153,18 @@ def test_a_move_date_eleven_days_ago_is_refused_for_the_online_move_out_with_the
                             "movers-0-birth_date": "1990-08-27", "movers-0-relationship": "本人"}, "movers-0-kana"),
     ("/apply/move/people", {"movers-0-name": "宮沢　賢", "movers-0-kana": "ミヤザワ", "movers-0-birth_date": "",
                             "movers-0-relationship": "本人"}, "movers-0-birth_date"),
+    # What the ledger could never hold: a birth date before 1900 or in the future, a pictograph in a name.
+    ("/apply/move/people", {"movers-0-name": "宮沢　賢", "movers-0-kana": "ミヤザワ",
+                            "movers-0-birth_date": "1990-08-27", "movers-0-relationship": "本人",
+                            "movers-1-name": "宮沢　トシ", "movers-1-kana": "ミヤザワ",
+                            "movers-1-birth_date": "1800-01-01", "movers-1-relationship": "妻"}, "movers-1-birth_date"),
+    ("/apply/move/people", {"movers-0-name": "宮沢　賢", "movers-0-kana": "ミヤザワ",
+                            "movers-0-birth_date": (clock.today_jst() + dt.timedelta(days=1)).isoformat(),
+                            "movers-0-relationship": "本人"}, "movers-0-birth_date"),
+    ("/apply/move/people", {"movers-0-name": "宮沢　賢😀", "movers-0-kana": "ミヤザワ",
+                            "movers-0-birth_date": "1990-08-27", "movers-0-relationship": "本人"}, "movers-0-name"),
+    ("/apply/move/address", {"postal_code": "024-0061", "prefecture": "岩手県", "municipality": "北上市",
+                             "address": "大通り1-3-1", "katagaki": "🏠101"}, "katagaki"),
 ])
 def test_a_bad_answer_names_the_field_and_stores_nothing(resident, portal_app, page, data, field):
     resident.post("/apply/move/where", {"kind": "elsewhere"})
@@ -203,6 +215,31 @@ def _fields(errors):
 def test_each_move_rule_is_enforced_in_the_service(portal_app, changes, field):
     with portal_app.test_request_context("/"):
         assert field in _fields(apps.check_move(_move(**changes), account=_account(), today=clock.today_jst()))
+
+
+_CO_MOVER = {"name": "宮沢　トシ", "kana": "ミヤザワ　トシ", "birthDate": "1992-11-27", "relationship": "妻",
+             "keepsCard": True}
+
+
+@pytest.mark.parametrize(("changes", "field", "words"), [
+    ({"movers": [_move()["movers"][0], {**_CO_MOVER, "birthDate": "1800-01-01"}]}, "movers.1.birthDate", "1900"),
+    ({"movers": [_move()["movers"][0], {**_CO_MOVER, "birthDate": "1899-12-31"}]}, "movers.1.birthDate", "1900"),
+    ({"movers": [{**_CO_MOVER, "name": "宮沢　トシ😀"}], "newHouseholder": "existing"}, "movers.0.name", "U+1F600"),
+    ({"movers": [{**_CO_MOVER, "relationship": "妻\u200b"}]}, "movers.0.relationship", "U+200B"),
+    ({"destination": {**_move()["destination"], "address": "大通り1-3-1\ue000"}}, "destination.address", "U+E000"),
+])
+def test_what_the_ledger_could_never_hold_is_refused_naming_the_field(portal_app, changes, field, words):
+    with portal_app.test_request_context("/"):
+        errors = [e for e in apps.check_move(_move(**changes), account=_account(), today=clock.today_jst())
+                  if e.field == field]
+        assert errors and words in str(errors[0].message)
+
+
+def test_names_of_the_registers_own_characters_are_accepted(portal_app):
+    movers = [{**_CO_MOVER, "name": "髙橋　𠮷子"}, {**_CO_MOVER, "name": "ﾐﾔｻﾞﾜ　Ｋｅｎ", "birthDate": "1900-01-01"}]
+    with portal_app.test_request_context("/"):
+        assert apps.check_move(_move(movers=movers, newHouseholder="existing"), account=_account(),
+                               today=clock.today_jst()) == []
 
 
 def test_a_parent_may_file_for_a_child_moving_alone(portal_app):
