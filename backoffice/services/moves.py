@@ -24,7 +24,7 @@ import json
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,7 @@ from bridge import messages
 from bridge.handlers import PermanentFailure, register
 from core import clock
 from core.addressmaster import Machiaza, load_machiaza, municipality_by_code
+from core.config import connected_municipalities
 from core.envelope import Opened
 from core.fieldcrypto import FieldCipher, blind_index
 from core.textfold import fold
@@ -58,7 +59,6 @@ MOVEIN_NOTICE = messages.MOVEIN_NOTICE  # 転入通知 (住基法第9条第1項)
 IDENTITY_UPDATE = messages.IDENTITY_UPDATE  # 本人確認情報の更新 (住基法第30条の6)
 DEPT_NOTICE = {"move_out": "dept.notice.move_out", "move_in": "dept.notice.move_in"}
 MUNICIPALITY, STANDIN = "municipality", "municipality:standin"
-DEFAULT_CONNECTED = ("032051", "032069")
 # Findings on a 転入予約 case, shown to the clerk beside what intake found.
 AWAITING, MATCHED = "awaiting_moveout_certificate", "moveout_certificate_matched"
 WAITING_STATUSES = (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.CONFIRMED, CaseStatus.APPROVED)
@@ -94,14 +94,6 @@ def _error(field: str, code: str, **values: Any) -> CaseError:
 
 
 # -- small helpers ------------------------------------------------------------------------------------
-
-
-def connected_municipalities() -> tuple[str, ...]:
-    """Codes of the municipalities whose back offices run this code and take messages on the bridge."""
-    configured: str | Iterable[str] = current_app.config.get("CONNECTED_MUNICIPALITIES", DEFAULT_CONNECTED)
-    if isinstance(configured, str):
-        configured = configured.split(",")
-    return tuple(code.strip() for code in configured if code.strip())
 
 
 def _own_code() -> str:

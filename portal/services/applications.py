@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.addressmaster import load_machiaza, load_municipalities, municipality_by_code
+from core.config import connected_municipalities
 from core.jpki import SignedApplicationError, verify_signed_application
 from core.jpki.appconfig import MINIMUM_SIGNER_AGE, max_signature_age
 from core.registertext import birth_date_on_record, unrecordable
@@ -37,7 +38,7 @@ from portal.models import (
     PortalAccount,
 )
 from portal.schemas import SCHEMAS
-from portal.services import cardauth, oplog, outbound
+from portal.services import cardauth, catalog, oplog, outbound
 
 PREFECTURES = tuple(
     "北海道 青森県 岩手県 宮城県 秋田県 山形県 福島県 茨城県 栃木県 群馬県 埼玉県 千葉県 東京都 神奈川県 新潟県 富山県 "
@@ -99,7 +100,7 @@ def home_municipality(account: PortalAccount) -> str | None:
 
 def is_connected(code: str) -> bool:
     """Whether the municipality takes online applications through this portal."""
-    return code in current_app.config.get("CONNECTED_MUNICIPALITIES", ("032051", "032069"))
+    return code in connected_municipalities()
 
 
 def _schema_errors(kind: str, data: Any) -> list[FieldError]:
@@ -225,8 +226,8 @@ def check_certificate(data: Any, *, account: PortalAccount, today: dt.date) -> l
 
 
 def certificate_fee(data: dict[str, Any]) -> int:
-    """The fee in yen: copies × the municipality's fee (300 yen unless configured)."""
-    return int(data["copies"]) * int(current_app.config.get("CERTIFICATE_FEE_YEN", 300))
+    """The fee in yen: copies × the fee of that certificate at the municipality asked (the catalog's ``fee_for``)."""
+    return int(data["copies"]) * catalog.certificate_fee(str(data.get("kind", "")), str(data.get("municipalityCode")))
 
 
 def _parts(data: dict[str, Any], origin: str) -> list[tuple[ApplicationKind, str]]:

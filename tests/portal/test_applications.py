@@ -313,6 +313,23 @@ def test_a_certificate_request_shows_the_fee_and_is_sent_by_post(resident, porta
         assert db.session.execute(select(Application.kind)).scalar_one() is ApplicationKind.CERTIFICATE
 
 
+def test_a_fee_per_municipality_is_the_one_shown_charged_and_signed_for(resident, portal_app):
+    """A mapping of codes to fees is valid configuration: the form and its check page show this city's fee."""
+    portal_app.config["CERTIFICATE_FEE_YEN"] = {"032051": 350, "032069": 200}
+    form = BeautifulSoup(resident.client.get("/apply/certificate").text, "html.parser")
+    assert "350" in form.select_one("main").text
+    response = resident.post("/apply/certificate", {"kind": "kisai_jiko", "persons": "self", "copies": "2",
+                                                    "purpose": "勤務先への提出"})
+    assert response.status_code == 302
+    check = BeautifulSoup(resident.client.get("/apply/certificate/check").text, "html.parser")
+    assert check.select_one("#fee").text.strip() in ("700円", "700 yen")
+    assert resident.sign("/apply/certificate/sign/challenge", "/apply/certificate/submit").status_code == 200
+    from portal.extensions import db
+
+    with portal_app.app_context():
+        assert json.loads(db.session.execute(select(Application.summary)).scalar_one())["fee"] == 700
+
+
 @pytest.mark.parametrize(("data", "field"), [
     ({"kind": "juminhyo", "persons": "self", "copies": "11", "purpose": "x"}, "copies"),
     ({"kind": "juminhyo", "persons": "self", "copies": "1", "purpose": ""}, "purpose"),
