@@ -16,14 +16,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import holidays
 import jsonschema
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import clock
+from core import clock, officecalendar
 from core.addressmaster import load_machiaza, load_municipalities, municipality_by_code
 from core.config import connected_municipalities
 from core.jpki import SignedApplicationError, verify_signed_application
@@ -80,13 +79,8 @@ def old_enough_to_sign(account: PortalAccount, today: dt.date) -> bool:
 
 
 def next_business_day(day: dt.date) -> dt.date:
-    """The first day after ``day`` on which the city office is open (not a weekend, holiday or 12/29-1/3)."""
-    jp = holidays.Japan(years=range(day.year, day.year + 2))
-    candidate = day + dt.timedelta(days=1)
-    while (candidate.weekday() >= 5 or candidate in jp or (candidate.month, candidate.day) >= (12, 29)
-           or (candidate.month, candidate.day) <= (1, 3)):
-        candidate += dt.timedelta(days=1)
-    return candidate
+    """The first day after ``day`` on which the city office is open (the office calendar of ``core``)."""
+    return officecalendar.next_open_day(day)
 
 
 def home_municipality(account: PortalAccount) -> str | None:
@@ -187,6 +181,10 @@ def check_move(data: Any, *, account: PortalAccount, today: dt.date) -> list[Fie
             errors.append(FieldError("visitDate", _l("The visit must be within 14 days after the move.")))
         if visit < next_business_day(today):
             errors.append(FieldError("visitDate", _l("The visit must be at least one business day from today.")))
+        elif not officecalendar.is_open(visit):
+            errors.append(FieldError("visitDate", _l(
+                "The city office is closed on that day (weekends, national holidays and 29 December to 3 January). "
+                "Choose a day when it is open.")))
     seen = set()
     for i, mover in enumerate(data["movers"]):
         born = _date(mover["birthDate"])

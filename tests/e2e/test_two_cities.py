@@ -215,7 +215,7 @@ def _application(movers: list[dict[str, Any]]) -> dict[str, Any]:
                             "prefecture": "岩手県", "municipality": "北上市", "address": "大通り1-3-1"},
             "movers": movers, "newHouseholder": movers[0]["name"],
             "contactPhone": "0198-24-2111",
-            "visitDate": max(move_date, next_business_day(today)).isoformat()}
+            "visitDate": next_business_day(max(move_date, next_business_day(today)) - dt.timedelta(days=1)).isoformat()}
 
 
 def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, jlis_config: dict[str, str]) -> None:
