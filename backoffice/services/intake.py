@@ -32,7 +32,7 @@ from backoffice.models import (
     RecordStatus,
     Resident,
 )
-from backoffice.services import audit, cases, filing
+from backoffice.services import audit, cases, filing, records
 from backoffice.services.cards import holder_for
 from bridge import messages
 from bridge.binding import current_bridge
@@ -95,13 +95,19 @@ def _current(session: Session, name: str, birth_date: str) -> list[Resident]:
         Resident.status == RecordStatus.CURRENT)).scalars())
 
 
-def _applicant(session: Session, serial: int, items: Any, findings: list[dict[str, str]]) -> Resident | None:
-    """The signer in the ledger: by the card record first, else by the four basic items."""
+def _applicant(session: Session, serial: int, items: Any, findings: list[dict[str, str]], *,
+               awaiting_moveout: bool = False) -> Resident | None:
+    """The signer in the ledger: by the card record first, else by the four basic items.
+
+    With ``awaiting_moveout`` (a certificate request) the card holder's 除票 of a 転出 not yet confirmed
+    counts too: until the 転入 the card is valid and the certificate shows the 除票 (転出予定).
+    """
     card = session.execute(select(CardRecord).where(
         CardRecord.sign_cert_serial == str(serial), CardRecord.status == CardStatus.ACTIVE)).scalar_one_or_none()
     if card is not None:
         resident = session.get(Resident, card.resident_id)
-        if resident is not None and resident.status is RecordStatus.CURRENT:
+        if resident is not None and (resident.status is RecordStatus.CURRENT
+                                     or (awaiting_moveout and records.awaiting_moveout(resident))):
             if not holder_for(resident).basic_items().matches(items):
                 findings.append({"code": "four_items_mismatch",
                                  "detail": "the card's four basic items differ from the ledger record"})
@@ -239,7 +245,8 @@ def receive_application(session: Session, opened: Opened) -> Case:
         application = verified.application
         serial = str(verified.serial)
         if kind != "move_in_reservation":
-            applicant = _applicant(session, verified.serial, verified.items, findings)
+            applicant = _applicant(session, verified.serial, verified.items, findings,
+                                   awaiting_moveout=kind == "certificate")
     if return_reason is None and application.get("type") == "move":
         movers = _movers(session, application.get("movers", []), applicant)
         return_reason = _who_may_file_reason(session, kind, applicant, movers)

@@ -1,11 +1,10 @@
 """Moves between municipalities (F5, F8, F9, F12, R4, R10): the national one-stop move, one city at each end.
 
-This city as the **origin**: approving a 転出届 records the 転出予定 on each mover, sends the
-転出証明書情報 to the destination (another back office ``muni:<code>``, or the stand-in for a
-municipality that runs no back office of this code), the identity-information update to the
-prefecture and notices to the departments concerned. The record stays current until the
-destination's 転入通知 arrives; then 転出確定 removes it (消除, kept as a 除票) and the 転出届 case
-is completed.
+This city as the **origin**: approving a 転出届 removes each mover's record as of the planned date
+(消除: a 除票 with 事由 転出 and the 転出予定地), sends the 転出証明書情報 to the destination (another
+back office ``muni:<code>``, or the stand-in for a municipality that runs no back office of this
+code), the identity-information update to the prefecture and notices to the departments concerned.
+The destination's 転入通知 later records the 転出確定 on the 除票 and completes the 転出届 case.
 
 This city as the **destination**: the 転出証明書情報 is stored encrypted and matched with the
 転入予約 (by the move id of the online application, and the folded name and birth date of each
@@ -244,11 +243,9 @@ def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
     for resident in movers:
         if resident.planned_moveout_on is not None:
             raise _error("movers", "already_planned")
+    _householder_left_behind(session, case, movers, move_date=move_date, by=actor)
     for resident in movers:
         address = full_address(resident)
-        records.amend_record(session, resident, reason=IdoReason.MOVE_OUT, changed_on=move_date,
-                             notified_on=notified_on, by=actor, planned_moveout_address=new_address,
-                             planned_moveout_on=move_date)
         card = cards.live_card(session, resident)
         certificate = {
             "juminhyo_code": resident.juminhyo_code, "my_number": _my_number(resident), "name": resident.name,
@@ -274,6 +271,32 @@ def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
             "change_reason": IdoReason.MOVE_OUT.value, "change_date": move_date.isoformat(),
             "new_address": new_address,
         })
+        # 消除 as of the planned date (住民基本台帳法施行令第8条, 第12条): a 除票 with 事由 転出 and the 転出予定地.
+        records.remove_record(session, resident, reason=IdoReason.MOVE_OUT, changed_on=move_date,
+                              notified_on=notified_on, by=actor, planned_moveout_address=new_address,
+                              planned_moveout_on=move_date)
+
+
+def _householder_left_behind(session: Session, case: Case, movers: list[Resident], *, move_date: dt.date,
+                             by: str) -> None:
+    """The householder moving out from members who stay (第25条): the only possible one heads the household
+    without a 届出; when several could, the members file a 世帯主変更届 and the case says so."""
+    leaving = {m.id for m in movers}
+    seen: set[int] = set()
+    for resident in movers:
+        if resident.household_id in seen:
+            continue
+        seen.add(resident.household_id)
+        succession = households.succession(session, resident.household, leaving=leaving, on=move_date)
+        if succession is None:
+            continue
+        if succession.automatic is None:
+            add_event(session, case, "householder_needed", by=None, detail={"resident": resident.id})
+            audit.record("household.householder_needed", actor=by, target_type="household",
+                         target_id=resident.household_id, detail={"staying": len(succession.staying)})
+        else:
+            # No 届出 is needed for the only possible householder (第25条 only asks one when there is a choice).
+            households.change_householder(session, succession, chosen=None, on=move_date, notified_on=None, by=by)
 
 
 # -- 2. the 転出証明書情報 arrives (this city is the destination) and is matched ---------------------------
@@ -524,42 +547,38 @@ def receive_movein_notice(session: Session, opened: Opened) -> Resident | None:
     """
     items = opened.payload["items"]  # its shape was checked against bridge.messages on arrival
     new_address = items["new_address"]
-    # A person who lived here before has 除票 beside the current record: the 転出 is planned on the current one.
+    # A person who lived here before has older 除票 beside this one: the record of the planned 転出 is the one
+    # (a 除票 awaiting its 転出確定, else a current record), else the latest, to say "already confirmed".
     same_code = session.execute(select(Resident).where(Resident.juminhyo_code == items["juminhyo_code"])
                                 .order_by(Resident.id.desc())).scalars().all()
-    resident = next((r for r in same_code if r.status is RecordStatus.CURRENT), same_code[0] if same_code else None)
+    awaiting = [r for r in same_code if r.planned_moveout_on is not None and r.confirmed_moveout_address is None
+                and (r.status is RecordStatus.CURRENT or r.removal_reason is IdoReason.MOVE_OUT)]
+    resident = next(iter(awaiting), same_code[0] if same_code else None)
     if resident is None or resident.birth_date.isoformat() != items["birth_date"]:
         raise PermanentFailure("unknown_resident", "no record with this 住民票コード and birth date")
-    if resident.status is RecordStatus.REMOVED:
-        return None  # already confirmed (no current record is left)
+    if resident.confirmed_moveout_address is not None:
+        return None  # already confirmed
     # Only the municipality the recorded 転出 goes to confirms it; anything else is for a person to look at.
     sender = municipality_by_code(opened.sender.removeprefix("muni:"))
     if (resident.planned_moveout_on is None or sender is None
+            or (resident.status is RecordStatus.REMOVED and resident.removal_reason is not IdoReason.MOVE_OUT)
             or not (resident.planned_moveout_address or "").startswith(sender.prefecture + sender.name)):
         raise PermanentFailure("unexpected_notice", "no 転出 to the sending municipality is recorded for this person")
     move_date = dt.date.fromisoformat(items["move_date"])
-    # The householder leaving members who stay: the only one who can head the household does so (no 届出
-    # is needed); when several could, the members file a 世帯主変更届 and the 転出 case says so.
-    succession = households.succession(session, resident.household, leaving={resident.id}, on=move_date)
-    needs_householder = succession is not None and succession.automatic is None
-    if succession is not None and not needs_householder:
-        households.change_householder(session, succession, chosen=None, on=move_date, notified_on=None, by="bridge")
-    records.remove_record(session, resident, reason=IdoReason.MOVE_OUT, changed_on=move_date,
-                          notified_on=resident.last_notified_on, by="bridge", confirmed_moveout_address=new_address)
+    if resident.status is RecordStatus.CURRENT:
+        # A 転出 approved before the record was removed at approval: removed now, as before.
+        records.remove_record(session, resident, reason=IdoReason.MOVE_OUT, changed_on=resident.planned_moveout_on,
+                              notified_on=resident.last_notified_on, by="bridge")
+    records.confirm_moveout(session, resident, moved_on=move_date, address=new_address, by="bridge")
     why = f"転出確定 {opened.sender}"
     _identity_update(session, resident, reason=IdoReason.MOVE_OUT, on=move_date, why=why, actor="bridge")
     audit.record("move.confirmed", actor="bridge", target_type="resident", target_id=resident.id,
                  detail={"from": opened.sender, "message_id": opened.message_id})
-    if needs_householder:
-        audit.record("household.householder_needed", actor="bridge", target_type="household",
-                     target_id=resident.household_id, detail={"staying": len(succession.staying)})
-    _complete_move_out_cases(session, resident, items.get("move_id"), opened.message_id,
-                             householder_needed=needs_householder)
+    _complete_move_out_cases(session, resident, items.get("move_id"), opened.message_id)
     return resident
 
 
-def _complete_move_out_cases(session: Session, resident: Resident, move_id: str | None, message_id: str, *,
-                             householder_needed: bool = False) -> None:
+def _complete_move_out_cases(session: Session, resident: Resident, move_id: str | None, message_id: str) -> None:
     stmt = select(Case).where(Case.kind == "move_out", Case.status == CaseStatus.APPROVED)
     if move_id:
         stmt = stmt.where(Case.move_id == move_id)
@@ -568,9 +587,7 @@ def _complete_move_out_cases(session: Session, resident: Resident, move_id: str 
         if resident.id not in ids:
             continue
         movers = [session.get(Resident, i) for i in ids]
-        if householder_needed:
-            add_event(session, case, "householder_needed", by=None, detail={"resident": resident.id})
-        if all(m is not None and m.status is RecordStatus.REMOVED for m in movers):
+        if all(m is not None and m.confirmed_moveout_address is not None for m in movers):
             complete(session, case, by=None, detail={"movein_notice": message_id})
         else:
             add_event(session, case, "movein_notice", by=None, detail={"resident": resident.id})

@@ -35,6 +35,7 @@ from backoffice.models import (
 from bridge.peers import departments, prefecture, standin
 from core import clock as clock_module
 from core.envelope import KeyRegistry, Opened, import_public_key, open_envelope
+from core.i18n import wareki
 from tests.backoffice.case_fixtures import sign_part
 from tests.conftest import SECRETS, _clean, create_pg_database, drop_pg_database, migrate
 from tests.factories import make_household, make_resident, my_number
@@ -270,8 +271,9 @@ def test_approving_a_move_out_records_the_planned_move_and_sends_what_the_law_na
     head, wife = _resident(hanamaki, family["head"]), _resident(hanamaki, family["wife"])
     planned = clock_module.today_jst() + dt.timedelta(days=5)
     for person in (head, wife):
-        # 転出予定: recorded, but the record stays current until the destination confirms the move-in.
-        assert person.status is RecordStatus.CURRENT
+        # 消除 as of the planned date: a 除票 with 事由 転出 and the 転出予定地, awaiting the 転出確定.
+        assert person.status is RecordStatus.REMOVED and person.removal_reason is IdoReason.MOVE_OUT
+        assert person.removed_on == planned and person.confirmed_moveout_address is None
         assert person.planned_moveout_on == planned and person.planned_moveout_address == "岩手県北上市大通り1-3-1"
     from backoffice.extensions import db
 
@@ -636,10 +638,10 @@ def test_a_movein_notice_from_a_city_the_person_is_not_moving_to_changes_nothing
             with pytest.raises(PermanentFailure) as refused:
                 origin.receive(message)
             assert refused.value.reason == "unexpected_notice"
-            assert _resident(hanamaki, family["head"]).status is RecordStatus.CURRENT
+            assert _resident(hanamaki, family["head"]).confirmed_moveout_address is None
         else:
             origin.receive(message)
-            assert _resident(hanamaki, family["head"]).status is RecordStatus.REMOVED
+            assert _resident(hanamaki, family["head"]).confirmed_moveout_address == "岩手県盛岡市内丸12-2"
 
 
 def _movein_notice(origin: City, family: dict[str, Any]) -> Opened:
@@ -656,9 +658,7 @@ def test_a_householder_moving_out_alone_leaves_the_one_member_who_stays_househol
 
     origin = City(hanamaki, clock, move_keys)
     out_case = origin.deliver(family["card"], "move_out", _move(MOVERS[:1]), move_id=None)
-    origin.confirm_and_approve(out_case)
-    assert _resident(hanamaki, family["wife"]).is_householder is False  # the 転出 is only planned so far
-    origin.receive(_movein_notice(origin, family))
+    origin.confirm_and_approve(out_case)  # the head's record is removed as of the planned date: the wife heads
     with hanamaki.app_context():
         wife = db.session.get(Resident, family["wife"])
         assert (wife.is_householder, wife.relationship_to_head) == (True, "世帯主")
@@ -697,3 +697,30 @@ def test_a_householder_moving_out_from_two_adults_is_confirmed_and_the_case_says
         audited = db.session.execute(select(AuditLog.target_id).where(
             AuditLog.action == "household.householder_needed")).scalars().all()
         assert audited == [str(_resident(hanamaki, family["wife"]).household_id)]
+
+
+def test_after_the_move_out_is_approved_a_certificate_shows_the_joshu_with_the_planned_move(
+        hanamaki, family, clock, move_keys):
+    """The record is removed as of the planned date: a certificate asked for afterwards is of the 除票."""
+    from backoffice.extensions import db
+    from backoffice.services import certificates
+
+    origin = City(hanamaki, clock, move_keys)
+    out_case = origin.deliver(family["card"], "move_out", _move(MOVERS), move_id=str(uuid.uuid4()))
+    origin.confirm_and_approve(out_case)
+    request = {"type": "certificate", "municipalityCode": HANAMAKI, "kind": "juminhyo", "persons": "household",
+               "items": {"householder": True, "honseki": False, "juminhyoCode": False, "myNumber": False},
+               "copies": 1, "purpose": "転出の確認", "delivery": "post"}
+    case_id = origin.deliver(family["card"], "certificate", request, move_id=None)
+    with hanamaki.test_request_context("/"):
+        case = db.session.get(Case, case_id)
+        assert case.applicant_resident_id == family["head"]
+        eligibility, content = certificates.preview(db.session, case)
+        shown = [r.id for r in eligibility.residents]
+        db.session.rollback()
+    assert eligibility.ok and shown == [family["head"], family["wife"]]
+    planned = clock_module.today_jst() + dt.timedelta(days=5)
+    for rows in content["persons"]:
+        printed = dict(rows)
+        assert printed["除票"].endswith("転出予定") and wareki(planned) in printed["除票"]
+        assert printed["転出予定地"] == "岩手県北上市大通り1-3-1"

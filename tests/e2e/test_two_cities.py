@@ -291,7 +291,9 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
     assert _step(system, HANAMAKI, lambda s: cases.approve(s, out_case.id, by=s.get(Staff, b_id),
                                                            totp_code=_fresh_code(b_secret, used))) is None
     head = system.query(HANAMAKI, lambda s: s.get(Resident, people["head"]))
-    assert head.status is RecordStatus.CURRENT and head.planned_moveout_address == "岩手県北上市大通り1-3-1"
+    # 消除 as of the planned date: a 除票 with the 転出予定地, awaiting the 転出確定.
+    assert head.status is RecordStatus.REMOVED and head.planned_moveout_address == "岩手県北上市大通り1-3-1"
+    assert head.confirmed_moveout_address is None
 
     # -- Kitakami: the 転出証明書情報 arrives and is matched with the reservation ------------------------
     def matched(session: Any) -> bool:
@@ -327,9 +329,9 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
     assert new_head.became_resident_reason.value == "転入" and new_head.previous_address.startswith("岩手県花巻市")
     assert new_wife.household_id == new_head.household_id
 
-    # -- Hanamaki: the 転入通知 arrives; 転出確定 makes both records 除票 ------------------------------------
+    # -- Hanamaki: the 転入通知 arrives; 転出確定 on both 除票 ------------------------------------------------
     def removed(session: Any) -> bool:
-        return all(session.get(Resident, i).status is RecordStatus.REMOVED for i in (people["head"], people["wife"]))
+        return all(session.get(Resident, i).confirmed_moveout_address for i in (people["head"], people["wife"]))
     system.wait(lambda: system.query(HANAMAKI, removed), "the 転出確定 at Hanamaki")
     old_head = system.query(HANAMAKI, lambda s: s.get(Resident, people["head"]))
     assert old_head.removal_reason.value == "転出" and old_head.confirmed_moveout_address.startswith("岩手県北上市")
