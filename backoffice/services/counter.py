@@ -36,7 +36,7 @@ from backoffice.models import (
     Staff,
     VisitResult,
 )
-from backoffice.services import audit, cards, cases, households, provision, records
+from backoffice.services import audit, cards, cases, filing, households, provision, records
 from backoffice.services.cases import signed_application
 from core import clock
 from core.addressmaster import machiaza_by_code
@@ -387,7 +387,8 @@ def in_city_successions(session: Session, case: Case) -> list[households.Success
 
 def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None,
                           remaining_householder: int | None = None,
-                          relationships: Mapping[int, str] | None = None) -> list[Resident]:
+                          relationships: Mapping[int, str] | None = None,
+                          moved_on: dt.date | None = None) -> list[Resident]:
     """Complete a 転居届 at the counter: each mover's address (and household if stated) changes, nothing else.
 
     Refused, before anything is written, without a verified card check (R9), for a mover who is not a
@@ -412,10 +413,11 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
         raise CounterError("destination.machiazaCode", "the town area is not in the address master")
     if not str(destination.get("banchi") or "").strip():
         raise CounterError("destination.banchi", "the new address needs its 番地")
-    moved_on = _date(application.get("moveDate"), "moveDate")
+    # The actual day of the move, as the resident states it at the counter (else the day signed online).
+    moved_on = moved_on or _date(application.get("moveDate"), "moveDate")
     today = clock.today_jst()
     if moved_on > today:
-        raise CounterError("moveDate", "the 転居届 is made on or after the day of the move")
+        raise CounterError("moved_on", "the 転居届 is made on or after the day of the move")
     stated_movers = application.get("movers") or []
     ids = mover_ids(case)
     if not ids or len(ids) != len(stated_movers):
@@ -460,6 +462,7 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
                        reason=f"case {case.id} completed at the counter: 転居", resident_id=resident.id,
                        actor=by.login_id)
         snapshots.append((resident, before, after))
+    filing.record_if_late(session, case, moved_on=moved_on, notified_on=today, by=by)
     cases.complete(session, case, by=by, detail={"kind": "転居", "movers": len(movers),
                                                  "visit": visit.id if visit else None,
                                                  "new_household": new_household is not None})
@@ -473,7 +476,8 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
 # -- 転入 ------------------------------------------------------------------------------------------------
 
 
-def complete_move_in(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None) -> list[Resident]:
+def complete_move_in(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None,
+                     moved_on: dt.date | None = None) -> list[Resident]:
     """Complete a 転入届 at the counter after the card check (the ledger work is the moves service's)."""
     session.refresh(case, with_for_update=True)
     _check_open(case)
@@ -482,4 +486,4 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: CounterV
     require_visit(session, case, visit)
     from backoffice.services import moves  # the 転入 ledger work lives with the moves between cities
 
-    return moves.complete_move_in(session, case, by=by, visit=visit)
+    return moves.complete_move_in(session, case, by=by, visit=visit, moved_on=moved_on)

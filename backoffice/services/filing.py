@@ -17,12 +17,20 @@ the ledger is read or shown. ``docs/moves.md`` states the rule and what stays un
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backoffice.models import RecordStatus, Resident
+from backoffice.models import Case, CaseEvent, RecordStatus, Resident, Staff
+from backoffice.services import audit
+from backoffice.services.cases import add_event
+from core import officecalendar
+
+NOTIFICATION_DAYS = 14  # 転入届・転居届 within 14 days of the move (第22条, 第23条)
+LATE = "notification_late"  # 届出期間経過: the case event the summary-court list (第52条) is made of
 
 # What the resident reads on "My applications" and the clerk reads on the case (Japanese first).
 REASONS = {
@@ -71,3 +79,27 @@ def approval_refusal(session: Session, signer: Resident | None, movers: Sequence
     if signer is None:
         return "signer_not_in_household"
     return filing_refusal(session, signer, movers)
+
+
+def notification_deadline(moved_on: dt.date) -> dt.date:
+    """The last day of the 14 days for a 転入届 or 転居届; on a closed day the next open day (自治法第4条の2第4項)."""
+    return officecalendar.deadline(moved_on + dt.timedelta(days=NOTIFICATION_DAYS))
+
+
+def record_if_late(session: Session, case: Case, *, moved_on: dt.date, notified_on: dt.date, by: Staff) -> int | None:
+    """届出期間経過: a notification after the deadline is still recorded, marked with its days since the move
+    and listed for the clerk's notice to the summary court (第52条 過料通知). Returns the days, or None."""
+    if notified_on <= notification_deadline(moved_on):
+        return None
+    days = (notified_on - moved_on).days
+    add_event(session, case, LATE, by=by, detail={"days": days, "moved_on": moved_on.isoformat(),
+                                                   "notified_on": notified_on.isoformat()})
+    audit.record("move.notification_late", target_type="case", target_id=case.id, detail={"days": days})
+    return days
+
+
+def late_notifications(session: Session) -> list[tuple[Case, int]]:
+    """The cases completed past the 14 days, oldest first, with their days: the list for 第52条 notices."""
+    rows = session.execute(select(Case, CaseEvent.detail).join(CaseEvent, CaseEvent.case_id == Case.id)
+                           .where(CaseEvent.action == LATE).order_by(CaseEvent.id)).all()
+    return [(case, int(json.loads(detail or "{}").get("days", 0))) for case, detail in rows]

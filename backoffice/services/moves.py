@@ -83,6 +83,8 @@ MESSAGES = {
                      "The My Number of {name} is on another current record of this city. Please check it.",
     "address_unknown": "新しい住所が住所マスターの町字と一致しません。住所を確認してください。 / "
                        "The new address does not match a town area of the address master. Please check it.",
+    "move_date_ahead": "住み始めた日が今日より後です。転入届は住み始めてから届け出ます。 / "
+                       "The day the resident moved in is after today: a move-in is notified once it happened.",
     "no_household": "新しい住所に世帯主のいる世帯がありません。世帯主を確認してください。 / "
                     "There is no household with a householder at the new address. Please check the householder.",
 }
@@ -455,7 +457,8 @@ def _household(session: Session, application: Mapping[str, Any], machiaza: Machi
     return existing.household, None
 
 
-def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = None) -> list[Resident]:
+def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = None,
+                     moved_on: dt.date | None = None) -> list[Resident]:
     """Complete the 転入 at the counter (R9, R10): the records, the 転入通知, the prefecture, J-LIS, departments.
 
     Refused with a CaseError, before anything changes, for a case that is not an approved 転入予約, when
@@ -486,8 +489,12 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
         raise _error("destination.address", "address_unknown")
     machiaza, banchi = parsed
     katagaki = destination.get("katagaki") or None
-    move_date = dt.date.fromisoformat(application["moveDate"])
+    # 住民となった年月日 / 住所を定めた年月日: the day the resident states at the counter (住み始めた日), not the
+    # planned date signed online (that one only when no day is given, as for a caller outside the counter).
+    move_date = moved_on or dt.date.fromisoformat(application["moveDate"])
     today = clock.today_jst()
+    if move_date > today:
+        raise _error("moved_on", "move_date_ahead")
     household, head = _household(session, application, machiaza, banchi, katagaki)
     actor = by.login_id
     why = f"転入届 {case.receipt_number}"
@@ -528,6 +535,7 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
         if items.get("card_serial"):
             revocations.append((resident, str(items["card_serial"])))
     visit_id = getattr(visit, "id", None)
+    filing.record_if_late(session, case, moved_on=move_date, notified_on=today, by=by)
     complete(session, case, by=by, detail={"residents": [r.id for r in created],
                                            **({"visit": visit_id} if visit_id is not None else {})})
     # Last: J-LIS keeps its own records, which a rollback here could not undo.

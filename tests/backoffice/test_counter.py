@@ -504,10 +504,18 @@ def test_a_move_date_still_ahead_is_refused(counter_app, city):
     case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD, WIFE], moveDate=ahead,
                                                                                visitDate=ahead))
     visit = check_card(app, city, case_id, city["cards"]["head"])
-    assert complete(app, case_id, visit).field == "moveDate"
+    assert complete(app, case_id, visit).field == "moved_on"
 
 
 # -- the pages on the counter terminal -------------------------------------------------------------------
+
+
+def _completion(client, case_id, moved_on=None):
+    """The completion form as the clerk sends it: the CSRF token and the day the resident states they moved."""
+    from tests.conftest import csrf_from
+
+    return {"csrf_token": csrf_from(client, f"/counter/{case_id}"),
+            "moved_on": (moved_on or clock.today_jst()).isoformat()}
 
 
 def _post_json(client, url, page_url, body=None):
@@ -532,7 +540,6 @@ def _card_check_by_page(app, client, case_id, card):
 def test_the_clerk_checks_the_card_and_completes_the_move_on_the_counter_pages(counter_app, city, backoffice):
     from bs4 import BeautifulSoup
 
-    from tests.conftest import csrf_from
 
     app = counter_app
     case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD, WIFE]))
@@ -548,7 +555,7 @@ def test_the_clerk_checks_the_card_and_completes_the_move_on_the_counter_pages(c
     assert soup.select_one("#new-address").text == town + "7番地3　桜荘101"
 
     # Without the card check the completion is refused, and the page says why in Japanese.
-    refused = client.post(f"/counter/{case_id}/complete", data={"csrf_token": csrf_from(client, f"/counter/{case_id}")},
+    refused = client.post(f"/counter/{case_id}/complete", data=_completion(client, case_id),
                           follow_redirects=True)
     assert "直近30分以内に住民の方のカードを確認していません" in refused.text and "完了しました" not in refused.text
 
@@ -561,7 +568,7 @@ def test_the_clerk_checks_the_card_and_completes_the_move_on_the_counter_pages(c
     checked = BeautifulSoup(client.get(f"/counter/{case_id}").text, "html.parser")
     assert "確認しました" in checked.select_one("#visit").text
 
-    done = client.post(f"/counter/{case_id}/complete", data={"csrf_token": csrf_from(client, f"/counter/{case_id}")},
+    done = client.post(f"/counter/{case_id}/complete", data=_completion(client, case_id),
                        follow_redirects=True)
     assert "転居が完了しました" in done.text
     from backoffice.extensions import db
@@ -579,7 +586,6 @@ def test_a_ledger_rule_refusing_the_completion_is_shown_to_the_clerk_and_nothing
         counter_app, city, backoffice, monkeypatch):
     """A record the ledger's own checks refuse (e.g. a bad check digit sent by the other city) is no server error."""
     from backoffice.services import counter as counter_service
-    from tests.conftest import csrf_from
 
     app = counter_app
     case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD, WIFE]))
@@ -590,7 +596,7 @@ def test_a_ledger_rule_refusing_the_completion_is_shown_to_the_clerk_and_nothing
         raise RecordError("my_number", "個人番号の検査数字が正しくありません。 / The My Number's check digit is wrong.")
 
     monkeypatch.setattr(counter_service, "complete_in_city_move", refuse)
-    refused = client.post(f"/counter/{case_id}/complete", data={"csrf_token": csrf_from(client, f"/counter/{case_id}")},
+    refused = client.post(f"/counter/{case_id}/complete", data=_completion(client, case_id),
                           follow_redirects=True)
     assert refused.status_code == 200 and "個人番号: 個人番号の検査数字が正しくありません" in refused.text
     from backoffice.extensions import db
@@ -607,9 +613,8 @@ def test_a_card_check_made_on_another_terminal_does_not_let_this_one_complete(co
     first = backoffice.client_for("clerk2", "clerk", terminal="counter-a")
     assert _card_check_by_page(app, first, case_id, city["cards"]["head"]).status_code == 200
     second = backoffice.client_for("clerk3", "clerk", terminal="counter-b")
-    from tests.conftest import csrf_from
 
-    second.post(f"/counter/{case_id}/complete", data={"csrf_token": csrf_from(second, f"/counter/{case_id}")})
+    second.post(f"/counter/{case_id}/complete", data=_completion(second, case_id))
     from backoffice.extensions import db
 
     with app.app_context():
@@ -792,7 +797,6 @@ def test_the_counter_page_asks_for_the_remaining_householder_and_completes_with_
     from bs4 import BeautifulSoup
 
     from backoffice.extensions import db
-    from tests.conftest import csrf_from
 
     app = counter_app
     son = add_son(app, city)
@@ -806,11 +810,11 @@ def test_the_counter_page_asks_for_the_remaining_householder_and_completes_with_
     stated = {i["name"]: i["value"] for i in page.select("#remaining-relationships input")}
     assert stated == {f"relationship_{city['wife']}": "妻", f"relationship_{son}": "子"}  # as recorded, to change
 
-    refused = client.post(f"/counter/{case_id}/complete", data={"csrf_token": csrf_from(client, f"/counter/{case_id}")},
+    refused = client.post(f"/counter/{case_id}/complete", data=_completion(client, case_id),
                           follow_redirects=True)
     assert "残る世帯の世帯主" in refused.text and "完了しました" not in refused.text
     done = client.post(f"/counter/{case_id}/complete", follow_redirects=True, data={
-        "csrf_token": csrf_from(client, f"/counter/{case_id}"), "remaining_householder": str(city["wife"]),
+        **_completion(client, case_id), "remaining_householder": str(city["wife"]),
         **stated})  # what the browser sends: the 続柄 as shown
     assert "転居が完了しました" in done.text
     with app.app_context():
@@ -824,7 +828,6 @@ def test_who_can_head_the_household_is_judged_on_the_day_of_the_move_on_the_page
     from bs4 import BeautifulSoup
 
     from backoffice.extensions import db
-    from tests.conftest import csrf_from
 
     app = counter_app
     today = clock.today_jst()
@@ -837,7 +840,7 @@ def test_who_can_head_the_household_is_judged_on_the_day_of_the_move_on_the_page
     assert page.select_one("#remaining_householder") is None and "宮沢　トシ" in page.select_one(
         "#householder-succession").text
     done = client.post(f"/counter/{case_id}/complete", follow_redirects=True, data={
-        "csrf_token": csrf_from(client, f"/counter/{case_id}"),
+        **_completion(client, case_id, moved_on),
         **{i["name"]: i["value"] for i in page.select("#remaining-relationships input")}})
     assert "転居が完了しました" in done.text
     with app.app_context():

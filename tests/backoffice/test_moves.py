@@ -253,7 +253,9 @@ def _complete(app: Any, city: City, case_id: int) -> list[int]:
 
     with app.test_request_context("/"):
         case = db.session.get(Case, case_id)
-        created = moves.complete_move_in(db.session, case, by=city.staff(db.session, "clerk_a"))
+        # The day the resident states at the counter: today (the planned date may still be ahead).
+        created = moves.complete_move_in(db.session, case, by=city.staff(db.session, "clerk_a"),
+                                         moved_on=clock_module.today_jst())
         db.session.commit()
         return [r.id for r in created]
 
@@ -364,7 +366,7 @@ def test_the_whole_move_from_hanamaki_to_kitakami(hanamaki, kitakami, family, cl
     created = _complete(kitakami, destination, in_case)
     head, wife = (_resident(kitakami, i) for i in created)
     assert head.status is RecordStatus.CURRENT and head.became_resident_reason is IdoReason.MOVE_IN
-    assert head.became_resident_on == clock_module.today_jst() + dt.timedelta(days=5)
+    assert head.became_resident_on == clock_module.today_jst()  # the day stated at the counter, not the planned one
     assert head.previous_address.startswith("岩手県花巻市") and head.machiaza_code == "0320690045"
     assert head.banchi == "3-1" and head.is_householder and head.relationship_to_head == "世帯主"
     assert wife.household_id == head.household_id and wife.relationship_to_head == "妻" and not wife.is_householder
@@ -724,3 +726,59 @@ def test_after_the_move_out_is_approved_a_certificate_shows_the_joshu_with_the_p
         printed = dict(rows)
         assert printed["除票"].endswith("転出予定") and wareki(planned) in printed["除票"]
         assert printed["転出予定地"] == "岩手県北上市大通り1-3-1"
+
+
+def test_the_move_in_takes_the_day_the_resident_states_and_refuses_one_still_ahead(
+        hanamaki, kitakami, family, clock, move_keys):
+    """住民となった年月日 is the day the resident started living here (住み始めた日), not the planned date signed."""
+    from backoffice.extensions import db
+    from backoffice.services import moves
+    from backoffice.services.cases import CaseError
+
+    today = clock_module.today_jst()
+    planned = today - dt.timedelta(days=2)
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS[:1],
+                                          moveDate=planned.isoformat())
+    with kitakami.test_request_context("/"):
+        case = db.session.get(Case, in_case)
+        with pytest.raises(CaseError) as refused:
+            moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"),
+                                   moved_on=today + dt.timedelta(days=1))
+        db.session.rollback()
+    assert refused.value.field == "moved_on" and "after today" in refused.value.message
+    with kitakami.app_context():
+        assert db.session.execute(select(func.count()).select_from(Resident)).scalar_one() == 0
+    actual = today - dt.timedelta(days=4)
+    with kitakami.test_request_context("/"):
+        case = db.session.get(Case, in_case)
+        [created] = moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"),
+                                           moved_on=actual)
+        db.session.commit()
+        assert (created.became_resident_on, created.address_set_on) == (actual, actual)
+
+
+def test_a_move_in_notified_after_fourteen_days_is_recorded_and_listed_as_late(
+        hanamaki, kitakami, family, clock, move_keys):
+    """第22条: 14 days (a deadline on a closed day moves to the next open day); past it, 届出期間経過 (第52条)."""
+    from backoffice.extensions import db
+    from backoffice.services import filing, moves
+
+    today = clock_module.today_jst()
+    moved = today - dt.timedelta(days=20)
+    assert filing.notification_deadline(moved) < today
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS[:1],
+                                          moveDate=(today - dt.timedelta(days=5)).isoformat())
+    with kitakami.test_request_context("/"):
+        case = db.session.get(Case, in_case)
+        moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"), moved_on=moved)
+        db.session.commit()
+    assert _case(kitakami, in_case).status is CaseStatus.COMPLETED
+    with kitakami.app_context():
+        assert [(c.id, days) for c, days in filing.late_notifications(db.session)] == [(in_case, 20)]
+
+
+def test_the_notification_deadline_is_fourteen_days_moved_past_closed_days():
+    from backoffice.services import filing
+
+    assert filing.notification_deadline(dt.date(2026, 12, 1)) == dt.date(2026, 12, 15)  # a Tuesday
+    assert filing.notification_deadline(dt.date(2026, 12, 15)) == dt.date(2027, 1, 4)  # 12/29: the closure

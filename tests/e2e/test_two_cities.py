@@ -33,6 +33,7 @@ from backoffice.models import Case, CaseStatus, MoveoutCertificate, RecordStatus
 from bridge.peers import departments, prefecture, standin
 from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application, sign_challenge
 from bridge.peers.receiver import PeerStore
+from core import clock
 from core.envelope import KeyRegistry, import_public_key
 from tests.bridge.conftest import RedisServer, kill_tree
 from tests.conftest import SECRETS, _clean, create_pg_database, drop_pg_database, migrate, write_checkpoint_keys
@@ -321,7 +322,8 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
         visit = counter.check_visit(session, case, token=signed_in, nonce=challenge, staff_id=c_id,
                                     terminal_id=terminal_id)
         assert visit.cert_serial == str(_serial(card, "auth"))
-        return [r.id for r in counter.complete_move_in(session, case, by=session.get(Staff, c_id), visit=visit)]
+        return [r.id for r in counter.complete_move_in(session, case, by=session.get(Staff, c_id), visit=visit,
+                                                       moved_on=clock.today_jst())]
     created = system.query(KITAKAMI, counter_visit)
     new_head, new_wife = (system.query(KITAKAMI, lambda s, i=i: s.get(Resident, i)) for i in created)
     assert (new_head.name, new_head.juminhyo_code, new_head.machiaza_code, new_head.banchi) == (
@@ -448,6 +450,7 @@ def _counter_check_in_the_browser(page: Any, base: str, demo: str, case_id: int,
             visits = ledger.execute("SELECT result, reason FROM counter_visit ORDER BY id").fetchall()
         status = page.locator("#card-status").inner_text()
         raise AssertionError(f"the card check at {base} was refused: {status!r}, stored visits {visits}") from None
+    page.get_by_label("住み始めた日").fill(clock.today_jst().isoformat())  # the day the resident states
     page.get_by_role("button", name="転居を完了する").click()
     expect(page.locator("div.notice-success[role=status]")).to_contain_text("転居が完了しました")
 
