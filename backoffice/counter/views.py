@@ -49,7 +49,7 @@ def _field_label(field: str) -> str:
         "destination.machiazaCode": _("New address"), "destination.banchi": _("New address"),
         "destination.address": _("New address"), "moveout_certificate": _("Certificate of moving out"),
         "moveDate": _("Date of the move"), "moved_on": _("Day the resident moved"), "movers": _("Movers"),
-        "newHouseholder": _("New householder"),
+        "newHouseholder": _("New householder"), "paper_certificate": _("Paper certificate of moving out"),
         "my_number": _("My Number"), "juminhyo_code": _("Resident record code"),
         "remainingHouseholder": _("Householder of the remaining household"),
         "machiaza_code": _("New address"), "status": _("Record"),
@@ -174,7 +174,10 @@ def complete(case_id: int) -> Any:
                                           remaining_householder=int(chosen) if chosen.isdigit() else None,
                                           relationships=relationships, moved_on=moved_on)
         else:
-            counter.complete_move_in(db.session, item, by=staff, visit=visit, moved_on=moved_on)
+            number = request.form.get("paper_certificate_number", "").strip()
+            issuer = request.form.get("paper_certificate_issuer", "").strip()
+            counter.complete_move_in(db.session, item, by=staff, visit=visit, moved_on=moved_on,
+                                     paper_certificate=(number, issuer) if number or issuer else None)
     except (counter.CounterError, CaseError, RecordError) as exc:
         db.session.rollback()
         audit_service.record("counter.complete", outcome="denied", target_type="case", target_id=case_id,

@@ -477,7 +477,8 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
 
 
 def complete_move_in(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None,
-                     moved_on: dt.date | None = None) -> list[Resident]:
+                     moved_on: dt.date | None = None,
+                     paper_certificate: tuple[str, str] | None = None) -> list[Resident]:
     """Complete a 転入届 at the counter after the card check (the ledger work is the moves service's)."""
     session.refresh(case, with_for_update=True)
     _check_open(case)
@@ -486,4 +487,5 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: CounterV
     require_visit(session, case, visit)
     from backoffice.services import moves  # the 転入 ledger work lives with the moves between cities
 
-    return moves.complete_move_in(session, case, by=by, visit=visit, moved_on=moved_on)
+    return moves.complete_move_in(session, case, by=by, visit=visit, moved_on=moved_on,
+                                  paper_certificate=paper_certificate)

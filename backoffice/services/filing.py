@@ -30,6 +30,8 @@ from backoffice.services.cases import add_event
 from core import officecalendar
 
 NOTIFICATION_DAYS = 14  # 転入届・転居届 within 14 days of the move (第22条, 第23条)
+TOKUREI_AFTER_MOVE_DAYS = 14  # 特例転入: until 14 days after the actual move ...
+TOKUREI_AFTER_PLANNED_DAYS = 30  # ... and at most 30 days after the planned 転出 date (施行令第24条の2 / 第24条の3)
 LATE = "notification_late"  # 届出期間経過: the case event the summary-court list (第52条) is made of
 
 # What the resident reads on "My applications" and the clerk reads on the case (Japanese first).
@@ -103,3 +105,10 @@ def late_notifications(session: Session) -> list[tuple[Case, int]]:
     rows = session.execute(select(Case, CaseEvent.detail).join(CaseEvent, CaseEvent.case_id == Case.id)
                            .where(CaseEvent.action == LATE).order_by(CaseEvent.id)).all()
     return [(case, int(json.loads(detail or "{}").get("days", 0))) for case, detail in rows]
+
+
+def tokurei_limit(*, moved_on: dt.date, planned_moveout_on: dt.date) -> dt.date:
+    """The last day the 転出証明書情報 route (特例転入) is open: the earlier of 14 days after the actual move and
+    30 days after the planned move-out date. Past it a paper 転出証明書 is needed."""
+    return min(moved_on + dt.timedelta(days=TOKUREI_AFTER_MOVE_DAYS),
+               planned_moveout_on + dt.timedelta(days=TOKUREI_AFTER_PLANNED_DAYS))

@@ -85,6 +85,13 @@ MESSAGES = {
                        "The new address does not match a town area of the address master. Please check it.",
     "move_date_ahead": "住み始めた日が今日より後です。転入届は住み始めてから届け出ます。 / "
                        "The day the resident moved in is after today: a move-in is notified once it happened.",
+    "tokurei_expired": "特例転入の期限（住み始めた日から14日、転出予定日から30日のいずれか早い日: {limit}）を"
+                       "過ぎています。紙の転出証明書の番号と発行市区町村を記録してください。 / "
+                       "The time for a move-in with the "
+                       "move-out certificate information (the earlier of 14 days after the move and 30 days after the "
+                       "planned move-out date: {limit}) has passed. Record the paper 転出証明書's number and issuer.",
+    "paper_incomplete": "紙の転出証明書の番号と発行市区町村を両方入力してください。 / "
+                        "Enter both the number and the issuing municipality of the paper 転出証明書.",
     "no_household": "新しい住所に世帯主のいる世帯がありません。世帯主を確認してください。 / "
                     "There is no household with a householder at the new address. Please check the householder.",
 }
@@ -458,7 +465,8 @@ def _household(session: Session, application: Mapping[str, Any], machiaza: Machi
 
 
 def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = None,
-                     moved_on: dt.date | None = None) -> list[Resident]:
+                     moved_on: dt.date | None = None,
+                     paper_certificate: tuple[str, str] | None = None) -> list[Resident]:
     """Complete the 転入 at the counter (R9, R10): the records, the 転入通知, the prefecture, J-LIS, departments.
 
     Refused with a CaseError, before anything changes, for a case that is not an approved 転入予約, when
@@ -495,6 +503,13 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
     today = clock.today_jst()
     if move_date > today:
         raise _error("moved_on", "move_date_ahead")
+    planned = min(dt.date.fromisoformat(str(p.get("move_date") or application["moveDate"])) for p in people)
+    limit = filing.tokurei_limit(moved_on=move_date, planned_moveout_on=planned)
+    if today > limit and paper_certificate is None:
+        # Past the 特例転入 limit the 転出証明書情報 no longer serves: a paper 転出証明書 (its number and issuer).
+        raise _error("paper_certificate", "tokurei_expired", limit=limit.isoformat())
+    if paper_certificate is not None and not all(str(v).strip() for v in paper_certificate):
+        raise _error("paper_certificate", "paper_incomplete")
     household, head = _household(session, application, machiaza, banchi, katagaki)
     actor = by.login_id
     why = f"転入届 {case.receipt_number}"
@@ -536,6 +551,9 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
             revocations.append((resident, str(items["card_serial"])))
     visit_id = getattr(visit, "id", None)
     filing.record_if_late(session, case, moved_on=move_date, notified_on=today, by=by)
+    if paper_certificate is not None:
+        number, issuer = (str(v).strip() for v in paper_certificate)
+        add_event(session, case, "paper_moveout_certificate", by=by, detail={"number": number, "issuer": issuer})
     complete(session, case, by=by, detail={"residents": [r.id for r in created],
                                            **({"visit": visit_id} if visit_id is not None else {})})
     # Last: J-LIS keeps its own records, which a rollback here could not undo.

@@ -768,13 +768,38 @@ def test_a_move_in_notified_after_fourteen_days_is_recorded_and_listed_as_late(
     assert filing.notification_deadline(moved) < today
     destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS[:1],
                                           moveDate=(today - dt.timedelta(days=5)).isoformat())
+    from backoffice.services.cases import CaseError
+
     with kitakami.test_request_context("/"):
         case = db.session.get(Case, in_case)
-        moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"), moved_on=moved)
+        # 特例転入 limit: 14 days after the move passed, so the 転出証明書情報 no longer serves.
+        with pytest.raises(CaseError) as refused:
+            moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"), moved_on=moved)
+        db.session.rollback()
+    assert refused.value.field == "paper_certificate" and "特例転入の期限" in refused.value.message
+    with kitakami.app_context():
+        assert db.session.execute(select(func.count()).select_from(Resident)).scalar_one() == 0
+    with kitakami.test_request_context("/"):
+        case = db.session.get(Case, in_case)
+        moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"), moved_on=moved,
+                               paper_certificate=("花巻-2026-0042", "岩手県花巻市"))
         db.session.commit()
     assert _case(kitakami, in_case).status is CaseStatus.COMPLETED
     with kitakami.app_context():
         assert [(c.id, days) for c, days in filing.late_notifications(db.session)] == [(in_case, 20)]
+        from backoffice.models import CaseEvent
+
+        paper = db.session.execute(select(CaseEvent.detail).where(
+            CaseEvent.case_id == in_case, CaseEvent.action == "paper_moveout_certificate")).scalar_one()
+        assert json.loads(paper) == {"number": "花巻-2026-0042", "issuer": "岩手県花巻市"}
+
+
+def test_the_tokurei_limit_is_the_earlier_of_fourteen_days_after_the_move_and_thirty_after_the_planned_date():
+    from backoffice.services import filing
+
+    planned = dt.date(2026, 11, 1)
+    assert filing.tokurei_limit(moved_on=dt.date(2026, 11, 3), planned_moveout_on=planned) == dt.date(2026, 11, 17)
+    assert filing.tokurei_limit(moved_on=dt.date(2026, 11, 25), planned_moveout_on=planned) == dt.date(2026, 12, 1)
 
 
 def test_the_notification_deadline_is_fourteen_days_moved_past_closed_days():
