@@ -133,6 +133,10 @@ def _my_number(resident: Resident) -> str | None:
     return _cipher().decrypt(resident.my_number_encrypted, context=b"my_number")
 
 
+def _item_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
 def full_address(resident: Resident) -> str:
     """The address in full (prefecture, municipality, 町字, 番地, 方書), as the card and other cities write it."""
     return cards.holder_for(resident).address
@@ -264,6 +268,9 @@ def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
             "hittosha": resident.hittosha, "move_date": move_date.isoformat(),
             "previous_address": resident.previous_address, "new_address": new_address, "move_id": case.move_id,
             "card_serial": card.sign_cert_serial if card is not None else None,
+            # 施行令第24条: the 国民健康保険・後期高齢者医療・介護保険・国民年金・児童手当 items and, for a
+            # foreign resident, the 第30条の45 items, so the destination records them at the 転入.
+            **{item: _item_value(getattr(resident, item)) for item in messages.CERTIFICATE_EXTRA},
         }
         if party is not None:
             provision.send(session, recipient_id=MUNICIPALITY, party=party, message_type=MOVEOUT_CERTIFICATE,
@@ -445,6 +452,14 @@ def _already_resident(session: Session, items: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _extra_items(items: Mapping[str, Any]) -> dict[str, Any]:
+    """The 個別記載事項 and foreign-resident items the 転出証明書情報 carried, as the new record holds them."""
+    dates = {"nhi_since", "late_elderly_since", "ltc_since", "pension_since", "child_allowance_since",
+             "residence_expiry"}
+    return {item: (dt.date.fromisoformat(value) if item in dates and value else value or None)
+            for item in messages.CERTIFICATE_EXTRA if (value := items.get(item)) is not None}
+
+
 def _household(session: Session, application: Mapping[str, Any], machiaza: Machiaza, banchi: str,
                katagaki: str | None) -> tuple[Household, str | None]:
     """The household the movers join: a new one headed by a mover, or the one already at the address."""
@@ -524,7 +539,8 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
             birth_date=dt.date.fromisoformat(items["birth_date"]), sex=Sex(items["sex"]),
             relationship_to_head="世帯主" if is_head else str(mover.get("relationship", ""))[:20],
             is_householder=is_head, machiaza_code=machiaza.code, banchi=banchi, katagaki=katagaki,
-            honseki=items.get("honseki"), hittosha=items.get("hittosha"), previous_address=items["address"])
+            honseki=items.get("honseki"), hittosha=items.get("hittosha"), previous_address=items["address"],
+            **_extra_items(items))
         certificate.resident_id = resident.id
         created.append(resident)
     case.mover_resident_ids = json.dumps([r.id for r in created])

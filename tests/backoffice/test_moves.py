@@ -379,8 +379,9 @@ def test_the_whole_move_from_hanamaki_to_kitakami(hanamaki, kitakami, family, cl
     assert simulator.certificate_record(_serial(family["card"])).revocation_reason.value == "affiliationChanged"
     assert simulator.certificate_record(_serial(family["card"], "auth")).revocation_reason is None
     assert [m.payload["items"]["change_reason"] for m in destination.sent("identity.update")] == ["転入", "転入"]
+    # The wife arrives with her 国民健康保険 item (転出証明書情報): Kitakami's NHI department is told too.
     assert sorted(r for r, t, _ in destination.provisions() if t == "dept.notice.move_in") == [
-        "dept:pension", "dept:pension", "dept:tax", "dept:tax"]
+        "dept:nhi", "dept:pension", "dept:pension", "dept:tax", "dept:tax"]
 
     notices = destination.sent("movein.notice")
     assert [m.recipient for m in notices] == [f"muni:{HANAMAKI}"] * 2
@@ -807,3 +808,24 @@ def test_the_notification_deadline_is_fourteen_days_moved_past_closed_days():
 
     assert filing.notification_deadline(dt.date(2026, 12, 1)) == dt.date(2026, 12, 15)  # a Tuesday
     assert filing.notification_deadline(dt.date(2026, 12, 15)) == dt.date(2027, 1, 4)  # 12/29: the closure
+
+
+def test_a_foreign_resident_arrives_with_the_certificate_items_and_the_insurance_items_filled(
+        hanamaki, kitakami, family, clock, move_keys):
+    """施行令第24条: the 転出証明書情報 carries the 第30条の45 and the 国保・年金 items; the 転入 records them."""
+    from backoffice.extensions import db
+
+    with hanamaki.app_context():
+        wife = db.session.get(Resident, family["wife"])
+        wife.nationality, wife.residence_status, wife.residence_expiry = "ベトナム", "永住者", None
+        wife.alphabet_name, wife.tsusho = "NGUYEN THI TOSHI", "宮沢　トシ"
+        wife.pension_since = dt.date(2015, 4, 1)
+        db.session.commit()
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS)
+    created = _complete(kitakami, destination, in_case)
+    arrived = next(r for r in (_resident(kitakami, i) for i in created) if r.name == "宮沢　トシ")
+    assert (arrived.nationality, arrived.residence_status, arrived.alphabet_name, arrived.tsusho) == (
+        "ベトナム", "永住者", "NGUYEN THI TOSHI", "宮沢　トシ")
+    assert (arrived.nhi_since, arrived.pension_since) == (dt.date(2020, 4, 1), dt.date(2015, 4, 1))
+    head = next(r for r in (_resident(kitakami, i) for i in created) if r.name == "宮沢　賢")
+    assert head.nationality is None and head.pension_since == dt.date(2010, 8, 27)
