@@ -97,7 +97,17 @@ ITEMS: dict[str, dict[str, Any]] = {
     "card_serial": _nullable({"type": "string", "pattern": r"^[0-9]{1,64}$"}),
     "revocation_reason": {"enum": list(REVOCATION_REASONS)},
     "move_id": _nullable(UUID),
+    # 転出証明書情報 beyond the four items (施行令第24条): the 個別記載事項 (the date each status was acquired) ...
+    "nhi_since": _nullable(DATE), "late_elderly_since": _nullable(DATE), "ltc_since": _nullable(DATE),
+    "pension_since": _nullable(DATE), "child_allowance_since": _nullable(DATE),
+    # ... and for a foreign resident the items of 第30条の45 the ledger holds.
+    "nationality": _text(50, nullable=True, min_length=0), "residence_status": _text(50, nullable=True, min_length=0),
+    "residence_expiry": _nullable(DATE), "tsusho": _text(100, nullable=True, min_length=0),
+    "alphabet_name": _text(200, nullable=True, min_length=0),
 }
+# What the 転出証明書情報 carries besides the basic items: the 個別記載事項 and the foreign-resident items.
+CERTIFICATE_EXTRA = ["nhi_since", "late_elderly_since", "ltc_since", "pension_since", "child_allowance_since",
+                     "nationality", "residence_status", "residence_expiry", "tsusho", "alphabet_name"]
 
 
 def _object(properties: Mapping[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -134,7 +144,7 @@ _APPLICATION = {"receiptNumber": RECEIPT_NUMBER, "kind": {"enum": list(APPLICATI
                 "moveId": _nullable(UUID), "submittedAt": DATE_TIME}
 _PERSON = ["juminhyo_code", "my_number", "name", "name_kana", "birth_date", "sex", "address", "householder_name",
            "relationship", "honseki", "hittosha", "move_date", "previous_address", "new_address"]
-_BETWEEN_MUNICIPALITIES = [*_PERSON, "move_id", "card_serial"]
+_BETWEEN_MUNICIPALITIES = [*_PERSON, "move_id", "card_serial", *CERTIFICATE_EXTRA]
 _DEPARTMENT = ["name", "name_kana", "birth_date", "sex", "address", "my_number", "household_number",
                "householder_name", "relationship", "change_reason", "change_date", "previous_address", "new_address"]
 _DEPARTMENT_REQUIRED = ["name", "name_kana", "birth_date", "sex", "address", "change_reason", "change_date"]

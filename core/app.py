@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import config as config_module
-from core.i18n import LANGUAGES, select_locale
+from core.i18n import LANGUAGES, format_moment, select_locale
 
 ROOT = Path(__file__).resolve().parent.parent
 csrf = CSRFProtect()
@@ -169,7 +169,8 @@ def build_app(
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"languages": LANGUAGES, "app_env": app.config["APP_ENV"], "get_locale": get_locale}
+        return {"languages": LANGUAGES, "app_env": app.config["APP_ENV"], "get_locale": get_locale,
+                "jst": format_moment}
 
     return app
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+JST = ZoneInfo("Asia/Tokyo")  # every date and time a person reads is Japan time
 
 _now: Callable[[], dt.datetime] | None = None
 
@@ -24,6 +27,18 @@ def set_clock(now: Callable[[], dt.datetime] | None) -> None:
 def age_on(born: dt.date, day: dt.date) -> int:
     """Full years of age on ``day``."""
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def to_jst(moment: dt.datetime) -> dt.datetime:
+    """``moment`` in Japan time; a naive value (as SQLite returns it) is the UTC the app stored."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(JST)
+
+
+def jst_date(moment: dt.datetime) -> dt.date:
+    """The day in Japan on which ``moment`` fell (20261205T16:00Z is 2026-12-06)."""
+    return to_jst(moment).date()
 
 
 def today_jst() -> dt.date:

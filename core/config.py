@@ -1,4 +1,11 @@
-"""Configuration classes picked by APP_ENV, read from the environment with safe defaults."""
+"""Every setting, declared here: class defaults picked by APP_ENV, a TOML file named by APP_CONFIG, the environment.
+
+Precedence, lowest first: the class default, the TOML file (``APP_CONFIG=/etc/juki/hanamaki.toml``,
+keys are the setting names), the environment variable of the same name, the overrides a caller (a
+test, the two-city run) passes. A key the file names that is not declared here, or a secret, stops
+the start: secrets come from the environment only. In production nothing of the demo city is
+assumed: the municipality code must be given, and no municipality is connected unless configured.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ import base64
 import binascii
 import os
 import secrets
+import tomllib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +52,65 @@ class Config:
     APP_ENV = "development"
     DEBUG = False
     TESTING = False
-    MUNICIPALITY_CODE = "032051"
+    # The local government code this back office serves (6 digits); the demo city outside production.
+    MUNICIPALITY_CODE: str | None = "032051"
+    # Printed on certificates; from the address master and a demo mayor outside production when empty.
+    MUNICIPALITY_NAME = ""
+    MAYOR_NAME = ""
+    # The municipalities whose back offices run this code on the bridge (the portal routes to them, a
+    # back office sends them the 転出証明書情報 directly): a list, or "032051,032069" in the environment.
+    CONNECTED_MUNICIPALITIES: tuple[str, ...] = ("032051", "032069")
+    # The certificate fee in yen: one amount, or a mapping of municipality code to amount (TOML table, or
+    # "032051=300,032069=350" in the environment); None: the fee of the service catalog (data/services.json).
+    CERTIFICATE_FEE_YEN: int | dict[str, int] | None = None
+    # Case kinds a clerk always answers (never returned automatically, R22).
+    SENSITIVE_CASE_KINDS: tuple[str, ...] = ()
+    # The counter's origin (empty: derived outside production), how long a card check lets the clerk
+    # complete the case, and how old a resident's signature may be when it arrives.
+    COUNTER_ORIGIN = ""
+    COUNTER_VISIT_MINUTES = 30
+    SIGNED_APPLICATION_MAX_AGE_MINUTES = 1440
+    # The (simulated outside production) J-LIS and the card trust: empty means under JLIS_DIRECTORY.
+    JLIS_DIRECTORY = ""
+    JPKI_AUTH_ANCHORS = ""
+    JPKI_SIGN_ANCHORS = ""
+    JPKI_CRL_DIRECTORY = ""
+    # Operation-log checkpoints (empty: defaults under instance/, see core.audit.chain_for).
+    AUDIT_CHECKPOINT_PATH = ""
+    AUDIT_CHECKPOINT_KEY_PATH = ""
+    AUDIT_CHECKPOINT_PUBLIC_KEY = ""
+    # Monitoring (docs/operations.md "What to watch"): the bearer token of GET /metrics (unset: 404).
+    METRICS_TOKEN = ""
+    # Alert mail (bridge/alerting.py): to whom (comma-separated; unset: no mail), from whom, through which server;
+    # the security officer's alerts (staff access, support measures) go to SECURITY_ALERT_MAIL_TO instead.
+    ALERT_MAIL_TO = ""
+    SECURITY_ALERT_MAIL_TO = ""
+    ALERT_MAIL_FROM = ""
+    SMTP_HOST = ""
+    SMTP_PORT = 25
+    SMTP_USERNAME = ""
+    SMTP_PASSWORD = ""
+    SMTP_STARTTLS = False
+    ALERT_CHECK_SECONDS = 30
+    # The key of `backup` and `restore` (core/backup.py): not one of the app's secrets, read only by those commands.
+    BACKUP_KEY = ""
+    # The retention schedule over core/retention.py's defaults (`kind=days,…`) and where log archives go.
+    RETENTION_DAYS = ""
+    RETENTION_ARCHIVE_DIR = ""
+    # The staff-access rules (backoffice/services/watch.py): thresholds per hour, office hours (JST), look-back.
+    WATCH_THRESHOLDS = ""
+    WATCH_OFFICE_HOURS = ""
+    WATCH_LOOKBACK_HOURS = ""
+    # Databases (empty: SQLite under instance/).
+    PORTAL_DATABASE_URL = ""
+    BACKOFFICE_DATABASE_URL = ""
     REDIS_URL: str | None = None
     # Redis Sentinel: "host:port,host:port" of the sentinels and the master's name; REDIS_URL then gives
     # only the credentials, database and TLS options (core/redisconn.py).
     REDIS_SENTINELS: str | None = None
     REDIS_SENTINEL_SERVICE: str | None = None
+    # The app's own Redis keys (nonces, rate limits, job counts) lie under this prefix, which its ACL user owns.
+    REDIS_KEY_PREFIX = "juki"
     # Staff sessions (R5, R15, R19).
     IDLE_TIMEOUT_MINUTES = 15
     # The screen goes blank behind a lock after this long without input (R15, R19); the session lives on.
@@ -117,9 +179,11 @@ class TestConfig(Config):
 
 
 class ProductionConfig(Config):
-    """Production: every secret must come from the environment."""
+    """Production: every secret from the environment; the municipality and its connections from configuration."""
 
     APP_ENV = "production"
+    MUNICIPALITY_CODE = None
+    CONNECTED_MUNICIPALITIES = ()
 
 
 CONFIGS: dict[str, type[Config]] = {
@@ -129,84 +193,148 @@ CONFIGS: dict[str, type[Config]] = {
 }
 
 
+def _file_settings(path: str | None, cls: type[Config]) -> dict[str, Any]:
+    """The settings of the TOML file named by APP_CONFIG (none when unset); undeclared keys and secrets refused."""
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"APP_CONFIG {path!r} cannot be read as TOML: {exc}") from exc
+    declared = {k for k in dir(cls) if k.isupper()} - {"SECRETS", "APP_ENV"}
+    secret_names = set(cls.SECRETS)
+    if secret_names & set(data):
+        raise ConfigError(f"APP_CONFIG {path!r} names {', '.join(sorted(secret_names & set(data)))}: secrets come "
+                          "from the environment only")
+    unknown = sorted(set(data) - declared)
+    if unknown:
+        raise ConfigError(f"APP_CONFIG {path!r} names settings that do not exist: {', '.join(unknown)}")
+    return data
+
+
+def parse_codes(value: str | Iterable[str] | None, name: str = "CONNECTED_MUNICIPALITIES") -> tuple[str, ...]:
+    """A list of codes or kinds from a list or a comma-separated string (a bare string is never split per letter)."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{name} must be a list of strings, got {value!r}")
+    return tuple(i.strip() for i in items if i.strip())
+
+
+def parse_fee(value: Any) -> int | dict[str, int] | None:
+    """CERTIFICATE_FEE_YEN: None, whole yen, a mapping of code to yen, or "032051=300,032069=350"."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if "=" not in text:
+            value = int(text) if text.isdigit() else text
+        else:
+            pairs = [p.split("=", 1) for p in text.split(",") if p.strip()]
+            value = {code.strip(): int(amount) if amount.strip().isdigit() else amount for code, amount in pairs}
+    amounts = value.values() if isinstance(value, Mapping) else [value]
+    if any(isinstance(a, bool) or not isinstance(a, int) or a < 0 for a in amounts):
+        raise ConfigError(f"CERTIFICATE_FEE_YEN must be whole yen or a mapping of codes to whole yen, got {value!r}")
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+class UnknownMunicipalityError(ConfigError):
+    """The configuration names a connected municipality data/municipalities.csv does not list."""
+
+
+def connected_municipalities(config: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+    """The codes of the municipalities connected on the bridge: the one reading, for the portal and the cities."""
+    if config is None:
+        from flask import current_app
+
+        config = current_app.config
+    codes = parse_codes(config.get("CONNECTED_MUNICIPALITIES", Config.CONNECTED_MUNICIPALITIES))
+    from core.addressmaster import load_municipalities
+
+    listed = {m.code for m in load_municipalities()}
+    unknown = sorted(c for c in codes if c not in listed)
+    if unknown:
+        # Routing applications to a code nobody recognises would lose them, so this is a configuration error.
+        raise UnknownMunicipalityError(
+            f"CONNECTED_MUNICIPALITIES names {', '.join(unknown)}, which data/municipalities.csv does not list")
+    return codes
+
+
 def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build the configuration mapping from APP_ENV, the environment and ``overrides``."""
+    """Build the configuration mapping from APP_ENV, the APP_CONFIG file, the environment and ``overrides``."""
     overrides = dict(overrides or {})
     env = overrides.get("APP_ENV") or os.environ.get("APP_ENV", "development")
     if env not in CONFIGS:
         raise ConfigError(f"APP_ENV must be one of {sorted(CONFIGS)}, got {env!r}")
     cls = CONFIGS[env]
-    cfg: dict[str, Any] = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
+    base: dict[str, Any] = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
+    base.update(_file_settings(overrides.get("APP_CONFIG") or os.environ.get("APP_CONFIG"), cls))
+    cfg: dict[str, Any] = dict(base)
     cfg["APP_ENV"] = env
     cfg["INSTANCE_PATH"] = str(INSTANCE)
-    cfg["MUNICIPALITY_CODE"] = os.environ.get("MUNICIPALITY_CODE", cls.MUNICIPALITY_CODE)
-    cfg["REDIS_URL"] = os.environ.get("REDIS_URL") or None
-    cfg["REDIS_SENTINELS"] = os.environ.get("REDIS_SENTINELS") or None
-    cfg["REDIS_SENTINEL_SERVICE"] = os.environ.get("REDIS_SENTINEL_SERVICE") or None
+    cfg["MUNICIPALITY_CODE"] = os.environ.get("MUNICIPALITY_CODE") or base["MUNICIPALITY_CODE"]
+    cfg["REDIS_URL"] = os.environ.get("REDIS_URL") or base["REDIS_URL"]
+    cfg["REDIS_SENTINELS"] = os.environ.get("REDIS_SENTINELS") or base["REDIS_SENTINELS"]
+    cfg["REDIS_SENTINEL_SERVICE"] = os.environ.get("REDIS_SENTINEL_SERVICE") or base["REDIS_SENTINEL_SERVICE"]
     # The app's own Redis keys (nonces, rate limits, job counts) lie under this prefix, which its ACL user owns.
-    cfg["REDIS_KEY_PREFIX"] = os.environ.get("REDIS_KEY_PREFIX") or "juki"
-    cfg["IDLE_TIMEOUT_MINUTES"] = _int("IDLE_TIMEOUT_MINUTES", cls.IDLE_TIMEOUT_MINUTES)
-    cfg["ABSOLUTE_SESSION_HOURS"] = _int("ABSOLUTE_SESSION_HOURS", cls.ABSOLUTE_SESSION_HOURS)
-    cfg["LOCKOUT_THRESHOLD"] = _int("LOCKOUT_THRESHOLD", cls.LOCKOUT_THRESHOLD)
-    cfg["LEDGER_EXPORT_MAX_ROWS"] = _int("LEDGER_EXPORT_MAX_ROWS", cls.LEDGER_EXPORT_MAX_ROWS)
-    cfg["LEDGER_EXPORTS_PER_HOUR"] = _int("LEDGER_EXPORTS_PER_HOUR", cls.LEDGER_EXPORTS_PER_HOUR)
-    for name in ("CARD_CHALLENGE_LIMIT", "CARD_LOGIN_LIMIT", "CARD_CHALLENGE_GLOBAL_LIMIT", "CARD_LOGIN_GLOBAL_LIMIT",
-                 "CERTIFICATE_VERIFY_LIMIT", "CERTIFICATE_VERIFY_GLOBAL_LIMIT", "MAX_CONTENT_LENGTH"):
-        cfg[name] = _int(name, getattr(cls, name))
-    proxies = os.environ.get("TRUSTED_PROXIES", "")
-    cfg["TRUSTED_PROXIES"] = tuple(p.strip() for p in proxies.split(",") if p.strip())
-    cfg["SITE_ORIGIN"] = os.environ.get("SITE_ORIGIN", cls.SITE_ORIGIN)
+    cfg["REDIS_KEY_PREFIX"] = os.environ.get("REDIS_KEY_PREFIX") or base["REDIS_KEY_PREFIX"]
+    for name in ("IDLE_TIMEOUT_MINUTES", "ABSOLUTE_SESSION_HOURS", "LOCKOUT_THRESHOLD", "LEDGER_EXPORT_MAX_ROWS",
+                 "LEDGER_EXPORTS_PER_HOUR", "CARD_CHALLENGE_LIMIT", "CARD_LOGIN_LIMIT", "CARD_CHALLENGE_GLOBAL_LIMIT",
+                 "CARD_LOGIN_GLOBAL_LIMIT", "CERTIFICATE_VERIFY_LIMIT", "CERTIFICATE_VERIFY_GLOBAL_LIMIT",
+                 "MAX_CONTENT_LENGTH", "COUNTER_VISIT_MINUTES", "SIGNED_APPLICATION_MAX_AGE_MINUTES"):
+        cfg[name] = _int(name, base[name])
+    proxies = os.environ.get("TRUSTED_PROXIES")
+    cfg["TRUSTED_PROXIES"] = parse_codes(proxies if proxies is not None else base["TRUSTED_PROXIES"], "TRUSTED_PROXIES")
+    cfg["CONNECTED_MUNICIPALITIES"] = parse_codes(os.environ.get("CONNECTED_MUNICIPALITIES",
+                                                                 base["CONNECTED_MUNICIPALITIES"]))
+    cfg["SENSITIVE_CASE_KINDS"] = parse_codes(os.environ.get("SENSITIVE_CASE_KINDS", base["SENSITIVE_CASE_KINDS"]),
+                                              "SENSITIVE_CASE_KINDS")
+    cfg["CERTIFICATE_FEE_YEN"] = parse_fee(os.environ.get("CERTIFICATE_FEE_YEN", base["CERTIFICATE_FEE_YEN"]))
+    cfg["SITE_ORIGIN"] = os.environ.get("SITE_ORIGIN", base["SITE_ORIGIN"])
     # The back office's own origin, which a card signs at the counter terminal; never the portal's (see
     # counter_origin_default, and the check at the back office's start).
-    cfg["COUNTER_ORIGIN"] = os.environ.get("COUNTER_ORIGIN", "")
-    # How long a verified card check at the counter lets the clerk complete the case (R9).
-    cfg["COUNTER_VISIT_MINUTES"] = _int("COUNTER_VISIT_MINUTES", 30)
-    # How old a resident's signature (its iat) may be when the portal or a back office receives it.
-    cfg["SIGNED_APPLICATION_MAX_AGE_MINUTES"] = _int("SIGNED_APPLICATION_MAX_AGE_MINUTES", 1440)
+    cfg["COUNTER_ORIGIN"] = os.environ.get("COUNTER_ORIGIN", base["COUNTER_ORIGIN"])
     # Where the (simulated, outside production) J-LIS keeps its state and publishes anchors and CRLs.
-    jlis = Path(os.environ.get("JLIS_DIRECTORY", INSTANCE / "jlis"))
+    jlis = Path(os.environ.get("JLIS_DIRECTORY") or base["JLIS_DIRECTORY"] or INSTANCE / "jlis")
     cfg["JLIS_DIRECTORY"] = str(jlis)
-    cfg["JPKI_AUTH_ANCHORS"] = os.environ.get("JPKI_AUTH_ANCHORS", str(jlis / "public" / "jpki-sim-auth-anchors.pem"))
-    cfg["JPKI_SIGN_ANCHORS"] = os.environ.get("JPKI_SIGN_ANCHORS", str(jlis / "public" / "jpki-sim-sign-anchors.pem"))
-    cfg["JPKI_CRL_DIRECTORY"] = os.environ.get("JPKI_CRL_DIRECTORY", str(jlis / "public" / "crl"))
+    for name, default in (("JPKI_AUTH_ANCHORS", jlis / "public" / "jpki-sim-auth-anchors.pem"),
+                          ("JPKI_SIGN_ANCHORS", jlis / "public" / "jpki-sim-sign-anchors.pem"),
+                          ("JPKI_CRL_DIRECTORY", jlis / "public" / "crl")):
+        cfg[name] = os.environ.get(name) or base[name] or str(default)
     # Operation-log checkpoints (empty: defaults under instance/, see core.audit.chain_for). In production the
     # file lies on storage the app can only append to, and the public key is what `audit verify` trusts.
-    for name in ("AUDIT_CHECKPOINT_PATH", "AUDIT_CHECKPOINT_KEY_PATH", "AUDIT_CHECKPOINT_PUBLIC_KEY"):
-        cfg[name] = os.environ.get(name, "")
-    # Monitoring (docs/operations.md "What to watch"): the bearer token of GET /metrics (unset: 404).
-    cfg["METRICS_TOKEN"] = os.environ.get("METRICS_TOKEN", "")
-    # Alert mail (bridge/alerting.py): to whom (comma-separated; unset: no mail), from whom, through which server.
-    # The security officer's alerts (staff access, support measures) go to SECURITY_ALERT_MAIL_TO instead.
-    for name in ("ALERT_MAIL_TO", "SECURITY_ALERT_MAIL_TO", "ALERT_MAIL_FROM", "SMTP_HOST", "SMTP_USERNAME",
-                 "SMTP_PASSWORD"):
-        cfg[name] = os.environ.get(name, "")
-    cfg["SMTP_PORT"] = _int("SMTP_PORT", 25)
-    cfg["SMTP_STARTTLS"] = os.environ.get("SMTP_STARTTLS", "") in ("1", "true", "yes")
-    cfg["ALERT_CHECK_SECONDS"] = _int("ALERT_CHECK_SECONDS", 30)
-    # The key of `backup` and `restore` (core/backup.py): not one of the app's secrets, read only by those commands.
-    cfg["BACKUP_KEY"] = os.environ.get("BACKUP_KEY", "")
-    # The retention schedule over core/retention.py's defaults (`kind=days,…`) and where log archives go.
-    cfg["RETENTION_DAYS"] = os.environ.get("RETENTION_DAYS", "")
-    cfg["RETENTION_ARCHIVE_DIR"] = os.environ.get("RETENTION_ARCHIVE_DIR", "")
-    # The staff-access rules (backoffice/services/watch.py): thresholds per hour, office hours (JST), look-back.
-    for name in ("WATCH_THRESHOLDS", "WATCH_OFFICE_HOURS", "WATCH_LOOKBACK_HOURS"):
-        cfg[name] = os.environ.get(name, "")
-    code = cfg["MUNICIPALITY_CODE"]
-    default_bo = f"sqlite:///{INSTANCE / f'backoffice-{code}.db'}"
-    cfg["PORTAL_DATABASE_URL"] = os.environ.get("PORTAL_DATABASE_URL") or f"sqlite:///{INSTANCE / 'portal.db'}"
-    cfg["BACKOFFICE_DATABASE_URL"] = os.environ.get("BACKOFFICE_DATABASE_URL") or default_bo
+    for name in ("AUDIT_CHECKPOINT_PATH", "AUDIT_CHECKPOINT_KEY_PATH", "AUDIT_CHECKPOINT_PUBLIC_KEY",
+                 "MUNICIPALITY_NAME", "MAYOR_NAME"):
+        cfg[name] = os.environ.get(name) or base[name]
+    for name in ("METRICS_TOKEN", "ALERT_MAIL_TO", "SECURITY_ALERT_MAIL_TO", "ALERT_MAIL_FROM", "SMTP_HOST",
+                 "SMTP_USERNAME", "SMTP_PASSWORD", "BACKUP_KEY", "RETENTION_DAYS", "RETENTION_ARCHIVE_DIR",
+                 "WATCH_THRESHOLDS", "WATCH_OFFICE_HOURS", "WATCH_LOOKBACK_HOURS"):
+        cfg[name] = os.environ.get(name) or base[name]
+    cfg["SMTP_PORT"] = _int("SMTP_PORT", base["SMTP_PORT"])
+    cfg["ALERT_CHECK_SECONDS"] = _int("ALERT_CHECK_SECONDS", base["ALERT_CHECK_SECONDS"])
+    starttls = os.environ.get("SMTP_STARTTLS")
+    cfg["SMTP_STARTTLS"] = starttls in ("1", "true", "yes") if starttls is not None else bool(base["SMTP_STARTTLS"])
     for key, var in cls.SECRETS.items():
         value = os.environ.get(var)
         if not value and env == "production" and key not in overrides:
             raise ConfigError(f"{var} must be set in production")
         cfg[key] = value or _instance_secret(key.lower())
     cfg.update(overrides)
+    if not cfg.get("MUNICIPALITY_CODE"):
+        raise ConfigError("MUNICIPALITY_CODE must be set in production (the 6-digit local government code of the "
+                          "municipality this deployment serves), in the environment or the APP_CONFIG file")
+    code = str(cfg["MUNICIPALITY_CODE"])
+    if not code.isdigit() or len(code) != 6:
+        raise ConfigError("MUNICIPALITY_CODE must be a 6-digit local government code")
+    for name, default in (("PORTAL_DATABASE_URL", f"sqlite:///{INSTANCE / 'portal.db'}"),
+                          ("BACKOFFICE_DATABASE_URL", f"sqlite:///{INSTANCE / f'backoffice-{code}.db'}")):
+        cfg[name] = overrides.get(name) or os.environ.get(name) or base[name] or default
     if not cfg["COUNTER_ORIGIN"]:
         cfg["COUNTER_ORIGIN"] = counter_origin_default(str(cfg["SITE_ORIGIN"]), env)
     if env == "production":
         check_secrets({var: str(cfg[key]) for key, var in cls.SECRETS.items()})
-    if not str(cfg["MUNICIPALITY_CODE"]).isdigit() or len(str(cfg["MUNICIPALITY_CODE"])) != 6:
-        raise ConfigError("MUNICIPALITY_CODE must be a 6-digit local government code")
     _certificate_signatory(cfg)
     if cfg.get("REDIS_SENTINELS"):
         from core.redisconn import check_sentinel_settings  # a bad list stops the start, not the first request

@@ -7,6 +7,8 @@ import datetime as dt
 from flask import g, request
 from flask_babel import get_locale
 
+from core.clock import jst_date, to_jst
+
 LANGUAGES = {"ja": "日本語", "en": "English"}
 
 _ERAS = (
@@ -39,10 +41,19 @@ def wareki(day: dt.date) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
-def format_date(day: dt.date | None) -> str:
-    """A date as residents and clerks expect in the current language."""
+def format_date(day: dt.date | dt.datetime | None) -> str:
+    """A date as residents and clerks expect in the current language; a moment is first put in Japan time."""
     if day is None:
         return ""
+    if isinstance(day, dt.datetime):
+        day = jst_date(day)
     if str(get_locale()) == "ja":
         return wareki(day)
     return f"{day.day} {day.strftime('%B')} {day.year}"
+
+
+def format_moment(moment: dt.datetime | None, *, seconds: bool = False) -> str:
+    """A moment in Japan time, as residents, clerks and the working hours count it (``2026-12-06 01:00 JST``)."""
+    if moment is None:
+        return ""
+    return to_jst(moment).strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else "")) + " JST"

@@ -117,6 +117,7 @@ def _exchange_development_keys(portal_config: Any, backoffice_config: Any) -> No
     The portal also gets keys for every other connected municipality, so a move to one that does not
     run here (Kitakami in the demo) is still sealed and waits in its queue until that office runs.
     """
+    from core.config import connected_municipalities
     from core.envelope import KeyRegistry, import_public_key, key_directory
 
     portal_keys = KeyRegistry.from_config(portal_config)
@@ -126,10 +127,7 @@ def _exchange_development_keys(portal_config: Any, backoffice_config: Any) -> No
         if not other.knows(keys.party) or other.public(keys.party).pem() != keys.public_pem():
             import_public_key(key_directory(other_config), keys.party, keys.public_pem())
             log.info("registered the public keys of %s with %s (development)", keys.party, other.party)
-    connected = portal_config.get("CONNECTED_MUNICIPALITIES", ("032051", "032069"))
-    if isinstance(connected, str):
-        connected = [c.strip() for c in connected.split(",") if c.strip()]
-    for code in connected:
+    for code in connected_municipalities(portal_config):
         party = f"muni:{code}"
         if party == backoffice_keys.party or KeyRegistry.from_config(portal_config).knows(party):
             continue

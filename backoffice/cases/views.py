@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -20,7 +19,7 @@ from backoffice.security import access
 from backoffice.services import cases, ledger
 from backoffice.services.cases import CaseError
 from core import clock
-from core.i18n import format_date
+from core.i18n import format_date, format_moment
 
 KINDS = cases.KINDS
 STAFF = (Role.CLERK, Role.APPROVER)
@@ -105,11 +104,7 @@ CERTIFICATE_ITEMS = {
 }
 
 
-def jst(moment: dt.datetime | None, *, seconds: bool = False) -> str:
-    """A moment in Japan time, as the clerks and the working hours count it."""
-    if moment is None:
-        return ""
-    return moment.astimezone(cases.JST).strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else "")) + " JST"
+jst = format_moment  # a moment in Japan time, as the clerks and the working hours count it
 
 
 def _flag(name: str) -> bool:

@@ -7,6 +7,7 @@ the service verifies it (R9). No personal data travels in a URL.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import abort, flash, g, jsonify, redirect, render_template, request, session, url_for
@@ -32,6 +33,9 @@ def _refusals() -> dict[str, str]:
                            "The case cannot be completed with it."),
         "card_not_active": _("This card is suspended or revoked in the ledger. The case cannot be completed with it."),
         "card_unknown": _("The card authority does not know this card."),
+        "under_fifteen": _("The card of a person under 15 does not prove that the movers are here. A mover aged 15 "
+                           "or over, or a member of the household who brings the movers' cards, checks their "
+                           "own card."),
         "certificate_revoked": _("The certificate on this card is revoked. The resident needs a new certificate "
                                  "before the case can be completed."),
         "certificate_expired": _("The certificate on this card has expired. The resident needs a new certificate "
@@ -44,7 +48,8 @@ def _field_label(field: str) -> str:
         "visit": _("Card check"), "case": _("Case"), "destination": _("New address"),
         "destination.machiazaCode": _("New address"), "destination.banchi": _("New address"),
         "destination.address": _("New address"), "moveout_certificate": _("Certificate of moving out"),
-        "moveDate": _("Date of the move"), "movers": _("Movers"), "newHouseholder": _("New householder"),
+        "moveDate": _("Date of the move"), "moved_on": _("Day the resident moved"), "movers": _("Movers"),
+        "newHouseholder": _("New householder"), "paper_certificate": _("Paper certificate of moving out"),
         "my_number": _("My Number"), "juminhyo_code": _("Resident record code"),
         "remainingHouseholder": _("Householder of the remaining household"),
         "machiaza_code": _("New address"), "status": _("Record"),
@@ -72,6 +77,8 @@ def _message(exc: counter.CounterError) -> str:
         "case": _("This case cannot be completed at the counter in its present state."),
         "newHouseholder": _("No householder of that name lives at the new address. Nothing was changed."),
         "moveDate": _("The move is still ahead: a 転居届 is completed on or after the day of the move."),
+        "moved_on": _("Enter the day the resident moved, as they state it: a real date, not after today. "
+                      "Nothing was changed."),
     }
     return messages.get(exc.field, _("The new address or the application is not complete. Nothing was changed."))
 
@@ -142,6 +149,14 @@ def card(case_id: int) -> Any:
     return jsonify({"redirect": url_for("counter.case", case_id=item.id)})
 
 
+def _moved_on(value: str) -> dt.date:
+    """The day the resident states they moved (住み始めた日), which the clerk types: required, a real date."""
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise counter.CounterError("moved_on", "enter the day the resident moved (住み始めた日)") from None
+
+
 @bp.route("/<int:case_id>/complete", methods=["POST"])
 @access(Role.CLERK)
 def complete(case_id: int) -> Any:
@@ -150,15 +165,19 @@ def complete(case_id: int) -> Any:
     visit = counter.current_visit(db.session, item, terminal_id=g.terminal.id)
     staff = current_user._get_current_object()
     try:
+        moved_on = _moved_on(request.form.get("moved_on", ""))
         if item.kind == "in_city_reservation":
             chosen = request.form.get("remaining_householder", "")
             relationships = {int(name.removeprefix("relationship_")): value for name, value in request.form.items()
                              if name.startswith("relationship_") and name.removeprefix("relationship_").isdigit()}
             counter.complete_in_city_move(db.session, item, by=staff, visit=visit,
                                           remaining_householder=int(chosen) if chosen.isdigit() else None,
-                                          relationships=relationships)
+                                          relationships=relationships, moved_on=moved_on)
         else:
-            counter.complete_move_in(db.session, item, by=staff, visit=visit)
+            number = request.form.get("paper_certificate_number", "").strip()
+            issuer = request.form.get("paper_certificate_issuer", "").strip()
+            counter.complete_move_in(db.session, item, by=staff, visit=visit, moved_on=moved_on,
+                                     paper_certificate=(number, issuer) if number or issuer else None)
     except (counter.CounterError, CaseError, RecordError) as exc:
         db.session.rollback()
         audit_service.record("counter.complete", outcome="denied", target_type="case", target_id=case_id,

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import holidays
 from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -31,7 +30,7 @@ from backoffice.services import audit, ledger
 from backoffice.services.staff import check_second_factor
 from bridge import messages
 from bridge.binding import send
-from core import clock
+from core import clock, officecalendar
 from core.textfold import fold
 
 STATUS = messages.APPLICATION_STATUS
@@ -415,11 +414,7 @@ def signed_application(case: Case) -> dict[str, Any]:
 JST = ZoneInfo("Asia/Tokyo")
 
 
-def _is_working_day(day: dt.date) -> bool:
-    # Weekends, national holidays and the city offices' year-end closure (12/29–1/3).
-    if day.weekday() >= 5 or day in holidays.country_holidays("JP", years=day.year):
-        return False
-    return not ((day.month == 12 and day.day >= 29) or (day.month == 1 and day.day <= 3))
+_is_working_day = officecalendar.is_open  # weekends, national holidays and 12/29–1/3 (the office calendar)
 
 
 def _working_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:

@@ -32,7 +32,7 @@ from backoffice.models import (
     Sex,
     Staff,
 )
-from backoffice.services import audit, support
+from backoffice.services import audit, records, support
 from backoffice.services import cases as case_service
 from backoffice.services.ledger import MASKED, address_text, may_see_my_number
 from bridge import messages
@@ -142,13 +142,14 @@ def check_eligibility(session: Session, case: Case) -> Eligibility:
     if findings & set(IDENTITY_FINDINGS):
         result.refusals.append(CertificateError("applicant", "identity"))
     applicant = session.get(Resident, case.applicant_resident_id) if case.applicant_resident_id else None
-    if applicant is None or applicant.status is not RecordStatus.CURRENT:
+    if applicant is None or not (applicant.status is RecordStatus.CURRENT or records.awaiting_moveout(applicant)):
         result.refusals.append(CertificateError("applicant"))
         return result
     if request.persons == "household":
-        people = session.execute(select(Resident).where(
-            Resident.household_id == applicant.household_id, Resident.status == RecordStatus.CURRENT)
-            .order_by(Resident.is_householder.desc(), Resident.birth_date, Resident.id)).scalars().all()
+        # The current members, and the 除票 of those whose 転出 is planned and not yet confirmed (shown as such).
+        members = session.execute(select(Resident).where(Resident.household_id == applicant.household_id)
+                                  .order_by(Resident.is_householder.desc(), Resident.birth_date, Resident.id)).scalars()
+        people = [m for m in members if m.status is RecordStatus.CURRENT or records.awaiting_moveout(m)]
     else:
         people = [applicant]
     # The requester is the person or, by construction, a member of the household certified.
@@ -183,6 +184,14 @@ def person_rows(resident: Resident, kind: str, items: tuple[str, ...], *, show_m
     """The label/value rows printed for one person: the basic items, then only the optional items asked for."""
     rows = [["氏名", resident.name], ["フリガナ", resident.name_kana], ["生年月日", wareki(resident.birth_date)],
             ["性別", _sex(resident)], ["住所", address_text(resident)]]
+    if resident.status is RecordStatus.REMOVED and resident.removed_on is not None:
+        # A 除票 (the 転出届 removed it as of the planned date): the removal and the 転出予定地 or 転出確定地.
+        rows.append(["除票", f"住民でなくなった年月日　{wareki(resident.removed_on)}　{resident.removal_reason.value}"
+                             + ("予定" if resident.confirmed_moveout_address is None else "")])
+        if resident.confirmed_moveout_address:
+            rows.append(["転出確定地", resident.confirmed_moveout_address])
+        elif resident.planned_moveout_address:
+            rows.append(["転出予定地", resident.planned_moveout_address])
     if kind == "juminhyo":
         became = f"{wareki(resident.became_resident_on)}　{resident.became_resident_reason.value}"
         address_set = f"{wareki(resident.address_set_on)}　{resident.address_set_reason.value}"

@@ -36,14 +36,14 @@ from backoffice.models import (
     Staff,
     VisitResult,
 )
-from backoffice.services import audit, cards, cases, households, provision, records
+from backoffice.services import audit, cards, cases, filing, households, provision, records
 from backoffice.services.cases import signed_application
 from core import clock
 from core.addressmaster import machiaza_by_code
 from core.config import ConfigError
 from core.fieldcrypto import FieldCipher
 from core.jpki import AuthTokenError, RedisNonceStore, TrustConfig, verify_auth_token
-from core.jpki.appconfig import trust_for_app
+from core.jpki.appconfig import MINIMUM_SIGNER_AGE, trust_for_app
 from core.redisconn import get_redis, key
 from core.textfold import fold
 
@@ -145,14 +145,11 @@ def trust() -> TrustConfig:
 
 def _holder(session: Session, case: Case, serial: int) -> tuple[str | None, int | None]:
     """Whose card signed in: (refusal code or None, ledger id of the holder when this city keeps the card)."""
-    allowed = {i for i in [case.applicant_resident_id, *mover_ids(case)] if i is not None}
     card = session.execute(select(CardRecord).where(CardRecord.auth_cert_serial == str(serial))).scalar_one_or_none()
     if card is not None:
         if card.status is not CardStatus.ACTIVE:
             return "card_not_active", card.resident_id
-        if card.resident_id not in allowed:
-            return "not_applicant", card.resident_id
-        return None, card.resident_id
+        return _presence_refusal(session, case, card.resident_id), card.resident_id
     # A card another city issued (the 転入 case): J-LIS's 証明書紐付け links its auth certificate to the
     # signature certificate that signed the application.
     try:
@@ -164,8 +161,42 @@ def _holder(session: Session, case: Case, serial: int) -> tuple[str | None, int 
     return "not_applicant", None
 
 
+def _presence_refusal(session: Session, case: Case, holder_id: int) -> str | None:
+    """Whether this card may stand for the movers' presence (the card itself already verified).
+
+    A mover aged 15 or over proves their own presence. A member of the movers' household aged 15 or
+    over (the applicant among them) may complete the move for the others when they bring the movers'
+    cards: their check is accepted here and ``require_visit`` then wants each mover's card checked too.
+    A card of someone under 15 proves no presence (no signature certificate; they file through the
+    household): it is kept as ``under_fifteen``, which counts only as a card brought by a member.
+    """
+    movers = [session.get(Resident, i) for i in mover_ids(case) if i is not None]
+    households = {m.household_id for m in movers if m is not None and m.status is RecordStatus.CURRENT}
+    holder = session.get(Resident, holder_id)
+    if holder is None or holder.status is not RecordStatus.CURRENT:
+        return "not_applicant"
+    if holder.id not in {case.applicant_resident_id, *mover_ids(case)} and holder.household_id not in households:
+        return "not_applicant"
+    if clock.age_on(holder.birth_date, clock.today_jst()) < MINIMUM_SIGNER_AGE:
+        return "under_fifteen"
+    return None
+
+
+def _movers_cards_missing(session: Session, case: Case, visit: CounterVisit) -> list[int]:
+    """Movers whose own card was not checked for this case within the window (when a non-mover checked theirs)."""
+    since = clock.utcnow() - visit_window()
+    presented = set(session.execute(select(CounterVisit.resident_id).where(
+        CounterVisit.case_id == case.id, CounterVisit.terminal_id == visit.terminal_id,
+        CounterVisit.checked_at >= since,
+        (CounterVisit.result == VisitResult.VERIFIED) | (CounterVisit.reason == "under_fifteen"))).scalars())
+    return [i for i in mover_ids(case) if i is not None and i not in presented]
+
+
 REFUSALS = {
-    "not_applicant": "This card belongs to someone who is neither the applicant nor a mover of this case.",
+    "not_applicant": "This card belongs to someone who is neither the applicant nor a mover of this case "
+                     "nor a member of the movers' household.",
+    "under_fifteen": "The card of a person under 15 does not prove a presence at the counter: a mover aged 15 or "
+                     "over, or a member of the household who brings the movers' cards, must show their card.",
     "card_not_active": "This card is not active in the ledger (suspended or revoked).",
     "card_unknown": "The card authority does not know this card.",
 }
@@ -173,7 +204,7 @@ REFUSALS = {
 
 def check_visit(session: Session, case: Case, *, token: Any, nonce: str | None, staff_id: int,
                 terminal_id: int) -> CounterVisit:
-    """Verify the card that signed in at the counter and that it is the applicant's or a mover's; store the visit.
+    """Verify the card that signed in at the counter and whose presence it proves (``_presence_refusal``); store it.
 
     Raises VisitRefused (the refused attempt is stored and logged too) or CounterError for a case that
     is not ready for the counter.
@@ -216,14 +247,22 @@ def current_visit(session: Session, case: Case, *, terminal_id: int) -> CounterV
     ).order_by(CounterVisit.id.desc()).limit(1)).scalar_one_or_none()
 
 
-def require_visit(case: Case, visit: CounterVisit | None) -> CounterVisit:
-    """R9: completion needs a verified card check of this case within the window; otherwise refused."""
+def require_visit(session: Session, case: Case, visit: CounterVisit | None) -> CounterVisit:
+    """R9: completion needs a verified card check of this case within the window; otherwise refused.
+
+    When the card checked is not a mover's (a member of the household completing the move for the
+    others), each mover's own card must have been checked for this case too.
+    """
     if visit is None:
         raise CounterError("visit", "the resident's card has not been checked at the counter for this case")
     if visit.case_id != case.id or visit.result is not VisitResult.VERIFIED:
         raise CounterError("visit", "the card check given is not a verified check of this case")
     if clock.utcnow() - visit.checked_at > visit_window():
         raise CounterError("visit", "the card check is too old; check the card again")
+    if visit.resident_id is not None and visit.resident_id not in mover_ids(case) \
+            and _movers_cards_missing(session, case, visit):
+        raise CounterError("visit", "a member of the household completing the move for the movers must bring "
+                                    "their cards: check each mover's card too")
     return visit
 
 
@@ -348,7 +387,8 @@ def in_city_successions(session: Session, case: Case) -> list[households.Success
 
 def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None,
                           remaining_householder: int | None = None,
-                          relationships: Mapping[int, str] | None = None) -> list[Resident]:
+                          relationships: Mapping[int, str] | None = None,
+                          moved_on: dt.date | None = None) -> list[Resident]:
     """Complete a 転居届 at the counter: each mover's address (and household if stated) changes, nothing else.
 
     Refused, before anything is written, without a verified card check (R9), for a mover who is not a
@@ -363,7 +403,7 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
     _check_open(case)
     if case.kind != "in_city_reservation":
         raise CounterError("case", "this case is not a 転居予約")
-    require_visit(case, visit)
+    require_visit(session, case, visit)
     application = signed_application(case)
     destination = application.get("destination") or {}
     if destination.get("kind") != "in_city":
@@ -373,10 +413,11 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
         raise CounterError("destination.machiazaCode", "the town area is not in the address master")
     if not str(destination.get("banchi") or "").strip():
         raise CounterError("destination.banchi", "the new address needs its 番地")
-    moved_on = _date(application.get("moveDate"), "moveDate")
+    # The actual day of the move, as the resident states it at the counter (else the day signed online).
+    moved_on = moved_on or _date(application.get("moveDate"), "moveDate")
     today = clock.today_jst()
     if moved_on > today:
-        raise CounterError("moveDate", "the 転居届 is made on or after the day of the move")
+        raise CounterError("moved_on", "the 転居届 is made on or after the day of the move")
     stated_movers = application.get("movers") or []
     ids = mover_ids(case)
     if not ids or len(ids) != len(stated_movers):
@@ -421,6 +462,7 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
                        reason=f"case {case.id} completed at the counter: 転居", resident_id=resident.id,
                        actor=by.login_id)
         snapshots.append((resident, before, after))
+    filing.record_if_late(session, case, moved_on=moved_on, notified_on=today, by=by)
     cases.complete(session, case, by=by, detail={"kind": "転居", "movers": len(movers),
                                                  "visit": visit.id if visit else None,
                                                  "new_household": new_household is not None})
@@ -434,13 +476,16 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
 # -- 転入 ------------------------------------------------------------------------------------------------
 
 
-def complete_move_in(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None) -> list[Resident]:
+def complete_move_in(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None,
+                     moved_on: dt.date | None = None,
+                     paper_certificate: tuple[str, str] | None = None) -> list[Resident]:
     """Complete a 転入届 at the counter after the card check (the ledger work is the moves service's)."""
     session.refresh(case, with_for_update=True)
     _check_open(case)
     if case.kind != "move_in_reservation":
         raise CounterError("case", "this case is not a 転入予約")
-    require_visit(case, visit)
+    require_visit(session, case, visit)
     from backoffice.services import moves  # the 転入 ledger work lives with the moves between cities
 
-    return moves.complete_move_in(session, case, by=by, visit=visit)
+    return moves.complete_move_in(session, case, by=by, visit=visit, moved_on=moved_on,
+                                  paper_certificate=paper_certificate)

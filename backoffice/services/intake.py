@@ -32,7 +32,7 @@ from backoffice.models import (
     RecordStatus,
     Resident,
 )
-from backoffice.services import audit, cases, support
+from backoffice.services import audit, cases, filing, records, support
 from backoffice.services.cards import holder_for
 from bridge import messages
 from bridge.binding import current_bridge
@@ -95,13 +95,19 @@ def _current(session: Session, name: str, birth_date: str) -> list[Resident]:
         Resident.status == RecordStatus.CURRENT)).scalars())
 
 
-def _applicant(session: Session, serial: int, items: Any, findings: list[dict[str, str]]) -> Resident | None:
-    """The signer in the ledger: by the card record first, else by the four basic items."""
+def _applicant(session: Session, serial: int, items: Any, findings: list[dict[str, str]], *,
+               awaiting_moveout: bool = False) -> Resident | None:
+    """The signer in the ledger: by the card record first, else by the four basic items.
+
+    With ``awaiting_moveout`` (a certificate request) the card holder's 除票 of a 転出 not yet confirmed
+    counts too: until the 転入 the card is valid and the certificate shows the 除票 (転出予定).
+    """
     card = session.execute(select(CardRecord).where(
         CardRecord.sign_cert_serial == str(serial), CardRecord.status == CardStatus.ACTIVE)).scalar_one_or_none()
     if card is not None:
         resident = session.get(Resident, card.resident_id)
-        if resident is not None and resident.status is RecordStatus.CURRENT:
+        if resident is not None and (resident.status is RecordStatus.CURRENT
+                                     or (awaiting_moveout and records.awaiting_moveout(resident))):
             if not holder_for(resident).basic_items().matches(items):
                 findings.append({"code": "four_items_mismatch",
                                  "detail": "the card's four basic items differ from the ledger record"})
@@ -113,12 +119,24 @@ def _applicant(session: Session, serial: int, items: Any, findings: list[dict[st
     return None
 
 
-def _movers(session: Session, movers: list[dict[str, Any]]) -> list[Resident | None]:
+def _movers(session: Session, movers: list[dict[str, Any]], applicant: Resident | None = None) -> list[Resident | None]:
+    """Each mover in the ledger by folded name and birth date; of two namesakes, the one in the signer's household."""
     found = []
     for mover in movers:
         matches = _current(session, mover.get("name", ""), mover.get("birthDate", ""))
+        if len(matches) > 1 and applicant is not None:
+            matches = [m for m in matches if m.household_id == applicant.household_id]
         found.append(matches[0] if len(matches) == 1 else None)
     return found
+
+
+def _who_may_file_reason(session: Session, kind: str, applicant: Resident | None,
+                         movers: list[Resident | None]) -> str | None:
+    """第26条 at intake: the movers of one household, the signer one of its members (else the reason)."""
+    if kind not in ("move_out", "in_city_reservation"):
+        return None  # a 転入予約 names people this city does not hold; the origin checked them
+    refusal = filing.filing_refusal(session, applicant, movers)
+    return filing.REASONS[refusal] if refusal else None
 
 
 def _open_move_out_names(session: Session, resident_ids: set[int]) -> bool:
@@ -227,10 +245,14 @@ def receive_application(session: Session, opened: Opened) -> Case:
         application = verified.application
         serial = str(verified.serial)
         if kind != "move_in_reservation":
-            applicant = _applicant(session, verified.serial, verified.items, findings)
+            applicant = _applicant(session, verified.serial, verified.items, findings,
+                                   awaiting_moveout=kind == "certificate")
     if return_reason is None and application.get("type") == "move":
-        movers = _movers(session, application.get("movers", []))
-        if kind == "move_in_reservation" and any(m is not None for m in movers):
+        movers = _movers(session, application.get("movers", []), applicant)
+        return_reason = _who_may_file_reason(session, kind, applicant, movers)
+        if return_reason is not None:
+            findings.append({"code": "who_may_file", "detail": return_reason})
+        elif kind == "move_in_reservation" and any(m is not None for m in movers):
             return_reason = REASONS["already_resident"]
         elif kind == "in_city_reservation" and any(m is None for m in movers):
             return_reason = REASONS["not_all_resident"]

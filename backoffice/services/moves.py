@@ -1,11 +1,10 @@
 """Moves between municipalities (F5, F8, F9, F12, R4, R10): the national one-stop move, one city at each end.
 
-This city as the **origin**: approving a 転出届 records the 転出予定 on each mover, sends the
-転出証明書情報 to the destination (another back office ``muni:<code>``, or the stand-in for a
-municipality that runs no back office of this code), the identity-information update to the
-prefecture and notices to the departments concerned. The record stays current until the
-destination's 転入通知 arrives; then 転出確定 removes it (消除, kept as a 除票) and the 転出届 case
-is completed.
+This city as the **origin**: approving a 転出届 removes each mover's record as of the planned date
+(消除: a 除票 with 事由 転出 and the 転出予定地), sends the 転出証明書情報 to the destination (another
+back office ``muni:<code>``, or the stand-in for a municipality that runs no back office of this
+code), the identity-information update to the prefecture and notices to the departments concerned.
+The destination's 転入通知 later records the 転出確定 on the 除票 and completes the 転出届 case.
 
 This city as the **destination**: the 転出証明書情報 is stored encrypted and matched with the
 転入予約 (by the move id of the online application, and the folded name and birth date of each
@@ -24,7 +23,7 @@ import json
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,12 +42,13 @@ from backoffice.models import (
     Sex,
     Staff,
 )
-from backoffice.services import audit, cards, households, provision, records
+from backoffice.services import audit, cards, filing, households, provision, records
 from backoffice.services.cases import CaseError, add_event, approval_effect, complete, signed_application
 from bridge import messages
 from bridge.handlers import PermanentFailure, register
 from core import clock
 from core.addressmaster import Machiaza, load_machiaza, municipality_by_code
+from core.config import connected_municipalities
 from core.envelope import Opened
 from core.fieldcrypto import FieldCipher, blind_index
 from core.textfold import fold
@@ -58,7 +58,6 @@ MOVEIN_NOTICE = messages.MOVEIN_NOTICE  # 転入通知 (住基法第9条第1項)
 IDENTITY_UPDATE = messages.IDENTITY_UPDATE  # 本人確認情報の更新 (住基法第30条の6)
 DEPT_NOTICE = {"move_out": "dept.notice.move_out", "move_in": "dept.notice.move_in"}
 MUNICIPALITY, STANDIN = "municipality", "municipality:standin"
-DEFAULT_CONNECTED = ("032051", "032069")
 # Findings on a 転入予約 case, shown to the clerk beside what intake found.
 AWAITING, MATCHED = "awaiting_moveout_certificate", "moveout_certificate_matched"
 WAITING_STATUSES = (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.CONFIRMED, CaseStatus.APPROVED)
@@ -84,6 +83,15 @@ MESSAGES = {
                      "The My Number of {name} is on another current record of this city. Please check it.",
     "address_unknown": "新しい住所が住所マスターの町字と一致しません。住所を確認してください。 / "
                        "The new address does not match a town area of the address master. Please check it.",
+    "move_date_ahead": "住み始めた日が今日より後です。転入届は住み始めてから届け出ます。 / "
+                       "The day the resident moved in is after today: a move-in is notified once it happened.",
+    "tokurei_expired": "特例転入の期限（住み始めた日から14日、転出予定日から30日のいずれか早い日: {limit}）を"
+                       "過ぎています。紙の転出証明書の番号と発行市区町村を記録してください。 / "
+                       "The time for a move-in with the "
+                       "move-out certificate information (the earlier of 14 days after the move and 30 days after the "
+                       "planned move-out date: {limit}) has passed. Record the paper 転出証明書's number and issuer.",
+    "paper_incomplete": "紙の転出証明書の番号と発行市区町村を両方入力してください。 / "
+                        "Enter both the number and the issuing municipality of the paper 転出証明書.",
     "no_household": "新しい住所に世帯主のいる世帯がありません。世帯主を確認してください。 / "
                     "There is no household with a householder at the new address. Please check the householder.",
 }
@@ -94,14 +102,6 @@ def _error(field: str, code: str, **values: Any) -> CaseError:
 
 
 # -- small helpers ------------------------------------------------------------------------------------
-
-
-def connected_municipalities() -> tuple[str, ...]:
-    """Codes of the municipalities whose back offices run this code and take messages on the bridge."""
-    configured: str | Iterable[str] = current_app.config.get("CONNECTED_MUNICIPALITIES", DEFAULT_CONNECTED)
-    if isinstance(configured, str):
-        configured = configured.split(",")
-    return tuple(code.strip() for code in configured if code.strip())
 
 
 def _own_code() -> str:
@@ -131,6 +131,10 @@ def _my_number(resident: Resident) -> str | None:
     if resident.my_number_encrypted is None:
         return None
     return _cipher().decrypt(resident.my_number_encrypted, context=b"my_number")
+
+
+def _item_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
 
 
 def full_address(resident: Resident) -> str:
@@ -224,7 +228,16 @@ def _movers_of(session: Session, case: Case) -> list[Resident]:
         movers.append(resident)
     if not movers:
         raise _error("movers", "unknown_mover", n=1)
+    require_may_file(session, case, movers)
     return movers
+
+
+def require_may_file(session: Session, case: Case, movers: list[Resident]) -> None:
+    """第26条 again at approval: the ledger may have changed since intake (refused with the reason)."""
+    signer = session.get(Resident, case.applicant_resident_id) if case.applicant_resident_id is not None else None
+    refusal = filing.approval_refusal(session, signer, movers)
+    if refusal is not None:
+        raise CaseError("movers", filing.REASONS[refusal], code=refusal)
 
 
 @approval_effect("move_out")
@@ -243,11 +256,9 @@ def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
     for resident in movers:
         if resident.planned_moveout_on is not None:
             raise _error("movers", "already_planned")
+    _householder_left_behind(session, case, movers, move_date=move_date, by=actor)
     for resident in movers:
         address = full_address(resident)
-        records.amend_record(session, resident, reason=IdoReason.MOVE_OUT, changed_on=move_date,
-                             notified_on=notified_on, by=actor, planned_moveout_address=new_address,
-                             planned_moveout_on=move_date)
         card = cards.live_card(session, resident)
         certificate = {
             "juminhyo_code": resident.juminhyo_code, "my_number": _my_number(resident), "name": resident.name,
@@ -257,6 +268,9 @@ def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
             "hittosha": resident.hittosha, "move_date": move_date.isoformat(),
             "previous_address": resident.previous_address, "new_address": new_address, "move_id": case.move_id,
             "card_serial": card.sign_cert_serial if card is not None else None,
+            # 施行令第24条: the 国民健康保険・後期高齢者医療・介護保険・国民年金・児童手当 items and, for a
+            # foreign resident, the 第30条の45 items, so the destination records them at the 転入.
+            **{item: _item_value(getattr(resident, item)) for item in messages.CERTIFICATE_EXTRA},
         }
         if party is not None:
             provision.send(session, recipient_id=MUNICIPALITY, party=party, message_type=MOVEOUT_CERTIFICATE,
@@ -273,6 +287,32 @@ def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
             "change_reason": IdoReason.MOVE_OUT.value, "change_date": move_date.isoformat(),
             "new_address": new_address,
         })
+        # 消除 as of the planned date (住民基本台帳法施行令第8条, 第12条): a 除票 with 事由 転出 and the 転出予定地.
+        records.remove_record(session, resident, reason=IdoReason.MOVE_OUT, changed_on=move_date,
+                              notified_on=notified_on, by=actor, planned_moveout_address=new_address,
+                              planned_moveout_on=move_date)
+
+
+def _householder_left_behind(session: Session, case: Case, movers: list[Resident], *, move_date: dt.date,
+                             by: str) -> None:
+    """The householder moving out from members who stay (第25条): the only possible one heads the household
+    without a 届出; when several could, the members file a 世帯主変更届 and the case says so."""
+    leaving = {m.id for m in movers}
+    seen: set[int] = set()
+    for resident in movers:
+        if resident.household_id in seen:
+            continue
+        seen.add(resident.household_id)
+        succession = households.succession(session, resident.household, leaving=leaving, on=move_date)
+        if succession is None:
+            continue
+        if succession.automatic is None:
+            add_event(session, case, "householder_needed", by=None, detail={"resident": resident.id})
+            audit.record("household.householder_needed", actor=by, target_type="household",
+                         target_id=resident.household_id, detail={"staying": len(succession.staying)})
+        else:
+            # No 届出 is needed for the only possible householder (第25条 only asks one when there is a choice).
+            households.change_householder(session, succession, chosen=None, on=move_date, notified_on=None, by=by)
 
 
 # -- 2. the 転出証明書情報 arrives (this city is the destination) and is matched ---------------------------
@@ -381,6 +421,7 @@ def approve_move_in_reservation(session: Session, case: Case, staff: Staff) -> N
 @approval_effect("in_city_reservation")
 def approve_in_city_reservation(session: Session, case: Case, staff: Staff) -> None:
     """Prepare the counter case of a 転居予約 (the 転居 itself is completed at the counter)."""
+    _movers_of(session, case)
     add_event(session, case, "counter_prepared", by=staff)
 
 
@@ -411,6 +452,14 @@ def _already_resident(session: Session, items: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _extra_items(items: Mapping[str, Any]) -> dict[str, Any]:
+    """The 個別記載事項 and foreign-resident items the 転出証明書情報 carried, as the new record holds them."""
+    dates = {"nhi_since", "late_elderly_since", "ltc_since", "pension_since", "child_allowance_since",
+             "residence_expiry"}
+    return {item: (dt.date.fromisoformat(value) if item in dates and value else value or None)
+            for item in messages.CERTIFICATE_EXTRA if (value := items.get(item)) is not None}
+
+
 def _household(session: Session, application: Mapping[str, Any], machiaza: Machiaza, banchi: str,
                katagaki: str | None) -> tuple[Household, str | None]:
     """The household the movers join: a new one headed by a mover, or the one already at the address."""
@@ -430,7 +479,9 @@ def _household(session: Session, application: Mapping[str, Any], machiaza: Machi
     return existing.household, None
 
 
-def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = None) -> list[Resident]:
+def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = None,
+                     moved_on: dt.date | None = None,
+                     paper_certificate: tuple[str, str] | None = None) -> list[Resident]:
     """Complete the 転入 at the counter (R9, R10): the records, the 転入通知, the prefecture, J-LIS, departments.
 
     Refused with a CaseError, before anything changes, for a case that is not an approved 転入予約, when
@@ -461,8 +512,19 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
         raise _error("destination.address", "address_unknown")
     machiaza, banchi = parsed
     katagaki = destination.get("katagaki") or None
-    move_date = dt.date.fromisoformat(application["moveDate"])
+    # 住民となった年月日 / 住所を定めた年月日: the day the resident states at the counter (住み始めた日), not the
+    # planned date signed online (that one only when no day is given, as for a caller outside the counter).
+    move_date = moved_on or dt.date.fromisoformat(application["moveDate"])
     today = clock.today_jst()
+    if move_date > today:
+        raise _error("moved_on", "move_date_ahead")
+    planned = min(dt.date.fromisoformat(str(p.get("move_date") or application["moveDate"])) for p in people)
+    limit = filing.tokurei_limit(moved_on=move_date, planned_moveout_on=planned)
+    if today > limit and paper_certificate is None:
+        # Past the 特例転入 limit the 転出証明書情報 no longer serves: a paper 転出証明書 (its number and issuer).
+        raise _error("paper_certificate", "tokurei_expired", limit=limit.isoformat())
+    if paper_certificate is not None and not all(str(v).strip() for v in paper_certificate):
+        raise _error("paper_certificate", "paper_incomplete")
     household, head = _household(session, application, machiaza, banchi, katagaki)
     actor = by.login_id
     why = f"転入届 {case.receipt_number}"
@@ -477,7 +539,8 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
             birth_date=dt.date.fromisoformat(items["birth_date"]), sex=Sex(items["sex"]),
             relationship_to_head="世帯主" if is_head else str(mover.get("relationship", ""))[:20],
             is_householder=is_head, machiaza_code=machiaza.code, banchi=banchi, katagaki=katagaki,
-            honseki=items.get("honseki"), hittosha=items.get("hittosha"), previous_address=items["address"])
+            honseki=items.get("honseki"), hittosha=items.get("hittosha"), previous_address=items["address"],
+            **_extra_items(items))
         certificate.resident_id = resident.id
         created.append(resident)
     case.mover_resident_ids = json.dumps([r.id for r in created])
@@ -503,6 +566,10 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
         if items.get("card_serial"):
             revocations.append((resident, str(items["card_serial"])))
     visit_id = getattr(visit, "id", None)
+    filing.record_if_late(session, case, moved_on=move_date, notified_on=today, by=by)
+    if paper_certificate is not None:
+        number, issuer = (str(v).strip() for v in paper_certificate)
+        add_event(session, case, "paper_moveout_certificate", by=by, detail={"number": number, "issuer": issuer})
     complete(session, case, by=by, detail={"residents": [r.id for r in created],
                                            **({"visit": visit_id} if visit_id is not None else {})})
     # Last: J-LIS keeps its own records, which a rollback here could not undo.
@@ -522,42 +589,38 @@ def receive_movein_notice(session: Session, opened: Opened) -> Resident | None:
     """
     items = opened.payload["items"]  # its shape was checked against bridge.messages on arrival
     new_address = items["new_address"]
-    # A person who lived here before has 除票 beside the current record: the 転出 is planned on the current one.
+    # A person who lived here before has older 除票 beside this one: the record of the planned 転出 is the one
+    # (a 除票 awaiting its 転出確定, else a current record), else the latest, to say "already confirmed".
     same_code = session.execute(select(Resident).where(Resident.juminhyo_code == items["juminhyo_code"])
                                 .order_by(Resident.id.desc())).scalars().all()
-    resident = next((r for r in same_code if r.status is RecordStatus.CURRENT), same_code[0] if same_code else None)
+    awaiting = [r for r in same_code if r.planned_moveout_on is not None and r.confirmed_moveout_address is None
+                and (r.status is RecordStatus.CURRENT or r.removal_reason is IdoReason.MOVE_OUT)]
+    resident = next(iter(awaiting), same_code[0] if same_code else None)
     if resident is None or resident.birth_date.isoformat() != items["birth_date"]:
         raise PermanentFailure("unknown_resident", "no record with this 住民票コード and birth date")
-    if resident.status is RecordStatus.REMOVED:
-        return None  # already confirmed (no current record is left)
+    if resident.confirmed_moveout_address is not None:
+        return None  # already confirmed
     # Only the municipality the recorded 転出 goes to confirms it; anything else is for a person to look at.
     sender = municipality_by_code(opened.sender.removeprefix("muni:"))
     if (resident.planned_moveout_on is None or sender is None
+            or (resident.status is RecordStatus.REMOVED and resident.removal_reason is not IdoReason.MOVE_OUT)
             or not (resident.planned_moveout_address or "").startswith(sender.prefecture + sender.name)):
         raise PermanentFailure("unexpected_notice", "no 転出 to the sending municipality is recorded for this person")
     move_date = dt.date.fromisoformat(items["move_date"])
-    # The householder leaving members who stay: the only one who can head the household does so (no 届出
-    # is needed); when several could, the members file a 世帯主変更届 and the 転出 case says so.
-    succession = households.succession(session, resident.household, leaving={resident.id}, on=move_date)
-    needs_householder = succession is not None and succession.automatic is None
-    if succession is not None and not needs_householder:
-        households.change_householder(session, succession, chosen=None, on=move_date, notified_on=None, by="bridge")
-    records.remove_record(session, resident, reason=IdoReason.MOVE_OUT, changed_on=move_date,
-                          notified_on=resident.last_notified_on, by="bridge", confirmed_moveout_address=new_address)
+    if resident.status is RecordStatus.CURRENT:
+        # A 転出 approved before the record was removed at approval: removed now, as before.
+        records.remove_record(session, resident, reason=IdoReason.MOVE_OUT, changed_on=resident.planned_moveout_on,
+                              notified_on=resident.last_notified_on, by="bridge")
+    records.confirm_moveout(session, resident, moved_on=move_date, address=new_address, by="bridge")
     why = f"転出確定 {opened.sender}"
     _identity_update(session, resident, reason=IdoReason.MOVE_OUT, on=move_date, why=why, actor="bridge")
     audit.record("move.confirmed", actor="bridge", target_type="resident", target_id=resident.id,
                  detail={"from": opened.sender, "message_id": opened.message_id})
-    if needs_householder:
-        audit.record("household.householder_needed", actor="bridge", target_type="household",
-                     target_id=resident.household_id, detail={"staying": len(succession.staying)})
-    _complete_move_out_cases(session, resident, items.get("move_id"), opened.message_id,
-                             householder_needed=needs_householder)
+    _complete_move_out_cases(session, resident, items.get("move_id"), opened.message_id)
     return resident
 
 
-def _complete_move_out_cases(session: Session, resident: Resident, move_id: str | None, message_id: str, *,
-                             householder_needed: bool = False) -> None:
+def _complete_move_out_cases(session: Session, resident: Resident, move_id: str | None, message_id: str) -> None:
     stmt = select(Case).where(Case.kind == "move_out", Case.status == CaseStatus.APPROVED)
     if move_id:
         stmt = stmt.where(Case.move_id == move_id)
@@ -566,9 +629,7 @@ def _complete_move_out_cases(session: Session, resident: Resident, move_id: str 
         if resident.id not in ids:
             continue
         movers = [session.get(Resident, i) for i in ids]
-        if householder_needed:
-            add_event(session, case, "householder_needed", by=None, detail={"resident": resident.id})
-        if all(m is not None and m.status is RecordStatus.REMOVED for m in movers):
+        if all(m is not None and m.confirmed_moveout_address is not None for m in movers):
             complete(session, case, by=None, detail={"movein_notice": message_id})
         else:
             add_event(session, case, "movein_notice", by=None, detail={"resident": resident.id})

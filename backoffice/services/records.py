@@ -158,8 +158,13 @@ def amend_record(session: Session, resident: Resident, *, reason: IdoReason, cha
 
 
 def remove_record(session: Session, resident: Resident, *, reason: IdoReason, changed_on: dt.date,
-                  notified_on: dt.date | None, by: str, confirmed_moveout_address: str | None = None) -> Resident:
-    """消除: the record becomes a 除票 with the date and reason; it is kept, never deleted."""
+                  notified_on: dt.date | None, by: str, confirmed_moveout_address: str | None = None,
+                  planned_moveout_address: str | None = None, planned_moveout_on: dt.date | None = None) -> Resident:
+    """消除: the record becomes a 除票 with the date and reason; it is kept, never deleted.
+
+    A 転出届 removes the record as of the planned date with the 転出予定地 (``planned_moveout_*``); the
+    destination's 転入通知 later records the 転出確定 on the 除票 (``confirm_moveout``).
+    """
     if resident.status is RecordStatus.REMOVED:
         raise RecordError("status", "この住民票はすでに消除されています。 / "
                                     "The record is already removed.")
@@ -168,9 +173,36 @@ def remove_record(session: Session, resident: Resident, *, reason: IdoReason, ch
     resident.removed_on, resident.removal_reason = changed_on, reason
     if confirmed_moveout_address:
         resident.confirmed_moveout_address = confirmed_moveout_address
+    if planned_moveout_address:
+        resident.planned_moveout_address, resident.planned_moveout_on = planned_moveout_address, planned_moveout_on
     resident.last_reason, resident.last_changed_on, resident.last_notified_on = reason, changed_on, notified_on
     resident.updated_at, resident.updated_by = clock.utcnow(), by
     session.flush()
     _history(session, resident, reason=reason, changed_on=changed_on, notified_on=notified_on, by=by, before=before)
     audit.record("ledger.remove", target_type="resident", target_id=resident.id, detail={"reason": reason.value})
+    return resident
+
+
+def awaiting_moveout(resident: Resident) -> bool:
+    """Whether ``resident`` is the 除票 a 転出届 left, not yet confirmed by the destination (転出予定)."""
+    return (resident.status is RecordStatus.REMOVED and resident.removal_reason is IdoReason.MOVE_OUT
+            and resident.planned_moveout_on is not None and resident.confirmed_moveout_address is None)
+
+
+def confirm_moveout(session: Session, resident: Resident, *, moved_on: dt.date, address: str, by: str) -> Resident:
+    """転出確定 on the 除票 a 転出届 left: the destination's 転入通知 gives the confirmed address and move date.
+
+    Only the 転出 items change (the 転出確定地); the history keeps before and after, dated the actual move.
+    """
+    if resident.status is not RecordStatus.REMOVED or resident.removal_reason is not IdoReason.MOVE_OUT:
+        raise RecordError("status", "転出予定の除票ではありません。 / This is not the 除票 of a planned move-out.")
+    before = snapshot(resident)
+    resident.confirmed_moveout_address = address
+    resident.last_reason, resident.last_changed_on = IdoReason.MOVE_OUT, moved_on
+    resident.updated_at, resident.updated_by = clock.utcnow(), by
+    session.flush()
+    _history(session, resident, reason=IdoReason.MOVE_OUT, changed_on=moved_on, notified_on=None, by=by,
+             before=before)
+    audit.record("ledger.moveout_confirmed", target_type="resident", target_id=resident.id,
+                 detail={"reason": IdoReason.MOVE_OUT.value})
     return resident

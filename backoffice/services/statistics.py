@@ -20,8 +20,9 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from backoffice.models import IdoReason, ResidentHistory
+from backoffice.models import CaseEvent, IdoReason, ResidentHistory
 from backoffice.services import audit
+from backoffice.services.filing import LATE
 from core.addressmaster import machiaza_by_code
 
 MAX_MONTHS = 60
@@ -159,3 +160,16 @@ def export(session: Session, when: Period) -> tuple[list[str], list[list[str | i
     audit.record("statistics.export", detail={"first": when.months[0], "last": when.months[-1], "rows": len(rows),
                                               "format": "csv"})
     return header, rows
+
+
+def late_notifications(session: Session, when: Period) -> Counter[str]:
+    """届出期間経過 per month of the notification (第52条): the 転入・転居 completed past the 14 days."""
+    start = when.first
+    end = (when.last.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    rows = session.execute(select(CaseEvent.detail).where(CaseEvent.action == LATE)).scalars()
+    late: Counter[str] = Counter()
+    for detail in rows:
+        notified = dt.date.fromisoformat(json.loads(detail or "{}").get("notified_on", "1900-01-01"))
+        if start <= notified < end:
+            late[notified.strftime("%Y-%m")] += 1
+    return late

@@ -31,7 +31,7 @@ def moves() -> Any:
     first, last = _default_months()
     first = request.values.get("first", first)
     last = request.values.get("last", last)
-    counts, error = None, None
+    counts, error, late = None, None, None
     try:
         when = statistics.period(first, last)
     except statistics.StatisticsError as exc:
@@ -43,5 +43,7 @@ def moves() -> Any:
             return Response(to_csv(header, rows), mimetype="text/csv; charset=utf-8",
                             headers={"Content-Disposition": f"attachment; filename=ido-{first}-{last}.csv"})
         counts = statistics.view(db.session, when)
+        late = statistics.late_notifications(db.session, when)
         db.session.commit()
-    return render_template("backoffice/statistics/moves.html", counts=counts, error=error, first=first, last=last)
+    return render_template("backoffice/statistics/moves.html", counts=counts, error=error, first=first, last=last,
+                           late=late)

@@ -10,6 +10,9 @@ from flask import Flask, current_app
 from core import clock
 from core.jpki.trust import TrustConfig
 
+# A signature certificate is issued only from 15 (公的個人認証法); below it a card proves nobody's presence.
+MINIMUM_SIGNER_AGE = 15
+
 
 def trust_for_app(app: Flask | None = None) -> TrustConfig:
     """Anchors from the configured files, fixed at first use; CRLs are read fresh on every check."""

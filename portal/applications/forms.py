@@ -16,9 +16,27 @@ from wtforms import (
     SelectField,
     StringField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
+
+from core import clock
+from core.registertext import birth_date_on_record, unrecordable
+from portal.services.applications import BIRTH_DATE_RANGE, unrecordable_message
 
 KANA = r"^[ァ-ヶー・　 ぁ-ゖ]+$"
+
+
+def recordable(_form: object, field: object) -> None:
+    """Refuse a character a resident register cannot record, naming it."""
+    char = unrecordable(getattr(field, "data", None) or "")
+    if char is not None:
+        raise ValidationError(unrecordable_message(char))
+
+
+def birth_date_on_ledger(_form: object, field: object) -> None:
+    """Refuse a birth date before 1900 or after today: the ledger could never hold it."""
+    born = getattr(field, "data", None)
+    if born is not None and not birth_date_on_record(born, clock.today_jst()):
+        raise ValidationError(BIRTH_DATE_RANGE)
 
 
 class WhereForm(FlaskForm):
@@ -35,8 +53,8 @@ class InCityAddressForm(FlaskForm):
 
     machiaza_code = SelectField(_l("Town area (町字)"), validators=[DataRequired(_l("Choose the town area"))])
     banchi = StringField(_l("Block and lot number (番地)"), validators=[
-        DataRequired(_l("Enter the block and lot number")), Length(max=50)])
-    katagaki = StringField(_l("Building and room (方書)"), validators=[Optional(), Length(max=100)])
+        DataRequired(_l("Enter the block and lot number")), Length(max=50), recordable])
+    katagaki = StringField(_l("Building and room (方書)"), validators=[Optional(), Length(max=100), recordable])
 
 
 class ElsewhereAddressForm(FlaskForm):
@@ -47,10 +65,10 @@ class ElsewhereAddressForm(FlaskForm):
         Regexp(r"^\d{3}-?\d{4}$", message=_l("Enter a postal code like 024-0061"))])
     prefecture = SelectField(_l("Prefecture"), validators=[DataRequired(_l("Choose the prefecture"))])
     municipality = StringField(_l("Municipality"), validators=[
-        DataRequired(_l("Enter the municipality")), Length(max=50)])
+        DataRequired(_l("Enter the municipality")), Length(max=50), recordable])
     address = StringField(_l("Rest of the address"), validators=[
-        DataRequired(_l("Enter the rest of the address")), Length(max=100)])
-    katagaki = StringField(_l("Building and room (方書)"), validators=[Optional(), Length(max=100)])
+        DataRequired(_l("Enter the rest of the address")), Length(max=100), recordable])
+    katagaki = StringField(_l("Building and room (方書)"), validators=[Optional(), Length(max=100), recordable])
 
 
 class DatesForm(FlaskForm):
@@ -64,11 +82,11 @@ class DatesForm(FlaskForm):
 class MoverForm(Form):
     """One person moving."""
 
-    name = StringField(_l("Name"), validators=[Optional(), Length(max=100)])
+    name = StringField(_l("Name"), validators=[Optional(), Length(max=100), recordable])
     kana = StringField(_l("Name in katakana"), validators=[Optional(), Length(max=100),
                        Regexp(KANA, message=_l("Enter the name in kana"))])
-    birth_date = DateField(_l("Date of birth"), validators=[Optional()])
-    relationship = StringField(_l("Relationship to you"), validators=[Optional(), Length(max=20)])
+    birth_date = DateField(_l("Date of birth"), validators=[Optional(), birth_date_on_ledger])
+    relationship = StringField(_l("Relationship to you"), validators=[Optional(), Length(max=20), recordable])
     keeps_card = BooleanField(_l("Keeps using their My Number Card"), default=True)
 
 

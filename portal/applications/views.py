@@ -18,7 +18,7 @@ from portal.applications import forms as f
 from portal.extensions import db
 from portal.security import require_linked_resident
 from portal.services import applications as apps
-from portal.services import cardauth, drafts
+from portal.services import cardauth, catalog, drafts
 
 MOVE, CERT = "move", "certificate"
 # The pages of the moving journey in order, and which answers each one owns (for "change" links and errors).
@@ -214,7 +214,7 @@ def certificate() -> Any:
                                                         "juminhyoCode": form.juminhyo_code.data,
                                                         "myNumber": form.my_number.data})
         return redirect(url_for("apply.certificate_check"))
-    fee = int(current_app.config.get("CERTIFICATE_FEE_YEN", 300))
+    fee = catalog.certificate_fee("juminhyo", apps.home_municipality(current_user) or "")
     return render_template("portal/apply/certificate.html", form=form, fee=fee)
 
 

@@ -16,17 +16,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import holidays
 import jsonschema
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import clock
+from core import clock, officecalendar
 from core.addressmaster import load_machiaza, load_municipalities, municipality_by_code
+from core.config import connected_municipalities
 from core.jpki import SignedApplicationError, verify_signed_application
-from core.jpki.appconfig import max_signature_age
+from core.jpki.appconfig import MINIMUM_SIGNER_AGE, max_signature_age
+from core.registertext import birth_date_on_record, unrecordable
 from portal.models import (
     Application,
     ApplicationEvent,
@@ -36,7 +37,7 @@ from portal.models import (
     PortalAccount,
 )
 from portal.schemas import SCHEMAS
-from portal.services import cardauth, oplog, outbound
+from portal.services import cardauth, catalog, oplog, outbound
 
 PREFECTURES = tuple(
     "北海道 青森県 岩手県 宮城県 秋田県 山形県 福島県 茨城県 栃木県 群馬県 埼玉県 千葉県 東京都 神奈川県 新潟県 富山県 "
@@ -46,7 +47,6 @@ PREFECTURES = tuple(
 MOVE_OUT_BEFORE_DAYS = 30  # an online 転出届 can be filed from 30 days before the move ...
 MOVE_OUT_AFTER_DAYS = 10  # ... to 10 days after it
 ARRIVAL_NOTICE_DAYS = 14  # 転入届・転居届 within 14 days of moving (住民基本台帳法 第22条・第23条)
-MINIMUM_SIGNER_AGE = 15
 WITHDRAWABLE = {ApplicationStatus.SUBMITTED, ApplicationStatus.RECEIVED}
 
 
@@ -79,13 +79,8 @@ def old_enough_to_sign(account: PortalAccount, today: dt.date) -> bool:
 
 
 def next_business_day(day: dt.date) -> dt.date:
-    """The first day after ``day`` on which the city office is open (not a weekend, holiday or 12/29-1/3)."""
-    jp = holidays.Japan(years=range(day.year, day.year + 2))
-    candidate = day + dt.timedelta(days=1)
-    while (candidate.weekday() >= 5 or candidate in jp or (candidate.month, candidate.day) >= (12, 29)
-           or (candidate.month, candidate.day) <= (1, 3)):
-        candidate += dt.timedelta(days=1)
-    return candidate
+    """The first day after ``day`` on which the city office is open (the office calendar of ``core``)."""
+    return officecalendar.next_open_day(day)
 
 
 def home_municipality(account: PortalAccount) -> str | None:
@@ -99,7 +94,7 @@ def home_municipality(account: PortalAccount) -> str | None:
 
 def is_connected(code: str) -> bool:
     """Whether the municipality takes online applications through this portal."""
-    return code in current_app.config.get("CONNECTED_MUNICIPALITIES", ("032051", "032069"))
+    return code in connected_municipalities()
 
 
 def _schema_errors(kind: str, data: Any) -> list[FieldError]:
@@ -108,6 +103,29 @@ def _schema_errors(kind: str, data: Any) -> list[FieldError]:
     for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
         path = ".".join(str(p) for p in error.absolute_path) or "application"
         errors.append(FieldError(path, _l("This answer is not in the expected form.")))
+    return errors
+
+
+BIRTH_DATE_RANGE = _l("Enter a date of birth from 1 January 1900 up to today.")
+
+
+def unrecordable_message(char: str) -> Any:
+    """The refusal of a character the register cannot record, naming it (and its code point)."""
+    return _l("This contains a character a resident register cannot record: %(char)s (U+%(code)s).",
+              char=char, code=f"{ord(char):04X}")
+
+
+def unrecordable_errors(data: dict[str, Any]) -> list[FieldError]:
+    """Every typed text the ledger would hold, refused naming the field when it has a character a register lacks."""
+    texts = [(f"movers.{i}.{key}", str(mover[key]))
+             for i, mover in enumerate(data["movers"]) for key in ("name", "relationship")]
+    texts.append(("newHouseholder", str(data["newHouseholder"])))
+    texts += [(f"destination.{key}", value) for key, value in data["destination"].items() if isinstance(value, str)]
+    errors = []
+    for field, text in texts:
+        char = unrecordable(text)
+        if char is not None:
+            errors.append(FieldError(field, unrecordable_message(char)))
     return errors
 
 
@@ -163,19 +181,25 @@ def check_move(data: Any, *, account: PortalAccount, today: dt.date) -> list[Fie
             errors.append(FieldError("visitDate", _l("The visit must be within 14 days after the move.")))
         if visit < next_business_day(today):
             errors.append(FieldError("visitDate", _l("The visit must be at least one business day from today.")))
+        elif not officecalendar.is_open(visit):
+            errors.append(FieldError("visitDate", _l(
+                "The city office is closed on that day (weekends, national holidays and 29 December to 3 January). "
+                "Choose a day when it is open.")))
     seen = set()
     for i, mover in enumerate(data["movers"]):
         born = _date(mover["birthDate"])
-        if born is None or born > today:
+        if born is None:
             errors.append(FieldError(f"movers.{i}.birthDate", _l("Enter a real date of birth.")))
+        elif not birth_date_on_record(born, today):
+            errors.append(FieldError(f"movers.{i}.birthDate", BIRTH_DATE_RANGE))
         key = (mover["name"].replace(" ", "").replace("　", ""), mover["birthDate"])
         if key in seen:
             errors.append(FieldError(f"movers.{i}.name", _l("Each person can be listed only once.")))
         seen.add(key)
+    # The signer need not move (第26条: a member of the household files for the others, a parent for a
+    # child moving alone); whether the signer belongs to the movers' household is the ledger's to say.
     names = {m["name"].replace(" ", "").replace("　", "") for m in data["movers"]}
-    applicant = (account.name or "").replace(" ", "").replace("　", "")
-    if applicant not in names:
-        errors.append(FieldError("movers", _l("You must be one of the people moving.")))
+    errors += unrecordable_errors(data)
     head = data["newHouseholder"].replace(" ", "").replace("　", "")
     if head != "existing" and head not in names:
         errors.append(FieldError("newHouseholder", _l(
@@ -200,8 +224,8 @@ def check_certificate(data: Any, *, account: PortalAccount, today: dt.date) -> l
 
 
 def certificate_fee(data: dict[str, Any]) -> int:
-    """The fee in yen: copies × the municipality's fee (300 yen unless configured)."""
-    return int(data["copies"]) * int(current_app.config.get("CERTIFICATE_FEE_YEN", 300))
+    """The fee in yen: copies × the fee of that certificate at the municipality asked (the catalog's ``fee_for``)."""
+    return int(data["copies"]) * catalog.certificate_fee(str(data.get("kind", "")), str(data.get("municipalityCode")))
 
 
 def _parts(data: dict[str, Any], origin: str) -> list[tuple[ApplicationKind, str]]:

@@ -337,3 +337,15 @@ def fee_for(service: Service, municipality_code: str) -> int | None:
         if configured is not None:
             return configured
     return service.fee_yen
+
+
+CERTIFICATE_SERVICES = {"juminhyo": "resident-record-copy", "kisai_jiko": "resident-record-items-certificate"}
+
+
+def certificate_fee(kind: str, municipality_code: str) -> int:
+    """The fee in yen of one certificate of ``kind`` (juminhyo, kisai_jiko) at a municipality: its ``fee_for``."""
+    service = get(CERTIFICATE_SERVICES.get(kind, "resident-record-copy"))
+    fee = fee_for(service, municipality_code) if service is not None else None
+    if fee is None:
+        raise LookupError(f"the catalog gives no fee for a {kind!r} certificate")
+    return fee

@@ -7,20 +7,15 @@ applications can be routed to it) and the name of its intake queue.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-
-from flask import current_app
 
 from bridge.queues import QueueNames
 from core import addressmaster
+from core.config import UnknownMunicipalityError, connected_municipalities
 from core.textfold import fold
 
-DEFAULT_CONNECTED = ("032051", "032069")  # Hanamaki and Kitakami, the demo pair
-
-
-class MunicipalityRegistryError(RuntimeError):
-    """Raised when the configuration names a connected municipality the registry does not list."""
+# Raised when the configuration names a connected municipality the registry does not list.
+MunicipalityRegistryError = UnknownMunicipalityError
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +45,7 @@ def intake_queue_name(code: str) -> str:
 
 
 def _connected_codes() -> frozenset[str]:
-    configured: str | Iterable[str] = current_app.config.get("CONNECTED_MUNICIPALITIES", DEFAULT_CONNECTED)
-    # An environment variable arrives as one string; a bare string would otherwise be iterated per character.
-    codes = [c.strip() for c in configured.split(",")] if isinstance(configured, str) else list(configured)
-    codes = [c for c in codes if c]
-    listed = {m.code for m in addressmaster.load_municipalities()}
-    unknown = sorted(c for c in codes if c not in listed)
-    if unknown:
-        # Routing applications to a code nobody recognises would lose them, so this is a configuration error.
-        raise MunicipalityRegistryError(
-            f"CONNECTED_MUNICIPALITIES names {', '.join(unknown)}, which data/municipalities.csv does not list")
-    return frozenset(codes)
+    return frozenset(connected_municipalities())
 
 
 def _registered(municipality: addressmaster.Municipality, connected: frozenset[str]) -> RegisteredMunicipality:

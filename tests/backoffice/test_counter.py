@@ -247,7 +247,7 @@ def test_a_mover_who_is_not_the_applicant_may_show_their_own_card(counter_app, c
 
 def test_the_card_of_someone_outside_the_case_is_refused_and_the_refusal_is_kept(counter_app, city):
     case_id = approved_case(counter_app, city["cards"]["head"], in_city_application(counter_app, [HEAD]))
-    refused = check_card(counter_app, city, case_id, city["cards"]["wife"])  # the wife is not moving
+    refused = check_card(counter_app, city, case_id, city["cards"]["neighbour"])
     assert refused.code == "not_applicant" and "neither the applicant nor a mover" in refused.message
     refused = check_card(counter_app, city, case_id, city["cards"]["neighbour"])
     assert refused.code == "not_applicant"
@@ -260,6 +260,47 @@ def test_the_card_of_someone_outside_the_case_is_refused_and_the_refusal_is_kept
         assert list(outcomes) == ["denied", "denied"]
     # Neither refused check lets the clerk complete the case.
     assert complete(counter_app, case_id, None).field == "visit"
+
+
+def _child(app, city, age):
+    """A child of the household, ``age`` years old today, with a card of their own (an authentication certificate)."""
+    from backoffice.extensions import db
+    from backoffice.services import cards
+
+    today = clock.today_jst()
+    with app.test_request_context("/"):
+        head = db.session.get(Resident, city["head"])
+        born = today.replace(year=today.year - age) - dt.timedelta(days=1)
+        child = make_resident(db.session, app.config, household=head.household, name="宮沢　清六",
+                              name_kana="ミヤザワ　セイロク", birth_date=born, relationship_to_head="子",
+                              is_householder=False, banchi=head.banchi, machiaza_code=head.machiaza_code)
+        _record, data = cards.issue_card(db.session, resident_code=child.juminhyo_code, pin=PIN, password=PASSWORD,
+                                         issued_by="clerk0", iterations=1000)
+        db.session.commit()
+    path = city["cards"]["head"].with_name("child.json")
+    path.write_bytes(data)
+    return ("宮沢　清六", "ミヤザワ　セイロク", born.isoformat(), "子"), path
+
+
+def test_a_member_who_does_not_move_completes_the_move_only_with_each_movers_card(counter_app, city):
+    case_id = approved_case(counter_app, city["cards"]["head"], in_city_application(counter_app, [HEAD]))
+    visit = check_card(counter_app, city, case_id, city["cards"]["wife"])  # the wife stays: a 世帯員
+    assert isinstance(visit, int)
+    refused = complete(counter_app, case_id, visit)
+    assert refused.field == "visit" and "check each mover's card" in refused.message
+    assert isinstance(check_card(counter_app, city, case_id, city["cards"]["head"]), int)
+    assert complete(counter_app, case_id, visit) is None
+
+
+def test_a_card_of_a_mover_under_fifteen_proves_no_presence_but_a_parent_brings_it(counter_app, city):
+    child, card = _child(counter_app, city, 10)
+    case_id = approved_case(counter_app, city["cards"]["head"], in_city_application(counter_app, [child]))
+    refused = check_card(counter_app, city, case_id, card)
+    assert refused.code == "under_fifteen" and "under 15" in refused.message
+    assert complete(counter_app, case_id, None).field == "visit"
+    # The parent who filed checks their own card, having brought the child's: the move completes.
+    parent = check_card(counter_app, city, case_id, city["cards"]["head"])
+    assert complete(counter_app, case_id, parent) is None
 
 
 def test_a_challenge_works_once_and_a_token_for_another_origin_or_a_wrong_pin_fails(counter_app, city):
@@ -463,10 +504,18 @@ def test_a_move_date_still_ahead_is_refused(counter_app, city):
     case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD, WIFE], moveDate=ahead,
                                                                                visitDate=ahead))
     visit = check_card(app, city, case_id, city["cards"]["head"])
-    assert complete(app, case_id, visit).field == "moveDate"
+    assert complete(app, case_id, visit).field == "moved_on"
 
 
 # -- the pages on the counter terminal -------------------------------------------------------------------
+
+
+def _completion(client, case_id, moved_on=None):
+    """The completion form as the clerk sends it: the CSRF token and the day the resident states they moved."""
+    from tests.conftest import csrf_from
+
+    return {"csrf_token": csrf_from(client, f"/counter/{case_id}"),
+            "moved_on": (moved_on or clock.today_jst()).isoformat()}
 
 
 def _post_json(client, url, page_url, body=None):
@@ -491,7 +540,6 @@ def _card_check_by_page(app, client, case_id, card):
 def test_the_clerk_checks_the_card_and_completes_the_move_on_the_counter_pages(counter_app, city, backoffice):
     from bs4 import BeautifulSoup
 
-    from tests.conftest import csrf_from
 
     app = counter_app
     case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD, WIFE]))
@@ -507,7 +555,7 @@ def test_the_clerk_checks_the_card_and_completes_the_move_on_the_counter_pages(c
     assert soup.select_one("#new-address").text == town + "7番地3　桜荘101"
 
     # Without the card check the completion is refused, and the page says why in Japanese.
-    refused = client.post(f"/counter/{case_id}/complete", data={"csrf_token": csrf_from(client, f"/counter/{case_id}")},
+    refused = client.post(f"/counter/{case_id}/complete", data=_completion(client, case_id),
                           follow_redirects=True)
     assert "直近30分以内に住民の方のカードを確認していません" in refused.text and "完了しました" not in refused.text
 
@@ -520,7 +568,7 @@ def test_the_clerk_checks_the_card_and_completes_the_move_on_the_counter_pages(c
     checked = BeautifulSoup(client.get(f"/counter/{case_id}").text, "html.parser")
     assert "確認しました" in checked.select_one("#visit").text
 
-    done = client.post(f"/counter/{case_id}/complete", data={"csrf_token": csrf_from(client, f"/counter/{case_id}")},
+    done = client.post(f"/counter/{case_id}/complete", data=_completion(client, case_id),
                        follow_redirects=True)
     assert "転居が完了しました" in done.text
     from backoffice.extensions import db
@@ -538,7 +586,6 @@ def test_a_ledger_rule_refusing_the_completion_is_shown_to_the_clerk_and_nothing
         counter_app, city, backoffice, monkeypatch):
     """A record the ledger's own checks refuse (e.g. a bad check digit sent by the other city) is no server error."""
     from backoffice.services import counter as counter_service
-    from tests.conftest import csrf_from
 
     app = counter_app
     case_id = approved_case(app, city["cards"]["head"], in_city_application(app, [HEAD, WIFE]))
@@ -549,7 +596,7 @@ def test_a_ledger_rule_refusing_the_completion_is_shown_to_the_clerk_and_nothing
         raise RecordError("my_number", "個人番号の検査数字が正しくありません。 / The My Number's check digit is wrong.")
 
     monkeypatch.setattr(counter_service, "complete_in_city_move", refuse)
-    refused = client.post(f"/counter/{case_id}/complete", data={"csrf_token": csrf_from(client, f"/counter/{case_id}")},
+    refused = client.post(f"/counter/{case_id}/complete", data=_completion(client, case_id),
                           follow_redirects=True)
     assert refused.status_code == 200 and "個人番号: 個人番号の検査数字が正しくありません" in refused.text
     from backoffice.extensions import db
@@ -566,9 +613,8 @@ def test_a_card_check_made_on_another_terminal_does_not_let_this_one_complete(co
     first = backoffice.client_for("clerk2", "clerk", terminal="counter-a")
     assert _card_check_by_page(app, first, case_id, city["cards"]["head"]).status_code == 200
     second = backoffice.client_for("clerk3", "clerk", terminal="counter-b")
-    from tests.conftest import csrf_from
 
-    second.post(f"/counter/{case_id}/complete", data={"csrf_token": csrf_from(second, f"/counter/{case_id}")})
+    second.post(f"/counter/{case_id}/complete", data=_completion(second, case_id))
     from backoffice.extensions import db
 
     with app.app_context():
@@ -751,7 +797,6 @@ def test_the_counter_page_asks_for_the_remaining_householder_and_completes_with_
     from bs4 import BeautifulSoup
 
     from backoffice.extensions import db
-    from tests.conftest import csrf_from
 
     app = counter_app
     son = add_son(app, city)
@@ -765,11 +810,11 @@ def test_the_counter_page_asks_for_the_remaining_householder_and_completes_with_
     stated = {i["name"]: i["value"] for i in page.select("#remaining-relationships input")}
     assert stated == {f"relationship_{city['wife']}": "妻", f"relationship_{son}": "子"}  # as recorded, to change
 
-    refused = client.post(f"/counter/{case_id}/complete", data={"csrf_token": csrf_from(client, f"/counter/{case_id}")},
+    refused = client.post(f"/counter/{case_id}/complete", data=_completion(client, case_id),
                           follow_redirects=True)
     assert "残る世帯の世帯主" in refused.text and "完了しました" not in refused.text
     done = client.post(f"/counter/{case_id}/complete", follow_redirects=True, data={
-        "csrf_token": csrf_from(client, f"/counter/{case_id}"), "remaining_householder": str(city["wife"]),
+        **_completion(client, case_id), "remaining_householder": str(city["wife"]),
         **stated})  # what the browser sends: the 続柄 as shown
     assert "転居が完了しました" in done.text
     with app.app_context():
@@ -783,7 +828,6 @@ def test_who_can_head_the_household_is_judged_on_the_day_of_the_move_on_the_page
     from bs4 import BeautifulSoup
 
     from backoffice.extensions import db
-    from tests.conftest import csrf_from
 
     app = counter_app
     today = clock.today_jst()
@@ -796,7 +840,7 @@ def test_who_can_head_the_household_is_judged_on_the_day_of_the_move_on_the_page
     assert page.select_one("#remaining_householder") is None and "宮沢　トシ" in page.select_one(
         "#householder-succession").text
     done = client.post(f"/counter/{case_id}/complete", follow_redirects=True, data={
-        "csrf_token": csrf_from(client, f"/counter/{case_id}"),
+        **_completion(client, case_id, moved_on),
         **{i["name"]: i["value"] for i in page.select("#remaining-relationships input")}})
     assert "転居が完了しました" in done.text
     with app.app_context():

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from backoffice.models import Case, CaseEvent, CaseStatus, CounterVisit, RecordStatus, Resident, VisitResult
 from bridge.peers.jlis.cardclient import build_auth_token
+from core import clock as clock_module
 from tests.backoffice import test_moves
 from tests.backoffice.test_counter import PIN, drop_counter_keys, prepare_counter_app
 from tests.conftest import Backoffice, csrf_from
@@ -84,7 +85,7 @@ def test_a_move_in_is_completed_at_the_counter_only_after_the_signers_card_is_ch
         assert "転入を完了する" in page.text
 
         # No card check yet: the 転入 is refused and nobody is recorded.
-        form = {"csrf_token": csrf_from(clerk, f"/counter/{case_id}")}
+        form = {"csrf_token": csrf_from(clerk, f"/counter/{case_id}"), "moved_on": clock_module.today_jst().isoformat()}
         refused = clerk.post(f"/counter/{case_id}/complete", data=form, follow_redirects=True)
         assert "直近30分以内に住民の方のカードを確認していません" in refused.text
         assert _residents(app) == 0
@@ -94,7 +95,7 @@ def test_a_move_in_is_completed_at_the_counter_only_after_the_signers_card_is_ch
         right = _check(app, clerk, case_id, family["card"])
         assert right.status_code == 200, right.json
 
-        form = {"csrf_token": csrf_from(clerk, f"/counter/{case_id}")}
+        form = {"csrf_token": csrf_from(clerk, f"/counter/{case_id}"), "moved_on": clock_module.today_jst().isoformat()}
         done = clerk.post(f"/counter/{case_id}/complete", data=form, follow_redirects=True)
         assert "転入が完了しました" in done.text
         with app.app_context():

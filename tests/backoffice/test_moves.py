@@ -35,6 +35,7 @@ from backoffice.models import (
 from bridge.peers import departments, prefecture, standin
 from core import clock as clock_module
 from core.envelope import KeyRegistry, Opened, import_public_key, open_envelope
+from core.i18n import wareki
 from tests.backoffice.case_fixtures import sign_part
 from tests.conftest import SECRETS, _clean, create_pg_database, drop_pg_database, migrate
 from tests.factories import make_household, make_resident, my_number
@@ -252,7 +253,9 @@ def _complete(app: Any, city: City, case_id: int) -> list[int]:
 
     with app.test_request_context("/"):
         case = db.session.get(Case, case_id)
-        created = moves.complete_move_in(db.session, case, by=city.staff(db.session, "clerk_a"))
+        # The day the resident states at the counter: today (the planned date may still be ahead).
+        created = moves.complete_move_in(db.session, case, by=city.staff(db.session, "clerk_a"),
+                                         moved_on=clock_module.today_jst())
         db.session.commit()
         return [r.id for r in created]
 
@@ -270,8 +273,9 @@ def test_approving_a_move_out_records_the_planned_move_and_sends_what_the_law_na
     head, wife = _resident(hanamaki, family["head"]), _resident(hanamaki, family["wife"])
     planned = clock_module.today_jst() + dt.timedelta(days=5)
     for person in (head, wife):
-        # 転出予定: recorded, but the record stays current until the destination confirms the move-in.
-        assert person.status is RecordStatus.CURRENT
+        # 消除 as of the planned date: a 除票 with 事由 転出 and the 転出予定地, awaiting the 転出確定.
+        assert person.status is RecordStatus.REMOVED and person.removal_reason is IdoReason.MOVE_OUT
+        assert person.removed_on == planned and person.confirmed_moveout_address is None
         assert person.planned_moveout_on == planned and person.planned_moveout_address == "岩手県北上市大通り1-3-1"
     from backoffice.extensions import db
 
@@ -362,7 +366,7 @@ def test_the_whole_move_from_hanamaki_to_kitakami(hanamaki, kitakami, family, cl
     created = _complete(kitakami, destination, in_case)
     head, wife = (_resident(kitakami, i) for i in created)
     assert head.status is RecordStatus.CURRENT and head.became_resident_reason is IdoReason.MOVE_IN
-    assert head.became_resident_on == clock_module.today_jst() + dt.timedelta(days=5)
+    assert head.became_resident_on == clock_module.today_jst()  # the day stated at the counter, not the planned one
     assert head.previous_address.startswith("岩手県花巻市") and head.machiaza_code == "0320690045"
     assert head.banchi == "3-1" and head.is_householder and head.relationship_to_head == "世帯主"
     assert wife.household_id == head.household_id and wife.relationship_to_head == "妻" and not wife.is_householder
@@ -375,8 +379,9 @@ def test_the_whole_move_from_hanamaki_to_kitakami(hanamaki, kitakami, family, cl
     assert simulator.certificate_record(_serial(family["card"])).revocation_reason.value == "affiliationChanged"
     assert simulator.certificate_record(_serial(family["card"], "auth")).revocation_reason is None
     assert [m.payload["items"]["change_reason"] for m in destination.sent("identity.update")] == ["転入", "転入"]
+    # The wife arrives with her 国民健康保険 item (転出証明書情報): Kitakami's NHI department is told too.
     assert sorted(r for r, t, _ in destination.provisions() if t == "dept.notice.move_in") == [
-        "dept:pension", "dept:pension", "dept:tax", "dept:tax"]
+        "dept:nhi", "dept:pension", "dept:pension", "dept:tax", "dept:tax"]
 
     notices = destination.sent("movein.notice")
     assert [m.recipient for m in notices] == [f"muni:{HANAMAKI}"] * 2
@@ -636,10 +641,10 @@ def test_a_movein_notice_from_a_city_the_person_is_not_moving_to_changes_nothing
             with pytest.raises(PermanentFailure) as refused:
                 origin.receive(message)
             assert refused.value.reason == "unexpected_notice"
-            assert _resident(hanamaki, family["head"]).status is RecordStatus.CURRENT
+            assert _resident(hanamaki, family["head"]).confirmed_moveout_address is None
         else:
             origin.receive(message)
-            assert _resident(hanamaki, family["head"]).status is RecordStatus.REMOVED
+            assert _resident(hanamaki, family["head"]).confirmed_moveout_address == "岩手県盛岡市内丸12-2"
 
 
 def _movein_notice(origin: City, family: dict[str, Any]) -> Opened:
@@ -656,9 +661,7 @@ def test_a_householder_moving_out_alone_leaves_the_one_member_who_stays_househol
 
     origin = City(hanamaki, clock, move_keys)
     out_case = origin.deliver(family["card"], "move_out", _move(MOVERS[:1]), move_id=None)
-    origin.confirm_and_approve(out_case)
-    assert _resident(hanamaki, family["wife"]).is_householder is False  # the 転出 is only planned so far
-    origin.receive(_movein_notice(origin, family))
+    origin.confirm_and_approve(out_case)  # the head's record is removed as of the planned date: the wife heads
     with hanamaki.app_context():
         wife = db.session.get(Resident, family["wife"])
         assert (wife.is_householder, wife.relationship_to_head) == (True, "世帯主")
@@ -697,3 +700,132 @@ def test_a_householder_moving_out_from_two_adults_is_confirmed_and_the_case_says
         audited = db.session.execute(select(AuditLog.target_id).where(
             AuditLog.action == "household.householder_needed")).scalars().all()
         assert audited == [str(_resident(hanamaki, family["wife"]).household_id)]
+
+
+def test_after_the_move_out_is_approved_a_certificate_shows_the_joshu_with_the_planned_move(
+        hanamaki, family, clock, move_keys):
+    """The record is removed as of the planned date: a certificate asked for afterwards is of the 除票."""
+    from backoffice.extensions import db
+    from backoffice.services import certificates
+
+    origin = City(hanamaki, clock, move_keys)
+    out_case = origin.deliver(family["card"], "move_out", _move(MOVERS), move_id=str(uuid.uuid4()))
+    origin.confirm_and_approve(out_case)
+    request = {"type": "certificate", "municipalityCode": HANAMAKI, "kind": "juminhyo", "persons": "household",
+               "items": {"householder": True, "honseki": False, "juminhyoCode": False, "myNumber": False},
+               "copies": 1, "purpose": "転出の確認", "delivery": "post"}
+    case_id = origin.deliver(family["card"], "certificate", request, move_id=None)
+    with hanamaki.test_request_context("/"):
+        case = db.session.get(Case, case_id)
+        assert case.applicant_resident_id == family["head"]
+        eligibility, content = certificates.preview(db.session, case)
+        shown = [r.id for r in eligibility.residents]
+        db.session.rollback()
+    assert eligibility.ok and shown == [family["head"], family["wife"]]
+    planned = clock_module.today_jst() + dt.timedelta(days=5)
+    for rows in content["persons"]:
+        printed = dict(rows)
+        assert printed["除票"].endswith("転出予定") and wareki(planned) in printed["除票"]
+        assert printed["転出予定地"] == "岩手県北上市大通り1-3-1"
+
+
+def test_the_move_in_takes_the_day_the_resident_states_and_refuses_one_still_ahead(
+        hanamaki, kitakami, family, clock, move_keys):
+    """住民となった年月日 is the day the resident started living here (住み始めた日), not the planned date signed."""
+    from backoffice.extensions import db
+    from backoffice.services import moves
+    from backoffice.services.cases import CaseError
+
+    today = clock_module.today_jst()
+    planned = today - dt.timedelta(days=2)
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS[:1],
+                                          moveDate=planned.isoformat())
+    with kitakami.test_request_context("/"):
+        case = db.session.get(Case, in_case)
+        with pytest.raises(CaseError) as refused:
+            moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"),
+                                   moved_on=today + dt.timedelta(days=1))
+        db.session.rollback()
+    assert refused.value.field == "moved_on" and "after today" in refused.value.message
+    with kitakami.app_context():
+        assert db.session.execute(select(func.count()).select_from(Resident)).scalar_one() == 0
+    actual = today - dt.timedelta(days=4)
+    with kitakami.test_request_context("/"):
+        case = db.session.get(Case, in_case)
+        [created] = moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"),
+                                           moved_on=actual)
+        db.session.commit()
+        assert (created.became_resident_on, created.address_set_on) == (actual, actual)
+
+
+def test_a_move_in_notified_after_fourteen_days_is_recorded_and_listed_as_late(
+        hanamaki, kitakami, family, clock, move_keys):
+    """第22条: 14 days (a deadline on a closed day moves to the next open day); past it, 届出期間経過 (第52条)."""
+    from backoffice.extensions import db
+    from backoffice.services import filing, moves
+
+    today = clock_module.today_jst()
+    moved = today - dt.timedelta(days=20)
+    assert filing.notification_deadline(moved) < today
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS[:1],
+                                          moveDate=(today - dt.timedelta(days=5)).isoformat())
+    from backoffice.services.cases import CaseError
+
+    with kitakami.test_request_context("/"):
+        case = db.session.get(Case, in_case)
+        # 特例転入 limit: 14 days after the move passed, so the 転出証明書情報 no longer serves.
+        with pytest.raises(CaseError) as refused:
+            moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"), moved_on=moved)
+        db.session.rollback()
+    assert refused.value.field == "paper_certificate" and "特例転入の期限" in refused.value.message
+    with kitakami.app_context():
+        assert db.session.execute(select(func.count()).select_from(Resident)).scalar_one() == 0
+    with kitakami.test_request_context("/"):
+        case = db.session.get(Case, in_case)
+        moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"), moved_on=moved,
+                               paper_certificate=("花巻-2026-0042", "岩手県花巻市"))
+        db.session.commit()
+    assert _case(kitakami, in_case).status is CaseStatus.COMPLETED
+    with kitakami.app_context():
+        assert [(c.id, days) for c, days in filing.late_notifications(db.session)] == [(in_case, 20)]
+        from backoffice.models import CaseEvent
+
+        paper = db.session.execute(select(CaseEvent.detail).where(
+            CaseEvent.case_id == in_case, CaseEvent.action == "paper_moveout_certificate")).scalar_one()
+        assert json.loads(paper) == {"number": "花巻-2026-0042", "issuer": "岩手県花巻市"}
+
+
+def test_the_tokurei_limit_is_the_earlier_of_fourteen_days_after_the_move_and_thirty_after_the_planned_date():
+    from backoffice.services import filing
+
+    planned = dt.date(2026, 11, 1)
+    assert filing.tokurei_limit(moved_on=dt.date(2026, 11, 3), planned_moveout_on=planned) == dt.date(2026, 11, 17)
+    assert filing.tokurei_limit(moved_on=dt.date(2026, 11, 25), planned_moveout_on=planned) == dt.date(2026, 12, 1)
+
+
+def test_the_notification_deadline_is_fourteen_days_moved_past_closed_days():
+    from backoffice.services import filing
+
+    assert filing.notification_deadline(dt.date(2026, 12, 1)) == dt.date(2026, 12, 15)  # a Tuesday
+    assert filing.notification_deadline(dt.date(2026, 12, 15)) == dt.date(2027, 1, 4)  # 12/29: the closure
+
+
+def test_a_foreign_resident_arrives_with_the_certificate_items_and_the_insurance_items_filled(
+        hanamaki, kitakami, family, clock, move_keys):
+    """施行令第24条: the 転出証明書情報 carries the 第30条の45 and the 国保・年金 items; the 転入 records them."""
+    from backoffice.extensions import db
+
+    with hanamaki.app_context():
+        wife = db.session.get(Resident, family["wife"])
+        wife.nationality, wife.residence_status, wife.residence_expiry = "ベトナム", "永住者", None
+        wife.alphabet_name, wife.tsusho = "NGUYEN THI TOSHI", "宮沢　トシ"
+        wife.pension_since = dt.date(2015, 4, 1)
+        db.session.commit()
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS)
+    created = _complete(kitakami, destination, in_case)
+    arrived = next(r for r in (_resident(kitakami, i) for i in created) if r.name == "宮沢　トシ")
+    assert (arrived.nationality, arrived.residence_status, arrived.alphabet_name, arrived.tsusho) == (
+        "ベトナム", "永住者", "NGUYEN THI TOSHI", "宮沢　トシ")
+    assert (arrived.nhi_since, arrived.pension_since) == (dt.date(2020, 4, 1), dt.date(2015, 4, 1))
+    head = next(r for r in (_resident(kitakami, i) for i in created) if r.name == "宮沢　賢")
+    assert head.nationality is None and head.pension_since == dt.date(2010, 8, 27)

@@ -105,3 +105,27 @@ def test_only_clerks_approvers_and_auditors_see_the_statistics(backoffice):
     assert backoffice.client_for("adm1", "admin").get("/statistics/").status_code == 403
     assert backoffice.client_for("num1", "number_use").get("/statistics/").status_code == 403
     assert backoffice.client_for("clk1", "clerk").get("/statistics/").status_code == 200
+
+
+def test_notifications_past_the_fourteen_days_are_counted_by_month(backoffice, tmp_path):
+    """届出期間経過 (第52条): each 転入・転居 completed past the 14 days counts in the month it was notified."""
+    from backoffice.extensions import db
+    from backoffice.models import Case, Staff
+    from backoffice.services import filing
+    from tests.backoffice.case_fixtures import deliver, make_city, move
+
+    city = make_city(backoffice.app, tmp_path)
+    case_id = deliver(backoffice.app, city, "in_city_reservation", move([("宮沢　賢", "1990-08-27")]))
+    client = backoffice.client_for("stats3", "clerk")
+    today = clock.today_jst()
+    with backoffice.app.test_request_context("/"):
+        staff = db.session.execute(select(Staff).where(Staff.login_id == "stats3")).scalar_one()
+        case = db.session.get(Case, case_id)
+        assert filing.record_if_late(db.session, case, moved_on=today - dt.timedelta(days=13), notified_on=today,
+                                     by=staff) is None  # within the 14 days: not late
+        assert filing.record_if_late(db.session, case, moved_on=today - dt.timedelta(days=40), notified_on=today,
+                                     by=staff) == 40
+        db.session.commit()
+    month = today.strftime("%Y-%m")
+    html = BeautifulSoup(_post(client, first=month, last=month).text, "html.parser")
+    assert html.select_one(f"#late tr[data-month='{month}'] td").text == "1"

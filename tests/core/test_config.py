@@ -20,6 +20,7 @@ def test_production_refuses_to_start_without_its_secrets(monkeypatch):
 def test_production_starts_when_every_secret_is_given(monkeypatch):
     for var in config.Config.SECRETS.values():
         monkeypatch.setenv(var, secrets.token_hex(32))
+    monkeypatch.setenv("MUNICIPALITY_CODE", "032069")
     cfg = config.load({"APP_ENV": "production"})
     assert cfg["SESSION_COOKIE_SECURE"] is True
 
@@ -70,8 +71,7 @@ def test_the_two_apps_have_separate_secrets_and_cookies():
 def test_the_portal_will_not_start_in_production_with_the_simulated_card_authority(jlis_config, monkeypatch):
     from portal import create_app
 
-    for var in config.Config.SECRETS.values():
-        monkeypatch.setenv(var, secrets.token_hex(32))
+    _production_secrets(monkeypatch)
     settings = {**jlis_config, "APP_ENV": "production", "SITE_ORIGIN": "https://portal.example.jp",
                 "PORTAL_DATABASE_URL": "sqlite://"}
     with pytest.raises(config.ConfigError, match="JPKI-SIM"):
@@ -93,6 +93,7 @@ def _production_secrets(monkeypatch):
 
     for var in config.Config.SECRETS.values():
         monkeypatch.setenv(var, secrets.token_hex(32))
+    monkeypatch.setenv("MUNICIPALITY_CODE", "032051")
 
 
 @pytest.mark.parametrize("env", ["development", "production"])
@@ -153,6 +154,7 @@ def test_outside_production_a_portal_origin_of_another_host_needs_a_counter_orig
 def _set_secrets(monkeypatch, values: dict[str, str]) -> None:
     for var in config.Config.SECRETS.values():
         monkeypatch.setenv(var, values.get(var, secrets.token_hex(32)))
+    monkeypatch.setenv("MUNICIPALITY_CODE", "032051")
 
 
 def test_production_refuses_seven_secrets_of_one_letter(monkeypatch):

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from backoffice.models import Case, CaseStatus, CounterVisit, Resident, VisitResult
+from core import clock
 from tests.backoffice.test_counter import (
     HEAD,
     PIN,
@@ -76,6 +77,7 @@ def test_the_residents_card_signs_in_at_the_counter_and_the_clerk_completes_the_
     assert page.evaluate("sessionStorage.getItem('jpki-sim-card')") is None
     page.screenshot(path=str(artifacts / "counter-card-checked.png"), full_page=True)
 
+    page.locator("#moved_on").fill(clock.today_jst().isoformat())  # the day the resident states they moved
     page.get_by_role("button", name="転居を完了する").click()
     expect(page.locator("div.notice-success[role=status]")).to_contain_text("転居が完了しました")
     expect(page.get_by_role("button", name="転居を完了する")).to_have_count(0)  # nothing left to complete

@@ -137,7 +137,8 @@ def test_an_in_city_move_reserved_on_the_portal_is_completed_at_the_counter_chan
         checked = counter.post(f"{page}/card", headers={"X-CSRFToken": token},
                                json={"authToken": build_auth_token(card, PIN, origin=origin, nonce=nonce)})
         assert checked.status_code == 200, checked.json
-        done = counter.post(f"{page}/complete", data={"csrf_token": csrf_from(counter, page)}, follow_redirects=True)
+        done = counter.post(f"{page}/complete", data={"csrf_token": csrf_from(counter, page),
+                                                      "moved_on": clock.today_jst().isoformat()}, follow_redirects=True)
         assert "転居が完了しました" in done.text
 
         with app.app_context():

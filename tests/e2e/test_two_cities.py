@@ -33,6 +33,7 @@ from backoffice.models import Case, CaseStatus, MoveoutCertificate, RecordStatus
 from bridge.peers import departments, prefecture, standin
 from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application, sign_challenge
 from bridge.peers.receiver import PeerStore
+from core import clock
 from core.envelope import KeyRegistry, import_public_key
 from tests.bridge.conftest import RedisServer, kill_tree
 from tests.conftest import SECRETS, _clean, create_pg_database, drop_pg_database, migrate, write_checkpoint_keys
@@ -215,7 +216,7 @@ def _application(movers: list[dict[str, Any]]) -> dict[str, Any]:
                             "prefecture": "岩手県", "municipality": "北上市", "address": "大通り1-3-1"},
             "movers": movers, "newHouseholder": movers[0]["name"],
             "contactPhone": "0198-24-2111",
-            "visitDate": max(move_date, next_business_day(today)).isoformat()}
+            "visitDate": next_business_day(max(move_date, next_business_day(today)) - dt.timedelta(days=1)).isoformat()}
 
 
 def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, jlis_config: dict[str, str]) -> None:
@@ -291,7 +292,9 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
     assert _step(system, HANAMAKI, lambda s: cases.approve(s, out_case.id, by=s.get(Staff, b_id),
                                                            totp_code=_fresh_code(b_secret, used))) is None
     head = system.query(HANAMAKI, lambda s: s.get(Resident, people["head"]))
-    assert head.status is RecordStatus.CURRENT and head.planned_moveout_address == "岩手県北上市大通り1-3-1"
+    # 消除 as of the planned date: a 除票 with the 転出予定地, awaiting the 転出確定.
+    assert head.status is RecordStatus.REMOVED and head.planned_moveout_address == "岩手県北上市大通り1-3-1"
+    assert head.confirmed_moveout_address is None
 
     # -- Kitakami: the 転出証明書情報 arrives and is matched with the reservation ------------------------
     def matched(session: Any) -> bool:
@@ -319,7 +322,8 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
         visit = counter.check_visit(session, case, token=signed_in, nonce=challenge, staff_id=c_id,
                                     terminal_id=terminal_id)
         assert visit.cert_serial == str(_serial(card, "auth"))
-        return [r.id for r in counter.complete_move_in(session, case, by=session.get(Staff, c_id), visit=visit)]
+        return [r.id for r in counter.complete_move_in(session, case, by=session.get(Staff, c_id), visit=visit,
+                                                       moved_on=clock.today_jst())]
     created = system.query(KITAKAMI, counter_visit)
     new_head, new_wife = (system.query(KITAKAMI, lambda s, i=i: s.get(Resident, i)) for i in created)
     assert (new_head.name, new_head.juminhyo_code, new_head.machiaza_code, new_head.banchi) == (
@@ -327,9 +331,9 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
     assert new_head.became_resident_reason.value == "転入" and new_head.previous_address.startswith("岩手県花巻市")
     assert new_wife.household_id == new_head.household_id
 
-    # -- Hanamaki: the 転入通知 arrives; 転出確定 makes both records 除票 ------------------------------------
+    # -- Hanamaki: the 転入通知 arrives; 転出確定 on both 除票 ------------------------------------------------
     def removed(session: Any) -> bool:
-        return all(session.get(Resident, i).status is RecordStatus.REMOVED for i in (people["head"], people["wife"]))
+        return all(session.get(Resident, i).confirmed_moveout_address for i in (people["head"], people["wife"]))
     system.wait(lambda: system.query(HANAMAKI, removed), "the 転出確定 at Hanamaki")
     old_head = system.query(HANAMAKI, lambda s: s.get(Resident, people["head"]))
     assert old_head.removal_reason.value == "転出" and old_head.confirmed_moveout_address.startswith("岩手県北上市")
@@ -446,6 +450,7 @@ def _counter_check_in_the_browser(page: Any, base: str, demo: str, case_id: int,
             visits = ledger.execute("SELECT result, reason FROM counter_visit ORDER BY id").fetchall()
         status = page.locator("#card-status").inner_text()
         raise AssertionError(f"the card check at {base} was refused: {status!r}, stored visits {visits}") from None
+    page.get_by_label("住み始めた日").fill(clock.today_jst().isoformat())  # the day the resident states
     page.get_by_role("button", name="転居を完了する").click()
     expect(page.locator("div.notice-success[role=status]")).to_contain_text("転居が完了しました")
 

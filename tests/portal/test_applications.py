@@ -153,6 +153,18 @@ def test_a_move_date_eleven_days_ago_is_refused_for_the_online_move_out_with_the
                             "movers-0-birth_date": "1990-08-27", "movers-0-relationship": "本人"}, "movers-0-kana"),
     ("/apply/move/people", {"movers-0-name": "宮沢　賢", "movers-0-kana": "ミヤザワ", "movers-0-birth_date": "",
                             "movers-0-relationship": "本人"}, "movers-0-birth_date"),
+    # What the ledger could never hold: a birth date before 1900 or in the future, a pictograph in a name.
+    ("/apply/move/people", {"movers-0-name": "宮沢　賢", "movers-0-kana": "ミヤザワ",
+                            "movers-0-birth_date": "1990-08-27", "movers-0-relationship": "本人",
+                            "movers-1-name": "宮沢　トシ", "movers-1-kana": "ミヤザワ",
+                            "movers-1-birth_date": "1800-01-01", "movers-1-relationship": "妻"}, "movers-1-birth_date"),
+    ("/apply/move/people", {"movers-0-name": "宮沢　賢", "movers-0-kana": "ミヤザワ",
+                            "movers-0-birth_date": (clock.today_jst() + dt.timedelta(days=1)).isoformat(),
+                            "movers-0-relationship": "本人"}, "movers-0-birth_date"),
+    ("/apply/move/people", {"movers-0-name": "宮沢　賢😀", "movers-0-kana": "ミヤザワ",
+                            "movers-0-birth_date": "1990-08-27", "movers-0-relationship": "本人"}, "movers-0-name"),
+    ("/apply/move/address", {"postal_code": "024-0061", "prefecture": "岩手県", "municipality": "北上市",
+                             "address": "大通り1-3-1", "katagaki": "🏠101"}, "katagaki"),
 ])
 def test_a_bad_answer_names_the_field_and_stores_nothing(resident, portal_app, page, data, field):
     resident.post("/apply/move/where", {"kind": "elsewhere"})
@@ -198,13 +210,45 @@ def _fields(errors):
     ({"fromMunicipalityCode": "032069"}, "fromMunicipalityCode"),  # the current address is the card's
     ({"destination": {"kind": "elsewhere", "municipalityCode": "032051", "postalCode": "0250000",
                       "prefecture": "岩手県", "municipality": "花巻市", "address": "x"}}, "destination.kind"),
-    ({"movers": [{"name": "宮沢　トシ", "kana": "ミヤザワ　トシ", "birthDate": "1992-11-27", "relationship": "妻",
-                  "keepsCard": True}], "newHouseholder": "宮沢　トシ"}, "movers"),  # the signer moves too
     ({"contactPhone": "12345"}, "contactPhone"),
 ])
 def test_each_move_rule_is_enforced_in_the_service(portal_app, changes, field):
     with portal_app.test_request_context("/"):
         assert field in _fields(apps.check_move(_move(**changes), account=_account(), today=clock.today_jst()))
+
+
+_CO_MOVER = {"name": "宮沢　トシ", "kana": "ミヤザワ　トシ", "birthDate": "1992-11-27", "relationship": "妻",
+             "keepsCard": True}
+
+
+@pytest.mark.parametrize(("changes", "field", "words"), [
+    ({"movers": [_move()["movers"][0], {**_CO_MOVER, "birthDate": "1800-01-01"}]}, "movers.1.birthDate", "1900"),
+    ({"movers": [_move()["movers"][0], {**_CO_MOVER, "birthDate": "1899-12-31"}]}, "movers.1.birthDate", "1900"),
+    ({"movers": [{**_CO_MOVER, "name": "宮沢　トシ😀"}], "newHouseholder": "existing"}, "movers.0.name", "U+1F600"),
+    ({"movers": [{**_CO_MOVER, "relationship": "妻\u200b"}]}, "movers.0.relationship", "U+200B"),
+    ({"destination": {**_move()["destination"], "address": "大通り1-3-1\ue000"}}, "destination.address", "U+E000"),
+])
+def test_what_the_ledger_could_never_hold_is_refused_naming_the_field(portal_app, changes, field, words):
+    with portal_app.test_request_context("/"):
+        errors = [e for e in apps.check_move(_move(**changes), account=_account(), today=clock.today_jst())
+                  if e.field == field]
+        assert errors and words in str(errors[0].message)
+
+
+def test_names_of_the_registers_own_characters_are_accepted(portal_app):
+    movers = [{**_CO_MOVER, "name": "髙橋　𠮷子"}, {**_CO_MOVER, "name": "ﾐﾔｻﾞﾜ　Ｋｅｎ", "birthDate": "1900-01-01"}]
+    with portal_app.test_request_context("/"):
+        assert apps.check_move(_move(movers=movers, newHouseholder="existing"), account=_account(),
+                               today=clock.today_jst()) == []
+
+
+def test_a_parent_may_file_for_a_child_moving_alone(portal_app):
+    """第26条: the signer need not move; the back office checks the household on the ledger."""
+    child = {"name": "宮沢　清六", "kana": "ミヤザワ　セイロク", "birthDate": "2007-04-01", "relationship": "子",
+             "keepsCard": True}
+    with portal_app.test_request_context("/"):
+        assert apps.check_move(_move(movers=[child], newHouseholder="宮沢　清六"), account=_account(),
+                               today=clock.today_jst()) == []
 
 
 def test_the_visit_must_be_within_fourteen_days_and_a_business_day_ahead(portal_app):
@@ -267,6 +311,23 @@ def test_a_certificate_request_shows_the_fee_and_is_sent_by_post(resident, porta
 
     with portal_app.app_context():
         assert db.session.execute(select(Application.kind)).scalar_one() is ApplicationKind.CERTIFICATE
+
+
+def test_a_fee_per_municipality_is_the_one_shown_charged_and_signed_for(resident, portal_app):
+    """A mapping of codes to fees is valid configuration: the form and its check page show this city's fee."""
+    portal_app.config["CERTIFICATE_FEE_YEN"] = {"032051": 350, "032069": 200}
+    form = BeautifulSoup(resident.client.get("/apply/certificate").text, "html.parser")
+    assert "350" in form.select_one("main").text
+    response = resident.post("/apply/certificate", {"kind": "kisai_jiko", "persons": "self", "copies": "2",
+                                                    "purpose": "勤務先への提出"})
+    assert response.status_code == 302
+    check = BeautifulSoup(resident.client.get("/apply/certificate/check").text, "html.parser")
+    assert check.select_one("#fee").text.strip() in ("700円", "700 yen")
+    assert resident.sign("/apply/certificate/sign/challenge", "/apply/certificate/submit").status_code == 200
+    from portal.extensions import db
+
+    with portal_app.app_context():
+        assert json.loads(db.session.execute(select(Application.summary)).scalar_one())["fee"] == 700
 
 
 @pytest.mark.parametrize(("data", "field"), [
