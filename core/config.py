@@ -153,7 +153,10 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         cfg[name] = _int(name, getattr(cls, name))
     proxies = os.environ.get("TRUSTED_PROXIES", "")
     cfg["TRUSTED_PROXIES"] = tuple(p.strip() for p in proxies.split(",") if p.strip())
-    cfg["SITE_ORIGIN"] = os.environ.get("SITE_ORIGIN", cls.SITE_ORIGIN)
+    # In development the portal is served on PORT (`PORT=5100 make run`): its origin follows unless it is set.
+    port = os.environ.get("PORT", "") if env == "development" else ""
+    cfg["SITE_ORIGIN"] = os.environ.get("SITE_ORIGIN") or (
+        f"http://127.0.0.1:{port}" if port.isdigit() else cls.SITE_ORIGIN)
     # The back office's own origin, which a card signs at the counter terminal; never the portal's (see
     # counter_origin_default, and the check at the back office's start).
     cfg["COUNTER_ORIGIN"] = os.environ.get("COUNTER_ORIGIN", "")

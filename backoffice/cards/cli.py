@@ -27,7 +27,7 @@ def _refusals() -> Any:
     return refusals(db.session, card_service.CardError)
 
 
-def _write_new_file(path: Path, data: bytes) -> None:
+def write_new_file(path: Path, data: bytes) -> None:
     # O_EXCL: never overwrite another card's file; 0600: the file holds the holder's four basic items.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -53,7 +53,7 @@ def cards_issue(resident_code: str, pin: str, password: str, out: Path) -> None:
     # Committed before the file is written: a file for a card the ledger does not know could never be revoked.
     db.session.commit()
     try:
-        _write_new_file(out, data)
+        write_new_file(out, data)
     except OSError as exc:
         click.echo(f"Error: out: card {card.card_number} was issued but its file could not be written ({exc}); "
                    "issue the card again, which supersedes this one.", err=True)
