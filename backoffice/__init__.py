@@ -22,7 +22,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations" / "backoffice"),
                      render_as_batch=True, compare_type=True)
 
-    from backoffice import security
+    from backoffice import messages, security
     from backoffice.admin import bp as admin_bp
     from backoffice.audit import bp as audit_bp
     from backoffice.auth import bp as auth_bp
@@ -41,6 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(bp)
     register(app)
     app.jinja_env.globals["zone"] = "backoffice"
+    messages.register(app)
     _init_bridge(app)
     return app
 

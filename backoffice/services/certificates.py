@@ -34,7 +34,7 @@ from backoffice.models import (
 )
 from backoffice.services import audit
 from backoffice.services import cases as case_service
-from backoffice.services.ledger import MASKED, address_text, may_see_my_number
+from backoffice.services.ledger import MASKED, full_address_text, may_see_my_number
 from bridge import messages
 from bridge.binding import send
 from core import certcode, clock
@@ -175,7 +175,7 @@ def _my_number(resident: Resident) -> str:
 def person_rows(resident: Resident, kind: str, items: tuple[str, ...], *, show_my_number: bool) -> list[list[str]]:
     """The label/value rows printed for one person: the basic items, then only the optional items asked for."""
     rows = [["氏名", resident.name], ["フリガナ", resident.name_kana], ["生年月日", wareki(resident.birth_date)],
-            ["性別", _sex(resident)], ["住所", address_text(resident)]]
+            ["性別", _sex(resident)], ["住所", full_address_text(resident)]]
     if kind == "juminhyo":
         became = f"{wareki(resident.became_resident_on)}　{resident.became_resident_reason.value}"
         address_set = f"{wareki(resident.address_set_on)}　{resident.address_set_reason.value}"

@@ -26,7 +26,7 @@ def _csrf(client, path="/mypage/") -> str:
 class Resident:
     """A signed-in, linked resident with a card, driving the portal like a browser without JavaScript."""
 
-    def __init__(self, app, cards, **holder):
+    def __init__(self, app, cards, *, link=True, **holder):
         self.app = app
         self.card = cards.issue(**holder)
         self.client = app.test_client()
@@ -35,7 +35,8 @@ class Resident:
         token = build_auth_token(self.card, PIN, origin=ORIGIN, nonce=nonce)
         login = self.client.post("/auth/login", json={"authToken": token}, headers={"X-CSRFToken": csrf})
         assert login.status_code == 200
-        self.sign("/auth/link/challenge", "/auth/link")
+        if link:
+            self.sign("/auth/link/challenge", "/auth/link")
 
     def post(self, path, data):
         """Post a form page with its CSRF token."""
@@ -161,6 +162,15 @@ def test_a_bad_answer_names_the_field_and_stores_nothing(resident, portal_app, p
     summary = BeautifulSoup(response.text, "html.parser").select_one(".error-summary")
     assert summary is not None and summary.select_one(f"a[href='#{field}']") is not None
     assert _count(portal_app) == 0
+
+
+def test_a_too_long_name_of_a_mover_is_refused_in_the_pages_language(resident):
+    resident.post("/apply/move/where", {"kind": "elsewhere"})
+    response = resident.post("/apply/move/people", {
+        "movers-0-name": "宮" * 101, "movers-0-kana": "ミヤザワ", "movers-0-birth_date": "1990-08-27",
+        "movers-0-relationship": "本人"})
+    link = BeautifulSoup(response.text, "html.parser").select_one(".error-summary a[href='#movers-0-name']")
+    assert link is not None and "100 文字" in link.text and "longer than" not in response.text
 
 
 def _account(**changes):
