@@ -355,11 +355,10 @@ def _bearer(app, card):
     return client, {"Authorization": f"Bearer {access}"}
 
 
-def _api_submit(client, headers, card, application, **extra):
+def _api_submit(client, headers, card, application, key="signedApplication", **extra):
     challenge = client.post("/api/v1/applications/challenge", headers=headers, json={"application": application}).json
     jws = sign_challenge(card, PASSWORD, challenge, application)
-    return client.post("/api/v1/applications", headers=headers,
-                       json={"signed_application": jws, "nonce": challenge["nonce"], **extra})
+    return client.post("/api/v1/applications", headers=headers, json={key: jws, "nonce": challenge["nonce"], **extra})
 
 
 def test_an_app_submits_a_move_by_api_and_follows_it(resident, portal_app):
@@ -380,6 +379,26 @@ def test_the_api_refuses_a_bad_application_naming_the_field_and_stores_nothing(r
     response = _api_submit(client, headers, resident.card, _move(moveDate=(today - dt.timedelta(days=11)).isoformat()))
     assert response.status_code == 422 and "moveDate" in [f["field"] for f in response.json["fields"]]
     assert _count(portal_app) == 0
+
+
+def test_the_api_names_a_missing_and_an_unexpected_property_by_json_pointer_and_stores_nothing(resident, portal_app):
+    client, headers = _bearer(portal_app, resident.card)
+    application = _move(destination={**_move()["destination"], "floor": 3})
+    del application["contactPhone"]
+    response = _api_submit(client, headers, resident.card, application)
+    assert response.status_code == 422, response.json
+    fields = {f["pointer"]: f["message"] for f in response.json["fields"]}
+    assert fields == {"/contactPhone": "この項目がありません。", "/destination/floor": "この項目は受け付けていません。"}
+    assert _count(portal_app) == 0
+
+
+def test_the_deprecated_snake_case_body_key_is_still_accepted_and_documented_as_deprecated(resident, portal_app):
+    client, headers = _bearer(portal_app, resident.card)
+    assert _api_submit(client, headers, resident.card, _move(), key="signed_application").status_code == 202
+    schema = client.get("/api/v1/openapi.json").json["paths"]["/api/v1/applications"]["post"]["requestBody"]
+    properties = schema["content"]["application/json"]["schema"]["properties"]
+    assert properties["signed_application"]["deprecated"] is True
+    assert "deprecated" not in properties["signedApplication"]
 
 
 def test_the_api_gives_404_for_another_residents_application(portal_app, cards):
