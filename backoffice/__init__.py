@@ -117,5 +117,5 @@ def _init_bridge(app: Flask) -> None:
 
     register_handlers()
     register_move_handlers()
-    import backoffice.services.certificates  # noqa: F401  (registers what approving a certificate request does)
+    import backoffice.services.approval  # noqa: F401  (its check that every kind of case has its effect)
     load_recipients()  # a malformed list of lawful recipients stops the start, not the first provision

@@ -78,6 +78,7 @@ MESSAGES = {
     "need_approver": "承認は審査承認者の役割を持つ職員だけが行えます。 / "
                      "Only staff with the approver role may approve.",
     "not_confirmed": "承認できるのは確認済みの案件だけです。 / Only a confirmed case can be approved.",
+    "no_effect": "この種類の案件の承認は定められていません。 / Approval is not defined for this kind of case.",
     "same_person": "確認した職員は同じ案件を承認できません。別の承認者に依頼してください。 / "
                    "The person who confirmed a case cannot approve it. Please ask another approver.",
     "totp": "ワンタイムコードが正しくないか、すでに使われています。新しいコードを入力してください。 / "
@@ -98,27 +99,8 @@ def _error(field: str, code: str) -> CaseError:
 
 # -- approval effects ---------------------------------------------------------------------------------
 
+# What approving each kind does is the table in backoffice/services/approval.py (APPROVAL_EFFECTS).
 ApprovalEffect = Callable[[Session, Case, Staff], None]
-APPROVAL_EFFECTS: dict[str, ApprovalEffect] = {}
-
-
-def approval_effect(kind: str) -> Callable[[ApprovalEffect], ApprovalEffect]:
-    """Register what approving a case of ``kind`` does; one effect per kind.
-
-    The effect runs inside the approval's transaction after every check has passed; raising (a
-    ``CaseError`` for a refused logic check) undoes the approval with it.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"unknown case kind {kind!r}")
-
-    def register(effect: ApprovalEffect) -> ApprovalEffect:
-        existing = APPROVAL_EFFECTS.get(kind)
-        if existing is not None and existing.__qualname__ != effect.__qualname__:
-            raise ValueError(f"an approval effect for {kind!r} is already registered: {existing.__qualname__}")
-        APPROVAL_EFFECTS[kind] = effect
-        return effect
-
-    return register
 
 
 # -- history, status, audit ----------------------------------------------------------------------------
@@ -297,10 +279,13 @@ def approve(session: Session, case_id: int, *, by: Staff, totp_code: str) -> Cas
     case.approved_by, case.approved_at = staff.id, clock.utcnow()
     case.claimed_by, case.claimed_at = None, None
     _transition(session, case, "approve", CaseStatus.APPROVED, by=staff)
+    from backoffice.services.approval import APPROVAL_EFFECTS  # the table imports the kinds' services, and they this
+
     effect = APPROVAL_EFFECTS.get(case.kind)
-    if effect is not None:
-        effect(session, case, staff)
-        session.flush()
+    if effect is None:  # never silently approve a kind whose approval does nothing
+        raise _error("case", "no_effect")
+    effect(session, case, staff)
+    session.flush()
     return case
 
 

@@ -278,8 +278,8 @@ def issue(session: Session, case: Case, *, by: Staff) -> IssuedCertificate:
     return cert
 
 
-@case_service.approval_effect("certificate")
-def _issue_on_approval(session: Session, case: Case, staff: Staff) -> None:
+def issue_on_approval(session: Session, case: Case, staff: Staff) -> None:
+    """What approving a certificate request does (backoffice.services.approval): issue the certificate."""
     issue(session, case, by=staff)
 
 

@@ -44,7 +44,7 @@ from backoffice.models import (
     Staff,
 )
 from backoffice.services import audit, cards, households, provision, records
-from backoffice.services.cases import CaseError, add_event, approval_effect, complete, signed_application
+from backoffice.services.cases import CaseError, add_event, complete, signed_application
 from bridge import messages
 from bridge.handlers import PermanentFailure, register
 from core import clock
@@ -227,7 +227,6 @@ def _movers_of(session: Session, case: Case) -> list[Resident]:
     return movers
 
 
-@approval_effect("move_out")
 def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
     """転出予定 on each mover; 転出証明書情報 to the destination; prefecture update; department notices."""
     application = signed_application(case)
@@ -370,7 +369,6 @@ def receive_moveout_certificate(session: Session, opened: Opened) -> MoveoutCert
     return certificate
 
 
-@approval_effect("move_in_reservation")
 def approve_move_in_reservation(session: Session, case: Case, staff: Staff) -> None:
     """Prepare the counter case: matched with the 転出証明書情報, or flagged as waiting for it."""
     ready = match_certificates(session, case)
@@ -378,7 +376,6 @@ def approve_move_in_reservation(session: Session, case: Case, staff: Staff) -> N
               detail={"missing": len(ready.missing)})
 
 
-@approval_effect("in_city_reservation")
 def approve_in_city_reservation(session: Session, case: Case, staff: Staff) -> None:
     """Prepare the counter case of a 転居予約 (the 転居 itself is completed at the counter)."""
     add_event(session, case, "counter_prepared", by=staff)

@@ -16,6 +16,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from backoffice.models import CaseStatus
+from backoffice.services import approval
 from backoffice.services import cases as workflow
 from tests.backoffice.case_fixtures import HEAD_NUMBER, deliver, load_case, make_city
 
@@ -28,7 +29,7 @@ ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
 @pytest.fixture(autouse=True)
 def no_effects(monkeypatch: pytest.MonkeyPatch) -> None:
     """The pages and the workflow are under test here; the kinds' real effects have tests of their own."""
-    monkeypatch.setattr(workflow, "APPROVAL_EFFECTS", {})
+    monkeypatch.setattr(approval, "APPROVAL_EFFECTS", dict.fromkeys(workflow.KINDS, lambda session, case, by: None))
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from bs4 import BeautifulSoup
 from sqlalchemy import func, select
 
 from backoffice.models import AuditLog, CaseStatus
+from backoffice.services import approval
 from backoffice.services import cases as workflow
 from tests.backoffice.case_fixtures import (
     HEAD_NUMBER,
@@ -33,7 +34,7 @@ MY_NUMBER = re.compile(r"(?<!\d)\d{12}(?!\d)")
 @pytest.fixture(autouse=True)
 def no_effects(monkeypatch: pytest.MonkeyPatch) -> None:
     """The pages and the workflow are under test here; the kinds' real effects have tests of their own."""
-    monkeypatch.setattr(workflow, "APPROVAL_EFFECTS", {})
+    monkeypatch.setattr(approval, "APPROVAL_EFFECTS", dict.fromkeys(workflow.KINDS, lambda session, case, by: None))
 
 
 @pytest.fixture

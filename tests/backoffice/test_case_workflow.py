@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from backoffice.models import AuditLog, Case, CaseEvent, CaseStatus, Outbox
-from backoffice.services import audit
+from backoffice.services import approval, audit
 from backoffice.services import cases as workflow
 from backoffice.services.cases import CaseError
 from tests.backoffice.case_fixtures import (
@@ -29,7 +29,7 @@ from tests.backoffice.case_fixtures import (
 @pytest.fixture(autouse=True)
 def no_effects(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests are about the workflow itself: the kinds' real effects (moves, certificates) are not run."""
-    monkeypatch.setattr(workflow, "APPROVAL_EFFECTS", {})
+    monkeypatch.setattr(approval, "APPROVAL_EFFECTS", dict.fromkeys(workflow.KINDS, lambda session, case, by: None))
 
 
 @pytest.fixture
@@ -230,7 +230,7 @@ def test_an_effect_that_refuses_undoes_the_whole_approval(bo_app, city, people, 
         case.status_reason = "changed by the effect"
         raise CaseError("moveDate", "転出予定日が過ぎています。 / The move date has passed.")
 
-    monkeypatch.setitem(workflow.APPROVAL_EFFECTS, "move_out", refuse)
+    monkeypatch.setitem(approval.APPROVAL_EFFECTS, "move_out", refuse)
     case_id = deliver(bo_app, city)
     _step(bo_app, workflow.confirm, case_id, "clerk_a")
     before = _counts(bo_app)
@@ -245,7 +245,7 @@ def test_an_effect_that_refuses_undoes_the_whole_approval(bo_app, city, people, 
 def test_complete_finishes_an_approved_case_and_tells_the_portal(bo_app, city, people, monkeypatch):
     from backoffice.extensions import db
 
-    monkeypatch.setitem(workflow.APPROVAL_EFFECTS, "move_out", lambda session, case, by: None)
+    monkeypatch.setitem(approval.APPROVAL_EFFECTS, "move_out", lambda session, case, by: None)
     case_id = deliver(bo_app, city, receipt="R-DONE")
     with bo_app.test_request_context("/"):
         with pytest.raises(CaseError):
@@ -261,18 +261,24 @@ def test_complete_finishes_an_approved_case_and_tells_the_portal(bo_app, city, p
     assert "completed" in [m["status"] for m in status_messages(bo_app) if m["receiptNumber"] == "R-DONE"]
 
 
-def test_only_one_effect_may_be_registered_per_kind():
-    @workflow.approval_effect("certificate")
-    def first(session, case, by):
-        return None
+def test_every_kind_has_its_effect_and_a_kind_without_one_is_refused_not_approved(bo_app, city, people,
+                                                                                 monkeypatch):
+    import importlib
 
-    assert workflow.APPROVAL_EFFECTS == {"certificate": first}
-    with pytest.raises(ValueError, match="already registered"):
-        @workflow.approval_effect("certificate")
-        def second(session, case, by):
-            return None
-    with pytest.raises(ValueError, match="unknown case kind"):
-        workflow.approval_effect("marriage")
+    from backoffice.services import certificates, moves
+
+    importlib.reload(approval)  # the real table, not the no_effects fixture's (set back after the test)
+    assert set(approval.APPROVAL_EFFECTS) == set(workflow.KINDS)
+    assert approval.APPROVAL_EFFECTS["certificate"] is certificates.issue_on_approval
+    assert approval.APPROVAL_EFFECTS["move_out"] is moves.approve_move_out
+    monkeypatch.delitem(approval.APPROVAL_EFFECTS, "move_out")
+    case_id = deliver(bo_app, city)
+    _step(bo_app, workflow.confirm, case_id, "clerk_a")
+    with pytest.raises(CaseError) as refused:
+        _step(bo_app, workflow.approve, case_id, "approver_c", totp_code=people.totp("approver_c"))
+    assert refused.value.code == "no_effect"
+    case = load_case(bo_app, case_id)
+    assert case.status is CaseStatus.CONFIRMED and case.approved_by is None
 
 
 def test_fifty_concurrent_approvals_and_returns_end_in_one_state_and_one_effect(bo_app, city, people, monkeypatch):
@@ -281,7 +287,7 @@ def test_fifty_concurrent_approvals_and_returns_end_in_one_state_and_one_effect(
     def count(session, case, by):
         audit.record("test.effect", target_type="case", target_id=case.id, actor=by.login_id, actor_id=by.id)
 
-    monkeypatch.setitem(workflow.APPROVAL_EFFECTS, "move_out", count)
+    monkeypatch.setitem(approval.APPROVAL_EFFECTS, "move_out", count)
     approvers = [f"approver_{i}" for i in range(5)]
     for login in approvers:
         people.add_staff(login, "approver")
