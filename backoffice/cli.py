@@ -28,10 +28,6 @@ terminals_cli = AppGroup("terminals", help="Register and revoke terminals.")
 audit_cli = audit_group(audit.chain, lambda: db.session)
 
 
-def _fail(message: str) -> None:
-    fail(message)
-
-
 def _refusals() -> Any:
     return refusals(db.session, staff_service.StaffError, terminal_service.TerminalError)
 
@@ -54,7 +50,7 @@ def staff_add(login_id: str, name: str, roles: tuple[str, ...], password: str) -
 def _staff(login_id: str) -> Staff:
     staff = staff_service.get_by_login(db.session, login_id)
     if staff is None:
-        _fail(f"login_id: no account {login_id!r}")
+        fail(f"login_id: no account {login_id!r}")
     assert staff is not None
     return staff
 

@@ -19,10 +19,6 @@ cards_cli = AppGroup("cards", help="Issue My Number Cards and revoke, suspend or
 CLI_ACTOR = "cli"
 
 
-def _fail(message: str) -> None:
-    fail(message)
-
-
 def _refusals() -> Any:
     return refusals(db.session, card_service.CardError)
 
@@ -44,9 +40,9 @@ def cards_issue(resident_code: str, pin: str, password: str, out: Path) -> None:
     """Issue a card to the resident with RESIDENT_CODE and write its virtual card file."""
     # Checked before issuing, so a bad path never leaves an issued card without its file.
     if out.exists():
-        _fail(f"out: {out} already exists")
+        fail(f"out: {out} already exists")
     if not out.parent.is_dir():
-        _fail(f"out: the folder {out.parent} does not exist")
+        fail(f"out: the folder {out.parent} does not exist")
     with _refusals():
         card, data = card_service.issue_card(db.session, resident_code=resident_code, pin=pin,
                                              password=password or None, issued_by=CLI_ACTOR)

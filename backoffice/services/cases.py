@@ -334,16 +334,6 @@ def refused(session: Session, case_id: int, action: str, *, by: Staff, error: Ca
 # -- reading: the inbox and one case -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class InboxFilter:
-    """What the inbox shows: enum values and flags only, never personal data."""
-
-    status: CaseStatus | None = None
-    kind: str | None = None
-    mine: bool = False
-    sensitive: bool = False
-
-
 def counts(session: Session) -> dict[CaseStatus, int]:
     """How many cases are in each status."""
     rows = session.execute(select(Case.status, func.count()).group_by(Case.status)).all()

@@ -335,11 +335,6 @@ def match_certificates(session: Session, case: Case) -> Readiness:
     return Readiness(ready=not missing, missing=missing)
 
 
-def readiness(session: Session, case: Case) -> Readiness:
-    """For the counter: can this 転入予約 be completed now (matching whatever has arrived since)?"""
-    return match_certificates(session, case)
-
-
 def _candidate_cases(session: Session, certificate: MoveoutCertificate) -> list[Case]:
     stmt = select(Case).where(Case.kind == "move_in_reservation", Case.status.in_(WAITING_STATUSES))
     if certificate.move_id:

@@ -219,8 +219,6 @@ def check_certificate(data: Any, *, account: PortalAccount, today: dt.date) -> l
             "Certificates can be requested from the municipality of the address on your card.")))
     elif not is_connected(origin):
         errors.append(FieldError("municipalityCode", _l("Your municipality does not take online requests here yet.")))
-    if data["kind"] == "kisai_jiko" and not any(data["items"].values()) and data["persons"] == "self":
-        pass  # a certificate of the basic items alone is a valid request
     return errors
 
 
