@@ -87,8 +87,9 @@ services: ## Start PostgreSQL and Redis if stopped; install the suite's Debian p
 test: services install node_modules/.installed ## Run the whole suite (sets up PostgreSQL, Redis, Chromium first)
 	$(BIN)/pytest
 
-lint: install ## ruff over the project
+lint: install ## ruff over the project, mypy (strict) over core/ and bridge/
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 check-migrations: install ## Prove models and migrations agree on a scratch SQLite database
 	$(BIN)/python -m scripts.check_migrations

@@ -370,11 +370,11 @@ class AuditChain:
             canonical = canonical_entry(row)
             if canonical != row.canonical or chain_hash(self.hmac_key, prev, row.seq, canonical) != row.row_hash:
                 return VerifyResult(False, last, row.seq, "row content does not match its hash", *_cp(proven))
-            cp = by_seq.get(row.seq)
-            if cp is not None:
-                if cp["head_hash"] != row.row_hash:
+            signed = by_seq.get(row.seq)
+            if signed is not None:
+                if signed["head_hash"] != row.row_hash:
                     return VerifyResult(False, last, row.seq, "row differs from the signed checkpoint", *_cp(proven))
-                proven = cp
+                proven = signed
             prev = row.row_hash
             last = row.seq
             expected += 1
