@@ -13,9 +13,8 @@ from bs4 import BeautifulSoup
 from sqlalchemy import func, select
 
 from backoffice.models import AuditLog, CaseStatus
-from backoffice.services import approval
 from backoffice.services import cases as workflow
-from tests.backoffice.case_fixtures import (
+from tests.backoffice.case_fixtures import (  # no_effects: autouse, for this module
     HEAD_NUMBER,
     WIFE_NUMBER,
     audit_actions,
@@ -24,17 +23,13 @@ from tests.backoffice.case_fixtures import (
     load_case,
     make_city,
     move,
+    no_effects,  # noqa: F401
     status_messages,
 )
 from tests.conftest import csrf_from
 
 MY_NUMBER = re.compile(r"(?<!\d)\d{12}(?!\d)")
 
-
-@pytest.fixture(autouse=True)
-def no_effects(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pages and the workflow are under test here; the kinds' real effects have tests of their own."""
-    monkeypatch.setattr(approval, "APPROVAL_EFFECTS", dict.fromkeys(workflow.KINDS, lambda session, case, by: None))
 
 
 @pytest.fixture

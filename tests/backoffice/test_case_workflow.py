@@ -15,21 +15,16 @@ from backoffice.models import AuditLog, Case, CaseEvent, CaseStatus, Outbox
 from backoffice.services import approval, audit
 from backoffice.services import cases as workflow
 from backoffice.services.cases import CaseError
-from tests.backoffice.case_fixtures import (
+from tests.backoffice.case_fixtures import (  # no_effects: autouse, for this module
     audit_actions,
     deliver,
     events,
     load_case,
     make_city,
+    no_effects,  # noqa: F401
     staff,
     status_messages,
 )
-
-
-@pytest.fixture(autouse=True)
-def no_effects(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests are about the workflow itself: the kinds' real effects (moves, certificates) are not run."""
-    monkeypatch.setattr(approval, "APPROVAL_EFFECTS", dict.fromkeys(workflow.KINDS, lambda session, case, by: None))
 
 
 @pytest.fixture
