@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -56,40 +57,35 @@ NOTE_MAX = 2000
 class CaseError(Exception):
     """A workflow step that is not allowed; ``field`` names the input to correct, ``message`` says why.
 
-    ``message`` is Japanese first, then English, for the clerk (the city's working language).
+    ``message`` is from the catalogue (backoffice.services.cases.MESSAGES): it reads in the page's language.
     """
 
-    def __init__(self, field: str, message: str, *, code: str = "refused") -> None:
+    def __init__(self, field: str, message: Any, *, code: str = "refused") -> None:
         super().__init__(message)
         self.field = field
         self.message = message
         self.code = code
 
 
+# What each refusal says, in the catalogue (English source, Japanese in translations/ja): the page's language.
 MESSAGES = {
-    "not_found": "この案件はありません。 / There is no such case.",
-    "stale": "この案件はほかの職員が先に処理しました。画面を開き直してください。 / "
-             "Another member of staff changed this case first. Please open it again.",
-    "claimed_by_other": "この案件はほかの職員が担当しています。 / Another member of staff has claimed this case.",
-    "not_claimed": "この案件はあなたが担当していません。 / You have not claimed this case.",
-    "closed": "この案件は処理が終わっています。 / This case is already closed.",
-    "not_open": "この状態の案件にはこの操作はできません。 / This step is not possible for a case in this status.",
-    "need_clerk": "確認・差戻し・却下は窓口担当の職員が行います。 / Only a clerk may confirm, return or reject.",
-    "need_approver": "承認は審査承認者の役割を持つ職員だけが行えます。 / "
-                     "Only staff with the approver role may approve.",
-    "not_confirmed": "承認できるのは確認済みの案件だけです。 / Only a confirmed case can be approved.",
-    "no_effect": "この種類の案件の承認は定められていません。 / Approval is not defined for this kind of case.",
-    "same_person": "確認した職員は同じ案件を承認できません。別の承認者に依頼してください。 / "
-                   "The person who confirmed a case cannot approve it. Please ask another approver.",
-    "totp": "ワンタイムコードが正しくないか、すでに使われています。新しいコードを入力してください。 / "
-            "The one-time code is wrong or was already used. Please enter a new code.",
-    "reason_missing": "理由を入力してください。申請者に表示されます。 / "
-                      "Please enter a reason; the applicant will see it.",
-    "reason_long": f"理由は{REASON_MAX}文字以内で入力してください。 / "
-                   f"The reason must be at most {REASON_MAX} characters.",
-    "note_missing": "メモを入力してください。 / Please enter a note.",
-    "note_long": f"メモは{NOTE_MAX}文字以内で入力してください。 / The note must be at most {NOTE_MAX} characters.",
-    "not_approved": "完了にできるのは承認済みの案件だけです。 / Only an approved case can be completed.",
+    "not_found": _l("There is no such case."),
+    "stale": _l("Another member of staff changed this case first. Please open it again."),
+    "claimed_by_other": _l("Another member of staff has claimed this case."),
+    "not_claimed": _l("You have not claimed this case."),
+    "closed": _l("This case is already closed."),
+    "not_open": _l("This step is not possible for a case in this status."),
+    "need_clerk": _l("Only a clerk may confirm, return or reject."),
+    "need_approver": _l("Only staff with the approver role may approve."),
+    "not_confirmed": _l("Only a confirmed case can be approved."),
+    "no_effect": _l("Approval is not defined for this kind of case."),
+    "same_person": _l("The person who confirmed a case cannot approve it. Please ask another approver."),
+    "totp": _l("The one-time code is wrong or was already used. Please enter a new code."),
+    "reason_missing": _l("Please enter a reason; the applicant will see it."),
+    "reason_long": _l("The reason must be at most %(max)d characters.", max=REASON_MAX),
+    "note_missing": _l("Please enter a note."),
+    "note_long": _l("The note must be at most %(max)d characters.", max=NOTE_MAX),
+    "not_approved": _l("Only an approved case can be completed."),
 }
 
 

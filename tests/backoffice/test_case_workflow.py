@@ -27,6 +27,12 @@ from tests.backoffice.case_fixtures import (  # no_effects: autouse, for this mo
 )
 
 
+def _ja(bo_app: Any, message: Any) -> str:
+    """A refusal's message as a Japanese page shows it (it is from the catalogue: it reads in the page's language)."""
+    with bo_app.test_request_context("/?lang=ja"):
+        return str(message)
+
+
 @pytest.fixture
 def city(bo_app: Any, tmp_path: Any) -> dict[str, Any]:
     """A household of two with a card (see case_fixtures)."""
@@ -90,7 +96,7 @@ def test_the_clerk_who_confirmed_cannot_approve_even_with_the_approver_role(bo_a
     before = _counts(bo_app)
     with pytest.raises(CaseError) as refused:
         _step(bo_app, workflow.approve, case_id, "both_d", totp_code=people.totp("both_d"))
-    assert refused.value.code == "same_person" and "確認した職員は同じ案件を承認できません" in refused.value.message
+    assert refused.value.code == "same_person" and "確認した職員は同じ案件を承認できません" in _ja(bo_app, refused.value.message)
     assert load_case(bo_app, case_id).status is CaseStatus.CONFIRMED
     assert _counts(bo_app) == before
 
@@ -155,7 +161,7 @@ def test_approval_without_a_fresh_valid_code_is_refused_and_nothing_changes(bo_a
     before = _counts(bo_app)
     with pytest.raises(CaseError) as refused:
         _step(bo_app, workflow.approve, case_id, "approver_c", totp_code=code)
-    assert refused.value.field == "totp_code" and "ワンタイムコード" in refused.value.message
+    assert refused.value.field == "totp_code" and "ワンタイムコード" in _ja(bo_app, refused.value.message)
     case = load_case(bo_app, case_id)
     assert case.status is CaseStatus.CONFIRMED and case.approved_by is None
     assert _counts(bo_app) == before
@@ -181,7 +187,7 @@ def test_reject_needs_a_reason_and_tells_the_portal(bo_app, city, people):
     case_id = deliver(bo_app, city, receipt="R-REJECT")
     with pytest.raises(CaseError) as refused:
         _step(bo_app, workflow.reject, case_id, "clerk_a", reason="   ")
-    assert refused.value.field == "reason" and "理由を入力してください" in refused.value.message
+    assert refused.value.field == "reason" and "理由を入力してください" in _ja(bo_app, refused.value.message)
     assert load_case(bo_app, case_id).status is CaseStatus.RECEIVED
     _step(bo_app, workflow.reject, case_id, "clerk_a", reason="同一内容の届出が重複しています。")
     assert load_case(bo_app, case_id).status is CaseStatus.REJECTED
