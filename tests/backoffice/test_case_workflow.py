@@ -96,7 +96,8 @@ def test_the_clerk_who_confirmed_cannot_approve_even_with_the_approver_role(bo_a
     before = _counts(bo_app)
     with pytest.raises(CaseError) as refused:
         _step(bo_app, workflow.approve, case_id, "both_d", totp_code=people.totp("both_d"))
-    assert refused.value.code == "same_person" and "確認した職員は同じ案件を承認できません" in _ja(bo_app, refused.value.message)
+    assert refused.value.code == "same_person"
+    assert "確認した職員は同じ案件を承認できません" in _ja(bo_app, refused.value.message)
     assert load_case(bo_app, case_id).status is CaseStatus.CONFIRMED
     assert _counts(bo_app) == before
 
