@@ -57,7 +57,7 @@ run-two-cities: demo ## Serve the portal with two back offices (Hanamaki, and Ki
 	MUNICIPALITY_CODE=$${SECOND_MUNICIPALITY_CODE:-032069} BACKOFFICE_DATABASE_URL=$${SECOND_BACKOFFICE_DATABASE_URL:-} \
 		$(FLASK) --app wsgi:backoffice_app db upgrade
 	MUNICIPALITY_CODE=$${SECOND_MUNICIPALITY_CODE:-032069} BACKOFFICE_DATABASE_URL=$${SECOND_BACKOFFICE_DATABASE_URL:-} \
-		$(FLASK) --app wsgi:backoffice_app demo
+		$(FLASK) --app wsgi:backoffice_app demo --url http://127.0.0.1:$$(( $${PORT:-5000} + 1 ))
 	$(BIN)/python -m scripts.run --two-cities
 
 # The bridge in production-like form: one process per queue (docs/operations.md, "Relays and workers").
@@ -81,11 +81,15 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch node_modules/.installed
 
-test: install node_modules/.installed ## Run the whole suite (PostgreSQL, Redis and Chromium on this machine)
+services: ## Start PostgreSQL and Redis if stopped; install the suite's Debian packages as root, or name them
+	@bash scripts/services.sh
+
+test: services install node_modules/.installed ## Run the whole suite (sets up PostgreSQL, Redis, Chromium first)
 	$(BIN)/pytest
 
-lint: install ## ruff over the project
+lint: install ## ruff over the project, mypy (strict) over core/ and bridge/
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 check-migrations: install ## Prove models and migrations agree on a scratch SQLite database
 	$(BIN)/python -m scripts.check_migrations
@@ -99,4 +103,4 @@ bench: install ## Measure speed against same-run baselines (see docs/performance
 requirements.txt: requirements.in
 	$(BIN)/pip-compile -q --strip-extras --output-file requirements.txt requirements.in
 
-.PHONY: help install translations translations-update migrate demo run serve run-two-cities test lint check-migrations bench-seed bench relay worker
+.PHONY: help services install translations translations-update migrate demo run serve run-two-cities test lint check-migrations bench-seed bench relay worker

@@ -22,7 +22,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations" / "backoffice"),
                      render_as_batch=True, compare_type=True)
 
-    from backoffice import security
+    from backoffice import messages, security
     from backoffice.admin import bp as admin_bp
     from backoffice.audit import bp as audit_bp
     from backoffice.auth import bp as auth_bp
@@ -43,6 +43,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(bp)
     register(app)
     app.jinja_env.globals["zone"] = "backoffice"
+    messages.register(app)
     _init_bridge(app)
     return app
 
@@ -130,5 +131,5 @@ def _init_bridge(app: Flask) -> None:
     from backoffice.services import intake_pause
 
     intake_pause.register()  # a paused kind's applications are held, not applied
-    import backoffice.services.certificates  # noqa: F401  (registers what approving a certificate request does)
+    import backoffice.services.approval  # noqa: F401  (its check that every kind of case has its effect)
     load_recipients()  # a malformed list of lawful recipients stops the start, not the first provision

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,7 +13,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
-from backoffice.cards.cli import cards_cli
+from backoffice.cards.cli import CLI_ACTOR, cards_cli, write_new_file
 from backoffice.extensions import db
 from backoffice.models import Resident, Role, Staff
 from backoffice.services import audit
@@ -24,10 +26,6 @@ from core.grants import register_grants_command
 staff_cli = AppGroup("staff", help="Manage staff accounts.")
 terminals_cli = AppGroup("terminals", help="Register and revoke terminals.")
 audit_cli = audit_group(audit.chain, lambda: db.session)
-
-
-def _fail(message: str) -> None:
-    fail(message)
 
 
 def _refusals() -> Any:
@@ -52,7 +50,7 @@ def staff_add(login_id: str, name: str, roles: tuple[str, ...], password: str) -
 def _staff(login_id: str) -> Staff:
     staff = staff_service.get_by_login(db.session, login_id)
     if staff is None:
-        _fail(f"login_id: no account {login_id!r}")
+        fail(f"login_id: no account {login_id!r}")
     assert staff is not None
     return staff
 
@@ -123,17 +121,26 @@ DEMO_STAFF = [
     ("clerk1", "窓口 一郎", ["clerk"]),
     ("clerk2", "窓口 二郎", ["clerk"]),
     ("approver1", "審査 花子", ["approver", "clerk"]),
+    # A second approver: one approver cannot approve a case they confirmed themselves.
+    ("approver2", "審査 桜子", ["approver", "clerk"]),
     ("number1", "番号 利用", ["number_use", "clerk"]),
     ("admin1", "管理 太郎", ["admin"]),
     ("auditor1", "監査 次郎", ["auditor"]),
 ]
 
 
+DEMO_CARD_PIN = "1234"
+# Residents printed for a newcomer to issue more cards to.
+DEMO_RESIDENTS_TO_TRY = 5
+
+
 @click.command("demo")
 @with_appcontext
 @click.option("--residents", default=1000, show_default=True, type=int)
-def demo(residents: int) -> None:
-    """When the database is empty: seed a demo ledger, staff of every role and one terminal code."""
+@click.option("--url", "url", default=None,
+              help="Where this back office is served (default: COUNTER_ORIGIN/backoffice, as `make run` serves it).")
+def demo(residents: int, url: str | None) -> None:
+    """When the database is empty: seed a demo ledger, staff of every role, one terminal code and a ready card."""
     if db.session.execute(select(func.count(Staff.id))).scalar_one():
         click.echo("Demo data already present; nothing changed.")
         return
@@ -149,11 +156,49 @@ def demo(residents: int) -> None:
                                                  roles=roles)
         lines.append(f"  {login_id:<10} password {password:<24} TOTP secret {secret}  roles {','.join(roles)}")
     _terminal, code = terminal_service.add_terminal(db.session, name="demo-terminal")
+    card_lines, card_file = _demo_card(cfg)
     db.session.commit()
-    click.echo(f"Demo ledger: {residents} residents. Demo staff "
+    if card_file is not None:  # after the commit: a file for a card the ledger does not know could never be revoked
+        card_file[0].unlink(missing_ok=True)  # a card of an earlier demo database is of no use
+        card_file[0].parent.mkdir(parents=True, exist_ok=True)
+        write_new_file(*card_file)
+    city = f"{cfg['MUNICIPALITY_NAME']} ({cfg['MUNICIPALITY_CODE']})"
+    base = (url or f"{cfg['COUNTER_ORIGIN']}/backoffice").rstrip("/")
+    click.echo(f"Demo ledger of {city}: {residents} residents. Demo staff "
                "(TOTP: any authenticator app, or `oathtool --totp -b SECRET`):")
     click.echo("\n".join(lines))
-    click.echo(f"Demo terminal enrollment code: {code}  (enter it at /backoffice/terminal/enroll)")
+    click.echo(f"Demo terminal of {city}, enrollment code: {code}  (enter it at {base}/terminal/enroll)")
+    click.echo("\n".join(card_lines))
+
+
+def _demo_card(cfg: Any) -> tuple[list[str], tuple[Path, bytes] | None]:
+    """Issue a card to the first adult demo resident; the lines saying how to use it, and its file to write.
+
+    Also names a few more residents (synthetic, like the whole demo ledger) a newcomer can issue cards to.
+    """
+    from backoffice.models import RecordStatus
+    from backoffice.services import cards as card_service
+    from core import clock
+
+    today = clock.today_jst()
+    adult = dt.date(today.year - 20, today.month, 1)
+    residents = db.session.execute(
+        select(Resident).where(Resident.status == RecordStatus.CURRENT, Resident.birth_date < adult)
+        .order_by(Resident.id).limit(DEMO_RESIDENTS_TO_TRY + 1)).scalars().all()
+    if not residents:
+        return ["No adult demo resident to issue a demo card to."], None
+    holder, others = residents[0], residents[1:]
+    path = Path(cfg["INSTANCE_PATH"]) / f"demo-card-{cfg['MUNICIPALITY_CODE']}.json"
+    password = f"DEMO{secrets.randbelow(10_000):04d}"
+    card, data = card_service.issue_card(db.session, resident_code=holder.juminhyo_code, pin=DEMO_CARD_PIN,
+                                         password=password, issued_by=CLI_ACTOR)
+    lines = [f"Demo card of {holder.name} (住民票コード {holder.juminhyo_code}, card {card.card_number}): {path}",
+             f"  PIN {DEMO_CARD_PIN}  signature password {password}  "
+             "(sign in at the portal's /auth/sign-in, or docs/examples/reference_client.py)",
+             "More demo residents to try (.venv/bin/flask --app wsgi:backoffice_app cards issue CODE "
+             "--pin 1234 --password ABC123 --out card.json):"]
+    lines += [f"  {r.juminhyo_code}  {r.name}  born {r.birth_date.isoformat()}" for r in others]
+    return lines, (path, data)
 
 
 def register(app: Flask) -> None:

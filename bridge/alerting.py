@@ -85,10 +85,18 @@ def conditions(binding: Bridge, connection: Any) -> list[Condition]:
     return found
 
 
+def _alerts(binding: Bridge) -> Any:
+    """The app's alert model (every app with a bridge has one)."""
+    model = _alerts(binding)
+    if model is None:
+        raise RuntimeError(f"{binding.party} has no alert table")
+    return model
+
+
 def record(binding: Bridge, found: Iterable[Condition], *, now: dt.datetime) -> None:
     """Open a row per condition, or update the open one (flushes; the caller commits)."""
     session = binding.session
-    table = binding.alerts.__table__
+    table = _alerts(binding).__table__
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for condition in found:
         statement = insert(table).values(kind=condition.kind, subject=condition.subject, detail=condition.detail,
@@ -101,7 +109,7 @@ def record(binding: Bridge, found: Iterable[Condition], *, now: dt.datetime) -> 
 
 def open_alerts(binding: Bridge, *, limit: int = 200) -> list[Any]:
     """The administrators' alerts not yet resolved, newest first (never the security officer's)."""
-    model = binding.alerts
+    model = _alerts(binding)
     return list(binding.session.execute(
         select(model).where(model.resolved_at.is_(None), model.kind.notin_(SECURITY_KINDS))
         .order_by(model.id.desc()).limit(limit)).scalars())
@@ -154,7 +162,7 @@ def mail_new(binding: Bridge, *, now: dt.datetime, settings: MailSettings | None
     settings = settings or MailSettings.from_config(current_app.config, security=security)
     if not settings.to:
         return 0
-    model = binding.alerts
+    model = _alerts(binding)
     session = binding.session
     group = model.kind.in_(SECURITY_KINDS) if security else model.kind.notin_(SECURITY_KINDS)
     waiting = session.execute(select(model).where(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from core.cli import fail
 from core.envelope import (
     KeyRegistry,
     import_public_key,
@@ -20,11 +20,6 @@ from core.envelope import (
 )
 
 keys_cli = AppGroup("keys", help="This party's bridge keys and the public keys of the other parties.")
-
-
-def _fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(2)
 
 
 @keys_cli.command("generate")
@@ -61,7 +56,7 @@ def keys_import(party: str, file: Path) -> None:
         validate_party(party)
         keys = import_public_key(key_directory(current_app.config), party, file.read_text())
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     path = public_key_path(key_directory(current_app.config), party)
     click.echo(f"Registered {party}: signing key {keys.verify_kid}, encryption key {keys.encrypt_kid} ({path}).")
@@ -80,10 +75,10 @@ def relay_command(once: bool) -> None:
     try:
         published = run_relay(app, once=once)
     except RelayLocked as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     except redis_module.RedisError as exc:
-        _fail(f"Redis unavailable ({type(exc).__name__}); nothing was lost, the rows stay in the outbox")
+        fail(f"Redis unavailable ({type(exc).__name__}); nothing was lost, the rows stay in the outbox")
         return
     if once:
         click.echo(f"Published {published} message(s).")
@@ -102,7 +97,7 @@ def worker_command(queue: str, burst: bool, name: str | None) -> None:
     try:
         run_worker(app, queue, burst=burst, name=name)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @click.command("alerts")
@@ -122,7 +117,7 @@ def alerts_command(limit: int, check: bool, acknowledge_id: int | None, resolve_
 
     binding = current_app.extensions["bridge"]
     if binding.alerts is None:
-        _fail("this app keeps no bridge alerts")
+        fail("this app keeps no bridge alerts")
         return
     for action, alert_id in (("acknowledge", acknowledge_id), ("resolve", resolve_id)):
         if alert_id is None:
@@ -131,16 +126,16 @@ def alerts_command(limit: int, check: bool, acknowledge_id: int | None, resolve_
 
         row = binding.session.get(binding.alerts, alert_id)
         if not by.strip():
-            _fail("--by: name who handles the alert")
+            fail("--by: name who handles the alert")
             return
         if row is None:
-            _fail(f"--{action}: no alert {alert_id}")
+            fail(f"--{action}: no alert {alert_id}")
             return
         try:
             getattr(alerting, action)(binding, row, by=by.strip()[:80])
         except alerting.AlertClosed as exc:
             binding.session.rollback()
-            _fail(f"--{action}: {exc}")
+            fail(f"--{action}: {exc}")
             return
         binding.session.commit()
         click.echo(f"Alert {alert_id}: {action}d by {by.strip()[:80]}.", err=True)

@@ -68,11 +68,6 @@ def registration_for(message_type: str, *, zone: str | None = None) -> Registrat
     return _registry[(zone or _current_zone(), message_type)]
 
 
-def handler_for(message_type: str, *, zone: str | None = None) -> Handler:
-    """The handler of ``message_type`` in ``zone`` (default: the current app's); KeyError if none."""
-    return registration_for(message_type, zone=zone).handler
-
-
 def accepted_types(zone: str | None = None) -> frozenset[str]:
     """Every message type ``zone`` (default: the current app's) has a handler for."""
     zone = zone or _current_zone()

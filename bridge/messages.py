@@ -36,10 +36,12 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 FORMATS = jsonschema.FormatChecker()
 
 
-@FORMATS.checks("juminhyo-code")
 def _juminhyo_code(value: object) -> bool:
     """住民票コード: 11 digits whose last is the check digit (a non-string is the type keyword's business)."""
     return not isinstance(value, str) or checkdigits.is_valid_juminhyo_code(value)
+
+
+FORMATS.checks("juminhyo-code")(_juminhyo_code)
 
 
 UUID: dict[str, Any] = {"type": "string", "format": "uuid",

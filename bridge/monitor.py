@@ -94,9 +94,14 @@ class Counts:
     latency: dict[str, tuple[list[tuple[str, int]], float, int]] = field(default_factory=dict)
 
 
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text (the connection may or may not decode replies)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def read_counts(connection: redis.Redis) -> Counts:
     """The job counters and histograms of this app."""
-    raw = {k.decode(): v.decode() for k, v in connection.hgetall(_key("counts")).items()}
+    raw = {_text(k): _text(v) for k, v in connection.hgetall(_key("counts")).items()}
     counts = Counts()
     for name, value in raw.items():
         kind, _, rest = name.partition("|")
@@ -216,10 +221,10 @@ def queue_figures(connection: redis.Redis, names: Iterable[str],
             enqueued = _utc(job.enqueued_at) if job is not None else None
             if enqueued is not None:
                 oldest = max((now - enqueued).total_seconds(), 0.0)
-        kwargs = {"queue": queue, "serializer": queue.serializer}
         result.append(QueueFigures(
-            name=name, waiting=queue.count, running=StartedJobRegistry(**kwargs).count,
-            scheduled=ScheduledJobRegistry(**kwargs).count, failed=FailedJobRegistry(**kwargs).count,
+            name=name, waiting=queue.count, running=StartedJobRegistry(queue=queue, serializer=queue.serializer).count,
+            scheduled=ScheduledJobRegistry(queue=queue, serializer=queue.serializer).count,
+            failed=FailedJobRegistry(queue=queue, serializer=queue.serializer).count,
             oldest_waiting=oldest, finished_5m=finished_since(connection, name, 5),
             finished_60m=finished_since(connection, name, 60),
             workers=sum(1 for w in worker_list if w.queue == name)))
@@ -303,7 +308,7 @@ def samples(connection: redis.Redis, queue: str, *, now: dt.datetime | None = No
     since = now - dt.timedelta(hours=24)
     found = []
     for raw in connection.lrange(_key("samples", queue), 0, SAMPLES_KEPT - 1):
-        at, waiting, finished = (int(part) for part in raw.decode().split())
+        at, waiting, finished = (int(part) for part in _text(raw).split())
         moment = dt.datetime.fromtimestamp(at, dt.UTC)
         if moment >= since:
             found.append(Sample(moment, waiting, finished))

@@ -114,7 +114,7 @@ def check_redis_epoch(session: Session, outbox_model: type[Any], alert_model: ty
     """
     marked = connection.get(epoch_key(party))
     master = replication_id(connection)
-    if marked is not None and marked.decode() == master:
+    if marked is not None and (marked.decode() if isinstance(marked, bytes) else marked) == master:
         return None
     if not connection.set(epoch_claim_key(party), uuid.uuid4().hex, nx=True, ex=EPOCH_CLAIM_SECONDS):
         return None

@@ -97,8 +97,30 @@ def _number(config: Mapping[str, Any], name: str) -> float:
         raise ConfigError(f"{name} must be a number, got {value!r}") from exc
 
 
+# rq's routine maintenance, logged at INFO by every worker every few seconds: noise beside the bridge's own lines.
+ROUTINE_RQ_LINES = frozenset({
+    "Worker %s: cleaning registries for queue: %s",
+    "Worker %s: cleaning group registries",
+    "Acquired scheduler lock for %s",
+})
+
+
+class RoutineRqFilter(logging.Filter):
+    """Drop rq's routine maintenance lines at INFO and below; warnings and errors always pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or record.msg not in ROUTINE_RQ_LINES
+
+
 def configure_logging() -> None:
-    """Log the bridge's own lines (ids, types, reasons; never payloads) at INFO on stderr, once per process."""
+    """Log the bridge's own lines (ids, types, reasons; never payloads) at INFO on stderr, once per process.
+
+    rq's own routine lines (cleaning registries, taking the scheduler lock) are dropped; the rest of rq's log stays.
+    """
+    for name in ("rq.worker", "rq.scheduler"):
+        rq_logger = logging.getLogger(name)
+        if not any(isinstance(f, RoutineRqFilter) for f in rq_logger.filters):
+            rq_logger.addFilter(RoutineRqFilter())
     logger = logging.getLogger("bridge")
     if logger.handlers:
         return

@@ -46,8 +46,8 @@ class TrustedProxyFix:
         peer = environ.get("REMOTE_ADDR")
         environ[PEER_ADDR] = peer
         if peer and peer in self.flask_app.config["TRUSTED_PROXIES"]:
-            return self.forwarded(environ, start_response)  # type: ignore[no-any-return]
-        return self.plain(environ, start_response)  # type: ignore[no-any-return]
+            return self.forwarded(environ, start_response)  # type: ignore[no-any-return,unused-ignore]
+        return self.plain(environ, start_response)  # type: ignore[no-any-return,unused-ignore]
 
 
 class ChunkedBodyLimit:

@@ -399,11 +399,11 @@ class AuditChain:
             canonical = canonical_entry(row)
             if canonical != row.canonical or chain_hash(self.hmac_key, prev, row.seq, canonical) != row.row_hash:
                 return VerifyResult(False, last, row.seq, "row content does not match its hash", *_cp(proven))
-            cp = by_seq.get(row.seq)
-            if cp is not None:
-                if cp["head_hash"] != row.row_hash:
+            signed = by_seq.get(row.seq)
+            if signed is not None:
+                if signed["head_hash"] != row.row_hash:
                     return VerifyResult(False, last, row.seq, "row differs from the signed checkpoint", *_cp(proven))
-                proven = cp
+                proven = signed
             prev = row.row_hash
             last = row.seq
             expected += 1
@@ -412,7 +412,7 @@ class AuditChain:
             return VerifyResult(False, last, last + 1,
                                 f"rows after {last} were cut off (a signed checkpoint covers row {max(by_seq)})",
                                 *_cp(proven))
-        if not archived:
+        if not archived and first is not None:
             return VerifyResult(False, last, 1, f"rows 1 to {first - 1} are missing: no `{PURGE_ACTION}` row "
                                 "records their archive", *_cp(proven))
         if last and proven is None:

@@ -17,10 +17,13 @@ def new_code() -> str:
     return "-".join(raw[i:i + 4] for i in range(0, LENGTH, 4))
 
 
+LOOKALIKES = str.maketrans("OIL", "011")
+
+
 def normalise(text: str) -> str:
     """The code as typed (any width or case, spaces or hyphens; O for 0, I and L for 1) in canonical form."""
     folded = unicodedata.normalize("NFKC", text or "").upper()
-    folded = folded.translate(str.maketrans({"O": "0", "I": "1", "L": "1"}))
+    folded = folded.translate(LOOKALIKES)
     return "".join(c for c in folded if c in ALPHABET)
 
 

@@ -292,7 +292,10 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg["SENSITIVE_CASE_KINDS"] = parse_codes(os.environ.get("SENSITIVE_CASE_KINDS", base["SENSITIVE_CASE_KINDS"]),
                                               "SENSITIVE_CASE_KINDS")
     cfg["CERTIFICATE_FEE_YEN"] = parse_fee(os.environ.get("CERTIFICATE_FEE_YEN", base["CERTIFICATE_FEE_YEN"]))
-    cfg["SITE_ORIGIN"] = os.environ.get("SITE_ORIGIN", base["SITE_ORIGIN"])
+    # In development the portal is served on PORT (`PORT=5100 make run`): its origin follows unless it is set.
+    port = os.environ.get("PORT", "") if env == "development" else ""
+    cfg["SITE_ORIGIN"] = os.environ.get("SITE_ORIGIN") or (
+        f"http://127.0.0.1:{port}" if port.isdigit() else base["SITE_ORIGIN"])
     # The back office's own origin, which a card signs at the counter terminal; never the portal's (see
     # counter_origin_default, and the check at the back office's start).
     cfg["COUNTER_ORIGIN"] = os.environ.get("COUNTER_ORIGIN", base["COUNTER_ORIGIN"])
@@ -328,9 +331,9 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     code = str(cfg["MUNICIPALITY_CODE"])
     if not code.isdigit() or len(code) != 6:
         raise ConfigError("MUNICIPALITY_CODE must be a 6-digit local government code")
-    for name, default in (("PORTAL_DATABASE_URL", f"sqlite:///{INSTANCE / 'portal.db'}"),
-                          ("BACKOFFICE_DATABASE_URL", f"sqlite:///{INSTANCE / f'backoffice-{code}.db'}")):
-        cfg[name] = overrides.get(name) or os.environ.get(name) or base[name] or default
+    for name, fallback in (("PORTAL_DATABASE_URL", f"sqlite:///{INSTANCE / 'portal.db'}"),
+                           ("BACKOFFICE_DATABASE_URL", f"sqlite:///{INSTANCE / f'backoffice-{code}.db'}")):
+        cfg[name] = overrides.get(name) or os.environ.get(name) or base[name] or fallback
     if not cfg["COUNTER_ORIGIN"]:
         cfg["COUNTER_ORIGIN"] = counter_origin_default(str(cfg["SITE_ORIGIN"]), env)
     if env == "production":

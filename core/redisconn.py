@@ -67,8 +67,9 @@ def connect(config: Mapping[str, Any], *, socket_timeout: float = 5, socket_conn
     sentinel_options = {name: options[name] for name in _SENTINEL_OPTIONS if name in options}
     ssl = {"ssl": True} if tls else {}
     manager = Sentinel(sentinel_addresses(str(sentinels)), sentinel_kwargs={**sentinel_options, **timeouts, **ssl})
-    return manager.master_for(str(config["REDIS_SENTINEL_SERVICE"]), redis_class=redis.Redis, **options, **timeouts,
-                              **ssl)
+    master: redis.Redis = manager.master_for(str(config["REDIS_SENTINEL_SERVICE"]), redis_class=redis.Redis, **options,
+                                             **timeouts, **ssl)
+    return master
 
 
 def get_redis(app: Flask | None = None) -> redis.Redis:

@@ -133,7 +133,7 @@ def purge_kind(session: Session, rule: Rule, days: int, *, now: dt.datetime, dry
             break
         for child, column in rule.children:
             session.execute(delete(child).where(child.c[column].in_(ids)))
-        total += session.execute(delete(table).where(key.in_(ids))).rowcount or 0
+        total += _deleted(session.execute(delete(table).where(key.in_(ids))))
         if len(ids) < batch:
             break
     return Purged(rule.kind, days, cutoff, total, False)
@@ -200,11 +200,16 @@ def purge_log(session: Session, chain: AuditChain, days: int, *, now: dt.datetim
                                    .limit(batch)).scalars())
         if not ids:
             break
-        deleted += session.execute(delete(model).where(model.seq.in_(ids))).rowcount or 0
+        deleted += _deleted(session.execute(delete(model).where(model.seq.in_(ids))))
     if deleted != rows:
         raise RetentionError(f"expected to purge {rows} log rows, deleted {deleted}")
     return Purged(LOG_KIND, days, cutoff, deleted, False, {"archive": path.name, "sha256": digest,
                                                            "through_seq": end["seq"], "head_hash": end["head_hash"]})
+
+
+def _deleted(result: Any) -> int:
+    """The rows a DELETE removed (a cursor result's row count)."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def verify_archive(chain: AuditChain, path: Path) -> str:

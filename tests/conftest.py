@@ -21,7 +21,8 @@ os.environ["APP_ENV"] = "test"
 
 from core import clock as clock_module  # after INSTANCE_PATH is set
 
-pytest_plugins = ["tests.portal_fixtures", "tests.leakscan_plugin"]  # the second: the leak scan of the logs
+# The last: the leak scan of the logs.
+pytest_plugins = ["tests.portal_fixtures", "tests.pki_fixtures", "tests.leakscan_plugin"]
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://127.0.0.1:5432/postgres")
 SECRETS = {

@@ -19,15 +19,11 @@ cards_cli = AppGroup("cards", help="Issue My Number Cards and revoke, suspend or
 CLI_ACTOR = "cli"
 
 
-def _fail(message: str) -> None:
-    fail(message)
-
-
 def _refusals() -> Any:
     return refusals(db.session, card_service.CardError)
 
 
-def _write_new_file(path: Path, data: bytes) -> None:
+def write_new_file(path: Path, data: bytes) -> None:
     # O_EXCL: never overwrite another card's file; 0600: the file holds the holder's four basic items.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -44,16 +40,16 @@ def cards_issue(resident_code: str, pin: str, password: str, out: Path) -> None:
     """Issue a card to the resident with RESIDENT_CODE and write its virtual card file."""
     # Checked before issuing, so a bad path never leaves an issued card without its file.
     if out.exists():
-        _fail(f"out: {out} already exists")
+        fail(f"out: {out} already exists")
     if not out.parent.is_dir():
-        _fail(f"out: the folder {out.parent} does not exist")
+        fail(f"out: the folder {out.parent} does not exist")
     with _refusals():
         card, data = card_service.issue_card(db.session, resident_code=resident_code, pin=pin,
                                              password=password or None, issued_by=CLI_ACTOR)
     # Committed before the file is written: a file for a card the ledger does not know could never be revoked.
     db.session.commit()
     try:
-        _write_new_file(out, data)
+        write_new_file(out, data)
     except OSError as exc:
         click.echo(f"Error: out: card {card.card_number} was issued but its file could not be written ({exc}); "
                    "issue the card again, which supersedes this one.", err=True)

@@ -7,13 +7,24 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from backoffice.cases import bp
 from backoffice.cases.forms import ApproveForm, NoteForm, ReasonForm, StepForm
 from backoffice.extensions import db
+from backoffice.messages import (
+    ACTION_LABELS,
+    APPLICATION_LABELS,
+    CERTIFICATE_ITEMS,
+    DESTINATION_LABELS,
+    FINDING_LABELS,
+    FINDINGS_SAID_BY_THE_LABEL,
+    ITEM_LABELS,
+    KIND_LABELS,
+    STATUS_LABELS,
+    VALUE_LABELS,
+)
 from backoffice.models import Case, CaseStatus, Role
 from backoffice.security import access
 from backoffice.services import cases, ledger
@@ -23,87 +34,6 @@ from core.i18n import format_date, format_moment
 
 KINDS = cases.KINDS
 STAFF = (Role.CLERK, Role.APPROVER)
-KIND_LABELS = {
-    "move_out": _l("Move-out notification"),
-    "move_in_reservation": _l("Move-in reservation"),
-    "in_city_reservation": _l("In-city move reservation"),
-    "certificate": _l("Certificate request"),
-}
-STATUS_LABELS = {
-    CaseStatus.RECEIVED: _l("Received, not yet reviewed"),
-    CaseStatus.IN_REVIEW: _l("In review"),
-    CaseStatus.RETURNED: _l("Returned"),
-    CaseStatus.CONFIRMED: _l("Confirmed, awaiting approval"),
-    CaseStatus.APPROVED: _l("Approved"),
-    CaseStatus.REJECTED: _l("Rejected"),
-    CaseStatus.WITHDRAWN: _l("Withdrawn"),
-    CaseStatus.COMPLETED: _l("Completed"),
-}
-ACTION_LABELS = {
-    "received": _l("Arrived from the portal"),
-    "claim": _l("Claimed"),
-    "release": _l("Released"),
-    "confirm": _l("Confirmed"),
-    "return": _l("Returned to the applicant"),
-    "reject": _l("Rejected"),
-    "approve": _l("Approved"),
-    "complete": _l("Completed"),
-    "withdrawn": _l("Withdrawn by the applicant"),
-    "movein_notice": _l("転入通知 received from the destination"),
-    "householder_needed": _l("The householder has moved out and two or more who stay could head the household: "
-                             "the members who stay file a 世帯主変更届"),
-}
-FINDING_LABELS = {
-    "signature_refused": _l("The signature could not be verified"),
-    "four_items_mismatch": _l("The card's four basic items differ from the ledger record"),
-    "applicant_not_found": _l("No current resident has the signer's four basic items"),
-    "unknown_member": _l("A mover is not a current resident"),
-    "would_return": _l("Intake would have returned this case (sensitive: a clerk decides)"),
-}
-ITEM_LABELS = {
-    "name": _l("Name"),
-    "kana": _l("Kana"),
-    "birth_date": _l("Date of birth"),
-    "relationship": _l("Relationship"),
-}
-APPLICATION_LABELS = {
-    "moveDate": _l("Date of the move"),
-    "fromMunicipalityCode": _l("Municipality moved from (code)"),
-    "newHouseholder": _l("New householder"),
-    "contactPhone": _l("Contact telephone"),
-    "visitDate": _l("Planned counter visit"),
-    "municipalityCode": _l("Municipality (code)"),
-    "kind": _l("Certificate type"),
-    "persons": _l("Persons"),
-    "copies": _l("Copies"),
-    "purpose": _l("Purpose"),
-    "delivery": _l("Delivery"),
-}
-DESTINATION_LABELS = {
-    "postalCode": _l("Postal code"),
-    "prefecture": _l("Prefecture"),
-    "municipality": _l("Municipality"),
-    "municipalityCode": _l("Municipality (code)"),
-    "address": _l("Address"),
-    "machiazaCode": _l("Town area (code)"),
-    "banchi": _l("Block and lot number"),
-    "katagaki": _l("Building and room"),
-}
-VALUE_LABELS = {
-    "juminhyo": _l("Certified copy of the resident record"),
-    "kisai_jiko": _l("Certificate of selected record items"),
-    "self": _l("The applicant only"),
-    "household": _l("The whole household"),
-    "post": _l("By post"),
-}
-CERTIFICATE_ITEMS = {
-    "householder": _l("Householder and relationship"),
-    "honseki": _l("Registered domicile"),
-    "juminhyoCode": _l("Resident record code"),
-    "myNumber": _l("My Number"),
-}
-
-
 jst = format_moment  # a moment in Japan time, as the clerks and the working hours count it
 
 
@@ -158,6 +88,7 @@ def _render(item: Case, *, forms: dict[str, FlaskForm] | None = None, errors: li
         may_unmask=ledger.may_see_my_number(current_user), masked=ledger.masked_my_number,
         address_text=ledger.address_text, format_date=format_date, kind_labels=KIND_LABELS,
         status_labels=STATUS_LABELS, action_labels=ACTION_LABELS, finding_labels=FINDING_LABELS,
+        finding_labels_alone=FINDINGS_SAID_BY_THE_LABEL,
         item_labels=ITEM_LABELS, application_labels=APPLICATION_LABELS, destination_labels=DESTINATION_LABELS,
         value_labels=VALUE_LABELS, jst=jst, certificate_items=CERTIFICATE_ITEMS, open_statuses=cases.OPEN,
         **(forms or _forms()))

@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -55,39 +56,35 @@ NOTE_MAX = 2000
 class CaseError(Exception):
     """A workflow step that is not allowed; ``field`` names the input to correct, ``message`` says why.
 
-    ``message`` is Japanese first, then English, for the clerk (the city's working language).
+    ``message`` is from the catalogue (backoffice.services.cases.MESSAGES): it reads in the page's language.
     """
 
-    def __init__(self, field: str, message: str, *, code: str = "refused") -> None:
+    def __init__(self, field: str, message: Any, *, code: str = "refused") -> None:
         super().__init__(message)
         self.field = field
         self.message = message
         self.code = code
 
 
+# What each refusal says, in the catalogue (English source, Japanese in translations/ja): the page's language.
 MESSAGES = {
-    "not_found": "この案件はありません。 / There is no such case.",
-    "stale": "この案件はほかの職員が先に処理しました。画面を開き直してください。 / "
-             "Another member of staff changed this case first. Please open it again.",
-    "claimed_by_other": "この案件はほかの職員が担当しています。 / Another member of staff has claimed this case.",
-    "not_claimed": "この案件はあなたが担当していません。 / You have not claimed this case.",
-    "closed": "この案件は処理が終わっています。 / This case is already closed.",
-    "not_open": "この状態の案件にはこの操作はできません。 / This step is not possible for a case in this status.",
-    "need_clerk": "確認・差戻し・却下は窓口担当の職員が行います。 / Only a clerk may confirm, return or reject.",
-    "need_approver": "承認は審査承認者の役割を持つ職員だけが行えます。 / "
-                     "Only staff with the approver role may approve.",
-    "not_confirmed": "承認できるのは確認済みの案件だけです。 / Only a confirmed case can be approved.",
-    "same_person": "確認した職員は同じ案件を承認できません。別の承認者に依頼してください。 / "
-                   "The person who confirmed a case cannot approve it. Please ask another approver.",
-    "totp": "ワンタイムコードが正しくないか、すでに使われています。新しいコードを入力してください。 / "
-            "The one-time code is wrong or was already used. Please enter a new code.",
-    "reason_missing": "理由を入力してください。申請者に表示されます。 / "
-                      "Please enter a reason; the applicant will see it.",
-    "reason_long": f"理由は{REASON_MAX}文字以内で入力してください。 / "
-                   f"The reason must be at most {REASON_MAX} characters.",
-    "note_missing": "メモを入力してください。 / Please enter a note.",
-    "note_long": f"メモは{NOTE_MAX}文字以内で入力してください。 / The note must be at most {NOTE_MAX} characters.",
-    "not_approved": "完了にできるのは承認済みの案件だけです。 / Only an approved case can be completed.",
+    "not_found": _l("There is no such case."),
+    "stale": _l("Another member of staff changed this case first. Please open it again."),
+    "claimed_by_other": _l("Another member of staff has claimed this case."),
+    "not_claimed": _l("You have not claimed this case."),
+    "closed": _l("This case is already closed."),
+    "not_open": _l("This step is not possible for a case in this status."),
+    "need_clerk": _l("Only a clerk may confirm, return or reject."),
+    "need_approver": _l("Only staff with the approver role may approve."),
+    "not_confirmed": _l("Only a confirmed case can be approved."),
+    "no_effect": _l("Approval is not defined for this kind of case."),
+    "same_person": _l("The person who confirmed a case cannot approve it. Please ask another approver."),
+    "totp": _l("The one-time code is wrong or was already used. Please enter a new code."),
+    "reason_missing": _l("Please enter a reason; the applicant will see it."),
+    "reason_long": _l("The reason must be at most %(max)d characters.", max=REASON_MAX),
+    "note_missing": _l("Please enter a note."),
+    "note_long": _l("The note must be at most %(max)d characters.", max=NOTE_MAX),
+    "not_approved": _l("Only an approved case can be completed."),
 }
 
 
@@ -97,27 +94,8 @@ def _error(field: str, code: str) -> CaseError:
 
 # -- approval effects ---------------------------------------------------------------------------------
 
+# What approving each kind does is the table in backoffice/services/approval.py (APPROVAL_EFFECTS).
 ApprovalEffect = Callable[[Session, Case, Staff], None]
-APPROVAL_EFFECTS: dict[str, ApprovalEffect] = {}
-
-
-def approval_effect(kind: str) -> Callable[[ApprovalEffect], ApprovalEffect]:
-    """Register what approving a case of ``kind`` does; one effect per kind.
-
-    The effect runs inside the approval's transaction after every check has passed; raising (a
-    ``CaseError`` for a refused logic check) undoes the approval with it.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"unknown case kind {kind!r}")
-
-    def register(effect: ApprovalEffect) -> ApprovalEffect:
-        existing = APPROVAL_EFFECTS.get(kind)
-        if existing is not None and existing.__qualname__ != effect.__qualname__:
-            raise ValueError(f"an approval effect for {kind!r} is already registered: {existing.__qualname__}")
-        APPROVAL_EFFECTS[kind] = effect
-        return effect
-
-    return register
 
 
 # -- history, status, audit ----------------------------------------------------------------------------
@@ -296,10 +274,13 @@ def approve(session: Session, case_id: int, *, by: Staff, totp_code: str) -> Cas
     case.approved_by, case.approved_at = staff.id, clock.utcnow()
     case.claimed_by, case.claimed_at = None, None
     _transition(session, case, "approve", CaseStatus.APPROVED, by=staff)
+    from backoffice.services.approval import APPROVAL_EFFECTS  # the table imports the kinds' services, and they this
+
     effect = APPROVAL_EFFECTS.get(case.kind)
-    if effect is not None:
-        effect(session, case, staff)
-        session.flush()
+    if effect is None:  # never silently approve a kind whose approval does nothing
+        raise _error("case", "no_effect")
+    effect(session, case, staff)
+    session.flush()
     return case
 
 
@@ -346,16 +327,6 @@ def refused(session: Session, case_id: int, action: str, *, by: Staff, error: Ca
 
 
 # -- reading: the inbox and one case -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InboxFilter:
-    """What the inbox shows: enum values and flags only, never personal data."""
-
-    status: CaseStatus | None = None
-    kind: str | None = None
-    mine: bool = False
-    sensitive: bool = False
 
 
 def counts(session: Session) -> dict[CaseStatus, int]:

@@ -34,7 +34,7 @@ from backoffice.models import (
 )
 from backoffice.services import audit, records, support
 from backoffice.services import cases as case_service
-from backoffice.services.ledger import MASKED, address_text, may_see_my_number
+from backoffice.services.ledger import MASKED, full_address_text, may_see_my_number
 from bridge import messages
 from bridge.binding import send
 from core import certcode, clock
@@ -183,7 +183,7 @@ def _my_number(resident: Resident) -> str:
 def person_rows(resident: Resident, kind: str, items: tuple[str, ...], *, show_my_number: bool) -> list[list[str]]:
     """The label/value rows printed for one person: the basic items, then only the optional items asked for."""
     rows = [["氏名", resident.name], ["フリガナ", resident.name_kana], ["生年月日", wareki(resident.birth_date)],
-            ["性別", _sex(resident)], ["住所", address_text(resident)]]
+            ["性別", _sex(resident)], ["住所", full_address_text(resident)]]
     if resident.status is RecordStatus.REMOVED and resident.removed_on is not None:
         # A 除票 (the 転出届 removed it as of the planned date): the removal and the 転出予定地 or 転出確定地.
         rows.append(["除票", f"住民でなくなった年月日　{wareki(resident.removed_on)}　{resident.removal_reason.value}"
@@ -294,8 +294,8 @@ def issue(session: Session, case: Case, *, by: Staff) -> IssuedCertificate:
     return cert
 
 
-@case_service.approval_effect("certificate")
-def _issue_on_approval(session: Session, case: Case, staff: Staff) -> None:
+def issue_on_approval(session: Session, case: Case, staff: Staff) -> None:
+    """What approving a certificate request does (backoffice.services.approval): issue the certificate."""
     issue(session, case, by=staff)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 from backoffice.models import AuditLog, Resident, ResidentHistory, Role, Sex, Staff
 from backoffice.services import audit, support
 from core import checkdigits, clock
-from core.addressmaster import load_machiaza, machiaza_by_code
+from core.addressmaster import load_machiaza, machiaza_by_code, municipality_by_code
 from core.fieldcrypto import FieldCipher
 from core.textfold import fold
 
@@ -259,6 +259,14 @@ def address_text(resident: Resident) -> str:
     machiaza = machiaza_by_code(current_app.config["MUNICIPALITY_CODE"], resident.machiaza_code)
     text = (machiaza.name if machiaza else resident.machiaza_code) + resident.banchi
     return f"{text}　{resident.katagaki}" if resident.katagaki else text
+
+
+def full_address_text(resident: Resident) -> str:
+    """The address as a certificate prints it: prefecture and municipality (this back office's), then the rest."""
+    code = current_app.config["MUNICIPALITY_CODE"]
+    municipality = municipality_by_code(code)
+    city = f"{municipality.prefecture}{municipality.name}" if municipality else ""
+    return city + address_text(resident)
 
 
 def export_rows(resident_list: list[Resident]) -> list[list[str]]:

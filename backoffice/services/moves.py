@@ -43,7 +43,7 @@ from backoffice.models import (
     Staff,
 )
 from backoffice.services import audit, cards, filing, households, provision, records
-from backoffice.services.cases import CaseError, add_event, approval_effect, complete, signed_application
+from backoffice.services.cases import CaseError, add_event, complete, signed_application
 from bridge import messages
 from bridge.handlers import PermanentFailure, register
 from core import clock
@@ -240,7 +240,6 @@ def require_may_file(session: Session, case: Case, movers: list[Resident]) -> No
         raise CaseError("movers", filing.REASONS[refusal], code=refusal)
 
 
-@approval_effect("move_out")
 def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
     """転出予定 on each mover; 転出証明書情報 to the destination; prefecture update; department notices."""
     application = signed_application(case)
@@ -376,11 +375,6 @@ def match_certificates(session: Session, case: Case) -> Readiness:
     return Readiness(ready=not missing, missing=missing)
 
 
-def readiness(session: Session, case: Case) -> Readiness:
-    """For the counter: can this 転入予約 be completed now (matching whatever has arrived since)?"""
-    return match_certificates(session, case)
-
-
 def _candidate_cases(session: Session, certificate: MoveoutCertificate) -> list[Case]:
     stmt = select(Case).where(Case.kind == "move_in_reservation", Case.status.in_(WAITING_STATUSES))
     if certificate.move_id:
@@ -410,7 +404,6 @@ def receive_moveout_certificate(session: Session, opened: Opened) -> MoveoutCert
     return certificate
 
 
-@approval_effect("move_in_reservation")
 def approve_move_in_reservation(session: Session, case: Case, staff: Staff) -> None:
     """Prepare the counter case: matched with the 転出証明書情報, or flagged as waiting for it."""
     ready = match_certificates(session, case)
@@ -418,7 +411,6 @@ def approve_move_in_reservation(session: Session, case: Case, staff: Staff) -> N
               detail={"missing": len(ready.missing)})
 
 
-@approval_effect("in_city_reservation")
 def approve_in_city_reservation(session: Session, case: Case, staff: Staff) -> None:
     """Prepare the counter case of a 転居予約 (the 転居 itself is completed at the counter)."""
     _movers_of(session, case)

@@ -264,7 +264,8 @@ class PeerStore:
 
     def received(self, *, party: str | None = None, limit: int | None = None) -> list[Received]:
         """What the peer accepted, oldest first (``party`` narrows it to one of the peer's parties)."""
-        where, params = ("WHERE party = ?", [party]) if party else ("", [])
+        where = "WHERE party = ?" if party else ""
+        params: list[Any] = [party] if party else []
         if limit is None:
             query = f"SELECT * FROM received {where} ORDER BY received_at, message_id"  # noqa: S608 (fixed text)
         else:

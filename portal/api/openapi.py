@@ -20,8 +20,13 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 ERROR = {"type": "object", "required": ["error"], "properties": {
     "error": {"type": "string"}, "hint": {"type": ["string", "null"]}, "field": {"type": "string"},
     "message": {"type": "string"},
+    "pointer": {"type": "string", "description": "the field as a JSON Pointer (RFC 6901) into the request body"},
     "fields": {"type": "array", "items": {"type": "object", "properties": {
-        "field": {"type": "string"}, "message": {"type": "string"}}}}}}
+        "field": {"type": "string", "description": "dotted path into the application, e.g. movers.1.name"},
+        "pointer": {"type": "string", "description": "the same as a JSON Pointer (RFC 6901) into the signed "
+                                                     "application, e.g. /movers/1/name; a missing or unexpected "
+                                                     "property is named itself"},
+        "message": {"type": "string"}}}}}}
 NONCE = {"type": "object", "required": ["nonce", "expires_at"], "properties": {
     "nonce": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"},
     "aud": {"type": "string"}, "application": {"type": "object"}, "iat": {"type": "integer"},
@@ -40,13 +45,17 @@ APPLICATION = {"type": "object", "required": ["receipt_number", "kind", "status"
     "status_reason": {"type": ["string", "null"]}, "municipality_code": {"type": "string"},
     "move_id": {"type": ["string", "null"]}, "submitted_at": {"type": "string"},
     "history": {"type": "array", "items": EVENT}}}
-SIGNED = {"type": "object", "required": ["signed_application"], "properties": {
-    "signed_application": {"type": "string", "description": "JWS compact, RS256, x5c = [signature certificate]; "
-                           "payload SignedApplication {aud, nonce, iat, moveId, parts, application} where "
-                           "application is a MoveApplication or CertificateApplication (iat, moveId and parts "
-                           "as given by /applications/challenge), or SignedWithdrawal {aud, nonce, iat, "
-                           "application: Withdrawal}"},
-    "nonce": {"type": "string"}}}
+_JWS = ("JWS compact, RS256, x5c = [signature certificate]; payload SignedApplication {aud, nonce, iat, moveId, "
+        "parts, application} where application is a MoveApplication or CertificateApplication (iat, moveId and "
+        "parts as given by /applications/challenge), or SignedWithdrawal {aud, nonce, iat, application: Withdrawal}")
+# Request bodies name their keys in camelCase (as the applications themselves do); the snake_case key of 1.0
+# is still read, deprecated, until version 2.
+SIGNED = {"type": "object", "oneOf": [{"required": ["signedApplication"]}, {"required": ["signed_application"]}],
+          "properties": {
+              "signedApplication": {"type": "string", "description": _JWS},
+              "signed_application": {"type": "string", "deprecated": True,
+                                     "description": "Deprecated since 1.1: the same as signedApplication"},
+              "nonce": {"type": "string"}}}
 BEARER = [{"bearer": []}]
 TOO_LARGE = _json({"type": "object", "required": ["error", "max_bytes"], "properties": {
     "error": {"const": "request_too_large"}, "max_bytes": {"type": "integer"}}},
@@ -58,7 +67,7 @@ def document(server_url: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document for ``server_url``."""
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Resident e-application portal API", "version": "1.0.0",
+        "info": {"title": "Resident e-application portal API", "version": "1.1.0",
                  "description": "Card sign-in (Web eID v2 token) and signed online applications. See docs/api.md."},
         "servers": [{"url": server_url}],
         "components": {

@@ -124,7 +124,18 @@ def _refused(exc: Exception, *, invalid_status: int) -> Any:
     db.session.rollback()
     errors = exc.errors if isinstance(exc, apps.ApplicationInvalid) else []
     return jsonify({"error": "invalid_application",
-                    "fields": [{"field": e.field, "message": str(e.message)} for e in errors]}), invalid_status
+                    "fields": [{"field": e.field, "pointer": e.pointer, "message": str(e.message)}
+                               for e in errors]}), invalid_status
+
+
+def _signed_body() -> tuple[dict[str, Any], str | None]:
+    """The JSON body and its signed JWS: ``signedApplication``, as every request body of the API names its keys
+    (camelCase); ``signed_application`` is still read, deprecated in the OpenAPI document (API version 1.x only)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return {}, None
+    jws = body.get("signedApplication", body.get("signed_application"))
+    return body, jws if isinstance(jws, str) else None
 
 
 @bp.route("/applications/challenge", methods=["POST"])
@@ -149,12 +160,12 @@ def application_challenge() -> Any:
 @api_login_required
 def submit_application() -> Any:
     """Submit a signed application (JWS; schema per type in the OpenAPI document): 202 with its receipt numbers."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("signed_application"), str):
-        return jsonify({"error": "invalid_request", "field": "signed_application"}), 400
+    body, jws = _signed_body()
+    if jws is None:
+        return jsonify({"error": "invalid_request", "field": "signedApplication", "pointer": "/signedApplication"}), 400
     nonce = body.get("nonce")
     try:
-        stored = apps.submit(db.session, account=g.api_account, jws=body["signed_application"],
+        stored = apps.submit(db.session, account=g.api_account, jws=jws,
                              nonce=nonce if isinstance(nonce, str) else None)
     except (SignedApplicationError, apps.ApplicationInvalid) as exc:
         return _refused(exc, invalid_status=422)
@@ -194,13 +205,13 @@ def withdraw_application(receipt: str) -> Any:
     """Withdraw on a signed withdrawal `{"type": "withdrawal", "receiptNumber": ...}` while not yet in review."""
     if _own_or_404(receipt) is None:
         return _error(404, "not_found")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("signed_application"), str):
-        return jsonify({"error": "invalid_request", "field": "signed_application"}), 400
+    body, jws = _signed_body()
+    if jws is None:
+        return jsonify({"error": "invalid_request", "field": "signedApplication", "pointer": "/signedApplication"}), 400
     nonce = body.get("nonce")
     try:
         application = apps.withdraw(db.session, account=g.api_account, receipt_number=receipt,
-                                     jws=body["signed_application"], nonce=nonce if isinstance(nonce, str) else None)
+                                     jws=jws, nonce=nonce if isinstance(nonce, str) else None)
     except (SignedApplicationError, apps.ApplicationInvalid) as exc:
         return _refused(exc, invalid_status=409)
     db.session.commit()

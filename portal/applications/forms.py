@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.i18n import translations as wtforms_translations
 from wtforms import (
     BooleanField,
     DateField,
@@ -81,6 +82,12 @@ class DatesForm(FlaskForm):
 
 class MoverForm(Form):
     """One person moving."""
+
+    class Meta:
+        """A subform is a plain wtforms Form: its built-in messages in the page's language too, like FlaskForm's."""
+
+        def get_translations(self, form: Form) -> object:
+            return wtforms_translations
 
     name = StringField(_l("Name"), validators=[Optional(), Length(max=100), recordable])
     kana = StringField(_l("Name in katakana"), validators=[Optional(), Length(max=100),

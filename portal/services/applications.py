@@ -57,6 +57,13 @@ class FieldError:
     field: str
     message: Any
 
+    @property
+    def pointer(self) -> str:
+        """The field as a JSON Pointer (RFC 6901) into the application: ``movers.1.name`` is ``/movers/1/name``."""
+        if self.field == "application":
+            return ""
+        return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in self.field.split("."))
+
 
 class ApplicationInvalid(ValueError):
     """The submission breaks a rule; nothing was stored."""
@@ -99,10 +106,9 @@ def is_connected(code: str) -> bool:
 
 def _schema_errors(kind: str, data: Any) -> list[FieldError]:
     validator = jsonschema.Draft202012Validator(SCHEMAS[kind], format_checker=jsonschema.FormatChecker())
-    errors = []
-    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
-        path = ".".join(str(p) for p in error.absolute_path) or "application"
-        errors.append(FieldError(path, _l("This answer is not in the expected form.")))
+    errors: list[FieldError] = []
+    for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+        errors += _named(error)
     return errors
 
 
@@ -127,6 +133,25 @@ def unrecordable_errors(data: dict[str, Any]) -> list[FieldError]:
         if char is not None:
             errors.append(FieldError(field, unrecordable_message(char)))
     return errors
+
+
+def _named(error: Any) -> list[FieldError]:
+    """One schema error as field errors, each naming the property concerned (a missing or unexpected one itself)."""
+    parent = [str(p) for p in error.absolute_path]
+    if error.context:
+        # One of several shapes (a destination in the city or elsewhere): the errors of the shape it nearly is.
+        branches: dict[Any, list[Any]] = {}
+        for inner in error.context:
+            branches.setdefault(inner.relative_schema_path[0], []).append(inner)
+        return [named for inner in min(branches.values(), key=len) for named in _named(inner)]
+    if error.validator == "required" and isinstance(error.instance, dict):
+        return [FieldError(".".join([*parent, name]), _l("This property is missing."))
+                for name in error.validator_value if name not in error.instance]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        return [FieldError(".".join([*parent, name]), _l("This property is not expected."))
+                for name in sorted(set(error.instance) - known)]
+    return [FieldError(".".join(parent) or "application", _l("This answer is not in the expected form."))]
 
 
 def check_move(data: Any, *, account: PortalAccount, today: dt.date) -> list[FieldError]:
@@ -218,8 +243,6 @@ def check_certificate(data: Any, *, account: PortalAccount, today: dt.date) -> l
             "Certificates can be requested from the municipality of the address on your card.")))
     elif not is_connected(origin):
         errors.append(FieldError("municipalityCode", _l("Your municipality does not take online requests here yet.")))
-    if data["kind"] == "kisai_jiko" and not any(data["items"].values()) and data["persons"] == "self":
-        pass  # a certificate of the basic items alone is a valid request
     return errors
 
 

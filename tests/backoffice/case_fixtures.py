@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from backoffice.models import AuditLog, Case, CaseEvent, Outbox, Staff
@@ -19,6 +20,16 @@ from tests.factories import make_household, make_resident, my_number
 PASSWORD = "ABC123"
 HEAD_NUMBER = my_number(424242)
 WIFE_NUMBER = my_number(434343)
+
+
+@pytest.fixture(autouse=True)
+def no_effects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For the modules that import it: the workflow and its pages are under test, not the kinds' real effects
+    (moves, certificates), which have tests of their own; every kind approves with nothing done."""
+    from backoffice.services import approval
+    from backoffice.services.cases import KINDS
+
+    monkeypatch.setattr(approval, "APPROVAL_EFFECTS", dict.fromkeys(KINDS, lambda session, case, by: None))
 
 
 def make_city(bo_app: Any, tmp_path: Path) -> dict[str, Any]:

@@ -16,19 +16,19 @@ import pytest
 from werkzeug.serving import make_server
 
 from backoffice.models import CaseStatus
-from backoffice.services import cases as workflow
-from tests.backoffice.case_fixtures import HEAD_NUMBER, deliver, load_case, make_city
+from tests.backoffice.case_fixtures import (
+    HEAD_NUMBER,
+    deliver,
+    load_case,
+    make_city,
+    no_effects,  # noqa: F401  (autouse: the real effects are not run here)
+)
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent.parent
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
 
-
-@pytest.fixture(autouse=True)
-def no_effects(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pages and the workflow are under test here; the kinds' real effects have tests of their own."""
-    monkeypatch.setattr(workflow, "APPROVAL_EFFECTS", {})
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from backoffice.models import AuditLog, CaseStatus
 from backoffice.services import cases as workflow
-from tests.backoffice.case_fixtures import (
+from tests.backoffice.case_fixtures import (  # no_effects: autouse, for this module
     HEAD_NUMBER,
     WIFE_NUMBER,
     audit_actions,
@@ -23,17 +23,13 @@ from tests.backoffice.case_fixtures import (
     load_case,
     make_city,
     move,
+    no_effects,  # noqa: F401
     status_messages,
 )
 from tests.conftest import csrf_from
 
 MY_NUMBER = re.compile(r"(?<!\d)\d{12}(?!\d)")
 
-
-@pytest.fixture(autouse=True)
-def no_effects(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pages and the workflow are under test here; the kinds' real effects have tests of their own."""
-    monkeypatch.setattr(workflow, "APPROVAL_EFFECTS", {})
 
 
 @pytest.fixture
@@ -74,7 +70,7 @@ def test_a_clerk_confirms_and_another_approves_through_the_pages_with_a_fresh_co
         refused = _post(approver, case_id, "approve", **{"approve-totp_code": code})
         assert refused.status_code == 400
         error = BeautifulSoup(refused.text, "html.parser").select_one("#approve-form .error-message")
-        assert error is not None and "ワンタイムコード" in error.text and "one-time code" in error.text
+        assert error is not None and "ワンタイムコード" in error.text and "one-time code" not in error.text
     assert load_case(backoffice.app, case_id).status is CaseStatus.CONFIRMED
     assert ("case.approve", "approver1", "denied") in audit_actions(backoffice.app, case_id)
     response = _post(approver, case_id, "approve", **{"approve-totp_code": backoffice.totp("approver1")})
@@ -94,8 +90,12 @@ def test_the_confirming_clerk_is_refused_approval_on_the_page(backoffice, city):
     assert _post(both, case_id, "confirm").status_code == 302
     refused = _post(both, case_id, "approve", **{"approve-totp_code": backoffice.totp("both1")})
     assert refused.status_code == 400
-    assert "確認した職員は同じ案件を承認できません" in BeautifulSoup(refused.text, "html.parser").select_one(
-        "#case-errors").text
+    errors = BeautifulSoup(refused.text, "html.parser").select_one("#case-errors").text
+    assert "確認した職員は同じ案件を承認できません" in errors and "cannot approve" not in errors
+    both.get(f"/cases/{case_id}?lang=en")  # the same refusal in English only
+    refused = _post(both, case_id, "approve", **{"approve-totp_code": backoffice.totp("both1")})
+    errors = BeautifulSoup(refused.text, "html.parser").select_one("#case-errors").text
+    assert "The person who confirmed a case cannot approve it" in errors and "確認した職員" not in errors
     assert load_case(backoffice.app, case_id).approved_by is None
 
 
@@ -154,7 +154,7 @@ def test_return_with_a_reason_reaches_the_portal_and_an_empty_reason_is_refused_
     refused = _post(clerk, case_id, "return", **{"return-reason": "  "})
     assert refused.status_code == 400
     error = BeautifulSoup(refused.text, "html.parser").select_one("#return-form .error-message")
-    assert error is not None and "理由を入力してください" in error.text and "Please enter a reason" in error.text
+    assert error is not None and "理由を入力してください" in error.text and "Please enter a reason" not in error.text
     assert load_case(backoffice.app, case_id).status is CaseStatus.RECEIVED
     reason = "転入先の番地を正しく入力して、もう一度送ってください。"
     assert _post(clerk, case_id, "return", **{"return-reason": reason}).status_code == 302

@@ -12,24 +12,25 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from backoffice.models import AuditLog, Case, CaseEvent, CaseStatus, Outbox
-from backoffice.services import audit
+from backoffice.services import approval, audit
 from backoffice.services import cases as workflow
 from backoffice.services.cases import CaseError
-from tests.backoffice.case_fixtures import (
+from tests.backoffice.case_fixtures import (  # no_effects: autouse, for this module
     audit_actions,
     deliver,
     events,
     load_case,
     make_city,
+    no_effects,  # noqa: F401
     staff,
     status_messages,
 )
 
 
-@pytest.fixture(autouse=True)
-def no_effects(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests are about the workflow itself: the kinds' real effects (moves, certificates) are not run."""
-    monkeypatch.setattr(workflow, "APPROVAL_EFFECTS", {})
+def _ja(bo_app: Any, message: Any) -> str:
+    """A refusal's message as a Japanese page shows it (it is from the catalogue: it reads in the page's language)."""
+    with bo_app.test_request_context("/?lang=ja"):
+        return str(message)
 
 
 @pytest.fixture
@@ -95,7 +96,8 @@ def test_the_clerk_who_confirmed_cannot_approve_even_with_the_approver_role(bo_a
     before = _counts(bo_app)
     with pytest.raises(CaseError) as refused:
         _step(bo_app, workflow.approve, case_id, "both_d", totp_code=people.totp("both_d"))
-    assert refused.value.code == "same_person" and "確認した職員は同じ案件を承認できません" in refused.value.message
+    assert refused.value.code == "same_person"
+    assert "確認した職員は同じ案件を承認できません" in _ja(bo_app, refused.value.message)
     assert load_case(bo_app, case_id).status is CaseStatus.CONFIRMED
     assert _counts(bo_app) == before
 
@@ -160,7 +162,7 @@ def test_approval_without_a_fresh_valid_code_is_refused_and_nothing_changes(bo_a
     before = _counts(bo_app)
     with pytest.raises(CaseError) as refused:
         _step(bo_app, workflow.approve, case_id, "approver_c", totp_code=code)
-    assert refused.value.field == "totp_code" and "ワンタイムコード" in refused.value.message
+    assert refused.value.field == "totp_code" and "ワンタイムコード" in _ja(bo_app, refused.value.message)
     case = load_case(bo_app, case_id)
     assert case.status is CaseStatus.CONFIRMED and case.approved_by is None
     assert _counts(bo_app) == before
@@ -186,7 +188,7 @@ def test_reject_needs_a_reason_and_tells_the_portal(bo_app, city, people):
     case_id = deliver(bo_app, city, receipt="R-REJECT")
     with pytest.raises(CaseError) as refused:
         _step(bo_app, workflow.reject, case_id, "clerk_a", reason="   ")
-    assert refused.value.field == "reason" and "理由を入力してください" in refused.value.message
+    assert refused.value.field == "reason" and "理由を入力してください" in _ja(bo_app, refused.value.message)
     assert load_case(bo_app, case_id).status is CaseStatus.RECEIVED
     _step(bo_app, workflow.reject, case_id, "clerk_a", reason="同一内容の届出が重複しています。")
     assert load_case(bo_app, case_id).status is CaseStatus.REJECTED
@@ -230,7 +232,7 @@ def test_an_effect_that_refuses_undoes_the_whole_approval(bo_app, city, people, 
         case.status_reason = "changed by the effect"
         raise CaseError("moveDate", "転出予定日が過ぎています。 / The move date has passed.")
 
-    monkeypatch.setitem(workflow.APPROVAL_EFFECTS, "move_out", refuse)
+    monkeypatch.setitem(approval.APPROVAL_EFFECTS, "move_out", refuse)
     case_id = deliver(bo_app, city)
     _step(bo_app, workflow.confirm, case_id, "clerk_a")
     before = _counts(bo_app)
@@ -245,7 +247,7 @@ def test_an_effect_that_refuses_undoes_the_whole_approval(bo_app, city, people, 
 def test_complete_finishes_an_approved_case_and_tells_the_portal(bo_app, city, people, monkeypatch):
     from backoffice.extensions import db
 
-    monkeypatch.setitem(workflow.APPROVAL_EFFECTS, "move_out", lambda session, case, by: None)
+    monkeypatch.setitem(approval.APPROVAL_EFFECTS, "move_out", lambda session, case, by: None)
     case_id = deliver(bo_app, city, receipt="R-DONE")
     with bo_app.test_request_context("/"):
         with pytest.raises(CaseError):
@@ -261,18 +263,24 @@ def test_complete_finishes_an_approved_case_and_tells_the_portal(bo_app, city, p
     assert "completed" in [m["status"] for m in status_messages(bo_app) if m["receiptNumber"] == "R-DONE"]
 
 
-def test_only_one_effect_may_be_registered_per_kind():
-    @workflow.approval_effect("certificate")
-    def first(session, case, by):
-        return None
+def test_every_kind_has_its_effect_and_a_kind_without_one_is_refused_not_approved(bo_app, city, people,
+                                                                                 monkeypatch):
+    import importlib
 
-    assert workflow.APPROVAL_EFFECTS == {"certificate": first}
-    with pytest.raises(ValueError, match="already registered"):
-        @workflow.approval_effect("certificate")
-        def second(session, case, by):
-            return None
-    with pytest.raises(ValueError, match="unknown case kind"):
-        workflow.approval_effect("marriage")
+    from backoffice.services import certificates, moves
+
+    importlib.reload(approval)  # the real table, not the no_effects fixture's (set back after the test)
+    assert set(approval.APPROVAL_EFFECTS) == set(workflow.KINDS)
+    assert approval.APPROVAL_EFFECTS["certificate"] is certificates.issue_on_approval
+    assert approval.APPROVAL_EFFECTS["move_out"] is moves.approve_move_out
+    monkeypatch.delitem(approval.APPROVAL_EFFECTS, "move_out")
+    case_id = deliver(bo_app, city)
+    _step(bo_app, workflow.confirm, case_id, "clerk_a")
+    with pytest.raises(CaseError) as refused:
+        _step(bo_app, workflow.approve, case_id, "approver_c", totp_code=people.totp("approver_c"))
+    assert refused.value.code == "no_effect"
+    case = load_case(bo_app, case_id)
+    assert case.status is CaseStatus.CONFIRMED and case.approved_by is None
 
 
 def test_fifty_concurrent_approvals_and_returns_end_in_one_state_and_one_effect(bo_app, city, people, monkeypatch):
@@ -281,7 +289,7 @@ def test_fifty_concurrent_approvals_and_returns_end_in_one_state_and_one_effect(
     def count(session, case, by):
         audit.record("test.effect", target_type="case", target_id=case.id, actor=by.login_id, actor_id=by.id)
 
-    monkeypatch.setitem(workflow.APPROVAL_EFFECTS, "move_out", count)
+    monkeypatch.setitem(approval.APPROVAL_EFFECTS, "move_out", count)
     approvers = [f"approver_{i}" for i in range(5)]
     for login in approvers:
         people.add_staff(login, "approver")

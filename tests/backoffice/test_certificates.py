@@ -144,6 +144,7 @@ def test_an_approved_household_copy_prints_the_names_the_address_and_only_the_re
     assert "住民票の写し" in text
     assert "宮沢賢" in text and "宮沢トシ" in text and "ミヤザワケン" in text
     assert f"花城町{city['address']}" in text or city["address"] in text
+    assert "岩手県花巻市" in text  # the address with its prefecture and city, as a certificate states it
     assert "世帯主" in text and "妻" in text  # asked for
     for not_asked in ("本籍", "豊沢町", "住民票コード", city["head_code"], "個人番号", HEAD_NUMBER, WIFE_NUMBER):
         assert not_asked not in text

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -68,4 +70,12 @@ def test_demo_creates_staff_of_every_role_and_a_terminal_code_once(bo_app):
     for role in ("clerk", "approver", "number_use", "admin", "auditor"):
         assert re.search(rf"roles [a-z_,]*{role}", result.output), role
     assert re.search(r"enrollment code: [A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}", result.output)
+    # Two approvers: a case one of them confirmed can be approved by the other.
+    assert len(re.findall(r"roles approver", result.output)) == 2
+    # A ready card of an adult resident, with what unlocks it, and more residents to issue cards to.
+    path, pin, password = re.search(r"Demo card of .+\): (\S+)\n {2}PIN (\d{4}) {2}signature password (\S+)",
+                                    result.output).groups()
+    card = json.loads(Path(path).read_text())
+    assert card["sign"]["cert"] and pin == "1234" and re.fullmatch(r"DEMO\d{4}", password)
+    assert len(re.findall(r"^ {2}\d{11} {2}\S+", result.output, re.MULTILINE)) == 5
     assert "already present" in _run(bo_app, "demo").output

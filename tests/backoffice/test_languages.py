@@ -47,3 +47,11 @@ def test_form_fields_carry_no_empty_attributes(backoffice):
     for field in page.select("input, select"):
         assert field.get("type") != "None" and field.get("autocomplete") != "None", field
     assert page.select_one("#birth_date")["type"] == "date"
+
+
+def test_the_english_link_stays_in_the_back_office_where_it_is_mounted_and_the_header_names_the_city(backoffice):
+    client = backoffice.enrolled_client()
+    # Served under /backoffice beside the portal (`make run`): the link must not lead to the portal's /.
+    page = BeautifulSoup(client.get("/sign-in", base_url="http://localhost/backoffice").text, "html.parser")
+    assert page.select_one("nav.lang a[hreflang='en']")["href"] == "/backoffice/sign-in?lang=en"
+    assert "花巻市（032051）" in page.select_one(".service-name").text

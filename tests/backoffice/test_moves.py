@@ -168,10 +168,10 @@ class City:
     def receive(self, message: Opened) -> Any:
         """Apply a message from another back office with this city's registered handler."""
         from backoffice.extensions import db
-        from bridge.handlers import handler_for
+        from bridge.handlers import registration_for
 
         with self.app.app_context():
-            result = handler_for(message.message_type)(db.session, message)
+            result = registration_for(message.message_type).handler(db.session, message)
             db.session.commit()
             return result
 

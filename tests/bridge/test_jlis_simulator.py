@@ -28,18 +28,6 @@ from core.jpki.profile import AUTH_POLICY, SIGN_POLICY
 AUTH, SIGN = CertificatePurpose.AUTH, CertificatePurpose.SIGN
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> SimulatedPki:
-    """A simulated J-LIS with two CA generations."""
-    return SimulatedPki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def card(pki: SimulatedPki) -> IssuedCard:
-    """A card of an adult, from the latest generation."""
-    return pki.issue_card()
-
-
 def extension(certificate: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.Extension[x509.ExtensionType]:
     return certificate.extensions.get_extension_for_class(kind)
 

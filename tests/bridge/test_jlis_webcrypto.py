@@ -36,15 +36,9 @@ def documented_snippet() -> str:
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> SimulatedPki:
-    """A one-generation simulated J-LIS."""
-    return SimulatedPki(tmp_path_factory.mktemp("pki"), generations=1)
-
-
-@pytest.fixture(scope="module")
-def card(pki: SimulatedPki) -> IssuedCard:
-    """An adult's card."""
-    return pki.issue_card()
+def pki_generations() -> int:
+    """One CA generation is enough here (tests/pki_fixtures.py gives pki, card and trust)."""
+    return 1
 
 
 @pytest.fixture(scope="module")

@@ -108,7 +108,6 @@ def test_the_back_office_role_runs_the_app_but_cannot_switch_off_or_cut_the_log(
         # What the app does, as its own role: staff, a terminal, sign-in, a card, a case received and confirmed.
         people = Backoffice(app, clock)
         people.client_for("clerk1", "clerk")
-        monkeypatch.setattr(workflow, "APPROVAL_EFFECTS", {})
         city = make_city(app, tmp_path)
         case_id = deliver(app, city)
         with app.test_request_context("/"):

@@ -47,24 +47,6 @@ Key = Any
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> SimulatedPki:
-    """A simulated J-LIS with two CA generations and published CRLs."""
-    return SimulatedPki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def card(pki: SimulatedPki) -> IssuedCard:
-    """The golden card, issued under the latest (second) CA generation."""
-    return pki.issue_card()
-
-
-@pytest.fixture(scope="module")
-def trust(pki: SimulatedPki) -> TrustConfig:
-    """The test TrustConfig over both generations' anchors."""
-    return pki.trust()
-
-
-@pytest.fixture(scope="module")
 def other_roots() -> Iterator[tuple[tuple[x509.Certificate, Key], tuple[x509.Certificate, Key]]]:
     """Two CAs outside the simulator, standing in for foreign or real J-LIS roots."""
     now = dt.datetime.now(dt.UTC)

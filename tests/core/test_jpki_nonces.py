@@ -24,21 +24,9 @@ from core.jpki import AuthTokenError, RedisNonceStore, RefusalCode, TrustConfig,
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> SimulatedPki:
-    """A simulated J-LIS with published CRLs."""
-    return SimulatedPki(tmp_path_factory.mktemp("pki"), generations=1)
-
-
-@pytest.fixture(scope="module")
-def card(pki: SimulatedPki) -> IssuedCard:
-    """The golden card."""
-    return pki.issue_card()
-
-
-@pytest.fixture(scope="module")
-def trust(pki: SimulatedPki) -> TrustConfig:
-    """The test TrustConfig."""
-    return pki.trust()
+def pki_generations() -> int:
+    """One CA generation is enough here (tests/pki_fixtures.py gives pki, card and trust)."""
+    return 1
 
 
 @pytest.fixture

@@ -44,24 +44,6 @@ from core.jpki.profile import SIGN_POLICY
 APPLICATION = {"type": "tenshutsu", "move_date": "2026-04-20", "new_address": "岩手県北上市芳町1番1号", "members": [1]}
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> SimulatedPki:
-    """A simulated J-LIS with two CA generations and published CRLs."""
-    return SimulatedPki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def card(pki: SimulatedPki) -> IssuedCard:
-    """The golden card (second generation)."""
-    return pki.issue_card()
-
-
-@pytest.fixture(scope="module")
-def trust(pki: SimulatedPki) -> TrustConfig:
-    """The test TrustConfig."""
-    return pki.trust()
-
-
 def new_nonce() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 

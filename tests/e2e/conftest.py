@@ -21,6 +21,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_until_served(url: str, tries: int = 100) -> None:
+    """Wait (a few tries a second) until ``url`` answers, as a server just started comes up."""
+    import time
+    import urllib.request
+
+    for _ in range(tries):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
+
+
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A fresh browser context and page (no cookies shared between tests)."""
@@ -35,6 +48,17 @@ def artifacts() -> Path:
     """Where screenshots are saved."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+# What `flask … demo` prints on purpose for the person at the terminal: the demo card's holder and the residents to
+# try (synthetic, from the demo ledger). The rest of what a run prints still goes to the leak scan.
+_PRINTED_ON_PURPOSE = re.compile(r"^(Demo card of .*|  \d{11}  .*)\n?", re.MULTILINE)
+
+
+def for_leak_scan(printed: str | bytes) -> str:
+    """A command's output (text, or bytes as captured) without the lines the demo prints on purpose, for ``keep_log``."""
+    text = printed.decode(errors="replace") if isinstance(printed, bytes) else printed
+    return _PRINTED_ON_PURPOSE.sub("", text)
 
 
 def leak_scan_instance(instance: Path, server_log: Path) -> list[Any]:

@@ -8,13 +8,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pyotp
 import pytest
 
-from tests.e2e.conftest import free_port, leak_scan_instance
+from tests.e2e.conftest import for_leak_scan, free_port, leak_scan_instance, wait_until_served
 from tests.leakscan import REGISTRY, Scanner, register_ledger, report
 from tests.leakscan_plugin import keep_log
 
@@ -34,7 +33,7 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run a command of ours; its output goes to the leak scan at the end of the run."""
     result = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=300)
-    keep_log(result.stdout + result.stderr, "-".join(a for a in args[:4] if not a.startswith("-")))
+    keep_log(for_leak_scan(result.stdout + result.stderr), "-".join(a for a in args[:4] if not a.startswith("-")))
     return result
 
 
@@ -60,12 +59,7 @@ def demo_server(tmp_path):
     server = subprocess.Popen([sys.executable, "-m", "scripts.run"], cwd=ROOT, env=env, stdout=log,
                               stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(base + "/", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
+    wait_until_served(base + "/")
     yield base, printed, tmp_path, env
     try:
         findings = leak_scan_instance(tmp_path / "instance", tmp_path / "server.log")

@@ -37,7 +37,7 @@ from core import clock
 from core.envelope import KeyRegistry, import_public_key
 from tests.bridge.conftest import RedisServer, kill_tree
 from tests.conftest import SECRETS, _clean, create_pg_database, drop_pg_database, migrate, write_checkpoint_keys
-from tests.e2e.conftest import leak_scan_instance
+from tests.e2e.conftest import for_leak_scan, leak_scan_instance
 from tests.factories import make_household, make_resident
 from tests.leakscan import Scanner, register_ledger, report
 from tests.leakscan_plugin import keep_log
@@ -473,7 +473,7 @@ def test_the_two_city_run_serves_both_back_offices_with_their_bridge_and_the_pee
     def flask(*args: str, code: str = HANAMAKI, app: str = "wsgi:backoffice_app") -> str:
         result = subprocess.run([sys.executable, "-m", "flask", "--app", app, *args], cwd=ROOT, timeout=300,
                                 env={**env, "MUNICIPALITY_CODE": code}, capture_output=True)
-        keep_log(result.stdout + result.stderr, f"two-cities-run-{code}-{args[0]}")
+        keep_log(for_leak_scan(result.stdout + result.stderr), f"two-cities-run-{code}-{args[0]}")
         assert result.returncode == 0, result.stderr.decode(errors="replace")
         return result.stdout.decode()
     flask("db", "upgrade", app="wsgi:portal_app")

@@ -26,7 +26,7 @@ def _csrf(client, path="/mypage/") -> str:
 class Resident:
     """A signed-in, linked resident with a card, driving the portal like a browser without JavaScript."""
 
-    def __init__(self, app, cards, **holder):
+    def __init__(self, app, cards, *, link=True, **holder):
         self.app = app
         self.card = cards.issue(**holder)
         self.client = app.test_client()
@@ -35,7 +35,8 @@ class Resident:
         token = build_auth_token(self.card, PIN, origin=ORIGIN, nonce=nonce)
         login = self.client.post("/auth/login", json={"authToken": token}, headers={"X-CSRFToken": csrf})
         assert login.status_code == 200
-        self.sign("/auth/link/challenge", "/auth/link")
+        if link:
+            self.sign("/auth/link/challenge", "/auth/link")
 
     def post(self, path, data):
         """Post a form page with its CSRF token."""
@@ -173,6 +174,15 @@ def test_a_bad_answer_names_the_field_and_stores_nothing(resident, portal_app, p
     summary = BeautifulSoup(response.text, "html.parser").select_one(".error-summary")
     assert summary is not None and summary.select_one(f"a[href='#{field}']") is not None
     assert _count(portal_app) == 0
+
+
+def test_a_too_long_name_of_a_mover_is_refused_in_the_pages_language(resident):
+    resident.post("/apply/move/where", {"kind": "elsewhere"})
+    response = resident.post("/apply/move/people", {
+        "movers-0-name": "宮" * 101, "movers-0-kana": "ミヤザワ", "movers-0-birth_date": "1990-08-27",
+        "movers-0-relationship": "本人"})
+    link = BeautifulSoup(response.text, "html.parser").select_one(".error-summary a[href='#movers-0-name']")
+    assert link is not None and "100 文字" in link.text and "longer than" not in response.text
 
 
 def _account(**changes):
@@ -406,11 +416,10 @@ def _bearer(app, card):
     return client, {"Authorization": f"Bearer {access}"}
 
 
-def _api_submit(client, headers, card, application, **extra):
+def _api_submit(client, headers, card, application, key="signedApplication", **extra):
     challenge = client.post("/api/v1/applications/challenge", headers=headers, json={"application": application}).json
     jws = sign_challenge(card, PASSWORD, challenge, application)
-    return client.post("/api/v1/applications", headers=headers,
-                       json={"signed_application": jws, "nonce": challenge["nonce"], **extra})
+    return client.post("/api/v1/applications", headers=headers, json={key: jws, "nonce": challenge["nonce"], **extra})
 
 
 def test_an_app_submits_a_move_by_api_and_follows_it(resident, portal_app):
@@ -431,6 +440,26 @@ def test_the_api_refuses_a_bad_application_naming_the_field_and_stores_nothing(r
     response = _api_submit(client, headers, resident.card, _move(moveDate=(today - dt.timedelta(days=11)).isoformat()))
     assert response.status_code == 422 and "moveDate" in [f["field"] for f in response.json["fields"]]
     assert _count(portal_app) == 0
+
+
+def test_the_api_names_a_missing_and_an_unexpected_property_by_json_pointer_and_stores_nothing(resident, portal_app):
+    client, headers = _bearer(portal_app, resident.card)
+    application = _move(destination={**_move()["destination"], "floor": 3})
+    del application["contactPhone"]
+    response = _api_submit(client, headers, resident.card, application)
+    assert response.status_code == 422, response.json
+    fields = {f["pointer"]: f["message"] for f in response.json["fields"]}
+    assert fields == {"/contactPhone": "この項目がありません。", "/destination/floor": "この項目は受け付けていません。"}
+    assert _count(portal_app) == 0
+
+
+def test_the_deprecated_snake_case_body_key_is_still_accepted_and_documented_as_deprecated(resident, portal_app):
+    client, headers = _bearer(portal_app, resident.card)
+    assert _api_submit(client, headers, resident.card, _move(), key="signed_application").status_code == 202
+    schema = client.get("/api/v1/openapi.json").json["paths"]["/api/v1/applications"]["post"]["requestBody"]
+    properties = schema["content"]["application/json"]["schema"]["properties"]
+    assert properties["signed_application"]["deprecated"] is True
+    assert "deprecated" not in properties["signedApplication"]
 
 
 def test_the_api_gives_404_for_another_residents_application(portal_app, cards):
