@@ -56,7 +56,7 @@ _PRINTED_ON_PURPOSE = re.compile(r"^(Demo card of .*|  \d{11}  .*)\n?", re.MULTI
 
 
 def for_leak_scan(printed: str | bytes) -> str:
-    """A command's output (text, or bytes as captured) without the lines the demo prints on purpose, for ``keep_log``."""
+    """A command's output (text, or bytes as captured) without the lines the demo prints on purpose (``keep_log``)."""
     text = printed.decode(errors="replace") if isinstance(printed, bytes) else printed
     return _PRINTED_ON_PURPOSE.sub("", text)
 
