@@ -131,6 +131,31 @@ REASON_LABELS = {
 }
 
 
+# Residents' own requests (R20, backoffice/services/resident_requests.py): kinds, steps, correctable items.
+REQUEST_KIND_LABELS = {
+    "disclosure": _l("Disclosure request"),
+    "correction": _l("Correction request"),
+    "suspension": _l("Suspension request"),
+}
+REQUEST_STATUS_LABELS = {
+    "received": _l("Received, awaiting confirmation"),
+    "confirmed": _l("Confirmed, awaiting a decision"),
+    "granted": _l("Granted"),
+    "refused": _l("Not granted"),
+}
+RECORD_ITEM_LABELS = {
+    "name": _l("Name"),
+    "name_kana": _l("Kana"),
+    "birth_date": _l("Date of birth"),
+    "banchi": _l("Block and lot number"),
+    "katagaki": _l("Building and room"),
+    "honseki": _l("Registered domicile"),
+    "hittosha": _l("Head of the family register"),
+    "alphabet_name": _l("Name in the alphabet"),
+    "tsusho": _l("Common name"),
+}
+
+
 def status_reason(text: str | None) -> Any:
     """A case's status reason in the page's language: intake's own reasons from the catalogue, a clerk's as typed."""
     from backoffice.services.intake import REASONS

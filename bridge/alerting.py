@@ -87,7 +87,7 @@ def conditions(binding: Bridge, connection: Any) -> list[Condition]:
 
 def _alerts(binding: Bridge) -> Any:
     """The app's alert model (every app with a bridge has one)."""
-    model = _alerts(binding)
+    model = binding.alerts
     if model is None:
         raise RuntimeError(f"{binding.party} has no alert table")
     return model

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from backoffice import messages
 from backoffice.extensions import db
 from backoffice.forms_common import resident_by_atena, save_step, unknown_atena
 from backoffice.models import Resident, ResidentRequest, Role
@@ -24,7 +25,9 @@ def _page(errors: dict[str, str] | None = None, status: int = 200) -> Any:
                               .join(Resident, Resident.id == ResidentRequest.resident_id)
                               .order_by(ResidentRequest.due_on, ResidentRequest.id)).all()
     return render_template("backoffice/requests/list.html", rows=rows, errors=errors or {}, form=request.form,
-                           today=clock.today_jst(), kinds=service.KINDS, items=service.CORRECTABLE), status
+                           today=clock.today_jst(), kinds=service.KINDS, items=service.CORRECTABLE,
+                           kind_labels=messages.REQUEST_KIND_LABELS, status_labels=messages.REQUEST_STATUS_LABELS,
+                           item_labels=messages.RECORD_ITEM_LABELS), status
 
 
 def _step(action: Callable[[], Any], message: str) -> Any:
