@@ -402,12 +402,12 @@ def _initialize_dialect(engine: Any) -> None:
     job. The parent keeps no connection: the pool is emptied at once. A database that is down now only
     leaves the set-up to the horses, as before.
     """
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DBAPIError
 
     try:
         with engine.connect():
             pass
-    except OperationalError as exc:
+    except DBAPIError as exc:  # any failure of the database here only leaves the set-up to the horses
         log.warning("could not reach the database before the first job (%s); each job will set up its own",
                     type(exc).__name__)
     finally:

@@ -65,3 +65,19 @@ def test_a_worker_sets_up_the_database_dialect_before_its_first_fork_and_keeps_n
     finally:
         bridged.bo_app.extensions["engine"] = used
         engine.dispose()
+
+
+def test_a_worker_starts_while_the_database_is_unreachable_and_leaves_the_set_up_to_its_jobs(bridged, caplog):
+    """The parent's one connection is an optimisation: a database that is down at start must not stop the worker."""
+    from bridge.worker import make_worker
+    from core.db import make_engine
+
+    engine, used = make_engine("postgresql+psycopg://127.0.0.1:1/nowhere"), bridged.bo_app.extensions["engine"]
+    bridged.bo_app.extensions["engine"] = engine
+    try:
+        worker = make_worker(bridged.bo_app, INTAKE, connection=bridged.redis.client())
+        assert worker.queue_names() == [INTAKE]
+        assert "each job will set up its own" in caplog.text
+    finally:
+        bridged.bo_app.extensions["engine"] = used
+        engine.dispose()
