@@ -51,7 +51,6 @@ MAIL_INTERVAL = dt.timedelta(minutes=15)
 # their mail or in their hands to acknowledge: the officer's page lists them, and
 # SECURITY_ALERT_MAIL_TO is told of them by kind and count only.
 SECURITY_KINDS = ("staff_access", "support_measure_access")
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 
 
 @dataclass(frozen=True)
@@ -196,8 +195,8 @@ def _message(settings: MailSettings, party: str, kind: str, rows: list[Any]) -> 
     lines = [f"{party} の監視で警報が出ました。/ An alert was raised by the monitoring of {party}.", "",
              f"種類 kind: {kind}"]
     for row in rows:
-        first = row.created_at.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
-        last = row.seen_last.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
+        first = row.created_at.astimezone(clock.JST).strftime("%Y-%m-%d %H:%M JST")
+        last = row.seen_last.astimezone(clock.JST).strftime("%Y-%m-%d %H:%M JST")
         lines.append(f"- {row.subject or party}: {row.detail} (初回 first {first}, 最終 last {last}, {row.count}x)")
     lines += ["", "バックオフィスの「ブリッジ」画面で確認・対応してください。",
               "Acknowledge and resolve it on the back office's Bridge page (/admin/bridge)."]
@@ -211,7 +210,7 @@ def _security_message(settings: MailSettings, party: str, kind: str, rows: list[
     message["Subject"] = f"[住基 security] 警告 alert: {kind} ({party}, {len(rows)})"
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.to)
-    first = min(row.created_at for row in rows).astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
+    first = min(row.created_at for row in rows).astimezone(clock.JST).strftime("%Y-%m-%d %H:%M JST")
     message.set_content("\n".join([
         f"{party} で職員のアクセスに関する警告が {len(rows)} 件あります（最初 {first}）。",
         f"{party} has {len(rows)} staff-access alert(s) (first {first}).", "", f"種類 kind: {kind}", "",

@@ -15,6 +15,7 @@ from backoffice.extensions import db
 from backoffice.models import Role
 from backoffice.security import access
 from backoffice.services import audit, oplog, watch
+from core import clock
 from core.csvsafe import to_csv
 
 
@@ -85,7 +86,7 @@ def alerts() -> Any:
     items = watch.alerts(db.session)
     audit.record("alert.list", detail={"shown": len(items)})
     db.session.commit()
-    return render_template("backoffice/audit/alerts.html", items=items, errors={}, jst=watch.JST)
+    return render_template("backoffice/audit/alerts.html", items=items, errors={}, jst=clock.JST)
 
 
 @bp.route("/alerts/<int:alert_id>/acknowledge", methods=["POST"])
@@ -98,7 +99,7 @@ def acknowledge(alert_id: int) -> Any:
         db.session.rollback()
         items = watch.alerts(db.session)
         db.session.rollback()
-        return render_template("backoffice/audit/alerts.html", items=items, jst=watch.JST,
+        return render_template("backoffice/audit/alerts.html", items=items, jst=clock.JST,
                                errors={alert_id: exc.message}), 400
     db.session.commit()
     flash(_l("The alert is acknowledged."), "info")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import select
@@ -33,7 +32,6 @@ from backoffice.models import (
 from backoffice.services import audit, records
 from core import clock
 
-JST = ZoneInfo("Asia/Tokyo")
 KINDS = ("disclosure", "correction", "suspension")
 DEADLINE_DAYS = 30
 MAX_EXTENSION_DAYS = 30
@@ -145,7 +143,7 @@ def decide(session: Session, request_id: int, *, grant: bool, reason: str, by: S
             except ValueError:
                 raise RequestError("correct_value") from None
         records.amend_record(session, resident, reason=IdoReason.CORRECTION, changed_on=clock.today_jst(),
-                             notified_on=request.received_at.astimezone(JST).date(), by=by.login_id,
+                             notified_on=clock.jst_date(request.received_at), by=by.login_id,
                              **{request.item: value})
     if grant and request.kind == "disclosure":
         request.answer = json.dumps(access_log(session, request.resident_id), ensure_ascii=False)
@@ -191,4 +189,4 @@ def access_log(session: Session, resident_id: int) -> list[dict[str, str]]:
                                             "procedure": f"提供 / provided: {record.message_type}",
                                             "basis": record.legal_basis}))
     entries.sort(key=lambda e: e[0])
-    return [{"at": at.astimezone(JST).strftime("%Y-%m-%d %H:%M"), **entry} for at, entry in entries]
+    return [{"at": at.astimezone(clock.JST).strftime("%Y-%m-%d %H:%M"), **entry} for at, entry in entries]

@@ -25,7 +25,6 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -37,7 +36,6 @@ from core import clock
 from core.config import ConfigError
 from core.textfold import fold
 
-JST = ZoneInfo("Asia/Tokyo")
 ALERT_KIND = "staff_access"
 CATEGORIES = {"ledger.search": "searches", "ledger.view": "views", "ledger.unmask": "reveals",
               "ledger.export": "exports", "certificate.print": "prints", "certificate.download": "prints"}
@@ -98,7 +96,7 @@ def evaluate(rows: list[AuditLog], limits: dict[str, int], hours: tuple[int, int
     for row in rows:
         if row.actor in NOT_STAFF or row.actor_id is None:
             continue
-        local = row.ts.astimezone(JST)
+        local = row.ts.astimezone(clock.JST)
         hour = local.strftime("%Y-%m-%dT%H")
         category = CATEGORIES.get(row.action)
         if category:
