@@ -23,16 +23,21 @@ from bridge.binding import Bridge
 from bridge.handlers import accepted_types
 from bridge.jobs.deliver import _record_processed
 from bridge.queues import QueueNames
-from bridge.relay import DeliveryPolicy, _publish
+from bridge.relay import DeliveryPolicy, _publish, settled
 from core import clock
 from core.envelope import EnvelopeRefused, open_envelope, peek_header
 
 RETRIED, DISCARDED = "retried", "discarded"
 HEADER_FIELDS = ("typ", "iss", "aud", "mid", "iat", "alg", "enc", "kid")
+SETTLE_SECONDS = 5.0  # how long a retry waits for the job that dead-lettered the message to end
 
 
 class DeadLetterClosed(ValueError):
     """The dead letter was already retried or discarded."""
+
+
+class DeadLetterBusy(RuntimeError):
+    """The job that dead-lettered the message has not ended yet; the row stays open to retry again."""
 
 
 def open_letters(session: Session, model: type[Any], *, limit: int = 200) -> list[Any]:
@@ -56,19 +61,22 @@ def view(binding: Bridge, row: Any) -> None:
                   target_id=str(row.id), detail={"message_id": row.message_id, "reason": row.reason})
 
 
-def retry(binding: Bridge, row: Any, connection: redis.Redis) -> bool:
-    """Enqueue the envelope again on its queue and close the row (flushes); False if a live job already has it.
+def retry(binding: Bridge, row: Any, connection: redis.Redis) -> None:
+    """Enqueue the envelope again on its queue and close the row (flushes).
 
-    Raises DeadLetterClosed for a closed row, ValueError for a row without an envelope or a queue.
+    Raises DeadLetterClosed for a closed row, ValueError for a row without an envelope or a queue, and
+    DeadLetterBusy, leaving the row open, while a job for the message still runs: closing the row then would
+    enqueue nothing and leave the message in no queue and no open row.
     """
     _check_open(row)
     if not row.envelope:
         raise ValueError("this dead letter kept no envelope to retry")
     QueueNames.consumer(row.queue)  # ValueError: not a bridge queue
     policy = DeliveryPolicy.from_settings(binding.settings())
-    enqueued = _publish(row.message_id, row.queue, row.envelope, connection, policy)
-    _close(binding, row, RETRIED, detail={"enqueued": enqueued})
-    return enqueued
+    if not settled([row.message_id], connection, seconds=SETTLE_SECONDS) or not _publish(
+            row.message_id, row.queue, row.envelope, connection, policy):
+        raise DeadLetterBusy(f"a job for message {row.message_id} is still running")
+    _close(binding, row, RETRIED, detail={"enqueued": True})
 
 
 def discard(binding: Bridge, row: Any) -> bool:

@@ -229,6 +229,33 @@ def _publish(message_id: str, queue_name: str, envelope: str, connection: redis.
     return True
 
 
+def job_running(message_id: str, connection: redis.Redis) -> bool:
+    """Whether rq runs a job for ``message_id`` right now (a queued copy is fine: it will be applied)."""
+    try:
+        job = Job.fetch(message_id, connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return False
+    except redis.RedisError:
+        raise
+    except Exception:
+        return False  # an unreadable job hash is replaced when the message is published again
+    return job.get_status(refresh=False) == JobStatus.STARTED
+
+
+def settled(message_ids: list[str], connection: redis.Redis, *, seconds: float) -> bool:
+    """Wait up to ``seconds`` until no job runs for any of ``message_ids``; False if one still runs.
+
+    rq marks a job finished only after it returned, so the job that dead-lettered or held a message may still
+    be "started" for a moment: publishing the message again then would find that live job and enqueue nothing.
+    """
+    deadline = time.monotonic() + seconds
+    while any(job_running(m, connection) for m in message_ids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _orphaned(job: Job, queue_name: str, connection: redis.Redis) -> bool:
     """A job marked queued that sits in neither the queue nor its intermediate list will never run."""
     if job.get_status(refresh=False) != JobStatus.QUEUED:

@@ -122,6 +122,10 @@ def retry_dead_letter(letter_id: int) -> Any:
     connection = binding.redis()
     try:
         deadletters.retry(binding, row, connection)
+    except deadletters.DeadLetterBusy:
+        db.session.rollback()
+        flash(_("This message is still being processed. Try again in a moment."), "error")
+        return redirect(url_for("admin.dead_letter", letter_id=letter_id))
     except ValueError as exc:  # closed already, or nothing to retry
         db.session.rollback()
         flash(_("This message cannot be retried: %(reason)s", reason=str(exc)), "error")

@@ -11,7 +11,6 @@ duplicate). Pausing and resuming are in the operation log with the administrator
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import redis
@@ -77,7 +76,7 @@ def resume(session: Session, kind: str, connection: redis.Redis) -> int:
     Returns how many were put back. A Redis error leaves everything as it was for the caller to roll back
     (a job already enqueued is applied once: the processed-message table sees to it).
     """
-    from bridge.relay import DeliveryPolicy, _publish
+    from bridge.relay import DeliveryPolicy, _publish, settled
 
     # Locked: a job holding a message of this kind right now finishes first (and its message is released
     # here), or waits and then finds the kind no longer paused (and applies it).
@@ -87,14 +86,10 @@ def resume(session: Session, kind: str, connection: redis.Redis) -> int:
     binding = current_bridge()
     policy = DeliveryPolicy.from_settings(binding.settings())
     held = session.execute(select(HeldMessage).where(HeldMessage.kind == kind).order_by(HeldMessage.id)).scalars().all()
-    # The job that held a message may still be finishing (rq marks it finished after it returned): putting the
-    # message back now would find that live job and enqueue nothing, and the message would be lost. Wait a
-    # moment for such jobs; if one still runs, nothing changes and the administrator resumes again.
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while any(_running(m.message_id, connection) for m in held):
-        if time.monotonic() > deadline:
-            raise PauseError("kind", "busy")
-        time.sleep(0.1)
+    # The job that held a message may still be finishing: putting the message back now would enqueue nothing and
+    # lose it. If one still runs after a moment, nothing changes and the administrator resumes again.
+    if not settled([m.message_id for m in held], connection, seconds=SETTLE_SECONDS):
+        raise PauseError("kind", "busy")
     for message in held:
         _publish(message.message_id, message.queue, message.envelope, connection, policy)
         session.delete(message)
@@ -104,23 +99,6 @@ def resume(session: Session, kind: str, connection: redis.Redis) -> int:
                  detail={"released": len(held), "paused_since": row.paused_at.isoformat(timespec="seconds")})
     _tell_portal(session, kind, paused=False)
     return len(held)
-
-
-def _running(message_id: str, connection: redis.Redis) -> bool:
-    """Whether rq runs a job for ``message_id`` right now (a queued copy is fine: it will be applied)."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job, JobStatus
-    from rq.serializers import JSONSerializer
-
-    try:
-        job = Job.fetch(message_id, connection=connection, serializer=JSONSerializer)
-    except NoSuchJobError:
-        return False
-    except redis.RedisError:
-        raise
-    except Exception:
-        return False  # an unreadable job hash is replaced when the message is put back
-    return job.get_status(refresh=False) == JobStatus.STARTED
 
 
 def _tell_portal(session: Session, kind: str, *, paused: bool) -> None:

@@ -145,3 +145,36 @@ def _actors(app, action):
         actors = set(session.execute(text("SELECT actor FROM audit_log WHERE action = :a"), {"a": action}).scalars())
         session.rollback()
     return actors
+
+
+def test_a_retry_while_the_job_that_dead_lettered_the_message_still_runs_loses_nothing(bridged, bridge_keys,
+                                                                                       monkeypatch):
+    """rq marks a job finished only after it returned: a retry in that moment must not close the row for nothing."""
+    from rq.job import Job, JobStatus
+    from rq.serializers import JSONSerializer
+
+    from bridge import deadletters
+
+    monkeypatch.setattr(deadletters, "SETTLE_SECONDS", 0.3)
+    bridged.send("test.schema", [{"marker": SECRET}])
+    assert bridged.relay(bridged.portal_app) == 1
+    bridged.run_burst("backoffice", INTAKE)
+    [letter] = bridged.rows(bridged.bo_app, "dead")
+    client = bridged.redis.client()
+    job = Job.fetch(letter.message_id, connection=client, serializer=JSONSerializer)
+    job.set_status(JobStatus.STARTED)  # the work-horse that dead-lettered it has not returned yet
+
+    admin = Backoffice(bridged.bo_app, RealClock()).client_for("admin1", "admin")
+    busy = _post(admin, f"/admin/dead-letters/{letter.id}/retry")
+    assert busy.status_code == 302 and busy.location.endswith(f"/admin/dead-letters/{letter.id}")
+    [still] = bridged.rows(bridged.bo_app, "dead")
+    assert (still.resolution, still.resolved_at) == (None, None), "the row was closed but nothing was queued"
+    assert not bridged.audit_actions(bridged.bo_app, "bridge.dead_letter.retry")
+    notice = _page(admin, f"/admin/dead-letters/{letter.id}")
+    assert "まだ処理中" in notice.text
+
+    job.set_status(JobStatus.FAILED)  # the job has now ended: the same retry goes through
+    assert _post(admin, f"/admin/dead-letters/{letter.id}/retry").status_code == 302
+    assert client.llen(get_queue(INTAKE, client).key) == 1
+    [closed] = bridged.rows(bridged.bo_app, "dead")
+    assert closed.resolution == "retried"
