@@ -195,6 +195,21 @@ class BridgeWorker(Worker):
         if not issubclass(self.job_class, BridgeJob):
             raise TypeError("a bridge worker runs BridgeJob jobs only")
 
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        """rq's; but a SIGTERM/SIGINT from here on is a clean stop.
+
+        rq installs its own handlers only after it logged "Listening on" and started the scheduler; a stop in
+        between killed the process outright, leaving it registered in Redis.
+        """
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop_before_work)
+        super().bootstrap(*args, **kwargs)
+
+    def _stop_before_work(self, signum: int, frame: Any) -> None:
+        # Only remembered: rq's loop sees it before its first dequeue, says "stopping on request" and tears down.
+        self._stop_requested = True
+        self._shutdown_requested_date = now()
+
     def perform_job(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> bool:
         """rq's, in the work-horse; with ``BENCH_PROFILE_DIR`` (the intake bench only) each job's cProfile is kept."""
         directory = os.environ.get("BENCH_PROFILE_DIR")

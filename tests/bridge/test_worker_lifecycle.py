@@ -11,6 +11,18 @@ def _listening(bridged, worker) -> bool:
     return bridged.worker_log(worker).count("Listening on") >= 1
 
 
+def test_a_sigterm_while_the_worker_starts_its_scheduler_is_a_clean_stop(bridged):
+    """rq logs "Listening on" before it installs its signal handlers; a stop in between must still be clean."""
+    from rq import Worker
+
+    worker = bridged.start_worker("backoffice", INTAKE, env={"TEST_WORKER_SLOW_SCHEDULER_START": "3"})
+    bridged.wait_for(lambda: "scheduler starting" in bridged.worker_log(worker), timeout=60)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, bridged.worker_log(worker)
+    assert "stopping on request" in bridged.worker_log(worker)
+    assert Worker.all(connection=bridged.redis.client()) == [], "a stopped worker must not stay registered"
+
+
 def test_a_worker_waits_for_redis_to_come_back_and_goes_on_with_the_same_process(bridged):
     worker = bridged.start_worker("backoffice", INTAKE)
     bridged.wait_for(lambda: _listening(bridged, worker), timeout=60)

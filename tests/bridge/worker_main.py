@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 from bridge.worker import run_worker
 from tests.bridge.handlers import register_test_handlers
@@ -19,9 +21,25 @@ def main() -> None:
     else:
         from backoffice import create_app
     app = create_app()
+    if os.environ.get("TEST_WORKER_SLOW_SCHEDULER_START"):
+        _slow_scheduler_start(float(os.environ["TEST_WORKER_SLOW_SCHEDULER_START"]))
     register_test_handlers(zone)
     with app.app_context():
         run_worker(app, queue, burst="--burst" in sys.argv[3:])
+
+
+def _slow_scheduler_start(seconds: float) -> None:
+    """Widen the moment between rq's "Listening on" and its own signal handlers, as a loaded machine does."""
+    from bridge.worker import BridgeWorker
+
+    start = BridgeWorker._start_scheduler
+
+    def slow(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        print("scheduler starting", flush=True)
+        time.sleep(seconds)
+        return start(self, *args, **kwargs)
+
+    BridgeWorker._start_scheduler = slow  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
