@@ -25,7 +25,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from portal import security  # noqa: F401  (registers the session loader)
     from portal.api import bp as api_bp
     from portal.applications import bp as apply_bp
-    from portal.applications.labels import kind_label, status_label, to_date
+    from portal.applications.labels import kind_label, reason_label, status_label, to_date
     from portal.auth import bp as auth_bp
     from portal.mypage import bp as mypage_bp
     from portal.public import bp as public_bp
@@ -37,7 +37,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api_bp)  # bearer tokens only: no cookie the browser could send on its own
     for bp in (public_bp, auth_bp, mypage_bp, apply_bp, api_bp, services_search_bp, api_services_bp, verify_bp):
         app.register_blueprint(bp)
-    app.jinja_env.globals.update(zone="portal", kind_label=kind_label, status_label=status_label)
+    app.jinja_env.globals.update(zone="portal", kind_label=kind_label, status_label=status_label,
+                                 reason_label=reason_label)
     app.jinja_env.filters["todate"] = to_date
     _init_bridge(app)
     _register_commands(app)

@@ -119,12 +119,18 @@ def add_event(session: Session, case: Case, action: str, *, by: Staff | None,
 def send_status(session: Session, case: Case, *, reason: str | None = None) -> None:
     """Tell the portal where the case stands (through the outbox, so nothing is sent before the commit).
 
-    ``reason`` explains a status that did not change, e.g. a withdrawal the city could not accept.
+    ``reason`` explains a status that did not change, e.g. a withdrawal the city could not accept. A reason of
+    intake's own goes as its code (bridge.reasons), which the portal words in the resident's language; a
+    clerk's typed reason goes as typed.
     """
+    from backoffice.services.intake import reason_code
+
     if reason is None:
         reason = case.status_reason if case.status in (CaseStatus.RETURNED, CaseStatus.REJECTED) else None
+    code = reason_code(reason)
     send(session, message_type=STATUS, recipient="portal",
-         payload={"receiptNumber": case.receipt_number, "status": PORTAL_STATUS[case.status], "reason": reason})
+         payload={"receiptNumber": case.receipt_number, "status": PORTAL_STATUS[case.status],
+                  "reason": None if code else reason, "reasonCode": code})
 
 
 def _audit(action: str, case: Case, by: Staff | None, *, outcome: str = "success",

@@ -76,6 +76,15 @@ REASONS = {
 }
 
 
+def reason_code(text: str | None) -> str | None:
+    """The code (bridge.reasons) of a reason intake or the filing rule gave, as stored; None for a clerk's text."""
+    for catalogue in (REASONS, filing.REASONS):
+        for code, stored in catalogue.items():
+            if stored == text:
+                return code
+    return None
+
+
 def _unverified_payload(jws: str) -> dict[str, Any]:
     try:
         segment = jws.split(".")[1]

@@ -420,11 +420,16 @@ def signed_content(application: Application) -> dict[str, Any]:
 
 
 def set_status(session: Session, application: Application, status: ApplicationStatus, *, actor: str,
-               reason: str | None = None) -> None:
-    """Record a status step (from the back office's status messages, or a withdrawal)."""
+               reason: str | None = None, reason_code: str | None = None) -> None:
+    """Record a status step (from the back office's status messages, or a withdrawal).
+
+    ``reason_code`` is a reason of the city's own (bridge.reasons, shown in the reader's language);
+    ``reason`` a clerk's words.
+    """
     application.status, application.status_reason, application.updated_at = status, reason, clock.utcnow()
-    session.add(ApplicationEvent(application_id=application.id, status=status, reason=reason, actor=actor,
-                                 at=application.updated_at))
+    application.status_reason_code = reason_code
+    session.add(ApplicationEvent(application_id=application.id, status=status, reason=reason, reason_code=reason_code,
+                                 actor=actor, at=application.updated_at))
     session.flush()
 
 
