@@ -160,11 +160,9 @@ def check_move(data: Any, *, account: PortalAccount, today: dt.date) -> list[Fie
     if errors:
         return errors
     origin = home_municipality(account)
-    if origin is None or data["fromMunicipalityCode"] != origin:
-        errors.append(FieldError("fromMunicipalityCode", _l("The current address must be the one on your card.")))
-    elif not is_connected(origin):
-        errors.append(FieldError("fromMunicipalityCode",
-                                 _l("Your municipality does not take online move notifications here yet.")))
+    errors = _home_municipality_errors(
+        data, account, "fromMunicipalityCode", _l("The current address must be the one on your card."),
+        _l("Your municipality does not take online move notifications here yet."))
     if not old_enough_to_sign(account, today):
         errors.append(FieldError("movers", _l("The person who signs must be 15 or older.")))
     move_date, visit = _date(data["moveDate"]), _date(data["visitDate"])
@@ -237,13 +235,21 @@ def check_certificate(data: Any, *, account: PortalAccount, today: dt.date) -> l
     errors = _schema_errors("certificate", data)
     if errors:
         return errors
+    return _home_municipality_errors(
+        data, account, "municipalityCode",
+        _l("Certificates can be requested from the municipality of the address on your card."),
+        _l("Your municipality does not take online requests here yet."))
+
+
+def _home_municipality_errors(data: dict[str, Any], account: PortalAccount, field: str, not_home: Any,
+                              not_connected: Any) -> list[FieldError]:
+    """The municipality ``field`` names must be the one of the address on the card, and take applications here."""
     origin = home_municipality(account)
-    if origin is None or data["municipalityCode"] != origin:
-        errors.append(FieldError("municipalityCode", _l(
-            "Certificates can be requested from the municipality of the address on your card.")))
-    elif not is_connected(origin):
-        errors.append(FieldError("municipalityCode", _l("Your municipality does not take online requests here yet.")))
-    return errors
+    if origin is None or data[field] != origin:
+        return [FieldError(field, not_home)]
+    if not is_connected(origin):
+        return [FieldError(field, not_connected)]
+    return []
 
 
 def certificate_fee(data: dict[str, Any]) -> int:
