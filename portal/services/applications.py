@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from core import clock, officecalendar
 from core.addressmaster import load_machiaza, load_municipalities, municipality_by_code
 from core.config import connected_municipalities
-from core.jpki import SignedApplicationError, verify_signed_application
+from core.jpki import SignedApplicationError, jws_claims, verify_signed_application
 from core.jpki.appconfig import MINIMUM_SIGNER_AGE, max_signature_age
 from core.registertext import birth_date_on_record, unrecordable
 from portal.models import (
@@ -417,11 +417,7 @@ def move_parts(session: Session, application: Application) -> list[Application]:
 
 def signed_content(application: Application) -> dict[str, Any]:
     """The application as the resident signed it (the JWS was verified when it was stored)."""
-    import base64
-
-    payload = application.signed_jws.split(".")[1]
-    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    content: dict[str, Any] = claims["application"]
+    content: dict[str, Any] = jws_claims(application.signed_jws)["application"]
     return content
 
 
