@@ -97,7 +97,7 @@ def terminals_revoke(name: str) -> None:
 @click.option("--seed", "seed_value", default=1, show_default=True, type=int)
 def seed(residents: int, seed_value: int) -> None:
     """Load a deterministic synthetic ledger (idempotent for the same seed)."""
-    from backoffice.services.seed import seed_ledger
+    from backoffice.demo.seed import seed_ledger
 
     started = time.perf_counter()
     cfg = current_app.config
@@ -141,7 +141,7 @@ def demo(residents: int, url: str | None) -> None:
     if db.session.execute(select(func.count(Staff.id))).scalar_one():
         click.echo("Demo data already present; nothing changed.")
         return
-    from backoffice.services.seed import seed_ledger
+    from backoffice.demo.seed import seed_ledger
 
     cfg = current_app.config
     seed_ledger(db.session, residents=residents, seed=1, municipality_code=cfg["MUNICIPALITY_CODE"],

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bridge import reasons
+from portal.api.procedures import OPENAPI_PATHS as SERVICE_PATHS
 from portal.schemas import CERTIFICATE, MOVE, SIGNED_APPLICATION, SIGNED_WITHDRAWAL, WITHDRAWAL
-from portal.services_search.api import OPENAPI_PATHS as SERVICE_PATHS
 
 
 def _strip(schema: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from portal.models import (
     PortalAccount,
 )
 from portal.schemas import SCHEMAS
-from portal.services import cardauth, catalog, oplog, outbound
+from portal.services import audit, cardauth, catalog, outbound
 
 PREFECTURES = tuple(
     "北海道 青森県 岩手県 宮城県 秋田県 山形県 福島県 茨城県 栃木県 群馬県 埼玉県 千葉県 東京都 神奈川県 新潟県 富山県 "
@@ -345,7 +345,7 @@ def submit(session: Session, *, account: PortalAccount, jws: str, nonce: str | N
     try:
         verified = _verify(jws, nonce, account)
     except SignedApplicationError as exc:
-        oplog.record(session, "application.submit", outcome="failure", actor=f"account:{account.id}",
+        audit.record(session, "application.submit", outcome="failure", actor=f"account:{account.id}",
                      actor_id=account.id, detail={"code": str(exc.code)})
         raise
     data = verified.application
@@ -384,7 +384,7 @@ def submit(session: Session, *, account: PortalAccount, jws: str, nonce: str | N
                                      actor="resident", at=now))
         outbound.application_submitted(session, application)
         stored.append(application)
-    oplog.record(session, "application.submit", actor=f"account:{account.id}", actor_id=account.id,
+    audit.record(session, "application.submit", actor=f"account:{account.id}", actor_id=account.id,
                  detail={"receipts": [a.receipt_number for a in stored], "kind": kind})
     session.flush()
     return stored
@@ -401,7 +401,7 @@ def get_own(session: Session, account: PortalAccount, receipt_number: str) -> Ap
     application = session.execute(
         select(Application).where(Application.receipt_number == receipt_number)).scalar_one_or_none()
     if application is not None and application.account_id != account.id:
-        oplog.record(session, "application.access", outcome="denied", actor=f"account:{account.id}",
+        audit.record(session, "application.access", outcome="denied", actor=f"account:{account.id}",
                      actor_id=account.id, target_type="application", target_id=str(application.id))
         return None
     return application
@@ -450,6 +450,6 @@ def withdraw(session: Session, *, account: PortalAccount, receipt_number: str, j
             "This application is already being handled and can no longer be withdrawn. Please contact the city."))])
     set_status(session, application, ApplicationStatus.WITHDRAWN, actor="resident")
     outbound.application_withdrawn(session, application, jws)
-    oplog.record(session, "application.withdraw", actor=f"account:{account.id}", actor_id=account.id,
+    audit.record(session, "application.withdraw", actor=f"account:{account.id}", actor_id=account.id,
                  target_type="application", target_id=str(application.id))
     return application
