@@ -87,15 +87,20 @@ def test_a_status_that_arrives_late_never_moves_the_application_back(portal_app,
                        ApplicationStatus.COMPLETED]
 
 
-def test_a_withdrawal_the_city_refused_shows_the_application_open_again_with_the_citys_message(portal_app, filed):
+def _withdrawn(app, receipt):
+    """The resident withdrew the application (as the portal records it on a verified signed withdrawal)."""
     from portal.extensions import db
     from portal.services import applications as apps
 
-    receipt = filed["move_out"]
-    with portal_app.app_context():
+    with app.app_context():
         application = db.session.execute(select(Application).where(Application.receipt_number == receipt)).scalar_one()
         apps.set_status(db.session, application, ApplicationStatus.WITHDRAWN, actor="resident")
         db.session.commit()
+
+
+def test_a_withdrawal_the_city_refused_shows_the_application_open_again_with_the_citys_message(portal_app, filed):
+    receipt = filed["move_out"]
+    _withdrawn(portal_app, receipt)
     _status(portal_app, "muni:032051", receipt, "received")  # a late step from before the withdrawal
     assert _application(portal_app, receipt)[0] is ApplicationStatus.WITHDRAWN
     _status(portal_app, "muni:032051", receipt, "received", "取下げは受け付けられませんでした。")
@@ -109,13 +114,9 @@ def test_a_withdrawal_refused_with_a_reason_code_reopens_the_application_in_each
 
     from portal.applications.labels import reason_label
     from portal.extensions import db
-    from portal.services import applications as apps
 
     receipt = filed["move_out"]
-    with portal_app.app_context():
-        application = db.session.execute(select(Application).where(Application.receipt_number == receipt)).scalar_one()
-        apps.set_status(db.session, application, ApplicationStatus.WITHDRAWN, actor="resident")
-        db.session.commit()
+    _withdrawn(portal_app, receipt)
     _status(portal_app, "muni:032051", receipt, "received", reasonCode="withdrawal_too_late")
     with portal_app.app_context():
         application = db.session.execute(select(Application).where(Application.receipt_number == receipt)).scalar_one()
