@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from flask import Flask, current_app
@@ -20,7 +21,7 @@ from backoffice.services import audit
 from backoffice.services import staff as staff_service
 from backoffice.services import terminals as terminal_service
 from core.audit_cli import audit_group
-from core.cli import fail, refusals
+from core.cli import committed, fail
 from core.grants import register_grants_command
 
 staff_cli = AppGroup("staff", help="Manage staff accounts.")
@@ -28,8 +29,11 @@ terminals_cli = AppGroup("terminals", help="Register and revoke terminals.")
 audit_cli = audit_group(audit.chain, lambda: db.session)
 
 
-def _refusals() -> Any:
-    return refusals(db.session, staff_service.StaffError, terminal_service.TerminalError)
+T = TypeVar("T")
+
+
+def _committed(action: Callable[[], T]) -> T:
+    return committed(db.session, action, staff_service.StaffError, terminal_service.TerminalError)
 
 
 @staff_cli.command("add")
@@ -39,10 +43,8 @@ def _refusals() -> Any:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="Read from stdin/prompt.")
 def staff_add(login_id: str, name: str, roles: tuple[str, ...], password: str) -> None:
     """Create an account and print its TOTP provisioning URI (once)."""
-    with _refusals():
-        staff, secret = staff_service.add_staff(db.session, login_id=login_id, name=name, password=password,
-                                                roles=list(roles))
-    db.session.commit()
+    staff, secret = _committed(lambda: staff_service.add_staff(db.session, login_id=login_id, name=name,
+                                                               password=password, roles=list(roles)))
     click.echo(f"Created {staff.login_id} ({', '.join(roles)}).")
     click.echo(f"TOTP: {staff_service.provisioning_uri(staff, secret)}")
 
@@ -59,8 +61,7 @@ def _staff(login_id: str) -> Staff:
 @click.argument("login_id")
 def staff_unlock(login_id: str) -> None:
     """Unlock an account locked after repeated failures."""
-    staff_service.unlock(db.session, _staff(login_id))
-    db.session.commit()
+    _committed(lambda: staff_service.unlock(db.session, _staff(login_id)))
     click.echo(f"Unlocked {login_id}.")
 
 
@@ -68,8 +69,7 @@ def staff_unlock(login_id: str) -> None:
 @click.argument("login_id")
 def staff_disable(login_id: str) -> None:
     """Disable an account and end its live sessions."""
-    staff_service.disable(db.session, _staff(login_id))
-    db.session.commit()
+    _committed(lambda: staff_service.disable(db.session, _staff(login_id)))
     click.echo(f"Disabled {login_id}.")
 
 
@@ -78,9 +78,8 @@ def staff_disable(login_id: str) -> None:
 @click.option("--cert-fingerprint", default=None, help="SHA-256 fingerprint of the terminal's client certificate.")
 def terminals_add(name: str, cert_fingerprint: str | None) -> None:
     """Register a terminal and print its one-time enrollment code."""
-    with _refusals():
-        _terminal, code = terminal_service.add_terminal(db.session, name=name, cert_fingerprint=cert_fingerprint)
-    db.session.commit()
+    _terminal, code = _committed(lambda: terminal_service.add_terminal(db.session, name=name,
+                                                                       cert_fingerprint=cert_fingerprint))
     click.echo(f"Terminal {name} registered. Enrollment code (valid {terminal_service.ENROLLMENT_HOURS} h): {code}")
 
 
@@ -88,9 +87,7 @@ def terminals_add(name: str, cert_fingerprint: str | None) -> None:
 @click.argument("name")
 def terminals_revoke(name: str) -> None:
     """Revoke a terminal."""
-    with _refusals():
-        terminal_service.revoke(db.session, name)
-    db.session.commit()
+    _committed(lambda: terminal_service.revoke(db.session, name))
     click.echo(f"Revoked {name}.")
 
 
@@ -100,7 +97,7 @@ def terminals_revoke(name: str) -> None:
 @click.option("--seed", "seed_value", default=1, show_default=True, type=int)
 def seed(residents: int, seed_value: int) -> None:
     """Load a deterministic synthetic ledger (idempotent for the same seed)."""
-    from backoffice.services.seed import seed_ledger
+    from backoffice.demo.seed import seed_ledger
 
     started = time.perf_counter()
     cfg = current_app.config
@@ -144,7 +141,7 @@ def demo(residents: int, url: str | None) -> None:
     if db.session.execute(select(func.count(Staff.id))).scalar_one():
         click.echo("Demo data already present; nothing changed.")
         return
-    from backoffice.services.seed import seed_ledger
+    from backoffice.demo.seed import seed_ledger
 
     cfg = current_app.config
     seed_ledger(db.session, residents=residents, seed=1, municipality_code=cfg["MUNICIPALITY_CODE"],

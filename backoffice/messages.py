@@ -11,6 +11,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 
 from backoffice.models import CaseStatus, CertificateStatus, Role
+from bridge import reasons
 
 KIND_LABELS = {
     "move_out": _l("Move-out notification"),
@@ -113,24 +114,6 @@ ROLE_LABELS = {
     Role.AUDITOR: _l("Auditor"),
 }
 
-# The reasons intake gives the resident (backoffice.services.intake.REASONS), as this page's language says them.
-# Intake stores and sends them in both languages joined; the page shows the one its reader reads.
-REASON_LABELS = {
-    "signature": _l("The signature could not be verified (the certificate may be revoked). Please contact the "
-                    "city."),
-    "already_resident": _l("Someone in this move-in reservation is already a resident here; for a move within the "
-                           "city send an in-city move reservation."),
-    "not_all_resident": _l("Someone in this in-city move reservation is not recorded as a resident here. Please "
-                           "check and send it again."),
-    "stale": _l("The signature was made too long ago to be accepted. Please sign and send it again."),
-    "withdrawal_signature": _l("The withdrawal's signature could not be verified, so the application was not "
-                               "withdrawn and is still being handled."),
-    "withdrawal_too_late": _l("The city has already started handling this application, so it could not be "
-                              "withdrawn. Please contact the city."),
-    "duplicate_move_out": _l("A move-out notification for the same person is already being handled."),
-}
-
-
 # Residents' own requests (R20, backoffice/services/resident_requests.py): kinds, steps, correctable items.
 REQUEST_KIND_LABELS = {
     "disclosure": _l("Disclosure request"),
@@ -158,10 +141,9 @@ RECORD_ITEM_LABELS = {
 
 def status_reason(text: str | None) -> Any:
     """A case's status reason in the page's language: intake's own reasons from the catalogue, a clerk's as typed."""
-    from backoffice.services.intake import REASONS
+    from backoffice.services.intake import reason_code
 
-    codes = {stored: code for code, stored in REASONS.items()}
-    return REASON_LABELS[codes[text]] if text in codes else (text or "")
+    return reasons.label(reason_code(text), text)
 
 
 def role_labels(roles: Any) -> list[str]:

@@ -27,6 +27,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import best_match
 
+from bridge import reasons
 from core import checkdigits
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -160,10 +161,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                      {**_APPLICATION, "signedApplication": JWS}),
     APPLICATION_WITHDRAWN: _envelope("The resident's signed withdrawal of an application",
                                      {**_APPLICATION, "signedWithdrawal": JWS}),
-    # Back office → portal (backoffice.services.cases → portal.services.status).
+    # Back office → portal (backoffice.services.cases → portal.services.status). A reason of the back office's
+    # own is a code (bridge.reasons) that each side words in its reader's language, with ``reason`` null; a
+    # clerk's typed reason is the text. ``reasonCode`` may be absent: a message an older back office sent
+    # before this version, still in flight, carries its reason as text (drop the leniency in the next version).
     APPLICATION_STATUS: _envelope("Where an application stands", {
         "receiptNumber": RECEIPT_NUMBER, "status": {"enum": list(PORTAL_STATUSES)},
-        "reason": _text(1000, nullable=True)}),
+        "reason": _text(1000, nullable=True), "reasonCode": {"enum": [*reasons.CODES, None]}},
+        required=["receiptNumber", "status", "reason"]),
     # Back office → portal (backoffice.services.intake_pause → portal.services.status): a kind's intake paused or
     # resumed, so the portal tells its residents processing is delayed. No personal data, no reason.
     INTAKE_PAUSED: _envelope("An application kind's intake was paused or resumed", {

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import click
 from sqlalchemy.orm import Session
+
+T = TypeVar("T")
 
 
 def fail(message: str) -> None:
@@ -24,3 +27,11 @@ def refusals(session: Session, *errors: type[Exception]) -> Iterator[None]:
     except errors as exc:
         session.rollback()
         fail(f"{getattr(exc, 'field', '-')}: {getattr(exc, 'message', str(exc))}")
+
+
+def committed(session: Session, action: Callable[[], T], *errors: type[Exception]) -> T:
+    """Run one service call as the command's transaction: committed, or on a refusal a message and nothing kept."""
+    with refusals(session, *errors):
+        result = action()
+    session.commit()
+    return result

@@ -24,20 +24,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from portal import security  # noqa: F401  (registers the session loader)
     from portal.api import bp as api_bp
+    from portal.api.procedures import bp as api_procedures_bp
     from portal.applications import bp as apply_bp
-    from portal.applications.labels import kind_label, status_label, to_date
+    from portal.applications.labels import kind_label, reason_label, status_label, to_date
     from portal.auth import bp as auth_bp
     from portal.mypage import bp as mypage_bp
+    from portal.procedures import bp as procedures_bp
     from portal.public import bp as public_bp
-    from portal.services_search import bp as services_search_bp
-    from portal.services_search.api import bp as api_services_bp
     from portal.verify import bp as verify_bp
 
     _check_card_trust(app)
     csrf.exempt(api_bp)  # bearer tokens only: no cookie the browser could send on its own
-    for bp in (public_bp, auth_bp, mypage_bp, apply_bp, api_bp, services_search_bp, api_services_bp, verify_bp):
+    for bp in (public_bp, auth_bp, mypage_bp, apply_bp, api_bp, procedures_bp, api_procedures_bp, verify_bp):
         app.register_blueprint(bp)
-    app.jinja_env.globals.update(zone="portal", kind_label=kind_label, status_label=status_label)
+    app.jinja_env.globals.update(zone="portal", kind_label=kind_label, status_label=status_label,
+                                 reason_label=reason_label)
     app.jinja_env.filters["todate"] = to_date
     _init_bridge(app)
     _register_commands(app)
@@ -50,15 +51,15 @@ def _register_commands(app: Flask) -> None:
     from core.backup_cli import backup_commands
     from core.grants import register_grants_command
     from portal.extensions import db
-    from portal.services import oplog
+    from portal.services import audit
 
-    app.cli.add_command(audit_group(oplog.chain, lambda: db.session))
+    app.cli.add_command(audit_group(audit.chain, lambda: db.session))
     from core.retention_cli import retention_group
     from portal.services import retention
 
-    for command in backup_commands(lambda: "portal", "PORTAL_DATABASE_URL", oplog.chain):
+    for command in backup_commands(lambda: "portal", "PORTAL_DATABASE_URL", audit.chain):
         app.cli.add_command(command)
-    app.cli.add_command(retention_group(retention.rules, oplog.chain, lambda: db.session, lambda: "portal"))
+    app.cli.add_command(retention_group(retention.rules, audit.chain, lambda: db.session, lambda: "portal"))
     register_grants_command()
 
 
@@ -81,10 +82,10 @@ def _init_bridge(app: Flask) -> None:
     from bridge.binding import init_bridge
     from portal.extensions import db
     from portal.models import BridgeAlert, DeadLetter, Outbox, ProcessedMessage
-    from portal.services import oplog
+    from portal.services import audit
 
     init_bridge(app, zone="portal", database=db, outbox=Outbox, processed=ProcessedMessage, dead_letters=DeadLetter,
-                audit=partial(oplog.record, actor="bridge"), alerts=BridgeAlert)
+                audit=partial(audit.record, actor="bridge"), alerts=BridgeAlert)
     from portal.services import verification
     from portal.services.status import register_handlers
 

@@ -112,7 +112,8 @@ class Application(Base):
     kind: Mapped[ApplicationKind] = mapped_column(_enum(ApplicationKind))
     municipality_code: Mapped[str] = mapped_column(String(6))  # the recipient municipality
     status: Mapped[ApplicationStatus] = mapped_column(_enum(ApplicationStatus), index=True)
-    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_reason: Mapped[str | None] = mapped_column(Text)  # a clerk's words, as typed
+    status_reason_code: Mapped[str | None] = mapped_column(String(40))  # a reason of the city's own (bridge.reasons)
     version: Mapped[int] = mapped_column(Integer, default=1)
     previous_id: Mapped[int | None] = mapped_column(ForeignKey("application.id"))
     signed_jws: Mapped[str] = mapped_column(Text)
@@ -133,6 +134,7 @@ class ApplicationEvent(Base):
     application_id: Mapped[int] = mapped_column(ForeignKey("application.id"), index=True)
     status: Mapped[ApplicationStatus] = mapped_column(_enum(ApplicationStatus))
     reason: Mapped[str | None] = mapped_column(Text)
+    reason_code: Mapped[str | None] = mapped_column(String(40))
     actor: Mapped[str] = mapped_column(String(50))  # resident, portal, or the municipality that handled it
     at: Mapped[tzdatetime]
 

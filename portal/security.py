@@ -14,7 +14,7 @@ from jose import JWTError, jwt
 from core import clock
 from portal.extensions import db, login_manager
 from portal.models import PortalAccount
-from portal.services import cardauth, oplog
+from portal.services import audit, cardauth
 
 F = TypeVar("F", bound=Callable[..., Any])
 API_ALGORITHMS = ["HS256"]
@@ -75,7 +75,7 @@ def api_account() -> PortalAccount | None:
         return None
     reason = cardauth.auth_certificate_in_force(account)
     if reason is not None:
-        oplog.record(db.session, "resident.api_token", outcome="failure", actor=f"account:{account.id}",
+        audit.record(db.session, "resident.api_token", outcome="failure", actor=f"account:{account.id}",
                      actor_id=account.id, detail={"reason": reason})
         db.session.commit()
         return None

@@ -148,8 +148,8 @@ def test_a_name_printed_by_a_subprocess_outside_the_bridge_harness_fails_the_sca
 def test_residents_a_seed_wrote_without_the_factories_are_registered_from_the_database(bo_app, backoffice_db_url,
                                                                                      tmp_path):
     """As ``flask seed``/``demo`` fill a ledger in another process, the scan reads the names back from it."""
+    from backoffice.demo.seed import seed_ledger
     from backoffice.extensions import db
-    from backoffice.services.seed import seed_ledger
     from tests.leakscan_plugin import keep_log, scan_run
 
     with bo_app.app_context():

@@ -30,7 +30,7 @@ NOT_PAGES = {
     "static": "files",
     "ledger.record_json": "JSON for the ledger page's script",
     "api.list_applications": "JSON API", "api.get_application": "JSON API", "api.me": "JSON API",
-    "api.openapi": "JSON API", "api_services.services": "JSON API",
+    "api.openapi": "JSON API", "api_procedures.services": "JSON API",
     "apply.sign": "redirects to the journey's check page",
     "apply.move_start": "redirects to the first question",
     "mypage.withdraw": "the withdrawal page of a submitted application: visited as withdraw_page below",

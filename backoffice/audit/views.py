@@ -14,7 +14,7 @@ from backoffice.audit import bp
 from backoffice.extensions import db
 from backoffice.models import Role
 from backoffice.security import access
-from backoffice.services import audit, oplog, watch
+from backoffice.services import audit, audit_reader, watch
 from core import clock
 from core.csvsafe import to_csv
 
@@ -37,9 +37,10 @@ class FilterForm(FlaskForm):
     date_to = DateField(_l("To"), validators=[Optional()])
 
 
-def _filter(form: FilterForm) -> oplog.LogFilter:
-    return oplog.LogFilter(action=form.action.data or "", actor=form.actor.data or "", outcome=form.outcome.data or "",
-                           date_from=form.date_from.data, date_to=form.date_to.data)
+def _filter(form: FilterForm) -> audit_reader.LogFilter:
+    return audit_reader.LogFilter(action=form.action.data or "", actor=form.actor.data or "",
+                                  outcome=form.outcome.data or "", date_from=form.date_from.data,
+                                  date_to=form.date_to.data)
 
 
 @bp.route("/")
@@ -49,7 +50,7 @@ def log() -> Any:
     form = FilterForm(request.args)
     rows, total, page = [], 0, max(1, request.args.get("page", 1, type=int) or 1)
     if form.validate():
-        rows, total = oplog.browse(db.session, _filter(form), page=page)
+        rows, total = audit_reader.browse(db.session, _filter(form), page=page)
         db.session.commit()
     return render_template("backoffice/audit/log.html", form=form, rows=rows, total=total, page=page, result=None)
 
@@ -61,9 +62,9 @@ def export() -> Any:
     form = FilterForm(request.args)
     if not form.validate():
         return log()
-    rows = oplog.export_rows(db.session, _filter(form))
+    rows = audit_reader.export_rows(db.session, _filter(form))
     db.session.commit()
-    return Response(to_csv(oplog.EXPORT_HEADER, rows), mimetype="text/csv; charset=utf-8",
+    return Response(to_csv(audit_reader.EXPORT_HEADER, rows), mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": "attachment; filename=operation-log.csv"})
 
 

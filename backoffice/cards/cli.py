@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import click
 from flask.cli import AppGroup
 
 from backoffice.extensions import db
 from backoffice.services import cards as card_service
-from core.cli import fail, refusals
+from core.cli import committed, fail
 
 cards_cli = AppGroup("cards", help="Issue My Number Cards and revoke, suspend or resume their certificates.")
 # Commands have no signed-in account; the operation log names the command line as the actor.
 CLI_ACTOR = "cli"
 
 
-def _refusals() -> Any:
-    return refusals(db.session, card_service.CardError)
+T = TypeVar("T")
+
+
+def _committed(action: Callable[[], T]) -> T:
+    return committed(db.session, action, card_service.CardError)
 
 
 def write_new_file(path: Path, data: bytes) -> None:
@@ -43,11 +47,9 @@ def cards_issue(resident_code: str, pin: str, password: str, out: Path) -> None:
         fail(f"out: {out} already exists")
     if not out.parent.is_dir():
         fail(f"out: the folder {out.parent} does not exist")
-    with _refusals():
-        card, data = card_service.issue_card(db.session, resident_code=resident_code, pin=pin,
-                                             password=password or None, issued_by=CLI_ACTOR)
     # Committed before the file is written: a file for a card the ledger does not know could never be revoked.
-    db.session.commit()
+    card, data = _committed(lambda: card_service.issue_card(db.session, resident_code=resident_code, pin=pin,
+                                                            password=password or None, issued_by=CLI_ACTOR))
     try:
         write_new_file(out, data)
     except OSError as exc:
@@ -64,9 +66,7 @@ def cards_issue(resident_code: str, pin: str, password: str, out: Path) -> None:
 @click.option("--reason", required=True, help=f"One of {', '.join(card_service.REASONS)}.")
 def cards_revoke(serial: str, reason: str) -> None:
     """Revoke the certificate with SERIAL (decimal) and republish the CRLs."""
-    with _refusals():
-        card = card_service.revoke_certificate(db.session, serial=serial, reason=reason, by=CLI_ACTOR)
-    db.session.commit()
+    card = _committed(lambda: card_service.revoke_certificate(db.session, serial=serial, reason=reason, by=CLI_ACTOR))
     click.echo(f"Revoked certificate {serial.strip()} ({reason.strip()}); card {card.card_number} is "
                f"{card.status.value}.")
 
@@ -75,9 +75,7 @@ def cards_revoke(serial: str, reason: str) -> None:
 @click.argument("card_number")
 def cards_suspend(card_number: str) -> None:
     """A lost card: put its certificates on hold and republish the CRLs."""
-    with _refusals():
-        card = card_service.suspend_card(db.session, card_number=card_number, by=CLI_ACTOR)
-    db.session.commit()
+    card = _committed(lambda: card_service.suspend_card(db.session, card_number=card_number, by=CLI_ACTOR))
     click.echo(f"Suspended card {card.card_number}: its certificates are on hold.")
 
 
@@ -85,7 +83,5 @@ def cards_suspend(card_number: str) -> None:
 @click.argument("card_number")
 def cards_resume(card_number: str) -> None:
     """A lost card found again: release the holds and republish the CRLs."""
-    with _refusals():
-        card = card_service.resume_card(db.session, card_number=card_number, by=CLI_ACTOR)
-    db.session.commit()
+    card = _committed(lambda: card_service.resume_card(db.session, card_number=card_number, by=CLI_ACTOR))
     click.echo(f"Resumed card {card.card_number}: it is active again.")

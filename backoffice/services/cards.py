@@ -44,6 +44,7 @@ from core.addressmaster import machiaza_by_code, municipality_by_code
 from core.checkdigits import is_valid_my_number
 from core.clock import age_on
 from core.config import ConfigError
+from core.refusal import Refused
 
 # マイナンバーカードの有効期限: the 10th birthday after issue from 18, the 5th below 18.
 ADULT_AGE = 18
@@ -62,14 +63,8 @@ _PASSWORD = re.compile(r"[A-Z0-9]{6,16}")
 _SERIAL = re.compile(r"[0-9]{1,64}")
 
 
-class CardError(ValueError):
+class CardError(Refused, ValueError):
     """A card command or form was given something it cannot accept; ``field`` names the input, ``code`` the rule."""
-
-    def __init__(self, field: str, message: str, *, code: str = "") -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.code = code or field
 
 
 class CardAuthority(Protocol):

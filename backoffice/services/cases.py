@@ -12,7 +12,6 @@ message to the portal through the outbox. Services flush and never commit: the c
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -32,6 +31,8 @@ from backoffice.services.staff import check_second_factor
 from bridge import messages
 from bridge.binding import send
 from core import clock, officecalendar
+from core.jpki import jws_claims
+from core.refusal import Refused
 from core.textfold import fold
 
 STATUS = messages.APPLICATION_STATUS
@@ -53,17 +54,14 @@ REASON_MAX = 1000
 NOTE_MAX = 2000
 
 
-class CaseError(Exception):
+class CaseError(Refused):
     """A workflow step that is not allowed; ``field`` names the input to correct, ``message`` says why.
 
     ``message`` is from the catalogue (backoffice.services.cases.MESSAGES): it reads in the page's language.
     """
 
     def __init__(self, field: str, message: Any, *, code: str = "refused") -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.code = code
+        super().__init__(field, message, code=code)
 
 
 # What each refusal says, in the catalogue (English source, Japanese in translations/ja): the page's language.
@@ -119,12 +117,18 @@ def add_event(session: Session, case: Case, action: str, *, by: Staff | None,
 def send_status(session: Session, case: Case, *, reason: str | None = None) -> None:
     """Tell the portal where the case stands (through the outbox, so nothing is sent before the commit).
 
-    ``reason`` explains a status that did not change, e.g. a withdrawal the city could not accept.
+    ``reason`` explains a status that did not change, e.g. a withdrawal the city could not accept. A reason of
+    intake's own goes as its code (bridge.reasons), which the portal words in the resident's language; a
+    clerk's typed reason goes as typed.
     """
+    from backoffice.services.intake import reason_code
+
     if reason is None:
         reason = case.status_reason if case.status in (CaseStatus.RETURNED, CaseStatus.REJECTED) else None
+    code = reason_code(reason)
     send(session, message_type=STATUS, recipient="portal",
-         payload={"receiptNumber": case.receipt_number, "status": PORTAL_STATUS[case.status], "reason": reason})
+         payload={"receiptNumber": case.receipt_number, "status": PORTAL_STATUS[case.status],
+                  "reason": None if code else reason, "reasonCode": code})
 
 
 def _audit(action: str, case: Case, by: Staff | None, *, outcome: str = "success",
@@ -374,9 +378,7 @@ def notes(session: Session, case: Case) -> list[CaseNote]:
 
 def signed_application(case: Case) -> dict[str, Any]:
     """The application as the resident signed it (verified again at intake)."""
-    segment = case.signed_jws.split(".")[1]
-    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    application: dict[str, Any] = claims.get("application", {})
+    application: dict[str, Any] = jws_claims(case.signed_jws).get("application", {})
     return application
 
 

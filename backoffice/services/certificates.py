@@ -40,6 +40,7 @@ from bridge.binding import send
 from core import certcode, clock
 from core.fieldcrypto import FieldCipher
 from core.i18n import wareki
+from core.refusal import Refused
 
 ISSUED = messages.CERTIFICATE_ISSUED
 REVOKED = messages.CERTIFICATE_REVOKED
@@ -81,14 +82,11 @@ MESSAGES = {
 }
 
 
-class CertificateError(ValueError):
-    """A certificate step that is not allowed; ``field`` names what to correct."""
+class CertificateError(Refused, ValueError):
+    """A certificate step that is not allowed; ``field`` names what to correct, ``code`` its message in ``MESSAGES``."""
 
     def __init__(self, field: str, code: str | None = None) -> None:
-        self.field = field
-        self.code = code or field
-        self.message = MESSAGES[self.code]
-        super().__init__(self.message)
+        super().__init__(field, MESSAGES[code or field], code=code or field)
 
 
 @dataclass(frozen=True)
@@ -174,10 +172,7 @@ def _sex(resident: Resident) -> str:
 
 
 def _my_number(resident: Resident) -> str:
-    if resident.my_number_encrypted is None:
-        return ""
-    return FieldCipher(current_app.config["FIELD_ENCRYPTION_KEY"]).decrypt(resident.my_number_encrypted,
-                                                                           context=b"my_number")
+    return records.my_number(resident) or ""
 
 
 def person_rows(resident: Resident, kind: str, items: tuple[str, ...], *, show_my_number: bool) -> list[list[str]]:

@@ -12,7 +12,6 @@ status goes back to the portal through this office's outbox.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -41,7 +40,7 @@ from bridge.jobs.deliver import record_dead_letter
 from bridge.queues import QueueNames
 from core import clock
 from core.envelope import UUID_PATTERN, Opened
-from core.jpki import RefusalCode, SignedApplicationError, VerifiedApplication, verify_signed_application
+from core.jpki import RefusalCode, SignedApplicationError, VerifiedApplication, jws_claims, verify_signed_application
 from core.jpki.appconfig import max_signature_age, trust_for_app
 from core.jpki.certificates import decode_certificate
 from core.jpki.encoding import strict_b64url_decode
@@ -76,13 +75,20 @@ REASONS = {
 }
 
 
+def reason_code(text: str | None) -> str | None:
+    """The code (bridge.reasons) of a reason intake or the filing rule gave, as stored; None for a clerk's text."""
+    for catalogue in (REASONS, filing.REASONS):
+        for code, stored in catalogue.items():
+            if stored == text:
+                return code
+    return None
+
+
 def _unverified_payload(jws: str) -> dict[str, Any]:
     try:
-        segment = jws.split(".")[1]
-        payload: dict[str, Any] = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (IndexError, ValueError) as exc:
+        return jws_claims(jws)
+    except ValueError as exc:
         raise PermanentFailure("schema", "signed application is not a JWS") from exc
-    return payload
 
 
 def _current(session: Session, name: str, birth_date: str) -> list[Resident]:
@@ -238,7 +244,7 @@ def receive_application(session: Session, opened: Opened) -> Case:
         findings.append({"code": "signature_refused", "detail": str(exc.code)})
         return_reason = REASONS["stale" if exc.code is RefusalCode.SIGNED_TOO_LONG_AGO else "signature"]
         claimed = _unverified_payload(jws)
-        application: dict[str, Any] = claimed.get("application", {}) if isinstance(claimed, dict) else {}
+        application: dict[str, Any] = claimed.get("application", {})
         serial = str(exc.certificate_serial or "")
     else:
         kind, move_id = _signed_part(verified, payload)

@@ -27,6 +27,7 @@ from bridge.binding import current_bridge
 from bridge.holds import register_hold
 from core import clock
 from core.envelope import Opened
+from core.refusal import Refused
 
 KINDS = messages.APPLICATION_KINDS
 INTAKE_PAUSED = messages.INTAKE_PAUSED
@@ -34,12 +35,8 @@ REASON_MAX = 500
 SETTLE_SECONDS = 10  # how long resuming waits for the jobs that held its messages to finish
 
 
-class PauseError(ValueError):
+class PauseError(Refused, ValueError):
     """A pause or resume that cannot be done; the message names the field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def paused(session: Session) -> list[IntakePause]:

@@ -19,10 +19,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from backoffice.models import AuditLog, Resident, ResidentHistory, Role, Sex, Staff
-from backoffice.services import audit, support
+from backoffice.services import audit, records, support
 from core import checkdigits, clock
 from core.addressmaster import load_machiaza, machiaza_by_code, municipality_by_code
-from core.fieldcrypto import FieldCipher
+from core.refusal import Refused
 from core.textfold import fold
 
 MASKED = "************"
@@ -36,13 +36,11 @@ NAME_MIN_CHARS = 2
 SEARCH_COUNT_CAP = 1000
 
 
-class SearchRefused(ValueError):
-    """A search that the rules do not allow; ``field`` names the input to correct."""
+class SearchRefused(Refused, ValueError):
+    """A search that the rules do not allow; ``field`` names the input to correct, ``code`` the rule."""
 
     def __init__(self, field: str, code: str) -> None:
-        super().__init__(code)
-        self.field = field
-        self.code = code
+        super().__init__(field, code, code=code)
 
 
 class ExportRefused(ValueError):
@@ -246,10 +244,9 @@ def reveal_my_number(resident: Resident, staff: Staff) -> str:
     if not may_see_my_number(staff):
         audit.record("ledger.unmask", outcome="denied", target_type="resident", target_id=resident.id)
         raise PermissionError("number_use role required")
-    if resident.my_number_encrypted is None:
+    value = records.my_number(resident)
+    if value is None:
         return ""
-    value = FieldCipher(current_app.config["FIELD_ENCRYPTION_KEY"]).decrypt(
-        resident.my_number_encrypted, context=b"my_number")
     audit.record("ledger.unmask", target_type="resident", target_id=resident.id)
     return value
 

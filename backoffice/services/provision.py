@@ -31,6 +31,7 @@ from core import clock
 from core.config import ConfigError
 from core.datafile import load_json
 from core.envelope import MESSAGE_TYPE_PATTERN, UnknownParty, validate_party
+from core.refusal import Refused
 
 RECIPIENTS_PATH = Path(__file__).resolve().parent.parent.parent / "data" / "recipients.json"
 LANGS = ("ja", "en")
@@ -53,13 +54,11 @@ class RecipientsError(ValueError):
     """The recipients data file is missing or malformed; the message names the entry and the field."""
 
 
-class ProvisionRefused(ValueError):
+class ProvisionRefused(Refused, ValueError):
     """``send`` was asked for something the data file does not allow; ``field`` names the argument."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from backoffice.services import audit
 from core import checkdigits, clock
 from core.addressmaster import machiaza_by_code
 from core.fieldcrypto import FieldCipher, blind_index
+from core.refusal import Refused
 from core.textfold import fold
 
 # Items a history snapshot records; the search keys and ciphertext are derived, not history.
@@ -32,13 +33,8 @@ HISTORY_ITEMS = (
 )
 
 
-class RecordError(ValueError):
+class RecordError(Refused, ValueError):
     """A ledger change that the rules refuse; ``field`` names the item."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def _jsonable(value: Any) -> Any:
@@ -86,6 +82,17 @@ def set_my_number(resident: Resident, number: str) -> None:
     cfg = current_app.config
     resident.my_number_encrypted = FieldCipher(cfg["FIELD_ENCRYPTION_KEY"]).encrypt(number, context=b"my_number")
     resident.my_number_index = blind_index(cfg["BLIND_INDEX_KEY"], number, purpose="my_number")
+
+
+def my_number(resident: Resident) -> str | None:
+    """The resident's My Number in clear (None when none is recorded): the one place it is decrypted.
+
+    The caller decides who may see it and writes the access to the operation log.
+    """
+    if resident.my_number_encrypted is None:
+        return None
+    return FieldCipher(current_app.config["FIELD_ENCRYPTION_KEY"]).decrypt(resident.my_number_encrypted,
+                                                                           context=b"my_number")
 
 
 def current_record_with(session: Session, *, juminhyo_code: str | None = None,

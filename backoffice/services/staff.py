@@ -18,6 +18,7 @@ from backoffice.models import Role, Staff, StaffRole, StaffSession, Terminal
 from backoffice.services import audit
 from core import clock
 from core.fieldcrypto import FieldCipher
+from core.refusal import Refused
 from core.sessions import SessionStore
 
 MIN_PASSWORD = 12
@@ -25,13 +26,8 @@ MAX_PASSWORD = 128
 TOTP_ISSUER = "Juki Backoffice"
 
 
-class StaffError(ValueError):
+class StaffError(Refused, ValueError):
     """A staff command or form was given something it cannot accept; ``field`` names the input."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def _hasher() -> PasswordHasher:

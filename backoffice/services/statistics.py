@@ -24,18 +24,14 @@ from backoffice.models import CaseEvent, IdoReason, ResidentHistory
 from backoffice.services import audit
 from backoffice.services.filing import LATE
 from core.addressmaster import machiaza_by_code
+from core.refusal import Refused
 
 MAX_MONTHS = 60
 REASONS = tuple(r.value for r in IdoReason)
 
 
-class StatisticsError(ValueError):
+class StatisticsError(Refused, ValueError):
     """A period that cannot be counted; ``field`` names the input."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from backoffice.models import BridgeAlert, Resident, Role, Staff, SupportMeasure
 from backoffice.services import audit
 from core import clock
+from core.refusal import Refused
 
 MAX_PERIOD_DAYS = 366
 ALERT_KIND = "support_measure_access"
@@ -42,13 +43,11 @@ MESSAGES = {
 }
 
 
-class SupportError(ValueError):
-    """A support-measure step refused; ``field`` names what to correct."""
+class SupportError(Refused, ValueError):
+    """A support-measure step refused; ``field`` names what to correct (and its message in ``MESSAGES``)."""
 
     def __init__(self, field: str) -> None:
-        self.field = field
-        self.message = MESSAGES[field]
-        super().__init__(self.message)
+        super().__init__(field, MESSAGES[field])
 
 
 def _ids(measure: SupportMeasure) -> set[int]:

@@ -15,19 +15,15 @@ from backoffice.models import Terminal
 from backoffice.services import audit
 from core import clock
 from core.app import peer_address
+from core.refusal import Refused
 
 COOKIE_NAME = "bo_terminal"
 ENROLLMENT_HOURS = 24
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O/1/I: read aloud and typed by hand
 
 
-class TerminalError(ValueError):
+class TerminalError(Refused, ValueError):
     """A terminal command or form got something it cannot accept; ``field`` names the input."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def _sha(value: str) -> str:

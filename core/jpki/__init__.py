@@ -9,7 +9,7 @@ from core.jpki.errors import AuthTokenError, CardVerificationError, RefusalCode,
 from core.jpki.nonces import ConsumedNonce, IssuedNonce, NonceSource, NonceStore, RedisNonceStore
 from core.jpki.origin import validate_site_origin
 from core.jpki.profile import BasicItems, CertificatePurpose, parse_basic_items
-from core.jpki.signedapp import VerifiedApplication, verify_signed_application
+from core.jpki.signedapp import VerifiedApplication, jws_claims, verify_signed_application
 from core.jpki.trust import (
     CrlRevocationChecker,
     RevocationChecker,
@@ -39,6 +39,7 @@ __all__ = [
     "VerifiedAuth",
     "auth_signed_data",
     "crl_file_name",
+    "jws_claims",
     "load_pem_bundle",
     "parse_basic_items",
     "validate_site_origin",

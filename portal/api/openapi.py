@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge import reasons
+from portal.api.procedures import OPENAPI_PATHS as SERVICE_PATHS
 from portal.schemas import CERTIFICATE, MOVE, SIGNED_APPLICATION, SIGNED_WITHDRAWAL, WITHDRAWAL
-from portal.services_search.api import OPENAPI_PATHS as SERVICE_PATHS
 
 
 def _strip(schema: dict[str, Any]) -> dict[str, Any]:
@@ -35,14 +36,19 @@ WEB_EID_TOKEN = {"type": "object", "required": ["unverifiedCertificate", "algori
                  "properties": {"unverifiedCertificate": {"type": "string"}, "algorithm": {"const": "RS256"},
                                 "signature": {"type": "string"}, "format": {"type": "string"},
                                 "appVersion": {"type": "string"}}}
+REASON_CODE = "A reason of the city's own, as a stable code (null for a clerk's words or none)."
 EVENT = {"type": "object", "required": ["status", "at"], "properties": {
-    "status": {"type": "string"}, "reason": {"type": ["string", "null"]}, "at": {"type": "string"}}}
+    "status": {"type": "string"}, "reason": {"type": ["string", "null"]},
+    "reason_code": {"enum": [*reasons.CODES, None], "description": REASON_CODE}, "at": {"type": "string"}}}
 APPLICATION = {"type": "object", "required": ["receipt_number", "kind", "status", "history"], "properties": {
     "receipt_number": {"type": "string"},
     "kind": {"enum": ["move_out", "move_in_reservation", "in_city_reservation", "certificate"]},
     "status": {"enum": ["submitted", "received", "in_review", "returned", "approved", "completed", "rejected",
                         "withdrawn"]},
-    "status_reason": {"type": ["string", "null"]}, "municipality_code": {"type": "string"},
+    "status_reason": {"type": ["string", "null"], "description": "Why the city returned or kept the application, "
+                      "in the request's language (Accept-Language or ?lang=); a clerk's words as typed."},
+    "status_reason_code": {"enum": [*reasons.CODES, None], "description": REASON_CODE},
+    "municipality_code": {"type": "string"},
     "move_id": {"type": ["string", "null"]}, "submitted_at": {"type": "string"},
     "history": {"type": "array", "items": EVENT}}}
 _JWS = ("JWS compact, RS256, x5c = [signature certificate]; payload SignedApplication {aud, nonce, iat, moveId, "

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import current_app, g, jsonify, request
 
+from bridge import reasons
 from core.jpki import AuthTokenError, SignedApplicationError
 from core.redisconn import within_global_limit, within_limit
 from portal.api import bp
@@ -108,12 +109,19 @@ def _application_json(application: Any) -> dict[str, Any]:
         "receipt_number": application.receipt_number,
         "kind": application.kind.value,
         "status": application.status.value,
-        "status_reason": application.status_reason,
+        "status_reason": _reason(application.status_reason_code, application.status_reason),
+        "status_reason_code": application.status_reason_code,
         "municipality_code": application.municipality_code,
         "move_id": application.move_id,
         "submitted_at": application.submitted_at.isoformat(),
-        "history": [{"status": e.status.value, "reason": e.reason, "at": e.at.isoformat()} for e in application.events],
+        "history": [{"status": e.status.value, "reason": _reason(e.reason_code, e.reason), "reason_code": e.reason_code,
+                     "at": e.at.isoformat()} for e in application.events],
     }
+
+
+def _reason(code: str | None, text: str | None) -> str | None:
+    """A status reason in the request's language (a clerk's as typed), or None."""
+    return str(reasons.label(code, text)) if code or text else None
 
 
 def _refused(exc: Exception, *, invalid_status: int) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
+from bridge import reasons
 from portal.models import ApplicationKind, ApplicationStatus
 
 KINDS = {
@@ -35,6 +36,11 @@ def kind_label(kind: ApplicationKind | str) -> Any:
 def status_label(status: ApplicationStatus | str) -> Any:
     """The name of a status."""
     return STATUSES[ApplicationStatus(status)]
+
+
+def reason_label(code: str | None, text: str | None) -> Any:
+    """Why the city returned or kept an application: its own reason in the reader's language, a clerk's as typed."""
+    return reasons.label(code, text)
 
 
 def to_date(value: str | None) -> dt.date | None:

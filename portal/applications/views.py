@@ -5,20 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import abort, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask import abort, current_app, jsonify, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from core import clock
 from core.addressmaster import load_machiaza, load_municipalities
 from core.i18n import format_date
-from core.jpki import SignedApplicationError
 from portal.applications import bp
 from portal.applications import forms as f
 from portal.extensions import db
 from portal.security import require_linked_resident
 from portal.services import applications as apps
 from portal.services import cardauth, catalog, drafts
+from portal.signing import run_signed
 
 MOVE, CERT = "move", "certificate"
 # The pages of the moving journey in order, and which answers each one owns (for "change" links and errors).
@@ -262,20 +262,11 @@ def submit(journey: str) -> Any:
     if journey not in (MOVE, CERT):
         abort(404)
     nonce = session.pop("apply_nonce", None)
-    body = request.get_json(silent=True)
-    jws = body.get("signedApplication") if isinstance(body, dict) else None
     expected = _move_application() if journey == MOVE else _certificate_application()
-    try:
-        stored = apps.submit(db.session, account=current_user, jws=jws if isinstance(jws, str) else "", nonce=nonce,
-                             expected=expected)
-    except SignedApplicationError as exc:
-        db.session.commit()
-        return jsonify({"error": "signature_refused", "hint": exc.user_hint,
-                        "message": _("The signature could not be verified. Please try again.")}), 400
-    except apps.ApplicationInvalid as exc:
-        db.session.rollback()
-        return jsonify({"error": "invalid", "message": str(exc.errors[0].message),
-                        "fields": [e.field for e in exc.errors]}), 400
+    stored, refused = run_signed(lambda jws: apps.submit(db.session, account=current_user, jws=jws, nonce=nonce,
+                                                         expected=expected))
+    if stored is None:
+        return refused
     drafts.clear(db.session, current_user, journey)
     db.session.commit()
     return jsonify({"redirect": url_for("apply.done", receipt=stored[0].receipt_number)})

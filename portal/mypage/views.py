@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, jsonify, redirect, render_template, request, session, url_for
-from flask_babel import gettext as _
+from flask import abort, current_app, jsonify, redirect, render_template, session, url_for
 from flask_login import current_user
 
 from core import clock
 from core.i18n import format_date
-from core.jpki import SignedApplicationError
 from portal.extensions import db
 from portal.mypage import bp
 from portal.security import require_linked_resident
 from portal.services import applications as apps
 from portal.services import cardauth
+from portal.signing import run_signed
 
 bp.before_request(require_linked_resident)
 
@@ -85,17 +84,10 @@ def withdraw_challenge(receipt: str) -> Any:
 def withdraw_submit(receipt: str) -> Any:
     """Verify the signed withdrawal and record it (only while the city has not started checking)."""
     _own_or_404(receipt)
-    body = request.get_json(silent=True)
-    jws = body.get("signedApplication") if isinstance(body, dict) else None
-    try:
-        apps.withdraw(db.session, account=current_user, receipt_number=receipt,
-                      jws=jws if isinstance(jws, str) else "", nonce=session.pop("withdraw_nonce", None))
-    except SignedApplicationError as exc:
-        db.session.commit()
-        return jsonify({"error": "signature_refused", "hint": exc.user_hint,
-                        "message": _("The signature could not be verified. Please try again.")}), 400
-    except apps.ApplicationInvalid as exc:
-        db.session.rollback()
-        return jsonify({"error": "invalid", "message": str(exc.errors[0].message)}), 400
+    nonce = session.pop("withdraw_nonce", None)
+    _withdrawn, refused = run_signed(lambda jws: apps.withdraw(db.session, account=current_user,
+                                                               receipt_number=receipt, jws=jws, nonce=nonce))
+    if refused is not None:
+        return refused
     db.session.commit()
     return jsonify({"redirect": url_for("mypage.application", receipt=receipt)})

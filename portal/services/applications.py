@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from core import clock, officecalendar
 from core.addressmaster import load_machiaza, load_municipalities, municipality_by_code
 from core.config import connected_municipalities
-from core.jpki import SignedApplicationError, verify_signed_application
+from core.jpki import SignedApplicationError, jws_claims, verify_signed_application
 from core.jpki.appconfig import MINIMUM_SIGNER_AGE, max_signature_age
 from core.registertext import birth_date_on_record, unrecordable
 from portal.models import (
@@ -37,7 +37,7 @@ from portal.models import (
     PortalAccount,
 )
 from portal.schemas import SCHEMAS
-from portal.services import cardauth, catalog, oplog, outbound
+from portal.services import audit, cardauth, catalog, outbound
 
 PREFECTURES = tuple(
     "北海道 青森県 岩手県 宮城県 秋田県 山形県 福島県 茨城県 栃木県 群馬県 埼玉県 千葉県 東京都 神奈川県 新潟県 富山県 "
@@ -160,11 +160,9 @@ def check_move(data: Any, *, account: PortalAccount, today: dt.date) -> list[Fie
     if errors:
         return errors
     origin = home_municipality(account)
-    if origin is None or data["fromMunicipalityCode"] != origin:
-        errors.append(FieldError("fromMunicipalityCode", _l("The current address must be the one on your card.")))
-    elif not is_connected(origin):
-        errors.append(FieldError("fromMunicipalityCode",
-                                 _l("Your municipality does not take online move notifications here yet.")))
+    errors = _home_municipality_errors(
+        data, account, "fromMunicipalityCode", _l("The current address must be the one on your card."),
+        _l("Your municipality does not take online move notifications here yet."))
     if not old_enough_to_sign(account, today):
         errors.append(FieldError("movers", _l("The person who signs must be 15 or older.")))
     move_date, visit = _date(data["moveDate"]), _date(data["visitDate"])
@@ -237,13 +235,21 @@ def check_certificate(data: Any, *, account: PortalAccount, today: dt.date) -> l
     errors = _schema_errors("certificate", data)
     if errors:
         return errors
+    return _home_municipality_errors(
+        data, account, "municipalityCode",
+        _l("Certificates can be requested from the municipality of the address on your card."),
+        _l("Your municipality does not take online requests here yet."))
+
+
+def _home_municipality_errors(data: dict[str, Any], account: PortalAccount, field: str, not_home: Any,
+                              not_connected: Any) -> list[FieldError]:
+    """The municipality ``field`` names must be the one of the address on the card, and take applications here."""
     origin = home_municipality(account)
-    if origin is None or data["municipalityCode"] != origin:
-        errors.append(FieldError("municipalityCode", _l(
-            "Certificates can be requested from the municipality of the address on your card.")))
-    elif not is_connected(origin):
-        errors.append(FieldError("municipalityCode", _l("Your municipality does not take online requests here yet.")))
-    return errors
+    if origin is None or data[field] != origin:
+        return [FieldError(field, not_home)]
+    if not is_connected(origin):
+        return [FieldError(field, not_connected)]
+    return []
 
 
 def certificate_fee(data: dict[str, Any]) -> int:
@@ -339,7 +345,7 @@ def submit(session: Session, *, account: PortalAccount, jws: str, nonce: str | N
     try:
         verified = _verify(jws, nonce, account)
     except SignedApplicationError as exc:
-        oplog.record(session, "application.submit", outcome="failure", actor=f"account:{account.id}",
+        audit.record(session, "application.submit", outcome="failure", actor=f"account:{account.id}",
                      actor_id=account.id, detail={"code": str(exc.code)})
         raise
     data = verified.application
@@ -378,7 +384,7 @@ def submit(session: Session, *, account: PortalAccount, jws: str, nonce: str | N
                                      actor="resident", at=now))
         outbound.application_submitted(session, application)
         stored.append(application)
-    oplog.record(session, "application.submit", actor=f"account:{account.id}", actor_id=account.id,
+    audit.record(session, "application.submit", actor=f"account:{account.id}", actor_id=account.id,
                  detail={"receipts": [a.receipt_number for a in stored], "kind": kind})
     session.flush()
     return stored
@@ -395,7 +401,7 @@ def get_own(session: Session, account: PortalAccount, receipt_number: str) -> Ap
     application = session.execute(
         select(Application).where(Application.receipt_number == receipt_number)).scalar_one_or_none()
     if application is not None and application.account_id != account.id:
-        oplog.record(session, "application.access", outcome="denied", actor=f"account:{account.id}",
+        audit.record(session, "application.access", outcome="denied", actor=f"account:{account.id}",
                      actor_id=account.id, target_type="application", target_id=str(application.id))
         return None
     return application
@@ -411,20 +417,21 @@ def move_parts(session: Session, application: Application) -> list[Application]:
 
 def signed_content(application: Application) -> dict[str, Any]:
     """The application as the resident signed it (the JWS was verified when it was stored)."""
-    import base64
-
-    payload = application.signed_jws.split(".")[1]
-    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    content: dict[str, Any] = claims["application"]
+    content: dict[str, Any] = jws_claims(application.signed_jws)["application"]
     return content
 
 
 def set_status(session: Session, application: Application, status: ApplicationStatus, *, actor: str,
-               reason: str | None = None) -> None:
-    """Record a status step (from the back office's status messages, or a withdrawal)."""
+               reason: str | None = None, reason_code: str | None = None) -> None:
+    """Record a status step (from the back office's status messages, or a withdrawal).
+
+    ``reason_code`` is a reason of the city's own (bridge.reasons, shown in the reader's language);
+    ``reason`` a clerk's words.
+    """
     application.status, application.status_reason, application.updated_at = status, reason, clock.utcnow()
-    session.add(ApplicationEvent(application_id=application.id, status=status, reason=reason, actor=actor,
-                                 at=application.updated_at))
+    application.status_reason_code = reason_code
+    session.add(ApplicationEvent(application_id=application.id, status=status, reason=reason, reason_code=reason_code,
+                                 actor=actor, at=application.updated_at))
     session.flush()
 
 
@@ -443,6 +450,6 @@ def withdraw(session: Session, *, account: PortalAccount, receipt_number: str, j
             "This application is already being handled and can no longer be withdrawn. Please contact the city."))])
     set_status(session, application, ApplicationStatus.WITHDRAWN, actor="resident")
     outbound.application_withdrawn(session, application, jws)
-    oplog.record(session, "application.withdraw", actor=f"account:{account.id}", actor_id=account.id,
+    audit.record(session, "application.withdraw", actor=f"account:{account.id}", actor_id=account.id,
                  target_type="application", target_id=str(application.id))
     return application

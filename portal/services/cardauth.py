@@ -33,7 +33,7 @@ from core.jpki.trust import RevocationCheckFailed, key_identifier
 from core.redisconn import get_redis, key
 from core.sessions import SessionStore
 from portal.models import PortalAccount, ResidentSession
-from portal.services import oplog
+from portal.services import audit
 
 SESSIONS = SessionStore(ResidentSession, "account_id")
 LINK_PURPOSE = "identity-link"
@@ -81,7 +81,7 @@ def sign_in(session: Session, *, token: Any, nonce: str | None, client: str | No
     try:
         verified = verify_auth_token(token, nonce=source, trust=trust())
     except AuthTokenError as exc:
-        oplog.record(session, "resident.sign_in", outcome="failure", actor="anonymous", client_addr=client,
+        audit.record(session, "resident.sign_in", outcome="failure", actor="anonymous", client_addr=client,
                      detail={"code": str(exc.code), "certificate_serial": _serial(exc.certificate_serial)})
         raise
     issuer, serial = verified.issuer_key_id, str(verified.serial)
@@ -97,7 +97,7 @@ def sign_in(session: Session, *, token: Any, nonce: str | None, client: str | No
         session.flush()
     account.last_sign_in_at = now
     token_value = SESSIONS.start(session, account.id) if open_session else None
-    oplog.record(session, "resident.sign_in", actor=f"account:{account.id}", actor_id=account.id, client_addr=client,
+    audit.record(session, "resident.sign_in", actor=f"account:{account.id}", actor_id=account.id, client_addr=client,
                  detail={"certificate_serial": serial, "new_account": created})
     return SignInOutcome(account, token_value, created)
 
@@ -122,7 +122,7 @@ def resume(session: Session, token: str) -> tuple[PortalAccount | None, str]:
     if card is not None:
         # The card's certificate was revoked (or expired) since sign-in: the session ends with it.
         SESSIONS.close(session, row, "certificate")
-        oplog.record(session, "resident.session_end", outcome="failure", actor=f"account:{row.account_id}",
+        audit.record(session, "resident.session_end", outcome="failure", actor=f"account:{row.account_id}",
                      actor_id=row.account_id, detail={"reason": card})
         return None, "certificate"
     SESSIONS.touch(session, row)
@@ -133,7 +133,7 @@ def sign_out(session: Session, token: str, account: PortalAccount | None) -> Non
     """End the session on the server."""
     SESSIONS.end(session, token, reason="sign_out")
     if account is not None:
-        oplog.record(session, "resident.sign_out", actor=f"account:{account.id}", actor_id=account.id)
+        audit.record(session, "resident.sign_out", actor=f"account:{account.id}", actor_id=account.id)
 
 
 def api_sign_out(session: Session, account: PortalAccount) -> None:
@@ -141,7 +141,7 @@ def api_sign_out(session: Session, account: PortalAccount) -> None:
     session.execute(update(PortalAccount).where(PortalAccount.id == account.id)
                     .values(token_version=PortalAccount.token_version + 1))
     session.refresh(account)
-    oplog.record(session, "resident.api_sign_out", actor=f"account:{account.id}", actor_id=account.id)
+    audit.record(session, "resident.api_sign_out", actor=f"account:{account.id}", actor_id=account.id)
 
 
 @dataclass(frozen=True)
@@ -197,18 +197,18 @@ def link_identity(session: Session, *, account: PortalAccount, jws: str, nonce: 
         verified = verify_signed_application(jws, expected_nonce=source, expected_aud=current_app.config["SITE_ORIGIN"],
                                              trust=trust())
     except SignedApplicationError as exc:
-        oplog.record(session, "resident.link", outcome="failure", actor=f"account:{account.id}", actor_id=account.id,
+        audit.record(session, "resident.link", outcome="failure", actor=f"account:{account.id}", actor_id=account.id,
                      detail={"code": str(exc.code), "certificate_serial": _serial(exc.certificate_serial)})
         raise
     if verified.application.get("purpose") != LINK_PURPOSE:
-        oplog.record(session, "resident.link", outcome="failure", actor=f"account:{account.id}", actor_id=account.id,
+        audit.record(session, "resident.link", outcome="failure", actor=f"account:{account.id}", actor_id=account.id,
                      detail={"code": "WRONG_PURPOSE"})
         raise ValueError("the signed document is not an identity link")
     items = verified.items
     # The row is locked, so two links sent at once cannot both pass the check against the old state.
     session.refresh(account, with_for_update=True)
     if account.is_linked and not _same_person(account, items.name, items.birth_date, items.sex):
-        oplog.record(session, "resident.link", outcome="failure", actor=f"account:{account.id}", actor_id=account.id,
+        audit.record(session, "resident.link", outcome="failure", actor=f"account:{account.id}", actor_id=account.id,
                      detail={"code": "IDENTITY_MISMATCH", "sign_certificate_serial": str(verified.serial)})
         raise IdentityMismatch("the signature names another person than the linked holder")
     account.linked_at = clock.utcnow()
@@ -216,6 +216,6 @@ def link_identity(session: Session, *, account: PortalAccount, jws: str, nonce: 
     account.name, account.address = items.name, items.address
     account.birth_date, account.sex = items.birth_date, items.sex
     session.flush()
-    oplog.record(session, "resident.link", actor=f"account:{account.id}", actor_id=account.id,
+    audit.record(session, "resident.link", actor=f"account:{account.id}", actor_id=account.id,
                  detail={"sign_certificate_serial": str(verified.serial)})
     return account

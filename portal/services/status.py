@@ -30,21 +30,23 @@ def moves_forward(current: ApplicationStatus, new: ApplicationStatus) -> bool:
 
 def receive_status(session: Session, opened: Opened) -> None:
     """Record the status a municipality reports for one of its applications (and only its own)."""
-    # The shape (a known status, a text or null reason) was checked against bridge.messages on arrival.
+    # The shape (a known status, a text or null reason, a known or null code) was checked against bridge.messages
+    # on arrival.
     receipt, new = opened.payload["receiptNumber"], ApplicationStatus(opened.payload["status"])
     application = session.execute(select(Application).where(Application.receipt_number == receipt)).scalar_one_or_none()
     if application is None or f"muni:{application.municipality_code}" != opened.sender:
         raise PermanentFailure("unknown_application", "status for an application this sender did not receive")
-    reason = opened.payload["reason"]
+    # A reason of the city's own comes as a code; a message sent before codes existed has no ``reasonCode``.
+    reason, code = opened.payload["reason"], opened.payload.get("reasonCode")
     if application.status is ApplicationStatus.WITHDRAWN:
         # The resident withdrew; a late "received" does not bring it back. A status that is not final and
         # comes with a reason is the municipality refusing the withdrawal: the application is still open.
-        if reason is not None and new not in FINAL:
-            apps.set_status(session, application, new, actor=opened.sender, reason=reason)
+        if (reason is not None or code is not None) and new not in FINAL:
+            apps.set_status(session, application, new, actor=opened.sender, reason=reason, reason_code=code)
         return
     if not moves_forward(application.status, new):
         return  # a step that arrived after a later one: the later one already tells the resident more
-    apps.set_status(session, application, new, actor=opened.sender, reason=reason)
+    apps.set_status(session, application, new, actor=opened.sender, reason=reason, reason_code=code)
 
 
 def receive_intake_paused(session: Session, opened: Opened) -> None:

@@ -17,7 +17,7 @@ from bridge.handlers import PermanentFailure, register
 from core import certcode, clock
 from core.envelope import Opened
 from portal.models import CertificateState, CertificateVerification
-from portal.services import oplog
+from portal.services import audit
 
 ISSUED = messages.CERTIFICATE_ISSUED
 REVOKED = messages.CERTIFICATE_REVOKED
@@ -71,7 +71,7 @@ def verify(session: Session, code: str) -> Verdict | None:
     if certcode.is_well_formed(code):
         row = session.execute(select(CertificateVerification).where(
             CertificateVerification.code_hash == certcode.code_hash(code))).scalar_one_or_none()
-    oplog.record(session, "certificate.verify", actor="public", outcome="success" if row else "failure",
+    audit.record(session, "certificate.verify", actor="public", outcome="success" if row else "failure",
                  target_type="certificate_verification", target_id=str(row.id) if row else None,
                  detail={"status": row.status.value if row else "not_found"})
     if row is None:

@@ -11,7 +11,7 @@ from core import certcode
 from core.i18n import format_date
 from core.redisconn import within_global_limit, within_limit
 from portal.extensions import db
-from portal.services import oplog, verification
+from portal.services import audit, verification
 from portal.verify import bp
 
 
@@ -27,7 +27,7 @@ def verify() -> Any:
     limit = current_app.config["CERTIFICATE_VERIFY_LIMIT"]
     if not within_limit("verify-ip", request.remote_addr or "-", limit=limit) or not within_global_limit(
             "verify", limit=current_app.config["CERTIFICATE_VERIFY_GLOBAL_LIMIT"]):
-        oplog.record(db.session, "certificate.verify", actor="public", outcome="denied",
+        audit.record(db.session, "certificate.verify", actor="public", outcome="denied",
                      detail={"reason": "rate_limited"})
         db.session.commit()
         return _page(verdict=None, checked=False,

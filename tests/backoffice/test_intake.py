@@ -134,6 +134,23 @@ def test_a_malformed_message_is_a_permanent_failure(bo_app):
         assert db.session.execute(select(Case)).first() is None
 
 
+def test_a_signed_application_whose_payload_is_not_a_json_object_is_a_schema_refusal_and_no_case(bo_app):
+    """A compromised portal's JWS that decodes to a JSON array: refused as malformed at once, never retried."""
+    from backoffice.extensions import db
+    from backoffice.services.intake import receive_application
+
+    payload = {"receiptNumber": "202612060000000009", "kind": "move_out", "moveId": None,
+               "submittedAt": clock.utcnow().isoformat(), "signedApplication": "eyJhbGciOiJSUzI1NiJ9.W10.c2ln"}
+    opened = Opened(message_id=str(uuid.uuid4()), message_type="application.submitted", sender="portal",
+                    recipient="muni:032051", created_at=clock.utcnow(), payload=payload)
+    check_payload(opened)  # the envelope's shape is right: only the signed content is wrong
+    with bo_app.test_request_context("/"), pytest.raises(PermanentFailure) as refused:
+        receive_application(db.session, opened)
+    assert (refused.value.reason, refused.value.detail) == ("schema", "signed application is not a JWS")
+    with bo_app.app_context():
+        assert db.session.execute(select(Case)).first() is None
+
+
 def test_the_clerks_inbox_lists_arrived_cases_oldest_first_without_personal_data_in_urls(backoffice, city):
     from bs4 import BeautifulSoup
 

@@ -67,8 +67,8 @@ def prefix_attack(client: Any, municipality_code: str) -> tuple[set[str], int, i
 @pytest.fixture
 def demo_ledger(bo_app: Any) -> int:
     """The demo ledger as ``flask demo`` seeds it: 1,000 synthetic residents."""
+    from backoffice.demo.seed import seed_ledger
     from backoffice.extensions import db
-    from backoffice.services.seed import seed_ledger
 
     cfg = bo_app.config
     with bo_app.app_context():

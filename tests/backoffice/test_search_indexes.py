@@ -26,8 +26,8 @@ RESIDENTS = 3000
 @pytest.fixture
 def seeded(bo_app: Any) -> dict[str, Any]:
     """A seeded ledger, analysed, and the items of one resident to search by (as a clerk would type them)."""
+    from backoffice.demo.seed import seed_ledger
     from backoffice.extensions import db
-    from backoffice.services.seed import seed_ledger
     from core.addressmaster import machiaza_by_code
 
     cfg = bo_app.config

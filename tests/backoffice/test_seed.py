@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session
 
+from backoffice.demo.seed import SeedResult, atena_number, seed_ledger
 from backoffice.models import Household, IdoReason, RecordStatus, Resident
-from backoffice.services.seed import SeedResult, atena_number, seed_ledger
 from core.addressmaster import DATA_DIR, load_machiaza
 from core.checkdigits import is_valid_juminhyo_code, is_valid_my_number
 from core.fieldcrypto import FieldCipher, blind_index

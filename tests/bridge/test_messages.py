@@ -214,6 +214,33 @@ def test_the_schemas_agree_with_the_recipients_file_and_the_ledgers_codes():
     assert set(messages.APPLICATION_KINDS) == {k.value for k in ApplicationKind}
     assert set(messages.PORTAL_STATUSES) == set(PORTAL_STATUS.values())
     assert set(messages.PORTAL_STATUSES) <= {s.value for s in ApplicationStatus}
+    # Every reason the back office gives itself has a code the status message allows and words in the catalogue.
+    from backoffice.services import filing, intake
+    from bridge import reasons
+
+    assert set(intake.REASONS) | set(filing.REASONS) == set(reasons.CODES)
+    assert messages.SCHEMAS["application.status"]["properties"]["reasonCode"]["enum"] == [*reasons.CODES, None]
+
+
+@pytest.mark.parametrize("payload, path", [
+    ({"receiptNumber": RECEIPT, "status": "returned", "reason": None, "reasonCode": "teleported"}, "$.reasonCode"),
+    ({"receiptNumber": RECEIPT, "status": "returned", "reasonCode": "stale"}, "$.reason"),
+])
+def test_a_status_with_an_unknown_reason_code_or_without_its_reason_field_is_refused(payload, path):
+    from bridge import messages
+
+    with pytest.raises(messages.MessageInvalid) as refused:
+        messages.validate("application.status", payload)
+    assert refused.value.path == path
+
+
+def test_a_status_message_in_the_old_form_without_a_reason_code_is_still_accepted_for_one_version():
+    """A back office of the version before sent its reasons as text; such a message may still be in flight."""
+    from bridge import messages
+
+    messages.validate("application.status", {"receiptNumber": RECEIPT, "status": "returned", "reason": "古い形式"})
+    messages.validate("application.status", {"receiptNumber": RECEIPT, "status": "returned", "reason": None,
+                                             "reasonCode": "not_all_resident"})
 
 
 def test_what_a_whole_move_really_sends_fits_the_schemas(hanamaki, kitakami, family, clock, move_keys):  # noqa: F811

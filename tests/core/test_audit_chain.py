@@ -397,11 +397,11 @@ def test_in_production_verify_needs_the_public_key_configured(bo_app):
 
 def test_the_portal_log_is_checkpointed_after_every_commit_and_a_cut_fails_its_verify(portal_app):
     from portal.extensions import db
-    from portal.services import oplog
+    from portal.services import audit
 
     with portal_app.test_request_context("/"):
         for i in range(4):
-            oplog.record(db.session, "resident.sign_in", actor=f"resident:{i}")
+            audit.record(db.session, "resident.sign_in", actor=f"resident:{i}")
             db.session.commit()
     lines = Path(portal_app.config["AUDIT_CHECKPOINT_PATH"]).read_text().splitlines()
     assert [json.loads(line)["seq"] for line in lines] == [1, 2, 3, 4]

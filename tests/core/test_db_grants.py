@@ -129,7 +129,7 @@ def test_the_back_office_role_runs_the_app_but_cannot_switch_off_or_cut_the_log(
 def test_the_portal_role_appends_to_its_log_but_cannot_switch_off_or_cut_it(portal_app, portal_db_url, app_role):
     from portal import create_app
     from portal.extensions import db
-    from portal.services import oplog
+    from portal.services import audit
 
     _grant(portal_app, app_role, portal_db_url)
     role_url = _as(portal_db_url, app_role["role"])
@@ -140,13 +140,13 @@ def test_the_portal_role_appends_to_its_log_but_cannot_switch_off_or_cut_it(port
                       "PORTAL_DATABASE_URL": role_url})
     try:
         with app.test_request_context("/"):
-            oplog.record(db.session, "resident.sign_in", actor="resident:1", actor_id=1)
+            audit.record(db.session, "resident.sign_in", actor="resident:1", actor_id=1)
             db.session.commit()
-            oplog.record(db.session, "resident.sign_out", actor="resident:1", actor_id=1)
+            audit.record(db.session, "resident.sign_out", actor="resident:1", actor_id=1)
             db.session.commit()
         assert _refused(role_url, ATTACKS) == []
         with app.app_context():
-            result = oplog.chain().verify(db.session)
+            result = audit.chain().verify(db.session)
         assert result.ok and result.rows == 2 and result.checkpoint_seq == 2, result
     finally:
         app.extensions["engine"].dispose()

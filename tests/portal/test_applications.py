@@ -113,7 +113,8 @@ def test_a_move_to_kitakami_sends_a_move_out_and_a_move_in_reservation_with_one_
     assert len(listing.select("tr.application")) == 2
 
 
-def test_a_move_within_the_city_sends_one_in_city_reservation(resident, portal_app):
+def move_within_the_city(resident):
+    """Answer every page of a 転居予約 for the resident alone, up to the signature."""
     from core.addressmaster import load_machiaza
 
     move, visit = _dates()
@@ -125,6 +126,10 @@ def test_a_move_within_the_city_sends_one_in_city_reservation(resident, portal_a
                                          "movers-0-birth_date": "1990-08-27", "movers-0-relationship": "本人"})
     resident.post("/apply/move/householder", {"new_householder": "宮沢　賢"})
     resident.post("/apply/move/contact", {"contact_phone": "0198241111"})
+
+
+def test_a_move_within_the_city_sends_one_in_city_reservation(resident, portal_app):
+    move_within_the_city(resident)
     assert resident.sign("/apply/move/sign/challenge", "/apply/move/submit").status_code == 200
     from portal.extensions import db
 

@@ -11,13 +11,13 @@ from tests.conftest import create_pg_database, drop_pg_database
 
 def test_a_portal_backup_restores_with_its_log_and_a_back_office_refuses_it(portal_app, bo_app, tmp_path):
     from portal.extensions import db
-    from portal.services import oplog
+    from portal.services import audit
 
     key = secrets.token_hex(32)
     portal_app.config["BACKUP_KEY"] = bo_app.config["BACKUP_KEY"] = key
     with portal_app.app_context():
         for n in range(3):
-            oplog.record(db.session, "portal.test", actor="system", target_type="drill", target_id=str(n))
+            audit.record(db.session, "portal.test", actor="system", target_type="drill", target_id=str(n))
         db.session.commit()
     out = tmp_path / "portal-backup"
     runner = portal_app.test_cli_runner()

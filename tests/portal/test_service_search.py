@@ -13,9 +13,9 @@ from bs4 import BeautifulSoup
 
 from core.addressmaster import load_municipalities
 from core.checkdigits import is_valid_local_government_code
+from portal.api.procedures import OPENAPI_PATHS
 from portal.services import catalog, municipalities
 from portal.services.catalog import CatalogError
-from portal.services_search.api import OPENAPI_PATHS
 
 HIRAGANA = re.compile(r"[\u3041-\u3096]")
 PORTAL_FORMS = {"/apply/move", "/apply/certificate"}

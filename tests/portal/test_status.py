@@ -24,13 +24,15 @@ def filed(portal_app, cards):
     return {p["kind"]: p["receipt_number"] for p in body["parts"]}
 
 
-def _status(app, sender, receipt, status, reason=None):
+def _status(app, sender, receipt, status, reason=None, **code):
+    """A status message as it arrives; ``reasonCode=`` for the new form, without it the form before codes."""
     from portal.extensions import db
     from portal.services.status import receive_status
 
     opened = Opened(message_id=str(uuid.uuid4()), message_type="application.status", sender=sender,
                     recipient="portal", created_at=clock.utcnow(),
-                    payload={"receiptNumber": receipt, "status": status, "reason": reason})
+                    payload={"receiptNumber": receipt, "status": status, "reason": reason, **code})
+    check_payload(opened)
     with app.test_request_context("/"):
         receive_status(db.session, opened)
         db.session.commit()
@@ -85,18 +87,43 @@ def test_a_status_that_arrives_late_never_moves_the_application_back(portal_app,
                        ApplicationStatus.COMPLETED]
 
 
-def test_a_withdrawal_the_city_refused_shows_the_application_open_again_with_the_citys_message(portal_app, filed):
+def _withdrawn(app, receipt):
+    """The resident withdrew the application (as the portal records it on a verified signed withdrawal)."""
     from portal.extensions import db
     from portal.services import applications as apps
 
-    receipt = filed["move_out"]
-    with portal_app.app_context():
+    with app.app_context():
         application = db.session.execute(select(Application).where(Application.receipt_number == receipt)).scalar_one()
         apps.set_status(db.session, application, ApplicationStatus.WITHDRAWN, actor="resident")
         db.session.commit()
+
+
+def test_a_withdrawal_the_city_refused_shows_the_application_open_again_with_the_citys_message(portal_app, filed):
+    receipt = filed["move_out"]
+    _withdrawn(portal_app, receipt)
     _status(portal_app, "muni:032051", receipt, "received")  # a late step from before the withdrawal
     assert _application(portal_app, receipt)[0] is ApplicationStatus.WITHDRAWN
     _status(portal_app, "muni:032051", receipt, "received", "取下げは受け付けられませんでした。")
     status, reason, history = _application(portal_app, receipt)
     assert status is ApplicationStatus.RECEIVED and reason == "取下げは受け付けられませんでした。"
     assert history[-2:] == [ApplicationStatus.WITHDRAWN, ApplicationStatus.RECEIVED]
+
+
+def test_a_withdrawal_refused_with_a_reason_code_reopens_the_application_in_each_language(portal_app, filed):
+    from flask_babel import force_locale
+
+    from portal.applications.labels import reason_label
+    from portal.extensions import db
+
+    receipt = filed["move_out"]
+    _withdrawn(portal_app, receipt)
+    _status(portal_app, "muni:032051", receipt, "received", reasonCode="withdrawal_too_late")
+    with portal_app.app_context():
+        application = db.session.execute(select(Application).where(Application.receipt_number == receipt)).scalar_one()
+        assert application.status is ApplicationStatus.RECEIVED
+        assert (application.status_reason, application.status_reason_code) == (None, "withdrawal_too_late")
+    with portal_app.test_request_context("/"):
+        with force_locale("ja"):
+            assert str(reason_label("withdrawal_too_late", None)).startswith("すでに市で手続きを進めている")
+        with force_locale("en"):
+            assert str(reason_label("withdrawal_too_late", None)).startswith("The city has already started")

@@ -206,6 +206,25 @@ def _end_of_day_jst(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=JST).astimezone(dt.UTC)
 
 
+def key_usage(**flags: bool) -> x509.KeyUsage:
+    """Return a KeyUsage with the named flags set and every other flag clear."""
+    names = (
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+        "encipher_only",
+        "decipher_only",
+    )
+    unknown = set(flags) - set(names)
+    if unknown:
+        raise ValueError(f"unknown KeyUsage flags {unknown}")
+    return x509.KeyUsage(**{name: flags.get(name, False) for name in names})
+
+
 def _add_years(moment: dt.datetime, years: int) -> dt.datetime:
     try:
         return moment.replace(year=moment.year + years)
@@ -343,20 +362,7 @@ class JlisSimulator:
                     .not_valid_before(now - dt.timedelta(hours=1))
                     .not_valid_after(_add_years(now, years))
                     .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                    .add_extension(
-                        x509.KeyUsage(
-                            digital_signature=False,
-                            content_commitment=False,
-                            key_encipherment=False,
-                            data_encipherment=False,
-                            key_agreement=False,
-                            key_cert_sign=True,
-                            crl_sign=True,
-                            encipher_only=False,
-                            decipher_only=False,
-                        ),
-                        critical=True,
-                    )
+                    .add_extension(key_usage(key_cert_sign=True, crl_sign=True), critical=True)
                     .add_extension(ski, critical=False)
                     .sign(key, hashes.SHA256())
                 )
@@ -459,19 +465,7 @@ class JlisSimulator:
             .serial_number(serial)
             .not_valid_before(now)
             .not_valid_after(not_after)
-            .add_extension(
-                x509.KeyUsage(
-                    **usage,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(key_usage(**usage), critical=True)
             .add_extension(
                 x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(policy), None)]),
                 critical=False,

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
-from bridge.peers.jlis.simulator import CaId, Holder, IssuedCard, JlisSimulator
+from bridge.peers.jlis.simulator import CaId, Holder, IssuedCard, JlisSimulator, key_usage
 from core.jpki.der import BIT_STRING, SEQUENCE, encode_tlv
 from core.jpki.profile import AUTH_POLICY, SIGN_POLICY, BasicItems, CertificatePurpose, basic_items_other_names
 from core.jpki.trust import TrustConfig
@@ -50,25 +50,6 @@ class MutableClock:
     def advance(self, **delta: float) -> None:
         """Move the clock forward by a timedelta's keyword arguments."""
         self.now += dt.timedelta(**delta)
-
-
-def key_usage(**flags: bool) -> x509.KeyUsage:
-    """Return a KeyUsage with the named flags set and every other flag clear."""
-    names = (
-        "digital_signature",
-        "content_commitment",
-        "key_encipherment",
-        "data_encipherment",
-        "key_agreement",
-        "key_cert_sign",
-        "crl_sign",
-        "encipher_only",
-        "decipher_only",
-    )
-    unknown = set(flags) - set(names)
-    if unknown:
-        raise ValueError(f"unknown KeyUsage flags {unknown}")
-    return x509.KeyUsage(**{name: flags.get(name, False) for name in names})
 
 
 def sample_holder(**changes: Any) -> Holder:

@@ -1,9 +1,9 @@
-"""Service search: residents find procedures by keyword, category and life event, without signing in."""
+"""The procedure search: residents find procedures by keyword, category and life event, without signing in."""
 
 from flask import Blueprint
 from flask.blueprints import BlueprintSetupState
 
-bp = Blueprint("services_search", __name__, url_prefix="/services")
+bp = Blueprint("procedures", __name__, url_prefix="/services")
 
 
 @bp.record_once
@@ -14,4 +14,4 @@ def _load_catalog(state: BlueprintSetupState) -> None:
     catalog.load_catalog()
 
 
-from portal.services_search import views  # noqa: E402,F401
+from portal.procedures import views  # noqa: E402,F401

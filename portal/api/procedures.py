@@ -1,4 +1,4 @@
-"""API: the service catalog search for apps (public, read-only, no sign-in)."""
+"""API: the procedure catalog search for apps (public, read-only, no sign-in), beside the other endpoints."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from portal.services import catalog
 
-bp = Blueprint("api_services", __name__, url_prefix="/api/v1")
+bp = Blueprint("api_procedures", __name__, url_prefix="/api/v1")
 
 _SERVICE = {"type": "object", "required": ["id", "title", "summary", "category", "life_events", "online", "form",
                                            "fee_yen", "legal_basis"],

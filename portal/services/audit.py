@@ -1,4 +1,7 @@
-"""The portal's operation log: sign-ins, sign-outs, identity links, refused access to others' data."""
+"""Writing the portal's operation log (sign-ins, sign-outs, identity links, refused access to others' data).
+
+The same name as the back office's writer (``backoffice.services.audit.record``); the portal's takes the session.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,42 @@
+"""Why a municipality returned an application or kept it open: the code its status message carries and what
+each code says to a person, in the reader's language.
+
+The back office gives these reasons (``backoffice.services.intake.REASONS`` at intake and for a
+withdrawal, ``backoffice.services.filing.REASONS`` for who may file); the status message
+(``bridge.messages.APPLICATION_STATUS``) carries the code, never the words; the portal's "My
+applications" and the back office's case page both read the words from this one catalogue (English
+source, Japanese in translations/ja). A reason a clerk typed travels as text and is shown as typed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+
+LABELS = {
+    "signature": _l("The signature could not be verified (the certificate may be revoked). Please contact the "
+                    "city."),
+    "already_resident": _l("Someone in this move-in reservation is already a resident here; for a move within the "
+                           "city send an in-city move reservation."),
+    "not_all_resident": _l("Someone in this in-city move reservation is not recorded as a resident here. Please "
+                           "check and send it again."),
+    "stale": _l("The signature was made too long ago to be accepted. Please sign and send it again."),
+    "withdrawal_signature": _l("The withdrawal's signature could not be verified, so the application was not "
+                               "withdrawn and is still being handled."),
+    "withdrawal_too_late": _l("The city has already started handling this application, so it could not be "
+                              "withdrawn. Please contact the city."),
+    "duplicate_move_out": _l("A move-out notification for the same person is already being handled."),
+    "movers_not_one_household": _l("The people named do not all belong to one household. Only members of one "
+                                   "household can be notified together."),
+    "more_movers_than_household": _l("The application names more people than the household has. Please check it "
+                                     "and send it again."),
+    "signer_not_in_household": _l("The person who signed is not a member of the movers' household. The person who "
+                                  "moves or a member of their household must notify."),
+}
+CODES = tuple(LABELS)
+
+
+def label(code: str | None, text: str | None = None) -> Any:
+    """What a person reads for a status reason: the catalogue's words for a code, else the text as given."""
+    return LABELS[code] if code in LABELS else (text or "")
