@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import current_app, g, jsonify, request
@@ -113,6 +114,7 @@ def _application_json(application: Any) -> dict[str, Any]:
         "move_id": application.move_id,
         "submitted_at": application.submitted_at.isoformat(),
         "history": [{"status": e.status.value, "reason": e.reason, "at": e.at.isoformat()} for e in application.events],
+        "answer": json.loads(application.answer) if application.answer else None,
     }
 
 

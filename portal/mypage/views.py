@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import abort, current_app, jsonify, redirect, render_template, request, session, url_for
@@ -11,6 +12,7 @@ from flask_login import current_user
 from core import clock
 from core.i18n import format_date
 from core.jpki import SignedApplicationError
+from portal.applications import labels
 from portal.extensions import db
 from portal.mypage import bp
 from portal.security import require_linked_resident
@@ -53,10 +55,11 @@ def _own_or_404(receipt: str) -> Any:
 
 @bp.route("/applications/<receipt>")
 def application(receipt: str) -> Any:
-    """One application: what was signed, every step, and the other parts of the same move."""
+    """One application: what was signed, every step, the other parts of the same move, and a disclosure's answer."""
     item = _own_or_404(receipt)
     return render_template("portal/mypage/application.html", application=item, content=apps.signed_content(item),
-                           late=bool(_delayed([item])),
+                           late=bool(_delayed([item])), answer=json.loads(item.answer) if item.answer else None,
+                           answer_items=labels.ANSWER_ITEMS, sexes=labels.SEXES, role_label=labels.role_label,
                            parts=apps.move_parts(db.session, item), withdrawable=item.status in apps.WITHDRAWABLE,
                            format_date=format_date)
 
