@@ -60,7 +60,7 @@ def application(receipt: str) -> Any:
     return render_template("portal/mypage/application.html", application=item, content=apps.signed_content(item),
                            late=bool(_delayed([item])), answer=json.loads(item.answer) if item.answer else None,
                            answer_items=labels.ANSWER_ITEMS, sexes=labels.SEXES, role_label=labels.role_label,
-                           parts=apps.move_parts(db.session, item), withdrawable=item.status in apps.WITHDRAWABLE,
+                           parts=apps.move_parts(db.session, item), withdrawable=apps.withdrawable(item),
                            format_date=format_date)
 
 
@@ -68,7 +68,7 @@ def application(receipt: str) -> Any:
 def withdraw(receipt: str) -> Any:
     """Withdraw: the resident signs the withdrawal with the card."""
     item = _own_or_404(receipt)
-    if item.status not in apps.WITHDRAWABLE:
+    if not apps.withdrawable(item):
         return redirect(url_for("mypage.application", receipt=receipt))
     return render_template("portal/mypage/withdraw.html", application=item)
 

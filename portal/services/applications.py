@@ -468,6 +468,11 @@ def set_status(session: Session, application: Application, status: ApplicationSt
     session.flush()
 
 
+def withdrawable(application: Application) -> bool:
+    """Whether the resident may still withdraw ``application`` online (a request about their record: never)."""
+    return application.status in WITHDRAWABLE and application.kind.value not in REQUEST_TYPES
+
+
 def withdraw(session: Session, *, account: PortalAccount, receipt_number: str, jws: str,
              nonce: str | None) -> Application:
     """Withdraw an application not yet in review, on the resident's signature."""
@@ -478,6 +483,9 @@ def withdraw(session: Session, *, account: PortalAccount, receipt_number: str, j
     data = verified.application
     if _schema_errors("signed_withdrawal", verified.claims) or data["receiptNumber"] != receipt_number:
         raise ApplicationInvalid([FieldError("receiptNumber", _l("The signed withdrawal names another application."))])
+    if application.kind.value in REQUEST_TYPES:
+        raise ApplicationInvalid([FieldError("kind", _l(
+            "A request about your own record cannot be withdrawn online. Please contact the city."))])
     if application.status not in WITHDRAWABLE:
         raise ApplicationInvalid([FieldError("status", _l(
             "This application is already being handled and can no longer be withdrawn. Please contact the city."))])

@@ -50,6 +50,8 @@ def test_a_disclosure_request_goes_from_the_portal_to_two_people_and_its_answer_
     staff = Backoffice(office, RealClock())
     clerk = staff.client_for("clerk_e2e", "clerk", terminal="t-clerk-e2e")
     assert clerk.get(f"/ledger/residents/{city['head']}").status_code == 200
+    listing = clerk.get("/resident-requests/").get_data(as_text=True)
+    assert receipt in listing  # the clerk sees it came from the portal, under the resident's receipt number
     token = csrf_from(clerk, "/resident-requests/")
     assert clerk.post(f"/resident-requests/{request_id}/confirm", data={"csrf_token": token}).status_code == 302
     approver = staff.client_for("approver_e2e", "approver", terminal="t-approver-e2e")

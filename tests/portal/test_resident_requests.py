@@ -144,3 +144,22 @@ def test_an_answer_is_kept_only_for_a_granted_disclosure_request(portal_app, car
     _status(portal_app, receipt, "in_review", "回答期限 / Answer due by: 2027-02-04（延長 / extended: 照会中）")
     [application] = _applications(portal_app)
     assert application.status_reason.endswith("照会中）")
+
+
+def test_a_request_cannot_be_withdrawn_online_so_the_portal_never_shows_one_the_city_still_handles(portal_app, cards):
+    r = Resident(portal_app, cards)
+    assert r.post("/apply/request", {"kind": "suspension_request", "use": "use", "reason": "理由"}).status_code == 302
+    sent = r.sign("/apply/request/sign/challenge", "/apply/request/submit")
+    receipt = sent.json["redirect"].rsplit("/", 1)[-1]
+    page = r.client.get(f"/mypage/applications/{receipt}").text
+    assert f"/mypage/applications/{receipt}/withdraw" not in page
+    assert r.client.get(f"/mypage/applications/{receipt}/withdraw").status_code == 302
+    refused = r.sign(f"/mypage/applications/{receipt}/withdraw/challenge", f"/mypage/applications/{receipt}/withdraw")
+    assert refused.status_code == 400 and "取り下げられません" in refused.json["message"]
+    [application] = _applications(portal_app)
+    assert application.status is ApplicationStatus.SUBMITTED
+    from portal.extensions import db
+
+    with portal_app.app_context():
+        sent_types = [m.message_type for m in db.session.execute(select(Outbox)).scalars()]
+    assert "application.withdrawn" not in sent_types
