@@ -141,3 +141,28 @@ def test_the_disclosure_answer_goes_to_the_portal_with_no_staff_name_and_nothing
     text = json.dumps(answer, ensure_ascii=False)
     for secret in ("clerk_a", "number_n", "approver_b", "職員", "宮沢　トシ", "トシ", HEAD_NUMBER, WIFE_NUMBER):
         assert secret not in text, secret
+
+
+def test_a_long_access_log_still_reaches_the_portal_with_its_newest_accesses(bo_app, city):
+    from backoffice.services import ledger, resident_requests
+    from bridge.messages import ANSWER_MAX_ACCESSES
+
+    jws = _signed(bo_app, city, {"type": "disclosure_request", "municipalityCode": HERE})
+    _portal_sends(bo_app, "application.submitted", _submitted(jws, receipt="R-LONG", kind="disclosure_request"))
+    views = ANSWER_MAX_ACCESSES + 50
+    _as(bo_app, "clerk_a", lambda s, who: [ledger.get_record(s, city["head"]) for _ in range(views)])
+    _as(bo_app, "number_n", lambda s, who: ledger.reveal_my_number(ledger.get_record(s, city["head"]), who))
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        request_id = db.session.execute(select(ResidentRequest.id)).scalar_one()
+    _as(bo_app, "clerk_a", lambda s, who: resident_requests.confirm(s, request_id, by=who))
+    _as(bo_app, "approver_b", lambda s, who: resident_requests.decide(s, request_id, grant=True, reason="全部開示",
+                                                                      by=who))
+    [told] = [m for m in status_messages(bo_app) if m["status"] == "completed"]
+    accesses = told["answer"]["accesses"]
+    assert len(accesses) == ANSWER_MAX_ACCESSES
+    assert accesses[-1]["procedure"].startswith("個人番号の表示")  # the newest kept
+    with bo_app.app_context():
+        kept = json.loads(db.session.get(ResidentRequest, request_id).answer)["accesses"]
+    assert len(kept) == views + 2  # the whole list stays with the request, for the answer by post
