@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 from portal.models import ApplicationKind, ApplicationStatus
@@ -60,7 +61,8 @@ SEXES = {"1": _l("Male"), "2": _l("Female")}
 
 def role_label(who: str) -> str:
     """The roles of whoever accessed the record, in the page's language (an unknown one as it came)."""
-    return "、".join(str(ROLES.get(part.strip(), part.strip())) for part in who.split(","))
+    separator = "、" if str(get_locale() or "ja").startswith("ja") else ", "
+    return separator.join(str(ROLES.get(part.strip(), part.strip())) for part in who.split(","))
 STATUSES = {
     ApplicationStatus.SUBMITTED: _l("Sent"),
     ApplicationStatus.RECEIVED: _l("Received by the city"),
