@@ -147,8 +147,8 @@ DEPT_NOTICES = ("dept.notice.move_out", "dept.notice.move_in", "dept.notice.in_c
 _APPLICATION = {"receiptNumber": RECEIPT_NUMBER, "kind": {"enum": [*APPLICATION_KINDS, *REQUEST_KINDS]},
                 "moveId": _nullable(UUID), "submittedAt": DATE_TIME}
 ANSWER_MAX_ACCESSES = 200  # the newest; the whole list goes by post (a sealed message stays under 250 kB)
-_ACCESS = _object({"at": _text(20), "who": _text(200), "office": _text(200), "procedure": _text(200),
-                   "basis": _text(300)})
+_ACCESS = _object({"at": _text(20), "who": _text(300), "office": _text(200), "procedure": _text(300),
+                   "basis": _text(1000)})
 # The answer to a disclosure request: the requester's own items (no My Number) and every access to them.
 DISCLOSURE_ANSWER = _object({
     "record": _object({"name": ITEMS["name"], "name_kana": ITEMS["name_kana"], "birth_date": ITEMS["birth_date"],

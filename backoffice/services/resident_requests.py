@@ -32,7 +32,7 @@ from backoffice.models import (
     Role,
     Staff,
 )
-from backoffice.services import audit, records
+from backoffice.services import audit, provision, records
 from backoffice.services.cards import holder_for
 from bridge import messages
 from bridge.binding import send
@@ -52,6 +52,8 @@ PROCEDURES = {
     "ledger.remove": ("住民票の消除 / record removed", f"{ACT} 第8条 (art. 8)"),
 }
 CERTIFICATE = ("住民票の写し等の交付 / certificate issued", f"{ACT} 第12条 (art. 12)")
+PROVIDED = "情報の提供 / data provided to the body named"
+TRANSFERRED = "庁内での利用のための移転 / data passed to the city department named"
 OTHER_BASIS = ACT
 
 MESSAGES = {
@@ -228,10 +230,12 @@ def access_log(session: Session, resident_id: int) -> list[dict[str, str]]:
         if resident_id in json.loads(cert.resident_ids or "[]"):
             entries.append((cert.issued_at, {"who": "clerk", "office": office.strip(), "procedure": CERTIFICATE[0],
                                              "basis": CERTIFICATE[1]}))
-    for provision in session.execute(select(ProvisionRecord).where(ProvisionRecord.resident_id == resident_id)):
-        record = provision[0]
-        entries.append((record.created_at, {"who": record.recipient_id, "office": office.strip(),
-                                            "procedure": f"提供 / provided: {record.message_type}",
-                                            "basis": record.legal_basis}))
+    recipients = provision.load_recipients()
+    for record in session.execute(select(ProvisionRecord).where(ProvisionRecord.resident_id == resident_id)).scalars():
+        recipient = recipients.get(record.recipient_id)
+        who = f"{recipient.name.ja} / {recipient.name.en}" if recipient else record.recipient_id
+        entries.append((record.created_at, {
+            "who": who, "office": office.strip(), "basis": record.legal_basis[:1000],
+            "procedure": TRANSFERRED if recipient and recipient.kind == provision.TRANSFER else PROVIDED}))
     entries.sort(key=lambda e: e[0])
     return [{"at": at.astimezone(clock.JST).strftime("%Y-%m-%d %H:%M"), **entry} for at, entry in entries]

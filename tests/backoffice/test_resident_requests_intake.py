@@ -13,7 +13,7 @@ import json
 
 from sqlalchemy import select
 
-from backoffice.models import AuditLog, DeadLetter, Resident, ResidentRequest
+from backoffice.models import AuditLog, DeadLetter, ProvisionRecord, Resident, ResidentRequest
 from core import clock
 from tests.backoffice import test_resident_requests
 from tests.backoffice.case_fixtures import HEAD_NUMBER, WIFE_NUMBER, status_messages
@@ -125,6 +125,14 @@ def test_the_disclosure_answer_goes_to_the_portal_with_no_staff_name_and_nothing
     _as(bo_app, "number_n", lambda s, who: ledger.reveal_my_number(ledger.get_record(s, city["wife"]), who))
     from backoffice.extensions import db
 
+    with bo_app.app_context():  # what left the office about each of them (the 提供記録, R4)
+        for n, (recipient, person) in enumerate((("prefecture", "head"), ("dept:tax", "head"), ("dept:nhi", "wife"))):
+            db.session.add(ProvisionRecord(
+                recipient_id=recipient, message_type="identity.update", message_id=f"00000000-0000-4000-8000-{n:012d}",
+                resident_id=city[person], items_sent="[]", legal_basis=f"根拠 {recipient}", reason="case 1",
+                detail="{}", created_at=clock.utcnow(), created_by="bridge"))
+        db.session.commit()
+
     with bo_app.app_context():
         request_id = db.session.execute(select(ResidentRequest.id)).scalar_one()
     _as(bo_app, "clerk_a", lambda s, who: resident_requests.confirm(s, request_id, by=who))
@@ -135,9 +143,11 @@ def test_the_disclosure_answer_goes_to_the_portal_with_no_staff_name_and_nothing
     assert told["receiptNumber"] == "R-DISCLOSE" and told["status"] == "completed" and told["reason"] == "全部開示"
     answer = told["answer"]
     assert answer["record"]["name"] == "宮沢　賢" and answer["record"]["birth_date"] == "1990-08-27"
-    assert [(a["who"], a["procedure"].split(" / ")[0]) for a in answer["accesses"]] == [
-        ("clerk", "住民票の照会"), ("clerk, number_use", "住民票の照会"), ("clerk, number_use", "個人番号の表示")]
+    assert [(a["who"].split(" / ")[0], a["procedure"].split(" / ")[0]) for a in answer["accesses"]] == [
+        ("clerk", "住民票の照会"), ("clerk, number_use", "住民票の照会"), ("clerk, number_use", "個人番号の表示"),
+        ("都道府県知事（都道府県サーバー）", "情報の提供"), ("税務担当課（個人住民税）", "庁内での利用のための移転")]
     assert all(a["basis"] and "花巻市" in a["office"] for a in answer["accesses"])
+    assert "根拠 dept:nhi" not in json.dumps(answer, ensure_ascii=False)  # the wife's provision is hers
     text = json.dumps(answer, ensure_ascii=False)
     for secret in ("clerk_a", "number_n", "approver_b", "職員", "宮沢　トシ", "トシ", HEAD_NUMBER, WIFE_NUMBER):
         assert secret not in text, secret
