@@ -176,3 +176,31 @@ def test_a_long_access_log_still_reaches_the_portal_with_its_newest_accesses(bo_
     with bo_app.app_context():
         kept = json.loads(db.session.get(ResidentRequest, request_id).answer)["accesses"]
     assert len(kept) == views + 2  # the whole list stays with the request, for the answer by post
+
+
+def test_a_clerk_extends_the_deadline_once_on_the_page_and_the_resident_is_told_the_new_date(bo_app, backoffice, city):
+    from tests.conftest import csrf_from
+
+    jws = _signed(bo_app, city, _correction())
+    _portal_sends(bo_app, "application.submitted", _submitted(jws, receipt="R-EXTEND", kind="correction_request"))
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        request_id = db.session.execute(select(ResidentRequest.id)).scalar_one()
+    clerk = backoffice.client_for("clerk_x", "clerk", terminal="t-clerk-x")
+    token = csrf_from(clerk, "/resident-requests/")
+    no_reason = clerk.post(f"/resident-requests/{request_id}/extend", data={"csrf_token": token, "days": "20",
+                                                                          "reason": " "})
+    assert no_reason.status_code == 400 and "延長の理由" in no_reason.get_data(as_text=True)
+    assert clerk.post(f"/resident-requests/{request_id}/extend", data={
+        "csrf_token": token, "days": "20", "reason": "戸籍の照会に時間を要するため"}).status_code == 302
+    new_date = (clock.today_jst() + dt.timedelta(days=50)).isoformat()
+    with bo_app.app_context():
+        assert db.session.get(ResidentRequest, request_id).due_on.isoformat() == new_date
+    [told] = [m for m in status_messages(bo_app) if m["status"] == "in_review"]
+    assert new_date in told["reason"] and "戸籍の照会に時間を要するため" in told["reason"]
+    again = clerk.post(f"/resident-requests/{request_id}/extend", data={
+        "csrf_token": token, "days": "10", "reason": "再延長"})
+    assert again.status_code == 400  # once only
+    with bo_app.app_context():
+        assert db.session.get(ResidentRequest, request_id).due_on.isoformat() == new_date
