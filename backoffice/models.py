@@ -639,4 +639,9 @@ class ResidentRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(String(50))
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     decision_reason: Mapped[str | None] = mapped_column(Text)
-    answer: Mapped[str | None] = mapped_column(Text)  # disclosure: JSON of the accesses; no staff names
+    answer: Mapped[str | None] = mapped_column(Text)  # disclosure: JSON of the record and the accesses; no staff names
+    # Filed on the portal: its receipt number (the status goes back under it), the SHA-256 of the resident's
+    # signing input (one request per signature) and the reason the resident gave.
+    receipt_number: Mapped[str | None] = mapped_column(String(30), unique=True)
+    signature_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    statement: Mapped[str | None] = mapped_column(Text)

@@ -28,7 +28,7 @@ import jsonschema
 from jsonschema.exceptions import best_match
 
 from bridge import reasons
-from core import checkdigits
+from core import checkdigits, residentrequests
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -56,6 +56,8 @@ DATE_TIME: dict[str, Any] = {"type": "string", "format": "date-time",
 JWS: dict[str, Any] = {"type": "string", "maxLength": 200_000,
                        "pattern": r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"}
 APPLICATION_KINDS = ("move_out", "move_in_reservation", "in_city_reservation", "certificate")
+# A resident's own requests (R20): signed like an application, each one a request case, never held by a pause.
+REQUEST_KINDS = tuple(residentrequests.KINDS)
 # What "My applications" shows (the portal's ApplicationStatus, less "submitted", which only the portal sets).
 PORTAL_STATUSES = ("received", "in_review", "returned", "approved", "rejected", "withdrawn", "completed")
 # 異動事由 (backoffice.models.IdoReason; a test keeps the two equal).
@@ -143,8 +145,17 @@ IDENTITY_UPDATE = "identity.update"
 CARD_REVOCATION = "card.revocation"
 DEPT_NOTICES = ("dept.notice.move_out", "dept.notice.move_in", "dept.notice.in_city")
 
-_APPLICATION = {"receiptNumber": RECEIPT_NUMBER, "kind": {"enum": list(APPLICATION_KINDS)},
+_APPLICATION = {"receiptNumber": RECEIPT_NUMBER, "kind": {"enum": [*APPLICATION_KINDS, *REQUEST_KINDS]},
                 "moveId": _nullable(UUID), "submittedAt": DATE_TIME}
+ANSWER_MAX_ACCESSES = 200  # the newest; the whole list goes by post (a sealed message stays under 250 kB)
+_ACCESS = _object({"at": _text(20), "who": _text(300), "office": _text(200), "procedure": _text(300),
+                   "basis": _text(1000)})
+# The answer to a disclosure request: the requester's own items (no My Number) and every access to them.
+DISCLOSURE_ANSWER = _object({
+    "record": _object({"name": ITEMS["name"], "name_kana": ITEMS["name_kana"], "birth_date": ITEMS["birth_date"],
+                       "sex": ITEMS["sex"], "address": ITEMS["address"], "relationship": ITEMS["relationship"],
+                       "honseki": ITEMS["honseki"], "hittosha": ITEMS["hittosha"]}),
+    "accesses": {"type": "array", "maxItems": ANSWER_MAX_ACCESSES, "items": _ACCESS}})
 _PERSON = ["juminhyo_code", "my_number", "name", "name_kana", "birth_date", "sex", "address", "householder_name",
            "relationship", "honseki", "hittosha", "move_date", "previous_address", "new_address"]
 _BETWEEN_MUNICIPALITIES = [*_PERSON, "move_id", "card_serial", *CERTIFICATE_EXTRA]
@@ -165,10 +176,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     # own is a code (bridge.reasons) that each side words in its reader's language, with ``reason`` null; a
     # clerk's typed reason is the text. ``reasonCode`` may be absent: a message an older back office sent
     # before this version, still in flight, carries its reason as text (drop the leniency in the next version).
+    # A granted disclosure request (R20) carries its answer: the requester's own record and who accessed it.
     APPLICATION_STATUS: _envelope("Where an application stands", {
         "receiptNumber": RECEIPT_NUMBER, "status": {"enum": list(PORTAL_STATUSES)},
-        "reason": _text(1000, nullable=True), "reasonCode": {"enum": [*reasons.CODES, None]}},
-        required=["receiptNumber", "status", "reason"]),
+        "reason": _text(1000, nullable=True), "reasonCode": {"enum": [*reasons.CODES, None]},
+        "answer": DISCLOSURE_ANSWER}, required=["receiptNumber", "status", "reason"]),
     # Back office → portal (backoffice.services.intake_pause → portal.services.status): a kind's intake paused or
     # resumed, so the portal tells its residents processing is delayed. No personal data, no reason.
     INTAKE_PAUSED: _envelope("An application kind's intake was paused or resumed", {

@@ -27,6 +27,8 @@ LABELS = {
     "withdrawal_too_late": _l("The city has already started handling this application, so it could not be "
                               "withdrawn. Please contact the city."),
     "duplicate_move_out": _l("A move-out notification for the same person is already being handled."),
+    "requester_not_found": _l("The record of the person who signed could not be confirmed, so the request was not "
+                              "accepted. Please contact the city."),
     "movers_not_one_household": _l("The people named do not all belong to one household. Only members of one "
                                    "household can be notified together."),
     "more_movers_than_household": _l("The application names more people than the household has. Please check it "

@@ -75,6 +75,10 @@ class ApplicationKind(enum.Enum):
     MOVE_IN_RESERVATION = "move_in_reservation"  # 転入予約
     IN_CITY_RESERVATION = "in_city_reservation"  # 転居予約
     CERTIFICATE = "certificate"  # 住民票の写し / 記載事項証明書
+    # The resident's own requests (R20), each one a request case in the back office.
+    DISCLOSURE_REQUEST = "disclosure_request"  # 開示請求
+    CORRECTION_REQUEST = "correction_request"  # 訂正請求
+    SUSPENSION_REQUEST = "suspension_request"  # 利用停止請求
 
 
 class ApplicationStatus(enum.Enum):
@@ -119,6 +123,8 @@ class Application(Base):
     signed_jws: Mapped[str] = mapped_column(Text)
     sign_cert_serial: Mapped[str] = mapped_column(String(64))
     summary: Mapped[str] = mapped_column(Text)  # JSON: what lists show (no more than the resident typed)
+    # A granted disclosure request: the answer from the municipality (JSON: the record and who accessed it).
+    answer: Mapped[str | None] = mapped_column(Text)
     submitted_at: Mapped[tzdatetime]
     updated_at: Mapped[tzdatetime]
 

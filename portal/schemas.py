@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.messages import APPLICATION_KINDS, UUID
+from bridge.messages import APPLICATION_KINDS, REQUEST_KINDS, UUID
+from core.residentrequests import CORRECTION, DISCLOSURE, SUSPENSION
 
 DATE = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 KANA = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"^[ァ-ヶー・　 ]+$"}
@@ -109,7 +110,7 @@ PART = {
     "additionalProperties": False,
     "required": ["kind", "municipalityCode"],
     "properties": {
-        "kind": {"enum": list(APPLICATION_KINDS)},
+        "kind": {"enum": [*APPLICATION_KINDS, *REQUEST_KINDS]},
         "municipalityCode": {"type": "string", "pattern": r"^\d{6}$"},
     },
 }
@@ -143,5 +144,7 @@ SIGNED_WITHDRAWAL = {
 }
 
 SCHEMAS: dict[str, dict[str, Any]] = {"move": MOVE, "certificate": CERTIFICATE, "withdrawal": WITHDRAWAL,
+                                      "disclosure_request": DISCLOSURE, "correction_request": CORRECTION,
+                                      "suspension_request": SUSPENSION,
                                       "signed_application": SIGNED_APPLICATION,
                                       "signed_withdrawal": SIGNED_WITHDRAWAL}

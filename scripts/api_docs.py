@@ -104,7 +104,8 @@ def generated() -> str:
     doc = document("https://portal.example")
     lines = [BEGIN, "", f"### Endpoints (API version {doc['info']['version']})", "", *endpoint_table(doc), "",
              "### Application schemas", ""]
-    for name in ("MoveApplication", "CertificateApplication", "Withdrawal"):
+    for name in ("MoveApplication", "CertificateApplication", "DisclosureRequest", "CorrectionRequest",
+                 "SuspensionRequest", "Withdrawal"):
         lines += [*schema_table(name, doc), ""]
     return "\n".join([*lines, END])
 

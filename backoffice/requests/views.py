@@ -1,4 +1,5 @@
-"""Views: open requests with their deadlines, recording one, confirming (clerk) and deciding (another approver)."""
+"""Views: open requests with their deadlines, recording one, extending its deadline, confirming (clerk) and deciding
+(another approver)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,18 @@ def receive() -> Any:
 def confirm(request_id: int) -> Any:
     """The first person checks the request."""
     return _step(lambda: service.confirm(db.session, request_id, by=current_user), _("Saved."))
+
+
+@bp.route("/<int:request_id>/extend", methods=["POST"])
+@access(Role.CLERK)
+def extend(request_id: int) -> Any:
+    """Extend the deadline once, by up to 30 days, with the reason the resident is told."""
+    try:
+        days = int(request.form.get("days", ""))
+    except ValueError:
+        days = 0
+    return _step(lambda: service.extend(db.session, request_id, days=days, reason=request.form.get("reason", ""),
+                                        by=current_user), _("Saved."))
 
 
 @bp.route("/<int:request_id>/decide", methods=["POST"])

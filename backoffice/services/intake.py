@@ -6,6 +6,8 @@ nonRepudiation, signing time), acts only on signed values (the part for this cit
 movers), acts on each signature once per part, matches the applicant and the movers to the ledger
 (the card record first; the four basic items must agree), runs the ledger checks, and creates one
 case per part. A withdrawal is acted on only when the case's own signer signed it for this receipt.
+A resident's own request (R20: disclosure, correction, suspension) becomes a request case
+(``resident_requests``) for the person the signature certificate identifies, never anyone the portal names.
 A mismatch goes to a clerk, never silently; a sensitive case is never returned automatically. The
 status goes back to the portal through this office's outbox.
 """
@@ -30,15 +32,16 @@ from backoffice.models import (
     MoveOutMover,
     RecordStatus,
     Resident,
+    ResidentRequest,
 )
-from backoffice.services import audit, cases, filing, records, support
+from backoffice.services import audit, cases, filing, records, resident_requests, support
 from backoffice.services.cards import holder_for
 from bridge import messages
-from bridge.binding import current_bridge
+from bridge.binding import current_bridge, send
 from bridge.handlers import PermanentFailure, register
 from bridge.jobs.deliver import record_dead_letter
 from bridge.queues import QueueNames
-from core import clock
+from core import clock, residentrequests
 from core.envelope import UUID_PATTERN, Opened
 from core.jpki import RefusalCode, SignedApplicationError, VerifiedApplication, jws_claims, verify_signed_application
 from core.jpki.appconfig import max_signature_age, trust_for_app
@@ -72,6 +75,9 @@ REASONS = {
                            "application, so it could not be withdrawn. Please contact the city.",
     "duplicate_move_out": "同じ方の転出届をすでに受け付けています。 / A move-out notification for the same person "
                           "is already being handled.",
+    "requester_not_found": "署名した方の住民記録を確認できなかったため、請求を受け付けられませんでした。"
+                           "市役所にお問い合わせください。 / The record of the person who signed could not be "
+                           "confirmed, so the request was not accepted. Please contact the city.",
 }
 
 
@@ -367,8 +373,70 @@ def receive_withdrawal(session: Session, opened: Opened) -> None:
     cases.send_status(session, case)
 
 
+def _returned(session: Session, receipt: str, reason: str, detail: dict[str, Any]) -> None:
+    """A request that made no case: an operation-log row, and the portal told why (Japanese first)."""
+    audit.record("intake.resident_request_refused", outcome="denied", actor="bridge", target_type="receipt",
+                 target_id=receipt, detail=detail)
+    send(session, message_type=STATUS, recipient="portal",
+         payload={"receiptNumber": receipt, "status": "returned", "reason": reason})
+
+
+def receive_resident_request(session: Session, opened: Opened) -> ResidentRequest | None:
+    """A resident's own request filed on the portal (R20): a request case with its 30 days from receipt, or none.
+
+    Acted on only when the resident's signature verifies here, signs exactly one request of this kind
+    for this municipality, fits that kind's schema (``core.residentrequests``) and was not acted on
+    before. The requester is the holder of the signature certificate as the ledger knows them (the card
+    record, else the four basic items; they must agree): the portal names nobody. A refused signature or
+    an unknown signer makes no case and the portal is told; a request the resident did not sign as it
+    arrived is a dead letter.
+    """
+    payload = opened.payload
+    receipt, kind, jws = payload["receiptNumber"], payload["kind"], payload["signedApplication"]
+    existing = session.execute(select(ResidentRequest).where(
+        ResidentRequest.receipt_number == receipt)).scalar_one_or_none()
+    if existing is not None:
+        return existing  # the same request delivered again changes nothing
+    try:
+        verified = _verify(jws)
+    except SignedApplicationError as exc:
+        _returned(session, receipt, REASONS["stale" if exc.code is RefusalCode.SIGNED_TOO_LONG_AGO else "signature"],
+                  {"kind": kind, "code": str(exc.code)})
+        return None
+    here = str(current_app.config["MUNICIPALITY_CODE"])
+    claims, application = verified.claims, verified.application
+    if claims.get("parts") != [{"kind": kind, "municipalityCode": here}] or application.get("type") != kind:
+        raise PermanentFailure("unsigned_field", f"kind {kind!r} for this municipality is not the signed request")
+    if claims.get("moveId") is not None or payload.get("moveId") is not None:
+        raise PermanentFailure("unsigned_field", "a request has no move id")
+    problems = residentrequests.problems(application)
+    if problems:
+        raise PermanentFailure("schema", f"the signed request breaks its schema at: {', '.join(problems)}")
+    if application["municipalityCode"] != here:
+        raise PermanentFailure("unsigned_field", "the signed request is for another municipality")
+    digest = signature_digest(jws)
+    if session.execute(select(ResidentRequest.id).where(ResidentRequest.signature_sha256 == digest)).first():
+        raise PermanentFailure("signature_replayed", "this signature was already acted on for another request")
+    findings: list[dict[str, str]] = []
+    requester = _applicant(session, verified.serial, verified.items, findings)
+    if requester is None or findings:
+        _returned(session, receipt, REASONS["requester_not_found"],
+                  {"kind": kind, "findings": [f["code"] for f in findings]})
+        return None
+    try:
+        return resident_requests.receive(
+            session, kind=residentrequests.KINDS[kind], resident_id=requester.id, by=None,
+            item=application.get("item") or application.get("use"), correct_value=application.get("correctValue"),
+            receipt_number=receipt, signature_sha256=digest, statement=application.get("reason"))
+    except resident_requests.RequestError as exc:
+        raise PermanentFailure("schema", f"the signed request was refused at {exc.field}") from exc
+
+
 def _handle_submitted(session: Session, opened: Opened) -> None:
-    receive_application(session, opened)
+    if opened.payload["kind"] in messages.REQUEST_KINDS:
+        receive_resident_request(session, opened)
+    else:
+        receive_application(session, opened)
 
 
 def register_handlers() -> None:

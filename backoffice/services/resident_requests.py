@@ -1,12 +1,15 @@
 """The resident's own requests (R20): disclosure (開示), correction (訂正) and suspension of use (利用停止).
 
-A request is received for a person of the ledger (at the counter today; from the portal, signed
-with the card, once that journey exists), gets its statutory deadline (30 days, extendable once by
+A request is received for a person of the ledger (at the counter, or from the portal signed with the
+card: ``backoffice.services.intake`` makes it for the person the signature certificate identifies), gets
+its statutory deadline (30 days, extendable once by
 up to 30 more with a reason), is confirmed by a clerk and decided by a different approver. A
 granted correction is made with ``records.amend_record`` (the ledger's own update, its history and
 its log row). A disclosure's answer lists who accessed the record, when, for which procedure and on
 which legal basis, read from the operation log, the certificates issued and the provision records:
-the role and the office, never a staff name, and nothing about anyone else.
+the role and the office, never a staff name, and nothing about anyone else. A request filed on the
+portal is told each step through the bridge's status messages, a granted disclosure with its answer
+(the requester's own items, never the My Number, and the accesses), shown in "My applications".
 """
 
 from __future__ import annotations
@@ -29,14 +32,16 @@ from backoffice.models import (
     Role,
     Staff,
 )
-from backoffice.services import audit, records
-from core import clock
+from backoffice.services import audit, provision, records
+from backoffice.services.cards import holder_for
+from bridge import messages
+from bridge.binding import send
+from core import clock, residentrequests
 
 KINDS = ("disclosure", "correction", "suspension")
 DEADLINE_DAYS = 30
 MAX_EXTENSION_DAYS = 30
-CORRECTABLE = ("name", "name_kana", "birth_date", "banchi", "katagaki", "honseki", "hittosha", "alphabet_name",
-               "tsusho")
+CORRECTABLE = residentrequests.CORRECTABLE
 # What each logged action on a record was, and the law it was done under (both languages).
 ACT = "住民基本台帳法 / Basic Resident Registration Act"
 PROCEDURES = {
@@ -47,6 +52,8 @@ PROCEDURES = {
     "ledger.remove": ("住民票の消除 / record removed", f"{ACT} 第8条 (art. 8)"),
 }
 CERTIFICATE = ("住民票の写し等の交付 / certificate issued", f"{ACT} 第12条 (art. 12)")
+PROVIDED = "情報の提供 / data provided to the body named"
+TRANSFERRED = "庁内での利用のための移転 / data passed to the city department named"
 OTHER_BASIS = ACT
 
 MESSAGES = {
@@ -72,14 +79,27 @@ class RequestError(ValueError):
         super().__init__(self.message)
 
 
-def _log(action: str, request: ResidentRequest, by: Staff, **detail: Any) -> None:
-    audit.record(action, target_type="resident_request", target_id=request.id, actor=by.login_id, actor_id=by.id,
+def _log(action: str, request: ResidentRequest, by: Staff | None, **detail: Any) -> None:
+    audit.record(action, target_type="resident_request", target_id=request.id,
+                 actor=by.login_id if by else "bridge", actor_id=by.id if by else None,
                  detail={"kind": request.kind, **detail})
 
 
-def receive(session: Session, *, kind: str, resident_id: int, by: Staff, item: str | None = None,
-            correct_value: str | None = None) -> ResidentRequest:
-    """Record a request; its deadline is 30 days from today (JST)."""
+def _tell(session: Session, request: ResidentRequest, status: str, reason: str | None = None,
+          answer: dict[str, Any] | None = None) -> None:
+    """Tell the portal where a request filed there stands (through the outbox: nothing leaves before the commit)."""
+    if request.receipt_number is None:
+        return  # made at the counter or by post: the answer goes by post
+    payload: dict[str, Any] = {"receiptNumber": request.receipt_number, "status": status, "reason": reason}
+    if answer is not None:
+        payload["answer"] = answer
+    send(session, message_type=messages.APPLICATION_STATUS, recipient="portal", payload=payload)
+
+
+def receive(session: Session, *, kind: str, resident_id: int, by: Staff | None, item: str | None = None,
+            correct_value: str | None = None, receipt_number: str | None = None,
+            signature_sha256: str | None = None, statement: str | None = None) -> ResidentRequest:
+    """Record a request; its deadline is 30 days from today (JST). ``by`` None: filed on the portal."""
     if kind not in KINDS:
         raise RequestError("kind")
     if session.get(Resident, resident_id) is None:
@@ -90,12 +110,22 @@ def receive(session: Session, *, kind: str, resident_id: int, by: Staff, item: s
         if not (correct_value or "").strip():
             raise RequestError("correct_value")
     request = ResidentRequest(kind=kind, resident_id=resident_id, item=item, correct_value=correct_value,
-                              received_at=clock.utcnow(), received_by=by.login_id, status="received",
-                              due_on=clock.today_jst() + dt.timedelta(days=DEADLINE_DAYS))
+                              received_at=clock.utcnow(), received_by=by.login_id if by else "portal",
+                              status="received", due_on=clock.today_jst() + dt.timedelta(days=DEADLINE_DAYS),
+                              receipt_number=receipt_number, signature_sha256=signature_sha256, statement=statement)
     session.add(request)
     session.flush()
-    _log("resident_request.receive", request, by, due_on=request.due_on.isoformat(), item=item)
+    _log("resident_request.receive", request, by, due_on=request.due_on.isoformat(), item=item,
+         receipt=receipt_number)
+    _tell(session, request, "received", _due_text(request))
     return request
+
+
+def _due_text(request: ResidentRequest) -> str:
+    text = f"回答期限 / Answer due by: {request.due_on.isoformat()}"
+    if request.extension_reason:
+        text += f"（延長 / extended: {request.extension_reason}）"
+    return text[:1000]
 
 
 def _load(session: Session, request_id: int, *states: str) -> ResidentRequest:
@@ -113,6 +143,7 @@ def extend(session: Session, request_id: int, *, days: int, reason: str, by: Sta
     request.due_on += dt.timedelta(days=days)
     request.extension_reason = reason.strip()
     _log("resident_request.extend", request, by, due_on=request.due_on.isoformat())
+    _tell(session, request, "in_review", _due_text(request))
     return request
 
 
@@ -123,6 +154,7 @@ def confirm(session: Session, request_id: int, *, by: Staff) -> ResidentRequest:
     request = _load(session, request_id, "received")
     request.status, request.confirmed_by = "confirmed", by.login_id
     _log("resident_request.confirm", request, by)
+    _tell(session, request, "in_review", _due_text(request))
     return request
 
 
@@ -145,12 +177,27 @@ def decide(session: Session, request_id: int, *, grant: bool, reason: str, by: S
         records.amend_record(session, resident, reason=IdoReason.CORRECTION, changed_on=clock.today_jst(),
                              notified_on=clock.jst_date(request.received_at), by=by.login_id,
                              **{request.item: value})
-    if grant and request.kind == "disclosure":
-        request.answer = json.dumps(access_log(session, request.resident_id), ensure_ascii=False)
+    answer = disclosure_answer(session, request.resident_id) if grant and request.kind == "disclosure" else None
+    if answer is not None:
+        request.answer = json.dumps(answer, ensure_ascii=False)
     request.status = "granted" if grant else "refused"
     request.decided_by, request.decided_at, request.decision_reason = by.login_id, clock.utcnow(), reason.strip()
     _log("resident_request.decide", request, by, granted=grant)
+    if answer is not None and len(answer["accesses"]) > messages.ANSWER_MAX_ACCESSES:
+        answer = {**answer, "accesses": answer["accesses"][-messages.ANSWER_MAX_ACCESSES:]}
+    _tell(session, request, "completed" if grant else "rejected", request.decision_reason[:1000], answer)
     return request
+
+
+def disclosure_answer(session: Session, resident_id: int) -> dict[str, Any]:
+    """The requester's own items (never the My Number, nobody else's) and who accessed them."""
+    resident = session.get(Resident, resident_id)
+    assert resident is not None
+    record = {"name": resident.name, "name_kana": resident.name_kana, "birth_date": resident.birth_date.isoformat(),
+              "sex": resident.sex.value, "address": holder_for(resident).address,
+              "relationship": resident.relationship_to_head, "honseki": resident.honseki,
+              "hittosha": resident.hittosha}
+    return {"record": record, "accesses": access_log(session, resident_id)}
 
 
 def overdue(session: Session, on: dt.date | None = None) -> list[ResidentRequest]:
@@ -183,10 +230,12 @@ def access_log(session: Session, resident_id: int) -> list[dict[str, str]]:
         if resident_id in json.loads(cert.resident_ids or "[]"):
             entries.append((cert.issued_at, {"who": "clerk", "office": office.strip(), "procedure": CERTIFICATE[0],
                                              "basis": CERTIFICATE[1]}))
-    for provision in session.execute(select(ProvisionRecord).where(ProvisionRecord.resident_id == resident_id)):
-        record = provision[0]
-        entries.append((record.created_at, {"who": record.recipient_id, "office": office.strip(),
-                                            "procedure": f"提供 / provided: {record.message_type}",
-                                            "basis": record.legal_basis}))
+    recipients = provision.load_recipients()
+    for record in session.execute(select(ProvisionRecord).where(ProvisionRecord.resident_id == resident_id)).scalars():
+        recipient = recipients.get(record.recipient_id)
+        who = f"{recipient.name.ja} / {recipient.name.en}" if recipient else record.recipient_id
+        entries.append((record.created_at, {
+            "who": who, "office": office.strip(), "basis": record.legal_basis[:1000],
+            "procedure": TRANSFERRED if recipient and recipient.kind == provision.TRANSFER else PROVIDED}))
     entries.sort(key=lambda e: e[0])
     return [{"at": at.astimezone(clock.JST).strftime("%Y-%m-%d %H:%M"), **entry} for at, entry in entries]

@@ -5,8 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from bridge import reasons
+from bridge.messages import APPLICATION_KINDS, DISCLOSURE_ANSWER, REQUEST_KINDS
 from portal.api.procedures import OPENAPI_PATHS as SERVICE_PATHS
-from portal.schemas import CERTIFICATE, MOVE, SIGNED_APPLICATION, SIGNED_WITHDRAWAL, WITHDRAWAL
+from portal.schemas import (
+    CERTIFICATE,
+    CORRECTION,
+    DISCLOSURE,
+    MOVE,
+    SIGNED_APPLICATION,
+    SIGNED_WITHDRAWAL,
+    SUSPENSION,
+    WITHDRAWAL,
+)
 
 
 def _strip(schema: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +52,7 @@ EVENT = {"type": "object", "required": ["status", "at"], "properties": {
     "reason_code": {"enum": [*reasons.CODES, None], "description": REASON_CODE}, "at": {"type": "string"}}}
 APPLICATION = {"type": "object", "required": ["receipt_number", "kind", "status", "history"], "properties": {
     "receipt_number": {"type": "string"},
-    "kind": {"enum": ["move_out", "move_in_reservation", "in_city_reservation", "certificate"]},
+    "kind": {"enum": [*APPLICATION_KINDS, *REQUEST_KINDS]},
     "status": {"enum": ["submitted", "received", "in_review", "returned", "approved", "completed", "rejected",
                         "withdrawn"]},
     "status_reason": {"type": ["string", "null"], "description": "Why the city returned or kept the application, "
@@ -50,9 +60,13 @@ APPLICATION = {"type": "object", "required": ["receipt_number", "kind", "status"
     "status_reason_code": {"enum": [*reasons.CODES, None], "description": REASON_CODE},
     "municipality_code": {"type": "string"},
     "move_id": {"type": ["string", "null"]}, "submitted_at": {"type": "string"},
-    "history": {"type": "array", "items": EVENT}}}
+    "history": {"type": "array", "items": EVENT},
+    "answer": {"oneOf": [{"type": "null"}, {**DISCLOSURE_ANSWER, "description": (
+        "a granted disclosure request's answer: the requester's own record (no My Number) and who accessed it "
+        "(role and office, never a staff name), when, for which procedure and on which legal basis")}]}}}
 _JWS = ("JWS compact, RS256, x5c = [signature certificate]; payload SignedApplication {aud, nonce, iat, moveId, "
-        "parts, application} where application is a MoveApplication or CertificateApplication (iat, moveId and "
+        "parts, application} where application is a MoveApplication, CertificateApplication, DisclosureRequest, "
+        "CorrectionRequest or SuspensionRequest (iat, moveId and "
         "parts as given by /applications/challenge), or SignedWithdrawal {aud, nonce, iat, application: Withdrawal}")
 # Request bodies name their keys in camelCase (as the applications themselves do); the snake_case key of 1.0
 # is still read, deprecated, until version 2.
@@ -79,7 +93,9 @@ def document(server_url: str) -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
             "schemas": {"MoveApplication": _strip(MOVE), "CertificateApplication": _strip(CERTIFICATE),
-                        "Withdrawal": _strip(WITHDRAWAL), "SignedApplication": _strip(SIGNED_APPLICATION),
+                        "DisclosureRequest": _strip(DISCLOSURE), "CorrectionRequest": _strip(CORRECTION),
+                        "SuspensionRequest": _strip(SUSPENSION), "Withdrawal": _strip(WITHDRAWAL),
+                        "SignedApplication": _strip(SIGNED_APPLICATION),
                         "SignedWithdrawal": _strip(SIGNED_WITHDRAWAL), "Application": APPLICATION, "Error": ERROR},
         },
         "paths": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import current_app, g, jsonify, request
@@ -116,6 +117,7 @@ def _application_json(application: Any) -> dict[str, Any]:
         "submitted_at": application.submitted_at.isoformat(),
         "history": [{"status": e.status.value, "reason": _reason(e.reason_code, e.reason), "reason_code": e.reason_code,
                      "at": e.at.isoformat()} for e in application.events],
+        "answer": json.loads(application.answer) if application.answer else None,
     }
 
 

@@ -137,3 +137,17 @@ class CertificateForm(FlaskForm):
         InputRequired(_l("Enter the number of copies")),
         NumberRange(min=1, max=10, message=_l("Enter a number of copies from 1 to 10"))])
     purpose = StringField(_l("Purpose"), validators=[DataRequired(_l("Enter the purpose")), Length(max=200)])
+
+
+class RequestForm(FlaskForm):
+    """A request about one's own record (R20): disclosure, correction of one item, or suspension of its use."""
+
+    kind = RadioField(_l("What do you ask for?"), choices=[
+        SelectChoice("disclosure_request", _l("Disclosure (開示): my record and who accessed it")),
+        SelectChoice("correction_request", _l("Correction (訂正) of an item of my record")),
+        SelectChoice("suspension_request", _l("Suspension (利用停止) of the use of my record")),
+    ], validators=[InputRequired(_l("Choose what you ask for"))])
+    item = SelectField(_l("Item to correct"), validators=[Optional()])
+    correct_value = StringField(_l("The correct value"), validators=[Optional(), Length(max=200), recordable])
+    use = RadioField(_l("What should stop"), validators=[Optional()])
+    reason = StringField(_l("Your reason"), validators=[Optional(), Length(max=1000)])

@@ -12,7 +12,7 @@ from flask_login import current_user
 from core import clock
 from core.addressmaster import load_machiaza, load_municipalities
 from core.i18n import format_date
-from portal.applications import bp
+from portal.applications import bp, labels
 from portal.applications import forms as f
 from portal.extensions import db
 from portal.security import require_linked_resident
@@ -20,7 +20,8 @@ from portal.services import applications as apps
 from portal.services import cardauth, catalog, drafts
 from portal.signing import run_signed
 
-MOVE, CERT = "move", "certificate"
+MOVE, CERT, REQUEST = "move", "certificate", "request"
+JOURNEYS = (MOVE, CERT, REQUEST)
 # The pages of the moving journey in order, and which answers each one owns (for "change" links and errors).
 MOVE_PAGES = ("where", "address", "dates", "people", "householder", "contact")
 FIELD_PAGE = {"destination": "address", "moveDate": "dates", "visitDate": "dates", "movers": "people",
@@ -235,10 +236,61 @@ def certificate_check() -> Any:
     return render_template("portal/apply/certificate_check.html", application=application, errors=errors, fee=fee)
 
 
+@bp.route("/request", methods=["GET", "POST"])
+def resident_request() -> Any:
+    """A request about your own record: disclosure, correction of one item, or suspension of its use (R20)."""
+    draft = _draft(REQUEST)
+    form = f.RequestForm(data={"kind": draft.get("type"), "item": draft.get("item"),
+                               "correct_value": draft.get("correctValue"), "use": draft.get("use"),
+                               "reason": draft.get("reason")})
+    form.item.choices = [("", _("Choose"))] + [(k, str(v)) for k, v in labels.RECORD_ITEMS.items()]
+    form.use.choices = [(k, str(v)) for k, v in labels.SUSPENSION_USES.items()]
+    if form.validate_on_submit():
+        kind = form.kind.data
+        needed = {"correction_request": ((form.item, _("Choose the item to correct")),
+                                         (form.correct_value, _("Enter the correct value")),
+                                         (form.reason, _("Enter your reason"))),
+                  "suspension_request": ((form.use, _("Choose what should stop")),
+                                         (form.reason, _("Enter your reason")))}.get(kind, ())
+        missing = [(field, message) for field, message in needed if not (field.data or "").strip()]
+        for field, message in missing:
+            field.errors = [*field.errors, message]
+        if not missing:
+            answers: dict[str, Any] = {"type": kind}
+            if kind == "correction_request":
+                answers.update(item=form.item.data, correctValue=form.correct_value.data.strip(),
+                               reason=form.reason.data.strip())
+            elif kind == "suspension_request":
+                answers.update(use=form.use.data, reason=form.reason.data.strip())
+            drafts.clear(db.session, current_user, REQUEST)
+            _save(REQUEST, **answers)
+            return redirect(url_for("apply.request_check"))
+    return render_template("portal/apply/request.html", form=form)
+
+
+def _request_application() -> dict[str, Any]:
+    draft = _draft(REQUEST)
+    return {"type": draft.get("type", ""), "municipalityCode": apps.home_municipality(current_user) or "",
+            **{k: draft[k] for k in ("item", "correctValue", "use", "reason") if k in draft}}
+
+
+@bp.route("/request/check")
+def request_check() -> Any:
+    """Check the request before signing it with the card."""
+    application = _request_application()
+    errors = apps.check_request(application, account=current_user, today=clock.today_jst())
+    return render_template("portal/apply/request_check.html", application=application, errors=errors,
+                           items=labels.RECORD_ITEMS, uses=labels.SUSPENSION_USES)
+
+
+def _application(journey: str) -> dict[str, Any]:
+    return {MOVE: _move_application, CERT: _certificate_application, REQUEST: _request_application}[journey]()
+
+
 @bp.route("/<journey>/sign")
 def sign(journey: str) -> Any:
     """Sign and send: the browser asks for the signature password and signs the checked application."""
-    if journey not in (MOVE, CERT):
+    if journey not in JOURNEYS:
         abort(404)
     return render_template("portal/apply/sign.html", journey=journey)
 
@@ -246,11 +298,11 @@ def sign(journey: str) -> Any:
 @bp.route("/<journey>/sign/challenge", methods=["POST"])
 def sign_challenge(journey: str) -> Any:
     """The exact application to sign (built from the checked answers) with a one-time nonce."""
-    if journey not in (MOVE, CERT):
+    if journey not in JOURNEYS:
         abort(404)
     issued = cardauth.nonces("sign").issue()
     session["apply_nonce"] = issued.nonce
-    application = _move_application() if journey == MOVE else _certificate_application()
+    application = _application(journey)
     # The signing time, the move id and the parts are signed too: each municipality acts only on signed values.
     return jsonify({"nonce": issued.nonce, "aud": current_app.config["SITE_ORIGIN"], "application": application,
                     **apps.signing_claims(application, current_user)})
@@ -259,10 +311,10 @@ def sign_challenge(journey: str) -> Any:
 @bp.route("/<journey>/submit", methods=["POST"])
 def submit(journey: str) -> Any:
     """Verify the signature and store everything in one transaction, or nothing."""
-    if journey not in (MOVE, CERT):
+    if journey not in JOURNEYS:
         abort(404)
     nonce = session.pop("apply_nonce", None)
-    expected = _move_application() if journey == MOVE else _certificate_application()
+    expected = _application(journey)
     stored, refused = run_signed(lambda jws: apps.submit(db.session, account=current_user, jws=jws, nonce=nonce,
                                                          expected=expected))
     if stored is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import abort, current_app, jsonify, redirect, render_template, session, url_for
@@ -9,6 +10,7 @@ from flask_login import current_user
 
 from core import clock
 from core.i18n import format_date
+from portal.applications import labels
 from portal.extensions import db
 from portal.mypage import bp
 from portal.security import require_linked_resident
@@ -52,11 +54,12 @@ def _own_or_404(receipt: str) -> Any:
 
 @bp.route("/applications/<receipt>")
 def application(receipt: str) -> Any:
-    """One application: what was signed, every step, and the other parts of the same move."""
+    """One application: what was signed, every step, the other parts of the same move, and a disclosure's answer."""
     item = _own_or_404(receipt)
     return render_template("portal/mypage/application.html", application=item, content=apps.signed_content(item),
-                           late=bool(_delayed([item])),
-                           parts=apps.move_parts(db.session, item), withdrawable=item.status in apps.WITHDRAWABLE,
+                           late=bool(_delayed([item])), answer=json.loads(item.answer) if item.answer else None,
+                           answer_items=labels.ANSWER_ITEMS, sexes=labels.SEXES, role_label=labels.role_label,
+                           parts=apps.move_parts(db.session, item), withdrawable=apps.withdrawable(item),
                            format_date=format_date)
 
 
@@ -64,7 +67,7 @@ def application(receipt: str) -> Any:
 def withdraw(receipt: str) -> Any:
     """Withdraw: the resident signs the withdrawal with the card."""
     item = _own_or_404(receipt)
-    if item.status not in apps.WITHDRAWABLE:
+    if not apps.withdrawable(item):
         return redirect(url_for("mypage.application", receipt=receipt))
     return render_template("portal/mypage/withdraw.html", application=item)
 

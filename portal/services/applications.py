@@ -1,7 +1,8 @@
 """Online applications: the rules of the national moving service, signed submission, status, withdrawal.
 
 A submission is accepted only when the whole of it is valid and signed; then one transaction writes
-every part (転出届, 転入予約 or 転居予約, or a certificate request), its first status, and an outbox
+every part (転出届, 転入予約 or 転居予約, a certificate request, or one of the resident's own requests:
+開示・訂正・利用停止請求), its first status, and an outbox
 row per part for the bridge to carry to the recipient municipality. Checks that need the ledger
 (is this person a resident, is the household right) run in the back office on arrival.
 """
@@ -22,7 +23,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import clock, officecalendar
+from core import clock, officecalendar, residentrequests
 from core.addressmaster import load_machiaza, load_municipalities, municipality_by_code
 from core.config import connected_municipalities
 from core.jpki import SignedApplicationError, jws_claims, verify_signed_application
@@ -252,6 +253,36 @@ def _home_municipality_errors(data: dict[str, Any], account: PortalAccount, fiel
     return []
 
 
+REQUEST_TYPES = tuple(residentrequests.KINDS)
+
+
+def check_request(data: Any, *, account: PortalAccount, today: dt.date) -> list[FieldError]:
+    """The rules of a disclosure, correction or suspension request about one's own record (R20)."""
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind not in REQUEST_TYPES:
+        return [FieldError("type", _l("This answer is not in the expected form."))]
+    errors = _schema_errors(str(kind), data)
+    if errors:
+        return errors
+    errors = _home_municipality_errors(
+        data, account, "municipalityCode",
+        _l("Requests about your record go to the municipality of the address on your card."),
+        _l("Your municipality does not take online requests here yet."))
+    if not old_enough_to_sign(account, today):
+        errors.append(FieldError("type", _l("The person who signs must be 15 or older.")))
+    if kind == "correction_request":
+        value = data["correctValue"]
+        if data["item"] == "birth_date":
+            born = _date(value)
+            if born is None or not birth_date_on_record(born, today):
+                errors.append(FieldError("correctValue", BIRTH_DATE_RANGE))
+        else:
+            char = unrecordable(value)
+            if char is not None:
+                errors.append(FieldError("correctValue", unrecordable_message(char)))
+    return errors
+
+
 def certificate_fee(data: dict[str, Any]) -> int:
     """The fee in yen: copies × the fee of that certificate at the municipality asked (the catalog's ``fee_for``)."""
     return int(data["copies"]) * catalog.certificate_fee(str(data.get("kind", "")), str(data.get("municipalityCode")))
@@ -260,6 +291,8 @@ def certificate_fee(data: dict[str, Any]) -> int:
 def _parts(data: dict[str, Any], origin: str) -> list[tuple[ApplicationKind, str]]:
     if data["type"] == "certificate":
         return [(ApplicationKind.CERTIFICATE, data["municipalityCode"])]
+    if data["type"] in REQUEST_TYPES:
+        return [(ApplicationKind(data["type"]), data["municipalityCode"])]
     dest = data["destination"]
     if dest["kind"] == "in_city":
         return [(ApplicationKind.IN_CITY_RESERVATION, origin)]
@@ -278,7 +311,7 @@ def signing_claims(data: Any, account: PortalAccount) -> dict[str, Any]:
     drawn here, before signing, so that the resident's signature covers it.
     """
     claims: dict[str, Any] = {"iat": int(clock.utcnow().timestamp()), "moveId": None, "parts": []}
-    if isinstance(data, dict) and data.get("type") in ("move", "certificate"):
+    if isinstance(data, dict) and data.get("type") in ("move", "certificate", *REQUEST_TYPES):
         try:
             parts = _parts(data, home_municipality(account) or "")
         except (KeyError, TypeError, AttributeError):
@@ -310,6 +343,8 @@ def _signed_claims_errors(session: Session, claims: dict[str, Any], data: dict[s
 def _summary(data: dict[str, Any]) -> dict[str, Any]:
     if data["type"] == "certificate":
         return {"certificate": data["kind"], "copies": data["copies"], "fee": certificate_fee(data)}
+    if data["type"] in REQUEST_TYPES:
+        return {key: data[key] for key in ("item", "use") if key in data}
     dest = data["destination"]
     where = dest.get("municipality") if dest["kind"] == "elsewhere" else None
     return {"moveDate": data["moveDate"], "visitDate": data["visitDate"], "to": where, "movers": len(data["movers"])}
@@ -358,6 +393,8 @@ def submit(session: Session, *, account: PortalAccount, jws: str, nonce: str | N
         errors = check_move(data, account=account, today=today)
     elif kind == "certificate":
         errors = check_certificate(data, account=account, today=today)
+    elif kind in REQUEST_TYPES:
+        errors = check_request(data, account=account, today=today)
     else:
         errors = [FieldError("type", _l("This answer is not in the expected form."))]
     if errors:
@@ -435,6 +472,11 @@ def set_status(session: Session, application: Application, status: ApplicationSt
     session.flush()
 
 
+def withdrawable(application: Application) -> bool:
+    """Whether the resident may still withdraw ``application`` online (a request about their record: never)."""
+    return application.status in WITHDRAWABLE and application.kind.value not in REQUEST_TYPES
+
+
 def withdraw(session: Session, *, account: PortalAccount, receipt_number: str, jws: str,
              nonce: str | None) -> Application:
     """Withdraw an application not yet in review, on the resident's signature."""
@@ -445,6 +487,9 @@ def withdraw(session: Session, *, account: PortalAccount, receipt_number: str, j
     data = verified.application
     if _schema_errors("signed_withdrawal", verified.claims) or data["receiptNumber"] != receipt_number:
         raise ApplicationInvalid([FieldError("receiptNumber", _l("The signed withdrawal names another application."))])
+    if application.kind.value in REQUEST_TYPES:
+        raise ApplicationInvalid([FieldError("kind", _l(
+            "A request about your own record cannot be withdrawn online. Please contact the city."))])
     if application.status not in WITHDRAWABLE:
         raise ApplicationInvalid([FieldError("status", _l(
             "This application is already being handled and can no longer be withdrawn. Please contact the city."))])

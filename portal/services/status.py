@@ -1,6 +1,12 @@
-"""Status messages from the municipalities: each step the back office takes shows on "My applications"."""
+"""Status messages from the municipalities: each step the back office takes shows on "My applications".
+
+A granted disclosure request (R20) comes with its answer, kept on that application only: it is shown
+to the account that filed it and to no one else (``applications.get_own``).
+"""
 
 from __future__ import annotations
+
+import json
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -8,7 +14,7 @@ from sqlalchemy.orm import Session
 from bridge import messages
 from bridge.handlers import PermanentFailure, register
 from core.envelope import Opened
-from portal.models import Application, ApplicationStatus
+from portal.models import Application, ApplicationKind, ApplicationStatus
 from portal.services import applications as apps
 
 STATUS = messages.APPLICATION_STATUS
@@ -45,7 +51,16 @@ def receive_status(session: Session, opened: Opened) -> None:
             apps.set_status(session, application, new, actor=opened.sender, reason=reason, reason_code=code)
         return
     if not moves_forward(application.status, new):
+        if new is application.status and new not in FINAL and reason is not None \
+                and reason != application.status_reason:
+            apps.set_status(session, application, new, actor=opened.sender, reason=reason,
+                            reason_code=code)  # e.g. a new deadline
         return  # a step that arrived after a later one: the later one already tells the resident more
+    answer = opened.payload.get("answer")
+    if answer is not None:
+        if application.kind is not ApplicationKind.DISCLOSURE_REQUEST or new is not ApplicationStatus.COMPLETED:
+            raise PermanentFailure("unexpected_answer", "an answer for an application that is no disclosure request")
+        application.answer = json.dumps(answer, ensure_ascii=False)
     apps.set_status(session, application, new, actor=opened.sender, reason=reason, reason_code=code)
 
 

@@ -51,7 +51,7 @@ def test_a_disclosure_answer_lists_who_saw_the_record_by_role_and_office_and_not
     assert same.value.field == "decided_by"
     answer = _as(bo_app, "approver_b", lambda s, who: resident_requests.decide(
         s, request_id, grant=True, reason="全部開示", by=who).answer)
-    entries = json.loads(answer)
+    entries = json.loads(answer)["accesses"]
     assert [(e["who"], e["procedure"].split(" / ")[0]) for e in entries] == [
         ("clerk", "住民票の照会"), ("clerk, number_use", "住民票の照会"), ("clerk, number_use", "個人番号の表示")]
     # Exactly the head's three: the view of his wife's record is not his data.

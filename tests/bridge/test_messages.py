@@ -211,7 +211,7 @@ def test_the_schemas_agree_with_the_recipients_file_and_the_ledgers_codes():
     assert set(messages.CHANGE_REASONS) == {r.value for r in IdoReason}
     assert messages.ITEMS["sex"]["enum"] == [s.value for s in Sex]
     assert set(messages.REVOCATION_REASONS) == {r.value for r in RevocationReason}
-    assert set(messages.APPLICATION_KINDS) == {k.value for k in ApplicationKind}
+    assert {*messages.APPLICATION_KINDS, *messages.REQUEST_KINDS} == {k.value for k in ApplicationKind}
     assert set(messages.PORTAL_STATUSES) == set(PORTAL_STATUS.values())
     assert set(messages.PORTAL_STATUSES) <= {s.value for s in ApplicationStatus}
     # Every reason the back office gives itself has a code the status message allows and words in the catalogue.

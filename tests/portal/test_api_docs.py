@@ -33,7 +33,7 @@ def test_the_documented_move_and_certificate_request_are_valid_applications():
     from portal.services.applications import _schema_errors
 
     page = api_docs.PAGE.read_text(encoding="utf-8")
-    for kind in ("move", "certificate"):
+    for kind in ("move", "certificate", "correction_request"):
         example = re.search(rf"<!-- example:{kind} -->\n```json\n(.*?)\n```", page, re.DOTALL)
         assert example is not None, kind
         assert _schema_errors(kind, json.loads(example.group(1))) == [], kind

@@ -1,7 +1,7 @@
 """status reason codes: a reason of the city's own is kept as its code and shown in the reader's language
 
 Revision ID: 0080_status_reason_codes
-Revises: 0020_retention
+Revises: 0040_disclosure_answer
 Create Date: 2026-12-06 07:30:00.000000
 
 The back office's status message carries a code (bridge.reasons) for the reasons it gives itself;
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0080_status_reason_codes'
-down_revision = '0020_retention'
+down_revision = '0040_disclosure_answer'
 branch_labels = None
 depends_on = None
 
