@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from backoffice.models import Case, CaseEvent, CaseNote, CaseStatus, Resident, Role, Staff
-from backoffice.services import audit, ledger
+from backoffice.services import audit, ledger, support
 from backoffice.services.staff import check_second_factor
 from bridge import messages
 from bridge.binding import send
@@ -123,6 +123,7 @@ def send_status(session: Session, case: Case, *, reason: str | None = None) -> N
     """
     if reason is None:
         reason = case.status_reason if case.status in (CaseStatus.RETURNED, CaseStatus.REJECTED) else None
+    reason = support.portal_reason(session, case, reason)  # R22: nothing of a protected person to the other party
     send(session, message_type=STATUS, recipient="portal",
          payload={"receiptNumber": case.receipt_number, "status": PORTAL_STATUS[case.status], "reason": reason})
 

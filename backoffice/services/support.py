@@ -9,7 +9,9 @@ is not that clerk approves. While it is in force:
   says so the person is left off another member's household certificate instead;
 - any application naming a protected person other than the applicant (a move taking them along)
   is flagged at intake and made sensitive: a clerk decides, it is never returned automatically;
-- every view of the protected person's record is an alert for the security officer (R18).
+- every view of the protected person's record is an alert for the security officer (R18);
+- the portal is never told, in a case's reason, anything a clerk wrote about a case that reaches a protected
+  person other than its applicant: only ``PORTAL_REASON`` (``portal_reason``, called by ``cases.send_status``).
 """
 
 from __future__ import annotations
@@ -21,13 +23,18 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backoffice.models import BridgeAlert, Resident, Role, Staff, SupportMeasure
+from backoffice.models import BridgeAlert, Case, Resident, Role, Staff, SupportMeasure
 from backoffice.services import audit
 from core import clock
 
 MAX_PERIOD_DAYS = 366
 ALERT_KIND = "support_measure_access"
 FINDING = "support_measure"
+# All the portal is told of why a case reaching a protected person was returned or refused: the same words
+# for every such case, so they say nothing of the person, the measure or where anyone lives.
+PORTAL_REASON = ("この申請については、市役所から直接ご連絡します。窓口またはお電話でもお問い合わせいただけます。 / "
+                 "The city will contact you directly about this application; you may also ask at the counter "
+                 "or by phone.")
 
 MESSAGES = {
     "resident_id": "対象の方が住民記録にいません。 / The person is not in the ledger.",
@@ -183,6 +190,20 @@ def screen_certificate(session: Session, applicant: Resident, residents: list[Re
     return Screened(kept, refused)
 
 
+def _reached(session: Session, kind: str, applicant: Resident | None, mover_ids: list[int | None]) -> set[int]:
+    """Whom a request reaches: a certificate the applicant's household, a move the people it names as movers."""
+    if kind == "certificate":
+        if applicant is None:
+            return set()
+        return set(session.execute(select(Resident.id).where(
+            Resident.household_id == applicant.household_id)).scalars())
+    return {m for m in mover_ids if m is not None}
+
+
+def _reaches_another(session: Session, applicant_id: int | None, reached: set[int]) -> bool:
+    return any(r != applicant_id and in_force(session, r) is not None for r in reached)
+
+
 def intake_findings(session: Session, kind: str, applicant: Resident | None,
                     movers: list[Resident | None] | None = None) -> list[dict[str, str]]:
     """At intake: a request that reaches a protected person other than the applicant goes to a clerk, flagged.
@@ -191,14 +212,28 @@ def intake_findings(session: Session, kind: str, applicant: Resident | None,
     """
     if applicant is None:
         return []
-    if kind == "certificate":
-        reached = set(session.execute(select(Resident.id).where(
-            Resident.household_id == applicant.household_id)).scalars())
-    else:
-        reached = {m.id for m in movers or [] if m is not None}
-    if any(r != applicant.id and in_force(session, r) is not None for r in reached):
+    if _reaches_another(session, applicant.id, _reached(session, kind, applicant, [m.id if m else None
+                                                                                  for m in movers or []])):
         return [{"code": FINDING, "detail": "a person this request reaches is under a support measure"}]
     return []
+
+
+def portal_reason(session: Session, case: Case, reason: str | None) -> str | None:
+    """What the portal may be told of why: while a case reaches a person protected today other than its applicant,
+    only ``PORTAL_REASON``, never the clerk's words (which may say where that person lives).
+
+    The portal is assumed compromised and the applicant may be the other party, so the back office decides
+    here, whatever the clerk wrote; the clerk's text stays on the case.
+    """
+    if reason is None:
+        return None
+    applicant = session.get(Resident, case.applicant_resident_id) if case.applicant_resident_id else None
+    reached = _reached(session, case.kind, applicant, json.loads(case.mover_resident_ids or "[]"))
+    if not _reaches_another(session, case.applicant_resident_id, reached):
+        return reason
+    audit.record("support_measure.portal_reason_withheld", target_type="case", target_id=case.id,
+                 detail={"kind": case.kind})
+    return PORTAL_REASON
 
 
 def flagged(findings: list[dict[str, str]]) -> bool:

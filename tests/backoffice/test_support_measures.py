@@ -12,7 +12,7 @@ from sqlalchemy import select
 from backoffice.models import AuditLog, BridgeAlert, Case, CaseStatus, IssuedCertificate
 from backoffice.services.cases import CaseError
 from core import clock as clock_module
-from tests.backoffice.case_fixtures import deliver, make_city, staff
+from tests.backoffice.case_fixtures import deliver, make_city, move, staff
 
 CERTIFICATE = {"type": "certificate", "municipalityCode": "032051", "kind": "juminhyo", "persons": "household",
                "items": {"householder": True, "honseki": False, "juminhyoCode": False, "myNumber": False},
@@ -169,8 +169,6 @@ def test_every_view_of_a_protected_record_is_an_alert_and_an_ended_measure_raise
 
 def test_a_move_taking_a_protected_person_along_is_flagged_sensitive_and_never_returned_automatically(
         bo_app, backoffice, city):
-    from tests.backoffice.case_fixtures import move
-
     first = deliver(bo_app, city, "move_out", move())
     _protect(bo_app, city["wife"], hide=True)
     # A second move-out naming the same people would be returned automatically as a duplicate; not now.
@@ -212,3 +210,86 @@ def test_a_clerk_records_a_measure_on_the_page_and_only_another_person_can_put_i
 
     with bo_app.app_context():
         assert support.in_force(db.session, city["wife"]).approved_by == "approver_e"
+
+
+# -- the portal never shows a protected person's address to the other party ----------------------------------
+
+
+def _sent_to_portal(bo_app) -> str:
+    """Every message the back office sealed for the portal, opened with the portal's keys, as one text."""
+    from backoffice.extensions import db
+    from backoffice.models import Outbox
+    from core.envelope import KeyRegistry, open_envelope
+
+    keys = KeyRegistry.from_config({"BRIDGE_KEY_DIRECTORY": bo_app.config["BRIDGE_KEY_DIRECTORY"]}, party="portal")
+    with bo_app.app_context():
+        rows = db.session.execute(select(Outbox).where(Outbox.recipient == "portal")
+                                  .order_by(Outbox.id)).scalars().all()
+        sealed = [(r.message_type, r.envelope) for r in rows]
+    assert sealed  # the portal was told something: the check below is not vacuous
+    return json.dumps([open_envelope(envelope, me="portal", keys=keys, accepted_types={kind},
+                                     max_age=dt.timedelta(days=1), now=clock_module.utcnow()).payload
+                       for kind, envelope in sealed], ensure_ascii=False)
+
+
+def _moved_away(bo_app, city) -> dict[str, str]:
+    """The wife has left for an address of her own in the city, in a household of her own; returns what it is."""
+    from backoffice.extensions import db
+    from backoffice.models import Resident
+    from backoffice.services import ledger
+    from tests.factories import make_household
+
+    with bo_app.test_request_context("/"):
+        wife = db.session.get(Resident, city["wife"])
+        wife.household_id = make_household(db.session, householder_name=wife.name).id
+        wife.banchi, wife.katagaki = "88番地12", "コーポ若葉203号"
+        wife.relationship_to_head, wife.is_householder = "世帯主", True
+        db.session.commit()
+        return {"address": ledger.address_text(wife), "banchi": wife.banchi, "katagaki": wife.katagaki}
+
+
+def test_the_other_party_never_reads_the_protected_persons_address_in_what_the_portal_is_sent(bo_app, city):
+    # The attack: the husband names his wife in a move-out; the clerk who returns it explains, in the reason,
+    # where she now lives. The portal (and whoever holds the husband's account) must not learn it.
+    from backoffice.extensions import db
+    from backoffice.services import cases
+
+    where = _moved_away(bo_app, city)
+    _protect(bo_app, city["wife"], hide=True)
+    case_id = deliver(bo_app, city, "move_out", move())
+    with bo_app.test_request_context("/"):
+        cases.return_case(db.session, case_id, by=staff(db.session, "clerk_a"),
+                          reason=f"宮沢トシさんは{where['address']}に別の世帯として住んでいるため、届出できません。")
+        db.session.commit()
+        kept = db.session.get(Case, case_id).status_reason
+    sent = _sent_to_portal(bo_app)
+    assert where["banchi"] not in sent and where["katagaki"] not in sent
+    assert "returned" in sent  # the husband still learns his application came back ...
+    assert where["address"] in kept  # ... and the clerk's words stay in the back office for the file
+
+
+def test_the_protected_person_reads_the_clerks_reason_on_her_own_application(bo_app, city):
+    from backoffice.extensions import db
+    from backoffice.services import cases
+    from tests.backoffice.test_who_may_file import make_card_for
+
+    _protect(bo_app, city["wife"], hide=True)
+    hers = make_card_for(bo_app, city, "wife")
+    case_id = deliver(bo_app, hers, "certificate", {**CERTIFICATE, "persons": "self"})
+    with bo_app.test_request_context("/"):
+        cases.return_case(db.session, case_id, by=staff(db.session, "clerk_a"),
+                          reason="写しの通数を確認してください。/ Please check the number of copies.")
+        db.session.commit()
+    assert "写しの通数を確認してください" in _sent_to_portal(bo_app)
+
+
+def test_a_household_certificate_leaving_the_protected_person_off_tells_the_portal_nothing_of_her(
+        bo_app, backoffice, city):
+    # No channel to the portal carries ledger data today (status, certificate verification): this keeps it so.
+    _protect(bo_app, city["wife"], hide=True)
+    case_id = deliver(bo_app, city, "certificate", CERTIFICATE)
+    _approve_case(bo_app, backoffice, case_id)
+    sent = _sent_to_portal(bo_app)
+    assert "certificate.issued" not in sent and "codeHash" in sent
+    for secret in ("トシ", "1992-11-27", "妻"):
+        assert secret not in sent
