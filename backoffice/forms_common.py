@@ -24,8 +24,9 @@ def unknown_atena() -> dict[str, str]:
 
 
 def save_step(action: Callable[[], Any], errors: tuple[type[Exception], ...], page: Callable[..., Any],
-              done: str, message: str) -> Any:
-    """Run ``action``; on a refusal roll back and show ``page`` with it (400), else commit and go to ``done``."""
+              done: str, message: str, **done_values: Any) -> Any:
+    """Run ``action``; on a refusal roll back and show ``page`` with it (400), else commit and go to ``done``
+    (with ``done_values`` in its URL)."""
     try:
         action()
     except errors as exc:
@@ -33,4 +34,4 @@ def save_step(action: Callable[[], Any], errors: tuple[type[Exception], ...], pa
         return page({getattr(exc, "field", "-"): getattr(exc, "message", str(exc))}, 400)
     db.session.commit()
     flash(message, "success")
-    return redirect(url_for(done))
+    return redirect(url_for(done, **done_values))

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backoffice.models import BridgeAlert, Case, Resident, Role, Staff, SupportMeasure
+from backoffice.models import BridgeAlert, Case, RecordStatus, Resident, Role, Staff, SupportMeasure
 from backoffice.services import audit
 from core import clock
 
 MAX_PERIOD_DAYS = 366
+REASON_MAX = 200
 ALERT_KIND = "support_measure_access"
 FINDING = "support_measure"
 # All the portal is told of why a case reaching a protected person was returned or refused: the same words
@@ -46,6 +47,12 @@ MESSAGES = {
                    "An approver other than the clerk who recorded it must approve.",
     "state": "この支援措置はその操作ができる状態にありません。 / "
              "The support measure is not in a state that allows this.",
+    "pending": "この支援措置には承認待ちの変更があります。先にそれを承認してください。 / "
+               "A change of this support measure is waiting for approval; approve it first.",
+    "reason": "延長の理由を1文字以上200文字以内で入力してください。 / "
+              "Enter the reason for the extension, 1 to 200 characters.",
+    "covered_same": "対象に含める方が今と同じです。変更する方を選んでください。 / "
+                    "These are the members covered now; choose a change.",
 }
 
 
@@ -85,10 +92,8 @@ def request(session: Session, *, resident_id: int, covered_ids: list[int], start
                              requested_by=by.login_id, requested_at=clock.utcnow(), history="[]")
     session.add(measure)
     session.flush()
-    audit.record("support_measure.request", target_type="support_measure", target_id=measure.id,
-                 actor=by.login_id, actor_id=by.id,
-                 detail={"covered": len(_ids(measure)), "starts_on": starts_on.isoformat(),
-                         "ends_on": ends_on.isoformat(), "hide_from_household": hide_from_household})
+    _audit("request", measure, by, {"covered": len(_ids(measure)), "starts_on": starts_on.isoformat(),
+                                    "ends_on": ends_on.isoformat(), "hide_from_household": hide_from_household})
     return measure
 
 
@@ -104,41 +109,119 @@ def approve(session: Session, measure_id: int, *, by: Staff) -> SupportMeasure:
         raise SupportError("state")
     _second_person(by, measure.requested_by)
     measure.approved_by, measure.approved_at = by.login_id, clock.utcnow()
-    audit.record("support_measure.approve", target_type="support_measure", target_id=measure.id,
-                 actor=by.login_id, actor_id=by.id,
-                 detail={"requested_by": measure.requested_by})
+    _audit("approve", measure, by, {"requested_by": measure.requested_by})
     return measure
 
 
-def request_extension(session: Session, measure_id: int, *, ends_on: dt.date, by: Staff) -> SupportMeasure:
-    """A clerk asks to extend an approved measure by up to a year from its current end."""
+def _changeable(session: Session, measure_id: int) -> SupportMeasure:
+    """The approved measure, locked, not yet ended and with no change waiting for its second person."""
     measure = session.get(SupportMeasure, measure_id, with_for_update=True)
-    if measure is None or measure.approved_at is None:
+    if measure is None or measure.approved_at is None or measure.ends_on < clock.today_jst():
         raise SupportError("state")
+    if measure.pending_ends_on is not None or measure.pending_covered_ids is not None:
+        raise SupportError("pending")
+    return measure
+
+
+def _waiting(session: Session, measure_id: int, pending: str, asked_by: str, by: Staff) -> SupportMeasure:
+    """The measure, locked, with its change ``pending`` waiting, and ``by`` a second person to the one who asked."""
+    measure = session.get(SupportMeasure, measure_id, with_for_update=True)
+    if measure is None or getattr(measure, pending) is None:
+        raise SupportError("state")
+    _second_person(by, getattr(measure, asked_by))
+    return measure
+
+
+def _audit(action: str, measure: SupportMeasure, by: Staff, detail: dict[str, object]) -> None:
+    audit.record(f"support_measure.{action}", target_type="support_measure", target_id=measure.id,
+                 actor=by.login_id, actor_id=by.id, detail=detail)
+
+
+def _record_change(measure: SupportMeasure, change: dict[str, object]) -> None:
+    changes = json.loads(measure.history or "[]")
+    changes.append(change)
+    measure.history = json.dumps(changes, ensure_ascii=False)
+
+
+def history(measure: SupportMeasure) -> list[dict[str, object]]:
+    """The approved changes of ``measure``, oldest first."""
+    return list(json.loads(measure.history or "[]"))
+
+
+def request_extension(session: Session, measure_id: int, *, ends_on: dt.date, reason: str,
+                      by: Staff) -> SupportMeasure:
+    """A clerk asks to extend a measure in force by up to a year from its current end, saying why (延長の申出)."""
     if Role.CLERK not in by.role_set:
         raise SupportError("requested_by")
+    measure = _changeable(session, measure_id)
     _check_period(measure.ends_on, ends_on)
-    measure.pending_ends_on, measure.pending_by = ends_on, by.login_id
-    audit.record("support_measure.extension_request", target_type="support_measure", target_id=measure.id,
-                 actor=by.login_id, actor_id=by.id,
-                 detail={"ends_on": ends_on.isoformat()})
+    text = (reason or "").strip()
+    if not 1 <= len(text) <= REASON_MAX:
+        raise SupportError("reason")
+    measure.pending_ends_on, measure.pending_by, measure.pending_reason = ends_on, by.login_id, text
+    _audit("extension_request", measure, by, {"ends_on": ends_on.isoformat(), "reason": text})
     return measure
 
 
 def approve_extension(session: Session, measure_id: int, *, by: Staff) -> SupportMeasure:
     """A second person approves the extension; the measure then runs to the new end."""
-    measure = session.get(SupportMeasure, measure_id, with_for_update=True)
-    if measure is None or measure.pending_ends_on is None:
-        raise SupportError("state")
-    _second_person(by, measure.pending_by)
-    history = json.loads(measure.history or "[]")
-    history.append({"ends_on": measure.pending_ends_on.isoformat(), "by": measure.pending_by,
-                    "approved_by": by.login_id})
-    measure.ends_on, measure.history = measure.pending_ends_on, json.dumps(history)
-    measure.pending_ends_on = measure.pending_by = None
-    audit.record("support_measure.extension_approve", target_type="support_measure", target_id=measure.id,
-                 actor=by.login_id, actor_id=by.id,
-                 detail={"ends_on": measure.ends_on.isoformat()})
+    measure = _waiting(session, measure_id, "pending_ends_on", "pending_by", by)
+    _record_change(measure, {"change": "extension", "ends_on": measure.pending_ends_on.isoformat(),
+                             "reason": measure.pending_reason, "by": measure.pending_by, "approved_by": by.login_id})
+    measure.ends_on = measure.pending_ends_on
+    measure.pending_ends_on = measure.pending_by = measure.pending_reason = None
+    _audit("extension_approve", measure, by, {"ends_on": measure.ends_on.isoformat()})
+    return measure
+
+
+def household(session: Session, measure: SupportMeasure) -> list[Resident]:
+    """The current members of the protected person's household other than that person: whom a measure may cover."""
+    person = session.get(Resident, measure.resident_id)
+    if person is None:
+        return []
+    return list(session.execute(select(Resident).where(
+        Resident.household_id == person.household_id, Resident.id != person.id,
+        Resident.status == RecordStatus.CURRENT).order_by(Resident.id)).scalars())
+
+
+def covered(measure: SupportMeasure) -> list[int]:
+    """The household members the measure covers besides the protected person."""
+    return [int(i) for i in json.loads(measure.covered_ids or "[]")]
+
+
+def pending_covered(measure: SupportMeasure) -> list[int] | None:
+    """The members a change waiting for its second person would cover, if one waits."""
+    if measure.pending_covered_ids is None:
+        return None
+    return [int(i) for i in json.loads(measure.pending_covered_ids)]
+
+
+def request_covered(session: Session, measure_id: int, *, covered_ids: list[int], by: Staff) -> SupportMeasure:
+    """A clerk asks to change which household members the measure covers; nothing changes until approved."""
+    if Role.CLERK not in by.role_set:
+        raise SupportError("requested_by")
+    measure = _changeable(session, measure_id)
+    wanted = sorted(set(covered_ids))
+    if not set(wanted) <= {m.id for m in household(session, measure)}:
+        raise SupportError("covered_ids")
+    if wanted == sorted(covered(measure)):
+        raise SupportError("covered_same")
+    measure.pending_covered_ids, measure.pending_covered_by = json.dumps(wanted), by.login_id
+    _audit("covered_request", measure, by, {"covered_before": len(covered(measure)), "covered": len(wanted)})
+    return measure
+
+
+def approve_covered(session: Session, measure_id: int, *, by: Staff) -> SupportMeasure:
+    """A second person approves the change of the members covered; it is enforced from then on."""
+    measure = _waiting(session, measure_id, "pending_covered_ids", "pending_covered_by", by)
+    wanted = [int(i) for i in json.loads(measure.pending_covered_ids)]
+    if not set(wanted) <= {m.id for m in household(session, measure)}:
+        raise SupportError("covered_ids")  # the household changed since it was asked for
+    _record_change(measure, {"change": "covered", "covered": wanted, "by": measure.pending_covered_by,
+                             "approved_by": by.login_id})
+    measure.covered_ids = json.dumps(wanted)
+    measure.pending_covered_ids = measure.pending_covered_by = None
+    _audit("covered_approve", measure, by, {"covered": len(wanted)})
     return measure
 
 

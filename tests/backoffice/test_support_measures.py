@@ -95,7 +95,7 @@ def test_a_measure_needs_a_second_person_and_a_clerk_cannot_approve_their_own(bo
         assert support.in_force(db.session, city["wife"]).id == measure.id
         # An extension, again by two people: asked by one clerk, approved by another person.
         support.request_extension(db.session, measure.id, ends_on=measure.ends_on + dt.timedelta(days=365),
-                                  by=staff(db.session, "clerk_c"))
+                                  reason="警察署の意見により延長", by=staff(db.session, "clerk_c"))
         with pytest.raises(support.SupportError):
             support.approve_extension(db.session, measure.id, by=staff(db.session, "clerk_c"))
         support.approve_extension(db.session, measure.id, by=staff(db.session, "approver_b"))
@@ -293,3 +293,103 @@ def test_a_household_certificate_leaving_the_protected_person_off_tells_the_port
     assert "certificate.issued" not in sent and "codeHash" in sent
     for secret in ("トシ", "1992-11-27", "妻"):
         assert secret not in sent
+
+
+# -- extensions and the household members covered, on the measure's page, each by two people ------------------
+
+
+def _add_child(bo_app, city) -> int:
+    from backoffice.extensions import db
+    from backoffice.models import Resident
+    from tests.factories import make_resident
+
+    with bo_app.test_request_context("/"):
+        head = db.session.get(Resident, city["head"])
+        child = make_resident(db.session, bo_app.config, household=head.household, name="宮沢　清六",
+                              name_kana="ミヤザワ　セイロク", birth_date=dt.date(2015, 4, 29),
+                              relationship_to_head="子", is_householder=False, banchi=head.banchi)
+        db.session.commit()
+        return int(child.id)
+
+
+def test_an_extension_and_a_child_covered_are_asked_for_on_the_page_and_take_effect_only_once_another_approves(
+        bo_app, backoffice, city):
+    from backoffice.extensions import db
+    from backoffice.models import SupportMeasure
+    from backoffice.services import support
+    from tests.conftest import csrf_from
+
+    child = _add_child(bo_app, city)
+    measure_id = _protect(bo_app, city["wife"], hide=True)
+    with bo_app.app_context():
+        old_end = db.session.get(SupportMeasure, measure_id).ends_on
+    page = f"/support-measures/{measure_id}"
+    both = backoffice.client_for("both_d", "clerk", "approver", terminal="t-both")
+    token = csrf_from(both, page)
+    shown = both.get(page).get_data(as_text=True)
+    assert "支援措置を延長する" in shown and "宮沢　清六" in shown
+
+    # Bad input names the field and changes nothing.
+    no_reason = both.post(f"{page}/extension", data={"csrf_token": token,
+                                                     "ends_on": (old_end + dt.timedelta(days=300)).isoformat()})
+    assert no_reason.status_code == 400 and "延長の理由" in no_reason.get_data(as_text=True)
+    too_far = both.post(f"{page}/extension", data={"csrf_token": token, "reason": "警察署の意見",
+                                                   "ends_on": (old_end + dt.timedelta(days=400)).isoformat()})
+    assert too_far.status_code == 400 and "1年以内" in too_far.get_data(as_text=True)
+
+    new_end = old_end + dt.timedelta(days=365)
+    asked = both.post(f"{page}/extension", data={"csrf_token": token, "ends_on": new_end.isoformat(),
+                                                 "reason": "警察署の意見（継続の必要あり）"})
+    assert asked.status_code == 302
+    waiting = both.post(f"{page}/covered", data={"csrf_token": token, "covered": [str(child)]})
+    assert waiting.status_code == 400 and "承認待ちの変更" in waiting.get_data(as_text=True)  # one change at a time
+    own = both.post(f"{page}/extension/approve", data={"csrf_token": token})
+    assert own.status_code == 400 and "別の承認者" in own.get_data(as_text=True)
+    with bo_app.app_context():
+        assert support.in_force(db.session, city["wife"], on=old_end + dt.timedelta(days=1)) is None
+
+    approver = backoffice.client_for("approver_e", "approver", terminal="t-approver")
+    atoken = csrf_from(approver, page)
+    assert approver.post(f"{page}/extension/approve", data={"csrf_token": atoken}).status_code == 302
+    with bo_app.app_context():
+        assert support.in_force(db.session, city["wife"], on=old_end + dt.timedelta(days=1)).id == measure_id
+        assert support.in_force(db.session, child) is None
+
+    # The child covered: asked by one, approved by another, then protected like the mother.
+    outsider = both.post(f"{page}/covered", data={"csrf_token": token, "covered": [str(city["head"] + 1000)]})
+    assert outsider.status_code == 400 and "同じ世帯" in outsider.get_data(as_text=True)
+    assert both.post(f"{page}/covered", data={"csrf_token": token, "covered": [str(child)]}).status_code == 302
+    with bo_app.app_context():
+        assert support.in_force(db.session, child) is None  # not before the second person
+    assert approver.post(f"{page}/covered/approve", data={"csrf_token": atoken}).status_code == 302
+    with bo_app.app_context():
+        assert support.in_force(db.session, child).id == measure_id
+    shown = approver.get(page).get_data(as_text=True)
+    assert "警察署の意見（継続の必要あり）" in shown and "承認済みの変更" in shown
+
+    with bo_app.app_context():
+        actions = [tuple(a) for a in db.session.execute(select(AuditLog.action, AuditLog.actor).where(
+            AuditLog.action.like("support_measure.%"), AuditLog.action != "support_measure.view")
+            .order_by(AuditLog.seq)).all()]
+    assert actions[2:] == [("support_measure.extension_request", "both_d"),
+                           ("support_measure.extension_approve", "approver_e"),
+                           ("support_measure.covered_request", "both_d"),
+                           ("support_measure.covered_approve", "approver_e")]
+
+
+def test_a_child_covered_is_left_off_the_fathers_household_certificate(bo_app, backoffice, city):
+    from backoffice.extensions import db
+    from backoffice.services import support
+
+    child = _add_child(bo_app, city)
+    measure_id = _protect(bo_app, city["wife"], hide=True)
+    with bo_app.test_request_context("/"):
+        support.request_covered(db.session, measure_id, covered_ids=[child], by=staff(db.session, "clerk_a"))
+        db.session.commit()
+    with bo_app.test_request_context("/"):
+        support.approve_covered(db.session, measure_id, by=staff(db.session, "approver_b"))
+        db.session.commit()
+    _approve_case(bo_app, backoffice, deliver(bo_app, city, "certificate", CERTIFICATE))
+    with bo_app.app_context():
+        cert = db.session.execute(select(IssuedCertificate)).scalar_one()
+        assert json.loads(cert.resident_ids) == [city["head"]]
