@@ -393,3 +393,51 @@ def test_a_child_covered_is_left_off_the_fathers_household_certificate(bo_app, b
     with bo_app.app_context():
         cert = db.session.execute(select(IssuedCertificate)).scalar_one()
         assert json.loads(cert.resident_ids) == [city["head"]]
+
+
+# -- the security officer's alerts in the metrics (R18) --------------------------------------------------------
+
+
+def test_the_security_officers_alerts_are_in_the_metrics_by_kind_and_count_only(bo_app, backoffice, city):
+    import re
+    import secrets
+
+    from backoffice.extensions import db
+    from backoffice.models import Resident
+    from backoffice.services import ledger
+    from tests.conftest import csrf_from
+
+    _protect(bo_app, city["wife"], hide=True)
+    with bo_app.test_request_context("/"):
+        ledger.get_record(db.session, city["wife"])
+        ledger.get_record(db.session, city["wife"])
+        db.session.commit()
+        wife = db.session.get(Resident, city["wife"])
+        secrets_of_hers = [wife.name, wife.atena_number, wife.juminhyo_code, wife.banchi]
+    bo_app.config["METRICS_TOKEN"] = token = secrets.token_urlsafe(16)
+
+    def scrape() -> dict[str, float]:
+        text = bo_app.test_client().get("/metrics", headers={"Authorization": f"Bearer {token}"}).text
+        for secret in secrets_of_hers:
+            assert secret not in text
+        lines = [line for line in text.splitlines() if line.startswith("security_alerts_")]
+        assert all(re.fullmatch(r'security_alerts_\w+\{kind="\w+",party="muni:032051"\} \d+\.0', line)
+                   for line in lines), lines  # kind and party, nothing else
+        return {line.split(" ")[0]: float(line.split(" ")[1]) for line in lines}
+
+    party = 'party="muni:032051"'
+    before = scrape()
+    assert before[f'security_alerts_raised_total{{kind="support_measure_access",{party}}}'] == 2
+    assert before[f'security_alerts_unacknowledged{{kind="support_measure_access",{party}}}'] == 2
+    assert before[f'security_alerts_unacknowledged{{kind="staff_access",{party}}}'] == 0
+
+    with bo_app.app_context():
+        alert_id = db.session.execute(select(BridgeAlert.id).where(
+            BridgeAlert.kind == "support_measure_access").order_by(BridgeAlert.id)).scalars().first()
+    officer = backoffice.client_for("officer", "auditor", terminal="t-officer")
+    done = officer.post(f"/audit/alerts/{alert_id}/acknowledge",
+                        data={"csrf_token": csrf_from(officer, "/audit/alerts"), "note": "担当課の正当な確認。"})
+    assert done.status_code == 302
+    after = scrape()
+    assert after[f'security_alerts_raised_total{{kind="support_measure_access",{party}}}'] == 2
+    assert after[f'security_alerts_unacknowledged{{kind="support_measure_access",{party}}}'] == 1
