@@ -123,9 +123,10 @@ def send_status(session: Session, case: Case, *, reason: str | None = None) -> N
     """
     if reason is None:
         reason = case.status_reason if case.status in (CaseStatus.RETURNED, CaseStatus.REJECTED) else None
-    reason = support.portal_reason(session, case, reason)  # R22: nothing of a protected person to the other party
+    # R22: nothing of a protected person to the other party.
+    status, reason = support.for_portal(session, case, PORTAL_STATUS[case.status], reason)
     send(session, message_type=STATUS, recipient="portal",
-         payload={"receiptNumber": case.receipt_number, "status": PORTAL_STATUS[case.status], "reason": reason})
+         payload={"receiptNumber": case.receipt_number, "status": status, "reason": reason})
 
 
 def _audit(action: str, case: Case, by: Staff | None, *, outcome: str = "success",

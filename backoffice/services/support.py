@@ -10,8 +10,9 @@ is not that clerk approves. While it is in force:
 - any application naming a protected person other than the applicant (a move taking them along)
   is flagged at intake and made sensitive: a clerk decides, it is never returned automatically;
 - every view of the protected person's record is an alert for the security officer (R18);
-- the portal is never told, in a case's reason, anything a clerk wrote about a case that reaches a protected
-  person other than its applicant: only ``PORTAL_REASON`` (``portal_reason``, called by ``cases.send_status``).
+- the portal is told nothing of a case reaching a protected person other than its applicant that it would
+  not be told of a case reaching nobody protected: "received" while only flagged, and as a reason only
+  ``PORTAL_REASON``, never what a clerk wrote (``for_portal``, called by ``cases.send_status``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backoffice.models import BridgeAlert, Case, RecordStatus, Resident, Role, Staff, SupportMeasure
+from backoffice.models import BridgeAlert, Case, CaseStatus, RecordStatus, Resident, Role, Staff, SupportMeasure
 from backoffice.services import audit
 from core import clock
 
@@ -291,32 +292,38 @@ def intake_findings(session: Session, kind: str, applicant: Resident | None,
                     movers: list[Resident | None] | None = None) -> list[dict[str, str]]:
     """At intake: a request that reaches a protected person other than the applicant goes to a clerk, flagged.
 
-    A certificate reaches the applicant's household; a move reaches the people it names as movers.
+    A certificate reaches the applicant's household; a move reaches the people it names as movers (a 転入予約
+    from elsewhere too, whose signer the ledger does not hold).
     """
-    if applicant is None:
-        return []
-    if _reaches_another(session, applicant.id, _reached(session, kind, applicant, [m.id if m else None
-                                                                                  for m in movers or []])):
+    reached = _reached(session, kind, applicant, [m.id if m else None for m in movers or []])
+    if _reaches_another(session, applicant.id if applicant else None, reached):
         return [{"code": FINDING, "detail": "a person this request reaches is under a support measure"}]
     return []
 
 
-def portal_reason(session: Session, case: Case, reason: str | None) -> str | None:
-    """What the portal may be told of why: while a case reaches a person protected today other than its applicant,
-    only ``PORTAL_REASON``, never the clerk's words (which may say where that person lives).
-
-    The portal is assumed compromised and the applicant may be the other party, so the back office decides
-    here, whatever the clerk wrote; the clerk's text stays on the case.
-    """
-    if reason is None:
-        return None
+def shields(session: Session, case: Case) -> bool:
+    """Whether ``case`` reaches a person protected today other than its applicant."""
     applicant = session.get(Resident, case.applicant_resident_id) if case.applicant_resident_id else None
     reached = _reached(session, case.kind, applicant, json.loads(case.mover_resident_ids or "[]"))
-    if not _reaches_another(session, case.applicant_resident_id, reached):
-        return reason
-    audit.record("support_measure.portal_reason_withheld", target_type="case", target_id=case.id,
-                 detail={"kind": case.kind})
-    return PORTAL_REASON
+    return _reaches_another(session, case.applicant_resident_id, reached)
+
+
+def for_portal(session: Session, case: Case, status: str, reason: str | None) -> tuple[str, str | None]:
+    """What the portal may be told of ``case``: its status and reason, or, while the case reaches a person
+    protected today other than its applicant, what a case reaching nobody protected would show.
+
+    A case flagged at intake shows "received", as a case without findings does (not "in review", which would
+    tell the other party that the person they named is known here), and a reason is only ``PORTAL_REASON``,
+    never the clerk's words, which may say where that person lives. The portal is assumed compromised and
+    the applicant may be the other party, so the back office decides here; the clerk's text stays on the case.
+    """
+    if not shields(session, case):
+        return status, reason
+    if reason is not None:
+        audit.record("support_measure.portal_reason_withheld", target_type="case", target_id=case.id,
+                     detail={"kind": case.kind})
+        reason = PORTAL_REASON
+    return ("received" if case.status is CaseStatus.IN_REVIEW else status), reason
 
 
 def flagged(findings: list[dict[str, str]]) -> bool:

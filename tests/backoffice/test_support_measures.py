@@ -268,6 +268,29 @@ def test_the_other_party_never_reads_the_protected_persons_address_in_what_the_p
     assert where["address"] in kept  # ... and the clerk's words stay in the back office for the file
 
 
+def test_a_move_in_reservation_from_elsewhere_naming_her_tells_the_portal_nothing_a_stranger_would_not_get(
+        bo_app, city):
+    # The attack: the other party, living elsewhere, reserves a move into this city naming her and someone who
+    # lives nowhere here. "Already a resident here" (or any answer but the stranger's) says where she lives.
+    from tests.backoffice.case_fixtures import status_messages
+
+    stranger = [("佐藤　一郎", "1985-01-01")]
+    control = deliver(bo_app, city, "move_in_reservation", move(stranger))
+    expected = status_messages(bo_app)
+    assert [(m["status"], m["reason"]) for m in expected] == [("received", None)]
+    _protect(bo_app, city["wife"], hide=True)
+    case_id = deliver(bo_app, city, "move_in_reservation", move([("宮沢　トシ", "1992-11-27"), *stranger]))
+    sent = status_messages(bo_app)[len(expected):]
+    assert [(m["status"], m["reason"]) for m in sent] == [("received", None)]
+    from backoffice.extensions import db
+
+    with bo_app.app_context():
+        case = db.session.get(Case, case_id)
+        assert case.sensitive and case.status is CaseStatus.IN_REVIEW  # a clerk decides, flagged
+        assert "support_measure" in {f["code"] for f in json.loads(case.findings)}
+        assert not db.session.get(Case, control).sensitive
+
+
 def test_the_protected_person_reads_the_clerks_reason_on_her_own_application(bo_app, city):
     from backoffice.extensions import db
     from backoffice.services import cases
