@@ -464,3 +464,31 @@ def test_the_security_officers_alerts_are_in_the_metrics_by_kind_and_count_only(
     after = scrape()
     assert after[f'security_alerts_raised_total{{kind="support_measure_access",{party}}}'] == 2
     assert after[f'security_alerts_unacknowledged{{kind="support_measure_access",{party}}}'] == 1
+
+
+def test_the_only_free_text_a_municipality_sends_the_portal_is_a_cases_reason():
+    # Everything else a municipality sends the portal is a code, a hash, a date or a status: no place for an
+    # address. A new free-text field fails this test, so whoever adds one sees it must pass support.for_portal.
+    from bridge import handlers, messages
+    from portal.services import status, verification
+
+    status.register_handlers()
+    verification.register_handlers()
+
+    def free_text(schema, path):
+        if not isinstance(schema, dict):
+            return []
+        kinds = schema.get("type") if isinstance(schema.get("type"), list) else [schema.get("type")]
+        found = []
+        if "string" in kinds and not ({"enum", "const", "format"} & schema.keys()) \
+                and schema.get("pattern", r"\S") == r"\S":
+            found.append(path)
+        for name, sub in (schema.get("properties") or {}).items():
+            found += free_text(sub, f"{path}.{name}")
+        return found + free_text(schema.get("items"), f"{path}[]")
+
+    from_municipalities = sorted(t for t in handlers.accepted_types("portal")
+                                 if handlers.registration_for(t, zone="portal").accepts("muni:032051"))
+    assert {"application.status", "certificate.issued", "certificate.revoked"} <= set(from_municipalities)
+    assert [p for t in from_municipalities for p in free_text(messages.schema_for(t), t)] == [
+        "application.status.reason"]
