@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import flash, redirect, url_for
+from flask import Blueprint, flash, redirect, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from backoffice.extensions import db
-from backoffice.models import Resident
+from backoffice.models import Resident, Role
+from backoffice.security import access
 
 
 def resident_by_atena(value: str) -> Resident | None:
@@ -35,3 +36,19 @@ def save_step(action: Callable[[], Any], errors: tuple[type[Exception], ...], pa
     db.session.commit()
     flash(message, "success")
     return redirect(url_for(done, **done_values))
+
+
+def list_page(bp: Blueprint, page: Callable[..., Any], errors: tuple[type[Exception], ...],
+              summary: str) -> Callable[[Callable[[], Any], str], Any]:
+    """Serve ``page`` as ``bp``'s list (GET /, for clerks and approvers) and return the step of its forms:
+    run an action, then show the list again with the refusal (400) or go back to it with ``message``."""
+    def index() -> Any:
+        return page()
+
+    index.__doc__ = summary
+    bp.add_url_rule("/", "index", access(Role.CLERK, Role.APPROVER)(index))
+
+    def step(action: Callable[[], Any], message: str) -> Any:
+        return save_step(action, errors, page, f"{bp.name}.index", message)
+
+    return step

@@ -13,7 +13,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from backoffice.extensions import db
-from backoffice.forms_common import resident_by_atena, save_step, unknown_atena
+from backoffice.forms_common import list_page, resident_by_atena, save_step, unknown_atena
 from backoffice.models import Resident, Role, SupportMeasure
 from backoffice.security import access
 from backoffice.services import audit, support
@@ -29,8 +29,8 @@ def _page(errors: dict[str, str] | None = None, status: int = 200) -> Any:
                            today=clock.today_jst(), form=request.form), status
 
 
-def _step(action: Callable[[], Any], message: str) -> Any:
-    return save_step(action, (support.SupportError,), _page, "support.index", message)
+_step = list_page(bp, _page, (support.SupportError,),
+                  "Every measure, newest first, with the one waiting for a second person marked.")
 
 
 def _measure_page(measure_id: int) -> Callable[..., Any]:
@@ -56,13 +56,6 @@ def _measure_page(measure_id: int) -> Callable[..., Any]:
 def _measure_step(measure_id: int, action: Callable[[], Any], message: str) -> Any:
     return save_step(action, (support.SupportError,), _measure_page(measure_id), "support.measure", message,
                      measure_id=measure_id)
-
-
-@bp.route("/")
-@access(Role.CLERK, Role.APPROVER)
-def index() -> Any:
-    """Every measure, newest first, with the one waiting for a second person marked."""
-    return _page()
 
 
 @bp.route("/", methods=["POST"])
