@@ -248,7 +248,8 @@ def _moved_away(bo_app, city) -> dict[str, str]:
         return {"address": ledger.address_text(wife), "banchi": wife.banchi, "katagaki": wife.katagaki}
 
 
-def test_the_other_party_never_reads_the_protected_persons_address_in_what_the_portal_is_sent(bo_app, city):
+def test_the_other_party_never_reads_the_protected_persons_address_in_what_the_portal_is_sent(
+        bo_app, backoffice, city):
     # The attack: the husband names his wife in a move-out; the clerk who returns it explains, in the reason,
     # where she now lives. The portal (and whoever holds the husband's account) must not learn it.
     from backoffice.extensions import db
@@ -257,6 +258,8 @@ def test_the_other_party_never_reads_the_protected_persons_address_in_what_the_p
     where = _moved_away(bo_app, city)
     _protect(bo_app, city["wife"], hide=True)
     case_id = deliver(bo_app, city, "move_out", move())
+    clerk = backoffice.client_for("clerk_page", "clerk", terminal="t-clerk")
+    assert "窓口または郵送で申請者に伝えて" in clerk.get(f"/cases/{case_id}").get_data(as_text=True)  # told so
     with bo_app.test_request_context("/"):
         cases.return_case(db.session, case_id, by=staff(db.session, "clerk_a"),
                           reason=f"宮沢トシさんは{where['address']}に別の世帯として住んでいるため、届出できません。")
