@@ -226,13 +226,26 @@ def approve_covered(session: Session, measure_id: int, *, by: Staff) -> SupportM
     return measure
 
 
+def protected(session: Session, on: dt.date | None = None) -> dict[int, int]:
+    """Every person an approved measure protects on ``on`` (today), with that measure's id (the oldest's).
+
+    One query of three columns: the covered members are a JSON list, so the rows are read, not the measures.
+    """
+    day = on or clock.today_jst()
+    rows = session.execute(select(SupportMeasure.id, SupportMeasure.resident_id, SupportMeasure.covered_ids).where(
+        SupportMeasure.approved_at.is_not(None), SupportMeasure.starts_on <= day,
+        SupportMeasure.ends_on >= day).order_by(SupportMeasure.id)).all()
+    found: dict[int, int] = {}
+    for measure_id, resident_id, covered_ids in rows:
+        for person in (resident_id, *json.loads(covered_ids or "[]")):
+            found.setdefault(int(person), measure_id)
+    return found
+
+
 def in_force(session: Session, resident_id: int, on: dt.date | None = None) -> SupportMeasure | None:
     """The approved measure protecting ``resident_id`` on ``on`` (today), if any."""
-    day = on or clock.today_jst()
-    measures = session.execute(select(SupportMeasure).where(
-        SupportMeasure.approved_at.is_not(None), SupportMeasure.starts_on <= day,
-        SupportMeasure.ends_on >= day)).scalars()
-    return next((m for m in measures if resident_id in _ids(m)), None)
+    measure_id = protected(session, on).get(resident_id)
+    return session.get(SupportMeasure, measure_id) if measure_id is not None else None
 
 
 def alert_access(session: Session, resident_id: int, action: str) -> None:
@@ -274,18 +287,19 @@ def screen_certificate(session: Session, applicant: Resident, residents: list[Re
     return Screened(kept, refused)
 
 
-def _reached(session: Session, kind: str, applicant: Resident | None, mover_ids: list[int | None]) -> set[int]:
-    """Whom a request reaches: a certificate the applicant's household, a move the people it names as movers."""
+def _reaches_another(session: Session, kind: str, applicant: Resident | None,
+                     mover_ids: list[int | None]) -> bool:
+    """Whether a request reaches a person protected today other than the applicant: a certificate reaches the
+    applicant's household, a move the people it names as movers. With no measure in force, one query."""
+    people = protected(session)
+    if not people:
+        return False
     if kind == "certificate":
-        if applicant is None:
-            return set()
-        return set(session.execute(select(Resident.id).where(
-            Resident.household_id == applicant.household_id)).scalars())
-    return {m for m in mover_ids if m is not None}
-
-
-def _reaches_another(session: Session, applicant_id: int | None, reached: set[int]) -> bool:
-    return any(r != applicant_id and in_force(session, r) is not None for r in reached)
+        reached = set(session.execute(select(Resident.id).where(
+            Resident.household_id == applicant.household_id)).scalars()) if applicant is not None else set()
+    else:
+        reached = {m for m in mover_ids if m is not None}
+    return not (reached - {applicant.id if applicant is not None else None}).isdisjoint(people)
 
 
 def intake_findings(session: Session, kind: str, applicant: Resident | None,
@@ -295,8 +309,7 @@ def intake_findings(session: Session, kind: str, applicant: Resident | None,
     A certificate reaches the applicant's household; a move reaches the people it names as movers (a 転入予約
     from elsewhere too, whose signer the ledger does not hold).
     """
-    reached = _reached(session, kind, applicant, [m.id if m else None for m in movers or []])
-    if _reaches_another(session, applicant.id if applicant else None, reached):
+    if _reaches_another(session, kind, applicant, [m.id if m else None for m in movers or []]):
         return [{"code": FINDING, "detail": "a person this request reaches is under a support measure"}]
     return []
 
@@ -304,8 +317,7 @@ def intake_findings(session: Session, kind: str, applicant: Resident | None,
 def shields(session: Session, case: Case) -> bool:
     """Whether ``case`` reaches a person protected today other than its applicant."""
     applicant = session.get(Resident, case.applicant_resident_id) if case.applicant_resident_id else None
-    reached = _reached(session, case.kind, applicant, json.loads(case.mover_resident_ids or "[]"))
-    return _reaches_another(session, case.applicant_resident_id, reached)
+    return _reaches_another(session, case.kind, applicant, json.loads(case.mover_resident_ids or "[]"))
 
 
 def for_portal(session: Session, case: Case, status: str, reason: str | None) -> tuple[str, str | None]:
