@@ -128,8 +128,9 @@ def _init_bridge(app: Flask) -> None:
 
     register_handlers()
     register_move_handlers()
-    from backoffice.services import intake_pause
+    from backoffice.services import intake_pause, watch
 
     intake_pause.register()  # a paused kind's applications are held, not applied
+    watch.register_metrics()  # the security officer's alerts, by kind and count only
     import backoffice.services.approval  # noqa: F401  (its check that every kind of case has its effect)
     load_recipients()  # a malformed list of lawful recipients stops the start, not the first provision

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import flash, redirect, url_for
+from flask import Blueprint, flash, redirect, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from backoffice.extensions import db
-from backoffice.models import Resident
+from backoffice.models import Resident, Role
+from backoffice.security import access
 
 
 def resident_by_atena(value: str) -> Resident | None:
@@ -24,8 +25,9 @@ def unknown_atena() -> dict[str, str]:
 
 
 def save_step(action: Callable[[], Any], errors: tuple[type[Exception], ...], page: Callable[..., Any],
-              done: str, message: str) -> Any:
-    """Run ``action``; on a refusal roll back and show ``page`` with it (400), else commit and go to ``done``."""
+              done: str, message: str, **done_values: Any) -> Any:
+    """Run ``action``; on a refusal roll back and show ``page`` with it (400), else commit and go to ``done``
+    (with ``done_values`` in its URL)."""
     try:
         action()
     except errors as exc:
@@ -33,4 +35,20 @@ def save_step(action: Callable[[], Any], errors: tuple[type[Exception], ...], pa
         return page({getattr(exc, "field", "-"): getattr(exc, "message", str(exc))}, 400)
     db.session.commit()
     flash(message, "success")
-    return redirect(url_for(done))
+    return redirect(url_for(done, **done_values))
+
+
+def list_page(bp: Blueprint, page: Callable[..., Any], errors: tuple[type[Exception], ...],
+              summary: str) -> Callable[[Callable[[], Any], str], Any]:
+    """Serve ``page`` as ``bp``'s list (GET /, for clerks and approvers) and return the step of its forms:
+    run an action, then show the list again with the refusal (400) or go back to it with ``message``."""
+    def index() -> Any:
+        return page()
+
+    index.__doc__ = summary
+    bp.add_url_rule("/", "index", access(Role.CLERK, Role.APPROVER)(index))
+
+    def step(action: Callable[[], Any], message: str) -> Any:
+        return save_step(action, errors, page, f"{bp.name}.index", message)
+
+    return step

@@ -591,8 +591,8 @@ class MoveoutCertificate(Base):
 class SupportMeasure(Base):
     """支援措置 on one person and the household members it covers, set and extended by two people (R22).
 
-    In force from ``starts_on`` to ``ends_on`` once approved. No reason or account of the case is kept
-    here: that stays on paper with the police or consultation centre's opinion.
+    In force from ``starts_on`` to ``ends_on`` once approved. No account of the case is kept here (that
+    stays on paper with the police or consultation centre's opinion); an extension keeps only its short reason.
     """
 
     __tablename__ = "support_measure"
@@ -607,10 +607,16 @@ class SupportMeasure(Base):
     requested_at: Mapped[tzdatetime]
     approved_by: Mapped[str | None] = mapped_column(String(50))
     approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
-    # An extension waiting for its second person: the new end and who asked for it.
+    # An extension waiting for its second person: the new end, why, and who asked for it.
     pending_ends_on: Mapped[dt.date | None] = mapped_column(Date)
     pending_by: Mapped[str | None] = mapped_column(String(50))
-    history: Mapped[str] = mapped_column(Text, default="[]")  # JSON: each approved extension (ends_on, by, approved_by)
+    pending_reason: Mapped[str | None] = mapped_column(String(200))
+    # A change of the household members covered, waiting for its second person: the new list (JSON) and who asked.
+    pending_covered_ids: Mapped[str | None] = mapped_column(Text)
+    pending_covered_by: Mapped[str | None] = mapped_column(String(50))
+    # JSON: each approved change, oldest first: an extension (change "extension": ends_on, reason) or a change of
+    # the members covered (change "covered": covered), each with who asked (by) and who approved (approved_by).
+    history: Mapped[str] = mapped_column(Text, default="[]")
 
 
 # -- the resident's own requests (backoffice/services/requests.py): 開示・訂正・利用停止請求 (R20) -----------

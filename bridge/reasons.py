@@ -2,7 +2,8 @@
 each code says to a person, in the reader's language.
 
 The back office gives these reasons (``backoffice.services.intake.REASONS`` at intake and for a
-withdrawal, ``backoffice.services.filing.REASONS`` for who may file); the status message
+withdrawal, ``backoffice.services.filing.REASONS`` for who may file, ``backoffice.services.support.PORTAL_REASONS``
+when a case reaches a person under a support measure); the status message
 (``bridge.messages.APPLICATION_STATUS``) carries the code, never the words; the portal's "My
 applications" and the back office's case page both read the words from this one catalogue (English
 source, Japanese in translations/ja). A reason a clerk typed travels as text and is shown as typed.
@@ -35,6 +36,8 @@ LABELS = {
                                      "and send it again."),
     "signer_not_in_household": _l("The person who signed is not a member of the movers' household. The person who "
                                   "moves or a member of their household must notify."),
+    "city_will_contact": _l("The city will contact you directly about this application; you may also ask at the "
+                            "counter or by phone."),
 }
 CODES = tuple(LABELS)
 

@@ -113,7 +113,35 @@ def office(bo_app, backoffice, city):  # noqa: F811
         cert = db.session.get(IssuedCertificate, issued)
         cases = [cert.case_id, waiting, moving]
         cards = [db.session.query(CardRecord.id).first()[0]]
-    return {"case_id": cases, "resident_id": [city["head"], city["wife"]], "card_id": cards, "letter_id": []}
+    return {"case_id": cases, "resident_id": [city["head"], city["wife"]], "card_id": cards, "letter_id": [],
+            "measure_id": [_support_measure(bo_app, backoffice, city)]}
+
+
+def _support_measure(bo_app, backoffice, city) -> int:  # noqa: F811
+    """A measure in force on the wife, extended once, with a change of the members covered waiting."""
+    import datetime as dt
+
+    from backoffice.extensions import db
+    from backoffice.services import support
+    from tests.backoffice.case_fixtures import staff
+
+    backoffice.add_staff("measure_clerk", "clerk")
+    backoffice.add_staff("measure_approver", "approver")
+    today = clock.today_jst()
+    steps = [lambda by: support.request(db.session, resident_id=city["wife"], covered_ids=[], starts_on=today,
+                                        ends_on=today + dt.timedelta(days=300), hide_from_household=True, by=by),
+             lambda by: support.approve(db.session, measure_id, by=by),
+             lambda by: support.request_extension(db.session, measure_id, ends_on=today + dt.timedelta(days=600),
+                                                  reason="警察署の意見", by=by),
+             lambda by: support.approve_extension(db.session, measure_id, by=by),
+             lambda by: support.request_covered(db.session, measure_id, covered_ids=[city["head"]], by=by)]
+    measure_id = 0
+    for i, step in enumerate(steps):
+        with bo_app.test_request_context("/"):
+            done = step(staff(db.session, "measure_approver" if i % 2 else "measure_clerk"))
+            db.session.commit()
+            measure_id = done.id
+    return measure_id
 
 
 def test_every_back_office_page_speaks_the_pages_language_and_shows_no_raw_value(bo_app, backoffice, office):

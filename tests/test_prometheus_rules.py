@@ -19,7 +19,7 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_promtool_checks_the_alert_rules():
     result = _promtool("check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 6 rules found" in result.stdout
 
 
 def test_promtool_fires_each_alert_in_its_unit_tests_and_only_when_it_should():
@@ -28,7 +28,7 @@ def test_promtool_fires_each_alert_in_its_unit_tests_and_only_when_it_should():
     alerts = {rule["alert"] for group in yaml.safe_load((RULES / "alerts.yml").read_text())["groups"]
               for rule in group["rules"]}
     assert alerts == {"BridgeQueueWithoutWorker", "BridgeJobWaitingTooLong", "BridgeOutboxUnacknowledged",
-                      "BridgeDeadLetterOpen", "BridgeRedisDataLost"}
+                      "BridgeDeadLetterOpen", "BridgeRedisDataLost", "SecurityAlertUnacknowledged"}
     cases = [case for test in yaml.safe_load((RULES / "alerts_test.yml").read_text())["tests"]
              for case in test["alert_rule_test"]]
     assert {c["alertname"] for c in cases if c["exp_alerts"]} == alerts  # each fires somewhere

@@ -27,7 +27,7 @@ from backoffice.messages import (
 )
 from backoffice.models import Case, CaseStatus, Role
 from backoffice.security import access
-from backoffice.services import cases, ledger
+from backoffice.services import cases, ledger, support
 from backoffice.services.cases import CaseError
 from core import clock
 from core.i18n import format_date, format_moment
@@ -91,7 +91,7 @@ def _render(item: Case, *, forms: dict[str, FlaskForm] | None = None, errors: li
         finding_labels_alone=FINDINGS_SAID_BY_THE_LABEL,
         item_labels=ITEM_LABELS, application_labels=APPLICATION_LABELS, destination_labels=DESTINATION_LABELS,
         value_labels=VALUE_LABELS, jst=jst, certificate_items=CERTIFICATE_ITEMS, open_statuses=cases.OPEN,
-        **(forms or _forms()))
+        shielded=support.shields(db.session, item), **(forms or _forms()))
     return page, status
 
 

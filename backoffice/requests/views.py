@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from flask import render_template, request
@@ -13,7 +12,7 @@ from sqlalchemy import select
 
 from backoffice import messages
 from backoffice.extensions import db
-from backoffice.forms_common import resident_by_atena, save_step, unknown_atena
+from backoffice.forms_common import list_page, resident_by_atena, unknown_atena
 from backoffice.models import Resident, ResidentRequest, Role
 from backoffice.requests import bp
 from backoffice.security import access
@@ -31,15 +30,7 @@ def _page(errors: dict[str, str] | None = None, status: int = 200) -> Any:
                            item_labels=messages.RECORD_ITEM_LABELS), status
 
 
-def _step(action: Callable[[], Any], message: str) -> Any:
-    return save_step(action, (service.RequestError,), _page, "requests.index", message)
-
-
-@bp.route("/")
-@access(Role.CLERK, Role.APPROVER)
-def index() -> Any:
-    """Every request by deadline; the overdue ones marked."""
-    return _page()
+_step = list_page(bp, _page, (service.RequestError,), "Every request by deadline; the overdue ones marked.")
 
 
 @bp.route("/", methods=["POST"])

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from backoffice.models import Case, CaseEvent, CaseNote, CaseStatus, Resident, Role, Staff
-from backoffice.services import audit, ledger
+from backoffice.services import audit, ledger, support
 from backoffice.services.staff import check_second_factor
 from bridge import messages
 from bridge.binding import send
@@ -125,9 +125,11 @@ def send_status(session: Session, case: Case, *, reason: str | None = None) -> N
 
     if reason is None:
         reason = case.status_reason if case.status in (CaseStatus.RETURNED, CaseStatus.REJECTED) else None
+    # R22: nothing of a protected person to the other party (the status and reason are decided before the code).
+    status, reason = support.for_portal(session, case, PORTAL_STATUS[case.status], reason)
     code = reason_code(reason)
     send(session, message_type=STATUS, recipient="portal",
-         payload={"receiptNumber": case.receipt_number, "status": PORTAL_STATUS[case.status],
+         payload={"receiptNumber": case.receipt_number, "status": status,
                   "reason": None if code else reason, "reasonCode": code})
 
 

@@ -83,7 +83,7 @@ REASONS = {
 
 def reason_code(text: str | None) -> str | None:
     """The code (bridge.reasons) of a reason intake or the filing rule gave, as stored; None for a clerk's text."""
-    for catalogue in (REASONS, filing.REASONS):
+    for catalogue in (REASONS, filing.REASONS, support.PORTAL_REASONS):
         for code, stored in catalogue.items():
             if stored == text:
                 return code

@@ -9,7 +9,10 @@ is not that clerk approves. While it is in force:
   says so the person is left off another member's household certificate instead;
 - any application naming a protected person other than the applicant (a move taking them along)
   is flagged at intake and made sensitive: a clerk decides, it is never returned automatically;
-- every view of the protected person's record is an alert for the security officer (R18).
+- every view of the protected person's record is an alert for the security officer (R18);
+- the portal is told nothing of a case reaching a protected person other than its applicant that it would
+  not be told of a case reaching nobody protected: "received" while only flagged, and as a reason only
+  ``PORTAL_REASON``, never what a clerk wrote (``for_portal``, called by ``cases.send_status``).
 """
 
 from __future__ import annotations
@@ -21,14 +24,22 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backoffice.models import BridgeAlert, Resident, Role, Staff, SupportMeasure
+from backoffice.models import BridgeAlert, Case, CaseStatus, RecordStatus, Resident, Role, Staff, SupportMeasure
 from backoffice.services import audit
 from core import clock
 from core.refusal import Refused
 
 MAX_PERIOD_DAYS = 366
+REASON_MAX = 200
 ALERT_KIND = "support_measure_access"
 FINDING = "support_measure"
+# All the portal is told of why a case reaching a protected person was returned or refused: the same words
+# for every such case, so they say nothing of the person, the measure or where anyone lives.
+PORTAL_REASON = ("この申請については、市役所から直接ご連絡します。窓口またはお電話でもお問い合わせいただけます。 / "
+                 "The city will contact you directly about this application; you may also ask at the counter "
+                 "or by phone.")
+
+PORTAL_REASONS = {"city_will_contact": PORTAL_REASON}  # its code in the status message (bridge.reasons)
 
 MESSAGES = {
     "resident_id": "対象の方が住民記録にいません。 / The person is not in the ledger.",
@@ -40,6 +51,12 @@ MESSAGES = {
                    "An approver other than the clerk who recorded it must approve.",
     "state": "この支援措置はその操作ができる状態にありません。 / "
              "The support measure is not in a state that allows this.",
+    "pending": "この支援措置には承認待ちの変更があります。先にそれを承認してください。 / "
+               "A change of this support measure is waiting for approval; approve it first.",
+    "reason": "延長の理由を1文字以上200文字以内で入力してください。 / "
+              "Enter the reason for the extension, 1 to 200 characters.",
+    "covered_same": "対象に含める方が今と同じです。変更する方を選んでください。 / "
+                    "These are the members covered now; choose a change.",
 }
 
 
@@ -77,10 +94,8 @@ def request(session: Session, *, resident_id: int, covered_ids: list[int], start
                              requested_by=by.login_id, requested_at=clock.utcnow(), history="[]")
     session.add(measure)
     session.flush()
-    audit.record("support_measure.request", target_type="support_measure", target_id=measure.id,
-                 actor=by.login_id, actor_id=by.id,
-                 detail={"covered": len(_ids(measure)), "starts_on": starts_on.isoformat(),
-                         "ends_on": ends_on.isoformat(), "hide_from_household": hide_from_household})
+    _audit("request", measure, by, {"covered": len(_ids(measure)), "starts_on": starts_on.isoformat(),
+                                    "ends_on": ends_on.isoformat(), "hide_from_household": hide_from_household})
     return measure
 
 
@@ -96,51 +111,142 @@ def approve(session: Session, measure_id: int, *, by: Staff) -> SupportMeasure:
         raise SupportError("state")
     _second_person(by, measure.requested_by)
     measure.approved_by, measure.approved_at = by.login_id, clock.utcnow()
-    audit.record("support_measure.approve", target_type="support_measure", target_id=measure.id,
-                 actor=by.login_id, actor_id=by.id,
-                 detail={"requested_by": measure.requested_by})
+    _audit("approve", measure, by, {"requested_by": measure.requested_by})
     return measure
 
 
-def request_extension(session: Session, measure_id: int, *, ends_on: dt.date, by: Staff) -> SupportMeasure:
-    """A clerk asks to extend an approved measure by up to a year from its current end."""
+def _changeable(session: Session, measure_id: int) -> SupportMeasure:
+    """The approved measure, locked, not yet ended and with no change waiting for its second person."""
     measure = session.get(SupportMeasure, measure_id, with_for_update=True)
-    if measure is None or measure.approved_at is None:
+    if measure is None or measure.approved_at is None or measure.ends_on < clock.today_jst():
         raise SupportError("state")
+    if measure.pending_ends_on is not None or measure.pending_covered_ids is not None:
+        raise SupportError("pending")
+    return measure
+
+
+def _waiting(session: Session, measure_id: int, pending: str, asked_by: str, by: Staff) -> SupportMeasure:
+    """The measure, locked, with its change ``pending`` waiting, and ``by`` a second person to the one who asked."""
+    measure = session.get(SupportMeasure, measure_id, with_for_update=True)
+    if measure is None or getattr(measure, pending) is None:
+        raise SupportError("state")
+    _second_person(by, getattr(measure, asked_by))
+    return measure
+
+
+def _audit(action: str, measure: SupportMeasure, by: Staff, detail: dict[str, object]) -> None:
+    audit.record(f"support_measure.{action}", target_type="support_measure", target_id=measure.id,
+                 actor=by.login_id, actor_id=by.id, detail=detail)
+
+
+def _record_change(measure: SupportMeasure, change: dict[str, object]) -> None:
+    changes = json.loads(measure.history or "[]")
+    changes.append(change)
+    measure.history = json.dumps(changes, ensure_ascii=False)
+
+
+def history(measure: SupportMeasure) -> list[dict[str, object]]:
+    """The approved changes of ``measure``, oldest first."""
+    return list(json.loads(measure.history or "[]"))
+
+
+def request_extension(session: Session, measure_id: int, *, ends_on: dt.date, reason: str,
+                      by: Staff) -> SupportMeasure:
+    """A clerk asks to extend a measure in force by up to a year from its current end, saying why (延長の申出)."""
     if Role.CLERK not in by.role_set:
         raise SupportError("requested_by")
+    measure = _changeable(session, measure_id)
     _check_period(measure.ends_on, ends_on)
-    measure.pending_ends_on, measure.pending_by = ends_on, by.login_id
-    audit.record("support_measure.extension_request", target_type="support_measure", target_id=measure.id,
-                 actor=by.login_id, actor_id=by.id,
-                 detail={"ends_on": ends_on.isoformat()})
+    text = (reason or "").strip()
+    if not 1 <= len(text) <= REASON_MAX:
+        raise SupportError("reason")
+    measure.pending_ends_on, measure.pending_by, measure.pending_reason = ends_on, by.login_id, text
+    _audit("extension_request", measure, by, {"ends_on": ends_on.isoformat(), "reason": text})
     return measure
 
 
 def approve_extension(session: Session, measure_id: int, *, by: Staff) -> SupportMeasure:
     """A second person approves the extension; the measure then runs to the new end."""
-    measure = session.get(SupportMeasure, measure_id, with_for_update=True)
-    if measure is None or measure.pending_ends_on is None:
-        raise SupportError("state")
-    _second_person(by, measure.pending_by)
-    history = json.loads(measure.history or "[]")
-    history.append({"ends_on": measure.pending_ends_on.isoformat(), "by": measure.pending_by,
-                    "approved_by": by.login_id})
-    measure.ends_on, measure.history = measure.pending_ends_on, json.dumps(history)
-    measure.pending_ends_on = measure.pending_by = None
-    audit.record("support_measure.extension_approve", target_type="support_measure", target_id=measure.id,
-                 actor=by.login_id, actor_id=by.id,
-                 detail={"ends_on": measure.ends_on.isoformat()})
+    measure = _waiting(session, measure_id, "pending_ends_on", "pending_by", by)
+    _record_change(measure, {"change": "extension", "ends_on": measure.pending_ends_on.isoformat(),
+                             "reason": measure.pending_reason, "by": measure.pending_by, "approved_by": by.login_id})
+    measure.ends_on = measure.pending_ends_on
+    measure.pending_ends_on = measure.pending_by = measure.pending_reason = None
+    _audit("extension_approve", measure, by, {"ends_on": measure.ends_on.isoformat()})
     return measure
+
+
+def household(session: Session, measure: SupportMeasure) -> list[Resident]:
+    """The current members of the protected person's household other than that person: whom a measure may cover."""
+    person = session.get(Resident, measure.resident_id)
+    if person is None:
+        return []
+    return list(session.execute(select(Resident).where(
+        Resident.household_id == person.household_id, Resident.id != person.id,
+        Resident.status == RecordStatus.CURRENT).order_by(Resident.id)).scalars())
+
+
+def covered(measure: SupportMeasure) -> list[int]:
+    """The household members the measure covers besides the protected person."""
+    return [int(i) for i in json.loads(measure.covered_ids or "[]")]
+
+
+def pending_covered(measure: SupportMeasure) -> list[int] | None:
+    """The members a change waiting for its second person would cover, if one waits."""
+    if measure.pending_covered_ids is None:
+        return None
+    return [int(i) for i in json.loads(measure.pending_covered_ids)]
+
+
+def request_covered(session: Session, measure_id: int, *, covered_ids: list[int], by: Staff) -> SupportMeasure:
+    """A clerk asks to change which household members the measure covers; nothing changes until approved."""
+    if Role.CLERK not in by.role_set:
+        raise SupportError("requested_by")
+    measure = _changeable(session, measure_id)
+    wanted = sorted(set(covered_ids))
+    if not set(wanted) <= {m.id for m in household(session, measure)}:
+        raise SupportError("covered_ids")
+    if wanted == sorted(covered(measure)):
+        raise SupportError("covered_same")
+    measure.pending_covered_ids, measure.pending_covered_by = json.dumps(wanted), by.login_id
+    _audit("covered_request", measure, by, {"covered_before": len(covered(measure)), "covered": len(wanted)})
+    return measure
+
+
+def approve_covered(session: Session, measure_id: int, *, by: Staff) -> SupportMeasure:
+    """A second person approves the change of the members covered; it is enforced from then on."""
+    measure = _waiting(session, measure_id, "pending_covered_ids", "pending_covered_by", by)
+    wanted = [int(i) for i in json.loads(measure.pending_covered_ids)]
+    if not set(wanted) <= {m.id for m in household(session, measure)}:
+        raise SupportError("covered_ids")  # the household changed since it was asked for
+    _record_change(measure, {"change": "covered", "covered": wanted, "by": measure.pending_covered_by,
+                             "approved_by": by.login_id})
+    measure.covered_ids = json.dumps(wanted)
+    measure.pending_covered_ids = measure.pending_covered_by = None
+    _audit("covered_approve", measure, by, {"covered": len(wanted)})
+    return measure
+
+
+def protected(session: Session, on: dt.date | None = None) -> dict[int, int]:
+    """Every person an approved measure protects on ``on`` (today), with that measure's id (the oldest's).
+
+    One query of three columns: the covered members are a JSON list, so the rows are read, not the measures.
+    """
+    day = on or clock.today_jst()
+    rows = session.execute(select(SupportMeasure.id, SupportMeasure.resident_id, SupportMeasure.covered_ids).where(
+        SupportMeasure.approved_at.is_not(None), SupportMeasure.starts_on <= day,
+        SupportMeasure.ends_on >= day).order_by(SupportMeasure.id)).all()
+    found: dict[int, int] = {}
+    for measure_id, resident_id, covered_ids in rows:
+        for person in (resident_id, *json.loads(covered_ids or "[]")):
+            found.setdefault(int(person), measure_id)
+    return found
 
 
 def in_force(session: Session, resident_id: int, on: dt.date | None = None) -> SupportMeasure | None:
     """The approved measure protecting ``resident_id`` on ``on`` (today), if any."""
-    day = on or clock.today_jst()
-    measures = session.execute(select(SupportMeasure).where(
-        SupportMeasure.approved_at.is_not(None), SupportMeasure.starts_on <= day,
-        SupportMeasure.ends_on >= day)).scalars()
-    return next((m for m in measures if resident_id in _ids(m)), None)
+    measure_id = protected(session, on).get(resident_id)
+    return session.get(SupportMeasure, measure_id) if measure_id is not None else None
 
 
 def alert_access(session: Session, resident_id: int, action: str) -> None:
@@ -182,22 +288,55 @@ def screen_certificate(session: Session, applicant: Resident, residents: list[Re
     return Screened(kept, refused)
 
 
+def _reaches_another(session: Session, kind: str, applicant: Resident | None,
+                     mover_ids: list[int | None]) -> bool:
+    """Whether a request reaches a person protected today other than the applicant: a certificate reaches the
+    applicant's household, a move the people it names as movers. With no measure in force, one query."""
+    people = protected(session)
+    if not people:
+        return False
+    if kind == "certificate":
+        reached = set(session.execute(select(Resident.id).where(
+            Resident.household_id == applicant.household_id)).scalars()) if applicant is not None else set()
+    else:
+        reached = {m for m in mover_ids if m is not None}
+    return not (reached - {applicant.id if applicant is not None else None}).isdisjoint(people)
+
+
 def intake_findings(session: Session, kind: str, applicant: Resident | None,
                     movers: list[Resident | None] | None = None) -> list[dict[str, str]]:
     """At intake: a request that reaches a protected person other than the applicant goes to a clerk, flagged.
 
-    A certificate reaches the applicant's household; a move reaches the people it names as movers.
+    A certificate reaches the applicant's household; a move reaches the people it names as movers (a 転入予約
+    from elsewhere too, whose signer the ledger does not hold).
     """
-    if applicant is None:
-        return []
-    if kind == "certificate":
-        reached = set(session.execute(select(Resident.id).where(
-            Resident.household_id == applicant.household_id)).scalars())
-    else:
-        reached = {m.id for m in movers or [] if m is not None}
-    if any(r != applicant.id and in_force(session, r) is not None for r in reached):
+    if _reaches_another(session, kind, applicant, [m.id if m else None for m in movers or []]):
         return [{"code": FINDING, "detail": "a person this request reaches is under a support measure"}]
     return []
+
+
+def shields(session: Session, case: Case) -> bool:
+    """Whether ``case`` reaches a person protected today other than its applicant."""
+    applicant = session.get(Resident, case.applicant_resident_id) if case.applicant_resident_id else None
+    return _reaches_another(session, case.kind, applicant, json.loads(case.mover_resident_ids or "[]"))
+
+
+def for_portal(session: Session, case: Case, status: str, reason: str | None) -> tuple[str, str | None]:
+    """What the portal may be told of ``case``: its status and reason, or, while the case reaches a person
+    protected today other than its applicant, what a case reaching nobody protected would show.
+
+    A case flagged at intake shows "received", as a case without findings does (not "in review", which would
+    tell the other party that the person they named is known here), and a reason is only ``PORTAL_REASON``,
+    never the clerk's words, which may say where that person lives. The portal is assumed compromised and
+    the applicant may be the other party, so the back office decides here; the clerk's text stays on the case.
+    """
+    if not shields(session, case):
+        return status, reason
+    if reason is not None:
+        audit.record("support_measure.portal_reason_withheld", target_type="case", target_id=case.id,
+                     detail={"kind": case.kind})
+        reason = PORTAL_REASON
+    return ("received" if case.status is CaseStatus.IN_REVIEW else status), reason
 
 
 def flagged(findings: list[dict[str, str]]) -> bool:

@@ -26,7 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, exists, func, select
 from sqlalchemy.orm import Session
 
 from backoffice.models import AuditLog, BridgeAlert
@@ -178,3 +178,45 @@ def acknowledge(session: Session, alert_id: int, note: str) -> None:
     if alert is None or alert.kind not in WATCHED_KINDS:
         raise AcknowledgeError("alert", _("There is no such alert."))
     audit.record("alert.acknowledge", target_type="bridge_alert", target_id=alert.id, detail={"note": note})
+
+
+# -- the security officer's alerts in the metrics ---------------------------------------------------
+
+
+def counts(session: Session) -> dict[str, tuple[int, int]]:
+    """Per security kind: the alerts raised (every row kept) and those the officer has not yet acknowledged."""
+    acknowledged = exists().where(AuditLog.action == "alert.acknowledge", AuditLog.target_type == "bridge_alert",
+                                  AuditLog.target_id == cast(BridgeAlert.id, String))
+    per_kind = select(BridgeAlert.kind, func.count()).where(BridgeAlert.kind.in_(WATCHED_KINDS))
+    raised = {kind: n for kind, n in session.execute(per_kind.group_by(BridgeAlert.kind))}
+    waiting = {kind: n for kind, n in session.execute(per_kind.where(~acknowledged).group_by(BridgeAlert.kind))}
+    return {kind: (int(raised.get(kind, 0)), int(waiting.get(kind, 0))) for kind in WATCHED_KINDS}
+
+
+def metric_families(binding: Any) -> Any:
+    """``security_alerts_raised_total`` and ``security_alerts_unacknowledged`` per kind, for /metrics.
+
+    Kinds and counts only: never the person acting, the resident or the rows behind an alert (those are for the
+    officer's page). Every kind is listed, at 0 too, so a rule sees the series before the first alert.
+    """
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    if binding.zone != "backoffice":
+        return
+    raised = CounterMetricFamily("security_alerts_raised", "Security officer's alerts raised, by kind.",
+                                 labels=["party", "kind"])
+    waiting = GaugeMetricFamily("security_alerts_unacknowledged",
+                                "Security officer's alerts not yet acknowledged, by kind.", labels=["party", "kind"])
+    for kind, (total, open_) in counts(binding.session).items():
+        raised.add_metric([binding.party, kind], total)
+        waiting.add_metric([binding.party, kind], open_)
+    yield raised
+    yield waiting
+
+
+def register_metrics() -> None:
+    """Show the security officer's alerts, by kind, on /metrics."""
+    from bridge import metrics
+
+    if metric_families not in metrics.EXTRA_FAMILIES:
+        metrics.EXTRA_FAMILIES.append(metric_families)

@@ -1,4 +1,5 @@
-"""Views: the list of support measures, recording one (clerk) and approving it (a different approver)."""
+"""Views: the list of support measures, recording one (clerk) and approving it (a different approver); a measure's
+page, where its extensions (延長) and the household members it covers are asked for and approved the same way."""
 
 from __future__ import annotations
 
@@ -6,16 +7,16 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from flask import render_template, request
+from flask import abort, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from backoffice.extensions import db
-from backoffice.forms_common import resident_by_atena, save_step, unknown_atena
+from backoffice.forms_common import list_page, resident_by_atena, save_step, unknown_atena
 from backoffice.models import Resident, Role, SupportMeasure
 from backoffice.security import access
-from backoffice.services import support
+from backoffice.services import audit, support
 from backoffice.support import bp
 from core import clock
 
@@ -28,15 +29,33 @@ def _page(errors: dict[str, str] | None = None, status: int = 200) -> Any:
                            today=clock.today_jst(), form=request.form), status
 
 
-def _step(action: Callable[[], Any], message: str) -> Any:
-    return save_step(action, (support.SupportError,), _page, "support.index", message)
+_step = list_page(bp, _page, (support.SupportError,),
+                  "Every measure, newest first, with the one waiting for a second person marked.")
 
 
-@bp.route("/")
-@access(Role.CLERK, Role.APPROVER)
-def index() -> Any:
-    """Every measure, newest first, with the one waiting for a second person marked."""
-    return _page()
+def _measure_page(measure_id: int) -> Callable[..., Any]:
+    """The page of one measure, shown again with ``errors`` when a step on it is refused."""
+    def page(errors: dict[str, str] | None = None, status: int = 200) -> Any:
+        measure = db.session.get(SupportMeasure, measure_id)
+        if measure is None:
+            abort(404)
+        person = db.session.get(Resident, measure.resident_id)
+        members = support.household(db.session, measure)
+        names = {m.id: m.name for m in members}
+        audit.record("support_measure.view", target_type="support_measure", target_id=measure.id)
+        db.session.commit()
+        pending_covered = support.pending_covered(measure)
+        return render_template(
+            "backoffice/support/measure.html", measure=measure, person=person, members=members,
+            covered=support.covered(measure), names=names, history=support.history(measure),
+            pending_covered=pending_covered, errors=errors or {}, today=clock.today_jst(),
+            form=request.form), status
+    return page
+
+
+def _measure_step(measure_id: int, action: Callable[[], Any], message: str) -> Any:
+    return save_step(action, (support.SupportError,), _measure_page(measure_id), "support.measure", message,
+                     measure_id=measure_id)
 
 
 @bp.route("/", methods=["POST"])
@@ -63,3 +82,52 @@ def approve(measure_id: int) -> Any:
     """A second person puts the measure in force."""
     return _step(lambda: support.approve(db.session, measure_id, by=current_user),
                  _("The support measure is in force."))
+
+
+@bp.route("/<int:measure_id>")
+@access(Role.CLERK, Role.APPROVER)
+def measure(measure_id: int) -> Any:
+    """One measure: its period, the members it covers, its approved changes and the one waiting, if any."""
+    return _measure_page(measure_id)()
+
+
+@bp.route("/<int:measure_id>/extension", methods=["POST"])
+@access(Role.CLERK)
+def extension(measure_id: int) -> Any:
+    """A clerk asks to extend the measure to a new last day, with the reason; a second person approves it."""
+    try:
+        ends_on = dt.date.fromisoformat(request.form.get("ends_on", ""))
+    except ValueError:
+        return _measure_page(measure_id)({"ends_on": _("Enter the new last day (YYYY-MM-DD).")}, 400)
+    return _measure_step(measure_id, lambda: support.request_extension(
+        db.session, measure_id, ends_on=ends_on, reason=request.form.get("reason", ""), by=current_user),
+        _("The extension is recorded; a second person must approve it."))
+
+
+@bp.route("/<int:measure_id>/extension/approve", methods=["POST"])
+@access(Role.APPROVER)
+def approve_extension(measure_id: int) -> Any:
+    """A second person approves the extension."""
+    return _measure_step(measure_id, lambda: support.approve_extension(db.session, measure_id, by=current_user),
+                         _("The support measure is extended."))
+
+
+@bp.route("/<int:measure_id>/covered", methods=["POST"])
+@access(Role.CLERK)
+def covered(measure_id: int) -> Any:
+    """A clerk asks to change which household members the measure covers; a second person approves it."""
+    try:
+        wanted = [int(v) for v in request.form.getlist("covered")]
+    except ValueError:
+        return _measure_page(measure_id)({"covered_ids": support.MESSAGES["covered_ids"]}, 400)
+    return _measure_step(measure_id, lambda: support.request_covered(db.session, measure_id, covered_ids=wanted,
+                                                                     by=current_user),
+                         _("The change of the members covered is recorded; a second person must approve it."))
+
+
+@bp.route("/<int:measure_id>/covered/approve", methods=["POST"])
+@access(Role.APPROVER)
+def approve_covered(measure_id: int) -> Any:
+    """A second person approves the change of the members covered."""
+    return _measure_step(measure_id, lambda: support.approve_covered(db.session, measure_id, by=current_user),
+                         _("The members covered are changed."))

@@ -215,10 +215,10 @@ def test_the_schemas_agree_with_the_recipients_file_and_the_ledgers_codes():
     assert set(messages.PORTAL_STATUSES) == set(PORTAL_STATUS.values())
     assert set(messages.PORTAL_STATUSES) <= {s.value for s in ApplicationStatus}
     # Every reason the back office gives itself has a code the status message allows and words in the catalogue.
-    from backoffice.services import filing, intake
+    from backoffice.services import filing, intake, support
     from bridge import reasons
 
-    assert set(intake.REASONS) | set(filing.REASONS) == set(reasons.CODES)
+    assert set(intake.REASONS) | set(filing.REASONS) | set(support.PORTAL_REASONS) == set(reasons.CODES)
     assert messages.SCHEMAS["application.status"]["properties"]["reasonCode"]["enum"] == [*reasons.CODES, None]
 
 
