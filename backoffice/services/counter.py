@@ -327,7 +327,7 @@ def _households(session: Session, movers: list[Resident], new_head_name: str,
     if head is not None:
         if whole and head.is_householder:
             return None, None
-        household = Household(household_number=_new_household_number(session), householder_name=head.name,
+        household = Household(household_number=records.new_household_number(session), householder_name=head.name,
                               created_at=clock.utcnow())
         session.add(household)
         session.flush()
@@ -340,15 +340,6 @@ def _households(session: Session, movers: list[Resident], new_head_name: str,
         if _same_text(candidate.name, new_head_name) and candidate.id not in {m.id for m in movers}:
             return candidate.household, None
     raise CounterError("newHouseholder", "no householder of that name lives at the new address")
-
-
-def _new_household_number(session: Session) -> str:
-    last = session.execute(select(Household.id).order_by(Household.id.desc()).limit(1)).scalar_one_or_none() or 0
-    number = last + 1
-    while session.execute(select(Household.id).where(
-            Household.household_number == f"H{number:09d}")).scalar_one_or_none() is not None:
-        number += 1
-    return f"H{number:09d}"
 
 
 def _identity_update(resident: Resident, *, reason: IdoReason, changed_on: dt.date) -> dict[str, Any]:

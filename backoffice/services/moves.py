@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import secrets
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -420,13 +419,6 @@ def approve_in_city_reservation(session: Session, case: Case, staff: Staff) -> N
 # -- 3. the 転入 at the counter -------------------------------------------------------------------------
 
 
-def _new_number(session: Session, column: Any, digits: int) -> str:
-    while True:
-        number = f"{secrets.randbelow(10 ** digits):0{digits}d}"
-        if session.execute(select(column).where(column == number)).first() is None:
-            return number
-
-
 def _already_resident(session: Session, items: Mapping[str, Any]) -> str | None:
     """Why this person cannot get a new record here (R10), or None; a 除票 alone is no reason (a return)."""
     if records.current_record_with(session, juminhyo_code=items["juminhyo_code"]) is not None:
@@ -457,7 +449,7 @@ def _household(session: Session, application: Mapping[str, Any], machiaza: Machi
     """The household the movers join: a new one headed by a mover, or the one already at the address."""
     head = str(application.get("newHouseholder", "")).replace(" ", "").replace("　", "")
     if head != "existing":
-        household = Household(household_number=_new_number(session, Household.household_number, 14),
+        household = Household(household_number=records.new_household_number(session),
                               householder_name=str(application["newHouseholder"]), created_at=clock.utcnow())
         session.add(household)
         session.flush()
@@ -526,7 +518,7 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
         resident = records.create_record(
             session, household=household, reason=IdoReason.MOVE_IN, changed_on=move_date, notified_on=today,
             by=actor, my_number=items.get("my_number"),
-            atena_number=_new_number(session, Resident.atena_number, 15), juminhyo_code=items["juminhyo_code"],
+            atena_number=records.new_atena_number(session), juminhyo_code=items["juminhyo_code"],
             name=items["name"], name_kana=items.get("name_kana") or str(mover.get("kana", "")),
             birth_date=dt.date.fromisoformat(items["birth_date"]), sex=Sex(items["sex"]),
             relationship_to_head="世帯主" if is_head else str(mover.get("relationship", ""))[:20],

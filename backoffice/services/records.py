@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 from typing import Any
 
 from flask import current_app
@@ -93,6 +94,28 @@ def my_number(resident: Resident) -> str | None:
         return None
     return FieldCipher(current_app.config["FIELD_ENCRYPTION_KEY"]).decrypt(resident.my_number_encrypted,
                                                                            context=b"my_number")
+
+
+HOUSEHOLD_NUMBER_DIGITS = 14  # 世帯番号, as the demo seed writes it too
+ATENA_NUMBER_DIGITS = 15  # 宛名番号
+
+
+def new_number(session: Session, column: Any, digits: int) -> str:
+    """A random ``digits``-digit number no row holds in ``column`` (a 世帯番号 or 宛名番号 of this ledger)."""
+    while True:
+        number = f"{secrets.randbelow(10 ** digits):0{digits}d}"
+        if session.execute(select(column).where(column == number)).first() is None:
+            return number
+
+
+def new_household_number(session: Session) -> str:
+    """The 世帯番号 of a household made here, whichever procedure makes it (a 転入, a 転居 to a new household)."""
+    return new_number(session, Household.household_number, HOUSEHOLD_NUMBER_DIGITS)
+
+
+def new_atena_number(session: Session) -> str:
+    """The 宛名番号 of a record made here."""
+    return new_number(session, Resident.atena_number, ATENA_NUMBER_DIGITS)
 
 
 def current_record_with(session: Session, *, juminhyo_code: str | None = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import uuid
 
@@ -496,6 +497,8 @@ def test_a_part_of_the_household_moving_under_a_new_householder_gets_a_new_house
         assert wife.household_id != head.household_id and wife.is_householder
         assert wife.relationship_to_head == "世帯主" and wife.household.householder_name == "宮沢　トシ"
         assert (head.banchi, head.household.householder_name) == (city["old_banchi"], "宮沢　賢")
+        # One form of 世帯番号 in the ledger, whichever procedure made the household (14 digits, as a 転入's).
+        assert re.fullmatch(r"\d{14}", wife.household.household_number), wife.household.household_number
 
 
 def test_a_move_date_still_ahead_is_refused(counter_app, city):
