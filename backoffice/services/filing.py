@@ -83,6 +83,18 @@ def approval_refusal(session: Session, signer: Resident | None, movers: Sequence
     return filing_refusal(session, signer, movers)
 
 
+def cancellation_refusal(signer: Resident | None, movers: Sequence[Resident]) -> str | None:
+    """第26条 for a 転出取消 or 予約取消, on the ledger as it stands when it arrives: the signer is one of the
+    movers (their 除票 counts until the 転入) or a current member of the movers' household; else the reason."""
+    if signer is None or not movers:
+        return "signer_not_in_household"
+    if signer.id in {m.id for m in movers}:
+        return None
+    if signer.status is RecordStatus.CURRENT and signer.household_id in {m.household_id for m in movers}:
+        return None
+    return "signer_not_in_household"
+
+
 def notification_deadline(moved_on: dt.date) -> dt.date:
     """The last day of the 14 days for a 転入届 or 転居届; on a closed day the next open day (自治法第4条の2第4項)."""
     return officecalendar.deadline(moved_on + dt.timedelta(days=NOTIFICATION_DAYS))

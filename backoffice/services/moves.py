@@ -216,6 +216,9 @@ def _identity_update(session: Session, resident: Resident, *, reason: IdoReason,
     }, reason=why, resident_id=resident.id, actor=actor)
 
 
+identity_update = _identity_update  # also for the 転出取消 (backoffice/services/cancellation.py)
+
+
 # -- 1. the 転出届 is approved (this city is the origin) ------------------------------------------------
 
 

@@ -57,7 +57,7 @@ def application(receipt: str) -> Any:
     item = _own_or_404(receipt)
     return render_template("portal/mypage/application.html", application=item, content=apps.signed_content(item),
                            late=bool(_delayed([item])),
-                           parts=apps.move_parts(db.session, item), withdrawable=item.status in apps.WITHDRAWABLE,
+                           parts=apps.move_parts(db.session, item), withdrawable=apps.may_withdraw(item),
                            format_date=format_date)
 
 
@@ -65,7 +65,7 @@ def application(receipt: str) -> Any:
 def withdraw(receipt: str) -> Any:
     """Withdraw: the resident signs the withdrawal with the card."""
     item = _own_or_404(receipt)
-    if item.status not in apps.WITHDRAWABLE:
+    if not apps.may_withdraw(item):
         return redirect(url_for("mypage.application", receipt=receipt))
     return render_template("portal/mypage/withdraw.html", application=item)
 
