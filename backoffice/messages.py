@@ -48,6 +48,7 @@ ACTION_LABELS = {
     "reservation_cancelled": _l("予約取消: the reservation was cancelled"),
     "notification_late": _l("届出期間経過: notified more than 14 days after the move"),
     "paper_moveout_certificate": _l("Paper 転出証明書 recorded"),
+    "card_use_lapsed": _l("特例転入 limit passed: the card's special use lapsed (no 継続利用; a new card is needed)"),
     "householder_needed": _l("The householder has moved out and two or more who stay could head the household: "
                              "the members who stay file a 世帯主変更届"),
 }

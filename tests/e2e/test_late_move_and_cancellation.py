@@ -202,6 +202,9 @@ def test_a_late_arrival_and_a_cancelled_move_between_two_back_offices(two_cities
     paper = system.query(KITAKAMI, lambda s: s.execute(select(CaseEvent.detail).where(
         CaseEvent.case_id == in_case.id, CaseEvent.action == "paper_moveout_certificate")).scalar_one())
     assert json.loads(paper) == {"number": "花巻-2026-0042", "issuer": "岩手県花巻市"}
+    lapsed = system.query(KITAKAMI, lambda s: s.execute(select(CaseEvent.action).where(
+        CaseEvent.case_id == in_case.id, CaseEvent.action == "card_use_lapsed")).scalars().all())
+    assert lapsed == ["card_use_lapsed"]  # the card's special use lapsed past the limit
 
     # The 転入通知 confirms the 除票 at Hanamaki as usual (転出確定).
     def confirmed(session: Any) -> bool:
