@@ -53,6 +53,8 @@ MESSAGES = {
     "not_cancellable": _l("Only an approved 転出届, 転入予約 or 転居予約 not yet completed can be cancelled."),
     "signer": _l("The person cancelling is not one of the movers or a member of their household (第26条)."),
     "current_again": _l("A current record of this person already exists: the 除票 cannot be restored."),
+    "householder_changed": _l("The household has another householder since the move-out (第25条): record the "
+                              "householder the members state (世帯主変更届) first, then cancel the 転出."),
 }
 # The reason the destination's resident reads on "My applications" when the origin cancelled the 転出.
 DESTINATION_REASON = ("転出元の市区町村で転出が取り消されたため、転入予約を取り消しました。 / "
@@ -78,6 +80,8 @@ def refusal(session: Session, case: Case) -> str | None:
         if case.status is not CaseStatus.APPROVED or not movers \
                 or not all(records.awaiting_moveout(m) for m in movers):
             return "not_cancellable"
+        if any(_householder_replaced(m) for m in movers):
+            return "householder_changed"
         return None
     if case.kind in RESERVATIONS and case.status is CaseStatus.APPROVED:
         return None
@@ -152,21 +156,14 @@ def _cancel_move_out(session: Session, case: Case, *, actor: str) -> None:
             provision.send(session, recipient_id=moves.STANDIN, message_type=MOVEOUT_CANCELLATION, data=items,
                            reason=why, resident_id=resident.id, actor=actor)
         moves.identity_update(session, resident, reason=IdoReason.MOVE_OUT_CANCELLED, on=today, why=why, actor=actor)
-        _householder_back(session, case, resident)
 
 
-def _householder_back(session: Session, case: Case, resident: Resident) -> None:
-    """A returning householder whose household has another householder now (第25条 made one when they left):
-    the record is restored as it was and the case says a 世帯主変更届 settles who heads the household."""
-    if not resident.is_householder:
-        return
-    others = [m for m in resident.household.members
-              if m.id != resident.id and m.is_householder and m.planned_moveout_on is None
-              and m.status is RecordStatus.CURRENT]
-    if others:
-        add_event(session, case, "householder_needed", by=None, detail={"resident": resident.id})
-        audit.record("household.householder_needed", actor="bridge", target_type="household",
-                     target_id=resident.household_id, detail={"householders": len(others) + 1})
+def _householder_replaced(resident: Resident) -> bool:
+    """Whether a householder who left has been replaced by another current householder of the household (第25条):
+    restoring the record would give the household two; that is settled at the counter, never automatically."""
+    return resident.is_householder and any(
+        m.id != resident.id and m.is_householder and m.status is RecordStatus.CURRENT
+        for m in resident.household.members)
 
 
 def cancel_at_counter(session: Session, case_id: int, *, by: Staff, totp_code: str) -> Case:

@@ -79,6 +79,10 @@ REASONS = {
     "cancellation_signer": "取消の届出をした方が、移動する方またはその世帯の方ではないため、"
                            "取消は受け付けられませんでした。 / The person cancelling is not one of the movers "
                            "or a member of their household, so the move was not cancelled.",
+    "cancellation_householder": "転出の後に世帯主が変わっているため、オンラインでは転出取消を受け付けられませんでした。"
+                                "世帯主変更届とあわせて窓口で手続してください。 / The household has another "
+                                "householder since the move-out, so the move could not be cancelled online. "
+                                "Please cancel it at the counter together with a change of householder.",
     "duplicate_move_out": "同じ方の転出届をすでに受け付けています。 / A move-out notification for the same person "
                           "is already being handled.",
 }
@@ -387,8 +391,8 @@ def _cancel_move(session: Session, opened: Opened, case: Case, jws: str, verifie
     if refused is None and cancellation.signer_refusal(session, case) is not None:
         refused = "signer"
     if refused is not None:
-        reason = REASONS["cancellation_signer" if refused == "signer" else
-                         "cancellation_moved_in" if refused == "moved_in" else "withdrawal_too_late"]
+        reason = REASONS[{"signer": "cancellation_signer", "moved_in": "cancellation_moved_in",
+                          "householder_changed": "cancellation_householder"}.get(refused, "withdrawal_too_late")]
         audit.record("intake.cancellation_refused", outcome="denied", actor="bridge", target_type="case",
                      target_id=case.id, detail={"reason": refused, "status": case.status.value})
         cases.send_status(session, case, reason=reason)

@@ -92,7 +92,6 @@ def _approved_move(hanamaki, kitakami, family, clock, move_keys, movers=MOVERS) 
     for message in origin.sent("moveout.certificate"):
         destination.receive(message)
     destination.confirm_and_approve(in_case)
-    assert _resident(hanamaki, family["wife"]).status is RecordStatus.REMOVED
     return origin, destination, out_case, in_case
 
 
@@ -302,3 +301,25 @@ def test_the_case_page_offers_the_cancellation_only_before_the_move_in(hanamaki,
     with hanamaki.app_context():
         assert not cancellation.cancellable(db.session, db.session.get(Case, out_case))
         assert cancellation.refusal(db.session, db.session.get(Case, out_case)) == "moved_in"
+
+
+def test_a_householder_who_left_is_not_restored_beside_the_householder_who_followed(
+        hanamaki, kitakami, family, clock, move_keys):
+    """第25条 made the wife householder when he left alone: two householders would follow, so it is refused."""
+    from backoffice.extensions import db
+    from backoffice.services import cancellation
+    from backoffice.services.cases import CaseError
+
+    origin, _destination, out_case, _in_case = _approved_move(hanamaki, kitakami, family, clock, move_keys,
+                                                              movers=MOVERS[:1])
+    assert _resident(hanamaki, family["wife"]).is_householder  # the only one who stays heads the household
+    clock.advance(seconds=30)
+    with hanamaki.test_request_context("/"):
+        with pytest.raises(CaseError) as refused:
+            cancellation.cancel_at_counter(db.session, out_case, by=origin.staff(db.session, "approver_b"),
+                                           totp_code=pyotp.TOTP(origin.secrets["approver_b"]).at(clock.now))
+        db.session.rollback()
+    assert refused.value.code == "householder_changed" and "世帯主変更届" in str(refused.value.message)
+    _withdraw(origin, family["card"], out_case)
+    assert _resident(hanamaki, family["head"]).status is RecordStatus.REMOVED, "two householders in one household"
+    assert any("世帯主" in (a["reason"] or "") and a["status"] == "approved" for a in _portal_answers(origin))
