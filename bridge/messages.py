@@ -141,7 +141,8 @@ MOVEIN_NOTICE = "movein.notice"
 MOVEOUT_CANCELLATION = "moveout.cancellation"
 IDENTITY_UPDATE = "identity.update"
 CARD_REVOCATION = "card.revocation"
-DEPT_NOTICES = ("dept.notice.move_out", "dept.notice.move_in", "dept.notice.in_city")
+DEPT_NOTICES = ("dept.notice.move_out", "dept.notice.move_in", "dept.notice.in_city",
+                "dept.notice.move_out_cancelled")
 
 _APPLICATION = {"receiptNumber": RECEIPT_NUMBER, "kind": {"enum": list(APPLICATION_KINDS)},
                 "moveId": _nullable(UUID), "submittedAt": DATE_TIME}

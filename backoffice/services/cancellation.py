@@ -9,7 +9,7 @@ or at the counter (a member of staff with the approver role and a fresh one-time
   was and the cancellation, 事由 転出取消; the history table stays append-only);
 - the destination is told (``moveout.cancellation`` through ``provision.send``): it withdraws the
   転出証明書情報 it holds for the person and cancels the 転入予約 that waits for it;
-- the prefecture is told (本人確認情報の更新, 事由 転出取消);
+- the prefecture is told (本人確認情報の更新, 事由 転出取消), and the departments the 転出 concerned;
 - the 転出届 case is closed as withdrawn, with the reason in its history.
 
 Once a 転入通知 has confirmed the move (転出確定) it is refused with the reason: the person is a
@@ -24,6 +24,7 @@ under 第26条 (``filing.cancellation_refusal``) on the ledger as it stands. Ser
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -43,6 +44,7 @@ from core.config import connected_municipalities
 from core.envelope import Opened
 
 MOVEOUT_CANCELLATION = messages.MOVEOUT_CANCELLATION
+DEPT_NOTICE = "dept.notice.move_out_cancelled"  # the departments told of the 転出 learn it was cancelled
 RESERVATIONS = ("move_in_reservation", "in_city_reservation")
 CANCELLED, RESERVATION_CANCELLED = "moveout_cancelled", "reservation_cancelled"
 
@@ -156,6 +158,19 @@ def _cancel_move_out(session: Session, case: Case, *, actor: str) -> None:
             provision.send(session, recipient_id=moves.STANDIN, message_type=MOVEOUT_CANCELLATION, data=items,
                            reason=why, resident_id=resident.id, actor=actor)
         moves.identity_update(session, resident, reason=IdoReason.MOVE_OUT_CANCELLED, on=today, why=why, actor=actor)
+        _tell_departments(session, resident, on=today, why=why, actor=actor)
+
+
+def _tell_departments(session: Session, resident: Resident, *, on: dt.date, why: str, actor: str) -> None:
+    """The departments the 転出 was notified to learn that it was cancelled (each only its listed items)."""
+    data = {"name": resident.name, "name_kana": resident.name_kana, "birth_date": resident.birth_date.isoformat(),
+            "sex": resident.sex.value, "address": moves.full_address(resident), "my_number": moves.my_number(resident),
+            "household_number": resident.household.household_number,
+            "householder_name": resident.household.householder_name, "relationship": resident.relationship_to_head,
+            "change_reason": IdoReason.MOVE_OUT_CANCELLED.value, "change_date": on.isoformat()}
+    for recipient_id in moves.concerned_departments(resident, on):
+        provision.send(session, recipient_id=recipient_id, message_type=DEPT_NOTICE, data=data, reason=why,
+                       resident_id=resident.id, actor=actor)
 
 
 def _householder_replaced(resident: Resident) -> bool:

@@ -217,6 +217,7 @@ def _identity_update(session: Session, resident: Resident, *, reason: IdoReason,
 
 
 identity_update = _identity_update  # also for the 転出取消 (backoffice/services/cancellation.py)
+my_number = _my_number
 
 
 # -- 1. the 転出届 is approved (this city is the origin) ------------------------------------------------

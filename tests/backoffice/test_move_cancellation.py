@@ -127,6 +127,11 @@ def test_a_signed_cancellation_before_the_move_in_restores_the_records_and_tells
     assert "withdrawn" in {a["status"] for a in _portal_answers(origin)}
     updates = [m for m in origin.sent("identity.update") if m.payload["items"]["change_reason"] == "転出取消"]
     assert [m.recipient for m in updates] == [prefecture.PARTY] * 2
+    # The departments told of the 転出 are told of its cancellation, each only its listed items.
+    sent = origin.provisions()
+    told = sorted(r for r, t, _ in sent if t == "dept.notice.move_out")
+    assert told and sorted(r for r, t, _ in sent if t == "dept.notice.move_out_cancelled") == told
+    assert all("my_number" not in items for r, t, items in sent if r == "dept:pension")
     cancellations = origin.sent("moveout.cancellation")
     assert [m.recipient for m in cancellations] == [f"muni:{KITAKAMI}"] * 2
     assert set(cancellations[0].payload["items"]) == {"juminhyo_code", "name", "birth_date", "move_id"}

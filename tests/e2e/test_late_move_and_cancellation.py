@@ -255,6 +255,15 @@ def test_a_late_arrival_and_a_cancelled_move_between_two_back_offices(two_cities
                if u.payload["items"]["change_reason"] == "転出取消"]
         return got if len(got) == 2 else []
     assert {u.sender for u in system.wait(cancellations, "two 転出取消 updates")} == {f"muni:{HANAMAKI}"}
+    # The departments told of the 転出 (tax and pension for two adults of 40) learn of its cancellation.
+
+    def department_cancellations() -> list[Any]:
+        path = peers / "departments.db"
+        got = [n for n in (PeerStore(path).received() if path.exists() else [])
+               if n.message_type == "dept.notice.move_out_cancelled"]
+        return got if len(got) == 4 else []
+    notices = system.wait(department_cancellations, "the departments told of the 転出取消")
+    assert sorted(n.party for n in notices) == ["peer:dept:pension"] * 2 + ["peer:dept:tax"] * 2
     # My applications: both parts withdrawn.
     steps = system.wait(lambda: (got := cancelling.steps()) and all(got[r][-1] == "withdrawn" for r in parts.values())
                         and got, "both parts withdrawn on My applications")
