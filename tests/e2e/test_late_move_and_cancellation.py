@@ -3,10 +3,11 @@
 The system of tests/e2e/test_two_cities.py (one portal over HTTP, both back offices on their own
 PostgreSQL databases, a private redis-server, relays, workers and the prefecture peer as processes):
 
-- a family arrives late: filed online, approved, the 除票 at Hanamaki; the resident states at the
-  Kitakami counter a move 20 days ago, so the 特例転入 is refused naming its limit, the clerk records
-  the paper 転出証明書, the 転入 is recorded with the actual date and marked 届出期間経過 on the
-  list for the summary court, and the 転入通知 records the 転出確定 at Hanamaki;
+- a foreign resident family (外国人住民) arrives late: filed online, approved, the 除票 at
+  Hanamaki; the resident states at the Kitakami counter a move 20 days ago, so the 特例転入 is
+  refused naming its limit and the card's special use lapses; the clerk records the paper
+  転出証明書; the 転入 is recorded with the actual date and the 第30条の45 items, marked
+  届出期間経過 on the list for the summary court; the 転入通知 records the 転出確定 at Hanamaki;
 - another family cancels: filed, approved (除票), then the resident signs the cancellation on the
   portal; Hanamaki restores the records, Kitakami's reservation is cancelled and its 転出証明書情報
   withdrawn over the bridge, the prefecture is told, and My applications shows both parts withdrawn.
@@ -92,7 +93,7 @@ class Resident_:
 
 
 def _family(system: TwoCities, head_name: str, kana: str, born: dt.date, wife_name: str, wife_born: dt.date,
-            banchi: str) -> dict[str, Any]:
+            banchi: str, **foreign: Any) -> dict[str, Any]:
     from backoffice.services import cards
 
     hanamaki = system.cities[HANAMAKI]
@@ -100,10 +101,10 @@ def _family(system: TwoCities, head_name: str, kana: str, born: dt.date, wife_na
     def create(session: Any) -> dict[str, Any]:
         household = make_household(session, householder_name=head_name)
         head = make_resident(session, hanamaki.config, household=household, name=head_name, name_kana=kana,
-                             birth_date=born, banchi=banchi)
+                             birth_date=born, banchi=banchi, **foreign)
         wife = make_resident(session, hanamaki.config, household=household, name=wife_name, name_kana=kana,
                              birth_date=wife_born, relationship_to_head="妻", is_householder=False, banchi=banchi,
-                             sex=Sex.FEMALE)
+                             sex=Sex.FEMALE, **foreign)
         _record, card_file = cards.issue_card(session, resident_code=head.juminhyo_code, pin=PIN, password=PASSWORD,
                                               issued_by="clerk1", iterations=1000)
         return {"head": head.id, "wife": wife.id, "code": head.juminhyo_code, "card": card_file}
@@ -153,11 +154,14 @@ def test_a_late_arrival_and_a_cancelled_move_between_two_back_offices(two_cities
                                                                               "approver")
 
     # == 1. the late arrival ===========================================================================
-    late = _family(system, "宮沢　賢", "ミヤザワ", dt.date(1990, 8, 27), "宮沢　トシ", dt.date(1992, 11, 27), "1-1")
+    # A foreign resident family (外国人住民): the 第30条の45 items travel in the 転出証明書情報.
+    expiry = today + dt.timedelta(days=400)
+    late = _family(system, "グエン　アン", "グエン", dt.date(1990, 8, 27), "グエン　ホア", dt.date(1992, 11, 27), "1-1",
+                   nationality="ベトナム", residence_status="技術・人文知識・国際業務", residence_expiry=expiry)
     resident = Resident_(system, late["card_path"])
     planned = today - dt.timedelta(days=5)
-    application = {**_application(_movers([("宮沢　賢", "ミヤザワ　ケン", dt.date(1990, 8, 27)),
-                                            ("宮沢　トシ", "ミヤザワ　トシ", dt.date(1992, 11, 27))])),
+    application = {**_application(_movers([("グエン　アン", "グエン　アン", dt.date(1990, 8, 27)),
+                                            ("グエン　ホア", "グエン　ホア", dt.date(1992, 11, 27))])),
                    "moveDate": planned.isoformat(),
                    "visitDate": next_business_day(today).isoformat()}
     parts = resident.send(application)
@@ -196,9 +200,11 @@ def test_a_late_arrival_and_a_cancelled_move_between_two_back_offices(two_cities
     created = visit_and_complete(("花巻-2026-0042", "岩手県花巻市"))
     new_head = system.query(KITAKAMI, lambda s: s.get(Resident, created[0]))
     assert (new_head.became_resident_on, new_head.address_set_on) == (moved, moved)  # the actual date
+    assert (new_head.nationality, new_head.residence_status, new_head.residence_expiry) == (
+        "ベトナム", "技術・人文知識・国際業務", expiry)  # the foreign-resident items arrived and were recorded
     late_list = system.query(KITAKAMI, lambda s: [(n.case.id, n.days, [p.name for p in n.people])
                                                   for n in filing.late_list(s)])
-    assert late_list == [(in_case.id, 20, ["宮沢　賢", "宮沢　トシ"])]  # 届出期間経過, for the 過料通知
+    assert late_list == [(in_case.id, 20, ["グエン　アン", "グエン　ホア"])]  # 届出期間経過, for the 過料通知
     paper = system.query(KITAKAMI, lambda s: s.execute(select(CaseEvent.detail).where(
         CaseEvent.case_id == in_case.id, CaseEvent.action == "paper_moveout_certificate")).scalar_one())
     assert json.loads(paper) == {"number": "花巻-2026-0042", "issuer": "岩手県花巻市"}
