@@ -44,6 +44,10 @@ def test_an_approver_cancels_the_move_on_the_case_page_with_a_fresh_code(backoff
     assert _status(backoffice.app, city["head"]) is RecordStatus.REMOVED  # the 除票 of the 転出届
     assert _page(clerk, f"/cases/{case_id}").select_one("#cancel-move-form") is None  # an approver's step
     assert _page(approver, f"/cases/{case_id}").select_one("#cancel-move-form") is not None
+    from tests.test_page_language import problems
+
+    for lang in ("ja", "en"):  # the form speaks the page's language
+        assert problems(approver.get(f"/cases/{case_id}?lang={lang}").text, lang, "case") == []
     assert clerk.post(f"/cases/{case_id}/cancel-move", data={
         "csrf_token": csrf_from(clerk, f"/cases/{case_id}")}).status_code == 403
     refused = _post(approver, case_id, "cancel-move", **{"cancel-totp_code": "000000"})
@@ -58,3 +62,5 @@ def test_an_approver_cancels_the_move_on_the_case_page_with_a_fresh_code(backoff
     page = _page(approver, f"/cases/{case_id}")
     assert page.select_one("#cancel-move-form") is None
     assert page.select("#history tr[data-action]")[-1]["data-action"] == "moveout_cancelled"
+    for lang in ("ja", "en"):  # the cancelled step is shown by its label, never as its code
+        assert problems(approver.get(f"/cases/{case_id}?lang={lang}").text, lang, "case") == []
