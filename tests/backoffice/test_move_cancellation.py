@@ -328,3 +328,20 @@ def test_a_householder_who_left_is_not_restored_beside_the_householder_who_follo
     _withdraw(origin, family["card"], out_case)
     assert _resident(hanamaki, family["head"]).status is RecordStatus.REMOVED, "two householders in one household"
     assert any("世帯主" in (a["reason"] or "") and a["status"] == "approved" for a in _portal_answers(origin))
+
+
+def test_an_approved_in_city_reservation_is_cancelled_on_the_signature_and_the_ledger_is_untouched(
+        hanamaki, family, clock, move_keys):
+    """予約取消 of a 転居予約: the case closes before the counter; nothing of the ledger changed or changes."""
+    city = City(hanamaki, clock, move_keys)
+    destination = {"kind": "in_city", "machiazaCode": f"{HANAMAKI}0001", "banchi": "1番地"}
+    case_id = city.deliver(family["card"], "in_city_reservation", _move(MOVERS, destination=destination),
+                           move_id=str(uuid.uuid4()))
+    city.confirm_and_approve(case_id)
+    assert _case(hanamaki, case_id).status is CaseStatus.APPROVED
+    _withdraw(city, family["card"], case_id)
+    assert _case(hanamaki, case_id).status is CaseStatus.WITHDRAWN
+    assert _events(hanamaki, case_id)[-1] == "reservation_cancelled"
+    head = _resident(hanamaki, family["head"])
+    assert head.status is RecordStatus.CURRENT and head.last_reason is not IdoReason.MOVE_OUT_CANCELLED
+    assert city.sent("moveout.cancellation") == [] and city.sent("identity.update") == []
