@@ -222,8 +222,12 @@ def receive_moveout_cancellation(session: Session, opened: Opened) -> None:
         raise PermanentFailure("already_moved_in", "the 転入 of this person is already recorded here")
     cases = {c.case_id for c in certificates if c.case_id is not None}
     if items.get("move_id"):
-        cases |= set(session.execute(select(Case.id).where(Case.kind == "move_in_reservation",
-                                                           Case.move_id == items["move_id"])).scalars())
+        # A reservation whose certificate has not arrived yet: only the municipality it moves from, as the
+        # resident signed it, may cancel it (another city knowing the move id cancels nothing).
+        sender_code = opened.sender.removeprefix("muni:")
+        cases |= {c.id for c in session.execute(select(Case).where(Case.kind == "move_in_reservation",
+                                                                   Case.move_id == items["move_id"])).scalars()
+                  if signed_application(c).get("fromMunicipalityCode") == sender_code}
     for certificate in certificates:
         session.delete(certificate)  # withdrawn: the destination keeps no personal data of a move that did not happen
     session.flush()
