@@ -172,7 +172,7 @@ def test_after_the_move_in_the_cancellation_is_refused_with_the_reason_and_nothi
     assert _case(kitakami, in_case).status is CaseStatus.COMPLETED
 
 
-def test_a_forged_or_replayed_cancellation_from_the_portal_restores_nothing(
+def test_an_unsigned_cancellation_or_one_signed_by_another_card_restores_nothing(
         hanamaki, kitakami, family, clock, move_keys, tmp_path):
     from backoffice.extensions import db
     from backoffice.services import cards
