@@ -128,6 +128,9 @@ def _init_bridge(app: Flask) -> None:
 
     register_handlers()
     register_move_handlers()
+    from backoffice.services import cancellation
+
+    cancellation.register_handlers()
     from backoffice.services import intake_pause, watch
 
     intake_pause.register()  # a paused kind's applications are held, not applied

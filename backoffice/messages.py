@@ -45,6 +45,11 @@ ACTION_LABELS = {
     "complete": _l("Completed"),
     "withdrawn": _l("Withdrawn by the applicant"),
     "movein_notice": _l("転入通知 received from the destination"),
+    "moveout_cancelled": _l("転出取消: the move-out was cancelled and the records restored"),
+    "reservation_cancelled": _l("予約取消: the reservation was cancelled"),
+    "notification_late": _l("届出期間経過: notified more than 14 days after the move"),
+    "paper_moveout_certificate": _l("Paper 転出証明書 recorded"),
+    "card_use_lapsed": _l("特例転入 limit passed: the card's special use lapsed (no 継続利用; a new card is needed)"),
     "householder_needed": _l("The householder has moved out and two or more who stay could head the household: "
                              "the members who stay file a 世帯主変更届"),
 }

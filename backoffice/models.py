@@ -73,6 +73,7 @@ class IdoReason(enum.Enum):
     NATIONALITY_ACQUIRED = "国籍取得"
     RESIDENCE_FORFEITED = "職権消除"
     ARRIVAL_FROM_ABROAD = "国外転入"
+    MOVE_OUT_CANCELLED = "転出取消"  # the 転出届 cancelled before the 転入: the 除票 is current again
 
 
 class Household(Base):

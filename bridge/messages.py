@@ -62,7 +62,7 @@ REQUEST_KINDS = tuple(residentrequests.KINDS)
 PORTAL_STATUSES = ("received", "in_review", "returned", "approved", "rejected", "withdrawn", "completed")
 # 異動事由 (backoffice.models.IdoReason; a test keeps the two equal).
 CHANGE_REASONS = ("出生", "転入", "転居", "転出", "死亡", "世帯変更", "世帯主変更", "職権修正", "帰化", "国籍取得",
-                  "職権消除", "国外転入")
+                  "職権消除", "国外転入", "転出取消")
 # What J-LIS revokes a signature certificate for (bridge.peers.jlis.simulator.RevocationReason).
 REVOCATION_REASONS = ("keyCompromise", "affiliationChanged", "certificateHold", "superseded")
 
@@ -141,9 +141,11 @@ INTAKE_PAUSED = "intake.paused"
 CERTIFICATE_REVOKED = "certificate.revoked"
 MOVEOUT_CERTIFICATE = "moveout.certificate"
 MOVEIN_NOTICE = "movein.notice"
+MOVEOUT_CANCELLATION = "moveout.cancellation"
 IDENTITY_UPDATE = "identity.update"
 CARD_REVOCATION = "card.revocation"
-DEPT_NOTICES = ("dept.notice.move_out", "dept.notice.move_in", "dept.notice.in_city")
+DEPT_NOTICES = ("dept.notice.move_out", "dept.notice.move_in", "dept.notice.in_city",
+                "dept.notice.move_out_cancelled")
 
 _APPLICATION = {"receiptNumber": RECEIPT_NUMBER, "kind": {"enum": [*APPLICATION_KINDS, *REQUEST_KINDS]},
                 "moveId": _nullable(UUID), "submittedAt": DATE_TIME}
@@ -194,6 +196,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     MOVEOUT_CERTIFICATE: _provision("転出証明書情報 (住基法第24条の2)", _BETWEEN_MUNICIPALITIES, _PERSON),
     MOVEIN_NOTICE: _provision("転入通知 (住基法第9条第1項)", _BETWEEN_MUNICIPALITIES,
                               ["juminhyo_code", "name", "birth_date", "move_date", "previous_address", "new_address"]),
+    # Origin → destination: the 転出届 was cancelled (転出取消) before the 転入; the destination withdraws the
+    # 転出証明書情報 it holds for the person and cancels the reservation that waits for it.
+    # The items it may carry are the municipality recipients' (data/recipients.json); the origin sends four.
+    MOVEOUT_CANCELLATION: _provision("転出取消の通知", _BETWEEN_MUNICIPALITIES,
+                                     ["juminhyo_code", "name", "birth_date"]),
     # Back office → the prefecture server (moves, counter → bridge.peers.prefecture).
     IDENTITY_UPDATE: _provision("本人確認情報の更新 (住基法第30条の6)", [
         "juminhyo_code", "name", "birth_date", "sex", "address", "my_number", "change_reason", "change_date"],

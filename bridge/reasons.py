@@ -36,6 +36,13 @@ LABELS = {
                                      "and send it again."),
     "signer_not_in_household": _l("The person who signed is not a member of the movers' household. The person who "
                                   "moves or a member of their household must notify."),
+    "cancellation_signer": _l("The person cancelling is not one of the movers or a member of their household, so "
+                              "the move was not cancelled."),
+    "cancellation_moved_in": _l("The move is already confirmed by the destination's move-in (転出確定), so it could "
+                                "not be cancelled. Please contact the municipality you moved to."),
+    "cancellation_householder": _l("The household has another householder since the move-out, so the move could "
+                                   "not be cancelled online. Please cancel it at the counter together with a change "
+                                   "of householder."),
     "city_will_contact": _l("The city will contact you directly about this application; you may also ask at the "
                             "counter or by phone."),
 }

@@ -54,7 +54,9 @@ RAW_VALUES = {member.value for module in (backoffice.models, portal.models) for 
               for member in item if isinstance(member.value, str) and re.fullmatch(r"[a-z][a-z_]{2,}", member.value)}
 # Codes stored for case steps and intake findings (raw when a label is missing).
 RAW_VALUES |= {"moveout_certificate_matched", "awaiting_moveout_certificate", "counter_prepared",
-               "certificate_issued", "certificate_revoked", "householder_needed", "movein_notice"}
+               "certificate_issued", "certificate_revoked", "householder_needed", "movein_notice",
+               "moveout_cancelled", "reservation_cancelled", "card_use_lapsed", "notification_late",
+               "paper_moveout_certificate"}
 
 
 def problems(html: str, lang: str, where: str) -> list[str]:

@@ -27,7 +27,7 @@ from backoffice.messages import (
 )
 from backoffice.models import Case, CaseStatus, Role
 from backoffice.security import access
-from backoffice.services import cases, ledger, support
+from backoffice.services import cancellation, cases, ledger, support
 from backoffice.services.cases import CaseError
 from core import clock
 from core.i18n import format_date, format_moment
@@ -65,7 +65,8 @@ def inbox() -> Any:
 
 def _forms() -> dict[str, FlaskForm]:
     return {"step": StepForm(), "return_form": ReasonForm(prefix="return"), "reject_form": ReasonForm(prefix="reject"),
-            "approve_form": ApproveForm(prefix="approve"), "note_form": NoteForm(prefix="note")}
+            "approve_form": ApproveForm(prefix="approve"), "note_form": NoteForm(prefix="note"),
+            "cancel_form": ApproveForm(prefix="cancel")}
 
 
 def _render(item: Case, *, forms: dict[str, FlaskForm] | None = None, errors: list[str] | None = None,
@@ -85,6 +86,7 @@ def _render(item: Case, *, forms: dict[str, FlaskForm] | None = None, errors: li
         requested_items=application.get("items") if isinstance(application.get("items"), dict) else {},
         event_details={e.id: json.loads(e.detail) if e.detail else {} for e in history},
         errors=errors or [], may_confirm=Role.CLERK in roles, may_approve=Role.APPROVER in roles,
+        may_cancel=Role.APPROVER in roles and cancellation.cancellable(db.session, item),
         may_unmask=ledger.may_see_my_number(current_user), masked=ledger.masked_my_number,
         address_text=ledger.address_text, format_date=format_date, kind_labels=KIND_LABELS,
         status_labels=STATUS_LABELS, action_labels=ACTION_LABELS, finding_labels=FINDING_LABELS,
@@ -187,6 +189,17 @@ def approve(case_id: int) -> Any:
     return _step(case_id, "approve",
                  lambda: cases.approve(db.session, case_id, by=current_user, totp_code=form.totp_code.data or ""),
                  form=form, form_key="approve_form", done=_("Approved."))
+
+
+@bp.route("/<int:case_id>/cancel-move", methods=["POST"])
+@access(Role.APPROVER)
+def cancel_move(case_id: int) -> Any:
+    """転出取消 or 予約取消 asked for at the counter, before the 転入: with a fresh one-time code (step-up)."""
+    form = ApproveForm(prefix="cancel")
+    return _step(case_id, "cancel_move",
+                 lambda: cancellation.cancel_at_counter(db.session, case_id, by=current_user,
+                                                        totp_code=form.totp_code.data or ""),
+                 form=form, form_key="cancel_form", done=_("The move is cancelled."))
 
 
 @bp.route("/<int:case_id>/notes", methods=["POST"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -83,6 +84,18 @@ def approval_refusal(session: Session, signer: Resident | None, movers: Sequence
     return filing_refusal(session, signer, movers)
 
 
+def cancellation_refusal(signer: Resident | None, movers: Sequence[Resident]) -> str | None:
+    """第26条 for a 転出取消 or 予約取消, on the ledger as it stands when it arrives: the signer is one of the
+    movers (their 除票 counts until the 転入) or a current member of the movers' household; else the reason."""
+    if signer is None or not movers:
+        return "signer_not_in_household"
+    if signer.id in {m.id for m in movers}:
+        return None
+    if signer.status is RecordStatus.CURRENT and signer.household_id in {m.household_id for m in movers}:
+        return None
+    return "signer_not_in_household"
+
+
 def notification_deadline(moved_on: dt.date) -> dt.date:
     """The last day of the 14 days for a 転入届 or 転居届; on a closed day the next open day (自治法第4条の2第4項)."""
     return officecalendar.deadline(moved_on + dt.timedelta(days=NOTIFICATION_DAYS))
@@ -105,6 +118,35 @@ def late_notifications(session: Session) -> list[tuple[Case, int]]:
     rows = session.execute(select(Case, CaseEvent.detail).join(CaseEvent, CaseEvent.case_id == Case.id)
                            .where(CaseEvent.action == LATE).order_by(CaseEvent.id)).all()
     return [(case, int(json.loads(detail or "{}").get("days", 0))) for case, detail in rows]
+
+
+@dataclass(frozen=True)
+class LateNotification:
+    """One 転入 or 転居 notified after the 14 days, as the clerk's notice to the summary court names it."""
+
+    case: Case
+    people: list[Resident]
+    moved_on: dt.date
+    notified_on: dt.date
+    days: int  # from the move to the notification
+    days_late: int  # past the last day of the period (moved past closed days)
+
+
+def late_list(session: Session) -> list[LateNotification]:
+    """Every late notification, one by one with the people it recorded, for the 第52条 過料通知; logged (R6)."""
+    found = []
+    for case, detail in session.execute(select(Case, CaseEvent.detail).join(CaseEvent, CaseEvent.case_id == Case.id)
+                                        .where(CaseEvent.action == LATE).order_by(CaseEvent.id)).all():
+        items = json.loads(detail or "{}")
+        moved_on, notified_on = dt.date.fromisoformat(items["moved_on"]), dt.date.fromisoformat(items["notified_on"])
+        people = [r for i in json.loads(case.mover_resident_ids) if i is not None
+                  and (r := session.get(Resident, i)) is not None]
+        found.append(LateNotification(case=case, people=people, moved_on=moved_on, notified_on=notified_on,
+                                      days=int(items.get("days", (notified_on - moved_on).days)),
+                                      days_late=(notified_on - notification_deadline(moved_on)).days))
+    audit.record("move.late_list", target_type="case", detail={"cases": [n.case.id for n in found],
+                         "residents": [p.id for n in found for p in n.people]})
+    return found
 
 
 def tokurei_limit(*, moved_on: dt.date, planned_moveout_on: dt.date) -> dt.date:

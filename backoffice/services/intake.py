@@ -5,7 +5,8 @@ likes with its own bridge keys: it verifies the resident's signature again (chai
 nonRepudiation, signing time), acts only on signed values (the part for this city, the move id, the
 movers), acts on each signature once per part, matches the applicant and the movers to the ledger
 (the card record first; the four basic items must agree), runs the ledger checks, and creates one
-case per part. A withdrawal is acted on only when the case's own signer signed it for this receipt.
+case per part. A withdrawal is acted on only when the case's own signer signed it for this receipt; of
+an approved move not yet completed it is the 転出取消 or 予約取消 (backoffice/services/cancellation.py).
 A resident's own request (R20: disclosure, correction, suspension) becomes a request case
 (``resident_requests``) for the person the signature certificate identifies, never anyone the portal names.
 A mismatch goes to a clerk, never silently; a sensitive case is never returned automatically. The
@@ -34,7 +35,7 @@ from backoffice.models import (
     Resident,
     ResidentRequest,
 )
-from backoffice.services import audit, cases, filing, records, resident_requests, support
+from backoffice.services import audit, cancellation, cases, filing, records, resident_requests, support
 from backoffice.services.cards import holder_for
 from bridge import messages
 from bridge.binding import current_bridge, send
@@ -73,6 +74,17 @@ REASONS = {
     "withdrawal_too_late": "すでに市で手続きを進めているため、取下げは受け付けられませんでした。"
                            "市役所にお問い合わせください。 / The city has already started handling this "
                            "application, so it could not be withdrawn. Please contact the city.",
+    "cancellation_moved_in": "転出先の市区町村で転入の届出がすでに済んでいる（転出確定）ため、"
+                             "転出取消は受け付けられませんでした。転出先の市区町村にお問い合わせください。 / "
+                             "The move is already confirmed by the destination's move-in (転出確定), so it could "
+                             "not be cancelled. Please contact the municipality you moved to.",
+    "cancellation_signer": "取消の届出をした方が、移動する方またはその世帯の方ではないため、"
+                           "取消は受け付けられませんでした。 / The person cancelling is not one of the movers "
+                           "or a member of their household, so the move was not cancelled.",
+    "cancellation_householder": "転出の後に世帯主が変わっているため、オンラインでは転出取消を受け付けられませんでした。"
+                                "世帯主変更届とあわせて窓口で手続してください。 / The household has another "
+                                "householder since the move-out, so the move could not be cancelled online. "
+                                "Please cancel it at the counter together with a change of householder.",
     "duplicate_move_out": "同じ方の転出届をすでに受け付けています。 / A move-out notification for the same person "
                           "is already being handled.",
     "requester_not_found": "署名した方の住民記録を確認できなかったため、請求を受け付けられませんでした。"
@@ -355,15 +367,16 @@ def receive_withdrawal(session: Session, opened: Opened) -> None:
         return
     if case.status is CaseStatus.WITHDRAWN:
         return  # already withdrawn: nothing to do
+    if case.kind in ("move_out", *cancellation.RESERVATIONS) and case.status in (CaseStatus.APPROVED,
+                                                                                 CaseStatus.COMPLETED):
+        _cancel_move(session, opened, case, jws, verified)
+        return
     if case.status not in (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.RETURNED):
         audit.record("intake.withdrawal_too_late", outcome="denied", actor="bridge", target_type="case",
                      target_id=case.id, detail={"status": case.status.value})
         cases.send_status(session, case, reason=REASONS["withdrawal_too_late"])
         return
-    try:
-        _accept_once(session, jws, "withdrawal", verified, case=case, message_id=opened.message_id)
-    except PermanentFailure:
-        _refuse_withdrawal(session, opened, case, "withdrawal_signature", "this signed withdrawal was already used")
+    if not _withdrawal_once(session, opened, case, jws, verified):
         return
     before = case.status
     case.status, case.updated_at = CaseStatus.WITHDRAWN, clock.utcnow()
@@ -430,6 +443,34 @@ def receive_resident_request(session: Session, opened: Opened) -> ResidentReques
             receipt_number=receipt, signature_sha256=digest, statement=application.get("reason"))
     except resident_requests.RequestError as exc:
         raise PermanentFailure("schema", f"the signed request was refused at {exc.field}") from exc
+
+
+def _withdrawal_once(session: Session, opened: Opened, case: Case, jws: str, verified: VerifiedApplication) -> bool:
+    """Record the signed withdrawal as acted on; a second use of it is refused (and False returned)."""
+    try:
+        _accept_once(session, jws, "withdrawal", verified, case=case, message_id=opened.message_id)
+    except PermanentFailure:
+        _refuse_withdrawal(session, opened, case, "withdrawal_signature", "this signed withdrawal was already used")
+        return False
+    return True
+
+
+def _cancel_move(session: Session, opened: Opened, case: Case, jws: str, verified: VerifiedApplication) -> None:
+    """転出取消 or 予約取消 on the resident's verified signature: refused with the reason after the 転入, or
+    when the signer is no longer entitled under 第26条 on the ledger as it stands."""
+    refused = cancellation.refusal(session, case)
+    if refused is None and cancellation.signer_refusal(session, case) is not None:
+        refused = "signer"
+    if refused is not None:
+        reason = REASONS[{"signer": "cancellation_signer", "moved_in": "cancellation_moved_in",
+                          "householder_changed": "cancellation_householder"}.get(refused, "withdrawal_too_late")]
+        audit.record("intake.cancellation_refused", outcome="denied", actor="bridge", target_type="case",
+                     target_id=case.id, detail={"reason": refused, "status": case.status.value})
+        cases.send_status(session, case, reason=reason)
+        return
+    if not _withdrawal_once(session, opened, case, jws, verified):
+        return
+    cancellation.cancel(session, case, by=None, how="online", detail={"message": opened.message_id})
 
 
 def _handle_submitted(session: Session, opened: Opened) -> None:

@@ -215,6 +215,10 @@ def _identity_update(session: Session, resident: Resident, *, reason: IdoReason,
     }, reason=why, resident_id=resident.id, actor=actor)
 
 
+identity_update = _identity_update  # also for the 転出取消 (backoffice/services/cancellation.py)
+my_number = _my_number
+
+
 # -- 1. the 転出届 is approved (this city is the origin) ------------------------------------------------
 
 
@@ -554,12 +558,28 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
     if paper_certificate is not None:
         number, issuer = (str(v).strip() for v in paper_certificate)
         add_event(session, case, "paper_moveout_certificate", by=by, detail={"number": number, "issuer": issuer})
+        if today > limit:
+            _card_use_lapsed(session, case, created, revocations, limit=limit, by=by)
     complete(session, case, by=by, detail={"residents": [r.id for r in created],
                                            **({"visit": visit_id} if visit_id is not None else {})})
     # Last: J-LIS keeps its own records, which a rollback here could not undo.
     for resident, serial in revocations:
         cards.revoke_signature_after_move(session, serial=serial, resident=resident, by=actor)
     return created
+
+
+def _card_use_lapsed(session: Session, case: Case, created: list[Resident], cards_carried: list[tuple[Resident, str]],
+                     *, limit: dt.date, by: Staff) -> None:
+    """Past the 特例転入 limit the card's special use lapses (the card is 廃止: no 特例転入, no 継続利用 at this
+    転入): recorded on the case and, for each card the 転出証明書情報 named, in the operation log. Its
+    signature certificate is revoked as at every 転入; the holder applies for a new card."""
+    add_event(session, case, "card_use_lapsed", by=by, detail={"limit": limit.isoformat(),
+                                                                "cards": len(cards_carried)})
+    for resident, serial in cards_carried:
+        audit.record("card.lapsed", actor=by.login_id, actor_id=by.id, target_type="resident", target_id=resident.id,
+                     detail={"serial": serial, "limit": limit.isoformat(), "event": "move_in_past_tokurei_limit"})
+    audit.record("move.tokurei_lapsed", actor=by.login_id, actor_id=by.id, target_type="case", target_id=case.id,
+                 detail={"residents": [r.id for r in created], "limit": limit.isoformat()})
 
 
 # -- 4. the 転入通知 arrives (this city is the origin): 転出確定 -----------------------------------------

@@ -236,3 +236,31 @@ def confirm_moveout(session: Session, resident: Resident, *, moved_on: dt.date, 
     audit.record("ledger.moveout_confirmed", target_type="resident", target_id=resident.id,
                  detail={"reason": IdoReason.MOVE_OUT.value})
     return resident
+
+
+def restore_record(session: Session, resident: Resident, *, changed_on: dt.date, notified_on: dt.date | None,
+                   by: str) -> Resident:
+    """転出取消: the 除票 a 転出届 left, not yet confirmed by a 転入通知, is a current record again.
+
+    The removal and the planned-move items are cleared on the record; the history keeps the 除票 as it
+    was (``before``) and the cancellation (事由 転出取消), so nothing of the 転出 is lost. Refused for any
+    other record, and when the person meanwhile has another current record here (R10).
+    """
+    if not awaiting_moveout(resident):
+        raise RecordError("status", "転出確定前の転出の除票ではないため、転出取消はできません。 / "
+                                    "This is not the 除票 of a move-out awaiting its 転入通知: it cannot be cancelled.")
+    if current_record_with(session, juminhyo_code=resident.juminhyo_code,
+                           my_number_index=resident.my_number_index) is not None:
+        raise RecordError("juminhyo_code", "この方の現存する住民票がすでにあります。 / "
+                                           "A current record of this person already exists.")
+    before = snapshot(resident)
+    resident.status = RecordStatus.CURRENT
+    resident.removed_on, resident.removal_reason = None, None
+    resident.planned_moveout_address, resident.planned_moveout_on = None, None
+    reason = IdoReason.MOVE_OUT_CANCELLED
+    resident.last_reason, resident.last_changed_on, resident.last_notified_on = reason, changed_on, notified_on
+    resident.updated_at, resident.updated_by = clock.utcnow(), by
+    session.flush()
+    _history(session, resident, reason=reason, changed_on=changed_on, notified_on=notified_on, by=by, before=before)
+    audit.record("ledger.restore", target_type="resident", target_id=resident.id, detail={"reason": reason.value})
+    return resident

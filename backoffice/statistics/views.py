@@ -1,4 +1,5 @@
-"""Views: the 異動集計 page (a period of months) and its CSV export (POST, logged, formula-escaped)."""
+"""Views: the 異動集計 page (a period of months), its CSV export (POST, logged, formula-escaped) and the list of
+notifications past the 14 days (届出期間経過) for the notice to the summary court."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from typing import Any
 from flask import Response, render_template, request
 
 from backoffice.extensions import db
+from backoffice.messages import KIND_LABELS
 from backoffice.models import Role
 from backoffice.security import access
-from backoffice.services import statistics
+from backoffice.services import filing, statistics
 from backoffice.statistics import bp
 from core import clock
 from core.csvsafe import to_csv
+from core.i18n import format_date
 
 READERS = (Role.CLERK, Role.APPROVER, Role.AUDITOR)
 
@@ -47,3 +50,14 @@ def moves() -> Any:
         db.session.commit()
     return render_template("backoffice/statistics/moves.html", counts=counts, error=error, first=first, last=last,
                            late=late)
+
+
+@bp.route("/late")
+@access(Role.CLERK, Role.APPROVER)
+def late() -> Any:
+    """届出期間経過: each 転入 or 転居 notified after the 14 days, with the people and the days, for the clerk's
+    notice to the summary court (住民基本台帳法第52条第2項 過料通知). Personal data: the list is logged."""
+    rows = filing.late_list(db.session)
+    db.session.commit()
+    return render_template("backoffice/statistics/late.html", rows=rows, kind_labels=KIND_LABELS,
+                           format_date=format_date)

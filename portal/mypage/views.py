@@ -59,7 +59,7 @@ def application(receipt: str) -> Any:
     return render_template("portal/mypage/application.html", application=item, content=apps.signed_content(item),
                            late=bool(_delayed([item])), answer=json.loads(item.answer) if item.answer else None,
                            answer_items=labels.ANSWER_ITEMS, sexes=labels.SEXES, role_label=labels.role_label,
-                           parts=apps.move_parts(db.session, item), withdrawable=apps.withdrawable(item),
+                           parts=apps.move_parts(db.session, item), withdrawable=apps.may_withdraw(item),
                            format_date=format_date)
 
 
@@ -67,7 +67,7 @@ def application(receipt: str) -> Any:
 def withdraw(receipt: str) -> Any:
     """Withdraw: the resident signs the withdrawal with the card."""
     item = _own_or_404(receipt)
-    if not apps.withdrawable(item):
+    if not apps.may_withdraw(item):
         return redirect(url_for("mypage.application", receipt=receipt))
     return render_template("portal/mypage/withdraw.html", application=item)
 

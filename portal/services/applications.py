@@ -49,6 +49,21 @@ MOVE_OUT_BEFORE_DAYS = 30  # an online 転出届 can be filed from 30 days befor
 MOVE_OUT_AFTER_DAYS = 10  # ... to 10 days after it
 ARRIVAL_NOTICE_DAYS = 14  # 転入届・転居届 within 14 days of moving (住民基本台帳法 第22条・第23条)
 WITHDRAWABLE = {ApplicationStatus.SUBMITTED, ApplicationStatus.RECEIVED}
+# An approved move not yet completed can still be cancelled (転出取消 before the 転入, 予約取消): the same
+# signed withdrawal, which the municipality verifies and acts on, or refuses with the reason after the 転入.
+CANCELLABLE_KINDS = {ApplicationKind.MOVE_OUT, ApplicationKind.MOVE_IN_RESERVATION,
+                     ApplicationKind.IN_CITY_RESERVATION}
+
+
+def may_withdraw(application: Application) -> bool:
+    """Whether the resident may sign a withdrawal (or a cancellation of an approved move) of ``application``.
+
+    A request about one's own record (R20) never: the city has no withdrawal of a request case.
+    """
+    if application.kind.value in REQUEST_TYPES:
+        return False
+    return application.status in WITHDRAWABLE or (application.status is ApplicationStatus.APPROVED
+                                                  and application.kind in CANCELLABLE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -472,11 +487,6 @@ def set_status(session: Session, application: Application, status: ApplicationSt
     session.flush()
 
 
-def withdrawable(application: Application) -> bool:
-    """Whether the resident may still withdraw ``application`` online (a request about their record: never)."""
-    return application.status in WITHDRAWABLE and application.kind.value not in REQUEST_TYPES
-
-
 def withdraw(session: Session, *, account: PortalAccount, receipt_number: str, jws: str,
              nonce: str | None) -> Application:
     """Withdraw an application not yet in review, on the resident's signature."""
@@ -490,7 +500,7 @@ def withdraw(session: Session, *, account: PortalAccount, receipt_number: str, j
     if application.kind.value in REQUEST_TYPES:
         raise ApplicationInvalid([FieldError("kind", _l(
             "A request about your own record cannot be withdrawn online. Please contact the city."))])
-    if application.status not in WITHDRAWABLE:
+    if not may_withdraw(application):
         raise ApplicationInvalid([FieldError("status", _l(
             "This application is already being handled and can no longer be withdrawn. Please contact the city."))])
     set_status(session, application, ApplicationStatus.WITHDRAWN, actor="resident")

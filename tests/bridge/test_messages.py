@@ -171,7 +171,8 @@ def test_every_message_type_handled_anywhere_has_a_closed_schema_and_a_new_one_c
     handled = {t for _where, t in apps | peers}
     # The ones each side registers today, so a handler that stops being registered is noticed too.
     assert {t for zone, t in apps if zone == "backoffice"} == {
-        "ack", "application.submitted", "application.withdrawn", "moveout.certificate", "movein.notice"}
+        "ack", "application.submitted", "application.withdrawn", "moveout.certificate", "movein.notice",
+        "moveout.cancellation"}
     assert {t for zone, t in apps if zone == "portal"} == {
         "ack", "application.status", "certificate.issued", "certificate.revoked", "intake.paused"}
     assert sorted(handled - set(messages.SCHEMAS)) == []

@@ -411,6 +411,38 @@ def test_an_application_in_review_cannot_be_withdrawn(resident, portal_app):
         assert db.session.execute(select(Application.status)).scalar_one() is ApplicationStatus.IN_REVIEW
 
 
+def test_an_approved_move_can_still_be_cancelled_with_a_signature_but_an_approved_certificate_cannot(
+        resident, portal_app):
+    """転出取消 / 予約取消 before the 転入: the signed withdrawal goes to the municipality, which decides."""
+    from portal.extensions import db
+    from portal.models import Outbox
+
+    _move_to_kitakami(resident)
+    assert resident.sign("/apply/move/sign/challenge", "/apply/move/submit").status_code == 200
+    resident.post("/apply/certificate", {"kind": "juminhyo", "persons": "self", "copies": "1", "purpose": "x"})
+    resident.sign("/apply/certificate/sign/challenge", "/apply/certificate/submit")
+    with portal_app.test_request_context("/"):
+        rows = db.session.execute(select(Application).order_by(Application.id)).scalars().all()
+        for application in rows:
+            apps.set_status(db.session, application, ApplicationStatus.APPROVED, actor="muni:032051")
+        db.session.commit()
+        move_out, certificate = rows[0].receipt_number, rows[2].receipt_number
+    page = BeautifulSoup(resident.client.get(f"/mypage/applications/{move_out}/withdraw").text, "html.parser")
+    assert page.select_one("#cancel-move") is not None
+    response = resident.sign(f"/mypage/applications/{move_out}/withdraw/challenge",
+                             f"/mypage/applications/{move_out}/withdraw")
+    assert response.status_code == 200, response.json
+    response = resident.sign(f"/mypage/applications/{certificate}/withdraw/challenge",
+                             f"/mypage/applications/{certificate}/withdraw")
+    assert response.status_code == 400
+    with portal_app.app_context():
+        statuses = dict(db.session.execute(select(Application.receipt_number, Application.status)).all())
+        assert (statuses[move_out], statuses[certificate]) == (ApplicationStatus.WITHDRAWN, ApplicationStatus.APPROVED)
+        sent = db.session.execute(select(func.count()).select_from(Outbox).where(
+            Outbox.message_type == "application.withdrawn")).scalar_one()
+        assert sent == 1
+
+
 # -- the API -----------------------------------------------------------------------------------
 
 def _bearer(app, card):

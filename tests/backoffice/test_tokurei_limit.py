@@ -1,0 +1,80 @@
+# ruff: noqa: F811  (the two cities' fixtures are test_moves.py's, imported by name and requested by the tests)
+"""特例転入 past its limit (第24条の2; 施行令第24条の2・第24条の3): the counter refuses the 特例転入 naming the rule,
+the card's special use lapses, the clerk records the paper 転出証明書 and the 転入 is recorded as usual."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from backoffice.models import AuditLog, Case, CaseEvent, CaseStatus, Resident
+from core import clock as clock_module
+from tests.backoffice.test_moves import (  # noqa: F401  (the fixtures)
+    MOVERS,
+    _case,
+    _ready_move_in,
+    _serial,
+    family,
+    hanamaki,
+    kitakami,
+    kitakami_db_url,
+    move_keys,
+)
+
+
+def _complete(kitakami, destination, in_case: int, moved_on: dt.date, paper=None) -> list[int]:
+    from backoffice.extensions import db
+    from backoffice.services import moves
+
+    with kitakami.test_request_context("/"):
+        case = db.session.get(Case, in_case)
+        created = moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"),
+                                         moved_on=moved_on, paper_certificate=paper)
+        db.session.commit()
+        return [r.id for r in created]
+
+
+def test_past_the_limit_the_card_use_lapses_and_the_paper_certificate_is_recorded(
+        hanamaki, kitakami, family, clock, move_keys):
+    from backoffice.extensions import db
+    from backoffice.services.cases import CaseError
+
+    today = clock_module.today_jst()
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS,
+                                          moveDate=(today - dt.timedelta(days=3)).isoformat())
+    moved = today - dt.timedelta(days=16)
+    with pytest.raises(CaseError) as refused:
+        _complete(kitakami, destination, in_case, moved)
+    assert refused.value.field == "paper_certificate" and "特例転入" in refused.value.message
+    assert (today - dt.timedelta(days=2)).isoformat() in refused.value.message  # the limit: 14 days after the move
+    with pytest.raises(CaseError) as incomplete:
+        _complete(kitakami, destination, in_case, moved, paper=("花巻-1", " "))
+    assert incomplete.value.code == "paper_incomplete"
+    with kitakami.app_context():
+        assert db.session.execute(select(func.count()).select_from(Resident)).scalar_one() == 0
+    created = _complete(kitakami, destination, in_case, moved, paper=("花巻-2026-0042", "岩手県花巻市"))
+    assert len(created) == 2 and _case(kitakami, in_case).status is CaseStatus.COMPLETED
+    with kitakami.app_context():
+        actions = db.session.execute(select(CaseEvent.action).where(CaseEvent.case_id == in_case)
+                                     .order_by(CaseEvent.id)).scalars().all()
+        assert "card_use_lapsed" in actions and "paper_moveout_certificate" in actions
+        lapsed = db.session.execute(select(AuditLog).where(AuditLog.action == "card.lapsed")).scalars().all()
+        # The householder's card, named by the 転出証明書情報, lapsed; the wife had none.
+        assert [json.loads(a.detail)["serial"] for a in lapsed] == [str(_serial(family["card"]))]
+    # The 転入通知 still goes back to Hanamaki, which confirms the 除票 as usual.
+    assert len(destination.sent("movein.notice")) == 2
+
+
+def test_within_the_limit_no_card_lapses(hanamaki, kitakami, family, clock, move_keys):
+    from backoffice.extensions import db
+
+    today = clock_module.today_jst()
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS[:1],
+                                          moveDate=(today - dt.timedelta(days=3)).isoformat())
+    _complete(kitakami, destination, in_case, today - dt.timedelta(days=3))
+    with kitakami.app_context():
+        assert db.session.execute(select(func.count()).select_from(AuditLog).where(
+            AuditLog.action == "card.lapsed")).scalar_one() == 0
