@@ -269,7 +269,9 @@ def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
             "card_serial": card.sign_cert_serial if card is not None else None,
             # 施行令第24条: the 国民健康保険・後期高齢者医療・介護保険・国民年金・児童手当 items and, for a
             # foreign resident, the 第30条の45 items, so the destination records them at the 転入.
-            **{item: _item_value(getattr(resident, item)) for item in messages.CERTIFICATE_EXTRA},
+            **{item: _item_value(getattr(resident, item)) for item in messages.CERTIFICATE_EXTRA
+               if item != "residence_card_number"},
+            "residence_card_number": records.residence_card_number(resident),
         }
         if party is not None:
             provision.send(session, recipient_id=MUNICIPALITY, party=party, message_type=MOVEOUT_CERTIFICATE,
@@ -445,11 +447,20 @@ def _already_resident(session: Session, items: Mapping[str, Any]) -> str | None:
 
 
 def _extra_items(items: Mapping[str, Any]) -> dict[str, Any]:
-    """The 個別記載事項 and foreign-resident items the 転出証明書情報 carried, as the new record holds them."""
+    """The 個別記載事項 and foreign-resident items the 転出証明書情報 carried, as the new record holds them.
+
+    The 在留カード等の番号 is among them as ``residence_card_number``, which ``records.create_record`` encrypts.
+    """
     dates = {"nhi_since", "late_elderly_since", "ltc_since", "pension_since", "child_allowance_since",
-             "residence_expiry"}
-    return {item: (dt.date.fromisoformat(value) if item in dates and value else value or None)
-            for item in messages.CERTIFICATE_EXTRA if (value := items.get(item)) is not None}
+             "residence_expiry", "became_foreign_resident_on", "became_foreign_resident_notified_on",
+             "special_permanent_certificate_issued_on"}
+    extra: dict[str, Any] = {}
+    for item in messages.CERTIFICATE_EXTRA:
+        value = items.get(item)
+        if value is None or value == "":
+            continue
+        extra[item] = dt.date.fromisoformat(value) if item in dates else value
+    return extra
 
 
 def _household(session: Session, application: Mapping[str, Any], machiaza: Machiaza, banchi: str,

@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyotp
@@ -814,18 +815,43 @@ def test_a_foreign_resident_arrives_with_the_certificate_items_and_the_insurance
         hanamaki, kitakami, family, clock, move_keys):
     """施行令第24条: the 転出証明書情報 carries the 第30条の45 and the 国保・年金 items; the 転入 records them."""
     from backoffice.extensions import db
+    from backoffice.services import records
 
     with hanamaki.app_context():
         wife = db.session.get(Resident, family["wife"])
-        wife.nationality, wife.residence_status, wife.residence_expiry = "ベトナム", "永住者", None
+        wife.nationality, wife.residence_status, wife.residence_expiry = "ベトナム", "技術・人文知識・国際業務", \
+            dt.date(2028, 3, 31)
         wife.alphabet_name, wife.tsusho = "NGUYEN THI TOSHI", "宮沢　トシ"
         wife.pension_since = dt.date(2015, 4, 1)
+        # 第30条の45: the category, the 在留カード number, the period, the day they became a foreign resident.
+        wife.foreign_resident_category, wife.residence_period_years = "中長期在留者", 3
+        wife.became_foreign_resident_on, wife.became_foreign_resident_reason = dt.date(2019, 4, 1), "国外転入"
+        wife.became_foreign_resident_notified_on = dt.date(2019, 4, 3)
+        wife.alphabet_name_kana, wife.kanji_name = "グエン　ティ　トシ", "阮　氏寿"
+        records.set_residence_card_number(wife, "AB12345678CD")
         db.session.commit()
     destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS)
+    outbox = City.sent(SimpleNamespace(app=hanamaki, keys=move_keys), "moveout.certificate")  # type: ignore[arg-type]
+    sent = {m.payload["items"]["name"]: m.payload["items"] for m in outbox}
+    assert sent["宮沢　トシ"]["residence_card_number"] == "AB12345678CD"
+    assert sent["宮沢　トシ"]["foreign_resident_category"] == "中長期在留者"
+    assert sent["宮沢　賢"]["foreign_resident_category"] is None
     created = _complete(kitakami, destination, in_case)
     arrived = next(r for r in (_resident(kitakami, i) for i in created) if r.name == "宮沢　トシ")
     assert (arrived.nationality, arrived.residence_status, arrived.alphabet_name, arrived.tsusho) == (
-        "ベトナム", "永住者", "NGUYEN THI TOSHI", "宮沢　トシ")
+        "ベトナム", "技術・人文知識・国際業務", "NGUYEN THI TOSHI", "宮沢　トシ")
+    assert (arrived.foreign_resident_category, arrived.residence_period_years, arrived.residence_expiry) == (
+        "中長期在留者", 3, dt.date(2028, 3, 31))
+    assert (arrived.became_foreign_resident_on, arrived.became_foreign_resident_reason,
+            arrived.became_foreign_resident_notified_on) == (dt.date(2019, 4, 1), "国外転入", dt.date(2019, 4, 3))
+    assert (arrived.alphabet_name_kana, arrived.kanji_name) == ("グエン　ティ　トシ", "阮　氏寿")
+    assert b"AB12345678CD" not in arrived.residence_card_number_encrypted  # kept encrypted at the destination
+    with kitakami.app_context():
+        assert records.residence_card_number(arrived) == "AB12345678CD"
+        history = db.session.execute(select(ResidentHistory.after).where(
+            ResidentHistory.resident_id == arrived.id)).scalars().all()
+        assert history and all("AB12345678CD" not in h for h in history)
     assert (arrived.nhi_since, arrived.pension_since) == (dt.date(2020, 4, 1), dt.date(2015, 4, 1))
     head = next(r for r in (_resident(kitakami, i) for i in created) if r.name == "宮沢　賢")
     assert head.nationality is None and head.pension_since == dt.date(2010, 8, 27)
+
