@@ -270,6 +270,15 @@ class CardRecord(Base):
     sign_cert_expires_on: Mapped[dt.date | None] = mapped_column(Date)
     status: Mapped[CardStatus] = mapped_column(_enum(CardStatus))
     updated_at: Mapped[tzdatetime]
+    # 継続利用 after a move between municipalities: the destination takes the record over at the 転入
+    # (``transferred_from``); the card is presented with its PIN within 90 days (``continuation_due``,
+    # ``continued_on``), else it is marked for renewal (``renewal_required_on``). The origin keeps its own
+    # record, marked with the municipality that now keeps the card (``transferred_to``), and no longer acts on it.
+    transferred_from: Mapped[str | None] = mapped_column(String(6))
+    continuation_due: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    continued_on: Mapped[dt.date | None] = mapped_column(Date)
+    renewal_required_on: Mapped[dt.date | None] = mapped_column(Date)
+    transferred_to: Mapped[str | None] = mapped_column(String(6))
 
 
 class Role(enum.Enum):

@@ -121,6 +121,11 @@ ITEMS: dict[str, dict[str, Any]] = {
     "alphabet_name_kana": _text(200, nullable=True, min_length=0),
     "kanji_name": _text(100, nullable=True, min_length=0),
     "kanji_name_kana": _text(200, nullable=True, min_length=0),
+    # The card the person keeps using (継続利用): the destination takes its record over at the 転入.
+    "card_number": _nullable({"type": "string", "pattern": r"^[0-9]{12}$"}),
+    "card_auth_serial": _nullable({"type": "string", "pattern": r"^[0-9]{1,64}$"}),
+    "card_issued_on": _nullable(DATE),
+    "card_expires_on": _nullable(DATE),
 }
 # A foreign resident's items (第30条の45 and 別添1) the 転出証明書情報 carries and the 転入 records.
 FOREIGN_RESIDENT_ITEMS = [
@@ -133,6 +138,8 @@ FOREIGN_RESIDENT_ITEMS = [
 # What the 転出証明書情報 carries besides the basic items: the 個別記載事項 and the foreign-resident items.
 CERTIFICATE_EXTRA = ["nhi_since", "late_elderly_since", "ltc_since", "pension_since", "child_allowance_since",
                      *FOREIGN_RESIDENT_ITEMS]
+# The card kept in use (継続利用), beside the signature certificate serial (card_serial) the destination revokes.
+CARD_ITEMS = ["card_number", "card_auth_serial", "card_issued_on", "card_expires_on"]
 
 
 def _object(properties: Mapping[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -169,7 +176,7 @@ _APPLICATION = {"receiptNumber": RECEIPT_NUMBER, "kind": {"enum": list(APPLICATI
                 "moveId": _nullable(UUID), "submittedAt": DATE_TIME}
 _PERSON = ["juminhyo_code", "my_number", "name", "name_kana", "birth_date", "sex", "address", "householder_name",
            "relationship", "honseki", "hittosha", "move_date", "previous_address", "new_address"]
-_BETWEEN_MUNICIPALITIES = [*_PERSON, "move_id", "card_serial", *CERTIFICATE_EXTRA]
+_BETWEEN_MUNICIPALITIES = [*_PERSON, "move_id", "card_serial", *CARD_ITEMS, *CERTIFICATE_EXTRA]
 _DEPARTMENT = ["name", "name_kana", "birth_date", "sex", "address", "my_number", "household_number",
                "householder_name", "relationship", "change_reason", "change_date", "previous_address", "new_address"]
 _DEPARTMENT_REQUIRED = ["name", "name_kana", "birth_date", "sex", "address", "change_reason", "change_date"]

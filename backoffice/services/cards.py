@@ -55,6 +55,8 @@ BASIC_ITEM_COLUMNS = ("name", "birth_date", "sex", "machiaza_code", "banchi", "k
 REASONS = tuple(reason.value for reason in RevocationReason)
 # Statuses of a card that still has live certificates (a suspended card is only on hold).
 LIVE_STATUSES = (CardStatus.ACTIVE, CardStatus.SUSPENDED)
+# 継続利用: a card taken over at a 転入 is presented at the counter within this many days of the move.
+CONTINUATION_DAYS = 90
 
 # fullmatch with explicit ASCII classes: str.isdigit() and \d would accept full-width and other digits.
 _PIN = re.compile(r"[0-9]{4}")
@@ -436,6 +438,7 @@ def revoke_certificate(session: Session, *, serial: str, reason: str, by: str) -
     """
     why = _reason(reason)
     card = _card_of_serial(session, serial)
+    _refuse_moved(card)
     number = int(serial.strip())
     authority = card_authority()
     with _known_to_authority("serial"):
@@ -463,6 +466,7 @@ def revoke_certificate(session: Session, *, serial: str, reason: str, by: str) -
 def suspend_card(session: Session, *, card_number: str, by: str) -> CardRecord:
     """A lost card: put both certificates on hold (certificateHold), mark the card suspended, republish."""
     card = get_card(session, card_number=card_number)
+    _refuse_moved(card)
     if card.status is not CardStatus.ACTIVE:
         raise CardError("card_number", f"only an active card can be suspended; this one is {card.status.value}",
                         code="not_active")
@@ -481,6 +485,7 @@ def suspend_card(session: Session, *, card_number: str, by: str) -> CardRecord:
 def resume_card(session: Session, *, card_number: str, by: str) -> CardRecord:
     """A lost card found again: release the holds, mark the card active, republish."""
     card = get_card(session, card_number=card_number)
+    _refuse_moved(card)
     if card.status is not CardStatus.SUSPENDED:
         raise CardError("card_number", f"only a suspended card can be resumed; this one is {card.status.value}",
                         code="not_suspended")
@@ -582,3 +587,103 @@ def revoke_signature_after_move(session: Session, *, serial: str, resident: Resi
         "changed_items": ["address"], "event": "move_in",
     })
     return True
+
+
+# -- the card kept in use after a move (継続利用) ----------------------------------------------------------
+
+
+def take_over_card(session: Session, *, resident: Resident, items: Mapping[str, Any], origin: str,
+                   moved_on: dt.date, presented_serials: set[str], by: str) -> CardRecord | None:
+    """At the 転入: the card the person keeps using (継続利用) moves to this city's ledger.
+
+    ``items`` is the 転出証明書情報 (its card number, authentication certificate serial and dates); ``origin`` the
+    municipality code that kept the card until now. The card is continued at once when its authentication
+    certificate signed in at the counter for this 転入 (``presented_serials``: checked with its PIN); otherwise
+    it must be presented within ``CONTINUATION_DAYS`` of the move, else it is marked for renewal
+    (``mark_lapsed_continuations``). The signature certificate is revoked by the 転入 as before; the
+    authentication certificate stays valid. Returns None when the 転出証明書情報 names no card.
+    """
+    number, auth = items.get("card_number"), items.get("card_auth_serial")
+    if not number or not auth or not items.get("card_issued_on") or not items.get("card_expires_on"):
+        return None
+    today, now = clock.today_jst(), clock.utcnow()
+    continued = str(auth) in presented_serials
+    card = session.execute(select(CardRecord).where(CardRecord.card_number == number)).scalar_one_or_none()
+    if card is None:
+        # A card another city issued; a card this city issued before the person left comes back to its record.
+        card = CardRecord(card_number=number, auth_cert_serial=str(auth), sign_cert_serial=items.get("card_serial"),
+                          issued_on=dt.date.fromisoformat(str(items["card_issued_on"])),
+                          expires_on=dt.date.fromisoformat(str(items["card_expires_on"])), status=CardStatus.ACTIVE,
+                          resident_id=resident.id, updated_at=now)
+        session.add(card)
+    card.resident_id, card.transferred_from, card.transferred_to = resident.id, origin, None
+    card.continuation_due = moved_on + dt.timedelta(days=CONTINUATION_DAYS)
+    card.continued_on = today if continued else None
+    card.renewal_required_on, card.updated_at = None, now
+    session.flush()
+    audit.record("card.take_over", target_type="card", target_id=card.id, **_actor(by), detail={
+        "resident_id": resident.id, "card_number": card.card_number, "from": origin, "continued": continued,
+        "continuation_due": card.continuation_due.isoformat(),
+    })
+    return card
+
+
+def continue_card(session: Session, *, card_number: str, presented_serial: str, by: str) -> CardRecord:
+    """継続利用 of a card taken over at a 転入, presented at the counter with its PIN within the 90 days.
+
+    ``presented_serial`` is the authentication certificate that signed in at the counter. Past the 90 days
+    the card is marked for renewal and refused with that reason.
+    """
+    card = get_card(session, card_number=card_number)
+    if card.continuation_due is None or card.continued_on is not None:
+        raise CardError("card_number", "no continued use is pending for this card", code="no_continuation")
+    if str(presented_serial) != card.auth_cert_serial:
+        raise CardError("card_number", "the card that signed in is not this card", code="not_this_card")
+    today = clock.today_jst()
+    if today > card.continuation_due:
+        _mark_renewal(card, today, by)
+        session.flush()
+        raise CardError("card_number", f"the 90 days for continued use ended on {card.continuation_due.isoformat()}: "
+                                       "the card must be renewed", code="renewal_required")
+    card.continued_on, card.updated_at = today, clock.utcnow()
+    session.flush()
+    audit.record("card.continue", target_type="card", target_id=card.id, **_actor(by),
+                 detail={"card_number": card.card_number})
+    return card
+
+
+def _mark_renewal(card: CardRecord, today: dt.date, by: str) -> None:
+    card.renewal_required_on, card.updated_at = today, clock.utcnow()
+    audit.record("card.renewal_required", target_type="card", target_id=card.id, **_actor(by), detail={
+        "card_number": card.card_number, "continuation_due": (card.continuation_due or today).isoformat()})
+
+
+def mark_lapsed_continuations(session: Session, *, by: str) -> list[CardRecord]:
+    """Mark for renewal every card taken over at a 転入 and not presented within the 90 days."""
+    today = clock.today_jst()
+    lapsed = list(session.execute(select(CardRecord).where(
+        CardRecord.continuation_due < today, CardRecord.continued_on.is_(None),
+        CardRecord.renewal_required_on.is_(None), CardRecord.transferred_to.is_(None),
+    ).order_by(CardRecord.id)).scalars())
+    for card in lapsed:
+        _mark_renewal(card, today, by)
+    session.flush()
+    return lapsed
+
+
+def hand_over_card(session: Session, *, card_number: str, resident: Resident, to: str, by: str) -> CardRecord | None:
+    """At the origin, on the 転入通知: the destination keeps the card now; this city no longer acts on it."""
+    card = session.execute(select(CardRecord).where(CardRecord.card_number == card_number)).scalar_one_or_none()
+    if card is None or card.resident_id != resident.id or card.transferred_to == to:
+        return None
+    card.transferred_to, card.updated_at = to, clock.utcnow()
+    session.flush()
+    audit.record("card.hand_over", target_type="card", target_id=card.id, **_actor(by),
+                 detail={"card_number": card.card_number, "to": to})
+    return card
+
+
+def _refuse_moved(card: CardRecord) -> None:
+    if card.transferred_to:
+        raise CardError("card_number", f"the card moved with its holder to municipality {card.transferred_to}, "
+                                       "which now suspends or revokes it", code="card_moved")

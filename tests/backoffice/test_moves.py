@@ -855,3 +855,103 @@ def test_a_foreign_resident_arrives_with_the_certificate_items_and_the_insurance
     head = next(r for r in (_resident(kitakami, i) for i in created) if r.name == "宮沢　賢")
     assert head.nationality is None and head.pension_since == dt.date(2010, 8, 27)
 
+
+def _present_card(app: Any, city: City, case_id: int, card: Path) -> None:
+    """The card signed in with its PIN at the destination's counter for this case (a verified visit)."""
+    from backoffice.extensions import db
+    from backoffice.models import CounterVisit, VisitResult
+    from backoffice.services import terminals
+
+    with app.app_context():
+        terminal, _code = terminals.add_terminal(db.session, name=f"counter-{uuid.uuid4().hex[:8]}")
+        db.session.add(CounterVisit(case_id=case_id, staff_id=city.ids["clerk_a"], terminal_id=terminal.id,
+                                    checked_at=clock_module.utcnow(), result=VisitResult.VERIFIED,
+                                    cert_serial=str(_serial(card, "auth"))))
+        db.session.commit()
+
+
+def _card_record(app: Any, card_number: str) -> Any:
+    from backoffice.extensions import db
+    from backoffice.models import CardRecord
+
+    with app.app_context():
+        card = db.session.execute(select(CardRecord).where(CardRecord.card_number == card_number)).scalar_one()
+        db.session.expunge(card)
+        return card
+
+
+def test_a_card_kept_in_use_moves_to_the_destination_which_can_then_suspend_it(
+        hanamaki, kitakami, family, clock, move_keys, jlis_config):
+    """継続利用: the card presented with its PIN at the 転入 is continued; its record moves to Kitakami's ledger."""
+    from backoffice.extensions import db
+    from backoffice.models import CardRecord
+    from backoffice.services import cards
+    from bridge.peers.jlis.service import open_simulator
+
+    with hanamaki.app_context():
+        number = db.session.execute(select(CardRecord.card_number).where(
+            CardRecord.resident_id == family["head"])).scalar_one()
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS)
+    _present_card(kitakami, destination, in_case, family["card"])
+    created = _complete(kitakami, destination, in_case)
+    head = _resident(kitakami, created[0])
+    card = _card_record(kitakami, number)
+    assert card.resident_id == head.id and card.transferred_from == HANAMAKI
+    assert card.continued_on == clock_module.today_jst() and card.renewal_required_on is None
+    assert card.auth_cert_serial == str(_serial(family["card"], "auth"))
+    simulator = open_simulator(jlis_config)
+    assert simulator.certificate_record(_serial(family["card"], "auth")).revocation_reason is None  # stays valid
+    assert simulator.certificate_record(_serial(family["card"])).revocation_reason.value == "affiliationChanged"
+    # The wife signed to keep a card she does not have: nothing to take over.
+    with kitakami.app_context():
+        assert db.session.execute(select(func.count()).select_from(CardRecord)).scalar_one() == 1
+
+    # The 転入通知 tells Hanamaki, which no longer suspends the card; Kitakami does.
+    origin = City.__new__(City)
+    origin.app, origin.keys = hanamaki, move_keys
+    for message in destination.sent("movein.notice"):
+        origin.receive(message)
+    assert _card_record(hanamaki, number).transferred_to == KITAKAMI
+    with hanamaki.test_request_context("/"):
+        with pytest.raises(cards.CardError) as refused:
+            cards.suspend_card(db.session, card_number=number, by="clerk1")
+        assert refused.value.code == "card_moved"
+        db.session.rollback()
+    with kitakami.test_request_context("/"):
+        cards.suspend_card(db.session, card_number=number, by="clerk_a")
+        db.session.commit()
+    assert simulator.certificate_record(_serial(family["card"], "auth")).revocation_reason.value == "certificateHold"
+
+
+def test_a_card_kept_but_not_presented_within_ninety_days_is_marked_for_renewal(
+        hanamaki, kitakami, family, clock, move_keys):
+    from backoffice.extensions import db
+    from backoffice.models import CardRecord
+    from backoffice.services import cards
+
+    with hanamaki.app_context():
+        number = db.session.execute(select(CardRecord.card_number).where(
+            CardRecord.resident_id == family["head"])).scalar_one()
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS)
+    _complete(kitakami, destination, in_case)  # a household member completed it: the head's card not presented
+    card = _card_record(kitakami, number)
+    moved_on = clock_module.today_jst()
+    assert card.continued_on is None and card.continuation_due == moved_on + dt.timedelta(days=90)
+    auth = str(_serial(family["card"], "auth"))
+    with kitakami.app_context():
+        with pytest.raises(cards.CardError) as refused:
+            cards.continue_card(db.session, card_number=number, presented_serial="1", by="clerk_a")
+        assert refused.value.code == "not_this_card"
+    clock.advance(days=90)
+    with kitakami.app_context():
+        assert cards.mark_lapsed_continuations(db.session, by="cli") == []  # the 90th day is still open
+        db.session.commit()
+    clock.advance(days=1)
+    result = kitakami.test_cli_runner().invoke(args=["cards", "mark-renewals"])
+    assert result.exit_code == 0 and number in result.output
+    with kitakami.app_context():
+        with pytest.raises(cards.CardError) as refused:
+            cards.continue_card(db.session, card_number=number, presented_serial=auth, by="clerk_a")
+        assert refused.value.code == "renewal_required"
+    card = _card_record(kitakami, number)
+    assert card.renewal_required_on == moved_on + dt.timedelta(days=91) and card.continued_on is None
