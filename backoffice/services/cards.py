@@ -1,7 +1,8 @@
 """My Number Card issuance at the counter: card records, certificates from J-LIS, revocation, the virtual card file.
 
-J-LIS is reached only through a ``CardAuthority``; the simulated one (JPKI-SIM, development and test)
-is the only implementation today, and a real J-LIS connection would be another. Every function here
+J-LIS is reached only through a ``core.jpki.cardauthority.CardAuthority``, the one ``CARD_AUTHORITY`` names;
+the simulated one (JPKI-SIM, development and test) is the only implementation today, and a real J-LIS
+connection would be another. Every function here
 flushes and never commits, writes one operation-log row, and refuses bad input with a ``CardError``
 naming the field before any key is generated or any certificate is touched.
 
@@ -13,12 +14,11 @@ real J-LIS, whose records the city cannot roll back either.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
 
 from flask import current_app, has_request_context
 from flask_login import current_user
@@ -27,23 +27,23 @@ from sqlalchemy.orm import Session
 
 from backoffice.models import CardRecord, CardStatus, RecordStatus, Resident
 from backoffice.services import audit
-from bridge.peers.jlis.service import open_simulator, publish
-from bridge.peers.jlis.simulator import (
-    JST,
-    SIGNATURE_MINIMUM_AGE,
-    Holder,
-    IssuanceRefused,
-    IssuedCard,
-    JlisSimulator,
-    RevocationReason,
-    validity_end_date,
-)
-from bridge.peers.jlis.virtualcard import DEFAULT_ITERATIONS, write_card_file
 from core import clock
 from core.addressmaster import machiaza_by_code, municipality_by_code
 from core.checkdigits import is_valid_my_number
-from core.clock import age_on
+from core.clock import JST, age_on
 from core.config import ConfigError
+from core.jpki import cardauthority
+from core.jpki.cardauthority import (
+    DEFAULT_CARD_FILE_ITERATIONS as DEFAULT_ITERATIONS,
+)
+from core.jpki.cardauthority import (
+    SIGNATURE_MINIMUM_AGE,
+    CardAuthority,
+    Holder,
+    IssuanceRefused,
+    RevocationReason,
+    validity_end_date,
+)
 
 # マイナンバーカードの有効期限: the 10th birthday after issue from 18, the 5th below 18.
 ADULT_AGE = 18
@@ -74,96 +74,9 @@ class CardError(ValueError):
         self.code = code or field
 
 
-class CardAuthority(Protocol):
-    """The certificate authority for card certificates (J-LIS): issue, revoke, hold, and publish CRLs.
-
-    Serials are the certificates' X.509 serial numbers; a serial the authority never issued raises LookupError.
-    """
-
-    def issue(
-        self, holder: Holder, *, card_expires_on: dt.date, with_signature: bool, replaces_serial: int | None = None
-    ) -> IssuedCard:
-        """Generate the card's key pairs and certify them; ``replaces_serial`` names the renewed card's auth serial."""
-        ...
-
-    def revoke(self, serial: int, reason: RevocationReason) -> bool:
-        """Revoke a certificate; return False when it was already revoked (a hold may still become permanent)."""
-        ...
-
-    def release_hold(self, serial: int) -> bool:
-        """Lift a certificateHold; return False when the certificate was not on hold."""
-        ...
-
-    def revocation(self, serial: int) -> RevocationReason | None:
-        """Return why the certificate is revoked, or None while it is valid."""
-        ...
-
-    def publish(self) -> None:
-        """Publish fresh CRLs (and the trust anchors) where the portal and the back office read them."""
-        ...
-
-    def sign_serials_of_card(self, auth_serial: int) -> tuple[int, ...]:
-        """The 証明書紐付け情報: the signature certificate serials of the card with auth certificate ``auth_serial``."""
-        ...
-
-
-class SimulatedCardAuthority:
-    """CardAuthority over the simulated J-LIS (JPKI-SIM); refused outside development and test."""
-
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self._config = config
-        self._simulator: JlisSimulator = open_simulator(config)
-
-    def issue(
-        self, holder: Holder, *, card_expires_on: dt.date, with_signature: bool, replaces_serial: int | None = None
-    ) -> IssuedCard:
-        """Issue through the simulator, linking the new card to the one it renews (新旧紐付け) when known."""
-        replaces = None
-        if replaces_serial is not None:
-            try:
-                replaces = self._simulator.linkage(replaces_serial).card_id
-            except LookupError:
-                # A card this authority never issued (another simulator directory): issue without the link.
-                replaces = None
-        return self._simulator.issue_card(
-            holder, card_expires_on=card_expires_on, with_signature=with_signature, replaces=replaces
-        )
-
-    def revoke(self, serial: int, reason: RevocationReason) -> bool:
-        """Revoke in the simulator; a hold can be made permanent, anything else is final."""
-        before = self._simulator.certificate_record(serial).revocation_reason
-        after = self._simulator.revoke(serial, reason).revocation_reason
-        return after != before
-
-    def release_hold(self, serial: int) -> bool:
-        """Lift a hold in the simulator."""
-        if self._simulator.certificate_record(serial).revocation_reason is not RevocationReason.CERTIFICATE_HOLD:
-            return False
-        self._simulator.release_hold(serial)
-        return True
-
-    def revocation(self, serial: int) -> RevocationReason | None:
-        """Return the simulator's revocation reason for ``serial``."""
-        return self._simulator.certificate_record(serial).revocation_reason
-
-    def publish(self) -> None:
-        """Write the anchors and a fresh CRL of every CA (service.publish)."""
-        publish(self._config, self._simulator)
-
-    def sign_serials_of_card(self, auth_serial: int) -> tuple[int, ...]:
-        """The card's signature certificate serials from the simulator's 紐付け情報 (the current one last)."""
-        linkage = self._simulator.linkage(auth_serial)
-        current = () if linkage.sign_serial is None else (linkage.sign_serial,)
-        return (*linkage.previous_sign_serials, *current)
-
-
 def card_authority(config: Mapping[str, Any] | None = None) -> CardAuthority:
-    """The CardAuthority chosen by ``CARD_AUTHORITY`` (default ``simulator``, the only one built so far)."""
-    cfg = current_app.config if config is None else config
-    kind = cfg.get("CARD_AUTHORITY", "simulator")
-    if kind == "simulator":
-        return SimulatedCardAuthority(cfg)
-    raise ConfigError(f"CARD_AUTHORITY {kind!r} is not available; the only one built is 'simulator'")
+    """The CardAuthority the configuration names (``CARD_AUTHORITY``; core/jpki/cardauthority.py)."""
+    return cardauthority.card_authority(current_app.config if config is None else config)
 
 
 # -- the holder and the card's dates ------------------------------------------------------------------
@@ -358,7 +271,7 @@ def issue_card(
     with _known_to_authority("resident_code"):
         for old in previous:
             for serial in _card_serials(old):
-                authority.revocation(serial)
+                authority.status(serial)
     newest = previous[-1] if previous else None
     try:
         issued = authority.issue(
@@ -367,9 +280,7 @@ def issue_card(
         )
     except IssuanceRefused as exc:
         raise CardError("resident_code", f"J-LIS refused the certificates: {exc}", code="issuance_refused") from exc
-    buffer = io.StringIO()
-    write_card_file(issued, pin, sign_password, buffer, iterations=rounds)
-    card_file = buffer.getvalue().encode("utf-8")
+    card_file = authority.write_card(issued, pin, sign_password, iterations=rounds)
 
     # Only once the new card exists are the old ones withdrawn, so a failed issue never leaves the holder without one.
     now = clock.utcnow()
@@ -443,7 +354,7 @@ def revoke_certificate(session: Session, *, serial: str, reason: str, by: str) -
     authority = card_authority()
     with _known_to_authority("serial"):
         if not authority.revoke(number, why):
-            current = authority.revocation(number)
+            current = authority.status(number)
             raise CardError("serial", f"the certificate is already revoked ({current.value if current else '-'})",
                             code="already_revoked")
     before = card.status
@@ -472,7 +383,7 @@ def suspend_card(session: Session, *, card_number: str, by: str) -> CardRecord:
                         code="not_active")
     authority = card_authority()
     with _known_to_authority("card_number"):
-        held = [str(s) for s in _card_serials(card) if authority.revoke(s, RevocationReason.CERTIFICATE_HOLD)]
+        held = [str(s) for s in _card_serials(card) if authority.suspend(s)]
     card.status = CardStatus.SUSPENDED
     card.updated_at = clock.utcnow()
     session.flush()
@@ -513,7 +424,7 @@ def certificate_states(card: CardRecord) -> dict[str, RevocationReason | None]:
     states: dict[str, RevocationReason | None] = {}
     for serial in _card_serials(card):
         try:
-            states[str(serial)] = authority.revocation(serial)
+            states[str(serial)] = authority.status(serial)
         except LookupError:
             continue  # shown as unknown: the page must still open when the ledger and J-LIS disagree
     return states
