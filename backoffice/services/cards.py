@@ -519,6 +519,12 @@ def take_over_card(session: Session, *, resident: Resident, items: Mapping[str, 
         return None
     today, now = clock.today_jst(), clock.utcnow()
     continued = str(auth) in presented_serials
+    refusal = _take_over_refusal(session, items, origin)
+    if refusal is not None:
+        # Not this city's to hand to the mover: the 転入 stands, the card is not continued, and the log says why.
+        audit.record("card.take_over", outcome="denied", target_type="resident", target_id=resident.id,
+                     **_actor(by), detail={"from": origin, "reason": refusal})
+        return None
     card = session.execute(select(CardRecord).where(CardRecord.card_number == number)).scalar_one_or_none()
     if card is None:
         # A card another city issued; a card this city issued before the person left comes back to its record.
@@ -537,6 +543,31 @@ def take_over_card(session: Session, *, resident: Resident, items: Mapping[str, 
         "continuation_due": card.continuation_due.isoformat(),
     })
     return card
+
+
+def _take_over_refusal(session: Session, items: Mapping[str, Any], origin: str) -> str | None:
+    """Why the card the 転出証明書情報 names may not be recorded for the mover, or None.
+
+    A card this city already keeps is handed over only when it left with its holder to ``origin`` (the
+    same card coming back); any other card number or serial this city knows belongs to someone here.
+    A new card must be one J-LIS links: the signature certificate reported is its own (証明書紐付け).
+    """
+    number, auth, sign = str(items["card_number"]), str(items["card_auth_serial"]), items.get("card_serial")
+    known = list(session.execute(select(CardRecord).where(
+        (CardRecord.card_number == number) | (CardRecord.auth_cert_serial == auth)
+        | ((CardRecord.sign_cert_serial == str(sign)) if sign else CardRecord.id.is_(None)))).scalars())
+    if known:
+        back = len(known) == 1 and known[0].card_number == number and known[0].auth_cert_serial == auth \
+            and known[0].transferred_to == origin
+        return None if back else "card_of_this_city"
+    if sign:
+        try:
+            linked = card_authority().sign_serials_of_card(int(auth))
+        except LookupError:
+            return "card_unknown"
+        if int(str(sign)) not in linked:
+            return "card_not_linked"
+    return None
 
 
 def continue_card(session: Session, *, card_number: str, presented_serial: str, by: str) -> CardRecord:

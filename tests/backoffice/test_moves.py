@@ -955,3 +955,29 @@ def test_a_card_kept_but_not_presented_within_ninety_days_is_marked_for_renewal(
         assert refused.value.code == "renewal_required"
     card = _card_record(kitakami, number)
     assert card.renewal_required_on == moved_on + dt.timedelta(days=91) and card.continued_on is None
+
+
+def test_a_moveout_certificate_naming_a_card_of_this_city_cannot_take_it_from_its_holder(
+        hanamaki, kitakami, family, clock, move_keys, tmp_path):
+    """The attack: the origin names, as the mover's card, a card Kitakami keeps for one of its own residents."""
+    from backoffice.extensions import db
+    from backoffice.models import AuditLog, CardRecord
+    from backoffice.services import cards
+
+    with kitakami.test_request_context("/"):
+        neighbour = make_resident(db.session, kitakami.config, name="高橋　ミツ", name_kana="タカハシ　ミツ")
+        local, _file = cards.issue_card(db.session, resident_code=neighbour.juminhyo_code, pin="1234",
+                                        password=PASSWORD, issued_by="clerk0", iterations=1000)
+        db.session.commit()
+        local_number, local_auth, neighbour_id = local.card_number, local.auth_cert_serial, neighbour.id
+    with hanamaki.app_context():
+        head_card = db.session.execute(select(CardRecord).where(CardRecord.resident_id == family["head"])).scalar_one()
+        head_card.card_number = local_number  # what the 転出証明書情報 will claim as the head's card
+        db.session.commit()
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS)
+    _complete(kitakami, destination, in_case)
+    kept = _card_record(kitakami, local_number)
+    assert (kept.resident_id, kept.auth_cert_serial, kept.transferred_from) == (neighbour_id, local_auth, None)
+    with kitakami.app_context():
+        refused = db.session.execute(select(AuditLog.outcome).where(AuditLog.action == "card.take_over")).scalars()
+        assert list(refused) == ["denied"]
