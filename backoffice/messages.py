@@ -101,6 +101,7 @@ VALUE_LABELS = {
 CERTIFICATE_ITEMS = {
     "householder": _l("Householder and relationship"),
     "honseki": _l("Registered domicile"),
+    "foreignResident": _l("Foreign-resident items (category, status and period of residence, residence card number)"),
     "juminhyoCode": _l("Resident record code"),
     "myNumber": _l("My Number"),
 }

@@ -147,13 +147,29 @@ class Resident(Base):
     confirmed_moveout_address: Mapped[str | None] = mapped_column(String(200))  # 転出確定地
     removed_on: Mapped[dt.date | None] = mapped_column(Date)  # 住民でなくなった年月日
     removal_reason: Mapped[IdoReason | None] = mapped_column(_enum(IdoReason))  # 消除事由
+    removal_notified_on: Mapped[dt.date | None] = mapped_column(Date)  # 住民でなくなった届出年月日
     status: Mapped[RecordStatus] = mapped_column(_enum(RecordStatus), index=True)
-    # Foreign residents (外国人住民).
+    # Foreign residents (外国人住民): 住民基本台帳法第30条の45 and the items of 別添1.
+    foreign_resident_category: Mapped[str | None] = mapped_column(String(20))  # 第30条の45に規定する区分
+    # 在留カード等の番号 (在留カード, 特別永住者証明書, ...): AES-256-GCM like the My Number; nothing searches it.
+    residence_card_number_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    became_foreign_resident_on: Mapped[dt.date | None] = mapped_column(Date)  # 外国人住民となった年月日
+    became_foreign_resident_reason: Mapped[str | None] = mapped_column(String(20))  # 外国人住民となった事由
+    became_foreign_resident_notified_on: Mapped[dt.date | None] = mapped_column(Date)  # 外国人住民となった届出年月日
     nationality: Mapped[str | None] = mapped_column(String(50))  # 国籍・地域
     residence_status: Mapped[str | None] = mapped_column(String(50))  # 在留資格
+    # 在留期間等 (年, 月, 日), as the 在留カード states it, and its end (在留期間等の満了の日).
+    residence_period_years: Mapped[int | None] = mapped_column(Integer)
+    residence_period_months: Mapped[int | None] = mapped_column(Integer)
+    residence_period_days: Mapped[int | None] = mapped_column(Integer)
     residence_expiry: Mapped[dt.date | None] = mapped_column(Date)  # 在留期間等の満了の日
+    special_permanent_certificate_issued_on: Mapped[dt.date | None] = mapped_column(Date)  # 特別永住者証明書交付年月日
     tsusho: Mapped[str | None] = mapped_column(String(100))  # 通称
     alphabet_name: Mapped[str | None] = mapped_column(String(200))  # アルファベット氏名
+    alphabet_name_kana: Mapped[str | None] = mapped_column(String(200))  # カナアルファベット氏名
+    kanji_name: Mapped[str | None] = mapped_column(String(100))  # 漢字氏名 (併記)
+    kanji_name_kana: Mapped[str | None] = mapped_column(String(200))  # カナ漢字氏名
+    electoral_roll: Mapped[bool | None] = mapped_column(Boolean)  # 選挙人名簿資格 (None: not applicable)
     # 個別記載事項: the date each status was acquired (None: not applicable).
     nhi_since: Mapped[dt.date | None] = mapped_column(Date)  # 国民健康保険
     late_elderly_since: Mapped[dt.date | None] = mapped_column(Date)  # 後期高齢者医療
@@ -174,6 +190,45 @@ class Resident(Base):
     household: Mapped[Household] = relationship(back_populates="members")
     history: Mapped[list[ResidentHistory]] = relationship(order_by="ResidentHistory.id", viewonly=True)
     cards: Mapped[list[CardRecord]] = relationship(order_by="CardRecord.id", viewonly=True)
+
+
+# Where the ledger keeps each item of the 住民基本台帳ファイル in 別添1 of the protection assessment
+# (data/assessment/betten1.txt, the document's own list): resident columns, or ``household.<column>``.
+BETTEN1_ITEMS: dict[str, tuple[str, ...]] = {
+    "宛名番号": ("atena_number",), "世帯番号": ("household_id", "household.household_number"),
+    "個人番号": ("my_number_encrypted",), "住民票コード": ("juminhyo_code",), "カナ氏名": ("name_kana",),
+    "氏名": ("name",), "生年月日": ("birth_date",), "性別": ("sex",), "現住所情報": ("machiaza_code", "banchi"),
+    "方書": ("katagaki",), "住民となった年月日": ("became_resident_on",),
+    "住民となった事由": ("became_resident_reason",), "住民となった届出年月日": ("became_resident_notified_on",),
+    "住民でなくなった年月日": ("removed_on", "status"), "住民でなくなった事由": ("removal_reason",),
+    "住民でなくなった届出年月日": ("removal_notified_on",), "住所を定めた年月日": ("address_set_on",),
+    "住所を定めた事由": ("address_set_reason",), "住所を定めた届出年月日": ("address_set_notified_on",),
+    "外国人住民となった年月日": ("became_foreign_resident_on",),
+    "外国人住民となった事由": ("became_foreign_resident_reason",),
+    "外国人住民となった届出年月日": ("became_foreign_resident_notified_on",),
+    "続柄": ("relationship_to_head", "is_householder"), "世帯主名": ("household.householder_name",),
+    "本籍地情報": ("honseki",), "筆頭者": ("hittosha",), "前住所情報": ("previous_address",),
+    "転出予定地情報": ("planned_moveout_address", "planned_moveout_on"),
+    "転出確定地情報": ("confirmed_moveout_address",), "カナアルファベット氏名": ("alphabet_name_kana",),
+    "カナ漢字氏名": ("kanji_name_kana",), "アルファベット氏名": ("alphabet_name",), "漢字氏名": ("kanji_name",),
+    "通称": ("tsusho",), "国籍・地域コード": ("nationality",), "在留資格コード": ("residence_status",),
+    "在留期間等年": ("residence_period_years",), "在留期間等月": ("residence_period_months",),
+    "在留期間等日": ("residence_period_days",), "在留期間等の満了の日": ("residence_expiry",),
+    "特別永住者証明書交付年月日": ("special_permanent_certificate_issued_on",),
+    "選挙人名簿資格": ("electoral_roll",), "国民健康保険資格情報": ("nhi_since",),
+    "後期高齢者医療資格情報": ("late_elderly_since",), "介護保険資格情報": ("ltc_since",),
+    "国民年金情報": ("pension_since",), "児童手当受給資格情報": ("child_allowance_since",),
+    "異動事由": ("last_reason",), "異動年月日": ("last_changed_on",), "届出年月日": ("last_notified_on",),
+    "更新年月日": ("updated_at",), "更新者ID": ("updated_by",),
+}
+# Items 住民基本台帳法第30条の45 requires on a foreign resident's record that 別添1 does not name: kept, and the
+# assessment's list is to be amended (docs/moves.md).
+ARTICLE_30_45_ITEMS: dict[str, tuple[str, ...]] = {
+    "第30条の45に規定する区分": ("foreign_resident_category",),
+    "在留カード等の番号": ("residence_card_number_encrypted",),
+}
+# Keys derived from the items above, kept to find a record without decrypting or scanning.
+DERIVED_COLUMNS = ("id", "my_number_index", "name_search", "kana_search", "address_search")
 
 
 class ResidentHistory(Base):
@@ -216,6 +271,15 @@ class CardRecord(Base):
     sign_cert_expires_on: Mapped[dt.date | None] = mapped_column(Date)
     status: Mapped[CardStatus] = mapped_column(_enum(CardStatus))
     updated_at: Mapped[tzdatetime]
+    # 継続利用 after a move between municipalities: the destination takes the record over at the 転入
+    # (``transferred_from``); the card is presented with its PIN within 90 days (``continuation_due``,
+    # ``continued_on``), else it is marked for renewal (``renewal_required_on``). The origin keeps its own
+    # record, marked with the municipality that now keeps the card (``transferred_to``), and no longer acts on it.
+    transferred_from: Mapped[str | None] = mapped_column(String(6))
+    continuation_due: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    continued_on: Mapped[dt.date | None] = mapped_column(Date)
+    renewal_required_on: Mapped[dt.date | None] = mapped_column(Date)
+    transferred_to: Mapped[str | None] = mapped_column(String(6))
 
 
 class Role(enum.Enum):

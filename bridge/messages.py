@@ -63,6 +63,9 @@ PORTAL_STATUSES = ("received", "in_review", "returned", "approved", "rejected", 
 # 異動事由 (backoffice.models.IdoReason; a test keeps the two equal).
 CHANGE_REASONS = ("出生", "転入", "転居", "転出", "死亡", "世帯変更", "世帯主変更", "職権修正", "帰化", "国籍取得",
                   "職権消除", "国外転入", "転出取消")
+# 住民基本台帳法第30条の45の区分: who a foreign resident is.
+FOREIGN_RESIDENT_CATEGORIES = ("中長期在留者", "特別永住者", "一時庇護許可者", "仮滞在許可者", "出生による経過滞在者",
+                               "国籍喪失による経過滞在者")
 # What J-LIS revokes a signature certificate for (bridge.peers.jlis.simulator.RevocationReason).
 REVOCATION_REASONS = ("keyCompromise", "affiliationChanged", "certificateHold", "superseded")
 
@@ -105,14 +108,41 @@ ITEMS: dict[str, dict[str, Any]] = {
     # 転出証明書情報 beyond the four items (施行令第24条): the 個別記載事項 (the date each status was acquired) ...
     "nhi_since": _nullable(DATE), "late_elderly_since": _nullable(DATE), "ltc_since": _nullable(DATE),
     "pension_since": _nullable(DATE), "child_allowance_since": _nullable(DATE),
-    # ... and for a foreign resident the items of 第30条の45 the ledger holds.
+    # ... and for a foreign resident the items of 第30条の45 (and the 別添1 items beside them) the ledger holds.
     "nationality": _text(50, nullable=True, min_length=0), "residence_status": _text(50, nullable=True, min_length=0),
     "residence_expiry": _nullable(DATE), "tsusho": _text(100, nullable=True, min_length=0),
     "alphabet_name": _text(200, nullable=True, min_length=0),
+    "foreign_resident_category": {"enum": [*FOREIGN_RESIDENT_CATEGORIES, None]},
+    "residence_card_number": _nullable({"type": "string", "pattern": r"^[A-Z]{2}[0-9]{8}[A-Z]{2}$"}),
+    "became_foreign_resident_on": _nullable(DATE),
+    "became_foreign_resident_reason": _text(20, nullable=True, min_length=0),
+    "became_foreign_resident_notified_on": _nullable(DATE),
+    "residence_period_years": _nullable({"type": "integer", "minimum": 0, "maximum": 99}),
+    "residence_period_months": _nullable({"type": "integer", "minimum": 0, "maximum": 11}),
+    "residence_period_days": _nullable({"type": "integer", "minimum": 0, "maximum": 366}),
+    "special_permanent_certificate_issued_on": _nullable(DATE),
+    "alphabet_name_kana": _text(200, nullable=True, min_length=0),
+    "kanji_name": _text(100, nullable=True, min_length=0),
+    "kanji_name_kana": _text(200, nullable=True, min_length=0),
+    # The card the person keeps using (継続利用): the destination takes its record over at the 転入.
+    "card_number": _nullable({"type": "string", "pattern": r"^[0-9]{12}$"}),
+    "card_auth_serial": _nullable({"type": "string", "pattern": r"^[0-9]{1,64}$"}),
+    "card_issued_on": _nullable(DATE),
+    "card_expires_on": _nullable(DATE),
 }
+# A foreign resident's items (第30条の45 and 別添1) the 転出証明書情報 carries and the 転入 records.
+FOREIGN_RESIDENT_ITEMS = [
+    "foreign_resident_category", "residence_card_number", "became_foreign_resident_on",
+    "became_foreign_resident_reason", "became_foreign_resident_notified_on", "nationality", "residence_status",
+    "residence_period_years", "residence_period_months", "residence_period_days", "residence_expiry",
+    "special_permanent_certificate_issued_on", "tsusho", "alphabet_name", "alphabet_name_kana", "kanji_name",
+    "kanji_name_kana",
+]
 # What the 転出証明書情報 carries besides the basic items: the 個別記載事項 and the foreign-resident items.
 CERTIFICATE_EXTRA = ["nhi_since", "late_elderly_since", "ltc_since", "pension_since", "child_allowance_since",
-                     "nationality", "residence_status", "residence_expiry", "tsusho", "alphabet_name"]
+                     *FOREIGN_RESIDENT_ITEMS]
+# The card kept in use (継続利用), beside the signature certificate serial (card_serial) the destination revokes.
+CARD_ITEMS = ["card_number", "card_auth_serial", "card_issued_on", "card_expires_on"]
 
 
 def _object(properties: Mapping[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -160,7 +190,7 @@ DISCLOSURE_ANSWER = _object({
     "accesses": {"type": "array", "maxItems": ANSWER_MAX_ACCESSES, "items": _ACCESS}})
 _PERSON = ["juminhyo_code", "my_number", "name", "name_kana", "birth_date", "sex", "address", "householder_name",
            "relationship", "honseki", "hittosha", "move_date", "previous_address", "new_address"]
-_BETWEEN_MUNICIPALITIES = [*_PERSON, "move_id", "card_serial", *CERTIFICATE_EXTRA]
+_BETWEEN_MUNICIPALITIES = [*_PERSON, "move_id", "card_serial", *CARD_ITEMS, *CERTIFICATE_EXTRA]
 _DEPARTMENT = ["name", "name_kana", "birth_date", "sex", "address", "my_number", "household_number",
                "householder_name", "relationship", "change_reason", "change_date", "previous_address", "new_address"]
 _DEPARTMENT_REQUIRED = ["name", "name_kana", "birth_date", "sex", "address", "change_reason", "change_date"]

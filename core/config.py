@@ -70,7 +70,9 @@ class Config:
     COUNTER_ORIGIN = ""
     COUNTER_VISIT_MINUTES = 30
     SIGNED_APPLICATION_MAX_AGE_MINUTES = 1440
-    # The (simulated outside production) J-LIS and the card trust: empty means under JLIS_DIRECTORY.
+    # The card authority (core/jpki/cardauthority.py AUTHORITIES; the simulator is refused in production),
+    # the (simulated outside production) J-LIS and the card trust: empty means under JLIS_DIRECTORY.
+    CARD_AUTHORITY = "simulator"
     JLIS_DIRECTORY = ""
     JPKI_AUTH_ANCHORS = ""
     JPKI_SIGN_ANCHORS = ""
@@ -276,6 +278,7 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg["INSTANCE_PATH"] = str(INSTANCE)
     cfg["MUNICIPALITY_CODE"] = os.environ.get("MUNICIPALITY_CODE") or base["MUNICIPALITY_CODE"]
     cfg["REDIS_URL"] = os.environ.get("REDIS_URL") or base["REDIS_URL"]
+    cfg["CARD_AUTHORITY"] = os.environ.get("CARD_AUTHORITY") or base["CARD_AUTHORITY"]
     cfg["REDIS_SENTINELS"] = os.environ.get("REDIS_SENTINELS") or base["REDIS_SENTINELS"]
     cfg["REDIS_SENTINEL_SERVICE"] = os.environ.get("REDIS_SENTINEL_SERVICE") or base["REDIS_SENTINEL_SERVICE"]
     # The app's own Redis keys (nonces, rate limits, job counts) lie under this prefix, which its ACL user owns.

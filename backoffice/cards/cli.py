@@ -85,3 +85,10 @@ def cards_resume(card_number: str) -> None:
     """A lost card found again: release the holds and republish the CRLs."""
     card = _committed(lambda: card_service.resume_card(db.session, card_number=card_number, by=CLI_ACTOR))
     click.echo(f"Resumed card {card.card_number}: it is active again.")
+
+
+@cards_cli.command("mark-renewals")
+def cards_mark_renewals() -> None:
+    """Mark for renewal every card taken over at a 転入 and not presented within the 90 days (継続利用)."""
+    lapsed = _committed(lambda: card_service.mark_lapsed_continuations(db.session, by=CLI_ACTOR))
+    click.echo(f"Marked {len(lapsed)} card(s) for renewal: {', '.join(c.card_number for c in lapsed) or '-'}.")

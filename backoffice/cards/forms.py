@@ -5,7 +5,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
-from bridge.peers.jlis.simulator import RevocationReason
+from core.jpki.cardauthority import RevocationReason
 
 
 class IssueForm(FlaskForm):

@@ -17,8 +17,8 @@ from backoffice.models import CardRecord, Resident, Role
 from backoffice.security import access
 from backoffice.services import audit
 from backoffice.services import cards as card_service
-from bridge.peers.jlis.simulator import RevocationReason
 from core.i18n import format_date
+from core.jpki.cardauthority import RevocationReason
 
 # The service's refusals in the page's language; its English message is the fallback for anything new.
 REFUSALS = {

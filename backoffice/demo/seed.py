@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from backoffice.models import Household, IdoReason, RecordStatus, Resident, Sex
+from backoffice.services.records import RESIDENCE_CARD_CONTEXT
 from core.addressmaster import DATA_DIR, Machiaza, load_machiaza, load_municipalities, municipality_by_code
 from core.checkdigits import make_juminhyo_code, make_my_number
 from core.clock import age_on, today_jst
@@ -49,6 +50,13 @@ WS = "\u3000"  # full-width space between family and given name, as on certifica
 
 # Statuses whose holders have no 在留期間 (and so no expiry date on the record).
 NO_EXPIRY = frozenset({"永住者", "特別永住者"})
+# The columns ``_foreign_items`` fills (the 在留カード等の番号 is encrypted on its way to the row).
+FOREIGN_COLUMNS = (
+    "foreign_resident_category", "residence_card_number_encrypted", "became_foreign_resident_on",
+    "became_foreign_resident_reason", "became_foreign_resident_notified_on", "residence_period_years",
+    "residence_period_months", "residence_period_days", "special_permanent_certificate_issued_on",
+    "alphabet_name_kana", "kanji_name", "kanji_name_kana", "electoral_roll",
+)
 # Statuses tied to employment: health insurance and pension through the employer.
 EMPLOYED_STATUSES = frozenset({"技能実習", "特定技能", "技術・人文知識・国際業務", "家族滞在"})
 # Wives of these nationalities usually keep their own family name; the children take the father's.
@@ -812,6 +820,36 @@ class _RowBuilder:
                 since = max(since, CHILD_ALLOWANCE_REFORM)
             recipient.allowance = min(since, self.as_of)
 
+    def _foreign_items(self, p: _Person, code: str, became_notified: dt.date | None, expiry: dt.date | None,
+                       age: int) -> dict[str, Any]:
+        """The 第30条の45 items of a foreign resident and the 選挙人名簿資格 of a Japanese one.
+
+        Drawn from a generator of their own, seeded with the 住民票コード, so the main draw (and every
+        other row of a seed) stays what it was before these items existed.
+        """
+        none: dict[str, Any] = dict.fromkeys(FOREIGN_COLUMNS)
+        if p.foreign is None:
+            # 公職選挙法第9条, 第21条: 18 or over and three months a resident (the register records the 資格).
+            return {**none, "electoral_roll": age >= 18 and p.became <= self.as_of - dt.timedelta(days=92)}
+        own = random.Random(f"foreign:{code}")  # noqa: S311 - invented data, not a secret
+        special = p.status == "特別永住者"
+        letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        card = (f"{own.choice(letters)}{own.choice(letters)}{own.randrange(10 ** 8):08d}"
+                f"{own.choice(letters)}{own.choice(letters)}")
+        years = own.choice((1, 3, 5)) if expiry is not None else None
+        return {
+            **none,
+            "foreign_resident_category": "特別永住者" if special else "中長期在留者",
+            "residence_card_number_encrypted": self.cipher.encrypt(card, context=RESIDENCE_CARD_CONTEXT),
+            "became_foreign_resident_on": p.became,
+            "became_foreign_resident_reason": p.became_reason.value,
+            "became_foreign_resident_notified_on": became_notified,
+            "residence_period_years": years,
+            "special_permanent_certificate_issued_on": (
+                min(p.became + dt.timedelta(days=own.randint(0, 3650)), self.as_of) if special else None),
+            "alphabet_name_kana": p.kana,
+        }
+
     def _resident(self, p: _Person, home: _Home, household_id: int, index: int, nhi_start: dt.date | None,
                   address_search: str) -> dict[str, Any]:
         rng = self.rng
@@ -873,6 +911,7 @@ class _RowBuilder:
         if f is not None and p.status not in NO_EXPIRY:
             expiry = self.as_of + dt.timedelta(days=rng.randint(20, 3 * 365))
         name, kana = p.name, p.kana
+        foreign_items = self._foreign_items(p, code, became_notified, expiry, age)
         return {
             "atena_number": f"{self.tag}{index:09d}",
             "household_id": household_id,
@@ -903,12 +942,14 @@ class _RowBuilder:
             "confirmed_moveout_address": confirmed,
             "removed_on": removed_on,
             "removal_reason": removal_reason,
+            "removal_notified_on": last_notified if removed_on is not None else None,
             "status": status,
             "nationality": f.nationality if f else None,
             "residence_status": p.status,
             "residence_expiry": expiry,
             "tsusho": p.tsusho,
             "alphabet_name": f"{f.family} {f.given}" if f else None,
+            **foreign_items,
             "nhi_since": nhi,
             "late_elderly_since": late,
             "ltc_since": ltc,

@@ -1,7 +1,8 @@
 """My Number Card issuance at the counter: card records, certificates from J-LIS, revocation, the virtual card file.
 
-J-LIS is reached only through a ``CardAuthority``; the simulated one (JPKI-SIM, development and test)
-is the only implementation today, and a real J-LIS connection would be another. Every function here
+J-LIS is reached only through a ``core.jpki.cardauthority.CardAuthority``, the one ``CARD_AUTHORITY`` names;
+the simulated one (JPKI-SIM, development and test) is the only implementation today, and a real J-LIS
+connection would be another. Every function here
 flushes and never commits, writes one operation-log row, and refuses bad input with a ``CardError``
 naming the field before any key is generated or any certificate is touched.
 
@@ -13,12 +14,11 @@ real J-LIS, whose records the city cannot roll back either.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
 
 from flask import current_app, has_request_context
 from flask_login import current_user
@@ -27,23 +27,23 @@ from sqlalchemy.orm import Session
 
 from backoffice.models import CardRecord, CardStatus, RecordStatus, Resident
 from backoffice.services import audit
-from bridge.peers.jlis.service import open_simulator, publish
-from bridge.peers.jlis.simulator import (
-    JST,
-    SIGNATURE_MINIMUM_AGE,
-    Holder,
-    IssuanceRefused,
-    IssuedCard,
-    JlisSimulator,
-    RevocationReason,
-    validity_end_date,
-)
-from bridge.peers.jlis.virtualcard import DEFAULT_ITERATIONS, write_card_file
 from core import clock
 from core.addressmaster import machiaza_by_code, municipality_by_code
 from core.checkdigits import is_valid_my_number
-from core.clock import age_on
+from core.clock import JST, age_on
 from core.config import ConfigError
+from core.jpki import cardauthority
+from core.jpki.cardauthority import (
+    DEFAULT_CARD_FILE_ITERATIONS as DEFAULT_ITERATIONS,
+)
+from core.jpki.cardauthority import (
+    SIGNATURE_MINIMUM_AGE,
+    CardAuthority,
+    Holder,
+    IssuanceRefused,
+    RevocationReason,
+    validity_end_date,
+)
 from core.refusal import Refused
 
 # マイナンバーカードの有効期限: the 10th birthday after issue from 18, the 5th below 18.
@@ -56,6 +56,8 @@ BASIC_ITEM_COLUMNS = ("name", "birth_date", "sex", "machiaza_code", "banchi", "k
 REASONS = tuple(reason.value for reason in RevocationReason)
 # Statuses of a card that still has live certificates (a suspended card is only on hold).
 LIVE_STATUSES = (CardStatus.ACTIVE, CardStatus.SUSPENDED)
+# 継続利用: a card taken over at a 転入 is presented at the counter within this many days of the move.
+CONTINUATION_DAYS = 90
 
 # fullmatch with explicit ASCII classes: str.isdigit() and \d would accept full-width and other digits.
 _PIN = re.compile(r"[0-9]{4}")
@@ -67,96 +69,9 @@ class CardError(Refused, ValueError):
     """A card command or form was given something it cannot accept; ``field`` names the input, ``code`` the rule."""
 
 
-class CardAuthority(Protocol):
-    """The certificate authority for card certificates (J-LIS): issue, revoke, hold, and publish CRLs.
-
-    Serials are the certificates' X.509 serial numbers; a serial the authority never issued raises LookupError.
-    """
-
-    def issue(
-        self, holder: Holder, *, card_expires_on: dt.date, with_signature: bool, replaces_serial: int | None = None
-    ) -> IssuedCard:
-        """Generate the card's key pairs and certify them; ``replaces_serial`` names the renewed card's auth serial."""
-        ...
-
-    def revoke(self, serial: int, reason: RevocationReason) -> bool:
-        """Revoke a certificate; return False when it was already revoked (a hold may still become permanent)."""
-        ...
-
-    def release_hold(self, serial: int) -> bool:
-        """Lift a certificateHold; return False when the certificate was not on hold."""
-        ...
-
-    def revocation(self, serial: int) -> RevocationReason | None:
-        """Return why the certificate is revoked, or None while it is valid."""
-        ...
-
-    def publish(self) -> None:
-        """Publish fresh CRLs (and the trust anchors) where the portal and the back office read them."""
-        ...
-
-    def sign_serials_of_card(self, auth_serial: int) -> tuple[int, ...]:
-        """The 証明書紐付け情報: the signature certificate serials of the card with auth certificate ``auth_serial``."""
-        ...
-
-
-class SimulatedCardAuthority:
-    """CardAuthority over the simulated J-LIS (JPKI-SIM); refused outside development and test."""
-
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self._config = config
-        self._simulator: JlisSimulator = open_simulator(config)
-
-    def issue(
-        self, holder: Holder, *, card_expires_on: dt.date, with_signature: bool, replaces_serial: int | None = None
-    ) -> IssuedCard:
-        """Issue through the simulator, linking the new card to the one it renews (新旧紐付け) when known."""
-        replaces = None
-        if replaces_serial is not None:
-            try:
-                replaces = self._simulator.linkage(replaces_serial).card_id
-            except LookupError:
-                # A card this authority never issued (another simulator directory): issue without the link.
-                replaces = None
-        return self._simulator.issue_card(
-            holder, card_expires_on=card_expires_on, with_signature=with_signature, replaces=replaces
-        )
-
-    def revoke(self, serial: int, reason: RevocationReason) -> bool:
-        """Revoke in the simulator; a hold can be made permanent, anything else is final."""
-        before = self._simulator.certificate_record(serial).revocation_reason
-        after = self._simulator.revoke(serial, reason).revocation_reason
-        return after != before
-
-    def release_hold(self, serial: int) -> bool:
-        """Lift a hold in the simulator."""
-        if self._simulator.certificate_record(serial).revocation_reason is not RevocationReason.CERTIFICATE_HOLD:
-            return False
-        self._simulator.release_hold(serial)
-        return True
-
-    def revocation(self, serial: int) -> RevocationReason | None:
-        """Return the simulator's revocation reason for ``serial``."""
-        return self._simulator.certificate_record(serial).revocation_reason
-
-    def publish(self) -> None:
-        """Write the anchors and a fresh CRL of every CA (service.publish)."""
-        publish(self._config, self._simulator)
-
-    def sign_serials_of_card(self, auth_serial: int) -> tuple[int, ...]:
-        """The card's signature certificate serials from the simulator's 紐付け情報 (the current one last)."""
-        linkage = self._simulator.linkage(auth_serial)
-        current = () if linkage.sign_serial is None else (linkage.sign_serial,)
-        return (*linkage.previous_sign_serials, *current)
-
-
 def card_authority(config: Mapping[str, Any] | None = None) -> CardAuthority:
-    """The CardAuthority chosen by ``CARD_AUTHORITY`` (default ``simulator``, the only one built so far)."""
-    cfg = current_app.config if config is None else config
-    kind = cfg.get("CARD_AUTHORITY", "simulator")
-    if kind == "simulator":
-        return SimulatedCardAuthority(cfg)
-    raise ConfigError(f"CARD_AUTHORITY {kind!r} is not available; the only one built is 'simulator'")
+    """The CardAuthority the configuration names (``CARD_AUTHORITY``; core/jpki/cardauthority.py)."""
+    return cardauthority.card_authority(current_app.config if config is None else config)
 
 
 # -- the holder and the card's dates ------------------------------------------------------------------
@@ -351,7 +266,7 @@ def issue_card(
     with _known_to_authority("resident_code"):
         for old in previous:
             for serial in _card_serials(old):
-                authority.revocation(serial)
+                authority.status(serial)
     newest = previous[-1] if previous else None
     try:
         issued = authority.issue(
@@ -360,9 +275,7 @@ def issue_card(
         )
     except IssuanceRefused as exc:
         raise CardError("resident_code", f"J-LIS refused the certificates: {exc}", code="issuance_refused") from exc
-    buffer = io.StringIO()
-    write_card_file(issued, pin, sign_password, buffer, iterations=rounds)
-    card_file = buffer.getvalue().encode("utf-8")
+    card_file = authority.write_card(issued, pin, sign_password, iterations=rounds)
 
     # Only once the new card exists are the old ones withdrawn, so a failed issue never leaves the holder without one.
     now = clock.utcnow()
@@ -431,11 +344,12 @@ def revoke_certificate(session: Session, *, serial: str, reason: str, by: str) -
     """
     why = _reason(reason)
     card = _card_of_serial(session, serial)
+    _refuse_moved(card)
     number = int(serial.strip())
     authority = card_authority()
     with _known_to_authority("serial"):
         if not authority.revoke(number, why):
-            current = authority.revocation(number)
+            current = authority.status(number)
             raise CardError("serial", f"the certificate is already revoked ({current.value if current else '-'})",
                             code="already_revoked")
     before = card.status
@@ -458,12 +372,13 @@ def revoke_certificate(session: Session, *, serial: str, reason: str, by: str) -
 def suspend_card(session: Session, *, card_number: str, by: str) -> CardRecord:
     """A lost card: put both certificates on hold (certificateHold), mark the card suspended, republish."""
     card = get_card(session, card_number=card_number)
+    _refuse_moved(card)
     if card.status is not CardStatus.ACTIVE:
         raise CardError("card_number", f"only an active card can be suspended; this one is {card.status.value}",
                         code="not_active")
     authority = card_authority()
     with _known_to_authority("card_number"):
-        held = [str(s) for s in _card_serials(card) if authority.revoke(s, RevocationReason.CERTIFICATE_HOLD)]
+        held = [str(s) for s in _card_serials(card) if authority.suspend(s)]
     card.status = CardStatus.SUSPENDED
     card.updated_at = clock.utcnow()
     session.flush()
@@ -476,6 +391,7 @@ def suspend_card(session: Session, *, card_number: str, by: str) -> CardRecord:
 def resume_card(session: Session, *, card_number: str, by: str) -> CardRecord:
     """A lost card found again: release the holds, mark the card active, republish."""
     card = get_card(session, card_number=card_number)
+    _refuse_moved(card)
     if card.status is not CardStatus.SUSPENDED:
         raise CardError("card_number", f"only a suspended card can be resumed; this one is {card.status.value}",
                         code="not_suspended")
@@ -503,7 +419,7 @@ def certificate_states(card: CardRecord) -> dict[str, RevocationReason | None]:
     states: dict[str, RevocationReason | None] = {}
     for serial in _card_serials(card):
         try:
-            states[str(serial)] = authority.revocation(serial)
+            states[str(serial)] = authority.status(serial)
         except LookupError:
             continue  # shown as unknown: the page must still open when the ledger and J-LIS disagree
     return states
@@ -577,3 +493,134 @@ def revoke_signature_after_move(session: Session, *, serial: str, resident: Resi
         "changed_items": ["address"], "event": "move_in",
     })
     return True
+
+
+# -- the card kept in use after a move (継続利用) ----------------------------------------------------------
+
+
+def take_over_card(session: Session, *, resident: Resident, items: Mapping[str, Any], origin: str,
+                   moved_on: dt.date, presented_serials: set[str], by: str) -> CardRecord | None:
+    """At the 転入: the card the person keeps using (継続利用) moves to this city's ledger.
+
+    ``items`` is the 転出証明書情報 (its card number, authentication certificate serial and dates); ``origin`` the
+    municipality code that kept the card until now. The card is continued at once when its authentication
+    certificate signed in at the counter for this 転入 (``presented_serials``: checked with its PIN); otherwise
+    it must be presented within ``CONTINUATION_DAYS`` of the move, else it is marked for renewal
+    (``mark_lapsed_continuations``). The signature certificate is revoked by the 転入 as before; the
+    authentication certificate stays valid. Returns None when the 転出証明書情報 names no card.
+    """
+    number, auth = items.get("card_number"), items.get("card_auth_serial")
+    if not number or not auth or not items.get("card_issued_on") or not items.get("card_expires_on"):
+        return None
+    today, now = clock.today_jst(), clock.utcnow()
+    continued = str(auth) in presented_serials
+    refusal = _take_over_refusal(session, items, origin)
+    if refusal is not None:
+        # Not this city's to hand to the mover: the 転入 stands, the card is not continued, and the log says why.
+        audit.record("card.take_over", outcome="denied", target_type="resident", target_id=resident.id,
+                     **_actor(by), detail={"from": origin, "reason": refusal})
+        return None
+    card = session.execute(select(CardRecord).where(CardRecord.card_number == number)).scalar_one_or_none()
+    if card is None:
+        # A card another city issued; a card this city issued before the person left comes back to its record.
+        card = CardRecord(card_number=number, auth_cert_serial=str(auth), sign_cert_serial=items.get("card_serial"),
+                          issued_on=dt.date.fromisoformat(str(items["card_issued_on"])),
+                          expires_on=dt.date.fromisoformat(str(items["card_expires_on"])), status=CardStatus.ACTIVE,
+                          resident_id=resident.id, updated_at=now)
+        session.add(card)
+    card.resident_id, card.transferred_from, card.transferred_to = resident.id, origin, None
+    card.continuation_due = moved_on + dt.timedelta(days=CONTINUATION_DAYS)
+    card.continued_on = today if continued else None
+    card.renewal_required_on, card.updated_at = None, now
+    session.flush()
+    audit.record("card.take_over", target_type="card", target_id=card.id, **_actor(by), detail={
+        "resident_id": resident.id, "card_number": card.card_number, "from": origin, "continued": continued,
+        "continuation_due": card.continuation_due.isoformat(),
+    })
+    return card
+
+
+def _take_over_refusal(session: Session, items: Mapping[str, Any], origin: str) -> str | None:
+    """Why the card the 転出証明書情報 names may not be recorded for the mover, or None.
+
+    A card this city already keeps is handed over only when it left with its holder to ``origin`` (the
+    same card coming back); any other card number or serial this city knows belongs to someone here.
+    A new card must be one J-LIS links: the signature certificate reported is its own (証明書紐付け).
+    """
+    number, auth, sign = str(items["card_number"]), str(items["card_auth_serial"]), items.get("card_serial")
+    known = list(session.execute(select(CardRecord).where(
+        (CardRecord.card_number == number) | (CardRecord.auth_cert_serial == auth)
+        | ((CardRecord.sign_cert_serial == str(sign)) if sign else CardRecord.id.is_(None)))).scalars())
+    if known:
+        back = len(known) == 1 and known[0].card_number == number and known[0].auth_cert_serial == auth \
+            and known[0].transferred_to == origin
+        return None if back else "card_of_this_city"
+    if sign:
+        try:
+            linked = card_authority().sign_serials_of_card(int(auth))
+        except LookupError:
+            return "card_unknown"
+        if int(str(sign)) not in linked:
+            return "card_not_linked"
+    return None
+
+
+def continue_card(session: Session, *, card_number: str, presented_serial: str, by: str) -> CardRecord:
+    """継続利用 of a card taken over at a 転入, presented at the counter with its PIN within the 90 days.
+
+    ``presented_serial`` is the authentication certificate that signed in at the counter. Past the 90 days
+    the card is marked for renewal and refused with that reason.
+    """
+    card = get_card(session, card_number=card_number)
+    if card.continuation_due is None or card.continued_on is not None:
+        raise CardError("card_number", "no continued use is pending for this card", code="no_continuation")
+    if str(presented_serial) != card.auth_cert_serial:
+        raise CardError("card_number", "the card that signed in is not this card", code="not_this_card")
+    today = clock.today_jst()
+    if today > card.continuation_due:
+        _mark_renewal(card, today, by)
+        session.flush()
+        raise CardError("card_number", f"the 90 days for continued use ended on {card.continuation_due.isoformat()}: "
+                                       "the card must be renewed", code="renewal_required")
+    card.continued_on, card.updated_at = today, clock.utcnow()
+    session.flush()
+    audit.record("card.continue", target_type="card", target_id=card.id, **_actor(by),
+                 detail={"card_number": card.card_number})
+    return card
+
+
+def _mark_renewal(card: CardRecord, today: dt.date, by: str) -> None:
+    card.renewal_required_on, card.updated_at = today, clock.utcnow()
+    audit.record("card.renewal_required", target_type="card", target_id=card.id, **_actor(by), detail={
+        "card_number": card.card_number, "continuation_due": (card.continuation_due or today).isoformat()})
+
+
+def mark_lapsed_continuations(session: Session, *, by: str) -> list[CardRecord]:
+    """Mark for renewal every card taken over at a 転入 and not presented within the 90 days."""
+    today = clock.today_jst()
+    lapsed = list(session.execute(select(CardRecord).where(
+        CardRecord.continuation_due < today, CardRecord.continued_on.is_(None),
+        CardRecord.renewal_required_on.is_(None), CardRecord.transferred_to.is_(None),
+    ).order_by(CardRecord.id)).scalars())
+    for card in lapsed:
+        _mark_renewal(card, today, by)
+    session.flush()
+    return lapsed
+
+
+def hand_over_card(session: Session, *, card_number: str, resident: Resident, to: str, by: str) -> CardRecord | None:
+    """At the origin, on the 転入通知: the destination keeps the card now; this city no longer acts on it."""
+    card = session.execute(select(CardRecord).where(CardRecord.card_number == card_number)).scalar_one_or_none()
+    if card is None or card.resident_id != resident.id or card.transferred_to == to:
+        return None
+    card.transferred_to, card.updated_at = to, clock.utcnow()
+    session.flush()
+    audit.record("card.hand_over", target_type="card", target_id=card.id, **_actor(by),
+                 detail={"card_number": card.card_number, "to": to})
+    return card
+
+
+def _refuse_moved(card: CardRecord) -> None:
+    if card.transferred_to:
+        raise CardError("card_number", f"the card moved with its holder to municipality {card.transferred_to}, "
+                                       "which now suspends or revokes it", code="card_moved")

@@ -46,7 +46,7 @@ ISSUED = messages.CERTIFICATE_ISSUED
 REVOKED = messages.CERTIFICATE_REVOKED
 TITLES = {"juminhyo": "住民票の写し", "kisai_jiko": "住民票記載事項証明書"}
 # The optional items a resident may ask for (portal/schemas.py CERTIFICATE.items), in print order.
-OPTIONAL_ITEMS = ("householder", "honseki", "juminhyoCode", "myNumber")
+OPTIONAL_ITEMS = ("householder", "honseki", "foreignResident", "juminhyoCode", "myNumber")
 # Findings of intake that leave the applicant's identity in doubt: no certificate until a clerk sorts it out.
 IDENTITY_FINDINGS = ("signature_refused", "applicant_not_found", "four_items_mismatch")
 TRACKING = re.compile(r"^[A-Za-z0-9-]{1,30}$")
@@ -175,6 +175,29 @@ def _my_number(resident: Resident) -> str:
     return records.my_number(resident) or ""
 
 
+def _period(resident: Resident) -> str:
+    parts = [(resident.residence_period_years, "年"), (resident.residence_period_months, "月"),
+             (resident.residence_period_days, "日")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n)
+
+
+def foreign_resident_rows(resident: Resident) -> list[list[str]]:
+    """The items of 第30条の45 printed only when asked (住民票の写し: 第12条第5項の特別の請求)."""
+    rows = [["第30条の45に規定する区分", resident.foreign_resident_category or ""]]
+    if resident.residence_status:
+        rows.append(["在留資格", resident.residence_status])
+    if _period(resident):
+        rows.append(["在留期間等", _period(resident)])
+    if resident.residence_expiry is not None:
+        rows.append(["在留期間等の満了の日", wareki(resident.residence_expiry)])
+    if resident.special_permanent_certificate_issued_on is not None:
+        rows.append(["特別永住者証明書交付年月日", wareki(resident.special_permanent_certificate_issued_on)])
+    number = records.residence_card_number(resident)
+    if number:
+        rows.append(["在留カード等の番号", number])
+    return rows
+
+
 def person_rows(resident: Resident, kind: str, items: tuple[str, ...], *, show_my_number: bool) -> list[list[str]]:
     """The label/value rows printed for one person: the basic items, then only the optional items asked for."""
     rows = [["氏名", resident.name], ["フリガナ", resident.name_kana], ["生年月日", wareki(resident.birth_date)],
@@ -187,16 +210,26 @@ def person_rows(resident: Resident, kind: str, items: tuple[str, ...], *, show_m
             rows.append(["転出確定地", resident.confirmed_moveout_address])
         elif resident.planned_moveout_address:
             rows.append(["転出予定地", resident.planned_moveout_address])
+    if resident.nationality:
+        # A foreign resident's record always shows the 国籍・地域 and the 通称 (第30条の45, 第30条の26 施行令).
+        rows.append(["国籍・地域", resident.nationality])
+        if resident.tsusho:
+            rows.append(["通称", resident.tsusho])
     if kind == "juminhyo":
         became = f"{wareki(resident.became_resident_on)}　{resident.became_resident_reason.value}"
         address_set = f"{wareki(resident.address_set_on)}　{resident.address_set_reason.value}"
         rows += [["住民となった年月日", became], ["住所を定めた年月日", address_set]]
+        if resident.became_foreign_resident_on is not None:
+            rows.append(["外国人住民となった年月日", f"{wareki(resident.became_foreign_resident_on)}　"
+                                                  f"{resident.became_foreign_resident_reason or ''}".rstrip()])
         if resident.previous_address:
             rows.append(["前住所", resident.previous_address])
     if "householder" in items:
         rows += [["世帯主", resident.household.householder_name], ["続柄", resident.relationship_to_head]]
     if "honseki" in items:
         rows += [["本籍", resident.honseki or ""], ["筆頭者", resident.hittosha or ""]]
+    if "foreignResident" in items and resident.foreign_resident_category:
+        rows += foreign_resident_rows(resident)
     if "juminhyoCode" in items:
         rows.append(["住民票コード", resident.juminhyo_code])
     if "myNumber" in items:

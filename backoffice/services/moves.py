@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from backoffice.models import (
     Case,
     CaseStatus,
+    CounterVisit,
     Household,
     IdoReason,
     MoveoutCertificate,
@@ -40,6 +41,7 @@ from backoffice.models import (
     Resident,
     Sex,
     Staff,
+    VisitResult,
 )
 from backoffice.services import audit, cards, filing, households, provision, records
 from backoffice.services.cases import CaseError, add_event, complete, signed_application
@@ -134,6 +136,14 @@ def _my_number(resident: Resident) -> str | None:
 
 def _item_value(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _card_items(card: Any) -> dict[str, Any]:
+    """The live card's number, authentication certificate serial and dates (all None without a card)."""
+    if card is None:
+        return dict.fromkeys(messages.CARD_ITEMS)
+    return {"card_number": card.card_number, "card_auth_serial": card.auth_cert_serial,
+            "card_issued_on": card.issued_on.isoformat(), "card_expires_on": card.expires_on.isoformat()}
 
 
 def full_address(resident: Resident) -> str:
@@ -270,9 +280,13 @@ def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
             "hittosha": resident.hittosha, "move_date": move_date.isoformat(),
             "previous_address": resident.previous_address, "new_address": new_address, "move_id": case.move_id,
             "card_serial": card.sign_cert_serial if card is not None else None,
+            # The card, so the destination takes its record over when the person keeps using it (継続利用).
+            **_card_items(card),
             # 施行令第24条: the 国民健康保険・後期高齢者医療・介護保険・国民年金・児童手当 items and, for a
             # foreign resident, the 第30条の45 items, so the destination records them at the 転入.
-            **{item: _item_value(getattr(resident, item)) for item in messages.CERTIFICATE_EXTRA},
+            **{item: _item_value(getattr(resident, item)) for item in messages.CERTIFICATE_EXTRA
+               if item != "residence_card_number"},
+            "residence_card_number": records.residence_card_number(resident),
         }
         if party is not None:
             provision.send(session, recipient_id=MUNICIPALITY, party=party, message_type=MOVEOUT_CERTIFICATE,
@@ -441,11 +455,26 @@ def _already_resident(session: Session, items: Mapping[str, Any]) -> str | None:
 
 
 def _extra_items(items: Mapping[str, Any]) -> dict[str, Any]:
-    """The 個別記載事項 and foreign-resident items the 転出証明書情報 carried, as the new record holds them."""
+    """The 個別記載事項 and foreign-resident items the 転出証明書情報 carried, as the new record holds them.
+
+    The 在留カード等の番号 is among them as ``residence_card_number``, which ``records.create_record`` encrypts.
+    """
     dates = {"nhi_since", "late_elderly_since", "ltc_since", "pension_since", "child_allowance_since",
-             "residence_expiry"}
-    return {item: (dt.date.fromisoformat(value) if item in dates and value else value or None)
-            for item in messages.CERTIFICATE_EXTRA if (value := items.get(item)) is not None}
+             "residence_expiry", "became_foreign_resident_on", "became_foreign_resident_notified_on",
+             "special_permanent_certificate_issued_on"}
+    extra: dict[str, Any] = {}
+    for item in messages.CERTIFICATE_EXTRA:
+        value = items.get(item)
+        if value is None or value == "":
+            continue
+        extra[item] = dt.date.fromisoformat(value) if item in dates else value
+    return extra
+
+
+def _presented_serials(session: Session, case: Case) -> set[str]:
+    """The authentication certificates that signed in, with their PIN, at the counter for this case."""
+    return {serial for serial in session.execute(select(CounterVisit.cert_serial).where(
+        CounterVisit.case_id == case.id, CounterVisit.result == VisitResult.VERIFIED)).scalars() if serial}
 
 
 def _household(session: Session, application: Mapping[str, Any], machiaza: Machiaza, banchi: str,
@@ -534,14 +563,22 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
     case.mover_resident_ids = json.dumps([r.id for r in created])
     session.flush()
     revocations = []
-    for resident, items, certificate in zip(created, people, certificates, strict=True):
+    presented = _presented_serials(session, case)
+    for mover, resident, items, certificate in zip(movers, created, people, certificates, strict=True):
         new_address = full_address(resident)
+        # 継続利用: the card the resident signed to keep (keepsCard) moves to this ledger.
+        kept = None
+        if mover.get("keepsCard") is True and certificate.origin.startswith("muni:"):
+            kept = cards.take_over_card(session, resident=resident, items=items, moved_on=move_date,
+                                        origin=certificate.origin.removeprefix("muni:"), presented_serials=presented,
+                                        by=actor)
         if certificate.origin.startswith("muni:"):
             provision.send(session, recipient_id=MUNICIPALITY, party=certificate.origin, message_type=MOVEIN_NOTICE,
                            data={"juminhyo_code": resident.juminhyo_code, "name": resident.name,
                                  "birth_date": resident.birth_date.isoformat(), "move_date": move_date.isoformat(),
                                  "previous_address": items["address"], "new_address": new_address,
-                                 "move_id": items.get("move_id")},
+                                 "move_id": items.get("move_id"),
+                                 "card_number": kept.card_number if kept is not None else None},
                            reason=why, resident_id=resident.id, actor=actor)
         _identity_update(session, resident, reason=IdoReason.MOVE_IN, on=move_date, why=why, actor=actor)
         _notify_departments(session, resident, event="move_in", on=move_date, reason=why, actor=actor, data={
@@ -616,6 +653,10 @@ def receive_movein_notice(session: Session, opened: Opened) -> Resident | None:
         records.remove_record(session, resident, reason=IdoReason.MOVE_OUT, changed_on=resident.planned_moveout_on,
                               notified_on=resident.last_notified_on, by="bridge")
     records.confirm_moveout(session, resident, moved_on=move_date, address=new_address, by="bridge")
+    if items.get("card_number"):
+        # The card stays in use (継続利用): the destination keeps its record now.
+        cards.hand_over_card(session, card_number=items["card_number"], resident=resident,
+                             to=opened.sender.removeprefix("muni:"), by="bridge")
     why = f"転出確定 {opened.sender}"
     _identity_update(session, resident, reason=IdoReason.MOVE_OUT, on=move_date, why=why, actor="bridge")
     audit.record("move.confirmed", actor="bridge", target_type="resident", target_id=resident.id,

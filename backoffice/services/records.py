@@ -1,13 +1,14 @@
 """Changing the ledger (F5): create (記載), amend (修正), remove (消除), each with its 異動履歴.
 
 A removed record is never deleted: it stays as a 除票 with the date and reason of removal.
-History snapshots never contain the My Number (only whether it changed).
+History snapshots never contain the My Number nor the 在留カード等の番号 (only whether they changed).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 from typing import Any
 
@@ -23,15 +24,27 @@ from core.fieldcrypto import FieldCipher, blind_index
 from core.refusal import Refused
 from core.textfold import fold
 
+# A foreign resident's items (第30条の45 and 別添1) besides the 在留カード等の番号, which is kept encrypted.
+FOREIGN_RESIDENT_ITEMS = (
+    "foreign_resident_category", "became_foreign_resident_on", "became_foreign_resident_reason",
+    "became_foreign_resident_notified_on", "nationality", "residence_status", "residence_period_years",
+    "residence_period_months", "residence_period_days", "residence_expiry", "special_permanent_certificate_issued_on",
+    "tsusho", "alphabet_name", "alphabet_name_kana", "kanji_name", "kanji_name_kana",
+)
 # Items a history snapshot records; the search keys and ciphertext are derived, not history.
 HISTORY_ITEMS = (
     "name", "name_kana", "birth_date", "sex", "relationship_to_head", "is_householder", "household_id",
     "machiaza_code", "banchi", "katagaki", "honseki", "hittosha", "became_resident_on", "became_resident_reason",
     "address_set_on", "address_set_reason", "previous_address", "planned_moveout_address", "planned_moveout_on",
-    "confirmed_moveout_address", "removed_on", "removal_reason", "status", "nationality", "residence_status",
-    "residence_expiry", "tsusho", "alphabet_name", "nhi_since", "late_elderly_since", "ltc_since", "pension_since",
-    "child_allowance_since",
+    "confirmed_moveout_address", "removed_on", "removal_reason", "removal_notified_on", "status",
+    *FOREIGN_RESIDENT_ITEMS, "nhi_since", "late_elderly_since", "ltc_since", "pension_since", "child_allowance_since",
+    "electoral_roll",
 )
+
+
+RESIDENCE_CARD_CONTEXT = b"residence_card_number"
+# 在留カード and 特別永住者証明書 numbers: two letters, eight digits, two letters (入管法施行規則).
+RESIDENCE_CARD_NUMBER = re.compile(r"[A-Z]{2}[0-9]{8}[A-Z]{2}")
 
 
 class RecordError(Refused, ValueError):
@@ -63,10 +76,13 @@ def _refresh_search_keys(resident: Resident) -> None:
 
 
 def _history(session: Session, resident: Resident, *, reason: IdoReason, changed_on: dt.date,
-             notified_on: dt.date | None, by: str, before: dict[str, Any], my_number_changed: bool = False) -> None:
+             notified_on: dt.date | None, by: str, before: dict[str, Any], my_number_changed: bool = False,
+             card_number_changed: bool = False) -> None:
     after = snapshot(resident)
     if my_number_changed:
         after["my_number"] = "changed"
+    if card_number_changed:
+        after["residence_card_number"] = "changed"
     session.add(ResidentHistory(
         resident_id=resident.id, reason=reason, changed_on=changed_on, notified_on=notified_on,
         recorded_at=clock.utcnow(), recorded_by=by,
@@ -118,6 +134,27 @@ def new_atena_number(session: Session) -> str:
     return new_number(session, Resident.atena_number, ATENA_NUMBER_DIGITS)
 
 
+def set_residence_card_number(resident: Resident, number: str | None) -> None:
+    """Store a 在留カード等の番号 encrypted (two letters, eight digits, two letters on a 在留カード)."""
+    if not number:
+        resident.residence_card_number_encrypted = None
+        return
+    if not RESIDENCE_CARD_NUMBER.fullmatch(number):
+        raise RecordError("residence_card_number",
+                          "在留カード等の番号の形式が正しくありません（英字2・数字8・英字2）。 / "
+                          "The residence card number is not two letters, eight digits and two letters.")
+    resident.residence_card_number_encrypted = FieldCipher(current_app.config["FIELD_ENCRYPTION_KEY"]).encrypt(
+        number, context=RESIDENCE_CARD_CONTEXT)
+
+
+def residence_card_number(resident: Resident) -> str | None:
+    """The 在留カード等の番号 in the clear (the caller logs the access)."""
+    if resident.residence_card_number_encrypted is None:
+        return None
+    return FieldCipher(current_app.config["FIELD_ENCRYPTION_KEY"]).decrypt(resident.residence_card_number_encrypted,
+                                                                           context=RESIDENCE_CARD_CONTEXT)
+
+
 def current_record_with(session: Session, *, juminhyo_code: str | None = None,
                         my_number_index: str | None = None) -> Resident | None:
     """The current record holding this 住民票コード or My Number index, if any (a 除票 never counts)."""
@@ -133,7 +170,8 @@ def current_record_with(session: Session, *, juminhyo_code: str | None = None,
 
 
 def create_record(session: Session, *, household: Household, reason: IdoReason, changed_on: dt.date,
-                  notified_on: dt.date | None, by: str, my_number: str | None = None, **items: Any) -> Resident:
+                  notified_on: dt.date | None, by: str, my_number: str | None = None,
+                  residence_card_number: str | None = None, **items: Any) -> Resident:
     """記載: add a person to the ledger (転入, 出生, …) with the first history entry."""
     if not checkdigits.is_valid_juminhyo_code(items.get("juminhyo_code", "")):
         raise RecordError("juminhyo_code", "検査用数字が合わない住民票コードです。 / "
@@ -148,6 +186,8 @@ def create_record(session: Session, *, household: Household, reason: IdoReason, 
     )
     if my_number:
         set_my_number(resident, my_number)
+    if residence_card_number:
+        set_residence_card_number(resident, residence_card_number)
     # A person has one current record (R10); a 除票 with the same numbers is kept beside it (a return).
     if current_record_with(session, juminhyo_code=resident.juminhyo_code) is not None:
         raise RecordError("juminhyo_code", "この住民票コードの現存する住民票がすでにあります。 / "
@@ -159,7 +199,7 @@ def create_record(session: Session, *, household: Household, reason: IdoReason, 
     session.add(resident)
     session.flush()
     _history(session, resident, reason=reason, changed_on=changed_on, notified_on=notified_on, by=by, before={},
-             my_number_changed=bool(my_number))
+             my_number_changed=bool(my_number), card_number_changed=bool(residence_card_number))
     audit.record("ledger.create", target_type="resident", target_id=resident.id, detail={"reason": reason.value})
     return resident
 
@@ -200,7 +240,7 @@ def remove_record(session: Session, resident: Resident, *, reason: IdoReason, ch
                                     "The record is already removed.")
     before = snapshot(resident)
     resident.status = RecordStatus.REMOVED
-    resident.removed_on, resident.removal_reason = changed_on, reason
+    resident.removed_on, resident.removal_reason, resident.removal_notified_on = changed_on, reason, notified_on
     if confirmed_moveout_address:
         resident.confirmed_moveout_address = confirmed_moveout_address
     if planned_moveout_address:

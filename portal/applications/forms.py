@@ -131,6 +131,9 @@ class CertificateForm(FlaskForm):
     ], validators=[InputRequired(_l("Choose for whom"))])
     householder = BooleanField(_l("Householder and relationship (世帯主・続柄)"))
     honseki = BooleanField(_l("Registered domicile and head of the family register (本籍・筆頭者)"))
+    foreign_resident = BooleanField(_l(
+        "For a foreign resident: category, status and period of residence, residence card number "
+        "(第30条の45の区分・在留資格・在留期間・在留カード等の番号)"))
     juminhyo_code = BooleanField(_l("Resident record code (住民票コード)"))
     my_number = BooleanField(_l("My Number (個人番号)"))
     copies = IntegerField(_l("Number of copies"), validators=[

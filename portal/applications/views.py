@@ -206,12 +206,14 @@ def certificate() -> Any:
     items = draft.get("items", {})
     form = f.CertificateForm(data={"kind": draft.get("kind"), "persons": draft.get("persons"),
                                    "householder": items.get("householder"), "honseki": items.get("honseki"),
+                                   "foreign_resident": items.get("foreignResident"),
                                    "juminhyo_code": items.get("juminhyoCode"), "my_number": items.get("myNumber"),
                                    "copies": draft.get("copies", 1), "purpose": draft.get("purpose")})
     if form.validate_on_submit():
         _save(CERT, kind=form.kind.data, persons=form.persons.data, copies=form.copies.data,
               purpose=form.purpose.data.strip(), items={"householder": form.householder.data,
                                                         "honseki": form.honseki.data,
+                                                        "foreignResident": form.foreign_resident.data,
                                                         "juminhyoCode": form.juminhyo_code.data,
                                                         "myNumber": form.my_number.data})
         return redirect(url_for("apply.certificate_check"))

@@ -517,3 +517,29 @@ def test_a_card_number_is_never_a_valid_my_number(bo_app, monkeypatch):
     monkeypatch.setattr(cards.secrets, "randbelow", lambda _bound: next(draws))
     with bo_app.app_context():
         assert cards._new_card_number(db.session) == plain
+
+
+def test_the_card_page_says_whether_a_card_kept_after_a_move_was_presented_and_who_keeps_it(backoffice):
+    from backoffice.extensions import db
+    from backoffice.models import CardRecord
+
+    resident = add_resident(backoffice.app, birth_date=born(40), name="花巻　花子")
+    card, _data = issue(backoffice.app, resident)
+    client = backoffice.client_for("clerk1", "clerk")
+    with backoffice.app.app_context():
+        row = db.session.get(CardRecord, card.id)
+        row.transferred_from, row.continuation_due = "032069", dt.date(2027, 3, 1)
+        db.session.commit()
+    soup = BeautifulSoup(client.get(f"/cards/{card.id}").text, "html.parser")
+    due = soup.select_one(".card-continuation").text
+    assert "2027" in due or "令和9年" in due
+    assert soup.select_one("form.suspend-form") is not None
+    with backoffice.app.app_context():
+        row = db.session.get(CardRecord, card.id)
+        row.renewal_required_on, row.transferred_to = dt.date(2027, 3, 2), "032069"
+        db.session.commit()
+    soup = BeautifulSoup(client.get(f"/cards/{card.id}").text, "html.parser")
+    assert "90" in soup.select_one(".card-continuation").text
+    assert "032069" in soup.select_one(".card-moved").text
+    assert soup.select_one("form.suspend-form") is None  # the card is kept elsewhere now
+

@@ -309,3 +309,37 @@ def test_a_request_that_cannot_be_read_is_refused_naming_it_and_nothing_is_issue
     assert refused.value.field == "request"
     with bo_app.app_context():
         assert db.session.execute(select(func.count()).select_from(IssuedCertificate)).scalar_one() == 0
+
+
+def _make_wife_a_foreign_resident(bo_app, city):
+    from backoffice.extensions import db
+    from backoffice.models import Resident
+    from backoffice.services import records
+
+    with bo_app.test_request_context("/"):
+        wife = db.session.get(Resident, city["wife"])
+        wife.nationality, wife.residence_status, wife.tsusho = "ベトナム", "日本人の配偶者等", "宮沢　トシ"
+        wife.alphabet_name, wife.foreign_resident_category = "NGUYEN THI TOSHI", "中長期在留者"
+        wife.residence_period_years, wife.residence_expiry = 3, dt.date(2028, 3, 31)
+        wife.became_foreign_resident_on, wife.became_foreign_resident_reason = dt.date(2020, 4, 1), "国外転入"
+        records.set_residence_card_number(wife, "AB12345678CD")
+        db.session.commit()
+
+
+def test_a_foreign_residents_article_30_45_items_are_printed_only_when_asked(bo_app, backoffice, city, tmp_path):
+    _make_wife_a_foreign_resident(bo_app, city)
+    items = {"householder": False, "honseki": False, "juminhyoCode": False, "myNumber": False}
+    asked = _confirm_and_approve(bo_app, backoffice, _deliver(bo_app, city["card"], _request(
+        items={**items, "foreignResident": True})))
+    text = pdf_text(_pdf(bo_app, asked, "clerk_a"), tmp_path)
+    assert "国籍・地域ベトナム" in text and "通称宮沢トシ" in text
+    assert f"外国人住民となった年月日{wareki(dt.date(2020, 4, 1))}国外転入" in text
+    assert "第30条の45に規定する区分中長期在留者" in text
+    assert "在留資格日本人の配偶者等" in text and "在留期間等3年" in text
+    assert f"在留期間等の満了の日{wareki(dt.date(2028, 3, 31))}" in text
+    assert "在留カード等の番号AB12345678CD" in text
+    not_asked = _confirm_and_approve(bo_app, backoffice, _deliver(bo_app, city["card"], _request(items=items)))
+    text = pdf_text(_pdf(bo_app, not_asked, "clerk_a"), tmp_path)
+    assert "国籍・地域ベトナム" in text  # always on a foreign resident's record
+    for item in ("第30条の45", "中長期在留者", "在留資格", "在留カード", "AB12345678CD"):
+        assert item not in text

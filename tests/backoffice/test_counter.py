@@ -220,7 +220,7 @@ def sign_serial_revoked(app, resident_id):
 
     with app.test_request_context("/"):
         card = db.session.execute(select(CardRecord).where(CardRecord.resident_id == resident_id)).scalar_one()
-        return cards.card_authority().revocation(int(card.sign_cert_serial))
+        return cards.card_authority().status(int(card.sign_cert_serial))
 
 
 # -- the card check (R9) -------------------------------------------------------------------------------

@@ -12,7 +12,16 @@ import uuid
 
 from sqlalchemy import func, select
 
-from backoffice.models import Case, CaseEvent, CaseStatus, CounterVisit, RecordStatus, Resident, VisitResult
+from backoffice.models import (
+    CardRecord,
+    Case,
+    CaseEvent,
+    CaseStatus,
+    CounterVisit,
+    RecordStatus,
+    Resident,
+    VisitResult,
+)
 from bridge.peers.jlis.cardclient import build_auth_token
 from core import clock as clock_module
 from tests.backoffice import test_moves
@@ -104,6 +113,10 @@ def test_a_move_in_is_completed_at_the_counter_only_after_the_signers_card_is_ch
             created = [db.session.get(Resident, i) for i in json.loads(case.mover_resident_ids)]
             assert [r.name for r in created] == ["宮沢　賢", "宮沢　トシ"]
             assert all(r.status is RecordStatus.CURRENT for r in created)
+            # 継続利用: the card that signed in with its PIN here is the head's, kept in use, now in this ledger.
+            kept = db.session.execute(select(CardRecord)).scalar_one()
+            assert kept.resident_id == created[0].id and kept.transferred_from == test_moves.HANAMAKI
+            assert kept.continued_on == clock_module.today_jst() and kept.renewal_required_on is None
             visits = db.session.execute(select(CounterVisit.result, CounterVisit.reason)
                                         .order_by(CounterVisit.id)).all()
             assert visits == [(VisitResult.REFUSED, "not_applicant"), (VisitResult.VERIFIED, None)]

@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyotp
@@ -814,18 +815,169 @@ def test_a_foreign_resident_arrives_with_the_certificate_items_and_the_insurance
         hanamaki, kitakami, family, clock, move_keys):
     """施行令第24条: the 転出証明書情報 carries the 第30条の45 and the 国保・年金 items; the 転入 records them."""
     from backoffice.extensions import db
+    from backoffice.services import records
 
     with hanamaki.app_context():
         wife = db.session.get(Resident, family["wife"])
-        wife.nationality, wife.residence_status, wife.residence_expiry = "ベトナム", "永住者", None
+        wife.nationality, wife.residence_status, wife.residence_expiry = "ベトナム", "技術・人文知識・国際業務", \
+            dt.date(2028, 3, 31)
         wife.alphabet_name, wife.tsusho = "NGUYEN THI TOSHI", "宮沢　トシ"
         wife.pension_since = dt.date(2015, 4, 1)
+        # 第30条の45: the category, the 在留カード number, the period, the day they became a foreign resident.
+        wife.foreign_resident_category, wife.residence_period_years = "中長期在留者", 3
+        wife.became_foreign_resident_on, wife.became_foreign_resident_reason = dt.date(2019, 4, 1), "国外転入"
+        wife.became_foreign_resident_notified_on = dt.date(2019, 4, 3)
+        wife.alphabet_name_kana, wife.kanji_name = "グエン　ティ　トシ", "阮　氏寿"
+        records.set_residence_card_number(wife, "AB12345678CD")
         db.session.commit()
     destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS)
+    outbox = City.sent(SimpleNamespace(app=hanamaki, keys=move_keys), "moveout.certificate")  # type: ignore[arg-type]
+    sent = {m.payload["items"]["name"]: m.payload["items"] for m in outbox}
+    assert sent["宮沢　トシ"]["residence_card_number"] == "AB12345678CD"
+    assert sent["宮沢　トシ"]["foreign_resident_category"] == "中長期在留者"
+    assert sent["宮沢　賢"]["foreign_resident_category"] is None
     created = _complete(kitakami, destination, in_case)
     arrived = next(r for r in (_resident(kitakami, i) for i in created) if r.name == "宮沢　トシ")
     assert (arrived.nationality, arrived.residence_status, arrived.alphabet_name, arrived.tsusho) == (
-        "ベトナム", "永住者", "NGUYEN THI TOSHI", "宮沢　トシ")
+        "ベトナム", "技術・人文知識・国際業務", "NGUYEN THI TOSHI", "宮沢　トシ")
+    assert (arrived.foreign_resident_category, arrived.residence_period_years, arrived.residence_expiry) == (
+        "中長期在留者", 3, dt.date(2028, 3, 31))
+    assert (arrived.became_foreign_resident_on, arrived.became_foreign_resident_reason,
+            arrived.became_foreign_resident_notified_on) == (dt.date(2019, 4, 1), "国外転入", dt.date(2019, 4, 3))
+    assert (arrived.alphabet_name_kana, arrived.kanji_name) == ("グエン　ティ　トシ", "阮　氏寿")
+    assert b"AB12345678CD" not in arrived.residence_card_number_encrypted  # kept encrypted at the destination
+    with kitakami.app_context():
+        assert records.residence_card_number(arrived) == "AB12345678CD"
+        history = db.session.execute(select(ResidentHistory.after).where(
+            ResidentHistory.resident_id == arrived.id)).scalars().all()
+        assert history and all("AB12345678CD" not in h for h in history)
     assert (arrived.nhi_since, arrived.pension_since) == (dt.date(2020, 4, 1), dt.date(2015, 4, 1))
     head = next(r for r in (_resident(kitakami, i) for i in created) if r.name == "宮沢　賢")
     assert head.nationality is None and head.pension_since == dt.date(2010, 8, 27)
+
+
+def _present_card(app: Any, city: City, case_id: int, card: Path) -> None:
+    """The card signed in with its PIN at the destination's counter for this case (a verified visit)."""
+    from backoffice.extensions import db
+    from backoffice.models import CounterVisit, VisitResult
+    from backoffice.services import terminals
+
+    with app.app_context():
+        terminal, _code = terminals.add_terminal(db.session, name=f"counter-{uuid.uuid4().hex[:8]}")
+        db.session.add(CounterVisit(case_id=case_id, staff_id=city.ids["clerk_a"], terminal_id=terminal.id,
+                                    checked_at=clock_module.utcnow(), result=VisitResult.VERIFIED,
+                                    cert_serial=str(_serial(card, "auth"))))
+        db.session.commit()
+
+
+def _card_record(app: Any, card_number: str) -> Any:
+    from backoffice.extensions import db
+    from backoffice.models import CardRecord
+
+    with app.app_context():
+        card = db.session.execute(select(CardRecord).where(CardRecord.card_number == card_number)).scalar_one()
+        db.session.expunge(card)
+        return card
+
+
+def test_a_card_kept_in_use_moves_to_the_destination_which_can_then_suspend_it(
+        hanamaki, kitakami, family, clock, move_keys, jlis_config):
+    """継続利用: the card presented with its PIN at the 転入 is continued; its record moves to Kitakami's ledger."""
+    from backoffice.extensions import db
+    from backoffice.models import CardRecord
+    from backoffice.services import cards
+    from bridge.peers.jlis.service import open_simulator
+
+    with hanamaki.app_context():
+        number = db.session.execute(select(CardRecord.card_number).where(
+            CardRecord.resident_id == family["head"])).scalar_one()
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS)
+    _present_card(kitakami, destination, in_case, family["card"])
+    created = _complete(kitakami, destination, in_case)
+    head = _resident(kitakami, created[0])
+    card = _card_record(kitakami, number)
+    assert card.resident_id == head.id and card.transferred_from == HANAMAKI
+    assert card.continued_on == clock_module.today_jst() and card.renewal_required_on is None
+    assert card.auth_cert_serial == str(_serial(family["card"], "auth"))
+    simulator = open_simulator(jlis_config)
+    assert simulator.certificate_record(_serial(family["card"], "auth")).revocation_reason is None  # stays valid
+    assert simulator.certificate_record(_serial(family["card"])).revocation_reason.value == "affiliationChanged"
+    # The wife signed to keep a card she does not have: nothing to take over.
+    with kitakami.app_context():
+        assert db.session.execute(select(func.count()).select_from(CardRecord)).scalar_one() == 1
+
+    # The 転入通知 tells Hanamaki, which no longer suspends the card; Kitakami does.
+    origin = City.__new__(City)
+    origin.app, origin.keys = hanamaki, move_keys
+    for message in destination.sent("movein.notice"):
+        origin.receive(message)
+    assert _card_record(hanamaki, number).transferred_to == KITAKAMI
+    with hanamaki.test_request_context("/"):
+        with pytest.raises(cards.CardError) as refused:
+            cards.suspend_card(db.session, card_number=number, by="clerk1")
+        assert refused.value.code == "card_moved"
+        db.session.rollback()
+    with kitakami.test_request_context("/"):
+        cards.suspend_card(db.session, card_number=number, by="clerk_a")
+        db.session.commit()
+    assert simulator.certificate_record(_serial(family["card"], "auth")).revocation_reason.value == "certificateHold"
+
+
+def test_a_card_kept_but_not_presented_within_ninety_days_is_marked_for_renewal(
+        hanamaki, kitakami, family, clock, move_keys):
+    from backoffice.extensions import db
+    from backoffice.models import CardRecord
+    from backoffice.services import cards
+
+    with hanamaki.app_context():
+        number = db.session.execute(select(CardRecord.card_number).where(
+            CardRecord.resident_id == family["head"])).scalar_one()
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS)
+    _complete(kitakami, destination, in_case)  # a household member completed it: the head's card not presented
+    card = _card_record(kitakami, number)
+    moved_on = clock_module.today_jst()
+    assert card.continued_on is None and card.continuation_due == moved_on + dt.timedelta(days=90)
+    auth = str(_serial(family["card"], "auth"))
+    with kitakami.app_context():
+        with pytest.raises(cards.CardError) as refused:
+            cards.continue_card(db.session, card_number=number, presented_serial="1", by="clerk_a")
+        assert refused.value.code == "not_this_card"
+    clock.advance(days=90)
+    with kitakami.app_context():
+        assert cards.mark_lapsed_continuations(db.session, by="cli") == []  # the 90th day is still open
+        db.session.commit()
+    clock.advance(days=1)
+    result = kitakami.test_cli_runner().invoke(args=["cards", "mark-renewals"])
+    assert result.exit_code == 0 and number in result.output
+    with kitakami.app_context():
+        with pytest.raises(cards.CardError) as refused:
+            cards.continue_card(db.session, card_number=number, presented_serial=auth, by="clerk_a")
+        assert refused.value.code == "renewal_required"
+    card = _card_record(kitakami, number)
+    assert card.renewal_required_on == moved_on + dt.timedelta(days=91) and card.continued_on is None
+
+
+def test_a_moveout_certificate_naming_a_card_of_this_city_cannot_take_it_from_its_holder(
+        hanamaki, kitakami, family, clock, move_keys, tmp_path):
+    """The attack: the origin names, as the mover's card, a card Kitakami keeps for one of its own residents."""
+    from backoffice.extensions import db
+    from backoffice.models import AuditLog, CardRecord
+    from backoffice.services import cards
+
+    with kitakami.test_request_context("/"):
+        neighbour = make_resident(db.session, kitakami.config, name="高橋　ミツ", name_kana="タカハシ　ミツ")
+        local, _file = cards.issue_card(db.session, resident_code=neighbour.juminhyo_code, pin="1234",
+                                        password=PASSWORD, issued_by="clerk0", iterations=1000)
+        db.session.commit()
+        local_number, local_auth, neighbour_id = local.card_number, local.auth_cert_serial, neighbour.id
+    with hanamaki.app_context():
+        head_card = db.session.execute(select(CardRecord).where(CardRecord.resident_id == family["head"])).scalar_one()
+        head_card.card_number = local_number  # what the 転出証明書情報 will claim as the head's card
+        db.session.commit()
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS)
+    _complete(kitakami, destination, in_case)
+    kept = _card_record(kitakami, local_number)
+    assert (kept.resident_id, kept.auth_cert_serial, kept.transferred_from) == (neighbour_id, local_auth, None)
+    with kitakami.app_context():
+        refused = db.session.execute(select(AuditLog.outcome).where(AuditLog.action == "card.take_over")).scalars()
+        assert list(refused) == ["denied"]

@@ -91,7 +91,7 @@ def _households(engine: Engine) -> dict[int, Household]:
 def _fingerprint(engine: Engine) -> str:
     """A hash of every generated row in order, leaving out surrogate ids and the random-nonce ciphertext."""
     resident = Resident.__table__
-    skip = {"id", "household_id", "my_number_encrypted"}
+    skip = {"id", "household_id", "my_number_encrypted", "residence_card_number_encrypted"}
     columns = [c for c in resident.columns if c.name not in skip]
     digest = hashlib.sha256()
     with engine.connect() as conn:
@@ -318,9 +318,18 @@ def test_about_two_percent_are_foreign_residents_with_their_own_items(ledger: tu
             assert r.residence_expiry > AS_OF
         assert r.honseki is None and r.hittosha is None
         assert KATAKANA.fullmatch(r.name.replace(FULLWIDTH_SPACE, ""))
+        # 第30条の45: the category, the card number (encrypted), the day and reason they became a foreign resident.
+        assert r.foreign_resident_category == ("特別永住者" if r.residence_status == "特別永住者" else "中長期在留者")
+        assert r.residence_card_number_encrypted is not None
+        assert r.became_foreign_resident_on == r.became_resident_on
+        assert r.became_foreign_resident_reason == r.became_resident_reason.value
+        assert (r.residence_period_years is not None) == (r.residence_expiry is not None)
+        assert r.alphabet_name_kana == r.name_kana and r.electoral_roll is None
     for r in rows:
         if r.nationality is None:
             assert r.honseki and r.hittosha and r.alphabet_name is None and r.residence_status is None
+            assert r.foreign_resident_category is None and r.residence_card_number_encrypted is None
+            assert r.electoral_roll is not None
             assert r.honseki.startswith(("岩手県", "宮城県", "東京都", "神奈川県", "埼玉県", "秋田県", "青森県",
                                          "北海道", "福島県"))
     assert any(r.tsusho for r in foreign)

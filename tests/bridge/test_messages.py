@@ -316,3 +316,24 @@ def test_the_certificate_messages_really_sent_fit_and_the_portal_applies_them(
         [row] = portal_db.session.execute(select(CertificateVerification)).scalars().all()
         assert row.status is CertificateState.REVOKED
         assert portal_db.session.execute(select(portal_app.extensions["bridge"].dead_letters)).first() is None
+
+
+def test_the_moveout_certificate_carries_the_foreign_resident_items_typed_and_refuses_a_malformed_one():
+    from bridge.messages import CERTIFICATE_EXTRA, MessageInvalid, validate
+
+    base = {"juminhyo_code": "12345678903", "name": "グエン　トシ", "birth_date": "1992-11-27", "sex": "2",
+            "address": "岩手県花巻市", "move_date": "2026-12-10", "previous_address": None,
+            "new_address": "岩手県北上市",
+            "my_number": None, "name_kana": "", "householder_name": "宮沢　賢", "relationship": "妻", "honseki": None,
+            "hittosha": None}
+    for item in ("foreign_resident_category", "residence_card_number", "became_foreign_resident_on",
+                 "residence_period_years", "special_permanent_certificate_issued_on", "kanji_name"):
+        assert item in CERTIFICATE_EXTRA
+    validate("moveout.certificate", {"items": {**base, "foreign_resident_category": "中長期在留者",
+                                               "residence_card_number": "AB12345678CD", "residence_period_years": 3,
+                                               "became_foreign_resident_on": "2019-04-01"}})
+    for bad in ({"residence_card_number": "AB1234"}, {"foreign_resident_category": "観光客"},
+                {"residence_period_years": "3"}, {"became_foreign_resident_on": "令和元年"}):
+        with pytest.raises(MessageInvalid) as caught:
+            validate("moveout.certificate", {"items": {**base, **bad}})
+        assert next(iter(bad)) in caught.value.path

@@ -29,7 +29,7 @@ from cryptography import x509
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from backoffice.models import Case, CaseStatus, MoveoutCertificate, RecordStatus, Resident, Sex, Staff
+from backoffice.models import CardRecord, Case, CaseStatus, MoveoutCertificate, RecordStatus, Resident, Sex, Staff
 from bridge.peers import departments, prefecture, standin
 from bridge.peers.jlis.cardclient import build_auth_token, build_signed_application, sign_challenge
 from bridge.peers.receiver import PeerStore
@@ -220,7 +220,7 @@ def _application(movers: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, jlis_config: dict[str, str]) -> None:
-    from backoffice.services import cards, cases
+    from backoffice.services import cards, cases, records
 
     system = two_cities
     started = time.monotonic()
@@ -233,7 +233,14 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
                              name_kana="ミヤザワ　ケン", birth_date=dt.date(1990, 8, 27))
         wife = make_resident(session, hanamaki.config, household=household, name="宮沢　トシ",
                              name_kana="ミヤザワ　トシ", birth_date=dt.date(1992, 11, 27),
-                             relationship_to_head="妻", is_householder=False, banchi=head.banchi, sex=Sex.FEMALE)
+                             relationship_to_head="妻", is_householder=False, banchi=head.banchi, sex=Sex.FEMALE,
+                             # A foreign resident (第30条の45): her items travel in the 転出証明書情報.
+                             nationality="ベトナム", residence_status="日本人の配偶者等",
+                             alphabet_name="NGUYEN THI TOSHI", foreign_resident_category="中長期在留者",
+                             residence_period_years=3,
+                             residence_expiry=dt.date(2028, 3, 31), became_foreign_resident_on=dt.date(2019, 4, 1),
+                             became_foreign_resident_reason="国外転入")
+        records.set_residence_card_number(wife, "AB12345678CD")
         _record, card_file = cards.issue_card(session, resident_code=head.juminhyo_code, pin=PIN, password=PASSWORD,
                                               issued_by="clerk1", iterations=1000)
         return {"head": head.id, "wife": wife.id, "code": head.juminhyo_code, "card": card_file}
@@ -330,6 +337,14 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
         "宮沢　賢", people["code"], "0320690045", "3-1")
     assert new_head.became_resident_reason.value == "転入" and new_head.previous_address.startswith("岩手県花巻市")
     assert new_wife.household_id == new_head.household_id
+    assert (new_wife.nationality, new_wife.foreign_resident_category, new_wife.residence_status,
+            new_wife.residence_period_years, new_wife.residence_expiry, new_wife.became_foreign_resident_on) == (
+        "ベトナム", "中長期在留者", "日本人の配偶者等", 3, dt.date(2028, 3, 31), dt.date(2019, 4, 1))
+    assert system.query(KITAKAMI, lambda s: records.residence_card_number(s.get(Resident, new_wife.id))) == \
+        "AB12345678CD"
+    # 継続利用: the head's card, checked with its PIN at the counter, is now in Kitakami's ledger.
+    kept = system.query(KITAKAMI, lambda s: s.execute(select(CardRecord)).scalar_one())
+    assert (kept.resident_id, kept.transferred_from, kept.continued_on) == (new_head.id, HANAMAKI, clock.today_jst())
 
     # -- Hanamaki: the 転入通知 arrives; 転出確定 on both 除票 ------------------------------------------------
     def removed(session: Any) -> bool:
@@ -338,6 +353,9 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
     old_head = system.query(HANAMAKI, lambda s: s.get(Resident, people["head"]))
     assert old_head.removal_reason.value == "転出" and old_head.confirmed_moveout_address.startswith("岩手県北上市")
     assert case_of(HANAMAKI, parts["move_out"]).status is CaseStatus.COMPLETED
+    # The 転入通知 named the card: Hanamaki marks it as kept by Kitakami now.
+    assert system.query(HANAMAKI, lambda s: s.execute(select(CardRecord.transferred_to).where(
+        CardRecord.card_number == kept.card_number)).scalar_one()) == KITAKAMI
     # Ledger enquiry: Hanamaki still finds the person, as a 除票; Kitakami finds the current record.
     from backoffice.services.ledger import SearchCriteria, search
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 
@@ -326,6 +327,22 @@ def test_a_certificate_request_shows_the_fee_and_is_sent_by_post(resident, porta
 
     with portal_app.app_context():
         assert db.session.execute(select(Application.kind)).scalar_one() is ApplicationKind.CERTIFICATE
+
+
+def test_a_foreign_resident_may_ask_for_the_article_30_45_items_and_signs_for_them(resident, portal_app):
+    response = resident.post("/apply/certificate", {"kind": "juminhyo", "persons": "self", "foreign_resident": "y",
+                                                    "copies": "1", "purpose": "在留手続"})
+    assert response.status_code == 302
+    check = resident.client.get("/apply/certificate/check").text
+    assert "在留カード" in check
+    assert resident.sign("/apply/certificate/sign/challenge", "/apply/certificate/submit").status_code == 200
+    from portal.extensions import db
+
+    with portal_app.app_context():
+        jws = db.session.execute(select(Application.signed_jws)).scalar_one()
+    payload = json.loads(base64.urlsafe_b64decode(jws.split(".")[1] + "=="))
+    signed = payload.get("application", payload)
+    assert signed["items"]["foreignResident"] is True and signed["items"]["myNumber"] is False
 
 
 def test_a_fee_per_municipality_is_the_one_shown_charged_and_signed_for(resident, portal_app):

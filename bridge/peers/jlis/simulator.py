@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import enum
 import fcntl
 import json
 import os
@@ -34,14 +33,38 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from core.clock import age_on, utcnow
+
+# Shared with every card authority (core/jpki/cardauthority.py), re-exported for the simulator's callers.
+from core.jpki.cardauthority import (
+    SIGNATURE_MINIMUM_AGE as SIGNATURE_MINIMUM_AGE,
+)
+from core.jpki.cardauthority import (
+    CardLinkage as CardLinkage,
+)
+from core.jpki.cardauthority import (
+    Holder as Holder,
+)
+from core.jpki.cardauthority import (
+    IssuanceRefused as IssuanceRefused,
+)
+from core.jpki.cardauthority import (
+    IssuedCard as IssuedCard,
+)
+from core.jpki.cardauthority import (
+    IssuedCertificate as IssuedCertificate,
+)
+from core.jpki.cardauthority import (
+    RevocationReason as RevocationReason,
+)
+from core.jpki.cardauthority import (
+    validity_end_date as validity_end_date,
+)
 from core.jpki.profile import (
     AUTH_POLICY,
     KEY_SIZE,
     PUBLIC_EXPONENT,
-    SEX_CODES,
     SIGN_POLICY,
     SIMULATED_ORGANIZATION,
-    BasicItems,
     CertificatePurpose,
     basic_items_other_names,
 )
@@ -50,7 +73,6 @@ from core.jpki.trust import crl_file_name
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 CA_VALIDITY_YEARS = 10
 CRL_VALIDITY = dt.timedelta(hours=24)
-SIGNATURE_MINIMUM_AGE = 15
 RENEWAL_WINDOW_MONTHS = 3
 _ALLOWED_ENVS = frozenset({"development", "test"})
 
@@ -68,24 +90,6 @@ def assert_allowed(app_env: str) -> None:
     """Refuse the simulated J-LIS unless ``app_env`` is development or test (production must never trust it)."""
     if app_env not in _ALLOWED_ENVS:
         raise SimulatorNotAllowed(f"the simulated J-LIS CA (JPKI-SIM) is refused when APP_ENV={app_env!r}")
-
-
-class IssuanceRefused(ValueError):
-    """Raised when J-LIS would not issue the requested certificate (e.g. a signature certificate for an under-15)."""
-
-
-class RevocationReason(enum.StrEnum):
-    """Revocation reasons the simulator uses, named as in RFC 5280 and the platform operators' APIs."""
-
-    KEY_COMPROMISE = "keyCompromise"  # 秘密鍵危殆化
-    AFFILIATION_CHANGED = "affiliationChanged"  # 記載内容変更: the four items changed
-    CERTIFICATE_HOLD = "certificateHold"  # 一時保留: card reported lost
-    SUPERSEDED = "superseded"  # 更新: renewed
-
-    @property
-    def flag(self) -> x509.ReasonFlags:
-        """Return the CRL reason code."""
-        return x509.ReasonFlags(self.value)
 
 
 @dataclass(frozen=True)
@@ -108,60 +112,6 @@ class CaId:
 
 
 @dataclass(frozen=True)
-class Holder:
-    """A card holder as the municipality registers them; the signature certificate carries these items."""
-
-    name: str
-    birth_date: dt.date
-    sex: str
-    address: str
-    name_alt: str | None = None
-    address_alt: str | None = None
-    prefecture: str = ""
-    municipality: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.name.strip() or not self.address.strip():
-            raise ValueError("a holder needs a name and an address")
-        if self.sex not in SEX_CODES:
-            raise ValueError(f"sex must be one of {sorted(SEX_CODES)} (1 male, 2 female, 3 not stated)")
-
-    def basic_items(self) -> BasicItems:
-        """Return the holder's four basic items (and substitute forms) as the certificate will carry them."""
-        return BasicItems(
-            name=self.name,
-            sex=self.sex,
-            birth_date=self.birth_date,
-            address=self.address,
-            name_alt=self.name_alt if self.name_alt is not None else self.name,
-            address_alt=self.address_alt if self.address_alt is not None else self.address,
-        )
-
-
-@dataclass(frozen=True)
-class IssuedCertificate:
-    """A certificate fresh from the CA with its private key (which only the card file will keep)."""
-
-    certificate: x509.Certificate
-    private_key: rsa.RSAPrivateKey
-    issuer_certificate: x509.Certificate
-
-    @property
-    def serial(self) -> int:
-        """Return the certificate serial number."""
-        return self.certificate.serial_number
-
-
-@dataclass(frozen=True)
-class IssuedCard:
-    """Both certificates of one card; ``sign`` is None for a card without a signature certificate."""
-
-    card_id: str
-    auth: IssuedCertificate
-    sign: IssuedCertificate | None
-
-
-@dataclass(frozen=True)
 class CertificateRecord:
     """What the CA remembers about one issued certificate."""
 
@@ -172,34 +122,6 @@ class CertificateRecord:
     not_after: dt.datetime
     revocation_reason: RevocationReason | None
     revoked_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class CardLinkage:
-    """A card's 証明書紐付け情報 (auth and sign serials) and 新旧紐付け (the cards it replaced or was replaced by)."""
-
-    card_id: str
-    auth_serial: int
-    sign_serial: int | None
-    previous_sign_serials: tuple[int, ...]
-    replaces: str | None
-    replaced_by: str | None
-
-
-def _birthday_in(birth_date: dt.date, year: int) -> dt.date:
-    try:
-        return birth_date.replace(year=year)
-    except ValueError:
-        # 29 February in a common year: take 28 February, so a certificate never outlives the rule.
-        return dt.date(year, 2, 28)
-
-
-def validity_end_date(birth_date: dt.date, issued_on: dt.date, *, birthdays: int = 5) -> dt.date:
-    """Return the holder's ``birthdays``-th birthday strictly after ``issued_on`` (発行日後5回目の誕生日)."""
-    first = _birthday_in(birth_date, issued_on.year)
-    if first <= issued_on:
-        first = _birthday_in(birth_date, issued_on.year + 1)
-    return _birthday_in(birth_date, first.year + birthdays - 1)
 
 
 def _end_of_day_jst(day: dt.date) -> dt.datetime:

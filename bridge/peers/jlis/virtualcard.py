@@ -27,11 +27,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-from bridge.peers.jlis.simulator import IssuedCard, IssuedCertificate
+from core.jpki.cardauthority import DEFAULT_CARD_FILE_ITERATIONS, IssuedCard, IssuedCertificate
 
 FILE_FORMAT = "jpki-sim-card"
 VERSION = 1
-DEFAULT_ITERATIONS = 600_000
+DEFAULT_ITERATIONS = DEFAULT_CARD_FILE_ITERATIONS
 SALT_BYTES = 16
 IV_BYTES = 12
 KEY_BYTES = 32
