@@ -564,11 +564,12 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
     session.flush()
     revocations = []
     presented = _presented_serials(session, case)
+    lapsed = paper_certificate is not None and today > limit  # the card is 廃止 past the limit: no 継続利用
     for mover, resident, items, certificate in zip(movers, created, people, certificates, strict=True):
         new_address = full_address(resident)
         # 継続利用: the card the resident signed to keep (keepsCard) moves to this ledger.
         kept = None
-        if mover.get("keepsCard") is True and certificate.origin.startswith("muni:"):
+        if mover.get("keepsCard") is True and certificate.origin.startswith("muni:") and not lapsed:
             kept = cards.take_over_card(session, resident=resident, items=items, moved_on=move_date,
                                         origin=certificate.origin.removeprefix("muni:"), presented_serials=presented,
                                         by=actor)
@@ -595,7 +596,7 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
     if paper_certificate is not None:
         number, issuer = (str(v).strip() for v in paper_certificate)
         add_event(session, case, "paper_moveout_certificate", by=by, detail={"number": number, "issuer": issuer})
-        if today > limit:
+        if lapsed:
             _card_use_lapsed(session, case, created, revocations, limit=limit, by=by)
     complete(session, case, by=by, detail={"residents": [r.id for r in created],
                                            **({"visit": visit_id} if visit_id is not None else {})})

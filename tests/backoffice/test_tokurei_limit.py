@@ -10,7 +10,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from backoffice.models import AuditLog, Case, CaseEvent, CaseStatus, Resident
+from backoffice.models import AuditLog, CardRecord, Case, CaseEvent, CaseStatus, Resident
 from core import clock as clock_module
 from tests.backoffice.test_moves import (  # noqa: F401  (the fixtures)
     MOVERS,
@@ -64,6 +64,8 @@ def test_past_the_limit_the_card_use_lapses_and_the_paper_certificate_is_recorde
         lapsed = db.session.execute(select(AuditLog).where(AuditLog.action == "card.lapsed")).scalars().all()
         # The householder's card, named by the 転出証明書情報, lapsed; the wife had none.
         assert [json.loads(a.detail)["serial"] for a in lapsed] == [str(_serial(family["card"]))]
+        # A lapsed card is 廃止: signed to keep (keepsCard) or not, it is not carried over to this ledger.
+        assert db.session.execute(select(func.count()).select_from(CardRecord)).scalar_one() == 0
     # The 転入通知 still goes back to Hanamaki, which confirms the 除票 as usual.
     assert len(destination.sent("movein.notice")) == 2
 
