@@ -164,7 +164,8 @@ def _cancel_move_out(session: Session, case: Case, *, actor: str) -> None:
 def _tell_departments(session: Session, resident: Resident, *, on: dt.date, why: str, actor: str) -> None:
     """The departments the 転出 was notified to learn that it was cancelled (each only its listed items)."""
     data = {"name": resident.name, "name_kana": resident.name_kana, "birth_date": resident.birth_date.isoformat(),
-            "sex": resident.sex.value, "address": moves.full_address(resident), "my_number": moves.my_number(resident),
+            "sex": resident.sex.value, "address": moves.full_address(resident),
+            "my_number": records.my_number(resident),
             "household_number": resident.household.household_number,
             "householder_name": resident.household.householder_name, "relationship": resident.relationship_to_head,
             "change_reason": IdoReason.MOVE_OUT_CANCELLED.value, "change_date": on.isoformat()}

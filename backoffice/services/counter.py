@@ -41,10 +41,10 @@ from backoffice.services.cases import signed_application
 from core import clock
 from core.addressmaster import machiaza_by_code
 from core.config import ConfigError
-from core.fieldcrypto import FieldCipher
 from core.jpki import AuthTokenError, RedisNonceStore, TrustConfig, verify_auth_token
 from core.jpki.appconfig import MINIMUM_SIGNER_AGE, trust_for_app
 from core.redisconn import get_redis, key
+from core.refusal import Refused
 from core.textfold import fold
 
 COUNTER_KINDS = {"move_in_reservation": "転入", "in_city_reservation": "転居"}
@@ -58,13 +58,8 @@ ITEM_NAMES = {"name": "氏名 (name)", "name_kana": "カナ氏名 (name in kana)
               "sex": "性別 (sex)"}
 
 
-class CounterError(ValueError):
+class CounterError(Refused, ValueError):
     """A counter action the rules refuse; ``field`` names the item or input, ``message`` says why."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 class VisitRefused(CounterError):
@@ -344,10 +339,7 @@ def _households(session: Session, movers: list[Resident], new_head_name: str,
 
 def _identity_update(resident: Resident, *, reason: IdoReason, changed_on: dt.date) -> dict[str, Any]:
     """The 本人確認情報 for the prefecture (住基法第30条の6), after the change."""
-    my_number = None
-    if resident.my_number_encrypted is not None:
-        my_number = FieldCipher(current_app.config["FIELD_ENCRYPTION_KEY"]).decrypt(
-            resident.my_number_encrypted, context=b"my_number")
+    my_number = records.my_number(resident)
     return {"juminhyo_code": resident.juminhyo_code, "name": resident.name,
             "birth_date": resident.birth_date.isoformat(), "sex": resident.sex.value,
             "address": _full_address(resident), "my_number": my_number, "change_reason": reason.value,

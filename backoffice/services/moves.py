@@ -128,12 +128,6 @@ def certificate_items(certificate: MoveoutCertificate) -> dict[str, Any]:
     return items
 
 
-def _my_number(resident: Resident) -> str | None:
-    if resident.my_number_encrypted is None:
-        return None
-    return _cipher().decrypt(resident.my_number_encrypted, context=b"my_number")
-
-
 def _item_value(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
 
@@ -220,13 +214,12 @@ def _identity_update(session: Session, resident: Resident, *, reason: IdoReason,
                      actor: str) -> None:
     provision.send(session, recipient_id="prefecture", message_type=IDENTITY_UPDATE, data={
         "juminhyo_code": resident.juminhyo_code, "name": resident.name, "birth_date": resident.birth_date.isoformat(),
-        "sex": resident.sex.value, "address": full_address(resident), "my_number": _my_number(resident),
+        "sex": resident.sex.value, "address": full_address(resident), "my_number": records.my_number(resident),
         "change_reason": reason.value, "change_date": on.isoformat(),
     }, reason=why, resident_id=resident.id, actor=actor)
 
 
 identity_update = _identity_update  # also for the 転出取消 (backoffice/services/cancellation.py)
-my_number = _my_number
 
 
 # -- 1. the 転出届 is approved (this city is the origin) ------------------------------------------------
@@ -273,7 +266,7 @@ def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
         address = full_address(resident)
         card = cards.live_card(session, resident)
         certificate = {
-            "juminhyo_code": resident.juminhyo_code, "my_number": _my_number(resident), "name": resident.name,
+            "juminhyo_code": resident.juminhyo_code, "my_number": records.my_number(resident), "name": resident.name,
             "name_kana": resident.name_kana, "birth_date": resident.birth_date.isoformat(),
             "sex": resident.sex.value, "address": address, "householder_name": resident.household.householder_name,
             "relationship": resident.relationship_to_head, "honseki": resident.honseki,
@@ -297,7 +290,7 @@ def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
         _identity_update(session, resident, reason=IdoReason.MOVE_OUT, on=move_date, why=why, actor=actor)
         _notify_departments(session, resident, event="move_out", on=move_date, reason=why, actor=actor, data={
             "name": resident.name, "name_kana": resident.name_kana, "birth_date": resident.birth_date.isoformat(),
-            "sex": resident.sex.value, "address": address, "my_number": _my_number(resident),
+            "sex": resident.sex.value, "address": address, "my_number": records.my_number(resident),
             "household_number": resident.household.household_number,
             "householder_name": resident.household.householder_name, "relationship": resident.relationship_to_head,
             "change_reason": IdoReason.MOVE_OUT.value, "change_date": move_date.isoformat(),
