@@ -16,6 +16,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import uuid
 from typing import Any
 
 from flask import current_app
@@ -37,7 +38,7 @@ from backoffice.services.cards import holder_for
 from bridge import messages
 from bridge.binding import current_bridge
 from bridge.handlers import PermanentFailure, register
-from bridge.jobs.deliver import record_dead_letter
+from bridge.jobs.deliver import record_dead_letter, register_rehearsal
 from bridge.queues import QueueNames
 from core import clock
 from core.envelope import UUID_PATTERN, Opened
@@ -365,7 +366,29 @@ def _handle_submitted(session: Session, opened: Opened) -> None:
     receive_application(session, opened)
 
 
+def rehearsal_messages(queue: str) -> list[Opened]:
+    """What an intake worker's parent rehearses before its first fork (``bridge.jobs.deliver.rehearse``).
+
+    Applications made here whose signature cannot verify (the refusal path a forged one takes): their
+    transaction, rolled back, runs the intake's statements so that the parent compiles them once.
+    """
+    if not queue.startswith("intake:"):
+        return []
+
+    def segment(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    unsigned = f"{segment({'alg': 'RS256'})}.{segment({'application': {'type': 'move', 'movers': []}})}.AA"
+    now = clock.utcnow()
+    return [Opened(message_id=str(uuid.uuid4()), message_type=SUBMITTED, sender="portal",
+                   recipient=current_bridge().party, created_at=now,
+                   payload={"receiptNumber": f"rehearsal-{uuid.uuid4().hex[:12]}", "kind": kind, "moveId": None,
+                            "submittedAt": now.isoformat(), "signedApplication": unsigned})
+            for kind in ("certificate", "move_out")]
+
+
 def register_handlers() -> None:
-    """The message types the back office takes from the portal."""
+    """The message types the back office takes from the portal, and what its intake workers rehearse."""
     register(SUBMITTED, _handle_submitted, zone="backoffice", senders={"portal"})
     register(WITHDRAWN, receive_withdrawal, zone="backoffice", senders={"portal"})
+    register_rehearsal("backoffice", rehearsal_messages)
