@@ -98,12 +98,16 @@ def deliver(message_id: str, envelope: str) -> None:
                  opened.message_id, opened.message_type, opened.sender)
 
 
-Rehearsal = Callable[[str], list[Opened]]  # (queue) -> the messages its worker rehearses
+Rehearsal = Callable[[Session, str], list[Opened]]  # (session, queue) -> the messages its worker rehearses
 _rehearsals: dict[str, Rehearsal] = {}
 
 
 def register_rehearsal(zone: str, messages_of: Rehearsal) -> None:
-    """What a worker of ``zone`` rehearses in its parent before its first fork (``rehearse``), by queue."""
+    """What a worker of ``zone`` rehearses in its parent before its first fork (``rehearse``), by queue.
+
+    ``messages_of`` may also run read-only lookups in the session it is given (rolled back too): the
+    ones its messages do not reach.
+    """
     _rehearsals[zone] = messages_of
 
 
@@ -123,11 +127,24 @@ def rehearse(*, queue: str) -> int:
     if make is None:
         return 0
     session = binding.session
+    postgresql = session.get_bind().dialect.name == "postgresql"
+
+    def time_limit() -> None:
+        if postgresql:
+            session.execute(text("SET LOCAL statement_timeout = 5000"))
+
+    rehearsed: list[Opened] = []
+    try:
+        time_limit()
+        rehearsed = make(session, queue)
+    except Exception as exc:  # a rehearsal that fails only warms less
+        log.warning("rehearsal on %s stopped: %s", queue, describe(exc))
+    finally:
+        session.rollback()
     done = 0
-    for opened in make(queue):
+    for opened in rehearsed:
         try:
-            if session.get_bind().dialect.name == "postgresql":
-                session.execute(text("SET LOCAL statement_timeout = 5000"))
+            time_limit()
             keys = binding.keys()
             if not holds.held(binding, session, opened, "", queue):
                 apply_message(session, binding, opened, keys)
