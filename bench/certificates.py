@@ -8,7 +8,7 @@ My Number decrypted, a fresh verification code and its URL). Alternately a 住�
 household with every optional item (世帯主・続柄, 本籍・筆頭者, 住民票コード, 個人番号) and a
 住民票記載事項証明書 of the head of household alone with 世帯主・続柄.
 
-Timed: ``backoffice.certificates.pdf.certificate_pdf(content)`` for each, one after another in this
+Timed: ``backoffice.services.certificate_pdf.certificate_pdf(content)`` for each, one after another in this
 one process, stopping after ``--pdf-seconds`` (30 s) if not done: what a back-office worker does per
 print or download, after its transaction has read and decrypted the issued content: the font
 embedded (subset), the QR code drawn, the PDF written. Three untimed PDFs first. Reported: PDFs per
@@ -79,7 +79,7 @@ def render_rate(contents: list[dict[str, Any]], budget: float = 3600) -> tuple[f
 
     Renders ``contents`` in order, stopping early once ``budget`` seconds have passed (at least one PDF).
     """
-    from backoffice.certificates.pdf import certificate_pdf
+    from backoffice.services.certificate_pdf import certificate_pdf
 
     wall, cpu = time.perf_counter(), time.process_time()
     largest = done = 0

@@ -351,7 +351,7 @@ def render(session: Session, cert: IssuedCertificate, *, by: Staff, purpose: str
         audit.record(action, outcome="denied", target_type="certificate", target_id=cert.id,
                      detail={"reason": "revoked"})
         raise CertificateError("certificate", "revoked")
-    from backoffice.certificates.pdf import certificate_pdf
+    from backoffice.services.certificate_pdf import certificate_pdf
 
     pdf = certificate_pdf(content)
     audit.record(action, target_type="certificate", target_id=cert.id,

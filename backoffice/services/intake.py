@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import uuid
 from typing import Any
 
 from flask import current_app
@@ -40,7 +41,7 @@ from backoffice.services.cards import holder_for
 from bridge import messages
 from bridge.binding import current_bridge, send
 from bridge.handlers import PermanentFailure, register
-from bridge.jobs.deliver import record_dead_letter
+from bridge.jobs.deliver import record_dead_letter, register_rehearsal
 from bridge.queues import QueueNames
 from core import clock, residentrequests
 from core.envelope import UUID_PATTERN, Opened
@@ -48,7 +49,9 @@ from core.jpki import RefusalCode, SignedApplicationError, VerifiedApplication, 
 from core.jpki.appconfig import max_signature_age, trust_for_app
 from core.jpki.certificates import decode_certificate
 from core.jpki.encoding import strict_b64url_decode
+from core.jpki.profile import BasicItems
 from core.jpki.signedapp import signing_time
+from core.registertext import EARLIEST_BIRTH_DATE
 from core.textfold import fold
 
 SUBMITTED = messages.APPLICATION_SUBMITTED
@@ -226,12 +229,18 @@ def _signed_part(verified: VerifiedApplication, payload: dict[str, Any]) -> tupl
     return kind, move_id
 
 
+def _signature_taken(session: Session, digest: str, part: str) -> int | None:
+    """The case a signature (its digest) was already accepted for, for ``part``; None if it never was."""
+    taken: int | None = session.execute(select(AcceptedSignature.case_id).where(
+        AcceptedSignature.signature_sha256 == digest, AcceptedSignature.part == part)).scalar_one_or_none()
+    return taken
+
+
 def _accept_once(session: Session, jws: str, part: str, verified: VerifiedApplication, *, case: Case,
                  message_id: str) -> None:
     """Record that this signature was acted on for ``part``; a second time is a replay, refused."""
     digest = signature_digest(jws)
-    taken = session.execute(select(AcceptedSignature.case_id).where(
-        AcceptedSignature.signature_sha256 == digest, AcceptedSignature.part == part)).scalar_one_or_none()
+    taken = _signature_taken(session, digest, part)
     if taken is not None:
         raise PermanentFailure("signature_replayed", f"this signature was already accepted for case {taken}")
     signed_at = signing_time(verified.claims.get("iat")) or verified.verified_at
@@ -480,7 +489,36 @@ def _handle_submitted(session: Session, opened: Opened) -> None:
         receive_application(session, opened)
 
 
+def rehearsal_messages(session: Session, queue: str) -> list[Opened]:
+    """What an intake worker's parent rehearses before its first fork (``bridge.jobs.deliver.rehearse``).
+
+    Applications made here whose signature cannot verify (the refusal path a forged one takes): their
+    transaction, rolled back, runs the intake's statements so that the parent compiles them once. The
+    lookups of a verified signer, its movers and its signature, which a refused signature never
+    reaches, are run here with values that match nothing (read only, rolled back too).
+    """
+    if not queue.startswith("intake:"):
+        return []
+    nobody = BasicItems(name="", sex="", birth_date=EARLIEST_BIRTH_DATE, address="")
+    _applicant(session, 0, nobody, [], awaiting_moveout=True)
+    session.get(Resident, 0)
+    _open_move_out_names(session, {0})
+    _signature_taken(session, "", "certificate")
+
+    def segment(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    unsigned = f"{segment({'alg': 'RS256'})}.{segment({'application': {'type': 'move', 'movers': []}})}.AA"
+    now = clock.utcnow()
+    return [Opened(message_id=str(uuid.uuid4()), message_type=SUBMITTED, sender="portal",
+                   recipient=current_bridge().party, created_at=now,
+                   payload={"receiptNumber": f"rehearsal-{uuid.uuid4().hex[:12]}", "kind": kind, "moveId": None,
+                            "submittedAt": now.isoformat(), "signedApplication": unsigned})
+            for kind in ("certificate", "move_out")]
+
+
 def register_handlers() -> None:
-    """The message types the back office takes from the portal."""
+    """The message types the back office takes from the portal, and what its intake workers rehearse."""
     register(SUBMITTED, _handle_submitted, zone="backoffice", senders={"portal"})
     register(WITHDRAWN, receive_withdrawal, zone="backoffice", senders={"portal"})
+    register_rehearsal("backoffice", rehearsal_messages)

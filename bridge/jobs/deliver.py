@@ -27,7 +27,7 @@ from redis import Redis
 from rq import get_current_job
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -96,6 +96,64 @@ def deliver(message_id: str, envelope: str) -> None:
     else:
         log.info("message %s (%s from %s) was already processed: duplicate suppressed, acknowledged again",
                  opened.message_id, opened.message_type, opened.sender)
+
+
+Rehearsal = Callable[[Session, str], list[Opened]]  # (session, queue) -> the messages its worker rehearses
+_rehearsals: dict[str, Rehearsal] = {}
+
+
+def register_rehearsal(zone: str, messages_of: Rehearsal) -> None:
+    """What a worker of ``zone`` rehearses in its parent before its first fork (``rehearse``), by queue.
+
+    ``messages_of`` may also run read-only lookups in the session it is given (rolled back too): the
+    ones its messages do not reach.
+    """
+    _rehearsals[zone] = messages_of
+
+
+def rehearse(*, queue: str) -> int:
+    """Apply the zone's rehearsal messages in a transaction that is always rolled back; how many ran to the end.
+
+    A forking worker's parent runs this once, before its first fork (``bridge.worker.prepare_parent``),
+    so that the SQL statements a delivery compiles are in the parent's compiled cache, which every
+    work-horse inherits instead of compiling each statement again for its one job. The messages are
+    the zone's own, made in this process (never a queued message: one that kills its process must kill
+    a work-horse, not the worker). They go through the hold check and ``apply_message`` as a delivery
+    does, without opening an envelope; nothing is committed, nothing goes to Redis. A statement that
+    waits more than 5 s (a lock) ends the rehearsal (PostgreSQL).
+    """
+    binding = current_bridge()
+    make = _rehearsals.get(binding.zone)
+    if make is None:
+        return 0
+    session = binding.session
+    postgresql = session.get_bind().dialect.name == "postgresql"
+
+    def time_limit() -> None:
+        if postgresql:
+            session.execute(text("SET LOCAL statement_timeout = 5000"))
+
+    rehearsed: list[Opened] = []
+    try:
+        time_limit()
+        rehearsed = make(session, queue)
+    except Exception as exc:  # a rehearsal that fails only warms less
+        log.warning("rehearsal on %s stopped: %s", queue, describe(exc))
+    finally:
+        session.rollback()
+    done = 0
+    for opened in rehearsed:
+        try:
+            time_limit()
+            keys = binding.keys()
+            if not holds.held(binding, session, opened, "", queue):
+                apply_message(session, binding, opened, keys)
+            done += 1
+        except Exception as exc:  # a rehearsal that fails only warms less
+            log.warning("rehearsal of %s stopped: %s", opened.message_type, describe(exc))
+        finally:
+            session.rollback()
+    return done
 
 
 def _open(binding: Bridge, keys: KeyRegistry, message_id: str, envelope: str) -> Opened:
