@@ -15,6 +15,7 @@ status goes back to the portal through this office's outbox.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
