@@ -19,8 +19,8 @@ from backoffice.extensions import db
 from backoffice.models import Resident, Role
 from backoffice.security import access
 from backoffice.services import audit as audit_service
-from backoffice.services import counter, ledger
-from backoffice.services.cases import CaseError
+from backoffice.services import completion, counter, ledger
+from backoffice.services.cases import CaseError, signed_application
 from backoffice.services.records import RecordError
 
 MAX_BODY = 10_000
@@ -107,8 +107,8 @@ def case(case_id: int) -> Any:
     audit_service.record("counter.view", target_type="case", target_id=item.id)
     visit = counter.current_visit(db.session, item, terminal_id=g.terminal.id)
     db.session.commit()
-    application = counter.signed_application(item)
-    successions = counter.in_city_successions(db.session, item) if item.kind == "in_city_reservation" else []
+    application = signed_application(item)
+    successions = completion.in_city_successions(db.session, item) if item.kind == "in_city_reservation" else []
     return render_template("backoffice/counter/case.html", case=item, kind=counter.COUNTER_KINDS[item.kind],
                            application=application, destination=counter.destination_text(application),
                            movers=movers, visit=visit, address_text=ledger.address_text, successions=successions,

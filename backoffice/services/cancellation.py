@@ -169,9 +169,7 @@ def _tell_departments(session: Session, resident: Resident, *, on: dt.date, why:
             "household_number": resident.household.household_number,
             "householder_name": resident.household.householder_name, "relationship": resident.relationship_to_head,
             "change_reason": IdoReason.MOVE_OUT_CANCELLED.value, "change_date": on.isoformat()}
-    for recipient_id in moves.concerned_departments(resident, on):
-        provision.send(session, recipient_id=recipient_id, message_type=DEPT_NOTICE, data=data, reason=why,
-                       resident_id=resident.id, actor=actor)
+    moves.notify_departments(session, resident, message_type=DEPT_NOTICE, data=data, on=on, reason=why, actor=actor)
 
 
 def _householder_replaced(resident: Resident) -> bool:

@@ -1,4 +1,4 @@
-"""The counter (窓口): the resident's card check for an approved 転入予約/転居予約, and the 転入/転居 it completes.
+"""The counter (窓口): the resident's card check for an approved 転入予約/転居予約, and the 転入/転居 it allows.
 
 R9: the law requires the in-person check, so a 転入 or 転居 is completed only after the card of the
 case's applicant or a mover signed in on the counter terminal (the portal's protocol: a one-time
@@ -6,8 +6,8 @@ challenge from this back office, chain, revocation, authentication certificate, 
 on the same terminal and within ``COUNTER_VISIT_MINUTES``. Every check is stored (``CounterVisit``)
 and in the operation log, passed or refused.
 
-R10: a 転居 changes the address (and the household, when the application states a new one) and
-nothing else; an application whose other items disagree with the ledger is refused naming the item.
+Completing the move is the ledger's work, for a 転居 and a 転入 alike: ``backoffice/services/completion.py``
+(R10), called here once the case is locked, open and its card checked.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,37 +28,22 @@ from backoffice.models import (
     Case,
     CaseStatus,
     CounterVisit,
-    Household,
-    IdoReason,
     RecordStatus,
     Resident,
     Staff,
     VisitResult,
 )
-from backoffice.services import audit, cards, cases, filing, households, provision, records
-from backoffice.services.cases import signed_application
+from backoffice.services import audit, cards, completion
+from backoffice.services.completion import CounterError, mover_ids
 from core import clock
 from core.addressmaster import machiaza_by_code
 from core.config import ConfigError
 from core.jpki import AuthTokenError, RedisNonceStore, TrustConfig, verify_auth_token
 from core.jpki.appconfig import MINIMUM_SIGNER_AGE, trust_for_app
 from core.redisconn import get_redis, key
-from core.refusal import Refused
-from core.textfold import fold
 
 COUNTER_KINDS = {"move_in_reservation": "転入", "in_city_reservation": "転居"}
 DEFAULT_VISIT_MINUTES = 30
-# What a 転居 may change (R10): the address, when and why it was set, the previous address, the household.
-IN_CITY_MOVE_ITEMS = frozenset({
-    "machiaza_code", "banchi", "katagaki", "address_set_on", "address_set_reason", "previous_address",
-    "household_id", "relationship_to_head", "is_householder",
-})
-ITEM_NAMES = {"name": "氏名 (name)", "name_kana": "カナ氏名 (name in kana)", "birth_date": "生年月日 (birth date)",
-              "sex": "性別 (sex)"}
-
-
-class CounterError(Refused, ValueError):
-    """A counter action the rules refuse; ``field`` names the item or input, ``message`` says why."""
 
 
 class VisitRefused(CounterError):
@@ -88,11 +72,6 @@ def ready_cases(session: Session) -> list[Case]:
     return list(session.execute(select(Case).where(Case.kind.in_(tuple(COUNTER_KINDS)),
                                                    Case.status == CaseStatus.APPROVED)
                                 .order_by(Case.received_at, Case.id).limit(500)).scalars())
-
-
-def mover_ids(case: Case) -> list[int | None]:
-    """The ledger ids of the case's movers, as intake matched them (None: not found)."""
-    return list(json.loads(case.mover_resident_ids or "[]"))
 
 
 def destination_text(application: Mapping[str, Any]) -> str:
@@ -260,215 +239,36 @@ def require_visit(session: Session, case: Case, visit: CounterVisit | None) -> C
                                     "their cards: check each mover's card too")
     return visit
 
-
-# -- 転居 (R10) ----------------------------------------------------------------------------------------
-
-
-def _date(value: Any, field: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise CounterError(field, "is not a date") from None
+# -- completion: the counter's refusals, then the ledger work (backoffice/services/completion.py) ---------
 
 
-def _same_text(a: str | None, b: str | None) -> bool:
-    # Width and spacing differences are how a name is typed, not a different name.
-    return fold(a or "") == fold(b or "")
-
-
-def _stated_update(resident: Resident, mover: Mapping[str, Any], destination: Mapping[str, Any]) -> dict[str, Any]:
-    """The items the application states for this mover, as ledger values (the address and who the person is)."""
-    stated: dict[str, Any] = {
-        "machiaza_code": destination["machiazaCode"],
-        "banchi": destination["banchi"],
-        "katagaki": destination.get("katagaki") or None,
-    }
-    if not _same_text(mover.get("name"), resident.name):
-        stated["name"] = mover.get("name")
-    if not _same_text(mover.get("kana"), resident.name_kana):
-        stated["name_kana"] = mover.get("kana")
-    if mover.get("birthDate") != resident.birth_date.isoformat():
-        stated["birth_date"] = mover.get("birthDate")
-    if "sex" in mover and mover["sex"] != resident.sex.value:
-        stated["sex"] = mover["sex"]
-    return stated
-
-
-def check_in_city_update(index: int, changes: Mapping[str, Any]) -> None:
-    """R10 in the service: a 転居 that would change anything but the address and household is refused."""
-    for item in changes:
-        if item not in IN_CITY_MOVE_ITEMS:
-            label = ITEM_NAMES.get(item, item)
-            raise CounterError(f"movers[{index}].{item}",
-                               f"a 転居 changes only the address and household; it would change {label}, which "
-                               "needs its own procedure")
-
-
-def _full_address(resident: Resident) -> str:
-    return cards.holder_for(resident).address
-
-
-def _households(session: Session, movers: list[Resident], new_head_name: str,
-                destination: Mapping[str, Any]) -> tuple[Household | None, Resident | None]:
-    """Where the movers live after the move: (None, None) when their household just moves with them.
-
-    A new household when the application names a mover as householder of a household that is not
-    theirs alone; an existing household at the new address when it names its householder.
-    """
-    first = movers[0].household
-    whole = all(m.household_id == first.id for m in movers) and {m.id for m in movers} >= {
-        m.id for m in first.members if m.status is RecordStatus.CURRENT}
-    head = next((m for m in movers if _same_text(m.name, new_head_name)), None)
-    if head is not None:
-        if whole and head.is_householder:
-            return None, None
-        household = Household(household_number=records.new_household_number(session), householder_name=head.name,
-                              created_at=clock.utcnow())
-        session.add(household)
-        session.flush()
-        return household, head
-    existing = session.execute(select(Resident).where(
-        Resident.status == RecordStatus.CURRENT, Resident.is_householder.is_(True),
-        Resident.machiaza_code == destination["machiazaCode"], Resident.banchi == destination["banchi"],
-    )).scalars()
-    for candidate in existing:
-        if _same_text(candidate.name, new_head_name) and candidate.id not in {m.id for m in movers}:
-            return candidate.household, None
-    raise CounterError("newHouseholder", "no householder of that name lives at the new address")
-
-
-def _identity_update(resident: Resident, *, reason: IdoReason, changed_on: dt.date) -> dict[str, Any]:
-    """The 本人確認情報 for the prefecture (住基法第30条の6), after the change."""
-    my_number = records.my_number(resident)
-    return {"juminhyo_code": resident.juminhyo_code, "name": resident.name,
-            "birth_date": resident.birth_date.isoformat(), "sex": resident.sex.value,
-            "address": _full_address(resident), "my_number": my_number, "change_reason": reason.value,
-            "change_date": changed_on.isoformat()}
-
-
-def left_households(session: Session, movers: list[Resident], *, on: dt.date) -> list[households.Succession]:
-    """The households whose householder moves away without all its members (each needs a householder)."""
-    leaving = {m.id for m in movers}
-    found = []
-    for household in {m.household_id: m.household for m in movers}.values():
-        succession = households.succession(session, household, leaving=leaving, on=on)
-        if succession is not None:
-            found.append(succession)
-    return found
-
-
-def in_city_successions(session: Session, case: Case) -> list[households.Succession]:
-    """For the counter page: the households this 転居 would leave without a householder (ages on the move date)."""
-    movers = [session.get(Resident, i) for i in mover_ids(case) if i is not None]
-    movers = [m for m in movers if m is not None and m.status is RecordStatus.CURRENT]
-    try:
-        moved_on = _date(signed_application(case).get("moveDate"), "moveDate")
-    except CounterError:
-        moved_on = clock.today_jst()  # completion refuses it, naming the date
-    return left_households(session, movers, on=moved_on) if movers else []
+def _ready_to_complete(session: Session, case: Case, kind: str, visit: CounterVisit | None) -> None:
+    # Locked first: two clerks completing the same case one after the other, never both at once.
+    session.refresh(case, with_for_update=True)
+    _check_open(case)
+    if case.kind != kind:
+        raise CounterError("case", f"this case is not a {COUNTER_KINDS[kind]}予約")
+    require_visit(session, case, visit)
 
 
 def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None,
                           remaining_householder: int | None = None,
                           relationships: Mapping[int, str] | None = None,
                           moved_on: dt.date | None = None) -> list[Resident]:
-    """Complete a 転居届 at the counter: each mover's address (and household if stated) changes, nothing else.
+    """Complete a 転居届 at the counter: refused, before anything is written, without a verified card check (R9).
 
-    Refused, before anything is written, without a verified card check (R9), for a mover who is not a
-    current resident, or for an application whose other items differ from the ledger (R10). Then: one
-    history row per mover, the prefecture update, the signature certificate revoked at J-LIS (the address
-    on it changed), and the case completed. A householder who moves away from members who stay leaves
-    them a householder: the only one who can be, or ``remaining_householder`` from their 世帯主変更届,
-    with each member's 続柄 to the new householder as ``relationships`` states it.
+    The ledger work (R10: the address and household change, nothing else) is ``completion.complete_in_city_move``.
     """
-    # Locked first: two clerks completing the same case one after the other, never both at once.
-    session.refresh(case, with_for_update=True)
-    _check_open(case)
-    if case.kind != "in_city_reservation":
-        raise CounterError("case", "this case is not a 転居予約")
-    require_visit(session, case, visit)
-    application = signed_application(case)
-    destination = application.get("destination") or {}
-    if destination.get("kind") != "in_city":
-        raise CounterError("destination", "a 転居 needs a new address in this city")
-    code = current_app.config["MUNICIPALITY_CODE"]
-    if machiaza_by_code(code, str(destination.get("machiazaCode", ""))) is None:
-        raise CounterError("destination.machiazaCode", "the town area is not in the address master")
-    if not str(destination.get("banchi") or "").strip():
-        raise CounterError("destination.banchi", "the new address needs its 番地")
-    # The actual day of the move, as the resident states it at the counter (else the day signed online).
-    moved_on = moved_on or _date(application.get("moveDate"), "moveDate")
-    today = clock.today_jst()
-    if moved_on > today:
-        raise CounterError("moved_on", "the 転居届 is made on or after the day of the move")
-    stated_movers = application.get("movers") or []
-    ids = mover_ids(case)
-    if not ids or len(ids) != len(stated_movers):
-        raise CounterError("movers", "the movers of the application were not all matched to the ledger")
-    movers: list[Resident] = []
-    for index, resident_id in enumerate(ids):
-        resident = None if resident_id is None else session.execute(
-            select(Resident).where(Resident.id == resident_id).with_for_update()).scalar_one_or_none()
-        if resident is None or resident.status is not RecordStatus.CURRENT:
-            raise CounterError(f"movers[{index}]", "is not a current resident of this city")
-        check_in_city_update(index, _stated_update(resident, stated_movers[index], destination))
-        movers.append(resident)
-    new_household, new_head = _households(session, movers, str(application.get("newHouseholder", "")), destination)
-    for succession in left_households(session, movers, on=moved_on):
-        households.change_householder(session, succession, chosen=remaining_householder, on=moved_on,
-                                      notified_on=today, by=by.login_id, relationships=relationships)
-
-    snapshots: list[tuple[Resident, dict[str, Any], dict[str, Any]]] = []
-    for index, resident in enumerate(movers):
-        before = records.snapshot(resident)
-        changes: dict[str, Any] = {
-            "machiaza_code": destination["machiazaCode"], "banchi": destination["banchi"].strip(),
-            "katagaki": (destination.get("katagaki") or "").strip() or None,
-            "previous_address": _full_address(resident), "address_set_on": moved_on,
-            "address_set_reason": IdoReason.MOVE_WITHIN,
-        }
-        if new_household is not None:
-            changes["household_id"] = new_household.id
-            changes["is_householder"] = resident is new_head
-            relationship = str(stated_movers[index].get("relationship") or "").strip()
-            if resident is new_head:
-                changes["relationship_to_head"] = "世帯主"
-            elif relationship and new_head is not None:
-                changes["relationship_to_head"] = relationship
-        check_in_city_update(index, changes)
-        resident.address_set_notified_on = today
-        records.amend_record(session, resident, reason=IdoReason.MOVE_WITHIN, changed_on=moved_on,
-                             notified_on=today, by=by.login_id, **changes)
-        after = records.snapshot(resident)
-        provision.send(session, recipient_id="prefecture", message_type="identity.update",
-                       data=_identity_update(resident, reason=IdoReason.MOVE_WITHIN, changed_on=moved_on),
-                       reason=f"case {case.id} completed at the counter: 転居", resident_id=resident.id,
-                       actor=by.login_id)
-        snapshots.append((resident, before, after))
-    filing.record_if_late(session, case, moved_on=moved_on, notified_on=today, by=by)
-    cases.complete(session, case, by=by, detail={"kind": "転居", "movers": len(movers),
-                                                 "visit": visit.id if visit else None,
-                                                 "new_household": new_household is not None})
-    # Last: J-LIS keeps its own records, which a rollback of this transaction could not undo.
-    for resident, before, after in snapshots:
-        cards.revoke_for_changed_basic_items(session, resident=resident, before=before, after=after,
-                                             by=by.login_id)
-    return movers
-
-
-# -- 転入 ------------------------------------------------------------------------------------------------
+    _ready_to_complete(session, case, "in_city_reservation", visit)
+    return completion.complete_in_city_move(session, case, by=by, visit=visit,
+                                            remaining_householder=remaining_householder,
+                                            relationships=relationships, moved_on=moved_on)
 
 
 def complete_move_in(session: Session, case: Case, *, by: Staff, visit: CounterVisit | None,
                      moved_on: dt.date | None = None,
                      paper_certificate: tuple[str, str] | None = None) -> list[Resident]:
-    """Complete a 転入届 at the counter after the card check (the ledger work is the moves service's)."""
-    session.refresh(case, with_for_update=True)
-    _check_open(case)
-    if case.kind != "move_in_reservation":
-        raise CounterError("case", "this case is not a 転入予約")
-    require_visit(session, case, visit)
-    from backoffice.services import moves  # the 転入 ledger work lives with the moves between cities
-
-    return moves.complete_move_in(session, case, by=by, visit=visit, moved_on=moved_on,
-                                  paper_certificate=paper_certificate)
+    """Complete a 転入届 at the counter after the card check (the ledger work is ``completion.complete_move_in``)."""
+    _ready_to_complete(session, case, "move_in_reservation", visit)
+    return completion.complete_move_in(session, case, by=by, visit=visit, moved_on=moved_on,
+                                       paper_certificate=paper_certificate)

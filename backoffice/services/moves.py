@@ -9,8 +9,12 @@ The destination's 転入通知 later records the 転出確定 on the 除票 and 
 This city as the **destination**: the 転出証明書情報 is stored encrypted and matched with the
 転入予約 (by the move id of the online application, and the folded name and birth date of each
 person); approving a 転入予約 prepares the counter case, flagged while information is missing. At
-the counter, ``complete_move_in`` creates the records, sends the 転入通知 back, updates the
+the counter, ``completion.complete_move_in`` creates the records, sends the 転入通知 back, updates the
 prefecture, has J-LIS revoke the signature certificate (the address changed) and tells the departments.
+
+What every move tells the others is written here once, for this module, the completion at the
+counter (``backoffice/services/completion.py``) and the 転出取消 (``cancellation.py``): the full
+address, ``identity_update`` (the prefecture) and ``notify_departments`` (each department concerned).
 
 Every provision goes through ``provision.send``: only the recipients and items data/recipients.json
 names, each recorded with its legal basis (R4). Services flush; the caller commits.
@@ -33,15 +37,11 @@ from sqlalchemy.orm import Session
 from backoffice.models import (
     Case,
     CaseStatus,
-    CounterVisit,
-    Household,
     IdoReason,
     MoveoutCertificate,
     RecordStatus,
     Resident,
-    Sex,
     Staff,
-    VisitResult,
 )
 from backoffice.services import audit, cards, filing, households, provision, records
 from backoffice.services.cases import CaseError, add_event, complete, signed_application
@@ -98,7 +98,8 @@ MESSAGES = {
 }
 
 
-def _error(field: str, code: str, **values: Any) -> CaseError:
+def refusal(field: str, code: str, **values: Any) -> CaseError:
+    """The refusal of a move step, its message from ``MESSAGES`` (the 転入 at the counter's too)."""
     return CaseError(field, MESSAGES[code].format(**values), code=code)
 
 
@@ -200,26 +201,25 @@ def concerned_departments(resident: Resident, on: dt.date) -> list[str]:
     return wanted
 
 
-def _notify_departments(session: Session, resident: Resident, *, event: str, data: Mapping[str, Any],
-                        on: dt.date, reason: str, actor: str) -> list[str]:
+def notify_departments(session: Session, resident: Resident, *, message_type: str, data: Mapping[str, Any],
+                       on: dt.date, reason: str, actor: str) -> list[str]:
+    """Tell each department concerned with this person (``concerned_departments``) what a move changed."""
     sent = []
     for recipient_id in concerned_departments(resident, on):
-        provision.send(session, recipient_id=recipient_id, message_type=DEPT_NOTICE[event], data=data,
+        provision.send(session, recipient_id=recipient_id, message_type=message_type, data=data,
                        reason=reason, resident_id=resident.id, actor=actor)
         sent.append(recipient_id)
     return sent
 
 
-def _identity_update(session: Session, resident: Resident, *, reason: IdoReason, on: dt.date, why: str,
-                     actor: str) -> None:
+def identity_update(session: Session, resident: Resident, *, reason: IdoReason, on: dt.date, why: str,
+                    actor: str) -> None:
+    """The 本人確認情報 after the change, to the prefecture (住基法第30条の6): every move, its 取消 too."""
     provision.send(session, recipient_id="prefecture", message_type=IDENTITY_UPDATE, data={
         "juminhyo_code": resident.juminhyo_code, "name": resident.name, "birth_date": resident.birth_date.isoformat(),
         "sex": resident.sex.value, "address": full_address(resident), "my_number": records.my_number(resident),
         "change_reason": reason.value, "change_date": on.isoformat(),
     }, reason=why, resident_id=resident.id, actor=actor)
-
-
-identity_update = _identity_update  # also for the 転出取消 (backoffice/services/cancellation.py)
 
 
 # -- 1. the 転出届 is approved (this city is the origin) ------------------------------------------------
@@ -230,10 +230,10 @@ def _movers_of(session: Session, case: Case) -> list[Resident]:
     for n, resident_id in enumerate(json.loads(case.mover_resident_ids), start=1):
         resident = session.get(Resident, resident_id) if resident_id is not None else None
         if resident is None or resident.status is not RecordStatus.CURRENT:
-            raise _error("movers", "unknown_mover", n=n)
+            raise refusal("movers", "unknown_mover", n=n)
         movers.append(resident)
     if not movers:
-        raise _error("movers", "unknown_mover", n=1)
+        raise refusal("movers", "unknown_mover", n=1)
     require_may_file(session, case, movers)
     return movers
 
@@ -260,7 +260,7 @@ def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
     actor = staff.login_id
     for resident in movers:
         if resident.planned_moveout_on is not None:
-            raise _error("movers", "already_planned")
+            raise refusal("movers", "already_planned")
     _householder_left_behind(session, case, movers, move_date=move_date, by=actor)
     for resident in movers:
         address = full_address(resident)
@@ -287,8 +287,9 @@ def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
         else:
             provision.send(session, recipient_id=STANDIN, message_type=MOVEOUT_CERTIFICATE, data=certificate,
                            reason=why, resident_id=resident.id, actor=actor)
-        _identity_update(session, resident, reason=IdoReason.MOVE_OUT, on=move_date, why=why, actor=actor)
-        _notify_departments(session, resident, event="move_out", on=move_date, reason=why, actor=actor, data={
+        identity_update(session, resident, reason=IdoReason.MOVE_OUT, on=move_date, why=why, actor=actor)
+        notify_departments(session, resident, message_type=DEPT_NOTICE["move_out"], on=move_date, reason=why,
+                           actor=actor, data={
             "name": resident.name, "name_kana": resident.name_kana, "birth_date": resident.birth_date.isoformat(),
             "sex": resident.sex.value, "address": address, "my_number": records.my_number(resident),
             "household_number": resident.household.household_number,
@@ -327,13 +328,14 @@ def _householder_left_behind(session: Session, case: Case, movers: list[Resident
 # -- 2. the 転出証明書情報 arrives (this city is the destination) and is matched ---------------------------
 
 
-def _reservation_indexes(case: Case) -> list[str]:
+def reservation_indexes(case: Case) -> list[str]:
     """Keyed indexes of the people a 転入予約 names, in its order."""
     movers = signed_application(case).get("movers", [])
     return [person_index(str(m.get("name", "")), str(m.get("birthDate", ""))) for m in movers]
 
 
-def _certificates(session: Session, case: Case) -> list[MoveoutCertificate]:
+def matched_certificates(session: Session, case: Case) -> list[MoveoutCertificate]:
+    """The 転出証明書情報 matched to this 転入予約, in the order they arrived."""
     return list(session.execute(select(MoveoutCertificate).where(MoveoutCertificate.case_id == case.id)
                                 .order_by(MoveoutCertificate.id)).scalars())
 
@@ -357,7 +359,7 @@ def match_certificates(session: Session, case: Case) -> Readiness:
     """Attach every unmatched 転出証明書情報 that belongs to this 転入予約, and flag the case accordingly."""
     # Locked, so two certificates arriving at once on two workers each see the other's before flagging.
     session.execute(select(Case.id).where(Case.id == case.id).with_for_update())
-    indexes = _reservation_indexes(case)
+    indexes = reservation_indexes(case)
     unmatched = select(MoveoutCertificate).where(MoveoutCertificate.case_id.is_(None),
                                                  MoveoutCertificate.person_index.in_(indexes))
     if case.move_id:
@@ -368,7 +370,7 @@ def match_certificates(session: Session, case: Case) -> Readiness:
         certificate.case_id, certificate.matched_at = case.id, clock.utcnow()
         newly.append(certificate)
     session.flush()
-    have = {c.person_index for c in _certificates(session, case)}
+    have = {c.person_index for c in matched_certificates(session, case)}
     movers = signed_application(case).get("movers", [])
     missing = tuple(str(m.get("name", "")) for m, index in zip(movers, indexes, strict=True) if index not in have)
     if newly:
@@ -408,7 +410,7 @@ def receive_moveout_certificate(session: Session, opened: Opened) -> MoveoutCert
     audit.record("move.certificate_received", actor="bridge", target_type="moveout_certificate",
                  target_id=certificate.id, detail={"origin": opened.sender, "items": sorted(items)})
     for case in _candidate_cases(session, certificate):
-        if certificate.person_index in _reservation_indexes(case):
+        if certificate.person_index in reservation_indexes(case):
             match_certificates(session, case)
             break
     return certificate
@@ -427,190 +429,7 @@ def approve_in_city_reservation(session: Session, case: Case, staff: Staff) -> N
     add_event(session, case, "counter_prepared", by=staff)
 
 
-# -- 3. the 転入 at the counter -------------------------------------------------------------------------
-
-
-def _already_resident(session: Session, items: Mapping[str, Any]) -> str | None:
-    """Why this person cannot get a new record here (R10), or None; a 除票 alone is no reason (a return)."""
-    if records.current_record_with(session, juminhyo_code=items["juminhyo_code"]) is not None:
-        return "already_resident"
-    person_match = select(Resident.id).where(Resident.name_search == fold(items["name"]),
-                                             Resident.birth_date == dt.date.fromisoformat(items["birth_date"]),
-                                             Resident.status == RecordStatus.CURRENT)
-    if session.execute(person_match).first() is not None:
-        return "already_resident"
-    number = items.get("my_number")
-    if number:
-        index = blind_index(current_app.config["BLIND_INDEX_KEY"], str(number), purpose="my_number")
-        if records.current_record_with(session, my_number_index=index) is not None:
-            return "number_in_use"
-    return None
-
-
-def _extra_items(items: Mapping[str, Any]) -> dict[str, Any]:
-    """The 個別記載事項 and foreign-resident items the 転出証明書情報 carried, as the new record holds them.
-
-    The 在留カード等の番号 is among them as ``residence_card_number``, which ``records.create_record`` encrypts.
-    """
-    dates = {"nhi_since", "late_elderly_since", "ltc_since", "pension_since", "child_allowance_since",
-             "residence_expiry", "became_foreign_resident_on", "became_foreign_resident_notified_on",
-             "special_permanent_certificate_issued_on"}
-    extra: dict[str, Any] = {}
-    for item in messages.CERTIFICATE_EXTRA:
-        value = items.get(item)
-        if value is None or value == "":
-            continue
-        extra[item] = dt.date.fromisoformat(value) if item in dates else value
-    return extra
-
-
-def _presented_serials(session: Session, case: Case) -> set[str]:
-    """The authentication certificates that signed in, with their PIN, at the counter for this case."""
-    return {serial for serial in session.execute(select(CounterVisit.cert_serial).where(
-        CounterVisit.case_id == case.id, CounterVisit.result == VisitResult.VERIFIED)).scalars() if serial}
-
-
-def _household(session: Session, application: Mapping[str, Any], machiaza: Machiaza, banchi: str,
-               katagaki: str | None) -> tuple[Household, str | None]:
-    """The household the movers join: a new one headed by a mover, or the one already at the address."""
-    head = str(application.get("newHouseholder", "")).replace(" ", "").replace("　", "")
-    if head != "existing":
-        household = Household(household_number=records.new_household_number(session),
-                              householder_name=str(application["newHouseholder"]), created_at=clock.utcnow())
-        session.add(household)
-        session.flush()
-        return household, head
-    same_katagaki = Resident.katagaki.is_(None) if katagaki is None else Resident.katagaki == katagaki
-    existing = session.execute(select(Resident).where(
-        Resident.machiaza_code == machiaza.code, Resident.banchi == banchi, same_katagaki,
-        Resident.is_householder.is_(True), Resident.status == RecordStatus.CURRENT)).scalars().first()
-    if existing is None:
-        raise _error("newHouseholder", "no_household")
-    return existing.household, None
-
-
-def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = None,
-                     moved_on: dt.date | None = None,
-                     paper_certificate: tuple[str, str] | None = None) -> list[Resident]:
-    """Complete the 転入 at the counter (R9, R10): the records, the 転入通知, the prefecture, J-LIS, departments.
-
-    Refused with a CaseError, before anything changes, for a case that is not an approved 転入予約, when
-    the 転出証明書情報 of anyone is missing, when anyone is already a current resident here (R10), or
-    when the new address is not in the address master. ``visit`` is the counter visit (the verified
-    card sign-in); its id, when it has one, goes into the history.
-    """
-    if case.kind != "move_in_reservation":
-        raise _error("case", "not_move_in")
-    if case.status is not CaseStatus.APPROVED:
-        raise _error("case", "not_approved")
-    ready = match_certificates(session, case)
-    if not ready.ready:
-        raise _error("moveout_certificate", "certificate_missing", names="、".join(ready.missing))
-    application = signed_application(case)
-    by_index = {c.person_index: c for c in _certificates(session, case)}
-    movers = application["movers"]
-    certificates = [by_index[index] for index in _reservation_indexes(case)]
-    people = [certificate_items(c) for c in certificates]
-    for items in people:
-        # A 除票 of a person who lived here before stays beside the new record (the numbers are for life).
-        refusal = _already_resident(session, items)
-        if refusal is not None:
-            raise _error("movers", refusal, name=items["name"])
-    destination = application["destination"]
-    parsed = parse_address(_own_code(), str(destination.get("address", "")))
-    if parsed is None:
-        raise _error("destination.address", "address_unknown")
-    machiaza, banchi = parsed
-    katagaki = destination.get("katagaki") or None
-    # 住民となった年月日 / 住所を定めた年月日: the day the resident states at the counter (住み始めた日), not the
-    # planned date signed online (that one only when no day is given, as for a caller outside the counter).
-    move_date = moved_on or dt.date.fromisoformat(application["moveDate"])
-    today = clock.today_jst()
-    if move_date > today:
-        raise _error("moved_on", "move_date_ahead")
-    planned = min(dt.date.fromisoformat(str(p.get("move_date") or application["moveDate"])) for p in people)
-    limit = filing.tokurei_limit(moved_on=move_date, planned_moveout_on=planned)
-    if today > limit and paper_certificate is None:
-        # Past the 特例転入 limit the 転出証明書情報 no longer serves: a paper 転出証明書 (its number and issuer).
-        raise _error("paper_certificate", "tokurei_expired", limit=limit.isoformat())
-    if paper_certificate is not None and not all(str(v).strip() for v in paper_certificate):
-        raise _error("paper_certificate", "paper_incomplete")
-    household, head = _household(session, application, machiaza, banchi, katagaki)
-    actor = by.login_id
-    why = f"転入届 {case.receipt_number}"
-    created: list[Resident] = []
-    for mover, items, certificate in zip(movers, people, certificates, strict=True):
-        is_head = head is not None and fold(str(mover.get("name", ""))) == fold(head)
-        resident = records.create_record(
-            session, household=household, reason=IdoReason.MOVE_IN, changed_on=move_date, notified_on=today,
-            by=actor, my_number=items.get("my_number"),
-            atena_number=records.new_atena_number(session), juminhyo_code=items["juminhyo_code"],
-            name=items["name"], name_kana=items.get("name_kana") or str(mover.get("kana", "")),
-            birth_date=dt.date.fromisoformat(items["birth_date"]), sex=Sex(items["sex"]),
-            relationship_to_head="世帯主" if is_head else str(mover.get("relationship", ""))[:20],
-            is_householder=is_head, machiaza_code=machiaza.code, banchi=banchi, katagaki=katagaki,
-            honseki=items.get("honseki"), hittosha=items.get("hittosha"), previous_address=items["address"],
-            **_extra_items(items))
-        certificate.resident_id = resident.id
-        created.append(resident)
-    case.mover_resident_ids = json.dumps([r.id for r in created])
-    session.flush()
-    revocations = []
-    presented = _presented_serials(session, case)
-    lapsed = paper_certificate is not None and today > limit  # the card is 廃止 past the limit: no 継続利用
-    for mover, resident, items, certificate in zip(movers, created, people, certificates, strict=True):
-        new_address = full_address(resident)
-        # 継続利用: the card the resident signed to keep (keepsCard) moves to this ledger.
-        kept = None
-        if mover.get("keepsCard") is True and certificate.origin.startswith("muni:") and not lapsed:
-            kept = cards.take_over_card(session, resident=resident, items=items, moved_on=move_date,
-                                        origin=certificate.origin.removeprefix("muni:"), presented_serials=presented,
-                                        by=actor)
-        if certificate.origin.startswith("muni:"):
-            provision.send(session, recipient_id=MUNICIPALITY, party=certificate.origin, message_type=MOVEIN_NOTICE,
-                           data={"juminhyo_code": resident.juminhyo_code, "name": resident.name,
-                                 "birth_date": resident.birth_date.isoformat(), "move_date": move_date.isoformat(),
-                                 "previous_address": items["address"], "new_address": new_address,
-                                 "move_id": items.get("move_id"),
-                                 "card_number": kept.card_number if kept is not None else None},
-                           reason=why, resident_id=resident.id, actor=actor)
-        _identity_update(session, resident, reason=IdoReason.MOVE_IN, on=move_date, why=why, actor=actor)
-        _notify_departments(session, resident, event="move_in", on=move_date, reason=why, actor=actor, data={
-            "name": resident.name, "name_kana": resident.name_kana, "birth_date": resident.birth_date.isoformat(),
-            "sex": resident.sex.value, "address": new_address, "my_number": items.get("my_number"),
-            "household_number": household.household_number, "householder_name": household.householder_name,
-            "relationship": resident.relationship_to_head, "change_reason": IdoReason.MOVE_IN.value,
-            "change_date": move_date.isoformat(), "previous_address": items["address"],
-        })
-        if items.get("card_serial"):
-            revocations.append((resident, str(items["card_serial"])))
-    visit_id = getattr(visit, "id", None)
-    filing.record_if_late(session, case, moved_on=move_date, notified_on=today, by=by)
-    if paper_certificate is not None:
-        number, issuer = (str(v).strip() for v in paper_certificate)
-        add_event(session, case, "paper_moveout_certificate", by=by, detail={"number": number, "issuer": issuer})
-        if lapsed:
-            _card_use_lapsed(session, case, created, revocations, limit=limit, by=by)
-    complete(session, case, by=by, detail={"residents": [r.id for r in created],
-                                           **({"visit": visit_id} if visit_id is not None else {})})
-    # Last: J-LIS keeps its own records, which a rollback here could not undo.
-    for resident, serial in revocations:
-        cards.revoke_signature_after_move(session, serial=serial, resident=resident, by=actor)
-    return created
-
-
-def _card_use_lapsed(session: Session, case: Case, created: list[Resident], cards_carried: list[tuple[Resident, str]],
-                     *, limit: dt.date, by: Staff) -> None:
-    """Past the 特例転入 limit the card's special use lapses (the card is 廃止: no 特例転入, no 継続利用 at this
-    転入): recorded on the case and, for each card the 転出証明書情報 named, in the operation log. Its
-    signature certificate is revoked as at every 転入; the holder applies for a new card."""
-    add_event(session, case, "card_use_lapsed", by=by, detail={"limit": limit.isoformat(),
-                                                                "cards": len(cards_carried)})
-    for resident, serial in cards_carried:
-        audit.record("card.lapsed", actor=by.login_id, actor_id=by.id, target_type="resident", target_id=resident.id,
-                     detail={"serial": serial, "limit": limit.isoformat(), "event": "move_in_past_tokurei_limit"})
-    audit.record("move.tokurei_lapsed", actor=by.login_id, actor_id=by.id, target_type="case", target_id=case.id,
-                 detail={"residents": [r.id for r in created], "limit": limit.isoformat()})
+# -- 3. the 転入 at the counter: ``complete_move_in`` in backoffice/services/completion.py ---------------
 
 
 # -- 4. the 転入通知 arrives (this city is the origin): 転出確定 -----------------------------------------
@@ -652,7 +471,7 @@ def receive_movein_notice(session: Session, opened: Opened) -> Resident | None:
         cards.hand_over_card(session, card_number=items["card_number"], resident=resident,
                              to=opened.sender.removeprefix("muni:"), by="bridge")
     why = f"転出確定 {opened.sender}"
-    _identity_update(session, resident, reason=IdoReason.MOVE_OUT, on=move_date, why=why, actor="bridge")
+    identity_update(session, resident, reason=IdoReason.MOVE_OUT, on=move_date, why=why, actor="bridge")
     audit.record("move.confirmed", actor="bridge", target_type="resident", target_id=resident.id,
                  detail={"from": opened.sender, "message_id": opened.message_id})
     _complete_move_out_cases(session, resident, items.get("move_id"), opened.message_id)

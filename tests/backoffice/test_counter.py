@@ -443,7 +443,7 @@ def test_an_in_city_move_changes_the_address_only_and_records_history_prefecture
 
 def test_an_in_city_move_that_would_change_the_name_is_refused_naming_it_and_nothing_changes(counter_app, city):
     from backoffice.extensions import db
-    from backoffice.services import counter
+    from backoffice.services import completion
 
     app = counter_app
     renamed = ("宮沢　賢", "ミヤザワ　ケン", "1990-08-27", "本人")
@@ -463,8 +463,8 @@ def test_an_in_city_move_that_would_change_the_name_is_refused_naming_it_and_not
     assert sign_serial_revoked(app, city["head"]) is None
     # The rule holds in the service whatever builds the update: a birth date or sex change is refused too.
     for item in ("birth_date", "sex", "name_kana", "my_number"):
-        with pytest.raises(counter.CounterError) as refused:
-            counter.check_in_city_update(1, {"banchi": "1番地", item: "x"})
+        with pytest.raises(completion.CounterError) as refused:
+            completion.check_in_city_update(1, {"banchi": "1番地", item: "x"})
         assert refused.value.field == f"movers[1].{item}"
 
 

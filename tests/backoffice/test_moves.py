@@ -250,13 +250,13 @@ def _case(app: Any, case_id: int) -> Case:
 
 def _complete(app: Any, city: City, case_id: int) -> list[int]:
     from backoffice.extensions import db
-    from backoffice.services import moves
+    from backoffice.services import completion
 
     with app.test_request_context("/"):
         case = db.session.get(Case, case_id)
         # The day the resident states at the counter: today (the planned date may still be ahead).
-        created = moves.complete_move_in(db.session, case, by=city.staff(db.session, "clerk_a"),
-                                         moved_on=clock_module.today_jst())
+        created = completion.complete_move_in(db.session, case, by=city.staff(db.session, "clerk_a"),
+                                              moved_on=clock_module.today_jst())
         db.session.commit()
         return [r.id for r in created]
 
@@ -734,7 +734,7 @@ def test_the_move_in_takes_the_day_the_resident_states_and_refuses_one_still_ahe
         hanamaki, kitakami, family, clock, move_keys):
     """住民となった年月日 is the day the resident started living here (住み始めた日), not the planned date signed."""
     from backoffice.extensions import db
-    from backoffice.services import moves
+    from backoffice.services import completion
     from backoffice.services.cases import CaseError
 
     today = clock_module.today_jst()
@@ -744,8 +744,8 @@ def test_the_move_in_takes_the_day_the_resident_states_and_refuses_one_still_ahe
     with kitakami.test_request_context("/"):
         case = db.session.get(Case, in_case)
         with pytest.raises(CaseError) as refused:
-            moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"),
-                                   moved_on=today + dt.timedelta(days=1))
+            completion.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"),
+                                        moved_on=today + dt.timedelta(days=1))
         db.session.rollback()
     assert refused.value.field == "moved_on" and "after today" in refused.value.message
     with kitakami.app_context():
@@ -753,8 +753,8 @@ def test_the_move_in_takes_the_day_the_resident_states_and_refuses_one_still_ahe
     actual = today - dt.timedelta(days=4)
     with kitakami.test_request_context("/"):
         case = db.session.get(Case, in_case)
-        [created] = moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"),
-                                           moved_on=actual)
+        [created] = completion.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"),
+                                                moved_on=actual)
         db.session.commit()
         assert (created.became_resident_on, created.address_set_on) == (actual, actual)
 
@@ -763,7 +763,7 @@ def test_a_move_in_notified_after_fourteen_days_is_recorded_and_listed_as_late(
         hanamaki, kitakami, family, clock, move_keys):
     """第22条: 14 days (a deadline on a closed day moves to the next open day); past it, 届出期間経過 (第52条)."""
     from backoffice.extensions import db
-    from backoffice.services import filing, moves
+    from backoffice.services import completion, filing
 
     today = clock_module.today_jst()
     moved = today - dt.timedelta(days=20)
@@ -776,15 +776,15 @@ def test_a_move_in_notified_after_fourteen_days_is_recorded_and_listed_as_late(
         case = db.session.get(Case, in_case)
         # 特例転入 limit: 14 days after the move passed, so the 転出証明書情報 no longer serves.
         with pytest.raises(CaseError) as refused:
-            moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"), moved_on=moved)
+            completion.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"), moved_on=moved)
         db.session.rollback()
     assert refused.value.field == "paper_certificate" and "特例転入の期限" in refused.value.message
     with kitakami.app_context():
         assert db.session.execute(select(func.count()).select_from(Resident)).scalar_one() == 0
     with kitakami.test_request_context("/"):
         case = db.session.get(Case, in_case)
-        moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"), moved_on=moved,
-                               paper_certificate=("花巻-2026-0042", "岩手県花巻市"))
+        completion.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"), moved_on=moved,
+                                    paper_certificate=("花巻-2026-0042", "岩手県花巻市"))
         db.session.commit()
     assert _case(kitakami, in_case).status is CaseStatus.COMPLETED
     with kitakami.app_context():

@@ -27,12 +27,12 @@ from tests.backoffice.test_moves import (  # noqa: F401  (the fixtures)
 
 def _complete(kitakami, destination, in_case: int, moved_on: dt.date, paper=None) -> list[int]:
     from backoffice.extensions import db
-    from backoffice.services import moves
+    from backoffice.services import completion
 
     with kitakami.test_request_context("/"):
         case = db.session.get(Case, in_case)
-        created = moves.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"),
-                                         moved_on=moved_on, paper_certificate=paper)
+        created = completion.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"),
+                                              moved_on=moved_on, paper_certificate=paper)
         db.session.commit()
         return [r.id for r in created]
 
