@@ -124,7 +124,7 @@ def test_a_withdrawal_that_is_not_a_signature_withdraws_nothing_and_the_portal_i
     assert _logged(bo_app, "intake.withdrawal_refused") == 1
     answer = status_messages(bo_app)[-1]
     assert answer["receiptNumber"] == "R-1" and answer["status"] == "received"
-    assert "取下げ" in answer["reason"]
+    assert answer["reasonCode"] == "withdrawal_signature" and answer["reason"] is None
 
 
 def test_a_withdrawal_signed_by_another_card_holder_is_refused(bo_app, city, tmp_path):
@@ -233,5 +233,5 @@ def test_a_signed_withdrawal_after_the_city_started_checking_leaves_the_case_and
                   _withdrawn(_sign(bo_app, city["card"], _withdrawal("R-1")), receipt="R-1", move_id=move_id))
     assert load_case(bo_app, case.id).status is CaseStatus.CONFIRMED
     answer = status_messages(bo_app)[-1]
-    assert answer["status"] == "in_review" and "すでに市で手続き" in answer["reason"]
+    assert answer["status"] == "in_review" and answer["reasonCode"] == "withdrawal_too_late"
     assert _logged(bo_app, "intake.withdrawal_too_late") == 1
