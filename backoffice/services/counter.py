@@ -449,7 +449,7 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
     cases.complete(session, case, by=by, detail={"kind": "転居", "movers": len(movers),
                                                  "visit": visit.id if visit else None,
                                                  "new_household": new_household is not None})
-    # Last: J-LIS keeps its own records, which a rollback of this transaction could not undo.
+    # Sent to J-LIS over the bridge in this transaction: a rollback sends nothing.
     for resident, before, after in snapshots:
         cards.revoke_for_changed_basic_items(session, resident=resident, before=before, after=after,
                                              by=by.login_id)
