@@ -497,19 +497,32 @@ def revoke_signature_after_move(session: Session, *, serial: str, resident: Resi
     return True
 
 
-def revoke_lapsed_card(session: Session, *, auth_serial: str, resident: Resident, limit: dt.date, by: str) -> bool:
+def revoke_lapsed_card(session: Session, *, items: Mapping[str, Any], origin: str, resident: Resident,
+                       limit: dt.date, by: str) -> bool:
     """Past the 特例転入 limit the card is 廃止: J-LIS revokes its authentication certificate too.
 
-    The signature certificate goes with every 転入 (``revoke_signature_after_move``); this is the other one,
-    which the 継続利用 would have kept valid. Sent over the bridge in the caller's transaction; returns True.
+    ``items`` is the 転出証明書情報, ``origin`` the municipality code it came from. The signature certificate
+    goes with every 転入 (``revoke_signature_after_move``); this is the other one, which the 継続利用 would
+    have kept valid. Sent over the bridge in the caller's transaction, and only for a card the destination
+    could have taken over (``_take_over_refusal``: not a card this city keeps for someone else, and one
+    whose signature certificate J-LIS links to it); otherwise nothing is sent and the log says why.
+    Returns whether a revocation was sent.
     """
-    message_id = send_revocation(session, serial=auth_serial, reason=RevocationReason.AFFILIATION_CHANGED,
+    auth = items.get("card_auth_serial")
+    if not auth:
+        return False
+    refusal = _take_over_refusal(session, {**items, "card_number": items.get("card_number") or ""}, origin)
+    detail = {"serial": str(auth), "certificate": "auth", "reason": RevocationReason.AFFILIATION_CHANGED.value,
+              "event": "move_in_past_tokurei_limit", "limit": limit.isoformat()}
+    if refusal is not None:
+        audit.record("card.revoke", outcome="denied", target_type="resident", target_id=resident.id, **_actor(by),
+                     detail={**detail, "refused": refusal})
+        return False
+    message_id = send_revocation(session, serial=str(auth), reason=RevocationReason.AFFILIATION_CHANGED,
                                  resident=resident, why=f"特例転入の期限 ({limit.isoformat()}) 経過: カード廃止", by=by,
                                  field="card_auth_serial")
-    audit.record("card.revoke", target_type="resident", target_id=resident.id, **_actor(by), detail={
-        "serial": auth_serial, "certificate": "auth", "reason": RevocationReason.AFFILIATION_CHANGED.value,
-        "event": "move_in_past_tokurei_limit", "limit": limit.isoformat(), "message_id": message_id,
-    })
+    audit.record("card.revoke", target_type="resident", target_id=resident.id, **_actor(by),
+                 detail={**detail, "message_id": message_id})
     return True
 
 
