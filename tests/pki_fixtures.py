@@ -6,6 +6,8 @@ overrides ``pki_generations`` (a fixture returning 1).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bridge.peers.jlis.simulator import IssuedCard
@@ -35,3 +37,35 @@ def card(pki: SimulatedPki) -> IssuedCard:
 def trust(pki: SimulatedPki) -> TrustConfig:
     """The test TrustConfig over every generation's anchors."""
     return pki.trust()
+
+
+def deliver_card_revocations(app: Any) -> list[str]:
+    """J-LIS applies the ``card.revocation`` messages in ``app``'s outbox, as its receiver does on delivery.
+
+    Each is opened with J-LIS's own keys and handed to ``bridge.peers.jlis.receiver.revoke_certificate``
+    (the simulated CA revokes, then publishes CRLs); returns the serials. For tests that check a ledger
+    change's effect at J-LIS without a relay and a peer worker (tests/bridge/test_card_revocation.py runs those).
+    """
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from sqlalchemy import select
+
+    from backoffice.extensions import db
+    from backoffice.models import Outbox
+    from bridge.messages import CARD_REVOCATION
+    from bridge.peers.jlis import receiver
+    from core import clock
+    from core.envelope import KeyRegistry, key_directory, open_envelope
+
+    serials = []
+    with app.app_context():
+        keys = KeyRegistry.from_config({"BRIDGE_KEY_DIRECTORY": str(key_directory(app.config))}, party=receiver.PARTY)
+        rows = db.session.execute(select(Outbox).where(Outbox.message_type == CARD_REVOCATION)
+                                  .order_by(Outbox.created_at, Outbox.id)).scalars().all()
+        for row in rows:
+            opened = open_envelope(row.envelope, me=receiver.PARTY, keys=keys, accepted_types={CARD_REVOCATION},
+                                   max_age=dt.timedelta(days=1), now=clock.utcnow())
+            receiver.revoke_certificate(opened, SimpleNamespace(values=app.config))  # type: ignore[arg-type]
+            serials.append(str(opened.payload["items"]["card_serial"]))
+    return serials

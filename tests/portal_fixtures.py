@@ -20,15 +20,17 @@ PIN, PASSWORD = "1234", "ABC123"
 def bridge_key_directory(session_dir: Path) -> Path:
     """Keys of the portal, both demo municipalities and some peers, each registered with the others (once per run).
 
-    The prefecture and the departments are there because approving a 転出届 provides to them; the
-    stand-in is not, as the bridge tests use it as a party nobody registered.
+    The prefecture and the departments are there because approving a 転出届 provides to them, J-LIS because
+    a change of the four basic items sends it a card.revocation; the stand-in is not, as the bridge tests
+    use it as a party nobody registered.
     """
     from bridge.peers import departments, prefecture
+    from bridge.peers.jlis import receiver as jlis
     from core.envelope import KeyRegistry, import_public_key
 
     directory = session_dir / "bridge-keys"
     if not directory.exists():
-        parties = ("portal", "muni:032051", "muni:032069", prefecture.PARTY, *departments.PARTIES)
+        parties = ("portal", "muni:032051", "muni:032069", prefecture.PARTY, jlis.PARTY, *departments.PARTIES)
         registries = [KeyRegistry.from_config({"BRIDGE_KEY_DIRECTORY": str(directory)}, party=p) for p in parties]
         for party, registry in zip(parties, registries, strict=True):
             import_public_key(directory, party, registry.public_pem())

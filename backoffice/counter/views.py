@@ -19,9 +19,10 @@ from backoffice.extensions import db
 from backoffice.models import Resident, Role
 from backoffice.security import access
 from backoffice.services import audit as audit_service
-from backoffice.services import completion, counter, ledger
+from backoffice.services import cards, completion, continuation, counter, ledger
 from backoffice.services.cases import CaseError, signed_application
 from backoffice.services.records import RecordError
+from core.i18n import format_date
 
 MAX_BODY = 10_000
 NONCE_KEY = "counter_nonce"
@@ -120,9 +121,23 @@ def case(case_id: int) -> Any:
 def challenge(case_id: int) -> Any:
     """A fresh one-time challenge for the card at this counter, bound to this session and this case."""
     item = _case_or_404(case_id)
+    return _issue_challenge(NONCE_KEY, {"case": item.id})
+
+
+def _issue_challenge(key: str, bound: dict[str, int]) -> Any:
+    """A one-time challenge of the counter, kept in the staff session with what it is ``bound`` to."""
     issued = counter.nonces().issue()
-    session[NONCE_KEY] = {"case": item.id, "nonce": issued.nonce}
+    session[key] = {**bound, "nonce": issued.nonce}
     return jsonify({"nonce": issued.nonce, "expires_at": issued.expires_at.isoformat()})
+
+
+def _posted_token(key: str, bound: dict[str, int]) -> tuple[str | None, Any]:
+    """(the challenge kept under ``key`` if it was issued for ``bound``, used up either way; the posted authToken)."""
+    kept = session.pop(key, None)
+    matches = isinstance(kept, dict) and all(kept.get(name) == value for name, value in bound.items())
+    nonce = kept.get("nonce") if matches and isinstance(kept, dict) else None
+    body = request.get_json(silent=True) if (request.content_length or 0) <= MAX_BODY else None
+    return nonce, body.get("authToken") if isinstance(body, dict) else None
 
 
 @bp.route("/<int:case_id>/card", methods=["POST"])
@@ -130,10 +145,7 @@ def challenge(case_id: int) -> Any:
 def card(case_id: int) -> Any:
     """Verify the card that signed the challenge and that it is the applicant's or a mover's."""
     item = _case_or_404(case_id)
-    kept = session.pop(NONCE_KEY, None)
-    nonce = kept.get("nonce") if isinstance(kept, dict) and kept.get("case") == item.id else None
-    body = request.get_json(silent=True) if (request.content_length or 0) <= MAX_BODY else None
-    token = body.get("authToken") if isinstance(body, dict) else None
+    nonce, token = _posted_token(NONCE_KEY, {"case": item.id})
     try:
         counter.check_visit(db.session, item, token=token, nonce=nonce, staff_id=current_user.id,
                             terminal_id=g.terminal.id)
@@ -190,3 +202,82 @@ def complete(case_id: int) -> Any:
     db.session.commit()
     flash(_("The %(kind)s is complete.", kind=counter.COUNTER_KINDS[item.kind]), "success")
     return redirect(url_for("counter.case", case_id=item.id))
+
+
+# -- 継続利用: a card kept after a 転入, presented with its PIN within the 90 days ------------------------
+
+CARD_NONCE_KEY = "counter_card_nonce"
+
+
+def _continuation_refusals(card: Any) -> dict[str, str]:
+    due = format_date(card.continuation_due)
+    return {
+        "not_this_card": _("The card that was checked is not this card. Check the card named on this page."),
+        "no_continuation": _("No continued use is pending for this card."),
+        "renewal_required": _("The 90 days for presenting this card ended on %(date)s. The card cannot be "
+                              "continued: it is marked for renewal, and the resident applies for a new card.",
+                              date=due),
+    }
+
+
+def _card_or_404(card_id: int) -> Any:
+    card = cards.view_card(db.session, card_id)
+    if card is None:
+        abort(404)
+    return card
+
+
+@bp.route("/cards")
+@access(Role.CLERK)
+def cards_pending() -> Any:
+    """Cards taken over at a 転入 and still to be presented at the counter, due first."""
+    rows = continuation.pending_cards(db.session)
+    audit_service.record("card.list_pending", detail={"count": len(rows)})
+    db.session.commit()
+    return render_template("backoffice/counter/cards.html", rows=rows, moved_from=continuation.moved_from,
+                           format_date=format_date)
+
+
+@bp.route("/cards/<int:card_id>")
+@access(Role.CLERK)
+def card_continuation(card_id: int) -> Any:
+    """One kept card: whose it is, by when it is to be presented, and the card check that continues it."""
+    card = _card_or_404(card_id)
+    resident = db.session.get(Resident, card.resident_id)
+    db.session.commit()
+    return render_template("backoffice/counter/card_continuation.html", card=card, resident=resident,
+                           moved_from=continuation.moved_from(card), format_date=format_date)
+
+
+@bp.route("/cards/<int:card_id>/challenge", methods=["POST"])
+@access(Role.CLERK)
+def card_challenge(card_id: int) -> Any:
+    """A fresh one-time challenge for the card at this counter, bound to this session and this card."""
+    card = _card_or_404(card_id)
+    db.session.commit()
+    return _issue_challenge(CARD_NONCE_KEY, {"card": card.id})
+
+
+@bp.route("/cards/<int:card_id>/present", methods=["POST"])
+@access(Role.CLERK)
+def card_present(card_id: int) -> Any:
+    """Verify the card that signed the challenge and continue the card with it, or say why not."""
+    card = _card_or_404(card_id)
+    nonce, token = _posted_token(CARD_NONCE_KEY, {"card": card.id})
+    try:
+        continuation.present_card(db.session, card, token=token, nonce=nonce, by=current_user.login_id)
+    except continuation.PresentationRefused as exc:
+        db.session.commit()  # the refused check stays in the operation log
+        message = _refusals().get(exc.hint, _("The card could not be verified. Please try again."))
+        return jsonify({"error": "card_refused", "message": message}), 403
+    except cards.CardError as exc:
+        # continue_card changes nothing before refusing, except marking a card past the 90 days for renewal,
+        # which stays; the check and the refusal stay in the operation log.
+        audit_service.record("card.continue", outcome="denied", target_type="card", target_id=card_id,
+                             detail={"reason": exc.code})
+        db.session.commit()
+        text = _continuation_refusals(card).get(exc.code, _("The card could not be continued."))
+        return jsonify({"error": exc.code, "message": text}), 409
+    db.session.commit()
+    flash(_("The card is continued (継続利用). It stays valid at this city."), "success")
+    return jsonify({"redirect": url_for("counter.card_continuation", card_id=card.id)})

@@ -1,14 +1,19 @@
 """My Number Card issuance at the counter: card records, certificates from J-LIS, revocation, the virtual card file.
 
-J-LIS is reached only through a ``core.jpki.cardauthority.CardAuthority``, the one ``CARD_AUTHORITY`` names;
-the simulated one (JPKI-SIM, development and test) is the only implementation today, and a real J-LIS
-connection would be another. Every function here
+What must answer at once (issuing a card at the counter, a clerk's revocation or hold, the status and
+the 証明書紐付け) goes to J-LIS through a ``core.jpki.cardauthority.CardAuthority``, the one ``CARD_AUTHORITY``
+names; the simulated one (JPKI-SIM, development and test) is the only implementation today, and a real
+J-LIS connection would be another. A revocation a ledger change causes (the four basic items changed, a
+転入, a card lapsed past the 特例転入 limit) instead goes to J-LIS over the bridge (``send_revocation``):
+it is written to the outbox in the same transaction as the ledger change. Every function here
 flushes and never commits, writes one operation-log row, and refuses bad input with a ``CardError``
 naming the field before any key is generated or any certificate is touched.
 
 The certificate authority keeps its own state outside the database. When the caller rolls back after
-a successful call, the certificates stay issued or revoked at the authority: the same is true of the
-real J-LIS, whose records the city cannot roll back either.
+a successful synchronous call, the certificates stay issued or revoked at the authority: the same is
+true of the real J-LIS, whose records the city cannot roll back either. A revocation sent over the
+bridge is rolled back with the ledger change, and once committed the relay delivers it until J-LIS
+acknowledges it.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backoffice.models import CardRecord, CardStatus, RecordStatus, Resident
-from backoffice.services import audit
+from backoffice.services import audit, provision
+from bridge.messages import CARD_REVOCATION
 from core import clock
 from core.addressmaster import machiaza_by_code, municipality_by_code
 from core.checkdigits import is_valid_my_number
@@ -58,6 +64,8 @@ REASONS = tuple(reason.value for reason in RevocationReason)
 LIVE_STATUSES = (CardStatus.ACTIVE, CardStatus.SUSPENDED)
 # 継続利用: a card taken over at a 転入 is presented at the counter within this many days of the move.
 CONTINUATION_DAYS = 90
+# data/recipients.json: J-LIS, which takes the card.revocation messages.
+JLIS_RECIPIENT = "jlis"
 
 # fullmatch with explicit ASCII classes: str.isdigit() and \d would accept full-width and other digits.
 _PIN = re.compile(r"[0-9]{4}")
@@ -449,10 +457,11 @@ def changed_basic_items(before: Mapping[str, Any], after: Mapping[str, Any]) -> 
 def revoke_for_changed_basic_items(
     session: Session, *, resident: Resident, before: Mapping[str, Any], after: Mapping[str, Any], by: str
 ) -> bool:
-    """After a ledger change: revoke the live card's signature certificate (affiliationChanged) if a basic item changed.
+    """After a ledger change: J-LIS revokes the live card's signature certificate if a basic item changed.
 
-    ``before`` and ``after`` are snapshots of the record (``records.snapshot``). The authentication
-    certificate names nobody, so it and the card stay valid. Returns whether a certificate was revoked.
+    ``before`` and ``after`` are snapshots of the record (``records.snapshot``). The revocation
+    (affiliationChanged) is sent over the bridge in the caller's transaction (``send_revocation``). The
+    authentication certificate names nobody, so it and the card stay valid. Returns whether one was sent.
     """
     items = changed_basic_items(before, after)
     if not items:
@@ -460,39 +469,78 @@ def revoke_for_changed_basic_items(
     card = live_card(session, resident)
     if card is None or card.sign_cert_serial is None:
         return False
-    authority = card_authority()
-    # Unknown at J-LIS fails loudly: a signature certificate with the old items must not stay valid unnoticed.
-    with _known_to_authority("resident"):
-        if not authority.revoke(int(card.sign_cert_serial), RevocationReason.AFFILIATION_CHANGED):
-            return False
+    message_id = send_revocation(session, serial=card.sign_cert_serial, reason=RevocationReason.AFFILIATION_CHANGED,
+                                 resident=resident, why=f"基本4情報の変更 ({', '.join(items)})", by=by,
+                                 field="resident")
     card.updated_at = clock.utcnow()
     session.flush()
-    authority.publish()
     audit.record("card.revoke", target_type="card", target_id=card.id, **_actor(by), detail={
         "serial": card.sign_cert_serial, "certificate": "sign", "reason": RevocationReason.AFFILIATION_CHANGED.value,
         "changed_items": items, "status_before": card.status.value, "status": card.status.value,
+        "message_id": message_id,
     })
     return True
 
 
 def revoke_signature_after_move(session: Session, *, serial: str, resident: Resident, by: str) -> bool:
-    """At the 転入: revoke (affiliationChanged) the signature certificate the former municipality reported.
+    """At the 転入: J-LIS revokes (affiliationChanged) the signature certificate the former municipality reported.
 
-    The card was issued elsewhere, so no card record of it is here: the serial comes from the
-    転出証明書情報. Returns whether the certificate was revoked now (False: it already was).
+    The card was issued elsewhere, so no card record of it need be here: the serial comes from the
+    転出証明書情報. The revocation is sent over the bridge in the caller's transaction; returns True.
     """
-    if not isinstance(serial, str) or not _SERIAL.fullmatch(serial):
-        raise CardError("card_serial", "the certificate serial must be decimal digits", code="serial_format")
-    authority = card_authority()
-    with _known_to_authority("card_serial"):
-        if not authority.revoke(int(serial), RevocationReason.AFFILIATION_CHANGED):
-            return False
-    authority.publish()
+    message_id = send_revocation(session, serial=serial, reason=RevocationReason.AFFILIATION_CHANGED,
+                                 resident=resident, why="転入 (記載事項の変更: 住所)", by=by, field="card_serial")
     audit.record("card.revoke", target_type="resident", target_id=resident.id, **_actor(by), detail={
         "serial": serial, "certificate": "sign", "reason": RevocationReason.AFFILIATION_CHANGED.value,
-        "changed_items": ["address"], "event": "move_in",
+        "changed_items": ["address"], "event": "move_in", "message_id": message_id,
     })
     return True
+
+
+def revoke_lapsed_card(session: Session, *, items: Mapping[str, Any], origin: str, resident: Resident,
+                       limit: dt.date, by: str) -> bool:
+    """Past the 特例転入 limit the card is 廃止: J-LIS revokes its authentication certificate too.
+
+    ``items`` is the 転出証明書情報, ``origin`` the municipality code it came from. The signature certificate
+    goes with every 転入 (``revoke_signature_after_move``); this is the other one, which the 継続利用 would
+    have kept valid. Sent over the bridge in the caller's transaction, and only for a card the destination
+    could have taken over (``_take_over_refusal``: not a card this city keeps for someone else, and one
+    whose signature certificate J-LIS links to it); otherwise nothing is sent and the log says why.
+    Returns whether a revocation was sent.
+    """
+    auth = items.get("card_auth_serial")
+    if not auth:
+        return False
+    refusal = _take_over_refusal(session, {**items, "card_number": items.get("card_number") or ""}, origin)
+    detail = {"serial": str(auth), "certificate": "auth", "reason": RevocationReason.AFFILIATION_CHANGED.value,
+              "event": "move_in_past_tokurei_limit", "limit": limit.isoformat()}
+    if refusal is not None:
+        audit.record("card.revoke", outcome="denied", target_type="resident", target_id=resident.id, **_actor(by),
+                     detail={**detail, "refused": refusal})
+        return False
+    message_id = send_revocation(session, serial=str(auth), reason=RevocationReason.AFFILIATION_CHANGED,
+                                 resident=resident, why=f"特例転入の期限 ({limit.isoformat()}) 経過: カード廃止", by=by,
+                                 field="card_auth_serial")
+    audit.record("card.revoke", target_type="resident", target_id=resident.id, **_actor(by),
+                 detail={**detail, "message_id": message_id})
+    return True
+
+
+def send_revocation(session: Session, *, serial: str, reason: RevocationReason, resident: Resident, why: str,
+                    by: str, field: str) -> str:
+    """Send J-LIS a ``card.revocation`` of ``serial`` in the caller's transaction; returns its message id.
+
+    For the revocations a ledger change causes: the message is a row of the outbox written with the ledger
+    change, so a rollback sends nothing and a commit cannot lose it; the relay delivers it and J-LIS
+    (``bridge/peers/jlis/receiver.py``) applies it once and publishes fresh CRLs. ``field`` names the input
+    a malformed serial is refused for.
+    """
+    if not isinstance(serial, str) or not _SERIAL.fullmatch(serial):
+        raise CardError(field, "the certificate serial must be decimal digits", code="serial_format")
+    record = provision.send(session, recipient_id=JLIS_RECIPIENT, message_type=CARD_REVOCATION,
+                            data={"card_serial": serial, "revocation_reason": reason.value}, reason=why,
+                            resident_id=resident.id, actor=by)
+    return str(record.message_id)
 
 
 # -- the card kept in use after a move (継続利用) ----------------------------------------------------------

@@ -232,7 +232,7 @@ def complete_in_city_move(session: Session, case: Case, *, by: Staff, visit: Cou
     filing.record_if_late(session, case, moved_on=moved_on, notified_on=today, by=by)
     complete(session, case, by=by, detail={"kind": "転居", "movers": len(movers), "visit": visit.id if visit else None,
                                            "new_household": new_household is not None})
-    # Last: J-LIS keeps its own records, which a rollback of this transaction could not undo.
+    # Sent to J-LIS over the bridge in this transaction: a rollback sends nothing.
     for resident, before, after in snapshots:
         cards.revoke_for_changed_basic_items(session, resident=resident, before=before, after=after,
                                              by=by.login_id)
@@ -404,25 +404,29 @@ def complete_move_in(session: Session, case: Case, *, by: Staff, visit: Any = No
         number, issuer = (str(v).strip() for v in paper_certificate)
         add_event(session, case, "paper_moveout_certificate", by=by, detail={"number": number, "issuer": issuer})
         if lapsed:
-            _card_use_lapsed(session, case, created, revocations, limit=limit, by=by)
+            origins = [c.origin.removeprefix("muni:") for c in certificates]
+            _card_use_lapsed(session, case, list(zip(created, people, origins, strict=True)), limit=limit, by=by)
     complete(session, case, by=by, detail={"residents": [r.id for r in created],
                                            **({"visit": visit_id} if visit_id is not None else {})})
-    # Last: J-LIS keeps its own records, which a rollback here could not undo.
+    # Sent to J-LIS over the bridge, in this transaction: a rollback here sends nothing.
     for resident, serial in revocations:
         cards.revoke_signature_after_move(session, serial=serial, resident=resident, by=actor)
     return created
 
 
-def _card_use_lapsed(session: Session, case: Case, created: list[Resident], cards_carried: list[tuple[Resident, str]],
-                     *, limit: dt.date, by: Staff) -> None:
+def _card_use_lapsed(session: Session, case: Case, movers: list[tuple[Resident, dict[str, Any], str]], *,
+                     limit: dt.date, by: Staff) -> None:
     """Past the 特例転入 limit the card's special use lapses (the card is 廃止: no 特例転入, no 継続利用 at this
-    転入): recorded on the case and, for each card the 転出証明書情報 named, in the operation log. Its
-    signature certificate is revoked as at every 転入; the holder applies for a new card."""
-    add_event(session, case, "card_use_lapsed", by=by, detail={"limit": limit.isoformat(),
-                                                                "cards": len(cards_carried)})
-    for resident, serial in cards_carried:
+    転入): recorded on the case and, for each card the 転出証明書情報 named, in the operation log. J-LIS
+    revokes its authentication certificate (``cards.revoke_lapsed_card``) and, as at every 転入, its
+    signature certificate; the holder applies for a new card."""
+    carried = [(resident, items, origin) for resident, items, origin in movers
+               if items.get("card_auth_serial") or items.get("card_serial")]
+    add_event(session, case, "card_use_lapsed", by=by, detail={"limit": limit.isoformat(), "cards": len(carried)})
+    for resident, items, origin in carried:
+        cards.revoke_lapsed_card(session, items=items, origin=origin, resident=resident, limit=limit, by=by.login_id)
         audit.record("card.lapsed", actor=by.login_id, actor_id=by.id, target_type="resident", target_id=resident.id,
-                     detail={"serial": serial, "limit": limit.isoformat(), "event": "move_in_past_tokurei_limit"})
+                     detail={"serial": items.get("card_serial"), "auth_serial": items.get("card_auth_serial"),
+                             "limit": limit.isoformat(), "event": "move_in_past_tokurei_limit"})
     audit.record("move.tokurei_lapsed", actor=by.login_id, actor_id=by.id, target_type="case", target_id=case.id,
-                 detail={"residents": [r.id for r in created], "limit": limit.isoformat()})
-
+                 detail={"residents": [r.id for r, _, _ in movers], "limit": limit.isoformat()})

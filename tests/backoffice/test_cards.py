@@ -37,6 +37,7 @@ from core.jpki import (
 )
 from tests.conftest import csrf_from
 from tests.factories import juminhyo_code, make_resident
+from tests.pki_fixtures import deliver_card_revocations
 
 FAST = 1_000
 PIN, PASSWORD = "1234", "ABC123"
@@ -448,6 +449,9 @@ def test_an_address_change_revokes_the_signature_certificate_as_affiliation_chan
     card, data = issue(bo_app, resident)
     other = load_machiaza(bo_app.config["MUNICIPALITY_CODE"])[1]
     assert _amend(bo_app, resident.id, machiaza_code=other.code, banchi="2番地") is True
+    # Sent to J-LIS with the change (tests/bridge/test_card_revocation.py delivers it over the bridge).
+    assert str(sign_application(bo_app, data).serial) == card.sign_cert_serial
+    assert deliver_card_revocations(bo_app) == [card.sign_cert_serial]
     with pytest.raises(SignedApplicationError) as refused:
         sign_application(bo_app, data)
     assert refused.value.code is RefusalCode.CERT_REVOKED
@@ -463,6 +467,7 @@ def test_a_change_of_items_other_than_the_four_leaves_the_signature_certificate_
     resident = add_resident(bo_app, birth_date=born(33))
     card, data = issue(bo_app, resident)
     assert _amend(bo_app, resident.id, name_kana="ハナマキ　ジロウ", nhi_since=dt.date(2020, 4, 1)) is False
+    assert deliver_card_revocations(bo_app) == []
     assert str(sign_application(bo_app, data).serial) == card.sign_cert_serial
     assert audit_rows(bo_app, "card.revoke") == []
 

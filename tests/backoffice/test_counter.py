@@ -38,17 +38,19 @@ from core.addressmaster import load_machiaza
 from core.envelope import Opened
 from tests.backoffice.case_fixtures import sign_part
 from tests.factories import make_household, make_resident
+from tests.pki_fixtures import deliver_card_revocations
 
 PIN, PASSWORD = "1234", "ABC123"
 TEST_REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def make_counter_keys(directory):
-    """Bridge keys of this back office, the portal and the prefecture server, each registered with the others."""
+    """Bridge keys of this back office, the portal, the prefecture server and J-LIS, each registered with the others."""
     from bridge.peers import prefecture
+    from bridge.peers.jlis import receiver as jlis
     from core.envelope import KeyRegistry, import_public_key
 
-    for party in ("muni:032051", "portal", prefecture.PARTY):
+    for party in ("muni:032051", "portal", prefecture.PARTY, jlis.PARTY):
         registry = KeyRegistry.from_config({"BRIDGE_KEY_DIRECTORY": str(directory)}, party=party)
         import_public_key(directory, party, registry.public_pem())
     return directory
@@ -424,7 +426,8 @@ def test_an_in_city_move_changes_the_address_only_and_records_history_prefecture
         # The prefecture gets the new 本人確認情報 of each mover, recorded with its legal basis.
         provisions = db.session.execute(select(ProvisionRecord).order_by(ProvisionRecord.id)).scalars().all()
         assert [(p.recipient_id, p.message_type, p.resident_id) for p in provisions] == [
-            ("prefecture", "identity.update", city["head"]), ("prefecture", "identity.update", city["wife"])]
+            ("prefecture", "identity.update", city["head"]), ("prefecture", "identity.update", city["wife"]),
+            ("jlis", "card.revocation", city["head"]), ("jlis", "card.revocation", city["wife"])]
         assert "住民基本台帳法第30条の6" in provisions[0].legal_basis
         assert json.loads(provisions[0].items_sent) == ["juminhyo_code", "name", "birth_date", "sex", "address",
                                                          "my_number", "change_reason", "change_date"]
@@ -433,7 +436,10 @@ def test_an_in_city_move_changes_the_address_only_and_records_history_prefecture
         assert case.status is CaseStatus.COMPLETED
         statuses = db.session.execute(select(Outbox.message_type).where(Outbox.recipient == "portal")).scalars()
         assert list(statuses).count("application.status") == 2  # received at intake, completed now
-    # J-LIS: the signature certificates carry the old address, so both are revoked; the cards still sign in.
+    # J-LIS: the signature certificates carry the old address, so both are revoked (the revocations went
+    # out with the change); the cards still sign in.
+    assert sign_serial_revoked(app, city["head"]) is None
+    assert len(deliver_card_revocations(app)) == 2
     assert sign_serial_revoked(app, city["head"]).value == "affiliationChanged"
     assert sign_serial_revoked(app, city["wife"]).value == "affiliationChanged"
     assert sign_serial_revoked(app, city["neighbour"]) is None
@@ -666,7 +672,9 @@ def test_two_clerks_completing_the_same_move_at_once_change_the_ledger_once(coun
     assert refused.field == "case"
     with app.app_context():
         assert db.session.execute(select(func.count()).select_from(ResidentHistory)).scalar_one() == 2
-        assert db.session.execute(select(func.count()).select_from(ProvisionRecord)).scalar_one() == 2
+        # Once each: the prefecture's identity.update and J-LIS's card.revocation of both movers.
+        assert sorted(db.session.execute(select(ProvisionRecord.message_type)).scalars()) == [
+            "card.revocation", "card.revocation", "identity.update", "identity.update"]
         completions = db.session.execute(select(func.count()).select_from(AuditLog).where(
             AuditLog.action == "case.complete")).scalar_one()
         assert completions == 1

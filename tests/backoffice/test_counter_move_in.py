@@ -52,15 +52,35 @@ def _approved_move_in(hanamaki, kitakami, family, clock, move_keys):
 
 
 def _check(kitakami, client, case_id, card):
+    return _card_at_counter(kitakami, client, f"/counter/{case_id}", "card", card)
+
+
+def _card_at_counter(app, client, page, submit, card):
+    """The card signs the counter's challenge of ``page`` with its PIN; the token is posted to ``page/submit``."""
     from backoffice.services import counter
 
-    page = f"/counter/{case_id}"
     token = csrf_from(client, page)
     nonce = client.post(f"{page}/challenge", headers={"X-CSRFToken": token}).json["nonce"]
-    with kitakami.test_request_context("/"):
+    with app.test_request_context("/"):
         origin = counter.trust().origin
-    return client.post(f"{page}/card", headers={"X-CSRFToken": token},
+    return client.post(f"{page}/{submit}", headers={"X-CSRFToken": token},
                        json={"authToken": build_auth_token(card, PIN, origin=origin, nonce=nonce)})
+
+
+def _neighbours_card(hanamaki, tmp_path):
+    """The card file of a Hanamaki neighbour (a valid card, not the mover's)."""
+    from backoffice.extensions import db
+    from backoffice.services import cards
+    from tests.factories import make_resident
+
+    with hanamaki.test_request_context("/"):
+        neighbour = make_resident(db.session, hanamaki.config, name="高橋　ミツ", name_kana="タカハシ　ミツ")
+        _record, data = cards.issue_card(db.session, resident_code=neighbour.juminhyo_code, pin=PIN,
+                                         password="ABC123", issued_by="clerk0", iterations=1000)
+        db.session.commit()
+    path = tmp_path / "other.json"
+    path.write_bytes(data)
+    return path
 
 
 def _residents(kitakami):
@@ -73,21 +93,12 @@ def _residents(kitakami):
 def test_a_move_in_is_completed_at_the_counter_only_after_the_signers_card_is_checked(
         hanamaki, kitakami, family, clock, move_keys, tmp_path):
     from backoffice.extensions import db
-    from backoffice.services import cards
 
     app = prepare_counter_app(kitakami, move_keys)
     try:
         case_id = _approved_move_in(hanamaki, kitakami, family, clock, move_keys)
         # A card of someone else (a Hanamaki neighbour) cannot stand in for the mover's.
-        with hanamaki.test_request_context("/"):
-            from tests.factories import make_resident
-
-            neighbour = make_resident(db.session, hanamaki.config, name="高橋　ミツ", name_kana="タカハシ　ミツ")
-            _record, data = cards.issue_card(db.session, resident_code=neighbour.juminhyo_code, pin=PIN,
-                                             password="ABC123", issued_by="clerk0", iterations=1000)
-            db.session.commit()
-        other_card = tmp_path / "other.json"
-        other_card.write_bytes(data)
+        other_card = _neighbours_card(hanamaki, tmp_path)
 
         clerk = Backoffice(app, clock).client_for("clerk_c", "clerk", terminal="kitakami-counter")
         page = clerk.get(f"/counter/{case_id}")
@@ -127,3 +138,113 @@ def test_a_move_in_is_completed_at_the_counter_only_after_the_signers_card_is_ch
             assert json.loads(completed)["visit"] == verified
     finally:
         drop_counter_keys(app)
+
+
+# -- 継続利用: a card kept after the 転入, presented at the counter later ------------------------------------
+
+
+def _kept_card_pending(hanamaki, kitakami, family, clock, move_keys) -> int:
+    """The 転入 completed without the head's card at the counter: his card is taken over, to be presented."""
+    from backoffice.extensions import db
+
+    destination, in_case = test_moves._ready_move_in(hanamaki, kitakami, family, clock, move_keys, test_moves.MOVERS)
+    test_moves._complete(kitakami, destination, in_case)
+    with kitakami.app_context():
+        card = db.session.execute(select(CardRecord)).scalar_one()
+        assert card.continuation_due is not None and card.continued_on is None
+        return int(card.id)
+
+
+def _present(app, client, card_id, card):
+    return _card_at_counter(app, client, f"/counter/cards/{card_id}", "present", card)
+
+
+def _publish_crls_now(jlis_config) -> None:
+    """J-LIS publishes its CRLs daily: after the test clock moved on, fresh ones at the clock's time."""
+    from bridge.peers.jlis.service import open_simulator, publish
+
+    publish(jlis_config, open_simulator(jlis_config))
+
+
+def _publish_crls_at_the_real_time(jlis_config) -> None:
+    """Put back CRLs of the real time for the tests that follow (the test clock is reset after this test)."""
+    import datetime as dt
+    from pathlib import Path
+
+    from bridge.peers.jlis.service import publish
+    from bridge.peers.jlis.simulator import JlisSimulator
+
+    real_time = JlisSimulator(Path(jlis_config["JLIS_DIRECTORY"]) / "ca", clock=lambda: dt.datetime.now(dt.UTC))
+    publish(jlis_config, real_time)
+
+
+def _card(app, card_id) -> CardRecord:
+    from backoffice.extensions import db
+
+    with app.app_context():
+        card = db.session.get(CardRecord, card_id)
+        db.session.expunge(card)
+        return card
+
+
+def test_a_kept_card_presented_with_its_pin_at_the_counter_within_ninety_days_is_continued(
+        hanamaki, kitakami, family, clock, move_keys, tmp_path, jlis_config):
+    from backoffice.extensions import db
+
+    app = prepare_counter_app(kitakami, move_keys)
+    try:
+        card_id = _kept_card_pending(hanamaki, kitakami, family, clock, move_keys)
+        other_card = _neighbours_card(hanamaki, tmp_path)
+        clock.advance(days=90)  # the 90th day after the move is still open
+        _publish_crls_now(jlis_config)
+
+        clerk = Backoffice(app, clock).client_for("clerk_c", "clerk", terminal="kitakami-counter")
+        listed = clerk.get("/counter/cards?lang=ja")
+        assert "宮沢　賢" in listed.text and "提示期限" in listed.text
+        page = clerk.get(f"/counter/cards/{card_id}?lang=ja")
+        assert "カードを確認して継続利用とする" in page.text
+
+        # Another valid card (a Hanamaki neighbour's) cannot continue this one.
+        wrong = _present(app, clerk, card_id, other_card)
+        assert wrong.status_code == 409 and "このカードではありません" in wrong.json["message"]
+        assert _card(app, card_id).continued_on is None
+
+        right = _present(app, clerk, card_id, family["card"])
+        assert right.status_code == 200, right.json
+        assert right.json["redirect"].endswith(f"/counter/cards/{card_id}")
+        card = _card(app, card_id)
+        assert card.continued_on == clock_module.today_jst() and card.renewal_required_on is None
+        assert "継続利用としました" in clerk.get(right.json["redirect"]).text
+        assert "宮沢　賢" not in clerk.get("/counter/cards").text  # nothing left to present
+        with app.app_context():
+            from backoffice.models import AuditLog
+
+            actions = db.session.execute(select(AuditLog.action, AuditLog.outcome).where(
+                AuditLog.action.in_(["card.continue", "card.present"])).order_by(AuditLog.seq)).all()
+            assert actions == [("card.present", "success"), ("card.continue", "denied"),
+                               ("card.present", "success"), ("card.continue", "success")]
+    finally:
+        drop_counter_keys(app)
+        _publish_crls_at_the_real_time(jlis_config)
+
+
+def test_a_kept_card_presented_after_ninety_days_is_refused_with_the_reason_and_marked_for_renewal(
+        hanamaki, kitakami, family, clock, move_keys, jlis_config):
+    app = prepare_counter_app(kitakami, move_keys)
+    try:
+        card_id = _kept_card_pending(hanamaki, kitakami, family, clock, move_keys)
+        due = _card(app, card_id).continuation_due
+        clock.advance(days=91)
+        _publish_crls_now(jlis_config)
+
+        clerk = Backoffice(app, clock).client_for("clerk_c", "clerk", terminal="kitakami-counter")
+        late = _present(app, clerk, card_id, family["card"])
+        assert late.status_code == 409 and late.json["error"] == "renewal_required"
+        assert "90日" in late.json["message"] and f"{due.month}月{due.day}日" in late.json["message"]
+        card = _card(app, card_id)
+        assert card.continued_on is None and card.renewal_required_on == clock_module.today_jst()
+        page = clerk.get(f"/counter/cards/{card_id}?lang=en")
+        assert "to be renewed" in page.text and "Check the card and continue it" not in page.text
+    finally:
+        drop_counter_keys(app)
+        _publish_crls_at_the_real_time(jlis_config)

@@ -40,6 +40,7 @@ from core.i18n import wareki
 from tests.backoffice.case_fixtures import sign_part
 from tests.conftest import SECRETS, _clean, create_pg_database, drop_pg_database, migrate
 from tests.factories import make_household, make_resident, my_number
+from tests.pki_fixtures import deliver_card_revocations
 
 HANAMAKI, KITAKAMI = "032051", "032069"
 PASSWORD = "ABC123"
@@ -377,6 +378,8 @@ def test_the_whole_move_from_hanamaki_to_kitakami(hanamaki, kitakami, family, cl
     from bridge.peers.jlis.service import open_simulator
 
     simulator = open_simulator(jlis_config)
+    assert simulator.certificate_record(_serial(family["card"])).revocation_reason is None  # sent, not yet applied
+    assert deliver_card_revocations(kitakami) == [str(_serial(family["card"]))]
     assert simulator.certificate_record(_serial(family["card"])).revocation_reason.value == "affiliationChanged"
     assert simulator.certificate_record(_serial(family["card"], "auth")).revocation_reason is None
     assert [m.payload["items"]["change_reason"] for m in destination.sent("identity.update")] == ["転入", "転入"]
@@ -900,6 +903,7 @@ def test_a_card_kept_in_use_moves_to_the_destination_which_can_then_suspend_it(
     assert card.continued_on == clock_module.today_jst() and card.renewal_required_on is None
     assert card.auth_cert_serial == str(_serial(family["card"], "auth"))
     simulator = open_simulator(jlis_config)
+    assert deliver_card_revocations(kitakami) == [str(_serial(family["card"]))]
     assert simulator.certificate_record(_serial(family["card"], "auth")).revocation_reason is None  # stays valid
     assert simulator.certificate_record(_serial(family["card"])).revocation_reason.value == "affiliationChanged"
     # The wife signed to keep a card she does not have: nothing to take over.

@@ -23,6 +23,7 @@ from tests.backoffice.test_moves import (  # noqa: F401  (the fixtures)
     kitakami_db_url,
     move_keys,
 )
+from tests.pki_fixtures import deliver_card_revocations
 
 
 def _complete(kitakami, destination, in_case: int, moved_on: dt.date, paper=None) -> list[int]:
@@ -70,8 +71,26 @@ def test_past_the_limit_the_card_use_lapses_and_the_paper_certificate_is_recorde
     assert len(destination.sent("movein.notice")) == 2
 
 
-def test_within_the_limit_no_card_lapses(hanamaki, kitakami, family, clock, move_keys):
+def test_past_the_limit_jlis_revokes_both_certificates_of_the_lapsed_card(
+        hanamaki, kitakami, family, clock, move_keys, jlis_config):
+    from bridge.peers.jlis.service import open_simulator
+
+    today = clock_module.today_jst()
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS,
+                                          moveDate=(today - dt.timedelta(days=3)).isoformat())
+    _complete(kitakami, destination, in_case, today - dt.timedelta(days=16), paper=("花巻-2026-0042", "岩手県花巻市"))
+    auth, sign = _serial(family["card"], "auth"), _serial(family["card"])
+    # Sent to J-LIS over the bridge with the 転入 (the card is 廃止), applied when J-LIS receives them.
+    assert sorted(deliver_card_revocations(kitakami)) == sorted([str(auth), str(sign)])
+    simulator = open_simulator(jlis_config)
+    assert simulator.certificate_record(auth).revocation_reason.value == "affiliationChanged"
+    assert simulator.certificate_record(sign).revocation_reason.value == "affiliationChanged"
+    assert [(r, t) for r, t, _ in destination.provisions() if r == "jlis"] == [("jlis", "card.revocation")] * 2
+
+
+def test_within_the_limit_no_card_lapses(hanamaki, kitakami, family, clock, move_keys, jlis_config):
     from backoffice.extensions import db
+    from bridge.peers.jlis.service import open_simulator
 
     today = clock_module.today_jst()
     destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS[:1],
@@ -80,3 +99,37 @@ def test_within_the_limit_no_card_lapses(hanamaki, kitakami, family, clock, move
     with kitakami.app_context():
         assert db.session.execute(select(func.count()).select_from(AuditLog).where(
             AuditLog.action == "card.lapsed")).scalar_one() == 0
+    # Only the signature certificate goes (the address changed); the card is not 廃止, its authentication stays.
+    assert deliver_card_revocations(kitakami) == [str(_serial(family["card"]))]
+    assert open_simulator(jlis_config).certificate_record(_serial(family["card"], "auth")).revocation_reason is None
+
+
+def test_a_lapsed_certificate_naming_a_card_this_city_keeps_does_not_revoke_it(
+        hanamaki, kitakami, family, clock, move_keys, jlis_config):
+    """The attack: past the limit, the origin names as the mover's card a card Kitakami keeps for its own resident."""
+    from backoffice.extensions import db
+    from backoffice.services import cards
+    from bridge.peers.jlis.service import open_simulator
+    from tests.factories import make_resident
+
+    with kitakami.test_request_context("/"):
+        neighbour = make_resident(db.session, kitakami.config, name="高橋　ミツ", name_kana="タカハシ　ミツ")
+        local, _file = cards.issue_card(db.session, resident_code=neighbour.juminhyo_code, pin="1234",
+                                        password="ABC123", issued_by="clerk0", iterations=1000)
+        db.session.commit()
+        local_auth = local.auth_cert_serial
+    with hanamaki.app_context():
+        head_card = db.session.execute(select(CardRecord).where(CardRecord.resident_id == family["head"])).scalar_one()
+        head_card.auth_cert_serial = local_auth  # what the 転出証明書情報 will claim as the head's card
+        db.session.commit()
+    today = clock_module.today_jst()
+    destination, in_case = _ready_move_in(hanamaki, kitakami, family, clock, move_keys, MOVERS,
+                                          moveDate=(today - dt.timedelta(days=3)).isoformat())
+    _complete(kitakami, destination, in_case, today - dt.timedelta(days=16), paper=("花巻-2026-0042", "岩手県花巻市"))
+    # Only the signature certificate the origin reported goes to J-LIS; the neighbour's card stays valid.
+    assert deliver_card_revocations(kitakami) == [str(_serial(family["card"]))]
+    assert open_simulator(jlis_config).certificate_record(int(local_auth)).revocation_reason is None
+    with kitakami.app_context():
+        [denied] = db.session.execute(select(AuditLog).where(AuditLog.action == "card.revoke",
+                                                             AuditLog.outcome == "denied")).scalars()
+        assert json.loads(denied.detail)["refused"] == "card_of_this_city"

@@ -28,6 +28,7 @@ from tests.backoffice.test_counter import (
     prepare_counter_app,
 )
 from tests.conftest import csrf_from
+from tests.pki_fixtures import deliver_card_revocations
 
 
 def _deliver_pending(sender_app, sender_models, receiver_app) -> int:
@@ -153,7 +154,8 @@ def test_an_in_city_move_reserved_on_the_portal_is_completed_at_the_counter_chan
                     ResidentHistory.resident_id == resident_id)).scalars().all()
                 assert [r.value for r in reasons] == ["転居"]
             provided = db.session.execute(select(ProvisionRecord.recipient_id, ProvisionRecord.resident_id)).all()
-            assert sorted(provided) == sorted([("prefecture", city["head"]), ("prefecture", city["wife"])])
+            assert sorted(provided) == sorted([("prefecture", city["head"]), ("prefecture", city["wife"]),
+                                               ("jlis", city["head"]), ("jlis", city["wife"])])
 
         # The status messages reach the portal: the resident sees every step.
         assert _deliver_pending(app, BackofficeOutbox, portal_app) >= 4
@@ -161,7 +163,9 @@ def test_an_in_city_move_reserved_on_the_portal_is_completed_at_the_counter_chan
         steps = [h["status"] for h in detail["history"]]
         assert steps[0] == "submitted" and steps[-1] == "completed" and "approved" in steps, steps
 
-        # J-LIS revoked the signature certificate with the old address: the portal refuses a new signature.
+        # J-LIS revoked the signature certificate with the old address (the card.revocation sent with the
+        # 転居, applied as J-LIS receives it): the portal refuses a new signature.
+        assert len(deliver_card_revocations(app)) == 2
         later = (today + dt.timedelta(days=1)).isoformat()
         refused = _submit(client, headers, card, {**application, "moveDate": later})
         assert refused.status_code == 400

@@ -44,6 +44,7 @@ from tests.e2e.test_two_cities import (  # noqa: F401  (two_cities is the fixtur
     TwoCities,
     _application,
     _fresh_code,
+    _serial,
     _staff,
     _step,
     two_cities,
@@ -217,11 +218,31 @@ def test_a_late_arrival_and_a_cancelled_move_between_two_back_offices(two_cities
         return all(session.get(Resident, i).confirmed_moveout_address for i in (late["head"], late["wife"]))
     system.wait(lambda: system.query(HANAMAKI, confirmed), "the 転出確定 at Hanamaki")
     assert _case(system, HANAMAKI, parts["move_out"]).status is CaseStatus.COMPLETED
-    # After the 転入 the 転出 can no longer be cancelled: the signature certificate was revoked at the 転入
-    # (the address changed), and the application is completed; nothing changes at Hanamaki.
-    assert system.wait(lambda: resident.steps()[parts["move_out"]][-1] == "completed", "completed on the portal")
-    refused_again = resident.withdraw(parts["move_out"])
-    assert refused_again.status_code == 400 and refused_again.json()["error"] == "signature_refused"
+    # The card is 廃止 past the limit: Kitakami sent J-LIS the revocation of both its certificates with the
+    # 転入, and the J-LIS peer's worker applied them.
+    from bridge.peers.jlis.service import open_simulator
+
+    def revoked(slot: str) -> bool:
+        record = open_simulator(system.env).certificate_record(_serial(late["card_path"], slot))
+        return record.revocation_reason is not None and record.revocation_reason.value == "affiliationChanged"
+    system.wait(lambda: revoked("auth") and revoked("sign"), "J-LIS revoking both certificates of the lapsed card")
+    # The application is completed on the portal, and the 転出 can no longer be cancelled: the card that
+    # signed it is 廃止, so the portal refuses its session and a new sign-in; nothing changes at Hanamaki.
+    with system.portal.app_context():
+        from portal.extensions import db as portal_db
+        from portal.models import Application, ApplicationStatus
+
+        def completed() -> bool:
+            portal_db.session.rollback()
+            return portal_db.session.execute(select(Application.status).where(
+                Application.receipt_number == parts["move_out"])).scalar_one() is ApplicationStatus.COMPLETED
+        system.wait(completed, "completed on the portal")
+    listed = requests.get(f"{resident.api}/applications", headers=resident.bearer, timeout=10)
+    assert listed.status_code == 401 and listed.json()["error"] == "unauthorized"
+    nonce = requests.post(f"{resident.api}/auth/challenge", timeout=10).json()["nonce"]
+    again = requests.post(f"{resident.api}/auth/token", timeout=30, json={
+        "authToken": build_auth_token(late["card_path"], PIN, origin=system.origin, nonce=nonce), "nonce": nonce})
+    assert again.status_code == 401
     assert system.query(HANAMAKI, lambda s: s.get(Resident, late["head"])).status is RecordStatus.REMOVED
 
     # == 2. the cancelled move ==========================================================================

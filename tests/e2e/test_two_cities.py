@@ -156,6 +156,7 @@ def two_cities(portal_db_url: str, backoffice_db_url: str, jlis_config: dict[str
                              queue, city=code)
         system.start("peer-prefecture", "-m", "bridge.peers.prefecture", "worker")
         system.start("peer-departments", "-m", "bridge.peers.departments", "worker")
+        system.start("peer-jlis", "-m", "bridge.peers.jlis.receiver", "worker")
         yield system
         system.stop()
         for log in sorted((tmp_path / "logs").glob("*.log")):
@@ -396,8 +397,10 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
     # -- J-LIS revoked the signature certificate: the portal refuses it for a new signature ------------
     from bridge.peers.jlis.service import open_simulator
 
-    record = open_simulator(jlis_config).certificate_record(_serial(card, "sign"))
-    assert record.revocation_reason is not None and record.revocation_reason.value == "affiliationChanged"
+    # Sent by Kitakami with the 転入 (its outbox), relayed, and applied by the J-LIS peer's worker.
+    record = system.wait(lambda: (r := open_simulator(jlis_config).certificate_record(_serial(card, "sign")))
+                         .revocation_reason is not None and r, "J-LIS revoking the signature certificate")
+    assert record.revocation_reason.value == "affiliationChanged"
     again = send(application)
     assert again.status_code == 400 and again.json()["error"] == "signature_refused"
 

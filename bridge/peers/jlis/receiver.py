@@ -1,9 +1,12 @@
 """J-LIS as a bridge peer: takes ``card.revocation`` from back offices and revokes the certificate (F10, R13).
 
 On a new revocation message the simulated CA (``service.open_simulator``) revokes the named
-signature certificate with the given reason and publishes fresh CRLs (``service.publish``), so the
-portal and the back office refuse the certificate from then on. The message is stored exactly as
-it arrived: J-LIS gets what the city sent, unedited (R13).
+certificate (the signature certificate after a change of the four basic items or a 転入, the
+authentication certificate too of a card lapsed past the 特例転入 limit) with the given reason and
+publishes fresh CRLs (``service.publish``), so the portal and the back office refuse the
+certificate from then on. The back office sends these in the transaction of the ledger change
+(``backoffice.services.cards.send_revocation``); a message delivered twice is stored and applied
+once. The message is stored exactly as it arrived: J-LIS gets what the city sent, unedited (R13).
 
 ``python -m bridge.peers.jlis.receiver worker|list|refused|keys`` (``python -m bridge.peers.jlis``
 keeps ``init`` and ``publish``).
