@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 import uuid
 import zlib
 
@@ -64,10 +65,15 @@ def test_a_message_takes_effect_once_and_its_ack_marks_the_senders_row_acknowled
 def test_the_same_message_published_five_times_and_run_by_two_workers_at_once_takes_effect_once(bridged):
     [message_id] = bridged.send("test.note", [{"n": 1, "sleep": 0.5}])
     envelope = _envelope(bridged, message_id)
+    # Both workers listen before the copies arrive (a worker's start takes a moment of its own), so the two
+    # really run them at once: one is busy with the slow first copy while the other takes the rest.
+    workers = [bridged.start_worker("backoffice", INTAKE) for _ in range(2)]
+    bridged.wait_for(lambda: all("Listening on" in bridged.worker_log(w) for w in workers), timeout=90)
     for job_id in [message_id, *(str(uuid.uuid4()) for _ in range(4))]:
         _enqueue(bridged, job_id, message_id, envelope)
-    workers = [bridged.start_worker("backoffice", INTAKE, burst=True) for _ in range(2)]
+    bridged.wait_for(lambda: len(bridged.rows(bridged.bo_app, "outbox")) >= 5, timeout=90)
     for worker in workers:
+        worker.send_signal(signal.SIGTERM)
         assert worker.wait(60) == 0, bridged.worker_log(worker)
 
     assert bridged.effects() == (1, 1)  # the count oracle: five deliveries, one effect
