@@ -127,3 +127,29 @@ def test_a_move_in_is_completed_at_the_counter_only_after_the_signers_card_is_ch
             assert json.loads(completed)["visit"] == verified
     finally:
         drop_counter_keys(app)
+
+
+def test_a_refused_move_in_at_the_counter_reads_in_the_pages_language_only(
+        hanamaki, kitakami, family, clock, move_keys):
+    import datetime as dt
+
+    from tests.test_page_language import problems
+
+    app = prepare_counter_app(kitakami, move_keys)
+    try:
+        case_id = _approved_move_in(hanamaki, kitakami, family, clock, move_keys)
+        clerk = Backoffice(app, clock).client_for("clerk_c", "clerk", terminal="kitakami-counter")
+        assert _check(app, clerk, case_id, family["card"]).status_code == 200
+        ahead = (clock_module.today_jst() + dt.timedelta(days=1)).isoformat()
+        pages = {}
+        for lang in ("ja", "en"):
+            clerk.get(f"/counter/{case_id}?lang={lang}")  # the language switch, remembered for the next requests
+            form = {"csrf_token": csrf_from(clerk, f"/counter/{case_id}"), "moved_on": ahead}
+            pages[lang] = clerk.post(f"/counter/{case_id}/complete", data=form, follow_redirects=True).text
+        # The clerk on the Japanese page reads the refusal in Japanese only, on the English page in English only.
+        assert "住み始めた日が今日より後です" in pages["ja"] and "after today" not in pages["ja"]
+        assert "after today" in pages["en"] and "住み始めた日が今日より後です" not in pages["en"]
+        assert problems(pages["ja"], "ja", "counter") == [] and problems(pages["en"], "en", "counter") == []
+        assert _residents(app) == 0
+    finally:
+        drop_counter_keys(app)
