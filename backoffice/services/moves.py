@@ -33,6 +33,7 @@ from typing import Any
 from flask import current_app
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
+from markupsafe import escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -89,10 +90,17 @@ MESSAGES = {
 }
 
 
+class _Filled(LazyString):
+    """A catalogue message with values filled in when read; on a page it is escaped like any text, values and all."""
+
+    def __html__(self) -> str:
+        return str(escape(str(self)))
+
+
 def refusal(field: str, code: str, **values: Any) -> CaseError:
     """The refusal of a move step, its message from ``MESSAGES`` (the 転入 at the counter's too)."""
     message = MESSAGES[code]
-    return CaseError(field, LazyString(lambda: message % values) if values else message, code=code)
+    return CaseError(field, _Filled(lambda: message % values) if values else message, code=code)
 
 
 # -- small helpers ------------------------------------------------------------------------------------

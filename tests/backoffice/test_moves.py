@@ -982,3 +982,20 @@ def test_a_moveout_certificate_naming_a_card_of_this_city_cannot_take_it_from_it
     with kitakami.app_context():
         refused = db.session.execute(select(AuditLog.outcome).where(AuditLog.action == "card.take_over")).scalars()
         assert list(refused) == ["denied"]
+
+
+def test_a_refusal_naming_a_mover_reads_in_the_pages_language_and_escapes_the_name_on_a_page(kitakami):
+    from flask import render_template_string
+
+    from backoffice.services import moves
+
+    name = "<script>alert(1)</script>宮沢"  # a name from the signed application: whatever the portal sent
+    refused = moves.refusal("movers", "already_resident", name=name)
+    with kitakami.test_request_context("/?lang=ja"):
+        page = render_template_string("<p>{{ message }}</p>", message=refused.message)
+        assert "すでにこの市の住民です" in page and "already a resident" not in page
+        assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;宮沢" in page
+    with kitakami.test_request_context("/?lang=en"):
+        page = render_template_string("<p>{{ message }}</p>", message=refused.message)
+        assert "already a resident" in page and "すでにこの市の住民です" not in page
+        assert "<script>" not in page
