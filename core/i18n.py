@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import g, request
+from flask import g, has_request_context, request
 from flask_babel import get_locale
 
 from core.clock import jst_date, to_jst
@@ -21,7 +21,9 @@ _ERAS = (
 
 
 def select_locale() -> str:
-    """Pick ``?lang=`` (and remember it), then the cookie, then Japanese."""
+    """Pick ``?lang=`` (and remember it), then the cookie, then Japanese (also outside a request: a job, a command)."""
+    if not has_request_context():
+        return "ja"
     asked = request.args.get("lang")
     if asked in LANGUAGES:
         g.lang_to_set = asked

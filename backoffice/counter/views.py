@@ -195,7 +195,7 @@ def complete(case_id: int) -> Any:
         audit_service.record("counter.complete", outcome="denied", target_type="case", target_id=case_id,
                              detail={"field": exc.field})
         db.session.commit()
-        # The workflow's, the moves service's and the ledger's refusals carry their own message (Japanese first).
+        # The workflow's, the moves service's and the ledger's refusals carry their own message (the page's language).
         text = _message(exc) if isinstance(exc, counter.CounterError) else exc.message
         flash(f"{_field_label(exc.field)}: {text}", "error")
         return redirect(url_for("counter.case", case_id=case_id))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -51,34 +52,26 @@ OPTIONAL_ITEMS = ("householder", "honseki", "foreignResident", "juminhyoCode", "
 IDENTITY_FINDINGS = ("signature_refused", "applicant_not_found", "four_items_mismatch")
 TRACKING = re.compile(r"^[A-Za-z0-9-]{1,30}$")
 
+# What the clerk reads when a certificate step is refused, in the catalogue (English source, Japanese in
+# translations/ja): the page's language.
 MESSAGES = {
-    "not_certificate": "この案件は証明書の請求ではありません。 / This case is not a certificate request.",
-    "applicant": "請求者をこの市の住民記録で確認できません。本人または同一世帯の方だけが請求できます。 / "
-                 "The requester is not a current resident of this city; only the person or a member of "
-                 "the same household may request a certificate.",
-    "identity": "請求者の本人確認に問題があります（受付時の確認結果を見てください）。 / "
-                "The requester's identity is in doubt (see the intake findings).",
-    "persons": "証明の対象となる方が住民記録にいません。 / Nobody to certify is a current resident.",
-    "request": "請求の内容（証明書の種類・対象・通数）を読み取れません。 / "
-               "The request (kind of certificate, for whom, copies) cannot be read.",
-    "items.myNumber": "個人番号は住民票の写しにだけ記載できます。住民票記載事項証明書には記載できません。 / "
-                      "The My Number can be printed on a copy of the resident record only, not on a "
-                      "certificate of record items.",
-    "mayor": "市長名（MAYOR_NAME）が設定されていないため発行できません。 / "
-             "Certificates cannot be issued until MAYOR_NAME is configured.",
-    "number_use": "個人番号が記載された証明書は、個人番号利用事務の職員だけが印刷・ダウンロードできます。 / "
-                  "Only number-use staff may print or download a certificate that shows a My Number.",
-    "mailed_on": "発送日を正しく入力してください（発行日から今日までの日付）。 / "
-                 "Enter the mailing date (between the issue date and today).",
-    "tracking_number": "追跡番号は英数字とハイフン30文字以内で入力してください。 / "
-                       "The tracking number is up to 30 letters, digits and hyphens.",
-    "already_mailed": "この証明書の発送はすでに記録されています。 / This certificate's mailing is already recorded.",
-    "revoked": "この証明書は失効しています。 / This certificate is revoked.",
-    "support_measure": "支援措置の対象の方が含まれるため、この請求には自動で応じられません。担当者が確認します。 / "
-                       "A person this request covers is under a support measure: it cannot be answered "
-                       "automatically; a clerk will look into it.",
-    "reason": "失効の理由を入力してください（200文字以内）。 / Enter the reason for the revocation "
-              "(up to 200 characters).",
+    "not_certificate": _l("This case is not a certificate request."),
+    "applicant": _l("The requester is not a current resident of this city; only the person or a member of the same "
+                    "household may request a certificate."),
+    "identity": _l("The requester's identity is in doubt (see the intake findings)."),
+    "persons": _l("Nobody to certify is a current resident."),
+    "request": _l("The request (kind of certificate, for whom, copies) cannot be read."),
+    "items.myNumber": _l("The My Number can be printed on a copy of the resident record only, not on a certificate "
+                         "of record items."),
+    "mayor": _l("Certificates cannot be issued until MAYOR_NAME is configured."),
+    "number_use": _l("Only number-use staff may print or download a certificate that shows a My Number."),
+    "mailed_on": _l("Enter the mailing date (between the issue date and today)."),
+    "tracking_number": _l("The tracking number is up to 30 letters, digits and hyphens."),
+    "already_mailed": _l("This certificate's mailing is already recorded."),
+    "revoked": _l("This certificate is revoked."),
+    "support_measure": _l("A person this request covers is under a support measure: it cannot be answered "
+                          "automatically; a clerk will look into it."),
+    "reason": _l("Enter the reason for the revocation (up to 200 characters)."),
 }
 
 

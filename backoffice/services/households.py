@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -72,21 +73,19 @@ def change_householder(session: Session, found: Succession, *, chosen: int | Non
     stated = {i: str(v).strip() for i, v in (relationships or {}).items()}
     for value in stated.values():
         if not value or len(value) > RELATIONSHIP_LENGTH:
-            raise RecordError("relationship", f"続柄は1文字以上{RELATIONSHIP_LENGTH}文字以内で入力してください。 / "
-                                              f"Enter each relationship in 1 to {RELATIONSHIP_LENGTH} characters.")
+            raise RecordError("relationship", _l("Enter each relationship in 1 to %(max)d characters.",
+                                                    max=RELATIONSHIP_LENGTH))
     if chosen is not None:
         head = next((m for m in found.staying if m.id == chosen), None)
         if head is None:
-            raise RecordError(FIELD, "選ばれた人はこの世帯に残る世帯員ではありません。 / "
-                                     "The person chosen does not stay in this household.")
+            raise RecordError(FIELD, _l("The person chosen does not stay in this household."))
     else:
         head = found.automatic
         if head is None:
             staying = len(found.staying)
-            raise RecordError(FIELD, f"世帯主が世帯を離れ、残る{staying}人のうち世帯主となりうる人が2人以上います。"
-                                     "世帯主変更届で届け出られた世帯主を選んでください。 / The householder leaves and "
-                                     f"two or more of the {staying} who stay could head the household. Choose the "
-                                     "householder stated in their 世帯主変更届.")
+            raise RecordError(FIELD, _l("The householder leaves and two or more of the %(staying)d who stay could head "
+                                        "the household. Choose the householder stated in their 世帯主変更届.",
+                                        staying=staying))
     records.amend_record(session, head, reason=IdoReason.HOUSEHOLDER_CHANGE, changed_on=on, notified_on=notified_on,
                          by=by, is_householder=True, relationship_to_head="世帯主")
     for member in found.staying:

@@ -31,6 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
+from markupsafe import escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -45,7 +48,7 @@ from backoffice.models import (
 )
 from backoffice.services import audit, cards, filing, households, provision, records
 from backoffice.services.cases import CaseError, add_event, complete, signed_application
-from bridge import messages
+from bridge import messages, reasons
 from bridge.handlers import PermanentFailure, register
 from core import clock
 from core.addressmaster import Machiaza, load_machiaza, municipality_by_code
@@ -66,41 +69,38 @@ _CERT_CONTEXT = b"moveout_certificate"
 _KANJI_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")}
 _CHOME = re.compile(r"^(.*?)([一二三四五六七八九十]+)丁目$")
 
+# What the clerk reads when a move step is refused, in the catalogue (English source, Japanese in translations/ja):
+# the page's language. ``refusal`` fills the placeholders when the message is read.
 MESSAGES = {
-    "unknown_mover": "転出する方の中に、この市の住民として確認できない方がいます（{n}人目）。 / "
-                     "Mover {n} is not a current resident of this city.",
-    "already_planned": "転出する方の中に、すでに転出予定が記録されている方がいます。 / "
-                       "A move-out is already recorded for one of the movers.",
-    "not_move_in": "この操作は転入予約の案件だけに行えます。 / This step is only for a move-in reservation.",
-    "not_approved": "転入を完了できるのは承認済みの転入予約だけです。 / "
-                    "Only an approved move-in reservation can be completed.",
-    "certificate_missing": "転出元の市区町村から転出証明書情報がまだ届いていない方がいます: {names}。 / "
-                           "The move-out certificate information has not arrived yet for: {names}.",
-    "already_resident": "{name}さんはすでにこの市の住民です。転入はできません（転居の手続をしてください）。 / "
-                        "{name} is already a resident of this city: a move-in is not possible "
-                        "(this is an in-city move).",
-    "number_in_use": "{name}さんの個人番号は、この市の現存する別の住民票に記載されています。"
-                     "個人番号を確認してください。 / "
-                     "The My Number of {name} is on another current record of this city. Please check it.",
-    "address_unknown": "新しい住所が住所マスターの町字と一致しません。住所を確認してください。 / "
-                       "The new address does not match a town area of the address master. Please check it.",
-    "move_date_ahead": "住み始めた日が今日より後です。転入届は住み始めてから届け出ます。 / "
-                       "The day the resident moved in is after today: a move-in is notified once it happened.",
-    "tokurei_expired": "特例転入の期限（住み始めた日から14日、転出予定日から30日のいずれか早い日: {limit}）を"
-                       "過ぎています。紙の転出証明書の番号と発行市区町村を記録してください。 / "
-                       "The time for a move-in with the "
-                       "move-out certificate information (the earlier of 14 days after the move and 30 days after the "
-                       "planned move-out date: {limit}) has passed. Record the paper 転出証明書's number and issuer.",
-    "paper_incomplete": "紙の転出証明書の番号と発行市区町村を両方入力してください。 / "
-                        "Enter both the number and the issuing municipality of the paper 転出証明書.",
-    "no_household": "新しい住所に世帯主のいる世帯がありません。世帯主を確認してください。 / "
-                    "There is no household with a householder at the new address. Please check the householder.",
+    "unknown_mover": _l("Mover %(n)s is not a current resident of this city."),
+    "already_planned": _l("A move-out is already recorded for one of the movers."),
+    "not_move_in": _l("This step is only for a move-in reservation."),
+    "not_approved": _l("Only an approved move-in reservation can be completed."),
+    "certificate_missing": _l("The move-out certificate information has not arrived yet for: %(names)s."),
+    "already_resident": _l("%(name)s is already a resident of this city: a move-in is not possible "
+                           "(this is an in-city move)."),
+    "number_in_use": _l("The My Number of %(name)s is on another current record of this city. Please check it."),
+    "address_unknown": _l("The new address does not match a town area of the address master. Please check it."),
+    "move_date_ahead": _l("The day the resident moved in is after today: a move-in is notified once it happened."),
+    "tokurei_expired": _l("The time for a move-in with the move-out certificate information (the earlier of 14 days "
+                          "after the move and 30 days after the planned move-out date: %(limit)s) has passed. "
+                          "Record the paper 転出証明書's number and issuer."),
+    "paper_incomplete": _l("Enter both the number and the issuing municipality of the paper 転出証明書."),
+    "no_household": _l("There is no household with a householder at the new address. Please check the householder."),
 }
+
+
+class _Filled(LazyString):
+    """A catalogue message with values filled in when read; on a page it is escaped like any text, values and all."""
+
+    def __html__(self) -> str:
+        return str(escape(str(self)))
 
 
 def refusal(field: str, code: str, **values: Any) -> CaseError:
     """The refusal of a move step, its message from ``MESSAGES`` (the 転入 at the counter's too)."""
-    return CaseError(field, MESSAGES[code].format(**values), code=code)
+    message = MESSAGES[code]
+    return CaseError(field, _Filled(lambda: message % values) if values else message, code=code)
 
 
 # -- small helpers ------------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def require_may_file(session: Session, case: Case, movers: list[Resident]) -> No
     signer = session.get(Resident, case.applicant_resident_id) if case.applicant_resident_id is not None else None
     refusal = filing.approval_refusal(session, signer, movers)
     if refusal is not None:
-        raise CaseError("movers", filing.REASONS[refusal], code=refusal)
+        raise CaseError("movers", reasons.label(refusal), code=refusal)
 
 
 def approve_move_out(session: Session, case: Case, staff: Staff) -> None:

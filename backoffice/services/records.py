@@ -13,6 +13,7 @@ import secrets
 from typing import Any
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -68,8 +69,7 @@ def _refresh_search_keys(resident: Resident) -> None:
     code = current_app.config["MUNICIPALITY_CODE"]
     machiaza = machiaza_by_code(code, resident.machiaza_code)
     if machiaza is None:
-        raise RecordError("machiaza_code", "住所の町字が町字マスタにありません。 / "
-                                           "The town area is not in the address master.")
+        raise RecordError("machiaza_code", _l("The town area is not in the address master."))
     resident.name_search = fold(resident.name)
     resident.kana_search = fold(resident.name_kana)
     resident.address_search = fold(machiaza.name + resident.banchi)
@@ -94,8 +94,7 @@ def _history(session: Session, resident: Resident, *, reason: IdoReason, changed
 def set_my_number(resident: Resident, number: str) -> None:
     """Store a My Number encrypted, with its keyed index; refuses an invalid check digit."""
     if not checkdigits.is_valid_my_number(number):
-        raise RecordError("my_number", "検査用数字が合わない個人番号です。 / "
-                                       "The number is not valid (check digit).")
+        raise RecordError("my_number", _l("The number is not valid (check digit)."))
     cfg = current_app.config
     resident.my_number_encrypted = FieldCipher(cfg["FIELD_ENCRYPTION_KEY"]).encrypt(number, context=b"my_number")
     resident.my_number_index = blind_index(cfg["BLIND_INDEX_KEY"], number, purpose="my_number")
@@ -141,8 +140,7 @@ def set_residence_card_number(resident: Resident, number: str | None) -> None:
         return
     if not RESIDENCE_CARD_NUMBER.fullmatch(number):
         raise RecordError("residence_card_number",
-                          "在留カード等の番号の形式が正しくありません（英字2・数字8・英字2）。 / "
-                          "The residence card number is not two letters, eight digits and two letters.")
+                          _l("The residence card number is not two letters, eight digits and two letters."))
     resident.residence_card_number_encrypted = FieldCipher(current_app.config["FIELD_ENCRYPTION_KEY"]).encrypt(
         number, context=RESIDENCE_CARD_CONTEXT)
 
@@ -174,8 +172,7 @@ def create_record(session: Session, *, household: Household, reason: IdoReason, 
                   residence_card_number: str | None = None, **items: Any) -> Resident:
     """記載: add a person to the ledger (転入, 出生, …) with the first history entry."""
     if not checkdigits.is_valid_juminhyo_code(items.get("juminhyo_code", "")):
-        raise RecordError("juminhyo_code", "検査用数字が合わない住民票コードです。 / "
-                                           "The code is not valid (check digit).")
+        raise RecordError("juminhyo_code", _l("The code is not valid (check digit)."))
     resident = Resident(
         household_id=household.id, status=RecordStatus.CURRENT, last_reason=reason, last_changed_on=changed_on,
         last_notified_on=notified_on, updated_at=clock.utcnow(), updated_by=by,
@@ -190,11 +187,9 @@ def create_record(session: Session, *, household: Household, reason: IdoReason, 
         set_residence_card_number(resident, residence_card_number)
     # A person has one current record (R10); a 除票 with the same numbers is kept beside it (a return).
     if current_record_with(session, juminhyo_code=resident.juminhyo_code) is not None:
-        raise RecordError("juminhyo_code", "この住民票コードの現存する住民票がすでにあります。 / "
-                                           "A current record with this code already exists.")
+        raise RecordError("juminhyo_code", _l("A current record with this code already exists."))
     if current_record_with(session, my_number_index=resident.my_number_index) is not None:
-        raise RecordError("my_number", "この個人番号の現存する住民票がすでにあります。 / "
-                                       "A current record with this My Number already exists.")
+        raise RecordError("my_number", _l("A current record with this My Number already exists."))
     _refresh_search_keys(resident)
     session.add(resident)
     session.flush()
@@ -208,12 +203,10 @@ def amend_record(session: Session, resident: Resident, *, reason: IdoReason, cha
                  notified_on: dt.date | None, by: str, **changes: Any) -> Resident:
     """修正: change items of a current record; the history keeps before and after."""
     if resident.status is not RecordStatus.CURRENT:
-        raise RecordError("status", "消除された住民票（除票）は修正できません。 / "
-                                    "A removed record (除票) cannot be amended.")
+        raise RecordError("status", _l("A removed record (除票) cannot be amended."))
     unknown = set(changes) - set(HISTORY_ITEMS)
     if unknown:
-        raise RecordError(sorted(unknown)[0], "この項目はここでは変更できません。 / "
-                                               "This item cannot be changed here.")
+        raise RecordError(sorted(unknown)[0], _l("This item cannot be changed here."))
     before = snapshot(resident)
     for item, value in changes.items():
         setattr(resident, item, value)
@@ -236,8 +229,7 @@ def remove_record(session: Session, resident: Resident, *, reason: IdoReason, ch
     destination's 転入通知 later records the 転出確定 on the 除票 (``confirm_moveout``).
     """
     if resident.status is RecordStatus.REMOVED:
-        raise RecordError("status", "この住民票はすでに消除されています。 / "
-                                    "The record is already removed.")
+        raise RecordError("status", _l("The record is already removed."))
     before = snapshot(resident)
     resident.status = RecordStatus.REMOVED
     resident.removed_on, resident.removal_reason, resident.removal_notified_on = changed_on, reason, notified_on
@@ -265,7 +257,7 @@ def confirm_moveout(session: Session, resident: Resident, *, moved_on: dt.date, 
     Only the 転出 items change (the 転出確定地); the history keeps before and after, dated the actual move.
     """
     if resident.status is not RecordStatus.REMOVED or resident.removal_reason is not IdoReason.MOVE_OUT:
-        raise RecordError("status", "転出予定の除票ではありません。 / This is not the 除票 of a planned move-out.")
+        raise RecordError("status", _l("This is not the 除票 of a planned move-out."))
     before = snapshot(resident)
     resident.confirmed_moveout_address = address
     resident.last_reason, resident.last_changed_on = IdoReason.MOVE_OUT, moved_on
@@ -287,12 +279,11 @@ def restore_record(session: Session, resident: Resident, *, changed_on: dt.date,
     other record, and when the person meanwhile has another current record here (R10).
     """
     if not awaiting_moveout(resident):
-        raise RecordError("status", "転出確定前の転出の除票ではないため、転出取消はできません。 / "
-                                    "This is not the 除票 of a move-out awaiting its 転入通知: it cannot be cancelled.")
+        raise RecordError("status", _l("This is not the 除票 of a move-out awaiting its 転入通知: it cannot be "
+                                       "cancelled."))
     if current_record_with(session, juminhyo_code=resident.juminhyo_code,
                            my_number_index=resident.my_number_index) is not None:
-        raise RecordError("juminhyo_code", "この方の現存する住民票がすでにあります。 / "
-                                           "A current record of this person already exists.")
+        raise RecordError("juminhyo_code", _l("A current record of this person already exists."))
     before = snapshot(resident)
     resident.status = RecordStatus.CURRENT
     resident.removed_on, resident.removal_reason = None, None

@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -56,18 +57,18 @@ PROVIDED = "情報の提供 / data provided to the body named"
 TRANSFERRED = "庁内での利用のための移転 / data passed to the city department named"
 OTHER_BASIS = ACT
 
+# What the clerk reads when a step is refused, in the catalogue (English source, Japanese in translations/ja):
+# the page's language.
 MESSAGES = {
-    "kind": "請求の種類を選んでください（開示・訂正・利用停止）。 / Choose the kind of request.",
-    "resident_id": "請求者が住民記録にいません。 / The requester is not in the ledger.",
-    "item": "訂正を求める項目を選んでください。 / Choose the item to correct.",
-    "correct_value": "正しい内容を入力してください。 / Enter the correct value.",
-    "extension_reason": "延長の理由を入力し、延長は30日以内で1回だけにしてください。 / "
-                        "Give the reason; the deadline is extended once, by up to 30 days.",
-    "confirmed_by": "確認は窓口職員が行います。 / A clerk confirms the request.",
-    "decided_by": "確認した職員とは別の承認者が決定してください。 / An approver other than the clerk who "
-                  "confirmed it decides.",
-    "decision_reason": "決定の理由を入力してください。 / Enter the reason for the decision.",
-    "state": "この請求はその操作ができる状態にありません。 / The request is not in a state that allows this.",
+    "kind": _l("Choose the kind of request."),
+    "resident_id": _l("The requester is not in the ledger."),
+    "item": _l("Choose the item to correct."),
+    "correct_value": _l("Enter the correct value."),
+    "extension_reason": _l("Give the reason; the deadline is extended once, by up to 30 days."),
+    "confirmed_by": _l("A clerk confirms the request."),
+    "decided_by": _l("An approver other than the clerk who confirmed it decides."),
+    "decision_reason": _l("Enter the reason for the decision."),
+    "state": _l("The request is not in a state that allows this."),
 }
 
 

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -60,19 +61,17 @@ def _month(text: str, field: str) -> dt.date:
     try:
         return dt.datetime.strptime((text or "").strip(), "%Y-%m").date()
     except ValueError as exc:
-        raise StatisticsError(field, "年月はYYYY-MMの形で入力してください。 / Enter the month as YYYY-MM.") from exc
+        raise StatisticsError(field, _l("Enter the month as YYYY-MM.")) from exc
 
 
 def period(first: str, last: str) -> Period:
     """Check the months a person typed; the period is at most five years."""
     start, end = _month(first, "first"), _month(last, "last")
     if end < start:
-        raise StatisticsError("last", "終わりの月は始めの月と同じか後にしてください。 / "
-                                      "The last month must not be before the first.")
+        raise StatisticsError("last", _l("The last month must not be before the first."))
     result = Period(start, end)
     if len(result.months) > MAX_MONTHS:
-        raise StatisticsError("last", f"期間は{MAX_MONTHS}か月以内にしてください。 / "
-                                      f"The period can be at most {MAX_MONTHS} months.")
+        raise StatisticsError("last", _l("The period can be at most %(max)d months.", max=MAX_MONTHS))
     return result
 
 

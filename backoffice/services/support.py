@@ -21,6 +21,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -41,22 +42,18 @@ PORTAL_REASON = ("この申請については、市役所から直接ご連絡�
 
 PORTAL_REASONS = {"city_will_contact": PORTAL_REASON}  # its code in the status message (bridge.reasons)
 
+# What the clerk reads when a step is refused, in the catalogue (English source, Japanese in translations/ja):
+# the page's language.
 MESSAGES = {
-    "resident_id": "対象の方が住民記録にいません。 / The person is not in the ledger.",
-    "covered_ids": "対象に含める方は同じ世帯の方だけです。 / Only members of the same household can be covered.",
-    "period": "期間は開始日から1年以内で、終了日は開始日より後にしてください。 / "
-              "The period ends after it starts and lasts at most one year.",
-    "requested_by": "支援措置の申出を受け付けられるのは窓口職員だけです。 / Only a clerk can record a support measure.",
-    "approved_by": "申出を記録した職員とは別の承認者が承認してください。 / "
-                   "An approver other than the clerk who recorded it must approve.",
-    "state": "この支援措置はその操作ができる状態にありません。 / "
-             "The support measure is not in a state that allows this.",
-    "pending": "この支援措置には承認待ちの変更があります。先にそれを承認してください。 / "
-               "A change of this support measure is waiting for approval; approve it first.",
-    "reason": "延長の理由を1文字以上200文字以内で入力してください。 / "
-              "Enter the reason for the extension, 1 to 200 characters.",
-    "covered_same": "対象に含める方が今と同じです。変更する方を選んでください。 / "
-                    "These are the members covered now; choose a change.",
+    "resident_id": _l("The person is not in the ledger."),
+    "covered_ids": _l("Only members of the same household can be covered."),
+    "period": _l("The period ends after it starts and lasts at most one year."),
+    "requested_by": _l("Only a clerk can record a support measure."),
+    "approved_by": _l("An approver other than the clerk who recorded it must approve."),
+    "state": _l("The support measure is not in a state that allows this."),
+    "pending": _l("A change of this support measure is waiting for approval; approve it first."),
+    "reason": _l("Enter the reason for the extension, 1 to 200 characters."),
+    "covered_same": _l("These are the members covered now; choose a change."),
 }
 
 

@@ -248,3 +248,29 @@ def test_a_kept_card_presented_after_ninety_days_is_refused_with_the_reason_and_
     finally:
         drop_counter_keys(app)
         _publish_crls_at_the_real_time(jlis_config)
+
+
+def test_a_refused_move_in_at_the_counter_reads_in_the_pages_language_only(
+        hanamaki, kitakami, family, clock, move_keys):
+    import datetime as dt
+
+    from tests.test_page_language import problems
+
+    app = prepare_counter_app(kitakami, move_keys)
+    try:
+        case_id = _approved_move_in(hanamaki, kitakami, family, clock, move_keys)
+        clerk = Backoffice(app, clock).client_for("clerk_c", "clerk", terminal="kitakami-counter")
+        assert _check(app, clerk, case_id, family["card"]).status_code == 200
+        ahead = (clock_module.today_jst() + dt.timedelta(days=1)).isoformat()
+        pages = {}
+        for lang in ("ja", "en"):
+            clerk.get(f"/counter/{case_id}?lang={lang}")  # the language switch, remembered for the next requests
+            form = {"csrf_token": csrf_from(clerk, f"/counter/{case_id}"), "moved_on": ahead}
+            pages[lang] = clerk.post(f"/counter/{case_id}/complete", data=form, follow_redirects=True).text
+        # The clerk on the Japanese page reads the refusal in Japanese only, on the English page in English only.
+        assert "住み始めた日が今日より後です" in pages["ja"] and "after today" not in pages["ja"]
+        assert "after today" in pages["en"] and "住み始めた日が今日より後です" not in pages["en"]
+        assert problems(pages["ja"], "ja", "counter") == [] and problems(pages["en"], "en", "counter") == []
+        assert _residents(app) == 0
+    finally:
+        drop_counter_keys(app)

@@ -595,7 +595,8 @@ def test_a_move_in_whose_my_number_is_on_another_current_record_is_refused_namin
     with pytest.raises(cases.CaseError) as refused:
         _complete(kitakami, destination, in_case)
     assert refused.value.code == "number_in_use" and refused.value.field == "movers"
-    assert "宮沢　賢" in refused.value.message and "個人番号" in refused.value.message
+    with kitakami.test_request_context("/"):  # the message reads in the page's language (Japanese by default)
+        assert "宮沢　賢" in refused.value.message and "個人番号" in refused.value.message
     assert _case(kitakami, in_case).status is CaseStatus.APPROVED
     with kitakami.app_context():
         assert db.session.execute(select(func.count()).select_from(Resident)).scalar_one() == 1
@@ -781,7 +782,7 @@ def test_a_move_in_notified_after_fourteen_days_is_recorded_and_listed_as_late(
         with pytest.raises(CaseError) as refused:
             completion.complete_move_in(db.session, case, by=destination.staff(db.session, "clerk_a"), moved_on=moved)
         db.session.rollback()
-    assert refused.value.field == "paper_certificate" and "特例転入の期限" in refused.value.message
+        assert refused.value.field == "paper_certificate" and "特例転入の期限" in refused.value.message
     with kitakami.app_context():
         assert db.session.execute(select(func.count()).select_from(Resident)).scalar_one() == 0
     with kitakami.test_request_context("/"):
@@ -985,3 +986,20 @@ def test_a_moveout_certificate_naming_a_card_of_this_city_cannot_take_it_from_it
     with kitakami.app_context():
         refused = db.session.execute(select(AuditLog.outcome).where(AuditLog.action == "card.take_over")).scalars()
         assert list(refused) == ["denied"]
+
+
+def test_a_refusal_naming_a_mover_reads_in_the_pages_language_and_escapes_the_name_on_a_page(kitakami):
+    from flask import render_template_string
+
+    from backoffice.services import moves
+
+    name = "<script>alert(1)</script>宮沢"  # a name from the signed application: whatever the portal sent
+    refused = moves.refusal("movers", "already_resident", name=name)
+    with kitakami.test_request_context("/?lang=ja"):
+        page = render_template_string("<p>{{ message }}</p>", message=refused.message)
+        assert "すでにこの市の住民です" in page and "already a resident" not in page
+        assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;宮沢" in page
+    with kitakami.test_request_context("/?lang=en"):
+        page = render_template_string("<p>{{ message }}</p>", message=refused.message)
+        assert "already a resident" in page and "すでにこの市の住民です" not in page
+        assert "<script>" not in page
