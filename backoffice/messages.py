@@ -143,6 +143,12 @@ RECORD_ITEM_LABELS = {
     "alphabet_name": _l("Name in the alphabet"),
     "tsusho": _l("Common name"),
 }
+# What a suspension request asks to stop (core.residentrequests.SUSPENSION_USES), kept as the request's item.
+SUSPENSION_USE_LABELS = {
+    "use": _l("Stop using the information (利用の停止)"),
+    "erasure": _l("Erase the information (消去)"),
+    "provision": _l("Stop providing the information to others (提供の停止)"),
+}
 
 
 def status_reason(text: str | None) -> Any:

@@ -8,12 +8,11 @@ from typing import Any
 from flask import render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from backoffice import messages
 from backoffice.extensions import db
 from backoffice.forms_common import list_page, resident_by_atena, unknown_atena
-from backoffice.models import Resident, ResidentRequest, Role
+from backoffice.models import Role
 from backoffice.requests import bp
 from backoffice.security import access
 from backoffice.services import resident_requests as service
@@ -21,13 +20,11 @@ from core import clock
 
 
 def _page(errors: dict[str, str] | None = None, status: int = 200) -> Any:
-    rows = db.session.execute(select(ResidentRequest, Resident)
-                              .join(Resident, Resident.id == ResidentRequest.resident_id)
-                              .order_by(ResidentRequest.due_on, ResidentRequest.id)).all()
+    rows = service.by_deadline(db.session)
     return render_template("backoffice/requests/list.html", rows=rows, errors=errors or {}, form=request.form,
                            today=clock.today_jst(), kinds=service.KINDS, items=service.CORRECTABLE,
                            kind_labels=messages.REQUEST_KIND_LABELS, status_labels=messages.REQUEST_STATUS_LABELS,
-                           item_labels=messages.RECORD_ITEM_LABELS), status
+                           item_labels={**messages.RECORD_ITEM_LABELS, **messages.SUSPENSION_USE_LABELS}), status
 
 
 _step = list_page(bp, _page, (service.RequestError,), "Every request by deadline; the overdue ones marked.")

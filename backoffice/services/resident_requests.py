@@ -201,6 +201,13 @@ def disclosure_answer(session: Session, resident_id: int) -> dict[str, Any]:
     return {"record": record, "accesses": access_log(session, resident_id)}
 
 
+def by_deadline(session: Session) -> list[Any]:
+    """Every request with its resident, by deadline (the clerks' list)."""
+    return list(session.execute(select(ResidentRequest, Resident)
+                                .join(Resident, Resident.id == ResidentRequest.resident_id)
+                                .order_by(ResidentRequest.due_on, ResidentRequest.id)).all())
+
+
 def overdue(session: Session, on: dt.date | None = None) -> list[ResidentRequest]:
     """Undecided requests past their deadline (for the clerk's list)."""
     day = on or clock.today_jst()

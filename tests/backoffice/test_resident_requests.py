@@ -133,3 +133,18 @@ def test_a_correction_recorded_confirmed_and_granted_on_the_pages_changes_the_le
         "csrf_token": token, "decision": "grant", "reason": "戸籍で確認"}).status_code == 302
     with bo_app.app_context():
         assert db.session.get(Resident, city["head"]).name_kana == "ミヤザワ　ケンジ"
+
+
+def test_a_suspension_request_from_the_portal_names_what_it_stops_in_the_pages_language(bo_app, backoffice, city):
+    """A suspension filed online keeps what it asks to stop (erasure, …) as its item: the clerk reads words."""
+    from backoffice.services import resident_requests
+    from tests.test_page_language import problems
+
+    _as(bo_app, "clerk_a", lambda s, who: resident_requests.receive(
+        s, kind="suspension", resident_id=city["head"], by=None, item="erasure", receipt_number="R-S-1"))
+    clerk = backoffice.client_for("clerk_s", "clerk")
+    for lang, words in (("ja", "消去"), ("en", "Erase")):
+        page = clerk.get(f"/resident-requests/?lang={lang}").get_data(as_text=True)
+        assert words in page, lang
+        assert ">erasure<" not in page and "(erasure)" not in page, lang
+        assert problems(page, lang, "/resident-requests/") == [], lang
