@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -94,6 +95,13 @@ def request(session: Session, *, resident_id: int, covered_ids: list[int], start
     _audit("request", measure, by, {"covered": len(_ids(measure)), "starts_on": starts_on.isoformat(),
                                     "ends_on": ends_on.isoformat(), "hide_from_household": hide_from_household})
     return measure
+
+
+def newest_first(session: Session) -> list[Any]:
+    """Every measure with its protected person, newest first (the list page)."""
+    return list(session.execute(select(SupportMeasure, Resident)
+                                .join(Resident, Resident.id == SupportMeasure.resident_id)
+                                .order_by(SupportMeasure.id.desc())).all())
 
 
 def _second_person(by: Staff, first: str | None) -> None:

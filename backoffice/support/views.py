@@ -10,7 +10,6 @@ from typing import Any
 from flask import abort, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from backoffice.extensions import db
 from backoffice.forms_common import list_page, resident_by_atena, save_step, unknown_atena
@@ -22,9 +21,7 @@ from core import clock
 
 
 def _page(errors: dict[str, str] | None = None, status: int = 200) -> Any:
-    measures = db.session.execute(select(SupportMeasure, Resident)
-                                  .join(Resident, Resident.id == SupportMeasure.resident_id)
-                                  .order_by(SupportMeasure.id.desc())).all()
+    measures = support.newest_first(db.session)
     return render_template("backoffice/support/list.html", measures=measures, errors=errors or {},
                            today=clock.today_jst(), form=request.form), status
 
