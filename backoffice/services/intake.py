@@ -15,7 +15,6 @@ status goes back to the portal through this office's outbox.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -49,7 +48,7 @@ from core.envelope import UUID_PATTERN, Opened
 from core.jpki import RefusalCode, SignedApplicationError, VerifiedApplication, jws_claims, verify_signed_application
 from core.jpki.appconfig import max_signature_age, trust_for_app
 from core.jpki.certificates import decode_certificate
-from core.jpki.encoding import strict_b64url_decode
+from core.jpki.encoding import b64url_encode, strict_b64url_decode
 from core.jpki.profile import BasicItems
 from core.jpki.signedapp import signing_time
 from core.registertext import EARLIEST_BIRTH_DATE
@@ -507,7 +506,7 @@ def rehearsal_messages(session: Session, queue: str) -> list[Opened]:
     _signature_taken(session, "", "certificate")
 
     def segment(value: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+        return b64url_encode(json.dumps(value).encode())
 
     unsigned = f"{segment({'alg': 'RS256'})}.{segment({'application': {'type': 'move', 'movers': []}})}.AA"
     now = clock.utcnow()
