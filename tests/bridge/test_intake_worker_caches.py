@@ -49,20 +49,26 @@ def test_a_certificate_revoked_after_the_worker_started_is_refused_by_the_next_j
     assert worker.poll() is None  # the same worker, started before the revocation
 
 
-def test_a_worker_sets_up_the_database_dialect_before_its_first_fork_and_keeps_no_connection(bridged):
+def test_a_worker_sets_up_the_database_dialect_before_its_first_fork_and_keeps_only_the_connection_it_lends(bridged):
     """SQLAlchemy sets a dialect up on an engine's first connection (several queries); done in the parent, every
-    horse inherits it instead of doing it again for each job, and the parent still hands no connection down."""
+    horse inherits it instead of doing it again for each job. The parent's pool hands no connection down: the
+    one connection it keeps is the one it lends to each horse in turn (bridge.lending)."""
     from bridge.worker import make_worker
     from core.db import make_engine
 
     engine, used = make_engine(bridged.env["BACKOFFICE_DATABASE_URL"]), bridged.bo_app.extensions["engine"]
     bridged.bo_app.extensions["engine"] = engine
+    worker = None
     try:
         assert engine.dialect.server_version_info is None  # never connected yet
-        make_worker(bridged.bo_app, INTAKE, connection=bridged.redis.client())
+        worker = make_worker(bridged.bo_app, INTAKE, connection=bridged.redis.client())
         assert engine.dialect.server_version_info is not None
         assert (engine.pool.checkedin(), engine.pool.checkedout()) == (0, 0)
+        assert worker.lender is not None and worker.lender.connection is not None
+        assert not worker.lender.connection.closed
     finally:
+        if worker is not None and worker.lender is not None:
+            worker.lender.give_up()
         bridged.bo_app.extensions["engine"] = used
         engine.dispose()
 
