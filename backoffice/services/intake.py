@@ -129,16 +129,14 @@ def _applicant(session: Session, serial: int, items: Any, findings: list[dict[st
     With ``awaiting_moveout`` (a certificate request) the card holder's 除票 of a 転出 not yet confirmed
     counts too: until the 転入 the card is valid and the certificate shows the 除票 (転出予定).
     """
-    card = session.execute(select(CardRecord).where(
+    resident = session.execute(select(Resident).join(CardRecord, CardRecord.resident_id == Resident.id).where(
         CardRecord.sign_cert_serial == str(serial), CardRecord.status == CardStatus.ACTIVE)).scalar_one_or_none()
-    if card is not None:
-        resident = session.get(Resident, card.resident_id)
-        if resident is not None and (resident.status is RecordStatus.CURRENT
-                                     or (awaiting_moveout and records.awaiting_moveout(resident))):
-            if not holder_for(resident).basic_items().matches(items):
-                findings.append({"code": "four_items_mismatch",
-                                 "detail": "the card's four basic items differ from the ledger record"})
-            return resident
+    if resident is not None and (resident.status is RecordStatus.CURRENT
+                                 or (awaiting_moveout and records.awaiting_moveout(resident))):
+        if not holder_for(resident).basic_items().matches(items):
+            findings.append({"code": "four_items_mismatch",
+                             "detail": "the card's four basic items differ from the ledger record"})
+        return resident
     for candidate in _current(session, items.name, items.birth_date.isoformat()):
         if holder_for(candidate).basic_items().matches(items):
             return candidate
