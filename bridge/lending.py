@@ -109,6 +109,7 @@ class ConnectionLender:
             return
         if self.connection is None:
             self.connection = self._open()
+        self.engine.dispose()  # whatever the parent's pool held before is closed: only the lent one is kept
         self._borrowing, self._taken = True, False
         try:
             yield

@@ -106,8 +106,11 @@ def test_a_work_horse_leaves_the_parents_objects_to_the_parent_and_the_parent_ke
         os._exit(0)
 
     worker.main_work_horse = main_work_horse
-    worker.fork_work_horse(SimpleNamespace(id="horse-test"), None)
-    os.waitpid(worker.horse_pid, 0)
+    try:
+        worker.fork_work_horse(SimpleNamespace(id="horse-test"), None)
+        os.waitpid(worker.horse_pid, 0)
+    finally:
+        worker.lender.give_up()
     frozen, walked = (int(n) for n in seen.read_text().split())
     assert frozen > 10_000 and walked < frozen  # the inherited heap is out of the horse's collections
     assert gc.get_freeze_count() == 0  # the parent's own objects are collected as before
@@ -153,4 +156,33 @@ def test_a_worker_compiles_the_intake_statements_before_its_first_fork_and_keeps
         if worker is not None and worker.lender is not None:
             worker.lender.give_up()
         bridged.bo_app.extensions["engine"] = used
+        engine.dispose()
+
+
+def test_an_ack_worker_compiles_an_acks_statements_before_its_first_fork_and_keeps_nothing_of_the_rehearsal(bridged):
+    """Every party's ack jobs ran the same three statements, each compiled in its horse; the parent rehearses an ack
+    of an outbox row it writes itself, rolled back."""
+    from bridge.worker import make_worker
+    from core.db import make_engine
+    from portal.models import Outbox
+
+    def traces() -> tuple[int, int]:
+        return tuple(_scalar_rows(bridged.portal_app, f"SELECT count(*) FROM {table}")[0][0]
+                     for table in ("outbox", "processed_message"))
+
+    engine, used = make_engine(bridged.env["PORTAL_DATABASE_URL"]), bridged.portal_app.extensions["engine"]
+    bridged.portal_app.extensions["engine"] = engine
+    worker = None
+    try:
+        before = traces()
+        worker = make_worker(bridged.portal_app, "ack:portal", connection=bridged.redis.client())
+        compiled = [str(entry) for cache in (engine._compiled_cache, Outbox.__mapper__._compiled_cache)
+                    for entry in cache.values()]
+        for statement in ("INSERT INTO processed_message", "SELECT outbox.id", "UPDATE outbox SET state"):
+            assert any(sql.startswith(statement) for sql in compiled), statement
+        assert traces() == before  # no outbox row, no processed message
+    finally:
+        if worker is not None and worker.lender is not None:
+            worker.lender.give_up()
+        bridged.portal_app.extensions["engine"] = used
         engine.dispose()
