@@ -102,7 +102,10 @@ def deliver(message_id: str, envelope: str) -> None:
                  opened.message_id, opened.message_type, opened.sender)
 
 
-Rehearsal = Callable[[Session, str], list[Opened]]  # (session, queue) -> the messages its worker rehearses
+# (session, queue) -> the messages its worker rehearses: each an Opened, or a callable that writes what its
+# message needs (e.g. the application a status is about) in the rehearsal's transaction and returns it.
+RehearsedMessage = Opened | Callable[[Session], Opened]
+Rehearsal = Callable[[Session, str], list[RehearsedMessage]]
 _rehearsals: dict[str, Rehearsal] = {}
 
 
@@ -147,7 +150,7 @@ def rehearse(*, queue: str) -> int:
             log.warning("rehearsal of an ack stopped: %s", describe(exc))
         finally:
             session.rollback()
-    rehearsed: list[Opened] = []
+    rehearsed: list[RehearsedMessage] = []
     try:
         time_limit()
         rehearsed = make(session, queue) if make is not None else []
@@ -155,16 +158,19 @@ def rehearse(*, queue: str) -> int:
         log.warning("rehearsal on %s stopped: %s", queue, describe(exc))
     finally:
         session.rollback()
-    for opened in rehearsed:
+    for item in rehearsed:
+        what = "a message"
         try:
             time_limit()
+            opened = item(session) if callable(item) else item
+            what = opened.message_type
             keys = binding.keys()
             check_payload(opened)
             if not holds.held(binding, session, opened, "", queue):
                 apply_message(session, binding, opened, keys, checked=True)
             done += 1
         except Exception as exc:  # a rehearsal that fails only warms less
-            log.warning("rehearsal of %s stopped: %s", opened.message_type, describe(exc))
+            log.warning("rehearsal of %s stopped: %s", what, describe(exc))
         finally:
             session.rollback()
     return done

@@ -8,6 +8,9 @@ by the very next job.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from tests.backoffice.case_fixtures import sign_part
 from tests.bridge.conftest import INTAKE
@@ -26,6 +29,26 @@ def _case(bridged, receipt: str) -> tuple[str, str] | None:
     rows = _scalar_rows(bridged.bo_app, f"SELECT status, findings FROM application_case WHERE receipt_number = "
                                         f"'{receipt}'")
     return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+@contextmanager
+def _worker_on_a_fresh_engine(bridged, app, url: str, queue: str) -> Iterator[tuple[Any, Any]]:
+    """A worker made for ``queue`` of ``app`` on an engine of its own (never connected before); its lent connection
+    is given up and the app's engine put back afterwards."""
+    from bridge.worker import make_worker
+    from core.db import make_engine
+
+    engine, used = make_engine(url), app.extensions["engine"]
+    app.extensions["engine"] = engine
+    worker = None
+    try:
+        worker = make_worker(app, queue, connection=bridged.redis.client())
+        yield worker, engine
+    finally:
+        if worker is not None and worker.lender is not None:
+            worker.lender.give_up()
+        app.extensions["engine"] = used
+        engine.dispose()
 
 
 def test_a_certificate_revoked_after_the_worker_started_is_refused_by_the_next_job(bridged, jlis_config, tmp_path):
@@ -129,15 +152,10 @@ def test_a_worker_compiles_the_intake_statements_before_its_first_fork_and_keeps
     own making in transactions it rolls back, so nothing of the rehearsal stays, and the parent's pool holds no
     connection (the one it keeps is lent to its horses)."""
     from backoffice.models import AcceptedSignature, AuditLog, Case, Outbox
-    from bridge.worker import make_worker
-    from core.db import make_engine
 
-    engine, used = make_engine(bridged.env["BACKOFFICE_DATABASE_URL"]), bridged.bo_app.extensions["engine"]
-    bridged.bo_app.extensions["engine"] = engine
-    worker = None
-    try:
-        before = _traces(bridged)
-        worker = make_worker(bridged.bo_app, INTAKE, connection=bridged.redis.client())
+    before = _traces(bridged)
+    with _worker_on_a_fresh_engine(bridged, bridged.bo_app, bridged.env["BACKOFFICE_DATABASE_URL"], INTAKE) as (
+            _worker, engine):
         # Queries go to the engine's cache; the ORM's inserts to each mapper's own: every one a horse inherits.
         compiled = [str(entry) for cache in (engine._compiled_cache, Case.__mapper__._compiled_cache,
                                              Outbox.__mapper__._compiled_cache, AuditLog.__mapper__._compiled_cache,
@@ -152,37 +170,45 @@ def test_a_worker_compiles_the_intake_statements_before_its_first_fork_and_keeps
         assert any("JOIN card_record" in sql for sql in compiled)  # the signer by its card
         assert (engine.pool.checkedin(), engine.pool.checkedout()) == (0, 0)
         assert _traces(bridged) == before  # no case, no signature, no outbox row, the operation log untouched
-    finally:
-        if worker is not None and worker.lender is not None:
-            worker.lender.give_up()
-        bridged.bo_app.extensions["engine"] = used
-        engine.dispose()
 
 
 def test_an_ack_worker_compiles_an_acks_statements_before_its_first_fork_and_keeps_nothing_of_the_rehearsal(bridged):
     """Every party's ack jobs ran the same three statements, each compiled in its horse; the parent rehearses an ack
     of an outbox row it writes itself, rolled back."""
-    from bridge.worker import make_worker
-    from core.db import make_engine
     from portal.models import Outbox
 
-    def traces() -> tuple[int, int]:
-        return tuple(_scalar_rows(bridged.portal_app, f"SELECT count(*) FROM {table}")[0][0]
-                     for table in ("outbox", "processed_message"))
+    tables = ("outbox", "processed_message")
+    before = _counts(bridged.portal_app, tables)
+    with _worker_on_a_fresh_engine(bridged, bridged.portal_app, bridged.env["PORTAL_DATABASE_URL"], "ack:portal") as (
+            _worker, engine):
+        compiled = _compiled(engine, Outbox)
+    for statement in ("INSERT INTO processed_message", "SELECT outbox.id", "UPDATE outbox SET state"):
+        assert any(sql.startswith(statement) for sql in compiled), statement
+    assert _counts(bridged.portal_app, tables) == before  # no outbox row, no processed message
 
-    engine, used = make_engine(bridged.env["PORTAL_DATABASE_URL"]), bridged.portal_app.extensions["engine"]
-    bridged.portal_app.extensions["engine"] = engine
-    worker = None
-    try:
-        before = traces()
-        worker = make_worker(bridged.portal_app, "ack:portal", connection=bridged.redis.client())
-        compiled = [str(entry) for cache in (engine._compiled_cache, Outbox.__mapper__._compiled_cache)
-                    for entry in cache.values()]
-        for statement in ("INSERT INTO processed_message", "SELECT outbox.id", "UPDATE outbox SET state"):
-            assert any(sql.startswith(statement) for sql in compiled), statement
-        assert traces() == before  # no outbox row, no processed message
-    finally:
-        if worker is not None and worker.lender is not None:
-            worker.lender.give_up()
-        bridged.portal_app.extensions["engine"] = used
-        engine.dispose()
+
+def test_a_status_worker_compiles_a_status_jobs_statements_before_its_first_fork_and_keeps_nothing(bridged, caplog):
+    """The portal's status jobs compiled each of their statements in their horse; the parent rehearses a status of
+    an application it writes itself, rolled back."""
+    from portal.models import Application, ApplicationEvent, Outbox
+
+    tables = ("portal_account", "application", "application_event", "outbox", "processed_message")
+    before = _counts(bridged.portal_app, tables)
+    with _worker_on_a_fresh_engine(bridged, bridged.portal_app, bridged.env["PORTAL_DATABASE_URL"], "status") as (
+            _worker, engine):
+        compiled = _compiled(engine, Application, ApplicationEvent, Outbox)
+    assert "rehearsal" not in caplog.text  # it ran to its end
+    for statement in ("SELECT application.id", "UPDATE application SET", "INSERT INTO application_event",
+                      "INSERT INTO outbox", "INSERT INTO processed_message"):
+        assert any(sql.startswith(statement) for sql in compiled), statement
+    assert _counts(bridged.portal_app, tables) == before  # no account, application, event, ack or processed message
+
+
+def _counts(app, tables: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(_scalar_rows(app, f"SELECT count(*) FROM {table}")[0][0] for table in tables)
+
+
+def _compiled(engine, *models) -> list[str]:
+    """The SQL in the engine's compiled cache and in each model's mapper's (the ORM's inserts and updates)."""
+    return [str(entry) for cache in (engine._compiled_cache, *(m.__mapper__._compiled_cache for m in models))
+            for entry in cache.values()]
