@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import BigInteger, CheckConstraint, Integer, String, Text, event, func, select, update
+from sqlalchemy import BigInteger, CheckConstraint, Integer, String, Text, event, func, insert, select, update
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from core import clock
@@ -79,6 +79,10 @@ class AuditLogMixin:
         """The row's detail as a mapping."""
         value: dict[str, Any] = json.loads(self.detail)
         return value
+
+
+_LOG_COLUMNS = ("seq", "ts", "actor_id", "actor", "terminal_id", "action", "target_type", "target_id", "outcome",
+                "request_id", "client_addr", "detail", "canonical", "prev_hash", "row_hash")
 
 
 class AuditHeadMixin:
@@ -196,7 +200,13 @@ class AuditChain:
         client_addr: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> Any:
-        """Append one row in the caller's transaction and return it (flushes, never commits)."""
+        """Append one row in the caller's transaction and return it (written at once, never commits).
+
+        Two statements: the head row's counter is raised (which takes the head's row lock until the
+        commit), then the row and the new head hash are written together (one statement on
+        PostgreSQL). The row is written with Core, not through the unit of work, and the returned
+        object is not in the session: a query of the log in the same transaction reads it back.
+        """
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}")
         head = self.head_model
@@ -220,9 +230,15 @@ class AuditChain:
         )
         row.canonical = canonical_entry(row)
         row.row_hash = chain_hash(self.hmac_key, prev, seq, row.canonical)
-        session.execute(update(head).where(head.id == 1).values(head_hash=row.row_hash))
-        session.add(row)
-        session.flush()
+        values = {column: getattr(row, column) for column in _LOG_COLUMNS}
+        set_head = update(head).where(head.id == 1).values(head_hash=row.row_hash)
+        if session.get_bind(mapper=head).dialect.name == "postgresql":
+            # The head hash and the row in one round trip: a data-modifying CTE runs exactly once.
+            session.execute(insert(self.log_model.__table__).values(values)
+                            .add_cte(set_head.cte("set_head")))
+        else:
+            session.execute(set_head)
+            session.execute(insert(self.log_model.__table__).values(values))
         # The transaction's first row is kept: a checkpoint file begun by this commit records where it began.
         earlier = session.info.get("audit_pending")
         first = earlier[3] if earlier is not None and earlier[0] == self else seq
