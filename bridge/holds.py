@@ -1,6 +1,7 @@
 """Holding messages back: an app may keep a message it cannot act on yet (e.g. a paused intake) instead of applying it.
 
-A zone registers one hold check. The delivery job asks it after the envelope opened and before
+A zone registers one hold check. The delivery job asks it after the envelope opened and its payload
+was checked against its schema (a payload the schema refuses is dead-lettered, never held), and before
 anything is applied: a check that keeps the message stores it itself (ciphertext only, in the
 caller's transaction) and returns True; the job then commits and ends normally, so the message is
 neither failed nor dead-lettered, and it is applied when its holder puts it back on its queue.

@@ -305,11 +305,16 @@ def run_relay(app: Flask, *, once: bool = False, stop: threading.Event | None = 
     with app.app_context():
         connection = binding.redis()
     from bridge import alerting
+    from bridge.notify import OutboxListener
+
+    listener = OutboxListener(app.extensions["engine"], stop)
+    if not once:
+        listener.start()  # before the first pass: a row committed after it wakes the first wait
 
     total, redis_wait, next_check = 0, 1.0, 0.0
     try:
         while not stop.is_set():
-            published, wait = 0, settings.relay_interval
+            published, wait, backing_off = 0, settings.relay_interval, False
             with app.app_context():
                 session = binding.session
                 try:
@@ -331,21 +336,25 @@ def run_relay(app: Flask, *, once: bool = False, stop: threading.Event | None = 
                     if once:
                         raise
                     log.warning("Redis unavailable (%s); relay retries in %.0f s", type(exc).__name__, redis_wait)
-                    wait, redis_wait = redis_wait, min(redis_wait * 2, 30.0)
+                    wait, redis_wait, backing_off = redis_wait, min(redis_wait * 2, 30.0), True
                 except SQLAlchemyError as exc:
                     session.rollback()
                     if once:
                         raise
                     log.warning("database unavailable (%s); relay retries in 5 s", type(exc).__name__)
-                    wait = 5.0
+                    wait, backing_off = 5.0, True
             total += published
             if published:
                 log.info("published %d message(s)", published)
             if once:
                 break
             if published < settings.relay_batch:  # a full batch means more are waiting: go on at once
-                stop.wait(wait)
+                if backing_off:
+                    stop.wait(wait)  # from Redis or the database: new rows do not cut the wait short
+                else:
+                    listener.wait(wait)  # a committed outbox row ends the wait at once (PostgreSQL)
     finally:
+        listener.close()
         connection.close()
         if lock is not None:
             lock.close()

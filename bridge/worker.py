@@ -23,6 +23,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any, ClassVar
 
 import redis
@@ -38,13 +39,14 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.utils import decode_redis_hash, import_attribute, now
 
+from bridge.lending import ConnectionLender
 from bridge.queues import QueueNames
 from bridge.relay import DELIVER, ON_FAILURE
 from bridge.settings import BridgeSettings, configure_logging
 from core.envelope import UUID_PATTERN
 
 log = logging.getLogger("bridge.worker")
-_forks_prepared: set[int] = set()
+_lenders: dict[int, ConnectionLender] = {}  # by id(engine): one per engine and process, made once
 REFUSED_JOB_TTL = 7 * 24 * 3600  # how long a refused job stays in rq's failed registry, for the operator to see
 # A delivery's stored arguments: a message id and one envelope. More is not a delivery, and is never inflated.
 JOB_DATA_LIMIT = JWE_SIZE_LIMIT + 4096
@@ -211,18 +213,27 @@ class BridgeWorker(Worker):
         self._stop_requested = True
         self._shutdown_requested_date = now()
 
-    def perform_job(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> bool:
-        """rq's, in the work-horse; with ``BENCH_PROFILE_DIR`` (the intake bench only) each job's cProfile is kept."""
-        directory = os.environ.get("BENCH_PROFILE_DIR")
-        if not directory:
-            return super().perform_job(job, queue, *args, **kwargs)
-        import cProfile
+    lender: ConnectionLender | None = None  # the database connection lent to each horse (``make_worker``)
 
-        profiler = cProfile.Profile()
+    def perform_job(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> bool:
+        """rq's, in the work-horse, then the lent connection's state reported to the parent (``bridge.lending``).
+
+        With ``BENCH_PROFILE_DIR`` (the intake bench only) each job's cProfile is kept.
+        """
         try:
-            return bool(profiler.runcall(super().perform_job, job, queue, *args, **kwargs))
+            directory = os.environ.get("BENCH_PROFILE_DIR")
+            if not directory:
+                return super().perform_job(job, queue, *args, **kwargs)
+            import cProfile
+
+            profiler = cProfile.Profile()
+            try:
+                return bool(profiler.runcall(super().perform_job, job, queue, *args, **kwargs))
+            finally:
+                profiler.dump_stats(os.path.join(directory, f"job-{os.getpid()}.prof"))
         finally:
-            profiler.dump_stats(os.path.join(directory, f"job-{os.getpid()}.prof"))
+            if self.lender is not None:
+                self.lender.report()
 
     def fork_work_horse(self, job: Job, queue: Queue) -> None:
         """rq's fork, with the parent's objects frozen for the work-horse's garbage collector.
@@ -234,11 +245,22 @@ class BridgeWorker(Worker):
         own garbage is still collected; the horse keeps its inherited objects frozen, and what it
         allocates itself is collected as usual.
         """
+        if self.lender is not None:
+            self.lender.before_fork()
         gc.freeze()
         try:
             super().fork_work_horse(job, queue)
         finally:
             gc.unfreeze()  # the parent (a horse never returns here: rq ends it with os._exit)
+            if self.lender is not None:
+                self.lender.after_fork_in_parent()
+
+    def wait_for_horse(self) -> tuple[int | None, int | None, Any]:
+        """rq's; once the horse is reaped, the lent connection is kept only if the horse left it clean."""
+        reaped = super().wait_for_horse()
+        if self.lender is not None:
+            self.lender.after_horse()
+        return reaped
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run an allowed job in a work-horse; refuse any other before it is forked, imported or logged."""
@@ -308,8 +330,11 @@ def make_worker(app: Flask, queue: str, *, name: str | None = None, connection: 
     if connection is None:
         with app.app_context():
             connection = binding.redis()
-    _dispose_engine_after_fork(app)
-    prepare_parent(app, queue)
+        # The app's own Redis calls in a job (the pause check, the job metrics) share rq's connection pool:
+        # a work-horse then opens one Redis connection for its job instead of two.
+        app.extensions.setdefault("redis", connection)
+    lender = _lender_for(app)
+    prepare_parent(app, queue, lender=lender)
 
     def horse_killed(job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         # rq fails a job whose work-horse died without calling its failure callback: dead-letter it here.
@@ -323,7 +348,7 @@ def make_worker(app: Flask, queue: str, *, name: str | None = None, connection: 
         except Exception:  # the worker must live on; the sender's republish brings the message back
             log.exception("could not dead-letter job %s", job.id)
 
-    return BridgeWorker(
+    worker = BridgeWorker(
         [queue],
         name=name or f"{binding.party}.{queue}.{socket.gethostname()}.{os.getpid()}".replace(":", "-"),
         connection=connection,
@@ -334,6 +359,8 @@ def make_worker(app: Flask, queue: str, *, name: str | None = None, connection: 
         maintenance_interval=settings.maintenance_interval,
         work_horse_killed_handler=horse_killed,
     )
+    worker.lender = lender
+    return worker
 
 
 def run_worker(app: Flask, queue: str, *, burst: bool = False, name: str | None = None) -> bool:
@@ -401,7 +428,7 @@ def _job_id(job: Job) -> str:
     return text if UUID_PATTERN.match(text) else repr(text[:64])
 
 
-def prepare_parent(app: Flask, queue: str | None = None) -> None:
+def prepare_parent(app: Flask, queue: str | None = None, *, lender: ConnectionLender | None = None) -> None:
     """Do once in the worker's parent what every forked work-horse would otherwise do again for each job.
 
     A work-horse's memory is thrown away with it, so whatever a job builds on first use is built again
@@ -409,9 +436,10 @@ def prepare_parent(app: Flask, queue: str | None = None) -> None:
     configuration (about half of an intake job's time when each horse did it), the compiled message
     schemas, the card trust anchors, the OpenSSL bindings the envelope library imports lazily, and the
     database dialect's first-connect set-up, and, for a worker of ``queue``, the SQL statements a
-    delivery compiles (``_rehearse``). Nothing here keeps a database connection (the horse opens its
-    own) or anything that changes while the worker runs: CRLs are still read at each check, and the
-    bridge keys at each job.
+    delivery compiles (``_rehearse``). Both run on the connection the parent lends to its horses
+    (``lender``; ``bridge.lending``), so its backend's caches are warm for the first job; the parent
+    keeps no other connection. Nothing here keeps anything that changes while the worker runs: CRLs
+    are still read at each check, and the bridge keys at each job.
     """
     from cryptography.hazmat.backends.openssl import backend  # noqa: F401  (imported by jose on first use)
     from sqlalchemy.orm import configure_mappers
@@ -420,9 +448,15 @@ def prepare_parent(app: Flask, queue: str | None = None) -> None:
 
     configure_mappers()
     messages.compile_all()
-    _initialize_dialect(app.extensions["engine"])
-    if queue is not None:
-        _rehearse(app, queue)
+    engine = app.extensions["engine"]
+    with lender.lend_to_parent() if lender is not None else nullcontext():
+        try:
+            _initialize_dialect(engine)
+            if queue is not None:
+                _rehearse(app, queue)
+        finally:
+            if lender is None or not lender.enabled:
+                engine.dispose()
     if all(os.path.isfile(str(app.config.get(name) or "")) for name in ("JPKI_AUTH_ANCHORS", "JPKI_SIGN_ANCHORS")):
         from core.jpki.appconfig import trust_for_app
 
@@ -435,7 +469,7 @@ def _rehearse(app: Flask, queue: str) -> None:
     SQLAlchemy compiles each statement on its first use in a process and keeps it in the engine's
     compiled cache; a horse's cache dies with it, so every job compiled all of its statements again
     (about a quarter of an intake job in a profile). Rehearsed in the parent, they are inherited. The
-    rehearsal's transactions are rolled back and the parent keeps no connection.
+    rehearsal's transactions are rolled back.
     """
     from bridge.jobs.deliver import rehearse
 
@@ -444,17 +478,14 @@ def _rehearse(app: Flask, queue: str) -> None:
             rehearse(queue=queue)
     except Exception as exc:  # warming is an optimisation: the worker starts whatever happens here
         log.warning("could not rehearse the deliveries before the first job (%s)", type(exc).__name__)
-    finally:
-        app.extensions["engine"].dispose()
 
 
 def _initialize_dialect(engine: Any) -> None:
-    """Connect once, so SQLAlchemy's first-connect set-up of the dialect is done here, then let the connection go.
+    """Connect once, so SQLAlchemy's first-connect set-up of the dialect is done here.
 
     That set-up (server version, string quoting, isolation level: several queries) runs on an engine's
     first connection; a parent that never connected left it to every horse, about a tenth of an intake
-    job. The parent keeps no connection: the pool is emptied at once. A database that is down now only
-    leaves the set-up to the horses, as before.
+    job. A database that is down now only leaves the set-up to the horses, as before.
     """
     from sqlalchemy.exc import DBAPIError
 
@@ -464,14 +495,12 @@ def _initialize_dialect(engine: Any) -> None:
     except DBAPIError as exc:  # any failure of the database here only leaves the set-up to the horses
         log.warning("could not reach the database before the first job (%s); each job will set up its own",
                     type(exc).__name__)
-    finally:
-        engine.dispose()
 
 
-def _dispose_engine_after_fork(app: Flask) -> None:
-    """A forked work-horse must not reuse the parent's database connections (SQLAlchemy: dispose(close=False))."""
+def _lender_for(app: Flask) -> ConnectionLender:
+    """The engine's lender in this process, made once (it also keeps every forked process off the parent's pool)."""
     engine = app.extensions["engine"]
-    if id(engine) in _forks_prepared:
-        return
-    _forks_prepared.add(id(engine))
-    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    lender = _lenders.get(id(engine))
+    if lender is None or lender.engine is not engine:
+        lender = _lenders[id(engine)] = ConnectionLender(engine)
+    return lender

@@ -129,16 +129,14 @@ def _applicant(session: Session, serial: int, items: Any, findings: list[dict[st
     With ``awaiting_moveout`` (a certificate request) the card holder's 除票 of a 転出 not yet confirmed
     counts too: until the 転入 the card is valid and the certificate shows the 除票 (転出予定).
     """
-    card = session.execute(select(CardRecord).where(
+    resident = session.execute(select(Resident).join(CardRecord, CardRecord.resident_id == Resident.id).where(
         CardRecord.sign_cert_serial == str(serial), CardRecord.status == CardStatus.ACTIVE)).scalar_one_or_none()
-    if card is not None:
-        resident = session.get(Resident, card.resident_id)
-        if resident is not None and (resident.status is RecordStatus.CURRENT
-                                     or (awaiting_moveout and records.awaiting_moveout(resident))):
-            if not holder_for(resident).basic_items().matches(items):
-                findings.append({"code": "four_items_mismatch",
-                                 "detail": "the card's four basic items differ from the ledger record"})
-            return resident
+    if resident is not None and (resident.status is RecordStatus.CURRENT
+                                 or (awaiting_moveout and records.awaiting_moveout(resident))):
+        if not holder_for(resident).basic_items().matches(items):
+            findings.append({"code": "four_items_mismatch",
+                             "detail": "the card's four basic items differ from the ledger record"})
+        return resident
     for candidate in _current(session, items.name, items.birth_date.isoformat()):
         if holder_for(candidate).basic_items().matches(items):
             return candidate
@@ -495,7 +493,8 @@ def rehearsal_messages(session: Session, queue: str) -> list[Opened]:
     Applications made here whose signature cannot verify (the refusal path a forged one takes): their
     transaction, rolled back, runs the intake's statements so that the parent compiles them once. The
     lookups of a verified signer, its movers and its signature, which a refused signature never
-    reaches, are run here with values that match nothing (read only, rolled back too).
+    reaches, are run here with values that match nothing, and so is the insert of an accepted
+    signature, for a case made here (rolled back too: nothing of it is kept).
     """
     if not queue.startswith("intake:"):
         return []
@@ -504,6 +503,15 @@ def rehearsal_messages(session: Session, queue: str) -> list[Opened]:
     session.get(Resident, 0)
     _open_move_out_names(session, {0})
     _signature_taken(session, "", "certificate")
+    now = clock.utcnow()
+    case = Case(receipt_number=f"rehearsal-{uuid.uuid4().hex[:12]}", message_id=str(uuid.uuid4()), kind="certificate",
+                status=CaseStatus.RETURNED, mover_resident_ids="[]", signed_jws="", sign_cert_serial="",
+                signature_checked_at=now, findings="[]", sensitive=False, received_at=now, updated_at=now)
+    session.add(case)
+    session.flush()
+    session.add(AcceptedSignature(signature_sha256="0" * 64, part="certificate", case_id=case.id,
+                                  message_id=case.message_id, signed_at=now, accepted_at=now))
+    session.flush()
 
     def segment(value: dict[str, Any]) -> str:
         return b64url_encode(json.dumps(value).encode())

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from backoffice.models import BridgeAlert, Case, CaseStatus, RecordStatus, Resident, Role, Staff, SupportMeasure
@@ -35,6 +35,7 @@ MAX_PERIOD_DAYS = 366
 REASON_MAX = 200
 ALERT_KIND = "support_measure_access"
 FINDING = "support_measure"
+_PROTECTED = "support.protected"  # session.info: (transaction, day, people) of the last ``protected`` read
 # All the portal is told of why a case reaching a protected person was returned or refused: the same words
 # for every such case, so they say nothing of the person, the measure or where anyone lives.
 PORTAL_REASON = ("この申請については、市役所から直接ご連絡します。窓口またはお電話でもお問い合わせいただけます。 / "
@@ -236,8 +237,14 @@ def protected(session: Session, on: dt.date | None = None) -> dict[int, int]:
     """Every person an approved measure protects on ``on`` (today), with that measure's id (the oldest's).
 
     One query of three columns: the covered members are a JSON list, so the rows are read, not the measures.
+    Read once per transaction (an intake job asks twice: for its findings and for the status it sends),
+    and again whenever a measure was changed in it.
     """
     day = on or clock.today_jst()
+    cached = session.info.get(_PROTECTED)
+    if (cached is not None and cached[0] is session.get_transaction() and cached[1] == day
+            and not _measures_changed(session)):
+        return dict(cached[2])
     rows = session.execute(select(SupportMeasure.id, SupportMeasure.resident_id, SupportMeasure.covered_ids).where(
         SupportMeasure.approved_at.is_not(None), SupportMeasure.starts_on <= day,
         SupportMeasure.ends_on >= day).order_by(SupportMeasure.id)).all()
@@ -245,7 +252,19 @@ def protected(session: Session, on: dt.date | None = None) -> dict[int, int]:
     for measure_id, resident_id, covered_ids in rows:
         for person in (resident_id, *json.loads(covered_ids or "[]")):
             found.setdefault(int(person), measure_id)
+    session.info[_PROTECTED] = (session.get_transaction(), day, dict(found))
     return found
+
+
+def _measures_changed(session: Session) -> bool:
+    return any(isinstance(o, SupportMeasure) for o in (*session.new, *session.dirty, *session.deleted))
+
+
+@event.listens_for(Session, "before_flush")
+def _forget_protected(session: Session, _context: Any, _instances: Any) -> None:
+    """A measure written in this transaction makes the next ``protected`` read them again."""
+    if _PROTECTED in session.info and _measures_changed(session):
+        del session.info[_PROTECTED]
 
 
 def in_force(session: Session, resident_id: int, on: dt.date | None = None) -> SupportMeasure | None:

@@ -67,13 +67,14 @@ def deliver(message_id: str, envelope: str) -> None:
             log.warning("message %s refused: %s", _short(message_id), refused.reason)
             monitor.count_job(queue, monitor.REFUSED, seconds=time.monotonic() - started, reason=refused.reason)
             return
-        if holds.held(binding, session, opened, envelope, queue):  # e.g. its kind's intake is paused
-            session.commit()
-            log.info("message %s (%s) held back", opened.message_id, opened.message_type)
-            monitor.count_job(queue, monitor.HELD, seconds=time.monotonic() - started)
-            return
         try:
-            applied = apply_message(session, binding, opened, keys)
+            check_payload(opened)
+            if holds.held(binding, session, opened, envelope, queue):  # e.g. its kind's intake is paused
+                session.commit()
+                log.info("message %s (%s) held back", opened.message_id, opened.message_type)
+                monitor.count_job(queue, monitor.HELD, seconds=time.monotonic() - started)
+                return
+            applied = apply_message(session, binding, opened, keys, checked=True)
         except PermanentFailure as failure:
             session.rollback()
             record_dead_letter(binding, message_id=message_id, reason=failure.reason[:40],
@@ -146,8 +147,9 @@ def rehearse(*, queue: str) -> int:
         try:
             time_limit()
             keys = binding.keys()
+            check_payload(opened)
             if not holds.held(binding, session, opened, "", queue):
-                apply_message(session, binding, opened, keys)
+                apply_message(session, binding, opened, keys, checked=True)
             done += 1
         except Exception as exc:  # a rehearsal that fails only warms less
             log.warning("rehearsal of %s stopped: %s", opened.message_type, describe(exc))
@@ -174,12 +176,15 @@ def check_payload(opened: Opened) -> None:
         raise PermanentFailure(SCHEMA_INVALID, invalid.detail) from None
 
 
-def apply_message(session: Session, binding: Bridge, opened: Opened, keys: KeyRegistry) -> bool:
+def apply_message(session: Session, binding: Bridge, opened: Opened, keys: KeyRegistry, *,
+                  checked: bool = False) -> bool:
     """Validate, record, apply and acknowledge ``opened`` in the session's transaction; False if it was a duplicate.
 
-    The schema is checked first, so a payload it refuses records nothing and is not acknowledged.
+    The schema is checked first (unless the caller just did: ``checked``), so a payload it refuses records
+    nothing and is not acknowledged.
     """
-    check_payload(opened)
+    if not checked:
+        check_payload(opened)
     applied = _record_processed(session, binding.processed, opened)
     if applied:
         registration_for(opened.message_type, zone=binding.zone).handler(session, opened)

@@ -7,9 +7,9 @@ import datetime as dt
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from backoffice.models import AuditLog, BridgeAlert, Case, CaseStatus, IssuedCertificate
+from backoffice.models import AuditLog, BridgeAlert, Case, CaseStatus, IssuedCertificate, SupportMeasure
 from backoffice.services.cases import CaseError
 from core import clock as clock_module
 from tests.backoffice.case_fixtures import deliver, make_city, move, staff
@@ -502,3 +502,41 @@ def test_the_only_free_text_a_municipality_sends_the_portal_is_a_cases_reason():
     assert [p for p in found if not p.startswith(answer)] == ["application.status.reason"]
     assert {p.removeprefix(answer).split(".")[0].rstrip("[]") for p in found if p.startswith(answer)} == {
         "record", "accesses"}
+
+
+def test_who_is_protected_is_read_once_per_transaction_and_again_once_a_measure_changes_in_it(bo_app, city):
+    """Intake asks twice per application; a measure approved, changed or ended in the same transaction counts at once,
+    flushed or not."""
+    from backoffice.extensions import db
+    from backoffice.services import support
+
+    person = city["wife"]
+    today = clock_module.today_jst()
+    with bo_app.test_request_context("/"):
+        measure = support.request(db.session, resident_id=person, covered_ids=[], starts_on=today,
+                                  ends_on=today + dt.timedelta(days=365), hide_from_household=True,
+                                  by=staff(db.session, "clerk_a"))
+        db.session.commit()
+        measure_id = measure.id
+    with bo_app.test_request_context("/"):
+        statements: list[str] = []
+        engine = db.session.get_bind()
+        listen = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listen)
+        try:
+            assert person not in support.protected(db.session)
+            assert person not in support.protected(db.session)
+            reads = [s for s in statements if "support_measure" in s and s.lstrip().upper().startswith("SELECT")]
+            assert len(reads) == 1, reads
+            support.approve(db.session, measure_id, by=staff(db.session, "approver_b"))
+            assert support.protected(db.session).get(person) == measure_id
+            changed = db.session.get(SupportMeasure, measure_id)
+            changed.ends_on = today - dt.timedelta(days=1)  # ended, not flushed
+            assert person not in support.protected(db.session)
+            changed.ends_on = today + dt.timedelta(days=30)
+            with db.session.no_autoflush:
+                db.session.flush()  # flushed outside a read: the next read must not trust what it read before
+            assert support.protected(db.session).get(person) == measure_id
+        finally:
+            event.remove(engine, "before_cursor_execute", listen)
+        db.session.rollback()

@@ -49,20 +49,26 @@ def test_a_certificate_revoked_after_the_worker_started_is_refused_by_the_next_j
     assert worker.poll() is None  # the same worker, started before the revocation
 
 
-def test_a_worker_sets_up_the_database_dialect_before_its_first_fork_and_keeps_no_connection(bridged):
+def test_a_worker_sets_up_the_database_dialect_before_its_first_fork_and_keeps_only_the_connection_it_lends(bridged):
     """SQLAlchemy sets a dialect up on an engine's first connection (several queries); done in the parent, every
-    horse inherits it instead of doing it again for each job, and the parent still hands no connection down."""
+    horse inherits it instead of doing it again for each job. The parent's pool hands no connection down: the
+    one connection it keeps is the one it lends to each horse in turn (bridge.lending)."""
     from bridge.worker import make_worker
     from core.db import make_engine
 
     engine, used = make_engine(bridged.env["BACKOFFICE_DATABASE_URL"]), bridged.bo_app.extensions["engine"]
     bridged.bo_app.extensions["engine"] = engine
+    worker = None
     try:
         assert engine.dialect.server_version_info is None  # never connected yet
-        make_worker(bridged.bo_app, INTAKE, connection=bridged.redis.client())
+        worker = make_worker(bridged.bo_app, INTAKE, connection=bridged.redis.client())
         assert engine.dialect.server_version_info is not None
         assert (engine.pool.checkedin(), engine.pool.checkedout()) == (0, 0)
+        assert worker.lender is not None and worker.lender.connection is not None
+        assert not worker.lender.connection.closed
     finally:
+        if worker is not None and worker.lender is not None:
+            worker.lender.give_up()
         bridged.bo_app.extensions["engine"] = used
         engine.dispose()
 
@@ -117,30 +123,36 @@ def _traces(bridged) -> tuple:
 def test_a_worker_compiles_the_intake_statements_before_its_first_fork_and_keeps_nothing_of_the_rehearsal(bridged,
                                                                                                       caplog):
     """A horse's compiled statements die with it: the parent compiles them once, by rehearsing applications of its
-    own making in transactions it rolls back, so nothing of the rehearsal stays and the parent holds no connection."""
-    from backoffice.models import AuditLog, Case, Outbox
+    own making in transactions it rolls back, so nothing of the rehearsal stays, and the parent's pool holds no
+    connection (the one it keeps is lent to its horses)."""
+    from backoffice.models import AcceptedSignature, AuditLog, Case, Outbox
     from bridge.worker import make_worker
     from core.db import make_engine
 
     engine, used = make_engine(bridged.env["BACKOFFICE_DATABASE_URL"]), bridged.bo_app.extensions["engine"]
     bridged.bo_app.extensions["engine"] = engine
+    worker = None
     try:
         before = _traces(bridged)
-        make_worker(bridged.bo_app, INTAKE, connection=bridged.redis.client())
+        worker = make_worker(bridged.bo_app, INTAKE, connection=bridged.redis.client())
         # Queries go to the engine's cache; the ORM's inserts to each mapper's own: every one a horse inherits.
         compiled = [str(entry) for cache in (engine._compiled_cache, Case.__mapper__._compiled_cache,
-                                             Outbox.__mapper__._compiled_cache, AuditLog.__mapper__._compiled_cache)
+                                             Outbox.__mapper__._compiled_cache, AuditLog.__mapper__._compiled_cache,
+                                             AcceptedSignature.__mapper__._compiled_cache)
                     for entry in cache.values()]
         assert "rehearsal" not in caplog.text  # each rehearsed application ran to its end
         for statement in ("SELECT application_case.id", "INSERT INTO application_case", "UPDATE audit_head",
                           "INSERT INTO audit_log", "INSERT INTO outbox", "INSERT INTO processed_message",
-                          "SELECT card_record.id", "SELECT resident.id", "SELECT move_out_mover.case_id",
-                          "SELECT accepted_signature.case_id"):
+                          "SELECT resident.id", "SELECT move_out_mover.case_id", "SELECT accepted_signature.case_id",
+                          "INSERT INTO accepted_signature"):
             # The operation log's row is written under a CTE that also sets the head hash (core.audit).
             assert any(sql.startswith(statement) or (sql.startswith("WITH") and statement in sql)
                        for sql in compiled), statement
+        assert any("JOIN card_record" in sql for sql in compiled)  # the signer by its card
         assert (engine.pool.checkedin(), engine.pool.checkedout()) == (0, 0)
         assert _traces(bridged) == before  # no case, no signature, no outbox row, the operation log untouched
     finally:
+        if worker is not None and worker.lender is not None:
+            worker.lender.give_up()
         bridged.bo_app.extensions["engine"] = used
         engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 
 import pytest
 import redis
@@ -210,3 +211,25 @@ def test_outbox_rows_hold_only_ciphertext(bridged):
     [row] = bridged.rows(bridged.portal_app, "outbox")
     assert "宮沢" not in row.envelope and "花巻" not in json.dumps(row.envelope, ensure_ascii=False)
     assert row.envelope.count(".") == 4
+
+
+@pytest.mark.parametrize("bridge_settings", [{"BRIDGE_RELAY_INTERVAL_SECONDS": "60"}], indirect=True)
+def test_a_committed_outbox_row_wakes_the_relay_at_once_instead_of_waiting_for_its_next_pass(bridged, bridge_settings):
+    """PostgreSQL notifies the relays when a transaction that wrote outbox rows commits (bridge.notify)."""
+    from bridge.relay import run_relay
+
+    stop = threading.Event()
+    relay = threading.Thread(target=run_relay, args=(bridged.portal_app,), kwargs={"stop": stop}, daemon=True)
+    relay.start()
+    try:
+        [first] = bridged.send("test.note", [{"n": 1}])
+        bridged.wait_for(lambda: first in _queue_ids(bridged), timeout=30)  # its first pass, or woken
+        time.sleep(0.5)  # the relay is waiting now, for 60 s without a notification
+        [second] = bridged.send("test.note", [{"n": 2}])
+        took = bridged.wait_for(lambda: second in _queue_ids(bridged), timeout=10, interval=0.05)
+        print(f"\npublished {took:.2f} s after its commit")
+        assert _queue_ids(bridged) == [first, second]
+    finally:
+        stop.set()
+        relay.join(10)
+    assert not relay.is_alive()  # a stop ends the wait within a fraction of a second
