@@ -66,7 +66,17 @@ def _store_two_with_a_taken_number(app: Any, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_a_receipt_number_already_taken_is_drawn_again_and_nothing_is_written_under_it(
         portal_app: Any, monkeypatch: pytest.MonkeyPatch):
-    _store_two_with_a_taken_number(portal_app, monkeypatch)
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from bridge.notify import CHANNEL
+
+    url = make_url(portal_app.config["PORTAL_DATABASE_URL"]).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        _store_two_with_a_taken_number(portal_app, monkeypatch)
+        # The outbox rows inserted under the statement's CTE wake the relays at commit like any other.
+        assert [n.channel for n in listener.notifies(timeout=5, stop_after=1)] == [CHANNEL]
 
 
 def test_the_same_on_sqlite_where_each_row_is_its_own_statement(
