@@ -137,14 +137,25 @@ def add_message(
     anything is added. Nothing touches Redis here: the relay publishes the row once the caller has
     committed. Prefer ``Bridge.send``, which derives the model, keys, sender and queue.
     """
+    row = outbox_model(**sealed_row(message_type=message_type, recipient=recipient, payload=payload, keys=keys,
+                                    sender=sender, queue=queue))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def sealed_row(*, message_type: str, recipient: str, payload: dict[str, Any], keys: KeyRegistry, sender: str,
+               queue: str) -> dict[str, Any]:
+    """The column values of a new outbox row: ``payload`` validated and sealed exactly as ``add_message`` does.
+
+    For a caller that writes the row in a statement of its own (a Core insert in the same
+    transaction as the change that caused it); nothing is written here.
+    """
     messages.validate(message_type, payload)
     if QueueNames.consumer(queue) != recipient:
         raise ValueError(f"queue {queue} does not lead to {recipient}")
     now = clock.utcnow()
     sealed = seal(payload, message_type=message_type, sender=sender, recipient=recipient, keys=keys,
                   created_at=now)
-    row = outbox_model(id=sealed.message_id, message_type=message_type, recipient=recipient, queue=queue,
-                       envelope=sealed.token, state=PENDING, attempts=0, next_attempt_at=now, created_at=now)
-    session.add(row)
-    session.flush()
-    return row
+    return {"id": sealed.message_id, "message_type": message_type, "recipient": recipient, "queue": queue,
+            "envelope": sealed.token, "state": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}

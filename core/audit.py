@@ -31,7 +31,19 @@ from zoneinfo import ZoneInfo
 import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import BigInteger, CheckConstraint, Integer, String, Text, event, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from core import clock
@@ -79,6 +91,38 @@ class AuditLogMixin:
         """The row's detail as a mapping."""
         value: dict[str, Any] = json.loads(self.detail)
         return value
+
+
+_LOG_COLUMNS = ("seq", "ts", "actor_id", "actor", "terminal_id", "action", "target_type", "target_id", "outcome",
+                "request_id", "client_addr", "detail", "canonical", "prev_hash", "row_hash")
+
+
+@dataclass(frozen=True)
+class _Statements:
+    advance: Any  # raise the head's counter (taking its row lock), returning the new seq and the previous hash
+    set_head: Any  # the new head hash
+    write: Any  # the row
+    write_with_head: Any  # both at once: a data-modifying CTE (PostgreSQL)
+
+
+_STATEMENTS: dict[tuple[type[Any], type[Any]], _Statements] = {}
+
+
+def _statements(log_model: type[Any], head_model: type[Any]) -> _Statements:
+    """An append's statements, built once per log (their SQL is compiled once and cached by the engine)."""
+    built = _STATEMENTS.get((log_model, head_model))
+    if built is None:
+        head = head_model.__table__
+        set_head = update(head).where(head.c.id == 1).values(head_hash=bindparam("new_head_hash"))
+        # Parameters named apart from the columns: a key named like a column of the head (``seq``) would
+        # be taken as a value to set in the head's UPDATE.
+        write = insert(log_model.__table__).values({column: bindparam(f"log_{column}") for column in _LOG_COLUMNS})
+        built = _Statements(
+            advance=update(head).where(head.c.id == 1).values(seq=head.c.seq + 1).returning(head.c.seq,
+                                                                                           head.c.head_hash),
+            set_head=set_head, write=write, write_with_head=write.add_cte(set_head.cte("set_head")))
+        _STATEMENTS[(log_model, head_model)] = built
+    return built
 
 
 class AuditHeadMixin:
@@ -196,13 +240,21 @@ class AuditChain:
         client_addr: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> Any:
-        """Append one row in the caller's transaction and return it (flushes, never commits)."""
+        """Append one row in the caller's transaction and return it (flushes, written at once, never commits).
+
+        Two statements: the head row's counter is raised (which takes the head's row lock until the
+        commit), then the row and the new head hash are written together (one statement on
+        PostgreSQL). The row is written with Core statements built once, not through the unit of
+        work, and the returned object is not in the session: a query of the log in the same
+        transaction reads it back.
+        """
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}")
         head = self.head_model
-        seq, prev = session.execute(
-            update(head).where(head.id == 1).values(seq=head.seq + 1).returning(head.seq, head.head_hash)
-        ).one()
+        statements = _statements(self.log_model, head)
+        session.flush()  # what the caller added is written before the head's lock is taken, as it always was
+        connection = session.connection(bind_arguments={"mapper": head})
+        seq, prev = connection.execute(statements.advance).one()
         row = self.log_model(
             seq=seq,
             ts=clock.utcnow(),
@@ -220,9 +272,12 @@ class AuditChain:
         )
         row.canonical = canonical_entry(row)
         row.row_hash = chain_hash(self.hmac_key, prev, seq, row.canonical)
-        session.execute(update(head).where(head.id == 1).values(head_hash=row.row_hash))
-        session.add(row)
-        session.flush()
+        values = {f"log_{column}": getattr(row, column) for column in _LOG_COLUMNS}
+        if connection.dialect.name == "postgresql":
+            connection.execute(statements.write_with_head, {**values, "new_head_hash": row.row_hash})
+        else:
+            connection.execute(statements.set_head, {"new_head_hash": row.row_hash})
+            connection.execute(statements.write, values)
         # The transaction's first row is kept: a checkpoint file begun by this commit records where it began.
         earlier = session.info.get("audit_pending")
         first = earlier[3] if earlier is not None and earlier[0] == self else seq

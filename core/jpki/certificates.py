@@ -28,6 +28,15 @@ from core.jpki.trust import RevocationCheckFailed, RevocationStatus, TrustConfig
 MAX_CERTIFICATE_DER = 4096
 MAX_CHAIN_DEPTH = 4
 
+# Certificates as decoded, and the outcomes of the signature checks of a path, which depend only on
+# the certificates' bytes (a Certificate compares and hashes by its DER): whether a CA's key signed a
+# certificate, and whether a path passed cryptography's path validation. Validity at the time of use
+# and revocation are never kept: they are checked at every use. Bounded: each is emptied when full.
+_DECODED: dict[str, x509.Certificate] = {}  # base64 text -> certificate, only for texts that decoded
+_ISSUED_BY: dict[tuple[x509.Certificate, x509.Certificate], bool] = {}
+_VALID_PATHS: set[tuple[x509.Certificate, ...]] = set()
+_CACHE_LIMIT = 1024
+
 
 @dataclass(frozen=True)
 class ValidatedCertificate:
@@ -57,9 +66,15 @@ def _fail(
 def decode_certificate(
     value: object, *, error: type[CardVerificationError], field_code: RefusalCode
 ) -> x509.Certificate:
-    """Decode a strict standard-base64 DER certificate; refuse anything else with ``field_code`` or CERT_NOT_DER."""
+    """Decode a strict standard-base64 DER certificate; refuse anything else with ``field_code`` or CERT_NOT_DER.
+
+    A text decoded once is not decoded again (the same text is the same certificate; the object is immutable).
+    """
     if not isinstance(value, str) or not value:
         raise error(field_code, "certificate is missing or not a string")
+    known = _DECODED.get(value)
+    if known is not None:
+        return known
     try:
         der = strict_b64decode(value)
     except ValueError as exc:
@@ -72,6 +87,9 @@ def decode_certificate(
         list(certificate.extensions)
     except ValueError as exc:
         raise error(RefusalCode.CERT_NOT_DER, "certificate is not valid DER X.509") from exc
+    if len(_DECODED) >= _CACHE_LIMIT:
+        _DECODED.clear()
+    _DECODED[value] = certificate
     return certificate
 
 
@@ -164,12 +182,21 @@ def _authority_key_id(certificate: x509.Certificate) -> bytes | None:
         return None
 
 
+
+
 def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    known = _ISSUED_BY.get((certificate, issuer))
+    if known is not None:
+        return known
     try:
         certificate.verify_directly_issued_by(issuer)
+        issued = True
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
+        issued = False
+    if len(_ISSUED_BY) >= _CACHE_LIMIT:
+        _ISSUED_BY.clear()
+    _ISSUED_BY[(certificate, issuer)] = issued
+    return issued
 
 
 def _issuers(
@@ -233,19 +260,25 @@ def validate_path(
             raise _fail(error, RefusalCode.CA_CERT_EXPIRED, "issuing CA has expired", certificate)
     # The hand-built path is re-verified by cryptography's RFC 5280 path validation (CA profile, validity,
     # signatures), with only the chosen anchor in the store. The leaf profile was checked above because the
-    # web-PKI leaf policy demands a SAN, which an authentication certificate never has.
-    verifier = (
-        PolicyBuilder()
-        .store(Store([chain[-1]]))
-        .time(now)
-        .max_chain_depth(MAX_CHAIN_DEPTH)
-        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all())
-        .build_client_verifier()
-    )
-    try:
-        verifier.verify(certificate, list(chain[1:-1]))
-    except VerificationError as exc:
-        raise _fail(error, RefusalCode.CERT_UNTRUSTED, f"path validation failed: {exc}", certificate) from exc
+    # web-PKI leaf policy demands a SAN, which an authentication certificate never has. A path that passed
+    # once passes again while every certificate in it is valid, which was checked just above for this time.
+    if chain not in _VALID_PATHS:
+        verifier = (
+            PolicyBuilder()
+            .store(Store([chain[-1]]))
+            .time(now)
+            .max_chain_depth(MAX_CHAIN_DEPTH)
+            .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(),
+                                ee_policy=ExtensionPolicy.permit_all())
+            .build_client_verifier()
+        )
+        try:
+            verifier.verify(certificate, list(chain[1:-1]))
+        except VerificationError as exc:
+            raise _fail(error, RefusalCode.CERT_UNTRUSTED, f"path validation failed: {exc}", certificate) from exc
+        if len(_VALID_PATHS) >= _CACHE_LIMIT:
+            _VALID_PATHS.clear()
+        _VALID_PATHS.add(chain)
     checker = trust.revocation_checker()
     status = RevocationStatus(revoked=False)
     for subject, issuer in itertools.pairwise(chain):

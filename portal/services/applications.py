@@ -20,7 +20,9 @@ from typing import Any
 import jsonschema
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core import clock, officecalendar, residentrequests
@@ -35,6 +37,7 @@ from portal.models import (
     ApplicationKind,
     ApplicationStatus,
     Move,
+    Outbox,
     PortalAccount,
 )
 from portal.schemas import SCHEMAS
@@ -365,13 +368,6 @@ def _summary(data: dict[str, Any]) -> dict[str, Any]:
     return {"moveDate": data["moveDate"], "visitDate": data["visitDate"], "to": where, "movers": len(data["movers"])}
 
 
-def _receipt_number(session: Session, today: dt.date) -> str:
-    while True:
-        number = today.strftime("%Y%m%d") + f"{secrets.randbelow(10**10):010d}"
-        if session.execute(select(Application.id).where(Application.receipt_number == number)).first() is None:
-            return number
-
-
 def _verify(jws: str, nonce: str | None, account: PortalAccount) -> Any:
     store = cardauth.nonces("sign")
     source = functools.partial(store.take, nonce) if nonce else None
@@ -421,25 +417,70 @@ def submit(session: Session, *, account: PortalAccount, jws: str, nonce: str | N
     now = clock.utcnow()
     move_id = verified.claims["moveId"]
     if move_id is not None:
-        session.add(Move(id=move_id, account_id=account.id, created_at=now))
-    stored = []
-    for part, recipient in _parts(data, origin):
-        application = Application(
-            receipt_number=_receipt_number(session, today), account_id=account.id, move_id=move_id, kind=part,
-            municipality_code=recipient, status=ApplicationStatus.SUBMITTED, version=1, signed_jws=jws,
-            sign_cert_serial=str(verified.serial), summary=json.dumps(_summary(data), ensure_ascii=False),
-            submitted_at=now, updated_at=now,
-        )
-        session.add(application)
-        session.flush()
-        session.add(ApplicationEvent(application_id=application.id, status=ApplicationStatus.SUBMITTED,
-                                     actor="resident", at=now))
-        outbound.application_submitted(session, application)
-        stored.append(application)
+        session.connection(bind_arguments={"mapper": Move}).execute(
+            insert(Move.__table__).values(id=move_id, account_id=account.id, created_at=now))
+    summary = json.dumps(_summary(data), ensure_ascii=False)
+    stored = [_store(session, Application(
+        account_id=account.id, move_id=move_id, kind=part, municipality_code=recipient,
+        status=ApplicationStatus.SUBMITTED, version=1, signed_jws=jws, sign_cert_serial=str(verified.serial),
+        summary=summary, submitted_at=now, updated_at=now), today) for part, recipient in _parts(data, origin)]
     audit.record(session, "application.submit", actor=f"account:{account.id}", actor_id=account.id,
                  detail={"receipts": [a.receipt_number for a in stored], "kind": kind})
-    session.flush()
     return stored
+
+
+_APPLICATION_COLUMNS = ("receipt_number", "account_id", "move_id", "kind", "municipality_code", "status", "version",
+                        "signed_jws", "sign_cert_serial", "summary", "submitted_at", "updated_at")
+_EVENT_COLUMNS = ("status", "actor", "at")
+_OUTBOX_COLUMNS = ("id", "message_type", "recipient", "queue", "envelope", "state", "attempts", "next_attempt_at",
+                   "created_at")
+
+
+@functools.cache
+def _store_statement() -> Any:
+    """The application, its first event and its outbox row in one statement (PostgreSQL), built once.
+
+    The application is inserted only if its receipt number is new; the event and the outbox row are
+    inserted once per application inserted, so a number already taken inserts nothing at all. Every
+    parameter is prefixed: a key named like a column would be taken as a value to insert.
+    """
+    apps, events, outbox = Application.__table__, ApplicationEvent.__table__, Outbox.__table__
+    inserted = postgresql_insert(apps).values({c: bindparam(f"app_{c}") for c in _APPLICATION_COLUMNS}) \
+        .on_conflict_do_nothing(index_elements=[apps.c.receipt_number]).returning(apps.c.id).cte("inserted")
+    add_event = insert(events).from_select(["application_id", *_EVENT_COLUMNS], select(
+        inserted.c.id, *(bindparam(f"event_{c}", type_=events.c[c].type) for c in _EVENT_COLUMNS))).cte("add_event")
+    add_message = insert(outbox).from_select(list(_OUTBOX_COLUMNS), select(
+        *(bindparam(f"outbox_{c}", type_=outbox.c[c].type) for c in _OUTBOX_COLUMNS)).select_from(inserted)) \
+        .cte("add_message")
+    return select(inserted.c.id).add_cte(add_event, add_message)
+
+
+def _store(session: Session, application: Application, today: dt.date) -> Application:
+    """Insert ``application`` under a fresh receipt number, with its first event and its sealed outbox row.
+
+    Written with Core, not through the unit of work (one statement on PostgreSQL: ``_store_statement``),
+    drawing another number while the one drawn is taken. The object returned is not in the session.
+    """
+    connection = session.connection(bind_arguments={"mapper": Application})
+    event = {"status": ApplicationStatus.SUBMITTED, "actor": "resident", "at": application.submitted_at}
+    while True:
+        application.receipt_number = today.strftime("%Y%m%d") + f"{secrets.randbelow(10**10):010d}"
+        values = {column: getattr(application, column) for column in _APPLICATION_COLUMNS}
+        message = outbound.submitted_row(application)
+        if connection.dialect.name == "postgresql":
+            application.id = connection.execute(_store_statement(), {
+                **{f"app_{k}": v for k, v in values.items()}, **{f"event_{k}": v for k, v in event.items()},
+                **{f"outbox_{k}": message[k] for k in _OUTBOX_COLUMNS}}).scalar()
+            if application.id is not None:
+                return application
+            continue  # the receipt number was taken: draw another
+        apps = Application.__table__
+        application.id = connection.execute(sqlite_insert(apps).values(values).on_conflict_do_nothing(
+            index_elements=[apps.c.receipt_number]).returning(apps.c.id)).scalar()
+        if application.id is not None:
+            connection.execute(insert(ApplicationEvent.__table__).values(application_id=application.id, **event))
+            connection.execute(insert(Outbox.__table__).values(message))
+            return application
 
 
 def for_account(session: Session, account: PortalAccount) -> list[Application]:

@@ -166,7 +166,9 @@ def test_a_worker_compiles_the_intake_statements_before_its_first_fork_and_keeps
                           "INSERT INTO audit_log", "INSERT INTO outbox", "INSERT INTO processed_message",
                           "SELECT resident.id", "SELECT move_out_mover.case_id", "SELECT accepted_signature.case_id",
                           "INSERT INTO accepted_signature"):
-            assert any(sql.startswith(statement) for sql in compiled), statement
+            # The operation log's row is written under a CTE that also sets the head hash (core.audit).
+            assert any(sql.startswith(statement) or (sql.startswith("WITH") and statement in sql)
+                       for sql in compiled), statement
         assert any("JOIN card_record" in sql for sql in compiled)  # the signer by its card
         assert (engine.pool.checkedin(), engine.pool.checkedout()) == (0, 0)
         assert _traces(bridged) == before  # no case, no signature, no outbox row, the operation log untouched

@@ -428,3 +428,52 @@ def test_a_signing_time_within_the_age_and_the_skew_verifies(
     header, payload = parts(card, pki, nonce)
     payload["iat"] = int((trust.clock() + offset).timestamp())
     assert verify(make_jws(card.sign.private_key, header, payload), nonce, trust, max_age=MAX_AGE).claims["iat"]
+
+
+# -- what is kept between verifications -------------------------------------------------------------
+
+
+def test_a_certificate_verified_once_is_not_parsed_or_path_validated_again_but_its_dates_and_revocation_count(
+    pki: SimulatedPki, monkeypatch: pytest.MonkeyPatch
+):
+    from core.jpki import certificates
+
+    card = pki.issue_card()
+    assert card.sign is not None
+    clock = MutableClock(pki.clock.now)
+    trust = pki.trust(clock=clock)
+    nonce = new_nonce()
+    verify(golden(card, pki, nonce), nonce, trust)
+
+    def no_second_validation(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("the certificate was parsed or its path validated again")
+
+    monkeypatch.setattr(certificates, "PolicyBuilder", no_second_validation)
+    monkeypatch.setattr(certificates.x509, "load_der_x509_certificate", no_second_validation)
+    nonce = new_nonce()
+    assert verify(golden(card, pki, nonce), nonce, trust).serial == card.sign.serial
+    # Expiry is checked at every use, whatever was kept.
+    clock.now = card.sign.certificate.not_valid_after_utc + dt.timedelta(seconds=1)
+    nonce = new_nonce()
+    assert refusal(golden(card, pki, nonce), nonce, trust).code is RefusalCode.CERT_EXPIRED
+    # So is revocation: the CRL is read again.
+    clock.now = pki.clock.now
+    pki.sim.revoke(card.sign.serial, RevocationReason.AFFILIATION_CHANGED)
+    pki.publish()
+    nonce = new_nonce()
+    assert refusal(golden(card, pki, nonce), nonce, trust).code is RefusalCode.CERT_REVOKED
+
+
+def test_a_certificate_forged_in_the_name_of_a_ca_is_refused_after_a_genuine_one_was_verified(
+    pki: SimulatedPki, card: IssuedCard, trust: TrustConfig
+):
+    """What is kept is keyed by the certificates' whole DER: a look-alike signed by another key gains nothing."""
+    assert card.sign is not None
+    nonce = new_nonce()
+    verify(golden(card, pki, nonce), nonce, trust)
+    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged, key = pki.leaf(CertificatePurpose.SIGN, issuer=(card.sign.issuer_certificate, attacker))
+    nonce = new_nonce()
+    header, payload = parts(card, pki, nonce)
+    header["x5c"] = [der_b64(forged)]
+    assert refusal(make_jws(key, header, payload), nonce, trust).code is RefusalCode.CERT_UNTRUSTED
