@@ -73,9 +73,13 @@ class Bridge:
         route exists). The relay publishes it once the caller commits. ``keys``: this party's keys
         when the caller has just read them.
         """
+        from bridge.acks import REPLY
+
         queue = QueueNames.for_message(sender=self.party, recipient=recipient, message_type=message_type)
+        reply = session.info.get(REPLY)  # applying a message from ``recipient``: the first reply carries its ack
+        acknowledges = reply.take(recipient, message_type) if reply is not None else None
         return add_message(session, self.outbox, message_type=message_type, recipient=recipient, payload=payload,
-                           keys=keys or self.keys(), sender=self.party, queue=queue)
+                           keys=keys or self.keys(), sender=self.party, queue=queue, acknowledges=acknowledges)
 
     def settings(self) -> BridgeSettings:
         """The bridge settings of the current app."""

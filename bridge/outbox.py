@@ -130,6 +130,7 @@ def add_message(
     keys: KeyRegistry,
     sender: str,
     queue: str,
+    acknowledges: str | None = None,
 ) -> Any:
     """Validate ``payload``, seal it to ``recipient`` and add it to the outbox in the caller's transaction (flushes).
 
@@ -138,14 +139,14 @@ def add_message(
     committed. Prefer ``Bridge.send``, which derives the model, keys, sender and queue.
     """
     row = outbox_model(**sealed_row(message_type=message_type, recipient=recipient, payload=payload, keys=keys,
-                                    sender=sender, queue=queue))
+                                    sender=sender, queue=queue, acknowledges=acknowledges))
     session.add(row)
     session.flush()
     return row
 
 
 def sealed_row(*, message_type: str, recipient: str, payload: dict[str, Any], keys: KeyRegistry, sender: str,
-               queue: str) -> dict[str, Any]:
+               queue: str, acknowledges: str | None = None) -> dict[str, Any]:
     """The column values of a new outbox row: ``payload`` validated and sealed exactly as ``add_message`` does.
 
     For a caller that writes the row in a statement of its own (a Core insert in the same
@@ -156,6 +157,6 @@ def sealed_row(*, message_type: str, recipient: str, payload: dict[str, Any], ke
         raise ValueError(f"queue {queue} does not lead to {recipient}")
     now = clock.utcnow()
     sealed = seal(payload, message_type=message_type, sender=sender, recipient=recipient, keys=keys,
-                  created_at=now)
+                  created_at=now, acknowledges=acknowledges)
     return {"id": sealed.message_id, "message_type": message_type, "recipient": recipient, "queue": queue,
             "envelope": sealed.token, "state": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}

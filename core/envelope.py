@@ -95,6 +95,8 @@ class Opened:
     recipient: str
     created_at: dt.datetime
     payload: dict[str, Any]
+    # The id of a message of the recipient's that this one acknowledges too (a reply carrying the ack), if any.
+    acknowledges: str | None = None
 
 
 def validate_party(party: str) -> str:
@@ -364,8 +366,13 @@ def seal(
     keys: KeyRegistry,
     message_id: str | None = None,
     created_at: dt.datetime | None = None,
+    acknowledges: str | None = None,
 ) -> Sealed:
-    """Sign ``payload`` as ``sender`` and encrypt it to ``recipient``."""
+    """Sign ``payload`` as ``sender`` and encrypt it to ``recipient``.
+
+    ``acknowledges``: the id of a message from ``recipient`` that this one also acknowledges (a signed claim,
+    ``ack``), so that a reply spares the recipient a separate ack.
+    """
     if sender != keys.party:
         raise ValueError(f"{keys.party} cannot seal a message as {sender}")
     if not MESSAGE_TYPE_PATTERN.match(message_type):
@@ -377,8 +384,12 @@ def seal(
         raise ValueError("a message id is a lower-case UUID4")
     to = keys.public(validate_party(recipient))
     iat = int((created_at or clock.utcnow()).timestamp())
-    claims = {"mid": message_id, "typ": message_type, "iss": sender, "aud": recipient, "iat": iat,
-              "payload": payload}
+    claims: dict[str, Any] = {"mid": message_id, "typ": message_type, "iss": sender, "aud": recipient, "iat": iat,
+                              "payload": payload}
+    if acknowledges is not None:
+        if not UUID_PATTERN.match(acknowledges):
+            raise ValueError("an acknowledged message id is a lower-case UUID4")
+        claims["ack"] = acknowledges
     signed = jws.sign(_json(claims), keys.signing_key, headers={"kid": keys.signing_kid},
                       algorithm=SIGNING_ALGORITHM)
     header = {"alg": KEY_ALGORITHM, "enc": CONTENT_ALGORITHM, "kid": to.encrypt_kid, "mid": message_id,
@@ -454,8 +465,10 @@ def open_envelope(
         raise EnvelopeRefused("header_mismatch", "the header differs from the signed claims")
     payload = claims.get("payload")
     message_id, message_type, iat = claims["mid"], claims["typ"], claims["iat"]
+    acknowledges = claims.get("ack")
     if (not isinstance(payload, dict) or not isinstance(message_id, str) or not UUID_PATTERN.match(message_id)
-            or not isinstance(message_type, str) or isinstance(iat, bool) or not isinstance(iat, int)):
+            or not isinstance(message_type, str) or isinstance(iat, bool) or not isinstance(iat, int)
+            or not (acknowledges is None or (isinstance(acknowledges, str) and UUID_PATTERN.match(acknowledges)))):
         raise EnvelopeRefused("header_mismatch", "malformed signed claims")
     if message_type not in accepted_types:
         raise EnvelopeRefused("type_not_accepted", f"type {message_type[:50]}")
@@ -465,7 +478,7 @@ def open_envelope(
     if created_at - now > MAX_CLOCK_SKEW:
         raise EnvelopeRefused("too_old", f"created in the future ({created_at.isoformat()})")
     return Opened(message_id=message_id, message_type=message_type, sender=sender, recipient=me,
-                  created_at=created_at, payload=payload)
+                  created_at=created_at, payload=payload, acknowledges=acknowledges)
 
 
 def _decrypt(token: str, header: dict[str, Any], keys: KeyRegistry) -> str:

@@ -34,7 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from bridge import holds, messages, monitor
-from bridge.acks import ACK, ack_payload
+from bridge.acks import ACK, REPLY, Reply, ack_payload, acknowledge
 from bridge.binding import Bridge, current_bridge
 from bridge.handlers import PermanentFailure, accepted_types, registration_for
 from bridge.outbox import PUBLISHED
@@ -216,9 +216,17 @@ def apply_message(session: Session, binding: Bridge, opened: Opened, keys: KeyRe
     if not checked:
         check_payload(opened)
     applied = _record_processed(session, binding.processed, opened)
+    if opened.acknowledges is not None and not acknowledge(session, opened.acknowledges, by=opened.sender):
+        log.warning("message %s from %s carried an ack of a message to another party: ignored", opened.message_id,
+                    opened.sender)
+    reply = Reply(opened.sender, opened.message_id) if opened.message_type != ACK else None
     if applied:
-        registration_for(opened.message_type, zone=binding.zone).handler(session, opened)
-    if opened.message_type != ACK:
+        session.info[REPLY] = reply
+        try:
+            registration_for(opened.message_type, zone=binding.zone).handler(session, opened)
+        finally:
+            session.info.pop(REPLY, None)
+    if reply is not None and not reply.carried:
         binding.send(session, message_type=ACK, recipient=opened.sender, payload=ack_payload(opened.message_id),
                      keys=keys)
     session.flush()

@@ -17,7 +17,7 @@ from bridge import messages
 from bridge.handlers import PermanentFailure, register
 from core.envelope import Opened
 
-NOTE, POISON, SCHEMA, CRASH = "test.note", "test.poison", "test.schema", "test.crash"
+NOTE, POISON, SCHEMA, CRASH, REPLY = "test.note", "test.poison", "test.schema", "test.crash", "test.reply"
 
 
 def note(session: Session, message: Opened) -> None:
@@ -25,6 +25,13 @@ def note(session: Session, message: Opened) -> None:
     time.sleep(float(message.payload.get("sleep", 0)))
     current_app.extensions["bridge"].audit(session, "test.effect", outcome="success", target_type="message",
                                            target_id=message.message_id, detail={"n": message.payload.get("n")})
+
+
+def reply(session: Session, message: Opened) -> None:
+    """Write the effect row and answer the sender with a note, as the back office answers an application."""
+    note(session, message)
+    current_app.extensions["bridge"].send(session, message_type=NOTE, recipient=message.sender,
+                                          payload={"n": message.payload.get("n")})
 
 
 def poison(session: Session, message: Opened) -> None:
@@ -44,7 +51,7 @@ def schema(session: Session, message: Opened) -> None:
 
 def define_test_messages() -> None:
     """Give the test types a schema, as every type must have (open: these tests are about delivery, not shapes)."""
-    for message_type in (NOTE, POISON, SCHEMA, CRASH):
+    for message_type in (NOTE, POISON, SCHEMA, CRASH, REPLY):
         messages.define(message_type, {"$schema": messages.DRAFT, "type": "object"})
 
 
@@ -55,3 +62,4 @@ def register_test_handlers(zone: str) -> None:
     register(POISON, poison, zone=zone)
     register(SCHEMA, schema, zone=zone)
     register(CRASH, crash, zone=zone)
+    register(REPLY, reply, zone=zone)

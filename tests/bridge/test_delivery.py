@@ -229,3 +229,46 @@ def _job_texts(bridged, job_id: str) -> str:
     for key in client.scan_iter(match=f"*{job_id}*"):
         texts.extend(v.decode("utf-8", "replace") for v in _values(client, key))
     return "\n".join(texts)
+
+
+def test_a_reply_carries_the_ack_of_the_message_it_answers_and_no_separate_ack_is_sent(bridged):
+    """As the back office's status answers an application: one message back instead of two, and one job fewer."""
+    [asked] = bridged.send("test.reply", [{"n": 1}])
+    assert bridged.relay(bridged.portal_app) == 1
+    bridged.run_burst("backoffice", INTAKE)
+    assert [(r.message_type, r.recipient) for r in bridged.rows(bridged.bo_app, "outbox")] == [("test.note", "portal")]
+
+    assert bridged.relay(bridged.bo_app) == 1
+    bridged.run_burst("portal", "status")
+    rows = {r.id: r for r in bridged.rows(bridged.portal_app, "outbox")}
+    assert rows[asked].state == ACKNOWLEDGED and rows[asked].acknowledged_at is not None
+    # The note itself is acknowledged the usual way (the portal's handler sends nothing back).
+    assert [r.message_type for r in rows.values() if r.id != asked] == ["ack"]
+    assert bridged.relay(bridged.portal_app, now=clock.utcnow() + FAR_FUTURE) == 1  # that ack only, never `asked`
+
+
+def test_a_carried_ack_of_a_message_sent_to_another_party_acknowledges_nothing(bridged):
+    """A back office may acknowledge only what was sent to it, whether by an ack or inside a reply."""
+    from backoffice.extensions import db as bo_db
+    from backoffice.models import Outbox as BoOutbox
+    from bridge.outbox import PUBLISHED, add_message
+    from portal.extensions import db
+    from portal.models import Outbox
+
+    now = clock.utcnow()
+    with bridged.portal_app.app_context():  # the portal's message to another city
+        db.session.add(Outbox(id=str(uuid.uuid4()), message_type="test.note", recipient="muni:032069",
+                              queue="intake:032069", envelope="", state=PUBLISHED, attempts=1, next_attempt_at=now,
+                              published_at=now, created_at=now))
+        db.session.commit()
+        elsewhere = db.session.query(Outbox).one().id
+    with bridged.bo_app.app_context():
+        add_message(bo_db.session, BoOutbox, message_type="test.note", recipient="portal", payload={"n": 7},
+                    keys=bridged.bo_app.extensions["bridge"].keys(), sender=BO_PARTY, queue="status",
+                    acknowledges=elsewhere)
+        bo_db.session.commit()
+    assert bridged.relay(bridged.bo_app) == 1
+    bridged.run_burst("portal", "status")
+    [row] = [r for r in bridged.rows(bridged.portal_app, "outbox") if r.id == elsewhere]
+    assert row.state == PUBLISHED and row.acknowledged_at is None
+    assert len(bridged.rows(bridged.portal_app, "processed")) == 1  # the note itself was applied

@@ -196,3 +196,22 @@ def _inner_jws(registry: KeyRegistry, token: str) -> str:
     from core.envelope import _decrypt
 
     return _decrypt(token, peek_header(token), registry)
+
+
+def test_a_message_carries_the_ack_of_a_message_it_answers_as_a_signed_claim_and_a_malformed_one_is_refused(parties):
+    import uuid
+
+    answered = str(uuid.uuid4())
+    opened = _open(parties, _seal(parties, acknowledges=answered))
+    assert opened.acknowledges == answered
+    assert _open(parties, _seal(parties)).acknowledges is None
+    # Signed by the genuine sender, but the carried ack is not a message id: refused, nothing of it acted on.
+    genuine = _seal(parties)
+    claims = json.loads(jws.get_unverified_claims(_inner_jws(parties[BO], genuine)))
+    sign = {"key": parties[PORTAL].signing_key, "headers": {"kid": parties[PORTAL].signing_kid}, "algorithm": "ES256"}
+    resigned = jws.sign(claims, **sign)  # the same claims signed again open: only the ack below is wrong
+    assert _open(parties, encrypt_compact(resigned.encode(), peek_header(genuine), parties[PORTAL].public(BO).encrypt))
+    for bad in ("../outbox", 17, ["a", "b"], answered.upper()):
+        forged = jws.sign({**claims, "ack": bad}, **sign)
+        token = encrypt_compact(forged.encode(), peek_header(genuine), parties[PORTAL].public(BO).encrypt)
+        assert _refusal(parties, token) == "header_mismatch", bad
