@@ -15,7 +15,7 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
 from bridge import acks, handlers
-from bridge.outbox import add_message
+from bridge.outbox import add_message, sealed_row
 from bridge.queues import QueueNames
 from bridge.settings import BridgeSettings
 from core.db import Database
@@ -73,13 +73,22 @@ class Bridge:
         route exists). The relay publishes it once the caller commits. ``keys``: this party's keys
         when the caller has just read them.
         """
-        from bridge.acks import REPLY
-
-        queue = QueueNames.for_message(sender=self.party, recipient=recipient, message_type=message_type)
-        reply = session.info.get(REPLY)  # applying a message from ``recipient``: the first reply carries its ack
-        acknowledges = reply.take(recipient, message_type) if reply is not None else None
         return add_message(session, self.outbox, message_type=message_type, recipient=recipient, payload=payload,
-                           keys=keys or self.keys(), sender=self.party, queue=queue, acknowledges=acknowledges)
+                           keys=keys or self.keys(), **self._addressing(session, recipient, message_type))
+
+    def outbox_row(self, session: Session, *, message_type: str, recipient: str,
+                   payload: dict[str, Any]) -> dict[str, Any]:
+        """The column values of the row ``send`` would add, validated and sealed the same way, for a caller
+        that inserts it in a statement of its own (in the same transaction); nothing is written here."""
+        return sealed_row(message_type=message_type, recipient=recipient, payload=payload, keys=self.keys(),
+                          **self._addressing(session, recipient, message_type))
+
+    def _addressing(self, session: Session, recipient: str, message_type: str) -> dict[str, Any]:
+        """Sender, queue and the ack this message carries, if it is the first reply to the message being applied."""
+        reply = session.info.get(acks.REPLY)
+        return {"sender": self.party,
+                "queue": QueueNames.for_message(sender=self.party, recipient=recipient, message_type=message_type),
+                "acknowledges": reply.take(recipient, message_type) if reply is not None else None}
 
     def settings(self) -> BridgeSettings:
         """The bridge settings of the current app."""

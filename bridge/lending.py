@@ -41,6 +41,8 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from core.db import dbapi_connection
+
 log = logging.getLogger("bridge.worker")
 _CLEAN = 1
 
@@ -61,8 +63,9 @@ class ConnectionLender:
         os.register_at_fork(after_in_child=self._in_child)
 
     def _in_child(self) -> None:
-        """In every forked process: a horse may borrow the lent connection; none reuses the parent's pool."""
-        self.after_fork_in_child()
+        """In every forked process: a horse may borrow the lent connection (not rq's scheduler, nor any other
+        process forked outside ``before_fork``); none reuses the parent's pool."""
+        self._borrowing, self._taken, self._forking = self._forking, False, False
         self.engine.dispose(close=False)  # SQLAlchemy's rule for a forked process: forget, never close
 
     # -- the parent ----------------------------------------------------------------------------------
@@ -78,12 +81,6 @@ class ConnectionLender:
 
     def after_fork_in_parent(self) -> None:
         self._forking = False
-
-    def after_fork_in_child(self) -> bool:
-        """In a forked process: True if it is a horse that may borrow the connection (False: rq's scheduler…)."""
-        self._borrowing, self._taken = self._forking, False
-        self._forking = False
-        return self._borrowing
 
     def after_horse(self) -> None:
         """The horse is gone: keep the connection if it reported it clean, else end it at once."""
@@ -141,10 +138,8 @@ class ConnectionLender:
 
     def _open(self) -> Any | None:
         """A new connection to lend, or None where none can be lent (TLS, or the database is not reachable)."""
-        dialect = self.engine.dialect
         try:
-            cargs, cparams = dialect.create_connect_args(self.engine.url)
-            connection = dialect.connect(*cargs, **cparams)
+            connection = dbapi_connection(self.engine)
         except Exception as exc:  # the horses connect themselves meanwhile
             log.warning("could not open the connection lent to work-horses (%s)", type(exc).__name__)
             return None

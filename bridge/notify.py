@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from core.db import dbapi_connection
+
 CHANNEL = "bridge_outbox"
 log = logging.getLogger("bridge.relay")
 
@@ -101,13 +103,11 @@ class OutboxListener:
             return None
         if self._connection is None:
             try:
-                dialect = self.engine.dialect
-                cargs, cparams = dialect.create_connect_args(self.engine.url)
-                connection = dialect.connect(*cargs, **cparams)
-                connection.autocommit = True
-                connection.execute(f"LISTEN {CHANNEL}")
-                self._connection = connection
+                self._connection = dbapi_connection(self.engine)
+                self._connection.autocommit = True
+                self._connection.execute(f"LISTEN {CHANNEL}")
             except Exception as exc:
+                self.close()
                 log.warning("relay cannot listen for outbox rows (%s); polling", type(exc).__name__)
                 return None
         return self._connection

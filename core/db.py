@@ -73,6 +73,12 @@ def make_engine(url: str, **options: Any) -> Engine:
     return create_engine(url, **options)
 
 
+def dbapi_connection(engine: Engine) -> Any:
+    """A new DBAPI connection to ``engine``'s database, outside its pool and its events; the caller closes it."""
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    return engine.dialect.connect(*cargs, **cparams)
+
+
 class Database:
     """Binds one engine to one Flask app and hands out the request's session."""
 

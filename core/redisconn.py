@@ -9,6 +9,7 @@ options (its host and port are not used), for the master and the sentinels alike
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,18 +47,14 @@ def check_sentinel_settings(config: Mapping[str, Any]) -> None:
         raise ConfigError("REDIS_URL must be redis:// or rediss:// with REDIS_SENTINELS, not a Unix socket")
 
 
-_DRIVER_INFO: list[DriverInfo] = []
-
-
+@functools.cache
 def _driver_info() -> DriverInfo:
     """What every connection tells the server of its library (CLIENT SETINFO), worked out once per process.
 
     redis-py otherwise reads its own version from the installed package's metadata for every new
     connection (about 2 ms), and a forked work-horse opens new connections for every job.
     """
-    if not _DRIVER_INFO:
-        _DRIVER_INFO.append(DriverInfo())
-    return _DRIVER_INFO[0]
+    return DriverInfo()
 
 
 def connect(config: Mapping[str, Any], *, socket_timeout: float = 5, socket_connect_timeout: float = 5) -> redis.Redis:

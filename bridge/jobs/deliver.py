@@ -140,24 +140,16 @@ def rehearse(*, queue: str) -> int:
         if postgresql:
             session.execute(text("SET LOCAL statement_timeout = 5000"))
 
-    done = 0
-    if queue.startswith(f"{ACK}:"):  # every party's acks: an ack of a row this rehearsal writes itself
-        try:
-            time_limit()
-            apply_message(session, binding, _acknowledgeable(session, binding), binding.keys())
-            done += 1
-        except Exception as exc:  # a rehearsal that fails only warms less
-            log.warning("rehearsal of an ack stopped: %s", describe(exc))
-        finally:
-            session.rollback()
-    rehearsed: list[RehearsedMessage] = []
+    # Every party's ack queue: an ack of an outbox row the rehearsal writes itself.
+    rehearsed: list[RehearsedMessage] = [_acknowledgeable] if queue.startswith(f"{ACK}:") else []
     try:
         time_limit()
-        rehearsed = make(session, queue) if make is not None else []
+        rehearsed += make(session, queue) if make is not None else []
     except Exception as exc:  # a rehearsal that fails only warms less
         log.warning("rehearsal on %s stopped: %s", queue, describe(exc))
     finally:
         session.rollback()
+    done = 0
     for item in rehearsed:
         what = "a message"
         try:
@@ -176,8 +168,9 @@ def rehearse(*, queue: str) -> int:
     return done
 
 
-def _acknowledgeable(session: Session, binding: Bridge) -> Opened:
+def _acknowledgeable(session: Session) -> Opened:
     """An ack of an outbox row written here (flushed, never committed): what an ack job runs, with nothing sent."""
+    binding = current_bridge()
     now = clock.utcnow()
     row = binding.outbox(id=str(uuid.uuid4()), message_type="rehearsal", recipient="peer:dept:rehearsal",
                          queue=QueueNames.outbound("dept:rehearsal"), envelope="", state=PUBLISHED, attempts=1,

@@ -182,8 +182,6 @@ def _authority_key_id(certificate: x509.Certificate) -> bytes | None:
         return None
 
 
-
-
 def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     known = _ISSUED_BY.get((certificate, issuer))
     if known is not None:

@@ -466,7 +466,7 @@ def _store(session: Session, application: Application, today: dt.date) -> Applic
     while True:
         application.receipt_number = today.strftime("%Y%m%d") + f"{secrets.randbelow(10**10):010d}"
         values = {column: getattr(application, column) for column in _APPLICATION_COLUMNS}
-        message = outbound.submitted_row(application)
+        message = outbound.submitted_row(session, application)
         if connection.dialect.name == "postgresql":
             application.id = connection.execute(_store_statement(), {
                 **{f"app_{k}": v for k, v in values.items()}, **{f"event_{k}": v for k, v in event.items()},

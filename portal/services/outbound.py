@@ -13,30 +13,18 @@ from sqlalchemy.orm import Session
 
 from bridge import messages
 from bridge.binding import current_bridge, send
-from bridge.outbox import sealed_row
-from bridge.queues import QueueNames
 from portal.models import Application
 
 SUBMITTED = messages.APPLICATION_SUBMITTED
 WITHDRAWN = messages.APPLICATION_WITHDRAWN
 
 
-def application_submitted(session: Session, application: Application) -> None:
-    """Queue the signed application for its municipality's intake."""
-    _send(session, application, SUBMITTED, {"signedApplication": application.signed_jws})
-
-
-def submitted_row(application: Application) -> dict[str, Any]:
-    """The outbox row of ``application_submitted``, sealed the same way, for the caller to insert itself.
-
-    ``submit`` writes it in the statement that inserts the application (``Bridge.send`` adds it
-    through the unit of work instead): the same payload, schema check, queue and sealing.
-    """
-    bridge = current_bridge()
-    recipient = f"muni:{application.municipality_code}"
-    return sealed_row(message_type=SUBMITTED, recipient=recipient, payload=_payload(application, {
-        "signedApplication": application.signed_jws}), keys=bridge.keys(), sender=bridge.party,
-        queue=QueueNames.for_message(sender=bridge.party, recipient=recipient, message_type=SUBMITTED))
+def submitted_row(session: Session, application: Application) -> dict[str, Any]:
+    """The outbox row telling the municipality about a new application (with the signed application), for
+    ``submit`` to insert in the statement that inserts the application: checked and sealed as ``send`` would."""
+    return current_bridge().outbox_row(session, message_type=SUBMITTED,
+                                       recipient=f"muni:{application.municipality_code}",
+                                       payload=_payload(application, {"signedApplication": application.signed_jws}))
 
 
 def application_withdrawn(session: Session, application: Application, jws: str) -> None:

@@ -75,22 +75,23 @@ def _record_backend(n: int) -> Callable[[Engine], None]:
     return job
 
 
-def _backends(url: str) -> list[int]:
+def _column(url: str, sql: str) -> list[int]:
+    """The first column of ``sql``'s rows, read on a connection of its own."""
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            return [row[0] for row in connection.execute(text("SELECT backend FROM seen ORDER BY horse"))]
+            return [int(row[0]) for row in connection.execute(text(sql))]
     finally:
         engine.dispose()
+
+
+def _backends(url: str) -> list[int]:
+    return _column(url, "SELECT backend FROM seen ORDER BY horse")
 
 
 def _count(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.execute(text("SELECT n FROM counter")).scalar_one())
-    finally:
-        engine.dispose()
+    [n] = _column(url, "SELECT n FROM counter")
+    return n
 
 
 def _lock_is_free(url: str) -> bool:

@@ -126,7 +126,7 @@ def test_a_sender_building_a_payload_its_type_does_not_define_raises_and_writes_
         application = Application(receipt_number=RECEIPT, kind=ApplicationKind.MOVE_OUT, move_id="not-a-move-id",
                                   municipality_code="032051", signed_jws="a.b.c", submitted_at=clock_module.utcnow())
         with pytest.raises(ValueError) as refused:
-            outbound.application_submitted(db.session, application)
+            outbound.submitted_row(db.session, application)
         assert "$.moveId" in str(refused.value) and "not-a-move-id" not in str(refused.value)
         assert db.session.execute(select(bridged.portal_app.extensions["bridge"].outbox)).first() is None
         db.session.rollback()
