@@ -4,16 +4,19 @@ Before anything is timed: scratch PostgreSQL databases (portal and back office) 
 migrations, a private ``redis-server`` on a spare loopback port, simulated J-LIS cards, and N
 applications (certificate requests and move-outs, alternating) signed by those cards and sealed by
 the portal's bridge keys exactly as the portal's outbox does, then enqueued exactly as the relay
-does. Timed: ``flask --app wsgi:backoffice_app worker --queue intake:<code> --burst`` draining the
-backlog, with 1, 2 and then 4 workers (the back office is emptied and the same envelopes enqueued
-again between runs). Each worker process reports its peak RSS and its largest work-horse's
+does with a backlog (``fill``: its passes of ``BRIDGE_RELAY_BATCH`` rows, ``BRIDGE_DELIVERY_BATCH``
+applications to a job; set it to 1 for a job per application). Timed:
+``flask --app wsgi:backoffice_app worker --queue intake:<code> --burst`` draining the backlog,
+with 1, 2 and then 4 workers (the back office is emptied and the same envelopes enqueued again
+between runs). Each worker process reports its peak RSS and its largest work-horse's
 (``getrusage``; ``_rss_worker_main``), shown as two rows: the largest over all the runs.
 
 The baseline, in the same run: rq no-op jobs/s through rq's plain forking ``Worker`` with the
 bridge's fork and heartbeat settings and serializer. ``BridgeWorker`` itself cannot be the
 baseline: its job allow-list runs only the bridge's delivery function, so a no-op job is refused
 before it forks. A rate is the jobs divided by the time from the first job's start to the last
-job's end (rq's own timestamps), so process start-up counts in neither figure.
+job's end (rq's own timestamps), so process start-up counts in neither figure; the intake rate counts
+applications (cases), the no-op rate jobs.
 
 ``BENCH_PROFILE_DIR``: each intake work-horse dumps a cProfile of its job there (``bridge.worker``).
 
@@ -49,17 +52,23 @@ def noop() -> None:
     """The baseline job: nothing."""
 
 
-def _rate(connection: Any, job_ids: list[str]) -> tuple[float, int]:
-    """Jobs/s from the first job's start to the last one's end (rq's timestamps), and how many finished."""
+def _rate(connection: Any, jobs: list[tuple[str, int]]) -> tuple[float, int]:
+    """Messages/s from the first job's start to the last one's end (rq's timestamps), and how many finished.
+
+    ``jobs``: each job's id and how many messages it carries (1 but for a batch of the relay's).
+    """
     from rq.job import Job, JobStatus
     from rq.serializers import JSONSerializer
 
-    jobs = [j for j in Job.fetch_many(job_ids, connection=connection, serializer=JSONSerializer) if j is not None]
-    done = [j for j in jobs if j.get_status() == JobStatus.FINISHED and j.started_at and j.ended_at]
+    carried = dict(jobs)
+    fetched = [j for j in Job.fetch_many(list(carried), connection=connection, serializer=JSONSerializer)
+               if j is not None]
+    done = [j for j in fetched if j.get_status() == JobStatus.FINISHED and j.started_at and j.ended_at]
+    messages = sum(carried[j.id] for j in done)
     if len(done) < 2:
-        return 0.0, len(done)
+        return 0.0, messages
     span = (max(j.ended_at for j in done) - min(j.started_at for j in done)).total_seconds()
-    return len(done) / span, len(done)
+    return messages / span, messages
 
 
 def _noop_worker_main(redis_url: str, queue: str) -> None:
@@ -105,7 +114,7 @@ def rq_noop_rate(redis_url: str, *, count: int = 300, workers: int = 1, timeout:
 
     connection = Redis.from_url(redis_url)
     queue = Queue(NOOP_QUEUE, connection=connection, serializer=JSONSerializer)
-    ids = [queue.enqueue_call("bench.intake.noop", result_ttl=600).id for _ in range(count)]
+    ids = [(queue.enqueue_call("bench.intake.noop", result_ttl=600).id, 1) for _ in range(count)]
     processes = [subprocess.Popen([sys.executable, "-m", "bench.intake", "--noop-worker", redis_url, NOOP_QUEUE],
                                   cwd=ROOT) for _ in range(workers)]
     for process in processes:
@@ -196,20 +205,37 @@ class Scratch:
             db.session.rollback()
         return sealed
 
-    def fill(self) -> list[str]:
-        """An empty back office and a flushed Redis, then every envelope enqueued as the relay does."""
+    def fill(self) -> list[tuple[str, int]]:
+        """An empty back office and a flushed Redis, then every envelope enqueued as the relay does; (job, messages).
+
+        As the relay's passes over a backlog: ``BRIDGE_RELAY_BATCH`` rows a pass, the first publications to the
+        intake queue ``BRIDGE_DELIVERY_BATCH`` to a job (``bridge.relay.job_groups``; 1 gives a job per message).
+        """
+        from types import SimpleNamespace
+
         from backoffice.models import Base
-        from bridge.relay import DeliveryPolicy, _publish
+        from bridge.outbox import PENDING
+        from bridge.relay import DeliveryPolicy, _publish, _publish_batch, job_groups
+        from bridge.settings import BridgeSettings
         from tests.conftest import _clean
 
         _clean(self.backoffice.extensions["engine"], Base.metadata)
         connection = self.redis.client()
         connection.flushall()
-        policy = DeliveryPolicy()
-        for message_id, envelope in self.envelopes:
-            _publish(message_id, INTAKE, envelope, connection, policy)
+        settings = BridgeSettings.from_config({})
+        policy = DeliveryPolicy.from_settings(settings)
+        rows = [SimpleNamespace(id=m, envelope=e, queue=INTAKE, state=PENDING, job_id=None) for m, e in self.envelopes]
+        jobs: list[tuple[str, int]] = []
+        for start in range(0, len(rows), settings.relay_batch):
+            for group in job_groups(rows[start:start + settings.relay_batch], policy.batch):
+                if len(group) == 1:
+                    _publish(group[0].id, INTAKE, group[0].envelope, connection, policy)
+                    jobs.append((group[0].id, 1))
+                else:
+                    jobs.append((_publish_batch(INTAKE, [(r.id, r.envelope) for r in group], connection, policy),
+                                 len(group)))
         connection.close()
-        return [m for m, _ in self.envelopes]
+        return jobs
 
     def drain(self, workers: int, *, timeout: float = 600,
               env: dict[str, str] | None = None) -> tuple[float, float, list[dict[str, int]]]:

@@ -40,6 +40,8 @@ class OutboxMixin:
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # The rq job that carried it when it was last published in a batch (a job's id is otherwise the message id).
+    job_id: Mapped[str | None] = mapped_column(String(36))
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
@@ -160,3 +162,17 @@ def sealed_row(*, message_type: str, recipient: str, payload: dict[str, Any], ke
                   created_at=now, acknowledges=acknowledges)
     return {"id": sealed.message_id, "message_type": message_type, "recipient": recipient, "queue": queue,
             "envelope": sealed.token, "state": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
+
+
+def outbox_job_id_upgrade(op: Any) -> None:
+    """The migration step of both outboxes: the id of the batch job a row was last published in (nullable)."""
+    import sqlalchemy as sa
+
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("job_id", sa.String(length=36), nullable=True))
+
+
+def outbox_job_id_downgrade(op: Any) -> None:
+    """Undo ``outbox_job_id_upgrade``."""
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("job_id")

@@ -1,9 +1,15 @@
 """The relay: publishes due outbox rows to their rq queues and republishes what is not acknowledged in time.
 
 A row is published with its message id as the rq job id and ``(message id, envelope)`` as the
-only job arguments. A published row that is not acknowledged by ``next_attempt_at`` is published
-again, waiting twice as long each time (``republish_after`` × 2^(n-1), at most ``max_backoff``):
-this is what recovers messages Redis lost. Rows are never deleted.
+only job arguments. Rows of one pass that wait for their first publication on the same queue of
+this system's own apps go together, up to ``DeliveryPolicy.batch`` of them, as one job of
+``deliver_batch`` (its one argument the list of ``[message id, envelope]``): a forked work-horse
+then costs each message a part of a fork instead of a whole one (``docs/operations.md``). A
+republication, and anything for a peer, is always one message per job.
+
+A published row that is not acknowledged by ``next_attempt_at`` is published again, waiting twice
+as long each time (``republish_after`` × 2^(n-1), at most ``max_backoff``): this is what recovers
+messages Redis lost. Rows are never deleted.
 
 Redis losing its data (restarted without persistence, flushed) is also noticed at once: the relay
 keeps an epoch key in Redis (``bridge:epoch:<party>``, set before it publishes anything). When that
@@ -27,12 +33,14 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import redis
 from flask import Flask
+from jose.constants import JWE_SIZE_LIMIT
 from rq import Callback, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -43,12 +51,14 @@ from sqlalchemy.orm import Session
 
 from bridge.acks import ACK
 from bridge.outbox import ACKNOWLEDGED, PENDING, PUBLISHED
-from bridge.queues import get_queue
-from bridge.settings import BridgeSettings, configure_logging
+from bridge.queues import QueueNames, get_queue
+from bridge.settings import MAX_DELIVERY_BATCH, BridgeSettings, configure_logging
 from core import clock
 
 DELIVER = "bridge.jobs.deliver.deliver"
+DELIVER_BATCH = "bridge.jobs.deliver.deliver_batch"
 ON_FAILURE = "bridge.jobs.deliver.on_failure"
+HELD_POLL_SECONDS = 0.1  # how soon the relay looks again at rows it held back (``DeliveryPolicy.hold``)
 TERMINAL = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
 log = logging.getLogger("bridge.relay")
 
@@ -61,12 +71,17 @@ class DeliveryPolicy:
     job_timeout: int = 120
     result_ttl: int = 3600
     failure_ttl: int = 7 * 24 * 3600
+    batch: int = 10  # at most this many first publications to one of our own queues go as one job
+    # While jobs already wait on such a queue, its new rows wait in the outbox this long at most (seconds):
+    # they would wait behind those jobs anyway, and leave together, as fewer, fuller batches.
+    hold: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: BridgeSettings) -> DeliveryPolicy:
         """The policy the app's settings describe."""
         return cls(retry_intervals=settings.retry_intervals, job_timeout=settings.job_timeout,
-                   result_ttl=settings.result_ttl, failure_ttl=settings.failure_ttl)
+                   result_ttl=settings.result_ttl, failure_ttl=settings.failure_ttl,
+                   batch=settings.delivery_batch, hold=settings.delivery_hold)
 
 
 class RelayLocked(RuntimeError):
@@ -144,7 +159,24 @@ def mark_redis_epoch(connection: redis.Redis, party: str) -> None:
     connection.delete(epoch_claim_key(party))
 
 
-def relay_once(
+def relay_once(session: Session, outbox_model: type[Any], connection: redis.Redis, **options: Any) -> int:
+    """Publish up to ``batch`` due rows and return how many of them went into new jobs (flushes; the caller commits).
+
+    ``options`` are ``relay_pass``'s. A Redis error stops the batch: the rows handled so far are flushed and the
+    error is raised.
+    """
+    return relay_pass(session, outbox_model, connection, **options).published
+
+
+@dataclass(frozen=True)
+class RelayPass:
+    """What one relay pass did: rows published in new jobs, and first publications held back (``hold``)."""
+
+    published: int
+    held: int
+
+
+def relay_pass(
     session: Session,
     outbox_model: type[Any],
     connection: redis.Redis,
@@ -154,10 +186,11 @@ def relay_once(
     batch: int = 100,
     max_backoff: dt.timedelta = dt.timedelta(hours=1),
     policy: DeliveryPolicy | None = None,
-) -> int:
-    """Publish up to ``batch`` due rows and return how many jobs were enqueued (flushes; the caller commits).
+) -> RelayPass:
+    """``relay_once``, also saying how many rows it held back: the relay then looks again soon (``hold``).
 
-    A Redis error stops the batch: the rows handled so far are flushed and the error is raised.
+    With ``policy.hold`` and batches, the first publications to a queue on which jobs already wait stay
+    in the outbox, unless a whole batch of them is due or the oldest has waited ``hold`` seconds.
     """
     policy = policy or DeliveryPolicy()
     model = outbox_model
@@ -170,30 +203,92 @@ def relay_once(
         .limit(batch)
         .with_for_update(skip_locked=True)
     )
-    enqueued = 0
-    for row in session.execute(due).scalars().all():
+    published, held = 0, 0
+    groups = job_groups(session.execute(due).scalars().all(), policy.batch)
+    busy: dict[str, bool] = {}
+    for group in groups:
+        if _held(group, policy, now, busy, connection):
+            held += len(group)
+            continue
         try:
-            fresh = _publish(row.id, row.queue, row.envelope, connection, policy)
+            if len(group) == 1:
+                job_id = None
+                fresh = _publish(group[0].id, group[0].queue, group[0].envelope, connection, policy,
+                                 batch_job_id=group[0].job_id)
+            else:
+                job_id = _publish_batch(group[0].queue, [(row.id, row.envelope) for row in group], connection, policy)
+                fresh = True
         except redis.RedisError:
             session.flush()
             raise
-        attempts = row.attempts + 1 if fresh else max(row.attempts, 1)
-        values: dict[str, Any] = {
-            "next_attempt_at": now + backoff(attempts, base=republish_after, cap=max_backoff),
-            "attempts": attempts,
-        }
-        if fresh or row.state == PENDING:
-            values.update(state=PUBLISHED, published_at=now)
-        # The condition keeps an ack that arrived meanwhile (SQLite has no row lock to prevent that).
-        session.execute(update(model).where(model.id == row.id, model.state != ACKNOWLEDGED).values(**values))
-        enqueued += fresh
+        for row in group:
+            attempts = row.attempts + 1 if fresh else max(row.attempts, 1)
+            values: dict[str, Any] = {
+                "next_attempt_at": now + backoff(attempts, base=republish_after, cap=max_backoff),
+                "attempts": attempts,
+            }
+            if fresh:
+                values.update(job_id=job_id)
+            if fresh or row.state == PENDING:
+                values.update(state=PUBLISHED, published_at=now)
+            # The condition keeps an ack that arrived meanwhile (SQLite has no row lock to prevent that).
+            session.execute(update(model).where(model.id == row.id, model.state != ACKNOWLEDGED).values(**values))
+            published += fresh
     session.flush()
-    return enqueued
+    return RelayPass(published, held)
 
 
-def _publish(message_id: str, queue_name: str, envelope: str, connection: redis.Redis, policy: DeliveryPolicy) -> bool:
-    """Enqueue the delivery job unless rq still holds a live one with this id; True if a job was enqueued."""
+def _held(group: list[Any], policy: DeliveryPolicy, now: dt.datetime, busy: dict[str, bool],
+          connection: redis.Redis) -> bool:
+    """Whether a group of first publications waits for a later pass: jobs wait on its queue, and it may."""
+    first = group[0]
+    if (policy.hold <= 0 or policy.batch < 2 or len(group) >= policy.batch or first.state != PENDING
+            or not batchable(first.queue)
+            or min(row.created_at for row in group) <= now - dt.timedelta(seconds=policy.hold)):
+        return False
+    if first.queue not in busy:
+        busy[first.queue] = get_queue(first.queue, connection).count > 0
+    return busy[first.queue]
+
+
+def batchable(queue_name: str) -> bool:
+    """Whether messages on ``queue_name`` may share a job: its consumer is one of this system's apps, not a peer."""
+    return not QueueNames.consumer(queue_name).startswith("peer:")
+
+
+def job_groups(rows: Sequence[Any], limit: int) -> list[list[Any]]:
+    """The due rows as the jobs that carry them, in the order of each job's first row.
+
+    Rows waiting for their first publication on a ``batchable`` queue share a job, up to ``limit``
+    rows and ``JWE_SIZE_LIMIT`` characters of envelopes (so a batch's record is no larger than one
+    largest delivery's, ``bridge.worker.JOB_DATA_LIMIT``); every other row is a job of its own. A
+    republication is always alone: its job id is its message id, which is how the relay finds a copy
+    that rq still holds.
+    """
+    groups: list[list[Any]] = []
+    open_groups: dict[str, list[Any]] = {}
+    for row in rows:
+        if row.state != PENDING or limit < 2 or not batchable(row.queue):
+            groups.append([row])
+            continue
+        group = open_groups.get(row.queue)
+        if (group is None or len(group) >= min(limit, MAX_DELIVERY_BATCH)
+                or sum(len(r.envelope) for r in group) + len(row.envelope) > JWE_SIZE_LIMIT):
+            group = open_groups[row.queue] = []
+            groups.append(group)
+        group.append(row)
+    return groups
+
+
+def _publish(message_id: str, queue_name: str, envelope: str, connection: redis.Redis, policy: DeliveryPolicy,
+             *, batch_job_id: str | None = None) -> bool:
+    """Enqueue the delivery job unless rq still holds a live one with this id; True if a job was enqueued.
+
+    ``batch_job_id``: the batch job the message was last published in; while it is live, nothing is enqueued.
+    """
     queue = get_queue(queue_name, connection)
+    if batch_job_id is not None and _live(batch_job_id, queue_name, connection):
+        return False
     try:
         job: Job | None = Job.fetch(message_id, connection=connection, serializer=JSONSerializer)
     except NoSuchJobError:
@@ -227,6 +322,58 @@ def _publish(message_id: str, queue_name: str, envelope: str, connection: redis.
     except DuplicateJobError:
         return False  # another relay enqueued it a moment ago
     return True
+
+
+def _live(job_id: str, queue_name: str, connection: redis.Redis) -> bool:
+    """Whether rq holds job ``job_id`` and will still run it (queued, scheduled, started; not orphaned)."""
+    try:
+        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return False
+    except redis.RedisError:
+        raise
+    except Exception:
+        return False
+    return job.get_status(refresh=False) not in TERMINAL and not _orphaned(job, queue_name, connection)
+
+
+def _publish_batch(queue_name: str, messages: list[tuple[str, str]], connection: redis.Redis,
+                   policy: DeliveryPolicy) -> str:
+    """Enqueue one ``deliver_batch`` job for ``messages`` (each waiting for its first publication); its id.
+
+    The job is never retried as a whole: if it fails in any way, its failure callback publishes each of
+    its messages not yet processed as a job of its own, with the usual retries (``deliver.on_failure``).
+    """
+    job = get_queue(queue_name, connection).enqueue_call(
+        DELIVER_BATCH,
+        args=([[message_id, envelope] for message_id, envelope in messages],),
+        description=f"deliver {len(messages)} messages",
+        timeout=policy.job_timeout,
+        result_ttl=policy.result_ttl,
+        failure_ttl=policy.failure_ttl,
+        ttl=None,
+        on_failure=Callback(ON_FAILURE),
+    )
+    return str(job.id)
+
+
+def batch_messages(args: Any) -> list[tuple[str, str]] | None:
+    """A batch job's ``[[message id, envelope], …]``, or None unless that is exactly what ``args`` holds.
+
+    Two to ``MAX_DELIVERY_BATCH`` pairs of strings, the ids unique: a job that is not such a batch is
+    refused before it runs (``bridge.worker.BridgeJob.refusal``).
+    """
+    if not isinstance(args, (list, tuple)) or len(args) != 1 or not isinstance(args[0], list):
+        return None
+    items = args[0]
+    if not 2 <= len(items) <= MAX_DELIVERY_BATCH:
+        return None
+    pairs = []
+    for item in items:
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(part, str) for part in item)):
+            return None
+        pairs.append((item[0], item[1]))
+    return pairs if len({m for m, _ in pairs}) == len(pairs) else None
 
 
 def job_running(message_id: str, connection: redis.Redis) -> bool:
@@ -323,10 +470,13 @@ def run_relay(app: Flask, *, once: bool = False, stop: threading.Event | None = 
                     session.commit()
                     if checked is not None:
                         mark_redis_epoch(connection, binding.party)
-                    published = relay_once(session, binding.outbox, connection, now=clock.utcnow(),
-                                           republish_after=settings.republish_after, batch=settings.relay_batch,
-                                           max_backoff=settings.max_backoff, policy=policy)
+                    done = relay_pass(session, binding.outbox, connection, now=clock.utcnow(),
+                                      republish_after=settings.republish_after, batch=settings.relay_batch,
+                                      max_backoff=settings.max_backoff, policy=policy)
                     session.commit()
+                    published = done.published
+                    if done.held:  # rows wait for their queue's jobs to be taken: look again soon
+                        wait = min(wait, HELD_POLL_SECONDS)
                     if time.monotonic() >= next_check:  # the watched conditions into the alert table, mailed
                         next_check = time.monotonic() + float(app.config.get("ALERT_CHECK_SECONDS", 30))
                         alerting.check_quietly(binding, connection)

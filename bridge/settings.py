@@ -11,6 +11,8 @@ from typing import Any
 
 from core.config import ConfigError
 
+MAX_DELIVERY_BATCH = 50  # messages in one delivery job, whatever the settings say (a worker refuses more)
+
 DEFAULTS: dict[str, Any] = {
     # The relay republishes a message not acknowledged this long after publishing, doubling each time.
     "BRIDGE_REPUBLISH_AFTER_SECONDS": 300,
@@ -29,6 +31,10 @@ DEFAULTS: dict[str, Any] = {
     "BRIDGE_MAINTENANCE_INTERVAL": 5,
     "BRIDGE_RELAY_INTERVAL_SECONDS": 1.0,
     "BRIDGE_RELAY_BATCH": 100,
+    # First publications to one of the system's own queues in one relay pass share a job, up to this many.
+    "BRIDGE_DELIVERY_BATCH": 10,
+    # While jobs wait on such a queue, its new rows stay in the outbox up to this long, to leave as one batch.
+    "BRIDGE_DELIVERY_HOLD_SECONDS": 0.5,
 }
 
 
@@ -48,6 +54,8 @@ class BridgeSettings:
     maintenance_interval: int
     relay_interval: float
     relay_batch: int
+    delivery_batch: int
+    delivery_hold: float
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BridgeSettings:
@@ -74,11 +82,17 @@ class BridgeSettings:
             maintenance_interval=int(_number(config, "BRIDGE_MAINTENANCE_INTERVAL")),
             relay_interval=_number(config, "BRIDGE_RELAY_INTERVAL_SECONDS"),
             relay_batch=int(_number(config, "BRIDGE_RELAY_BATCH")),
+            delivery_batch=int(_number(config, "BRIDGE_DELIVERY_BATCH")),
+            delivery_hold=_number(config, "BRIDGE_DELIVERY_HOLD_SECONDS"),
         )
         if settings.worker_ttl <= settings.job_monitoring_interval:
             raise ConfigError("BRIDGE_WORKER_TTL must be longer than BRIDGE_JOB_MONITORING_INTERVAL")
         if settings.republish_after.total_seconds() <= 0 or settings.job_timeout <= 0:
             raise ConfigError("the republish timeout and the job timeout must be positive")
+        if not 0 <= settings.delivery_hold <= 5:
+            raise ConfigError("BRIDGE_DELIVERY_HOLD_SECONDS must be between 0 (never held) and 5")
+        if not 1 <= settings.delivery_batch <= MAX_DELIVERY_BATCH:
+            raise ConfigError(f"BRIDGE_DELIVERY_BATCH must be between 1 (one message per job) and {MAX_DELIVERY_BATCH}")
         return settings
 
 

@@ -41,14 +41,15 @@ from rq.utils import decode_redis_hash, import_attribute, now
 
 from bridge.lending import ConnectionLender
 from bridge.queues import QueueNames
-from bridge.relay import DELIVER, ON_FAILURE
+from bridge.relay import DELIVER, DELIVER_BATCH, ON_FAILURE, batch_messages
 from bridge.settings import BridgeSettings, configure_logging
 from core.envelope import UUID_PATTERN
 
 log = logging.getLogger("bridge.worker")
 _lenders: dict[int, ConnectionLender] = {}  # by id(engine): one per engine and process, made once
 REFUSED_JOB_TTL = 7 * 24 * 3600  # how long a refused job stays in rq's failed registry, for the operator to see
-# A delivery's stored arguments: a message id and one envelope. More is not a delivery, and is never inflated.
+# A delivery's stored arguments: a message id and one envelope, or a batch of no more envelope characters
+# than one largest envelope (``bridge.relay.job_groups``). More is not a delivery, and is never inflated.
 JOB_DATA_LIMIT = JWE_SIZE_LIMIT + 4096
 
 
@@ -93,8 +94,10 @@ class BridgeJob(Job):
         if self.unreadable is not None:
             return "its record cannot be read"
         try:
-            if self.func_name != DELIVER or self.instance is not None:
+            if self.func_name not in self.functions() or self.instance is not None:
                 return "it names a function other than the bridge's delivery"
+            if self.func_name == DELIVER_BATCH and batch_messages(self.args) is None:
+                return "its arguments are not a batch of deliveries"
         except DeserializationError:
             return "its function and arguments cannot be read"
         if self._success_callback_name or self._stopped_callback_name:
@@ -115,9 +118,14 @@ class BridgeJob(Job):
             raise JobRefused(f"job refused: {reason}")
         return self.delivery_function()
 
+    @classmethod
+    def functions(cls) -> tuple[str, ...]:
+        """The job functions this worker runs: the delivery of one message (and, in an app, of a batch)."""
+        return (DELIVER,)
+
     def delivery_function(self) -> Callable[..., Any]:
-        """What runs a delivery job in this worker."""
-        return import_attribute(DELIVER)
+        """What runs a delivery job in this worker: the function the (allowed) job names."""
+        return import_attribute(DELIVER if self.func_name == DELIVER else DELIVER_BATCH)
 
     @property
     def success_callback(self) -> None:  # type: ignore[override]
@@ -162,6 +170,11 @@ class FlaskJob(BridgeJob):
     """A bridge job that runs, and has its failure callback run, inside a Flask app context (a fresh session each)."""
 
     flask_app: ClassVar[Flask]
+
+    @classmethod
+    def functions(cls) -> tuple[str, ...]:
+        """One message's delivery, and a batch's (``bridge.relay.job_groups``)."""
+        return (DELIVER, DELIVER_BATCH)
 
     def perform(self) -> Any:
         """Run the job function in an app context, so it finds the app's database, keys and config."""
@@ -340,11 +353,11 @@ def make_worker(app: Flask, queue: str, *, name: str | None = None, connection: 
         # rq fails a job whose work-horse died without calling its failure callback: dead-letter it here.
         if job.should_retry:
             return
-        from bridge.jobs.deliver import dead_letter_job
+        from bridge.jobs.deliver import job_ended_for_good
 
         try:
             with app.app_context():
-                dead_letter_job(job, detail=f"failed after its retries: the work-horse died (status {ret_val})")
+                job_ended_for_good(job, detail=f"failed after its retries: the work-horse died (status {ret_val})")
         except Exception:  # the worker must live on; the sender's republish brings the message back
             log.exception("could not dead-letter job %s", job.id)
 

@@ -11,6 +11,11 @@ Outcomes, each committed at this edge:
 - anything else (database or Redis down, a handler bug): ``DeliveryError`` is raised and rq
   retries; after the last retry ``on_failure`` dead-letters the message.
 
+``deliver_batch`` runs several messages of one queue in one job (``bridge.relay.job_groups``), each
+exactly as ``deliver`` runs it, in a transaction of its own. A batch is never retried as a whole:
+when one of its messages raises, or its work-horse dies, ``on_failure`` publishes each of its
+messages not yet processed as a job of its own, which then has the retries above.
+
 Exceptions leaving the job carry only error types and ids: rq keeps a failed job's traceback in
 Redis, and a driver's message may quote the SQL parameters, which can hold personal data.
 """
@@ -39,6 +44,7 @@ from bridge.binding import Bridge, current_bridge
 from bridge.handlers import PermanentFailure, accepted_types, registration_for
 from bridge.outbox import PUBLISHED
 from bridge.queues import QueueNames
+from bridge.relay import DELIVER_BATCH, DeliveryPolicy, _publish, batch_messages
 from core import clock
 from core.envelope import UUID_PATTERN, EnvelopeRefused, KeyRegistry, Opened, open_envelope, peek_header
 
@@ -50,6 +56,16 @@ log = logging.getLogger("bridge.deliver")
 
 class DeliveryError(Exception):
     """A delivery attempt failed in a way a retry may cure; the message names only the error type and the id."""
+
+
+def deliver_batch(messages: list[list[str]]) -> None:
+    """``deliver`` each ``[message id, envelope]`` in turn, each in its own transaction; stop at the first error.
+
+    The error ends the job (``DeliveryError``, as ``deliver`` raised it), and ``on_failure`` then publishes
+    that message and the ones after it as jobs of their own (the ones before it are processed: skipped).
+    """
+    for message_id, envelope in messages:
+        deliver(message_id, envelope)
 
 
 def deliver(message_id: str, envelope: str) -> None:
@@ -272,11 +288,52 @@ def record_dead_letter(binding: Bridge, *, message_id: str, reason: str, detail:
 
 def on_failure(job: Job, connection: Redis, exc_type: type[BaseException] | None = None,
                exc_value: BaseException | None = None, traceback: Any = None) -> None:
-    """rq's failure callback: after the last retry, the message goes to the dead-letter table."""
+    """rq's failure callback: after the last retry, the message goes to the dead-letter table.
+
+    A batch's messages not yet processed are published again instead, each as a job of its own.
+    """
     if job.retries_left:
         return  # rq will run it again
     detail = "the worker died while running it" if exc_type is AbandonedJobError else describe(exc_value)
-    dead_letter_job(job, detail=f"failed after its retries: {detail}")
+    job_ended_for_good(job, detail=f"failed after its retries: {detail}")
+
+
+def job_ended_for_good(job: Job, *, detail: str) -> None:
+    """A delivery job failed and will not run again: dead-letter its message, or split its batch (app context)."""
+    if job.func_name == DELIVER_BATCH:
+        split_batch(job)
+    else:
+        dead_letter_job(job, detail=detail)
+
+
+def split_batch(job: Job) -> int:
+    """Publish each message of a failed batch job that this app has not processed as a job of its own; how many.
+
+    Each then has a single delivery's retries and, after them, its own dead letter: a message that
+    kills its work-horse costs the others in its batch one attempt, not their place. A message that
+    was refused or dead-lettered in the batch is published again too and meets its open dead letter
+    (``record_dead_letter`` writes no second one).
+    """
+    binding = current_bridge()
+    session = binding.session
+    pairs = batch_messages(job.args)
+    if pairs is None:
+        log.error("batch job %s has no readable messages: nothing to publish again", _short(job.id))
+        return 0
+    model = binding.processed
+    try:
+        done = set(session.execute(
+            select(model.message_id).where(model.message_id.in_([m for m, _ in pairs]))).scalars())
+    finally:
+        session.rollback()
+    policy = DeliveryPolicy.from_settings(binding.settings())
+    again = 0
+    for message_id, envelope in pairs:
+        if message_id not in done:
+            again += _publish(message_id, str(job.origin), envelope, job.connection, policy)
+    log.warning("batch job %s failed: %d of its %d message(s) published again one per job", _short(job.id), again,
+                len(pairs))
+    return again
 
 
 def dead_letter_job(job: Job, *, detail: str) -> None:

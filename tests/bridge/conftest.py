@@ -383,10 +383,29 @@ def _backoffice(url: str, jlis_config: dict[str, str], tmp_path: Path, session_d
     return app
 
 
+def queued_messages(client: Any, queue: str) -> list[str]:
+    """The message ids the jobs waiting on ``queue`` carry, in order (a batch job's several, in its order)."""
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    ids: list[str] = []
+    for job_id in client.lrange(f"rq:queue:{queue}", 0, -1):
+        job = Job.fetch(job_id.decode(), connection=client, serializer=JSONSerializer)
+        ids += [m for m, _ in job.args[0]] if job.func_name.endswith("deliver_batch") else [job.args[0]]
+    return ids
+
+
+BATCHES = {"BRIDGE_DELIVERY_BATCH": "10"}  # the production default: first publications share a job
+
+
 @pytest.fixture
 def bridge_settings(request: pytest.FixtureRequest) -> dict[str, str]:
-    """Bridge settings for this test's apps and workers (``parametrize(..., indirect=True)`` to change them)."""
-    return dict(getattr(request, "param", {}))
+    """Bridge settings for this test's apps and workers (``parametrize(..., indirect=True)`` to change them).
+
+    One message per job unless a test asks for batches (``BATCHES``): most tests here follow one
+    message's job by its id. The tests of batches, and the fault tests that kill what runs them, ask.
+    """
+    return {"BRIDGE_DELIVERY_BATCH": "1", **dict(getattr(request, "param", {}))}
 
 
 @pytest.fixture

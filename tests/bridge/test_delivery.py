@@ -14,10 +14,10 @@ from rq.serializers import JSONSerializer
 
 from bridge.outbox import ACKNOWLEDGED, PENDING
 from bridge.queues import get_queue
-from bridge.relay import DELIVER, ON_FAILURE
+from bridge.relay import DELIVER, DELIVER_BATCH, ON_FAILURE
 from core import clock
 from core.envelope import KeyRegistry, seal
-from tests.bridge.conftest import BO_PARTY, INTAKE
+from tests.bridge.conftest import BATCHES, BO_PARTY, INTAKE
 from tests.factories import my_number
 
 FAR_FUTURE = dt.timedelta(days=1)
@@ -37,7 +37,8 @@ def _envelope(bridged, message_id: str) -> str:
 
 
 @pytest.mark.sqlite
-def test_a_message_takes_effect_once_and_its_ack_marks_the_senders_row_acknowledged(bridged):
+@pytest.mark.parametrize("bridge_settings", [{}, BATCHES], ids=["alone", "batched"], indirect=True)
+def test_a_message_takes_effect_once_and_its_ack_marks_the_senders_row_acknowledged(bridged, bridge_settings):
     ids = bridged.send("test.note", [{"n": 1}, {"n": 2}])
     assert bridged.relay(bridged.portal_app) == 2
     bridged.run_burst("backoffice", INTAKE)
@@ -163,7 +164,63 @@ def test_a_poison_message_is_dead_lettered_after_its_retries_while_other_message
     assert marker not in str(failed.get_job_ids()) and marker not in _job_texts(bridged, poison)
 
 
-@pytest.mark.parametrize("bridge_settings", [{"BRIDGE_RETRY_INTERVALS": "0"}], indirect=True)
+@pytest.mark.parametrize("bridge_settings", [{**BATCHES, "BRIDGE_RETRY_INTERVALS": "1,1"}], indirect=True)
+def test_a_poison_message_in_a_batch_costs_the_others_one_attempt_and_is_dead_lettered_alone(bridged, bridge_settings):
+    marker = "宮沢　賢治"
+    before = bridged.send("test.note", [{"n": 0}])
+    [poison] = bridged.send("test.poison", [{"marker": marker}])
+    after = bridged.send("test.note", [{"n": i} for i in range(1, 4)])
+    assert bridged.relay(bridged.portal_app) == 5
+    [batch_id] = [x.decode() for x in bridged.redis.client().lrange(f"rq:queue:{INTAKE}", 0, -1)]
+    worker = bridged.start_worker("backoffice", INTAKE)
+    bridged.wait_for(lambda: bridged.effects() == (4, 4) and len(bridged.rows(bridged.bo_app, "dead")) == 1,
+                     timeout=45)
+
+    [dead] = bridged.rows(bridged.bo_app, "dead")
+    assert (dead.message_id, dead.reason) == (poison, "retries_exhausted") and marker not in dead.detail
+    assert {p.message_id for p in bridged.rows(bridged.bo_app, "processed")} == {*before, *after}
+    log = bridged.worker_log(worker)
+    # Once in the batch, then as a job of its own: its first run and two retries.
+    assert log.count(f"delivery of {poison} failed: RuntimeError") == 4
+    assert "1 of its 5 message(s)" not in log and "4 of its 5 message(s) published again one per job" in log
+    failed = FailedJobRegistry(INTAKE, connection=bridged.redis.client(), serializer=JSONSerializer)
+    assert sorted(failed.get_job_ids()) == sorted([batch_id, poison])
+    assert marker not in log and marker not in _job_texts(bridged, poison)
+    acks = [r for r in bridged.rows(bridged.bo_app, "outbox") if r.message_type == "ack"]
+    assert len(acks) == 4  # one per message applied, none twice
+
+
+@pytest.mark.parametrize("bridge_settings", [BATCHES], indirect=True)
+def test_a_batch_abandoned_by_a_dead_worker_goes_again_one_job_per_message_not_yet_processed(bridged, bridge_settings):
+    from rq.exceptions import AbandonedJobError
+    from rq.job import Job
+
+    from bridge.jobs.deliver import on_failure
+
+    ids = bridged.send("test.note", [{"n": i} for i in range(3)])
+    assert bridged.relay(bridged.portal_app) == 3
+    connection = bridged.redis.client()
+    [batch_id] = [x.decode() for x in connection.lrange(f"rq:queue:{INTAKE}", 0, -1)]
+    connection.lrem(f"rq:queue:{INTAKE}", 0, batch_id)  # taken by a worker that then died with it
+    job = Job.fetch(batch_id, connection=connection, serializer=JSONSerializer)
+    with bridged.bo_app.app_context():  # the first message had been committed before the worker died
+        binding = bridged.bo_app.extensions["bridge"]
+        binding.session.add(binding.processed(message_id=ids[0], message_type="test.note", sender="portal",
+                                              processed_at=clock.utcnow()))
+        binding.session.commit()
+        # What rq's maintenance in another worker calls for a job whose worker's heartbeat ran out.
+        on_failure(job, connection, AbandonedJobError, AbandonedJobError(), None)
+
+    assert [x.decode() for x in connection.lrange(f"rq:queue:{INTAKE}", 0, -1)] == ids[1:]
+    assert all(Job.fetch(m, connection=connection, serializer=JSONSerializer).retries_left == 5 for m in ids[1:])
+    bridged.run_burst("backoffice", INTAKE)
+    assert bridged.effects() == (2, 2)
+    assert bridged.rows(bridged.bo_app, "dead") == []
+
+
+@pytest.mark.parametrize("bridge_settings", [{"BRIDGE_RETRY_INTERVALS": "0"},
+                                             {**BATCHES, "BRIDGE_RETRY_INTERVALS": "0"}],
+                         ids=["alone", "batched"], indirect=True)
 def test_no_redis_key_holds_anything_but_ids_and_envelopes(bridged, bridge_settings):
     name, address, number = "宮沢　賢治", "岩手県花巻市桜町", my_number(7)
     personal = {"name": name, "address": address, "myNumber": number}
@@ -189,9 +246,9 @@ def test_no_redis_key_holds_anything_but_ids_and_envelopes(bridged, bridge_setti
         if data is None:
             continue
         func, _instance, args, kwargs = json.loads(zlib.decompress(data))
-        assert func == DELIVER and kwargs == {}
-        message_id, envelope = args
-        assert uuid.UUID(message_id) and envelope.count(".") == 4
+        assert func in (DELIVER, DELIVER_BATCH) and kwargs == {}
+        for message_id, envelope in args[0] if func == DELIVER_BATCH else [args]:
+            assert uuid.UUID(message_id) and envelope.count(".") == 4
     assert number not in bridged.worker_log(worker) and name not in bridged.worker_log(worker)
     assert all(number not in r.envelope for r in bridged.rows(bridged.portal_app, "outbox"))
 

@@ -23,7 +23,7 @@ from rq.serializers import JSONSerializer
 from rq.webhook import Webhook
 
 from bridge.queues import get_queue
-from bridge.relay import DELIVER, ON_FAILURE
+from bridge.relay import DELIVER, DELIVER_BATCH, ON_FAILURE
 from tests.bridge.conftest import INTAKE
 
 
@@ -174,6 +174,31 @@ def test_a_job_with_a_dependency_is_refused(bridged):
     assert bridged.effects() == (0, 0), "a job with a dependency ran"
     assert _failed(bridged) == [message_id]
     assert message_id in bridged.worker_log(process)
+
+
+def test_a_batch_job_the_relay_would_never_make_is_refused_before_it_runs(bridged):
+    ids = bridged.send("test.note", [{"n": i} for i in range(51)])
+    envelopes = {r.id: r.envelope for r in bridged.rows(bridged.portal_app, "outbox")}
+    pairs = [[m, envelopes[m]] for m in ids]
+    queue = get_queue(INTAKE, bridged.redis.client())
+    crafted = {
+        "too many": [pairs],  # more messages than any batch (50)
+        "one message": [pairs[:1]],
+        "a message twice": [[pairs[0], pairs[0], pairs[1]]],
+        "not a pair": [[pairs[0], [pairs[1][0], pairs[1][1], "extra"]]],
+        "not strings": [[pairs[0], [pairs[1][0], {"envelope": pairs[1][1]}]]],
+        "two lists": [pairs[:2], pairs[2:4]],
+    }
+    jobs = {what: queue.enqueue_call(DELIVER_BATCH, args=args, on_failure=Callback(ON_FAILURE)).id
+            for what, args in crafted.items()}
+
+    process = bridged.start_worker("backoffice", INTAKE, burst=True)
+    assert process.wait(60) == 0, bridged.worker_log(process)
+
+    assert bridged.effects() == (0, 0), "a batch the relay never makes was run"
+    assert sorted(_failed(bridged)) == sorted(jobs.values())
+    assert bridged.worker_log(process).count("its arguments are not a batch of deliveries") == len(crafted)
+    assert queue.count == 0 and len(get_queue(INTAKE, bridged.redis.client()).get_job_ids()) == 0
 
 
 def test_a_delivery_job_as_the_relay_enqueues_it_still_runs(bridged):

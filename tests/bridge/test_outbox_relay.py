@@ -16,7 +16,7 @@ from sqlalchemy import select
 from bridge.outbox import ACKNOWLEDGED, PENDING, PUBLISHED, add_message
 from bridge.relay import backoff
 from core import clock
-from tests.bridge.conftest import BO_PARTY, INTAKE
+from tests.bridge.conftest import BATCHES, BO_PARTY, INTAKE, queued_messages
 
 TWO_S = dt.timedelta(seconds=2)
 
@@ -160,8 +160,8 @@ def test_two_relays_at_once_on_postgresql_publish_each_row_once(bridged, t0):
         t.join(60)
     assert not errors, errors
     assert sum(counts) == 120 and all(c > 0 for c in counts), counts  # both worked, together once each
-    queued = _queue_ids(bridged)
-    assert len(queued) == 120 and set(queued) == ids
+    queued = queued_messages(bridged.redis.client(), INTAKE)  # in batch jobs of up to 10: the default policy
+    assert len(queued) == 120 and set(queued) == ids and len(_queue_ids(bridged)) < 120
     assert {r.attempts for r in bridged.rows(bridged.portal_app, "outbox")} == {1}
 
 
@@ -182,6 +182,62 @@ def test_the_relay_command_publishes_and_says_how_many(bridged):
     assert result.exit_code == 0, result.output
     assert "Published 3 message(s)." in result.output
     assert len(_queue_ids(bridged)) == 3
+
+
+@pytest.mark.parametrize("bridge_settings", [{**BATCHES, "BRIDGE_DELIVERY_HOLD_SECONDS": "0.5"}], indirect=True)
+def test_while_jobs_wait_on_a_queue_its_new_rows_are_held_until_a_batch_is_full_or_the_hold_ends(bridged):
+    from bridge.relay import DeliveryPolicy, relay_pass
+
+    app = bridged.portal_app
+    first = bridged.send("test.note", [{"n": 0}])
+    assert bridged.relay(app) == 1  # nothing waits on the queue: published at once
+
+    def relay(now: dt.datetime):
+        with app.app_context():
+            binding = app.extensions["bridge"]
+            done = relay_pass(binding.session, binding.outbox, bridged.redis.client(), now=now,
+                              policy=DeliveryPolicy.from_settings(binding.settings()))
+            binding.session.commit()
+        return done.published, done.held
+
+    three = bridged.send("test.note", [{"n": i} for i in range(1, 4)])
+    created = max(r.created_at for r in bridged.rows(app, "outbox"))
+    assert relay(created) == (0, 3)  # the first one's job still waits: these wait in the outbox
+    assert queued_messages(bridged.redis.client(), INTAKE) == first
+    assert relay(created + dt.timedelta(seconds=0.6)) == (3, 0)  # held long enough: one batch of three
+    assert queued_messages(bridged.redis.client(), INTAKE) == first + three
+
+    ten = bridged.send("test.note", [{"n": i} for i in range(4, 14)])
+    assert relay(max(r.created_at for r in bridged.rows(app, "outbox"))) == (10, 0)  # a full batch goes at once
+    assert queued_messages(bridged.redis.client(), INTAKE) == first + three + ten
+
+
+@pytest.mark.parametrize("bridge_settings", [BATCHES], indirect=True)
+def test_first_publications_to_one_queue_share_a_batch_job_and_a_republication_goes_alone(bridged, t0):
+    from bridge.relay import DELIVER_BATCH, ON_FAILURE
+
+    ids = bridged.send("test.note", [{"n": i} for i in range(12)])
+    assert bridged.relay(bridged.portal_app, now=t0) == 12
+    connection = bridged.redis.client()
+    first, second = (Job.fetch(j, connection=connection, serializer=JSONSerializer) for j in _queue_ids(bridged))
+    rows = {r.id: r for r in bridged.rows(bridged.portal_app, "outbox")}
+    assert first.func_name == second.func_name == DELIVER_BATCH and first.kwargs == {}
+    assert first.args == [[[m, rows[m].envelope] for m in ids[:10]]] and [m for m, _ in second.args[0]] == ids[10:]
+    assert first.description == "deliver 10 messages" and first.timeout == 120
+    assert not first.retries_left and first._failure_callback_name == ON_FAILURE  # split on failure, not retried
+    assert {(r.state, r.attempts, r.job_id) for r in rows.values() if r.id in ids[:10]} == {(PUBLISHED, 1, first.id)}
+
+    # Due again while its batch still waits: the batch is found, nothing is enqueued twice.
+    later = t0 + dt.timedelta(minutes=6)
+    assert bridged.relay(bridged.portal_app, now=later) == 0
+    assert len(_queue_ids(bridged)) == 2
+
+    # Redis lost the batch: each message goes again alone, under its own id.
+    connection.delete(first.key)
+    connection.lrem(f"rq:queue:{INTAKE}", 0, first.id)
+    assert bridged.relay(bridged.portal_app, now=later + dt.timedelta(minutes=10)) == 10
+    assert _queue_ids(bridged)[1:] == ids[:10]
+    assert {r.job_id for r in bridged.rows(bridged.portal_app, "outbox") if r.id in ids[:10]} == {None}
 
 
 def test_on_sqlite_a_second_relay_is_refused(tmp_path, redis_server, bridge_keys):
@@ -233,3 +289,15 @@ def test_a_committed_outbox_row_wakes_the_relay_at_once_instead_of_waiting_for_i
         stop.set()
         relay.join(10)
     assert not relay.is_alive()  # a stop ends the wait within a fraction of a second
+
+
+@pytest.mark.parametrize(("name", "value"), [("BRIDGE_DELIVERY_BATCH", "0"), ("BRIDGE_DELIVERY_BATCH", "51"),
+                                             ("BRIDGE_DELIVERY_HOLD_SECONDS", "-1"),
+                                             ("BRIDGE_DELIVERY_HOLD_SECONDS", "6")])
+def test_a_batch_size_or_hold_out_of_range_stops_the_app_naming_the_setting(name, value):
+    from bridge.settings import BridgeSettings
+    from core.config import ConfigError
+
+    with pytest.raises(ConfigError, match=name):
+        BridgeSettings.from_config({name: value})
+    assert BridgeSettings.from_config({}).delivery_batch == 10  # the default: a batch is at most ten
