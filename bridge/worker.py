@@ -389,7 +389,21 @@ def run_worker(app: Flask, queue: str, *, burst: bool = False, name: str | None 
         binding.keys()  # without its keys (production) the worker refuses to start rather than fail every job
     completed, generation, pause = False, 0, 1.0
     while True:
-        worker = make_worker(app, queue, name=name)
+        try:
+            worker = make_worker(app, queue, name=name)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if not generation:
+                raise  # Redis down at start: the supervisor's restart (and its log) says so
+            # Redis answered the wait below, then went away again while the new worker registered.
+            log.warning("worker on %s could not start again: Redis unavailable (%s)", queue, type(exc).__name__)
+            with app.app_context():
+                probe = binding.redis()
+            try:
+                if not _wait_for_redis(probe, first_wait=pause):
+                    return completed
+            finally:
+                probe.close()
+            continue
         if generation:
             worker.name = f"{worker.name}.{generation}"  # the old name may still be registered in Redis
         log.info("worker %s on %s (party %s)", worker.name, queue, binding.party)

@@ -44,3 +44,40 @@ def test_an_idle_worker_stops_on_sigterm(bridged):
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0, bridged.worker_log(worker)
     assert "starts again" not in bridged.worker_log(worker)
+
+
+def test_redis_going_away_again_while_the_new_worker_registers_does_not_end_the_process(bridged, monkeypatch):
+    """Redis answered the worker's wait, then refused the new rq worker's first command (a restart still settling):
+    the process waits again instead of dying, which had left the intake queue with no worker."""
+    import redis
+
+    from bridge import worker as bridge_worker
+
+    made: list[str] = []
+    waits: list[float] = []
+
+    class Lost:
+        name, _stop_requested, connection = "lost", False, None
+
+        def work(self, **_):
+            raise redis.ConnectionError("Redis went away under the worker")
+
+    class Stopped:
+        name, _stop_requested = "stopped", True
+
+        def work(self, **_):
+            return True
+
+    def make_worker(app, queue, *, name=None):
+        made.append(queue)
+        if len(made) == 1:
+            return Lost()
+        if len(made) == 2:
+            raise redis.ConnectionError("Error 111 connecting: Connection refused")
+        return Stopped()
+
+    monkeypatch.setattr(bridge_worker, "make_worker", make_worker)
+    monkeypatch.setattr(bridge_worker, "_wait_for_redis", lambda connection, first_wait=1.0: waits.append(first_wait)
+                        or True)
+    assert bridge_worker.run_worker(bridged.bo_app, INTAKE) is True
+    assert made == [INTAKE] * 3 and len(waits) == 2  # it waited for Redis after each loss, and went on
