@@ -331,7 +331,7 @@ def run(args: argparse.Namespace | None = None) -> list[dict[str, Any]]:
     for workers, m in measured.items():
         rows.append({"figure": f"intake: applications -> cases, {workers} worker(s)",
                      "value": round(statistics.median(m["rate"]), 1), "unit": "cases/s",
-                     "baseline": f"rq no-op, {workers} forking worker(s)",
+                     "baseline": f"rq no-op, {workers} forking worker(s)", "baseline_unit": "jobs/s",
                      "baseline_value": round(statistics.median(m["noop"]), 1), "goal": GOAL,
                      "values": m["rate"], "baseline_values": m["noop"]})
         rows.append({"figure": f"intake: time a worker waited for a row lock, {workers} worker(s)",

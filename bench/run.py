@@ -18,6 +18,7 @@ baseline) that many times and returns, per figure, one row::
     {"figure": str,                    # what is measured, e.g. "intake: cases/s, 1 worker"
      "value": float,                   # median over the repetitions
      "unit": str,                      # e.g. "req/s", "ms", "jobs/s"
+     "baseline_unit": str,             # optional: the baseline's, when it differs (cases/s against jobs/s)
      "baseline": str | None,           # the baseline's name (None: an absolute figure)
      "baseline_value": float | None,   # its median, measured in the same run
      "goal": str}                      # "ratio >= 0.3", "value <= 20", "value >= 30", or free text
@@ -86,7 +87,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         unit = row.get("unit", "")
         value = f"{_number(row.get('value'))} {unit}".strip() if row.get("value") is not None else "–"
         if row.get("baseline"):
-            baseline = f"{row['baseline']}: {_number(row.get('baseline_value'))} {unit}".strip()
+            baseline_unit = row.get("baseline_unit", unit)
+            baseline = f"{row['baseline']}: {_number(row.get('baseline_value'))} {baseline_unit}".strip()
         else:
             baseline = "–"
         r = ratio(row)

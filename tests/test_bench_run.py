@@ -43,7 +43,7 @@ def test_end_to_end_rows_give_each_rate_its_p95_against_the_goal_and_a_lost_case
     ok = {"p50": 0.4, "p95": 0.9, "max": 1.2, "refused": 0, "missing": 0, "answer_p95": 0.2}
     lost = {"p50": 0.5, "p95": 1.1, "max": 60.0, "refused": 0, "missing": 3, "answer_p95": 0.3}
     rows = e2e.rows({5.0: [ok, ok, ok], 30.0: [ok, lost, ok]},
-                    {"seconds": 20.0, "intake_workers": 2})
+                    {"seconds": e2e._per_rate("20,60", ["5", "30"]), "intake_workers": 2})
     p95 = [r for r in rows if r["goal"] == "value <= 2"]
     assert [r["value"] for r in p95] == [0.9, 0.9]
     assert bench_run.goal_holds(p95[0]) is True
@@ -51,4 +51,5 @@ def test_end_to_end_rows_give_each_rate_its_p95_against_the_goal_and_a_lost_case
     assert bench_run.goal_holds(p95[1]) is False
     assert "3 not in the inbox" in p95[1]["figure"]
     table = bench_run.table(rows)
-    assert "| e2e: submission -> case in the inbox, max, 30/s offered for 20 s (2 intake worker(s))" in table
+    assert "| e2e: submission -> case in the inbox, max, 30/s offered for 60 s (2 intake worker(s))" in table
+    assert "| e2e: submission -> case in the inbox, p95, 5/s offered for 20 s (2 intake worker(s))" in table
