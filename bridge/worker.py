@@ -392,10 +392,9 @@ def run_worker(app: Flask, queue: str, *, burst: bool = False, name: str | None 
         try:
             worker = make_worker(app, queue, name=name)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if not generation:
-                raise  # Redis down at start: the supervisor's restart (and its log) says so
-            # Redis answered the wait below, then went away again while the new worker registered.
-            log.warning("worker on %s could not start again: Redis unavailable (%s)", queue, type(exc).__name__)
+            # Redis went away while the worker got ready (its rehearsal takes a moment), or answered the wait
+            # below and went away again while the new worker registered: wait for it again.
+            log.warning("worker on %s could not start: Redis unavailable (%s)", queue, type(exc).__name__)
             with app.app_context():
                 probe = binding.redis()
             try:
