@@ -412,6 +412,12 @@ def run_worker(app: Flask, queue: str, *, burst: bool = False, name: str | None 
             completed = bool(worker.work(burst=burst, with_scheduler=True, logging_level="INFO")) or completed
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("worker %s lost Redis (%s)", worker.name, type(exc).__name__)
+        except (redis.RedisError, OSError, ValueError) as exc:
+            if not _stop_was_requested(worker):
+                raise
+            # Stopping: rq's teardown unsubscribes on the connection its pubsub thread may be closing (after
+            # Redis came back), and "I/O operation on closed file" is no reason to end with an error.
+            log.warning("worker %s stopped; its Redis teardown failed (%s)", worker.name, type(exc).__name__)
         if burst or _stop_was_requested(worker):
             return completed
         # A worker that quits again at once (whatever the cause) is started less and less often.

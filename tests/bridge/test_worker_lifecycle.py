@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
 from tests.bridge.conftest import INTAKE
 
 
@@ -82,3 +84,26 @@ def test_redis_going_away_while_a_worker_gets_ready_or_registers_does_not_end_th
                         or True)
     assert bridge_worker.run_worker(bridged.bo_app, INTAKE) is True
     assert made == [INTAKE] * 4 and len(waits) == 3  # it waited for Redis after each loss, and went on
+
+
+def test_a_stop_whose_redis_teardown_breaks_still_ends_the_process_cleanly(bridged, monkeypatch):
+    """After Redis came back, rq's teardown on SIGTERM unsubscribed on the connection its pubsub thread was
+    closing and raised "I/O operation on closed file": the worker stopped with status 1, as if it had crashed."""
+    from bridge import worker as bridge_worker
+
+    class Stopping:
+        name, _stop_requested, connection = "stopping", False, None
+
+        def work(self, **_):
+            self._stop_requested = True  # SIGTERM, then rq's teardown
+            raise ValueError("I/O operation on closed file.")
+
+    class Crashing(Stopping):
+        def work(self, **_):
+            raise ValueError("a bug, not a stop")
+
+    monkeypatch.setattr(bridge_worker, "make_worker", lambda app, queue, *, name=None: Stopping())
+    assert bridge_worker.run_worker(bridged.bo_app, INTAKE) is False  # returned: a clean stop
+    monkeypatch.setattr(bridge_worker, "make_worker", lambda app, queue, *, name=None: Crashing())
+    with pytest.raises(ValueError, match="a bug"):  # without a stop, an error still ends the worker loudly
+        bridge_worker.run_worker(bridged.bo_app, INTAKE)
