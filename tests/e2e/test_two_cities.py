@@ -173,6 +173,18 @@ def two_cities(portal_db_url: str, backoffice_db_url: str, jlis_config: dict[str
         assert not findings, report(findings)
 
 
+def _crl_lists(directory: Path, serial: int) -> bool:
+    """Whether a CRL published in ``directory`` lists ``serial`` as revoked."""
+    for path in directory.glob("*.crl"):
+        try:
+            crl = x509.load_der_x509_crl(path.read_bytes())
+        except (OSError, ValueError):
+            continue  # being replaced right now
+        if crl.get_revoked_certificate_by_serial_number(serial) is not None:
+            return True
+    return False
+
+
 def _serial(card: Path, slot: str) -> int:
     return x509.load_der_x509_certificate(base64.b64decode(json.loads(card.read_text())[slot]["cert"])).serial_number
 
@@ -401,6 +413,9 @@ def test_a_hanamaki_family_moves_to_kitakami_end_to_end(two_cities: TwoCities, j
     record = system.wait(lambda: (r := open_simulator(jlis_config).certificate_record(_serial(card, "sign")))
                          .revocation_reason is not None and r, "J-LIS revoking the signature certificate")
     assert record.revocation_reason.value == "affiliationChanged"
+    # J-LIS records the revocation, then publishes its CRLs: the portal reads the CRL, so wait for that too.
+    system.wait(lambda: _crl_lists(Path(jlis_config["JPKI_CRL_DIRECTORY"]), _serial(card, "sign")),
+                "the CRL listing the revoked signature certificate")
     again = send(application)
     assert again.status_code == 400 and again.json()["error"] == "signature_refused"
 
