@@ -215,7 +215,7 @@ class Scratch:
 
         from backoffice.models import Base
         from bridge.outbox import PENDING
-        from bridge.relay import DeliveryPolicy, _publish, _publish_batch, job_groups
+        from bridge.relay import DeliveryPolicy, job_groups, publish, publish_batch
         from bridge.settings import BridgeSettings
         from tests.conftest import _clean
 
@@ -229,10 +229,10 @@ class Scratch:
         for start in range(0, len(rows), settings.relay_batch):
             for group in job_groups(rows[start:start + settings.relay_batch], policy.batch):
                 if len(group) == 1:
-                    _publish(group[0].id, INTAKE, group[0].envelope, connection, policy)
+                    publish(group[0].id, INTAKE, group[0].envelope, connection, policy)
                     jobs.append((group[0].id, 1))
                 else:
-                    jobs.append((_publish_batch(INTAKE, [(r.id, r.envelope) for r in group], connection, policy),
+                    jobs.append((publish_batch(INTAKE, [(r.id, r.envelope) for r in group], connection, policy),
                                  len(group)))
         connection.close()
         return jobs

@@ -23,7 +23,7 @@ from bridge.binding import Bridge
 from bridge.handlers import accepted_types
 from bridge.jobs.deliver import _record_processed
 from bridge.queues import QueueNames
-from bridge.relay import DeliveryPolicy, _publish, settled
+from bridge.relay import DeliveryPolicy, publish, settled
 from core import clock
 from core.envelope import EnvelopeRefused, open_envelope, peek_header
 
@@ -73,7 +73,7 @@ def retry(binding: Bridge, row: Any, connection: redis.Redis) -> None:
         raise ValueError("this dead letter kept no envelope to retry")
     QueueNames.consumer(row.queue)  # ValueError: not a bridge queue
     policy = DeliveryPolicy.from_settings(binding.settings())
-    if not settled([row.message_id], connection, seconds=SETTLE_SECONDS) or not _publish(
+    if not settled([row.message_id], connection, seconds=SETTLE_SECONDS) or not publish(
             row.message_id, row.queue, row.envelope, connection, policy):
         raise DeadLetterBusy(f"a job for message {row.message_id} is still running")
     _close(binding, row, RETRIED, detail={"enqueued": True})

@@ -125,7 +125,7 @@ def check_redis_epoch(session: Session, outbox_model: type[Any], alert_model: ty
     master, or another relay has claimed the check. Of several relays noticing at once, one claims it
     (for ``EPOCH_CLAIM_SECONDS``, so a relay that dies with it is replaced); the others publish as usual,
     so there is one republication and one alert. Republishing a message whose job Redis still holds
-    enqueues nothing (``_publish``).
+    enqueues nothing (``publish``).
     """
     marked = connection.get(epoch_key(party))
     master = replication_id(connection)
@@ -213,10 +213,10 @@ def relay_pass(
         try:
             if len(group) == 1:
                 job_id = None
-                fresh = _publish(group[0].id, group[0].queue, group[0].envelope, connection, policy,
+                fresh = publish(group[0].id, group[0].queue, group[0].envelope, connection, policy,
                                  batch_job_id=group[0].job_id)
             else:
-                job_id = _publish_batch(group[0].queue, [(row.id, row.envelope) for row in group], connection, policy)
+                job_id = publish_batch(group[0].queue, [(row.id, row.envelope) for row in group], connection, policy)
                 fresh = True
         except redis.RedisError:
             session.flush()
@@ -280,7 +280,7 @@ def job_groups(rows: Sequence[Any], limit: int) -> list[list[Any]]:
     return groups
 
 
-def _publish(message_id: str, queue_name: str, envelope: str, connection: redis.Redis, policy: DeliveryPolicy,
+def publish(message_id: str, queue_name: str, envelope: str, connection: redis.Redis, policy: DeliveryPolicy,
              *, batch_job_id: str | None = None) -> bool:
     """Enqueue the delivery job unless rq still holds a live one with this id; True if a job was enqueued.
 
@@ -301,8 +301,7 @@ def _publish(message_id: str, queue_name: str, envelope: str, connection: redis.
         connection.delete(Job.key_for(message_id))
         job = None
     if job is not None:
-        status = job.get_status(refresh=False)
-        if status not in TERMINAL and not _orphaned(job, queue_name, connection):
+        if _will_run(job, queue_name, connection):
             return False
         job.delete(remove_from_queue=True)
     try:
@@ -324,20 +323,30 @@ def _publish(message_id: str, queue_name: str, envelope: str, connection: redis.
     return True
 
 
-def _live(job_id: str, queue_name: str, connection: redis.Redis) -> bool:
-    """Whether rq holds job ``job_id`` and will still run it (queued, scheduled, started; not orphaned)."""
+def _fetched(job_id: str, connection: redis.Redis) -> Job | None:
+    """rq's job ``job_id``, or None when Redis holds none or one rq cannot read; a Redis error is raised."""
     try:
-        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+        return Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
     except NoSuchJobError:
-        return False
+        return None
     except redis.RedisError:
         raise
     except Exception:
-        return False
+        return None  # an unreadable job hash is replaced when the message is published again
+
+
+def _will_run(job: Job, queue_name: str, connection: redis.Redis) -> bool:
+    """Whether rq will still run ``job`` (queued, scheduled, started; not orphaned)."""
     return job.get_status(refresh=False) not in TERMINAL and not _orphaned(job, queue_name, connection)
 
 
-def _publish_batch(queue_name: str, messages: list[tuple[str, str]], connection: redis.Redis,
+def _live(job_id: str, queue_name: str, connection: redis.Redis) -> bool:
+    """Whether rq holds job ``job_id`` and will still run it."""
+    job = _fetched(job_id, connection)
+    return job is not None and _will_run(job, queue_name, connection)
+
+
+def publish_batch(queue_name: str, messages: list[tuple[str, str]], connection: redis.Redis,
                    policy: DeliveryPolicy) -> str:
     """Enqueue one ``deliver_batch`` job for ``messages`` (each waiting for its first publication); its id.
 
@@ -378,15 +387,8 @@ def batch_messages(args: Any) -> list[tuple[str, str]] | None:
 
 def job_running(message_id: str, connection: redis.Redis) -> bool:
     """Whether rq runs a job for ``message_id`` right now (a queued copy is fine: it will be applied)."""
-    try:
-        job = Job.fetch(message_id, connection=connection, serializer=JSONSerializer)
-    except NoSuchJobError:
-        return False
-    except redis.RedisError:
-        raise
-    except Exception:
-        return False  # an unreadable job hash is replaced when the message is published again
-    return job.get_status(refresh=False) == JobStatus.STARTED
+    job = _fetched(message_id, connection)
+    return job is not None and job.get_status(refresh=False) == JobStatus.STARTED
 
 
 def settled(message_ids: list[str], connection: redis.Redis, *, seconds: float) -> bool:

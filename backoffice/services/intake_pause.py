@@ -73,7 +73,7 @@ def resume(session: Session, kind: str, connection: redis.Redis) -> int:
     Returns how many were put back. A Redis error leaves everything as it was for the caller to roll back
     (a job already enqueued is applied once: the processed-message table sees to it).
     """
-    from bridge.relay import DeliveryPolicy, _publish, settled
+    from bridge.relay import DeliveryPolicy, publish, settled
 
     # Locked: a job holding a message of this kind right now finishes first (and its message is released
     # here), or waits and then finds the kind no longer paused (and applies it).
@@ -88,7 +88,7 @@ def resume(session: Session, kind: str, connection: redis.Redis) -> int:
     if not settled([m.message_id for m in held], connection, seconds=SETTLE_SECONDS):
         raise PauseError("kind", "busy")
     for message in held:
-        _publish(message.message_id, message.queue, message.envelope, connection, policy)
+        publish(message.message_id, message.queue, message.envelope, connection, policy)
         session.delete(message)
     session.delete(row)
     session.flush()

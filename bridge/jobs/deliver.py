@@ -44,7 +44,7 @@ from bridge.binding import Bridge, current_bridge
 from bridge.handlers import PermanentFailure, accepted_types, registration_for
 from bridge.outbox import PUBLISHED
 from bridge.queues import QueueNames
-from bridge.relay import DELIVER_BATCH, DeliveryPolicy, _publish, batch_messages
+from bridge.relay import DELIVER_BATCH, DeliveryPolicy, batch_messages, publish
 from core import clock
 from core.envelope import UUID_PATTERN, EnvelopeRefused, KeyRegistry, Opened, open_envelope, peek_header
 
@@ -330,7 +330,7 @@ def split_batch(job: Job) -> int:
     again = 0
     for message_id, envelope in pairs:
         if message_id not in done:
-            again += _publish(message_id, str(job.origin), envelope, job.connection, policy)
+            again += publish(message_id, str(job.origin), envelope, job.connection, policy)
     log.warning("batch job %s failed: %d of its %d message(s) published again one per job", _short(job.id), again,
                 len(pairs))
     return again
