@@ -111,6 +111,89 @@ def scratch_database(prefix: str) -> Iterator[str]:
         drop_pg_database(url)
 
 
+# --- CPU accounting -----------------------------------------------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name, or None for a process gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def process_cpu(pid: int | str) -> float:
+    """CPU seconds (user + system) ``pid`` has used so far, 0.0 for a process gone."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / _TICKS if fields else 0.0
+
+
+def children(pid: int) -> list[int]:
+    """The pids of ``pid``'s children (a gunicorn master's workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(entry.name)
+            if fields and int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def postgres_processes() -> list[int]:
+    """The pids of the machine's PostgreSQL processes: backends, WAL writer, checkpointer and the rest."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                name = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if name.startswith("postgres"):
+                found.append(int(entry.name))
+    return found
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy so far (``/proc/stat``: user, nice, system, irq, softirq).
+
+    Time the hypervisor gave to other machines (steal) is not this machine's work and is left out.
+    """
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / _TICKS
+
+
+class CpuMeter:
+    """CPU used between ``start`` and ``stop``: by some processes (listed at the start), and by the machine."""
+
+    def __init__(self, pids: Callable[[], list[int]]) -> None:
+        self._pids = pids
+        self.processes = self.machine = 0.0
+
+    def start(self) -> None:
+        """Take the processes and read their CPU and the machine's."""
+        self._started = {pid: process_cpu(pid) for pid in self._pids()}
+        self._machine = machine_busy()
+
+    def stop(self) -> None:
+        """CPU seconds used since ``start`` by the processes still there, and by the machine."""
+        self.processes = sum(max(0.0, process_cpu(pid) - cpu) for pid, cpu in self._started.items())
+        self.machine = machine_busy() - self._machine
+
+
+@contextmanager
+def metered(*meters: CpuMeter) -> Iterator[None]:
+    """Run the block between the meters' ``start`` and ``stop``."""
+    for meter in meters:
+        meter.start()
+    yield
+    for meter in meters:
+        meter.stop()
+
+
 # --- the HTTP client ----------------------------------------------------------------------------------------------
 
 Request = tuple[str, bytes, dict[str, str]]  # path, JSON body, headers

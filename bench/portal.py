@@ -8,6 +8,11 @@ and signed with the card's signature key before the clock starts; the clock time
 to ``/api/v1/applications`` (each must answer 202), from the same client and with the same bodies
 that the echo (``bench/echo.py``, same gunicorn config) is timed with, alternately in the same run.
 
+Beside the rate, each repetition reads the CPU the servers' gunicorn workers, PostgreSQL (all its
+processes) and the whole machine spent while its requests were answered (``CpuMeter``: ``/proc``), per
+request: on this CPU-bound machine the rates' ratio is about the inverse of the machines' CPU per request,
+and the CPU per request moves less with the machine's load than the rates do.
+
 Certificate requests, as a resident may have any number of them open (a move is limited to one);
 the challenge and sign-in rate limits (``CARD_*_LIMIT``) are raised for the bench's one client
 address. ``python -m bench.portal`` prints the row.
@@ -30,14 +35,18 @@ from typing import Any
 
 from bench.baselines import (
     ROOT,
+    CpuMeter,
     Gunicorn,
     RedisServer,
+    children,
     echo_rate,
     echo_server,
     free_port,
     median,
+    metered,
     module_main,
     post_rate,
+    postgres_processes,
     scratch_database,
 )
 
@@ -179,6 +188,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     workers = getattr(args, "workers", None)
     portal_rates: list[float] = []
     echo_rates: list[float] = []
+    # CPU ms per request, each repetition: the servers' workers, PostgreSQL, and the whole machine.
+    cpu: dict[str, list[float]] = {name: [] for name in
+                                   ("portal", "echo", "database", "portal machine", "echo machine")}
     with tempfile.TemporaryDirectory(prefix="juki-bench-portal-") as tmp, scratch_database("bench_portal") as url:
         directory = Path(tmp)
         redis_server = RedisServer(directory)
@@ -194,17 +206,40 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     post_rate(echo.port, [("/echo", b, h) for _, b, h in warm], concurrency=concurrency)
                     for _ in range(runs):
                         bodies = [residents[i % len(residents)].signed_request() for i in range(count)]
-                        echo_rates.append(echo_rate(echo, bodies, concurrency=concurrency))
-                        rate, statuses = post_rate(server.port, bodies, concurrency=concurrency)
+                        echo_cpu = CpuMeter(lambda: children(echo.process.pid))
+                        with metered(echo_cpu):
+                            echo_rates.append(echo_rate(echo, bodies, concurrency=concurrency))
+                        portal_cpu = CpuMeter(lambda: children(server.process.pid))
+                        database_cpu = CpuMeter(postgres_processes)
+                        with metered(portal_cpu, database_cpu):
+                            rate, statuses = post_rate(server.port, bodies, concurrency=concurrency)
                         if set(statuses) != {202}:
                             raise RuntimeError(f"the portal answered {statuses}; see {server.log}")
                         portal_rates.append(rate)
+                        for name, seconds in (("portal", portal_cpu.processes), ("echo", echo_cpu.processes),
+                                              ("database", database_cpu.processes),
+                                              ("portal machine", portal_cpu.machine),
+                                              ("echo machine", echo_cpu.machine)):
+                            cpu[name].append(1000 * seconds / count)
         finally:
             redis_server.stop()
     return [{"figure": "portal: signed submissions/s (gunicorn, real API)", "value": median(portal_rates),
              "unit": "req/s", "baseline": "Flask JSON echo, same gunicorn config and client",
              "baseline_value": median(echo_rates), "goal": f"ratio >= {GOAL}",
-             "values": portal_rates, "baseline_values": echo_rates}]
+             "values": portal_rates, "baseline_values": echo_rates},
+            {"figure": "portal: CPU of its gunicorn workers per signed submission", "value": median(cpu["portal"]),
+             "unit": "ms", "baseline": "echo: CPU of its gunicorn workers per request", "baseline_unit": "ms",
+             "baseline_value": median(cpu["echo"]), "goal": "informative (/proc/<pid>/stat, same repetitions)",
+             "values": cpu["portal"], "baseline_values": cpu["echo"]},
+            {"figure": "portal: CPU of PostgreSQL per signed submission (all its processes)",
+             "value": median(cpu["database"]), "unit": "ms", "baseline": None, "baseline_value": None,
+             "goal": "informative", "values": cpu["database"]},
+            {"figure": "portal: CPU of the whole machine per signed submission (servers, database, client, kernel)",
+             "value": median(cpu["portal machine"]), "unit": "ms",
+             "baseline": "echo: the same per request", "baseline_unit": "ms",
+             "baseline_value": median(cpu["echo machine"]),
+             "goal": "informative (/proc/stat; with the CPU saturated, the rate ratio is about 1 / this ratio)",
+             "values": cpu["portal machine"], "baseline_values": cpu["echo machine"]}]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

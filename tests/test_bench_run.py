@@ -53,3 +53,36 @@ def test_end_to_end_rows_give_each_rate_its_p95_against_the_goal_and_a_lost_case
     table = bench_run.table(rows)
     assert "| e2e: submission -> case in the inbox, max, 30/s offered for 60 s (2 intake worker(s))" in table
     assert "| e2e: submission -> case in the inbox, p95, 5/s offered for 20 s (2 intake worker(s))" in table
+
+
+
+def test_the_cpu_meter_counts_what_its_processes_burned_between_start_and_stop_and_not_the_others():
+    import os
+    import subprocess
+    import sys
+
+    from bench.baselines import CpuMeter, children, metered
+
+    # Burns 0.3 s of CPU when told to, then waits for its stdin to close.
+    burn = ("import sys, time\n"
+            "sys.stdin.readline(); start = time.process_time()\n"
+            "while time.process_time() - start < 0.3: pass\n"
+            "print('done', flush=True); sys.stdin.read()")
+    burner, sleeper = (subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                       for code in (burn, "import sys; sys.stdin.read()"))
+    try:
+        assert {burner.pid, sleeper.pid} <= set(children(os.getpid()))
+        busy, quiet = CpuMeter(lambda: [burner.pid]), CpuMeter(lambda: [sleeper.pid])
+        with metered(busy, quiet):
+            burner.stdin.write(b"go\n")
+            burner.stdin.flush()
+            assert burner.stdout.readline() == b"done\n"
+        # /proc counts in ticks of 10 ms: a process's reading may be short by one at each end.
+        assert 0.28 <= busy.processes < 1.0, busy.processes
+        assert quiet.processes <= 0.02, quiet.processes
+        assert busy.machine >= 0.28, busy.machine  # the machine's busy time includes the burner's
+    finally:
+        for process in (burner, sleeper):
+            process.stdin.close()
+            process.wait(timeout=10)
+            process.stdout.close()
