@@ -464,6 +464,7 @@ def run_relay(app: Flask, *, once: bool = False, stop: threading.Event | None = 
     try:
         while not stop.is_set():
             published, wait, backing_off = 0, settings.relay_interval, False
+            began = time.monotonic()
             with app.app_context():
                 session = binding.session
                 try:
@@ -503,8 +504,10 @@ def run_relay(app: Flask, *, once: bool = False, stop: threading.Event | None = 
             if published < settings.relay_batch:  # a full batch means more are waiting: go on at once
                 if backing_off:
                     stop.wait(wait)  # from Redis or the database: new rows do not cut the wait short
-                else:
-                    listener.wait(wait)  # a committed outbox row ends the wait at once (PostgreSQL)
+                elif listener.wait(wait):  # a committed outbox row ends the wait at once (PostgreSQL)
+                    # ... but the next pass begins no sooner than the gather time after this one began:
+                    # under load, the rows of many commits leave in one pass instead of a pass each.
+                    stop.wait(began + settings.relay_gather - time.monotonic())
     finally:
         listener.close()
         connection.close()

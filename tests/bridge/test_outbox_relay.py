@@ -291,10 +291,39 @@ def test_a_committed_outbox_row_wakes_the_relay_at_once_instead_of_waiting_for_i
     assert not relay.is_alive()  # a stop ends the wait within a fraction of a second
 
 
+@pytest.mark.parametrize("bridge_settings", [{"BRIDGE_RELAY_INTERVAL_SECONDS": "60", **BATCHES,
+                                              "BRIDGE_DELIVERY_HOLD_SECONDS": "0", "BRIDGE_RELAY_GATHER_SECONDS": "1"}],
+                         indirect=True)
+def test_rows_committed_soon_after_a_pass_wait_for_the_gather_time_and_leave_together(bridged, bridge_settings):
+    """Under load a pass per commit would cost the relay a pass per application and the workers a job each."""
+    from bridge.relay import run_relay
+
+    stop = threading.Event()
+    relay = threading.Thread(target=run_relay, args=(bridged.portal_app,), kwargs={"stop": stop}, daemon=True)
+    relay.start()
+    client = bridged.redis.client()
+    try:
+        [first] = bridged.send("test.note", [{"n": 1}])
+        bridged.wait_for(lambda: first in queued_messages(client, INTAKE), timeout=30, interval=0.02)
+        [second] = bridged.send("test.note", [{"n": 2}])  # wakes the relay well within the gather time
+        time.sleep(0.3)
+        [third] = bridged.send("test.note", [{"n": 3}])  # a commit of its own, 0.3 s later
+        bridged.wait_for(lambda: third in queued_messages(client, INTAKE), timeout=10, interval=0.02)
+        # One pass took both: they share a job (first publications to one queue in one pass).
+        jobs = client.lrange(f"rq:queue:{INTAKE}", 0, -1)
+        assert len(jobs) == 2 and queued_messages(client, INTAKE) == [first, second, third]
+    finally:
+        stop.set()
+        relay.join(10)
+    assert not relay.is_alive()
+
+
 @pytest.mark.parametrize(("name", "value"), [("BRIDGE_DELIVERY_BATCH", "0"), ("BRIDGE_DELIVERY_BATCH", "51"),
                                              ("BRIDGE_DELIVERY_HOLD_SECONDS", "-1"),
-                                             ("BRIDGE_DELIVERY_HOLD_SECONDS", "6")])
-def test_a_batch_size_or_hold_out_of_range_stops_the_app_naming_the_setting(name, value):
+                                             ("BRIDGE_DELIVERY_HOLD_SECONDS", "6"),
+                                             ("BRIDGE_RELAY_GATHER_SECONDS", "-0.1"),
+                                             ("BRIDGE_RELAY_GATHER_SECONDS", "1.5")])
+def test_a_batch_size_hold_or_gather_time_out_of_range_stops_the_app_naming_the_setting(name, value):
     from bridge.settings import BridgeSettings
     from core.config import ConfigError
 
