@@ -9,7 +9,7 @@ document and at output subsets it with fontTools, executing the CFF charstrings 
 Instead, :class:`CertificateFont` keeps the parsed font (read into memory, so a forked work-horse
 shares no file offset with its parent) and each glyph's outline once drawn, without subroutines, and
 builds for each document a small font of exactly the characters of that document's text; fpdf2 then
-embeds that small font as it would the large one. A font file that changes on disk (a package update)
+embeds that small font as it would the large one, without subsetting it again (``EXACT_SUBSET``). A font file that changes on disk (a package update)
 is parsed again at the next document: each document checks the file's identity (device, inode, size,
 modification time). Characters the font does not have print as before: as its .notdef glyph.
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import segno
+from fontTools import subset as ftsubset
 from fontTools.cffLib import FDArrayIndex, FDSelect, FontDict
 from fontTools.fontBuilder import FontBuilder
 from fontTools.misc.psCharStrings import T2CharString
@@ -138,6 +139,33 @@ def _cid_keyed(cff: Any, count: int) -> None:
     top.CharStrings.fdArray = fd_array
 
 
+# Marks a document's font (``CertificateFont.subset``): it holds exactly the glyphs the document uses.
+EXACT_SUBSET = "certificate_exact_subset"
+
+
+def _keep_exact_subsets(subset: Any) -> Any:
+    """fontTools' ``Subsetter.subset``, leaving alone a font marked ``EXACT_SUBSET``.
+
+    fpdf2 subsets every embedded font at output, with no option to skip it. For a document's font,
+    built of exactly the glyphs the document uses, there is nothing to remove, yet subsetting it
+    executed every glyph's charstring twice (components, then unused subroutines; it has none) and
+    left each to be compiled again: over half of a certificate's CPU. Any other font is subset as
+    before.
+    """
+    if getattr(subset, "keeps_exact_subsets", False):
+        return subset
+
+    def keep_exact(self: Any, font: Any) -> Any:
+        if getattr(font, EXACT_SUBSET, False):
+            return None
+        return subset(self, font)
+
+    keep_exact.keeps_exact_subsets = True  # type: ignore[attr-defined]
+    return keep_exact
+
+
+ftsubset.Subsetter.subset = _keep_exact_subsets(ftsubset.Subsetter.subset)
+
 _fonts: dict[Path, CertificateFont] = {}
 _fonts_lock = threading.Lock()
 
@@ -231,7 +259,8 @@ def certificate_pdf(content: dict[str, Any], *, font_path: Path | None = None) -
     # add_font would parse a file; this registers the document's small font the same way, from memory.
     embedded = TTFFont(pdf, io.BytesIO(font.subset([*FIXED_TEXT, *_strings(content)])),  # type: ignore[arg-type]
                        FAMILY, "")
-    embedded.ttfont.recalcBBoxes = False  # fpdf2 subsets it again at output; its outlines need not run again
+    embedded.ttfont.recalcBBoxes = False  # the whole font's bounds hold; no outline is run again at output
+    setattr(embedded.ttfont, EXACT_SUBSET, True)  # nor subset again: it is exactly the document's glyphs
     pdf.fonts[FAMILY] = embedded
     pdf._set_min_pdf_version("1.6")  # as add_font does for a CID-keyed CFF font
     pdf.set_auto_page_break(auto=True, margin=15)

@@ -71,3 +71,25 @@ def test_a_font_file_replaced_on_disk_is_parsed_again_for_the_next_certificate(t
     names = _font_names(second, tmp_path)
     assert "NotoSansJP" in names and "NotoSerifJP" not in names
     assert "宮沢賢" in pdf_text(second, tmp_path)
+
+
+def test_fpdf2_leaves_a_documents_exact_font_whole_and_still_cuts_any_other_font():
+    """fpdf2 subsets every font it embeds; a document's font is already exactly its glyphs, another is not."""
+    import io
+
+    from fontTools import subset as ftsubset
+    from fontTools.ttLib import TTFont
+
+    from backoffice.services.certificate_pdf import EXACT_SUBSET, certificate_font
+
+    def glyphs_after_subset(marked: bool) -> int:
+        font = TTFont(io.BytesIO(certificate_font().subset(["宮沢賢治", "石川啄木"])))
+        if marked:
+            setattr(font, EXACT_SUBSET, True)
+        subsetter = ftsubset.Subsetter(ftsubset.Options(notdef_outline=True))
+        subsetter.populate(text="宮沢")  # as if only these two were drawn
+        subsetter.subset(font)
+        return len(font.getGlyphOrder())
+
+    assert glyphs_after_subset(marked=True) == 9  # .notdef and the eight characters, untouched
+    assert glyphs_after_subset(marked=False) == 3  # .notdef, 宮 and 沢: fontTools still cuts an unmarked font
