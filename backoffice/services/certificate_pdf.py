@@ -9,9 +9,10 @@ document and at output subsets it with fontTools, executing the CFF charstrings 
 Instead, :class:`CertificateFont` keeps the parsed font (read into memory, so a forked work-horse
 shares no file offset with its parent) and each glyph's outline once drawn, without subroutines, and
 builds for each document a small font of exactly the characters of that document's text; fpdf2 then
-embeds that small font as it would the large one, without subsetting it again (``EXACT_SUBSET``). A font file that changes on disk (a package update)
-is parsed again at the next document: each document checks the file's identity (device, inode, size,
-modification time). Characters the font does not have print as before: as its .notdef glyph.
+embeds that small font as it would the large one, without subsetting it again (``EXACT_SUBSET``). A
+font file that changes on disk (a package update) is parsed again at the next document: each document
+checks the file's identity (device, inode, size, modification time). Characters the font does not
+have print as before: as its .notdef glyph.
 """
 
 from __future__ import annotations
