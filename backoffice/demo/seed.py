@@ -23,7 +23,9 @@ import csv
 import datetime as dt
 import hashlib
 import itertools
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -1009,6 +1011,46 @@ class _Writer:
         rows.clear()
 
 
+class _Background:
+    """The writer's COPYs in a thread of their own, in order, while the caller builds the next chunk.
+
+    A chunk's COPY returns only once PostgreSQL has taken every row (constraints and indexes included),
+    which is mostly the server's time, not this process's: written inline, the seed waited that long
+    for every chunk. The caller must not use the connection until ``close`` returns; at most two
+    chunks wait (memory stays bounded). A failed write is raised to the caller at its next ``put``
+    or at ``close``; the chunks after it are not written.
+    """
+
+    def __init__(self, writer: _Writer) -> None:
+        self._writer = writer
+        self._chunks: queue.Queue[list[tuple[Table, list[dict[str, Any]]]] | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="seed-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self._error is None:
+                try:
+                    for table, rows in chunk:
+                        self._writer.write(table, rows)
+                except BaseException as exc:  # handed to the caller's thread
+                    self._error = exc
+
+    def put(self, chunk: list[tuple[Table, list[dict[str, Any]]]]) -> None:
+        """Queue the tables' rows (written in this order), or raise the error of an earlier write."""
+        if self._error is not None:
+            raise self._error
+        self._chunks.put(chunk)
+
+    def close(self) -> None:
+        """Wait until every queued chunk is written; raise the error of a failed write."""
+        self._chunks.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 def _existing_result(session: Session, tag: str, seconds: float) -> SeedResult:
     resident = Resident.__table__.c
     prefix = f"{tag}%"
@@ -1074,32 +1116,46 @@ def seed_ledger(
     household_rows: list[dict[str, Any]] = []
     resident_rows: list[dict[str, Any]] = []
 
+    # On PostgreSQL each chunk is copied in the background while the next one is built (two cores: the
+    # server takes one chunk's rows while this process generates and encrypts the next).
+    background = _Background(writer) if writer.use_copy else None
+
     def flush() -> int:
         # Households first: every resident row refers to one.
         count = len(resident_rows)
-        writer.write(household_table, household_rows)
-        writer.write(resident_table, resident_rows)
+        if background is not None:
+            background.put([(household_table, household_rows[:]), (resident_table, resident_rows[:])])
+            household_rows.clear()
+            resident_rows.clear()
+        else:
+            writer.write(household_table, household_rows)
+            writer.write(resident_table, resident_rows)
         if progress is not None:
             progress(written + count)
         return count
 
-    for hh_index in itertools.count():
-        if written + len(resident_rows) >= residents:
-            break
-        members, home = gen.household()
-        room = residents - written - len(resident_rows)
-        # The last household is cut to fit; the householder always stays.
-        members = members[:room]
-        household, rows = builder.rows(members, home, next_household_id, hh_index, written + len(resident_rows))
-        next_household_id += 1
-        household_rows.append(household)
-        resident_rows.extend(rows)
-        households += 1
-        removed += sum(1 for p in members if p.removal is not None)
-        foreign += sum(1 for p in members if p.foreign is not None)
-        if len(resident_rows) >= CHUNK:
-            written += flush()
-    written += flush()
+    try:
+        for hh_index in itertools.count():
+            if written + len(resident_rows) >= residents:
+                break
+            members, home = gen.household()
+            room = residents - written - len(resident_rows)
+            # The last household is cut to fit; the householder always stays.
+            members = members[:room]
+            household, rows = builder.rows(members, home, next_household_id, hh_index,
+                                           written + len(resident_rows))
+            next_household_id += 1
+            household_rows.append(household)
+            resident_rows.extend(rows)
+            households += 1
+            removed += sum(1 for p in members if p.removal is not None)
+            foreign += sum(1 for p in members if p.foreign is not None)
+            if len(resident_rows) >= CHUNK:
+                written += flush()
+        written += flush()
+    finally:
+        if background is not None:
+            background.close()  # every chunk written (or the first failure raised) before the connection is used
     if writer.postgresql:
         connection.execute(text(
             "SELECT setval(pg_get_serial_sequence('household', 'id'), (SELECT max(id) FROM household))"

@@ -170,6 +170,36 @@ def test_nothing_is_kept_unless_the_caller_commits(make_database: DatabaseFactor
     assert _seed(engine, seed=9, residents=300).created
 
 
+def test_a_chunk_that_fails_to_be_written_fails_the_seed_and_nothing_is_kept(
+    make_database: DatabaseFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL the chunks are written in the background while the next is built: a failed write
+    # must still fail the seed (not report 300 residents written), and the caller's rollback keep nothing.
+    import backoffice.demo.seed as seed_module
+
+    written = seed_module._Writer.write
+    calls = []
+
+    def failing(self: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+        calls.append(table.name)
+        if len(calls) == 5:  # the third chunk's households
+            raise RuntimeError("the disk is full")
+        written(self, table, rows)
+
+    monkeypatch.setattr(seed_module, "CHUNK", 100)
+    monkeypatch.setattr(seed_module._Writer, "write", failing)
+    engine = make_database()
+    with Session(engine) as session:
+        with pytest.raises(RuntimeError, match="the disk is full"):
+            seed_ledger(session, residents=1000, seed=12, municipality_code=CITY, field_key=FIELD_KEY,
+                        index_key=INDEX_KEY, as_of=AS_OF)
+        session.rollback()
+    assert calls[:5] == ["household", "resident", "household", "resident", "household"]
+    with Session(engine) as session:
+        assert session.scalar(select(func.count(Resident.id))) == 0
+        assert session.scalar(select(func.count(Household.id))) == 0
+
+
 def test_households_seeded_after_existing_ones_get_fresh_ids(make_database: DatabaseFactory) -> None:
     engine = make_database()
     _seed(engine, seed=11, residents=200)
