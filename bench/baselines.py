@@ -116,44 +116,39 @@ def scratch_database(prefix: str) -> Iterator[str]:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _stat_fields(pid: int | str) -> list[str] | None:
-    """The fields of ``/proc/<pid>/stat`` after the command name, or None for a process gone."""
+def _stat(pid: int | str) -> tuple[str, list[str]] | None:
+    """The command name in ``/proc/<pid>/stat`` and the fields after it, or None for a process gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return text[text.rindex(")") + 2:].split()
+    return text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
 
 
 def process_cpu(pid: int | str) -> float:
     """CPU seconds (user + system) ``pid`` has used so far, 0.0 for a process gone."""
-    fields = _stat_fields(pid)
-    return (int(fields[11]) + int(fields[12])) / _TICKS if fields else 0.0
+    stat = _stat(pid)
+    return (int(stat[1][11]) + int(stat[1][12])) / _TICKS if stat else 0.0
+
+
+def _processes(wanted: Callable[[str, int], bool]) -> list[int]:
+    """The pids of the processes whose command name and parent pid ``wanted`` accepts."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        stat = _stat(entry.name) if entry.name.isdigit() else None
+        if stat and wanted(stat[0], int(stat[1][1])):
+            found.append(int(entry.name))
+    return found
 
 
 def children(pid: int) -> list[int]:
     """The pids of ``pid``'s children (a gunicorn master's workers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(entry.name)
-            if fields and int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
+    return _processes(lambda _name, parent: parent == pid)
 
 
 def postgres_processes() -> list[int]:
     """The pids of the machine's PostgreSQL processes: backends, WAL writer, checkpointer and the rest."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                name = (entry / "comm").read_text().strip()
-            except OSError:
-                continue
-            if name.startswith("postgres"):
-                found.append(int(entry.name))
-    return found
+    return _processes(lambda name, _parent: name.startswith("postgres"))
 
 
 def machine_busy() -> float:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 import psycopg
-from sqlalchemy import String, create_engine, select
+from sqlalchemy import Engine, String, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from bench.baselines import scratch_database
@@ -63,9 +63,9 @@ def main(argv: list[str]) -> None:
         driver = psycopg.connect(plain.url.set(drivername="postgresql").render_as_string(hide_password=False))
         table = Row.__table__
 
-        def orm(engine: object) -> Callable[[], None]:
+        def orm(engine: Engine) -> Callable[[], None]:
             def run() -> None:
-                with Session(engine) as session:  # type: ignore[call-overload]
+                with Session(engine) as session:
                     session.get(Row, 1)
                     session.commit()
             return run
@@ -81,9 +81,9 @@ def main(argv: list[str]) -> None:
                 cursor.fetchone()
             driver.commit()
 
-        def empty(engine: object) -> Callable[[], None]:
+        def empty(engine: Engine) -> Callable[[], None]:
             def run() -> None:
-                with Session(engine) as session:  # type: ignore[call-overload]
+                with Session(engine) as session:
                     session.connection()
                     session.commit()
             return run

@@ -214,7 +214,7 @@ def relay_pass(
             if len(group) == 1:
                 job_id = None
                 fresh = publish(group[0].id, group[0].queue, group[0].envelope, connection, policy,
-                                 batch_job_id=group[0].job_id)
+                                batch_job_id=group[0].job_id)
             else:
                 job_id = publish_batch(group[0].queue, [(row.id, row.envelope) for row in group], connection, policy)
                 fresh = True
@@ -281,7 +281,7 @@ def job_groups(rows: Sequence[Any], limit: int) -> list[list[Any]]:
 
 
 def publish(message_id: str, queue_name: str, envelope: str, connection: redis.Redis, policy: DeliveryPolicy,
-             *, batch_job_id: str | None = None) -> bool:
+            *, batch_job_id: str | None = None) -> bool:
     """Enqueue the delivery job unless rq still holds a live one with this id; True if a job was enqueued.
 
     ``batch_job_id``: the batch job the message was last published in; while it is live, nothing is enqueued.
@@ -347,7 +347,7 @@ def _live(job_id: str, queue_name: str, connection: redis.Redis) -> bool:
 
 
 def publish_batch(queue_name: str, messages: list[tuple[str, str]], connection: redis.Redis,
-                   policy: DeliveryPolicy) -> str:
+                  policy: DeliveryPolicy) -> str:
     """Enqueue one ``deliver_batch`` job for ``messages`` (each waiting for its first publication); its id.
 
     The job is never retried as a whole: if it fails in any way, its failure callback publishes each of
