@@ -17,11 +17,13 @@ from __future__ import annotations
 import http.client
 import multiprocessing
 import os
+import queue
 import secrets
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -211,18 +213,27 @@ def _client(port: int, requests: list[Request], go: Any, out: Any) -> None:
     out.put((time.monotonic(), statuses))
 
 
-def post_rate(port: int, requests: list[Request], *, concurrency: int = 8,
+def post_rate(port: int, requests: list[Request], *, concurrency: int = 8, threads: bool = False,
               ok: Callable[[int], bool] = lambda status: status < 300) -> tuple[float, dict[int, int]]:
     """POST every request to 127.0.0.1:``port`` from ``concurrency`` client processes; (successes/s, statuses).
 
-    Processes, not threads, so the client's own Python does not cap the rate of a fast server; a
-    new connection per request, as the sync workers close each one. Everything to send (signed
-    bodies included) is prepared before the clock starts.
+    Processes, not threads, so the client's own Python does not cap the rate of a fast server;
+    ``threads`` sends from as many threads of this process instead (the client the speed issue's
+    first figures were taken with, kept to compare). A new connection per request, as the sync
+    workers close each one. Everything to send (signed bodies included) is prepared before the clock
+    starts.
     """
-    ctx = multiprocessing.get_context("fork")
-    go, out = ctx.Event(), ctx.Queue()
+    go: Any
+    out: Any
+    workers: list[Any]
     slices = [requests[i::concurrency] for i in range(concurrency)]
-    workers = [ctx.Process(target=_client, args=(port, s, go, out), daemon=True) for s in slices if s]
+    if threads:
+        go, out = threading.Event(), queue.Queue()
+        workers = [threading.Thread(target=_client, args=(port, s, go, out), daemon=True) for s in slices if s]
+    else:
+        ctx = multiprocessing.get_context("fork")
+        go, out = ctx.Event(), ctx.Queue()
+        workers = [ctx.Process(target=_client, args=(port, s, go, out), daemon=True) for s in slices if s]
     for w in workers:
         w.start()
     time.sleep(0.2)  # every client is waiting at the start line
@@ -255,10 +266,10 @@ def echo_server(directory: Path, env: dict[str, str] | None = None) -> Iterator[
         server.stop()
 
 
-def echo_rate(server: Gunicorn, bodies: list[Request], *, concurrency: int = 8) -> float:
+def echo_rate(server: Gunicorn, bodies: list[Request], *, concurrency: int = 8, threads: bool = False) -> float:
     """Echoed requests/s: the same bodies and headers as the figure it is compared to, sent to ``/echo``."""
     rate, statuses = post_rate(server.port, [("/echo", body, headers) for _, body, headers in bodies],
-                               concurrency=concurrency)
+                               concurrency=concurrency, threads=threads)
     if set(statuses) != {200}:
         raise RuntimeError(f"the echo answered {statuses}")
     return rate

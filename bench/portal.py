@@ -160,11 +160,13 @@ class Resident:
 
 @contextmanager
 def portal_stack(directory: Path, database_url: str, redis_url: str, *, workers: int | None = None,
-                 residents: int = 4) -> Iterator[tuple[Gunicorn, dict[str, str], list[Path]]]:
+                 residents: int = 4, app: str = "wsgi:portal_app",
+                 ) -> Iterator[tuple[Gunicorn, dict[str, str], list[Path]]]:
     """The portal under gunicorn on a spare port: migrated, J-LIS and bridge keys set up, ``residents`` card files.
 
-    Yields the server, the environment its processes got (``SITE_ORIGIN`` is the server's origin, which
-    the cards sign) and the card files; the server is stopped afterwards whatever happened.
+    ``app`` is what gunicorn serves. Yields the server, the environment its processes got (``SITE_ORIGIN`` is
+    the server's origin, which the cards sign) and the card files; the server is stopped afterwards whatever
+    happened.
     """
     port = free_port()  # the origin the cards sign is known before the server starts
     env = {**_environment(directory, database_url, redis_url, workers), "SITE_ORIGIN": f"http://127.0.0.1:{port}"}
@@ -172,7 +174,7 @@ def portal_stack(directory: Path, database_url: str, redis_url: str, *, workers:
     _run(env, "bridge.peers.jlis", "init")
     _keys(directory / "keys")
     cards = _cards(env, residents, directory)
-    server = Gunicorn("wsgi:portal_app", env, directory / "portal.log", port=port)
+    server = Gunicorn(app, env, directory / "portal.log", port=port)
     try:
         server.wait_ready("/")
         yield server, env, cards
@@ -185,6 +187,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     runs = int(getattr(args, "runs", 3))
     count = int(getattr(args, "submissions", 300))
     concurrency = int(getattr(args, "concurrency", 8))
+    threads = getattr(args, "client", "processes") == "threads"
     workers = getattr(args, "workers", None)
     portal_rates: list[float] = []
     echo_rates: list[float] = []
@@ -208,11 +211,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                         bodies = [residents[i % len(residents)].signed_request() for i in range(count)]
                         echo_cpu = CpuMeter(lambda: children(echo.process.pid))
                         with metered(echo_cpu):
-                            echo_rates.append(echo_rate(echo, bodies, concurrency=concurrency))
+                            echo_rates.append(echo_rate(echo, bodies, concurrency=concurrency, threads=threads))
                         portal_cpu = CpuMeter(lambda: children(server.process.pid))
                         database_cpu = CpuMeter(postgres_processes)
                         with metered(portal_cpu, database_cpu):
-                            rate, statuses = post_rate(server.port, bodies, concurrency=concurrency)
+                            rate, statuses = post_rate(server.port, bodies, concurrency=concurrency,
+                                                       threads=threads)
                         if set(statuses) != {202}:
                             raise RuntimeError(f"the portal answered {statuses}; see {server.log}")
                         portal_rates.append(rate)
@@ -246,7 +250,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of this figure (``make bench BENCH_ARGS=…``)."""
     parser.add_argument("--submissions", type=int, default=300, help="signed submissions per repetition")
     parser.add_argument("--residents", type=int, default=4, help="residents (cards) submitting")
-    parser.add_argument("--concurrency", type=int, default=8, help="client processes")
+    parser.add_argument("--concurrency", type=int, default=8, help="client processes (or threads)")
+    parser.add_argument("--client", choices=("processes", "threads"), default="processes",
+                        help="send from processes, or from threads of one process (the issue's first client)")
     parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: the config's)")
 
 
