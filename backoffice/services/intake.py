@@ -374,16 +374,18 @@ def receive_withdrawal(session: Session, opened: Opened) -> None:
         return
     if case.status is CaseStatus.WITHDRAWN:
         return  # already withdrawn: nothing to do
+    # A signed withdrawal is judged once, whatever the answer: one refused while the city checks the case
+    # must not come back after the approval, where the same signature would read as a 転出取消.
+    if not _withdrawal_once(session, opened, case, jws, verified):
+        return
     if case.kind in ("move_out", *cancellation.RESERVATIONS) and case.status in (CaseStatus.APPROVED,
                                                                                  CaseStatus.COMPLETED):
-        _cancel_move(session, opened, case, jws, verified)
+        _cancel_move(session, opened, case)
         return
     if case.status not in (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW, CaseStatus.RETURNED):
         audit.record("intake.withdrawal_too_late", outcome="denied", actor="bridge", target_type="case",
                      target_id=case.id, detail={"status": case.status.value})
         cases.send_status(session, case, reason=REASONS["withdrawal_too_late"])
-        return
-    if not _withdrawal_once(session, opened, case, jws, verified):
         return
     before = case.status
     case.status, case.updated_at = CaseStatus.WITHDRAWN, clock.utcnow()
@@ -453,7 +455,7 @@ def receive_resident_request(session: Session, opened: Opened) -> ResidentReques
 
 
 def _withdrawal_once(session: Session, opened: Opened, case: Case, jws: str, verified: VerifiedApplication) -> bool:
-    """Record the signed withdrawal as acted on; a second use of it is refused (and False returned)."""
+    """Record the signed withdrawal as judged (acted on or refused); a second use of it is refused (False)."""
     try:
         _accept_once(session, jws, "withdrawal", verified, case=case, message_id=opened.message_id)
     except PermanentFailure:
@@ -462,7 +464,7 @@ def _withdrawal_once(session: Session, opened: Opened, case: Case, jws: str, ver
     return True
 
 
-def _cancel_move(session: Session, opened: Opened, case: Case, jws: str, verified: VerifiedApplication) -> None:
+def _cancel_move(session: Session, opened: Opened, case: Case) -> None:
     """転出取消 or 予約取消 on the resident's verified signature: refused with the reason after the 転入, or
     when the signer is no longer entitled under 第26条 on the ledger as it stands."""
     refused = cancellation.refusal(session, case)
@@ -474,8 +476,6 @@ def _cancel_move(session: Session, opened: Opened, case: Case, jws: str, verifie
         audit.record("intake.cancellation_refused", outcome="denied", actor="bridge", target_type="case",
                      target_id=case.id, detail={"reason": refused, "status": case.status.value})
         cases.send_status(session, case, reason=reason)
-        return
-    if not _withdrawal_once(session, opened, case, jws, verified):
         return
     cancellation.cancel(session, case, by=None, how="online", detail={"message": opened.message_id})
 

@@ -235,3 +235,37 @@ def test_a_signed_withdrawal_after_the_city_started_checking_leaves_the_case_and
     answer = status_messages(bo_app)[-1]
     assert answer["status"] == "in_review" and answer["reasonCode"] == "withdrawal_too_late"
     assert _logged(bo_app, "intake.withdrawal_too_late") == 1
+
+
+def test_a_withdrawal_refused_while_in_review_cannot_be_replayed_to_cancel_the_move_once_approved(
+        bo_app, backoffice, city):
+    """The attack: the resident's withdrawal is refused (the city is already checking); after the approval
+    the compromised portal sends the same signature again, where it would read as a 転出取消."""
+    from backoffice.extensions import db
+    from backoffice.models import RecordStatus, Resident
+    from backoffice.services import cases
+    from tests.backoffice.case_fixtures import staff
+
+    backoffice.add_staff("clerk_a", "clerk")
+    backoffice.add_staff("approver_b", "approver")
+    case, move_id = _a_received_move_out(bo_app, city)
+    with bo_app.test_request_context("/"):
+        cases.confirm(db.session, case.id, by=staff(db.session, "clerk_a"))
+        db.session.commit()
+    withdrawal = _sign(bo_app, city["card"], _withdrawal("R-1"))
+    _portal_sends(bo_app, "application.withdrawn", _withdrawn(withdrawal, receipt="R-1", move_id=move_id))
+    assert [m["reasonCode"] for m in status_messages(bo_app) if m["reasonCode"]] == ["withdrawal_too_late"]
+    with bo_app.test_request_context("/"):
+        cases.approve(db.session, case.id, by=staff(db.session, "approver_b"), totp_code=backoffice.totp("approver_b"))
+        db.session.commit()
+    with bo_app.app_context():
+        assert db.session.get(Resident, city["head"]).status is RecordStatus.REMOVED
+
+    _portal_sends(bo_app, "application.withdrawn", _withdrawn(withdrawal, receipt="R-1", move_id=move_id))
+
+    assert load_case(bo_app, case.id).status is CaseStatus.APPROVED
+    with bo_app.app_context():
+        assert db.session.get(Resident, city["head"]).status is RecordStatus.REMOVED
+    assert sorted(m["reasonCode"] for m in status_messages(bo_app) if m["reasonCode"]) == [
+        "withdrawal_signature", "withdrawal_too_late"]
+    assert _logged(bo_app, "case.moveout_cancelled") == 0
