@@ -164,6 +164,36 @@ def _who_may_file_reason(session: Session, kind: str, applicant: Resident | None
     return filing.REASONS[refusal] if refusal else None
 
 
+def _move_decision(session: Session, kind: str, applicant: Resident | None,
+                   movers: list[Resident | None]) -> tuple[str | None, list[dict[str, str]]]:
+    """What the movers named (``None`` for one the ledger does not hold) make of a move: a reason to return it
+    or ``None``, and the findings for the clerk."""
+    findings: list[dict[str, str]] = []
+    return_reason = _who_may_file_reason(session, kind, applicant, movers)
+    if return_reason is not None:
+        findings.append({"code": "who_may_file", "detail": return_reason})
+    elif kind == "move_in_reservation" and any(m is not None for m in movers):
+        return_reason = REASONS["already_resident"]
+    elif kind == "in_city_reservation" and any(m is None for m in movers):
+        return_reason = REASONS["not_all_resident"]
+    elif kind == "move_out":
+        for i, mover in enumerate(movers):
+            if mover is None:
+                findings.append({"code": "unknown_member", "detail": f"mover {i + 1} is not a current resident"})
+        if _open_move_out_names(session, {m.id for m in movers if m is not None}):
+            return_reason = REASONS["duplicate_move_out"]
+    return return_reason, findings
+
+
+def _status(return_reason: str | None, findings: list[dict[str, str]], sensitive: bool) -> CaseStatus:
+    """Returned at once, or to a clerk (never silently, never automatically for a sensitive case), or received."""
+    if return_reason is not None and not sensitive:
+        return CaseStatus.RETURNED
+    if findings or return_reason is not None:
+        return CaseStatus.IN_REVIEW
+    return CaseStatus.RECEIVED
+
+
 def _open_move_out_names(session: Session, resident_ids: set[int]) -> bool:
     """Whether an open 転出届 already names one of ``resident_ids`` (one indexed query, whatever the season)."""
     if not resident_ids:
@@ -278,29 +308,24 @@ def receive_application(session: Session, opened: Opened) -> Case:
         if kind != "move_in_reservation":
             applicant = _applicant(session, verified.serial, verified.items, findings,
                                    awaiting_moveout=kind == "certificate")
+    before_movers = list(findings)
     if return_reason is None and application.get("type") == "move":
         movers = _movers(session, application.get("movers", []), applicant)
-        return_reason = _who_may_file_reason(session, kind, applicant, movers)
-        if return_reason is not None:
-            findings.append({"code": "who_may_file", "detail": return_reason})
-        elif kind == "move_in_reservation" and any(m is not None for m in movers):
-            return_reason = REASONS["already_resident"]
-        elif kind == "in_city_reservation" and any(m is None for m in movers):
-            return_reason = REASONS["not_all_resident"]
-        elif kind == "move_out":
-            for i, mover in enumerate(movers):
-                if mover is None:
-                    findings.append({"code": "unknown_member", "detail": f"mover {i + 1} is not a current resident"})
-            if _open_move_out_names(session, {m.id for m in movers if m is not None}):
-                return_reason = REASONS["duplicate_move_out"]
-    findings += support.intake_findings(session, kind, applicant, movers)  # R22: a protected person named
-    sensitive = kind in current_app.config.get("SENSITIVE_CASE_KINDS", ()) or support.flagged(findings)
-    if return_reason is not None and not sensitive:
-        status = CaseStatus.RETURNED
-    elif findings or return_reason is not None:
-        status = CaseStatus.IN_REVIEW  # a clerk decides: never silently, never automatically for sensitive cases
-    else:
-        status = CaseStatus.RECEIVED
+        return_reason, found = _move_decision(session, kind, applicant, movers)
+        findings += found
+    shielded = support.intake_findings(session, kind, applicant, movers)  # R22: a protected person named
+    findings += shielded
+    configured = kind in current_app.config.get("SENSITIVE_CASE_KINDS", ())
+    sensitive = configured or support.flagged(findings)
+    status = _status(return_reason, findings, sensitive)
+    if shielded and movers:
+        # The portal is told what this application would get if the protected people it names lived nowhere
+        # here: any other answer (returned for another household, or "in review") says that they do.
+        hidden = support.protected_among(session, applicant, movers)
+        unknown = [None if m is not None and m.id in hidden else m for m in movers]
+        decoy_reason, found = _move_decision(session, kind, applicant, unknown)
+        decoy = _status(decoy_reason, before_movers + found, configured)
+        support.keep_portal_answer(shielded, decoy.value, decoy_reason if decoy is CaseStatus.RETURNED else None)
     case = Case(receipt_number=receipt, message_id=opened.message_id, kind=kind,
                 move_id=move_id,
                 status=status, status_reason=return_reason if status is CaseStatus.RETURNED else None,

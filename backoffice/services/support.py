@@ -327,6 +327,25 @@ def _reaches_another(session: Session, kind: str, applicant: Resident | None,
     return not (reached - {applicant.id if applicant is not None else None}).isdisjoint(people)
 
 
+def protected_among(session: Session, applicant: Resident | None, movers: list[Resident | None]) -> set[int]:
+    """The movers named who are protected today, the applicant left out."""
+    ids = {m.id for m in movers if m is not None} - {applicant.id if applicant is not None else None}
+    return {i for i in ids if i is not None} & set(protected(session))
+
+
+def keep_portal_answer(shielded: list[dict[str, Any]], status: str, reason: str | None) -> None:
+    """Keep on the support finding (``intake_findings``) what the portal is told instead of the case's status."""
+    for finding in shielded:
+        finding.update({"portalStatus": status, "portalReason": reason})
+
+
+def _portal_answer(case: Case) -> tuple[str, str | None] | None:
+    for finding in json.loads(case.findings or "[]"):
+        if finding.get("code") == FINDING and "portalStatus" in finding:
+            return finding["portalStatus"], finding["portalReason"]
+    return None
+
+
 def intake_findings(session: Session, kind: str, applicant: Resident | None,
                     movers: list[Resident | None] | None = None) -> list[dict[str, str]]:
     """At intake: a request that reaches a protected person other than the applicant goes to a clerk, flagged.
@@ -349,18 +368,25 @@ def for_portal(session: Session, case: Case, status: str, reason: str | None) ->
     """What the portal may be told of ``case``: its status and reason, or, while the case reaches a person
     protected today other than its applicant, what a case reaching nobody protected would show.
 
-    A case flagged at intake shows "received", as a case without findings does (not "in review", which would
-    tell the other party that the person they named is known here), and a reason is only ``PORTAL_REASON``,
-    never the clerk's words, which may say where that person lives. The portal is assumed compromised and
-    the applicant may be the other party, so the back office decides here; the clerk's text stays on the case.
+    A move flagged at intake shows what it would have shown had the protected people it names lived nowhere
+    here (kept at intake, ``keep_portal_answer``): returned with that reason for good, or, while a clerk
+    reviews it, "in review" or "received"; any other flagged case shows "received" while in review, as a case
+    without findings does. A reason is only ``PORTAL_REASON``, never the clerk's words, which may say where
+    that person lives. The portal is assumed compromised and the applicant may be the other party, so the
+    back office decides here; the clerk's text stays on the case.
     """
     if not shields(session, case):
         return status, reason
+    answer = _portal_answer(case)
+    if answer is not None and answer[0] == CaseStatus.RETURNED.value:
+        return answer  # a person unknown here would have had the application back at once, and kept it so
     if reason is not None:
         audit.record("support_measure.portal_reason_withheld", target_type="case", target_id=case.id,
                      detail={"kind": case.kind})
         reason = PORTAL_REASON
-    return ("received" if case.status is CaseStatus.IN_REVIEW else status), reason
+    if case.status is CaseStatus.IN_REVIEW:
+        status = answer[0] if answer is not None else "received"
+    return status, reason
 
 
 def flagged(findings: list[dict[str, str]]) -> bool:

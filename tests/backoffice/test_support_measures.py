@@ -257,7 +257,7 @@ def test_the_other_party_never_reads_the_protected_persons_address_in_what_the_p
 
     where = _moved_away(bo_app, city)
     _protect(bo_app, city["wife"], hide=True)
-    case_id = deliver(bo_app, city, "move_out", move())
+    case_id = deliver(bo_app, city, "move_out", move([("宮沢　トシ", "1992-11-27")]))
     clerk = backoffice.client_for("clerk_page", "clerk", terminal="t-clerk")
     assert "窓口または郵送で申請者に伝えて" in clerk.get(f"/cases/{case_id}").get_data(as_text=True)  # told so
     with bo_app.test_request_context("/"):
@@ -293,6 +293,30 @@ def test_a_move_in_reservation_from_elsewhere_naming_her_tells_the_portal_nothin
         assert case.sensitive and case.status is CaseStatus.IN_REVIEW  # a clerk decides, flagged
         assert "support_measure" in {f["code"] for f in json.loads(case.findings)}
         assert not db.session.get(Case, control).sensitive
+
+
+@pytest.mark.parametrize("kind", ["move_out", "in_city_reservation"])
+def test_naming_her_in_a_move_here_tells_the_portal_what_naming_a_person_who_lives_nowhere_here_does(
+        bo_app, city, kind):
+    # The attack: the other party files a move naming her, now in a household of her own here. Any answer but
+    # the one a person unknown here gets (or the one an unprotected resident of another household gets) says
+    # that she lives in this city.
+    from backoffice.extensions import db
+    from tests.backoffice.case_fixtures import status_messages
+
+    def answers(receipt: str) -> list[tuple[str, str | None]]:
+        return [(m["status"], m["reasonCode"]) for m in status_messages(bo_app) if m["receiptNumber"] == receipt]
+
+    _moved_away(bo_app, city)
+    deliver(bo_app, city, kind, move([("佐藤　一郎", "1985-01-01")]), receipt="stranger")
+    _protect(bo_app, city["wife"], hide=True)
+    case_id = deliver(bo_app, city, kind, move([("宮沢　トシ", "1992-11-27")]), receipt="her")
+
+    assert answers("her") == answers("stranger") != []
+    with bo_app.app_context():
+        case = db.session.get(Case, case_id)
+        assert case.sensitive and case.status is CaseStatus.IN_REVIEW  # a clerk decides, flagged
+        assert "support_measure" in {f["code"] for f in json.loads(case.findings)}
 
 
 def test_the_protected_person_reads_the_clerks_reason_on_her_own_application(bo_app, city):
