@@ -632,7 +632,8 @@ class MoveoutCertificate(Base):
     """転出証明書情報 for one person, received from the former municipality (住基法第24条の2), until the 転入.
 
     The items travel and stay encrypted (they hold the My Number); matching uses the move id of
-    the online application or a keyed index of the folded name and birth date, never plaintext.
+    the online application and the digest of its signature, or a keyed index of the folded name and
+    birth date, never plaintext.
     """
 
     __tablename__ = "moveout_certificate"
@@ -641,6 +642,7 @@ class MoveoutCertificate(Base):
     message_id: Mapped[str] = mapped_column(String(36), unique=True)  # the bridge message that carried it
     origin: Mapped[str50]  # the sending party, muni:<code>
     move_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    move_signature: Mapped[str | None] = mapped_column(String(64))  # SHA-256 of the signed move's signing input
     juminhyo_code: Mapped[str] = mapped_column(String(11), index=True)
     person_index: Mapped[str] = mapped_column(String(64), index=True)
     items_encrypted: Mapped[bytes] = mapped_column(LargeBinary)  # AES-256-GCM of the JSON items

@@ -105,6 +105,9 @@ ITEMS: dict[str, dict[str, Any]] = {
     "card_serial": _nullable({"type": "string", "pattern": r"^[0-9]{1,64}$"}),
     "revocation_reason": {"enum": list(REVOCATION_REASONS)},
     "move_id": _nullable(UUID),
+    # SHA-256 of the signing input of the move the resident signed (転出届 and 転入予約 are one signature): the
+    # destination gives the 転出証明書情報 only to a 転入予約 carrying that very signature.
+    "move_signature": _nullable({"type": "string", "pattern": r"^[0-9a-f]{64}$"}),
     # 転出証明書情報 beyond the four items (施行令第24条): the 個別記載事項 (the date each status was acquired) ...
     "nhi_since": _nullable(DATE), "late_elderly_since": _nullable(DATE), "ltc_since": _nullable(DATE),
     "pension_since": _nullable(DATE), "child_allowance_since": _nullable(DATE),
@@ -190,7 +193,7 @@ DISCLOSURE_ANSWER = _object({
     "accesses": {"type": "array", "maxItems": ANSWER_MAX_ACCESSES, "items": _ACCESS}})
 _PERSON = ["juminhyo_code", "my_number", "name", "name_kana", "birth_date", "sex", "address", "householder_name",
            "relationship", "honseki", "hittosha", "move_date", "previous_address", "new_address"]
-_BETWEEN_MUNICIPALITIES = [*_PERSON, "move_id", "card_serial", *CARD_ITEMS, *CERTIFICATE_EXTRA]
+_BETWEEN_MUNICIPALITIES = [*_PERSON, "move_id", "move_signature", "card_serial", *CARD_ITEMS, *CERTIFICATE_EXTRA]
 _DEPARTMENT = ["name", "name_kana", "birth_date", "sex", "address", "my_number", "household_number",
                "householder_name", "relationship", "change_reason", "change_date", "previous_address", "new_address"]
 _DEPARTMENT_REQUIRED = ["name", "name_kana", "birth_date", "sex", "address", "change_reason", "change_date"]

@@ -13,6 +13,7 @@ message to the portal through the outbox. Services flush and never commit: the c
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -382,6 +383,12 @@ def signed_application(case: Case) -> dict[str, Any]:
     """The application as the resident signed it (verified again at intake)."""
     application: dict[str, Any] = jws_claims(case.signed_jws).get("application", {})
     return application
+
+
+def signature_digest(jws: str) -> str:
+    """SHA-256 of the JWS signing input: the header and payload exactly as the resident's card signed them."""
+    header, payload = jws.split(".")[:2]
+    return hashlib.sha256(f"{header}.{payload}".encode("ascii")).hexdigest()
 
 
 # -- working hours and the SLA ---------------------------------------------------------------------------

@@ -16,7 +16,6 @@ status goes back to the portal through this office's outbox.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import uuid
 from typing import Any
@@ -38,6 +37,7 @@ from backoffice.models import (
 )
 from backoffice.services import audit, cancellation, cases, filing, records, resident_requests, support
 from backoffice.services.cards import holder_for
+from backoffice.services.cases import signature_digest
 from bridge import messages
 from bridge.binding import current_bridge, send
 from bridge.handlers import PermanentFailure, register
@@ -213,12 +213,6 @@ def _verify(jws: str) -> VerifiedApplication:
     return verify_signed_application(jws, expected_nonce=str(claimed.get("nonce", "")),
                                      expected_aud=current_app.config["SITE_ORIGIN"], trust=trust_for_app(),
                                      max_age=max_signature_age())
-
-
-def signature_digest(jws: str) -> str:
-    """SHA-256 of the JWS signing input: the header and payload exactly as the resident's card signed them."""
-    header, payload = jws.split(".")[:2]
-    return hashlib.sha256(f"{header}.{payload}".encode("ascii")).hexdigest()
 
 
 def _signed_part(verified: VerifiedApplication, payload: dict[str, Any]) -> tuple[str, str | None]:

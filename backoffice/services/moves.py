@@ -47,7 +47,7 @@ from backoffice.models import (
     Staff,
 )
 from backoffice.services import audit, cards, filing, households, provision, records
-from backoffice.services.cases import CaseError, add_event, complete, signed_application
+from backoffice.services.cases import CaseError, add_event, complete, signature_digest, signed_application
 from bridge import messages, reasons
 from bridge.handlers import PermanentFailure, register
 from core import clock
@@ -272,6 +272,7 @@ def approve_move_out(session: Session, case: Case, staff: Staff) -> None:
             "relationship": resident.relationship_to_head, "honseki": resident.honseki,
             "hittosha": resident.hittosha, "move_date": move_date.isoformat(),
             "previous_address": resident.previous_address, "new_address": new_address, "move_id": case.move_id,
+            "move_signature": signature_digest(case.signed_jws) if case.move_id else None,
             "card_serial": card.sign_cert_serial if card is not None else None,
             # The card, so the destination takes its record over when the person keeps using it (継続利用).
             **_card_items(card),
@@ -365,6 +366,10 @@ def match_certificates(session: Session, case: Case) -> Readiness:
     if case.move_id:
         unmatched = unmatched.where((MoveoutCertificate.move_id == case.move_id)
                                     | MoveoutCertificate.move_id.is_(None))
+    # A certificate of an online move goes only to the 転入予約 the movers signed with it, never to one that
+    # someone else signed with their move id (a compromised portal sees every move id).
+    unmatched = unmatched.where(MoveoutCertificate.move_signature.is_(None)
+                                | (MoveoutCertificate.move_signature == signature_digest(case.signed_jws)))
     newly = []
     for certificate in session.execute(unmatched.order_by(MoveoutCertificate.id)).scalars():
         certificate.case_id, certificate.matched_at = case.id, clock.utcnow()
@@ -390,7 +395,9 @@ def match_certificates(session: Session, case: Case) -> Readiness:
 def _candidate_cases(session: Session, certificate: MoveoutCertificate) -> list[Case]:
     stmt = select(Case).where(Case.kind == "move_in_reservation", Case.status.in_(WAITING_STATUSES))
     if certificate.move_id:
-        by_move = list(session.execute(stmt.where(Case.move_id == certificate.move_id).order_by(Case.id)).scalars())
+        by_move = [case for case in session.execute(stmt.where(Case.move_id == certificate.move_id)
+                                                    .order_by(Case.id)).scalars()
+                   if certificate.move_signature in (None, signature_digest(case.signed_jws))]
         if by_move:
             return by_move
     return list(session.execute(stmt.order_by(Case.received_at, Case.id).limit(1000)).scalars())
@@ -402,6 +409,7 @@ def receive_moveout_certificate(session: Session, opened: Opened) -> MoveoutCert
     items = opened.payload["items"]
     certificate = MoveoutCertificate(
         message_id=opened.message_id, origin=opened.sender, move_id=items.get("move_id"),
+        move_signature=items.get("move_signature"),
         juminhyo_code=items["juminhyo_code"], person_index=person_index(items["name"], items["birth_date"]),
         items_encrypted=_cipher().encrypt(json.dumps(items, ensure_ascii=False), context=_CERT_CONTEXT),
         received_at=clock.utcnow())

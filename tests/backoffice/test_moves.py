@@ -98,6 +98,24 @@ def kitakami(kitakami_db_url, jlis_config, move_keys, tmp_path, session_dir) -> 
     app.extensions["engine"].dispose()
 
 
+_SIGNED_MOVES: dict[tuple[str, str, str], str] = {}
+
+
+def _signed_move(card: Path, config: Any, application: dict[str, Any], move_id: str) -> str:
+    """The one JWS a resident signs for a move to another city: its 転出届 and its 転入予約, as the portal sends
+    them (signed once per card, move and application, then sent to both cities)."""
+    from bridge.peers.jlis.cardclient import build_signed_application
+
+    key = (str(card), move_id, json.dumps(application, sort_keys=True, ensure_ascii=False))
+    if key not in _SIGNED_MOVES:
+        claims = {"moveId": move_id, "parts": [
+            {"kind": "move_out", "municipalityCode": application["fromMunicipalityCode"]},
+            {"kind": "move_in_reservation", "municipalityCode": application["destination"]["municipalityCode"]}]}
+        _SIGNED_MOVES[key] = build_signed_application(card, PASSWORD, aud=config["SITE_ORIGIN"], nonce="n" * 44,
+                                                      application=application, claims=claims)
+    return _SIGNED_MOVES[key]
+
+
 class City:
     """One back office in a test: staff, cases through intake, the workflow, and its sent messages."""
 
@@ -128,7 +146,10 @@ class City:
         from backoffice.services.intake import receive_application
 
         here = self.party.split(":", 1)[1]
-        jws, _ = sign_part(card, self.app.config, kind, application, move_id=move_id, here=here)
+        if move_id is not None and kind in ("move_out", "move_in_reservation"):
+            jws = _signed_move(card, self.app.config, application, move_id)
+        else:
+            jws, _ = sign_part(card, self.app.config, kind, application, move_id=move_id, here=here)
         opened = Opened(message_id=str(uuid.uuid4()), message_type="application.submitted", sender="portal",
                         recipient=self.party, created_at=clock_module.utcnow(),
                         payload={"receiptNumber": uuid.uuid4().hex[:18], "kind": kind, "moveId": move_id,
@@ -433,6 +454,41 @@ def test_a_reservation_approved_before_the_certificate_waits_flagged_and_is_matc
     destination.receive(second)
     assert {f["code"] for f in json.loads(_case(kitakami, in_case).findings)} == {"moveout_certificate_matched"}
     assert len(_complete(kitakami, destination, in_case)) == 2
+
+
+def test_a_reservation_someone_else_signed_with_the_movers_move_id_never_gets_their_certificates(
+        hanamaki, kitakami, family, clock, move_keys, tmp_path):
+    # The attack: a compromised portal saw the family's move id and has an accomplice sign a 転入予約 to
+    # Kitakami naming them, with that move id and an address of his choosing, which it delivers first. Were
+    # the 転出証明書情報 matched to it, the accomplice's own card would complete their 転入 at the counter.
+    from backoffice.extensions import db
+    from backoffice.services import cards
+
+    origin, destination = City(hanamaki, clock, move_keys), City(kitakami, clock, move_keys)
+    with hanamaki.test_request_context("/"):
+        accomplice = make_resident(db.session, hanamaki.config, household=make_household(
+            db.session, householder_name="佐藤　一郎"), name="佐藤　一郎", birth_date=dt.date(1980, 1, 1))
+        _record, card_file = cards.issue_card(db.session, resident_code=accomplice.juminhyo_code, pin="1234",
+                                              password=PASSWORD, issued_by="clerk1", iterations=1000)
+        db.session.commit()
+    accomplice_card = tmp_path / "accomplice.json"
+    accomplice_card.write_bytes(card_file)
+    move_id = str(uuid.uuid4())
+    elsewhere = {"kind": "elsewhere", "municipalityCode": KITAKAMI, "postalCode": "0240061", "prefecture": "岩手県",
+                 "municipality": "北上市", "address": "大通り2-9-9"}
+    forged = destination.deliver(accomplice_card, "move_in_reservation", _move(MOVERS, destination=elsewhere),
+                                 move_id=move_id)
+    out_case = origin.deliver(family["card"], "move_out", _move(MOVERS), move_id=move_id)
+    genuine = _reservation(destination, family, move_id)
+    origin.confirm_and_approve(out_case)
+
+    for message in origin.sent("moveout.certificate"):
+        destination.receive(message)
+
+    with kitakami.app_context():
+        assert [c.case_id for c in db.session.execute(select(MoveoutCertificate)).scalars()] == [genuine, genuine]
+    assert "moveout_certificate_matched" not in _case(kitakami, forged).findings
+    assert "moveout_certificate_matched" in _case(kitakami, genuine).findings
 
 
 def test_a_certificate_without_a_move_id_is_matched_on_the_name_and_birth_date(
