@@ -8,17 +8,21 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Flask, abort, g, render_template, request
+from flask import Flask, abort, g, render_template, request, url_for
+from flask.json.provider import DefaultJSONProvider
 from flask_babel import Babel, get_locale
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import BuildError
 
 from core import config as config_module
 from core.i18n import LANGUAGES, format_moment, select_locale
+from core.redirects import safe_path
 
 ROOT = Path(__file__).resolve().parent.parent
 csrf = CSRFProtect()
@@ -72,6 +76,38 @@ class ChunkedBodyLimit:
         return self.wsgi_app(environ, start_response)  # type: ignore[no-any-return]
 
 
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, but a body nested deeper than the parser can recurse is malformed JSON (ValueError).
+
+    ``json.loads`` raises RecursionError for ``[[[[...]]]]`` a few kilobytes long; ``request.get_json``
+    handles only ValueError, so without this a client could turn any JSON endpoint into a server error.
+    """
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
+
+
+def language_url(code: str) -> str:
+    """This page in language ``code``: a path of this site only, whatever path the request named.
+
+    The path is rebuilt from the matched route, not copied from the request, so a request for
+    ``/%5Cevil.example/x`` (a 404) cannot turn the language link into ``/\\evil.example/x``, which
+    browsers follow to another host. Without a route the link is the app's home page.
+    """
+    home = request.script_root + "/"
+    path = home
+    if request.url_rule is not None and request.endpoint:
+        try:
+            path = url_for(request.endpoint, **(request.view_args or {}))
+        except (BuildError, ValueError):
+            path = home
+    query = [(name, value) for name, value in request.args.items(multi=True) if name != "lang"]
+    return safe_path(path, default=home) + "?" + urlencode([*query, ("lang", code)])
+
+
 def peer_address(req: Any = None) -> str | None:
     """The address of the immediate TCP peer (the proxy, when there is one), whatever X-Forwarded-For said."""
     req = req or request
@@ -93,6 +129,7 @@ def build_app(
         static_folder=str(ROOT / "static"),
         instance_path=cfg["INSTANCE_PATH"],
     )
+    app.json = BoundedJSONProvider(app)
     app.config.update(cfg)
     app.config["SECRET_KEY"] = cfg[secret_key_name]
     app.config["SESSION_COOKIE_NAME"] = cookie_name
@@ -170,7 +207,7 @@ def build_app(
     @app.context_processor
     def _globals() -> dict[str, Any]:
         return {"languages": LANGUAGES, "app_env": app.config["APP_ENV"], "get_locale": get_locale,
-                "jst": format_moment}
+                "jst": format_moment, "language_url": language_url}
 
     return app
 

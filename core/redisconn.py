@@ -111,6 +111,13 @@ def within_limit(scope: str, subject: str, *, limit: int, window_seconds: int = 
     return count <= limit
 
 
+def first_in_window(scope: str, subject: str, *, window_seconds: int = 60) -> bool:
+    """True for the first call of ``subject`` in ``scope`` in a window, False for the rest of it (one SET NX EX).
+
+    For what should happen once a window however often it is asked, such as logging a refusal of a flood.
+    """
+    return bool(get_redis().set(key("once", scope, subject), 1, nx=True, ex=window_seconds))
+
 
 GLOBAL_SUBJECT = "*all*"  # never an address nor a certificate key
 

@@ -61,5 +61,12 @@ def _refuse_constant(name: str) -> Any:
 
 
 def strict_json_loads(text: str | bytes) -> Any:
-    """Parse JSON refusing duplicate object members and the non-standard NaN/Infinity constants."""
-    return json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
+    """Parse JSON refusing duplicate object members, the non-standard NaN/Infinity constants, and deep nesting.
+
+    Nesting deeper than the parser can recurse (``[[[[...]]]]``, a few kilobytes) is ValueError like any
+    other malformed JSON, so callers that refuse ValueError refuse it too instead of failing on RecursionError.
+    """
+    try:
+        return json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc

@@ -42,8 +42,9 @@ def token() -> Any:
         return _error(401, "authentication_failed")
     auth_token, nonce = body.get("authToken"), body.get("nonce")
     limit = current_app.config["CARD_LOGIN_LIMIT"]
-    if not within_limit("login-ip", request.remote_addr or "-", limit=limit) or not within_limit(
-            "login-cert", cardauth.certificate_subject(auth_token), limit=limit) or not within_global_limit(
+    # Per address and over all clients before any cryptography; per certificate in cardauth.sign_in, once
+    # the token has verified (a certificate alone is no proof: counting it here would let a forger lock a card out).
+    if not within_limit("login-ip", request.remote_addr or "-", limit=limit) or not within_global_limit(
             "login", limit=current_app.config["CARD_LOGIN_GLOBAL_LIMIT"]):
         return _error(429, "too_many_requests")
     try:
@@ -52,6 +53,9 @@ def token() -> Any:
     except AuthTokenError as exc:
         db.session.commit()
         return _error(401, "authentication_failed", exc.user_hint)
+    except cardauth.SignInThrottled:
+        db.session.commit()  # the refusal stays in the operation log
+        return _error(429, "too_many_requests")
     access_token, lifetime = issue_api_token(outcome.account)
     db.session.commit()
     return jsonify({"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime})

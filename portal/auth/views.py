@@ -59,8 +59,9 @@ def login() -> Any:
     body = request.get_json(silent=True)
     token = body.get("authToken") if isinstance(body, dict) else None
     limit = current_app.config["CARD_LOGIN_LIMIT"]
-    if not within_limit("login-ip", request.remote_addr or "-", limit=limit) or not within_limit(
-            "login-cert", cardauth.certificate_subject(token), limit=limit) or not within_global_limit(
+    # Per address and over all clients before any cryptography; per certificate in cardauth.sign_in, once
+    # the token has verified (a certificate alone is no proof: counting it here would let a forger lock a card out).
+    if not within_limit("login-ip", request.remote_addr or "-", limit=limit) or not within_global_limit(
             "login", limit=current_app.config["CARD_LOGIN_GLOBAL_LIMIT"]):
         db.session.commit()
         return _too_many()
@@ -69,6 +70,9 @@ def login() -> Any:
     except AuthTokenError as exc:
         db.session.commit()  # the refusal stays in the operation log
         return _failure(exc.user_hint)
+    except cardauth.SignInThrottled:
+        db.session.commit()  # the refusal stays in the operation log
+        return _too_many()
     db.session.commit()
     session.clear()  # a new session at sign-in: nothing from before carries over
     session["sid"] = outcome.session_token

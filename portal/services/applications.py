@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ WITHDRAWABLE = {ApplicationStatus.SUBMITTED, ApplicationStatus.RECEIVED}
 # signed withdrawal, which the municipality verifies and acts on, or refuses with the reason after the 転入.
 CANCELLABLE_KINDS = {ApplicationKind.MOVE_OUT, ApplicationKind.MOVE_IN_RESERVATION,
                      ApplicationKind.IN_CITY_RESERVATION}
+# Every receipt number the portal issues (18 digits) fits, as does every one the bridge's messages may carry.
+RECEIPT_NUMBER = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,29}")
 
 
 def may_withdraw(application: Application) -> bool:
@@ -219,7 +222,8 @@ def check_move(data: Any, *, account: PortalAccount, today: dt.date) -> list[Fie
     elif move_date is not None:
         if visit < move_date:
             errors.append(FieldError("visitDate", _l("The visit can only be on or after the move date.")))
-        elif visit > move_date + dt.timedelta(days=ARRIVAL_NOTICE_DAYS):
+        # A difference, not move_date + 14 days: that sum overflows for a move date near 9999-12-31.
+        elif (visit - move_date).days > ARRIVAL_NOTICE_DAYS:
             errors.append(FieldError("visitDate", _l("The visit must be within 14 days after the move.")))
         if visit < next_business_day(today):
             errors.append(FieldError("visitDate", _l("The visit must be at least one business day from today.")))
@@ -490,7 +494,13 @@ def for_account(session: Session, account: PortalAccount) -> list[Application]:
 
 
 def get_own(session: Session, account: PortalAccount, receipt_number: str) -> Application | None:
-    """One application of this resident; another resident's is reported as absent, and the attempt logged."""
+    """One application of this resident; another resident's is reported as absent, and the attempt logged.
+
+    A receipt number of a form never issued (a NUL byte, which PostgreSQL refuses in text, or any other
+    character) is absent too, without a query.
+    """
+    if not RECEIPT_NUMBER.fullmatch(receipt_number):
+        return None
     application = session.execute(
         select(Application).where(Application.receipt_number == receipt_number)).scalar_one_or_none()
     if application is not None and application.account_id != account.id:

@@ -30,7 +30,7 @@ from core.jpki import (
 )
 from core.jpki.appconfig import trust_for_app
 from core.jpki.trust import RevocationCheckFailed, key_identifier
-from core.redisconn import get_redis, key
+from core.redisconn import get_redis, key, within_limit
 from core.sessions import SessionStore
 from portal.models import PortalAccount, ResidentSession
 from portal.services import audit
@@ -58,10 +58,13 @@ def _serial(value: int | None) -> str | None:
     return None if value is None else str(value)
 
 
-def certificate_subject(token: Any) -> str:
-    """A stable, non-identifying key of the certificate a token claims, for per-certificate rate limits."""
-    cert = token.get("unverifiedCertificate") if isinstance(token, dict) else None
-    return hashlib.sha256(str(cert).encode()).hexdigest()[:32]
+class SignInThrottled(Exception):
+    """The card signed, but it has used up its sign-ins for now (``CARD_LOGIN_LIMIT`` a minute); no session opened."""
+
+
+def _certificate_key(issuer_key_id: str, serial: str) -> str:
+    """A stable, non-identifying key of a verified certificate, for its rate limit (no personal data in Redis)."""
+    return hashlib.sha256(f"{issuer_key_id}:{serial}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,13 @@ def sign_in(session: Session, *, token: Any, nonce: str | None, client: str | No
                      detail={"code": str(exc.code), "certificate_serial": _serial(exc.certificate_serial)})
         raise
     issuer, serial = verified.issuer_key_id, str(verified.serial)
+    # Counted only now, once the card has signed this client's nonce: the certificate is public (the card
+    # sends it at every sign-in, and it can be read without the PIN), so counting unverified tokens would
+    # let anyone who has it lock its holder out. What this limit stops is a genuine card driven by a script.
+    if not within_limit("login-cert", _certificate_key(issuer, serial), limit=current_app.config["CARD_LOGIN_LIMIT"]):
+        audit.record(session, "resident.sign_in", outcome="denied", actor="anonymous", client_addr=client,
+                     detail={"code": "RATE_LIMITED", "certificate_serial": serial})
+        raise SignInThrottled("too many sign-ins with this certificate")
     account = session.execute(
         select(PortalAccount).where(PortalAccount.cert_issuer == issuer, PortalAccount.cert_serial == serial)
     ).scalar_one_or_none()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import subprocess
 import sys
@@ -112,3 +114,37 @@ def test_the_documented_reference_client_signs_in_and_submits_a_signed_payload(l
     out = json.loads(result.stdout)
     assert out["signed_in_as"]["linked"] is True and out["signed_in_as"]["name"] == "宮沢　賢治"
     assert out["after_sign_out"] == 401
+
+
+NESTED = "[" * 3000 + "]" * 3000  # under 10 kB, deeper than Python's parser can recurse
+
+
+def test_deeply_nested_json_for_a_token_is_refused_like_any_malformed_body(portal_app):
+    client = portal_app.test_client()
+    response = client.post("/api/v1/auth/token", data=NESTED, content_type="application/json")
+    assert response.status_code == 401 and response.json["error"] == "authentication_failed"
+    # The token as a string of JSON is parsed by core.jpki after the (real) nonce is spent: refused alike.
+    nonce = client.post("/api/v1/auth/challenge").json["nonce"]
+    nested = json.dumps({"authToken": NESTED, "nonce": nonce})
+    response = client.post("/api/v1/auth/token", data=nested, content_type="application/json")
+    assert response.status_code == 401 and response.json["error"] == "authentication_failed"
+
+
+def _forged(card_file) -> dict[str, str]:
+    """What anyone can send who has read the victim's authentication certificate off the card (no PIN needed)."""
+    return {"unverifiedCertificate": json.loads(Path(card_file).read_text())["auth"]["cert"], "algorithm": "RS256",
+            "signature": base64.b64encode(os.urandom(256)).decode(), "format": "web-eid:1.0", "appVersion": "1.0.0"}
+
+
+def test_forged_tokens_with_a_residents_certificate_do_not_lock_the_resident_out(portal_app, cards):
+    limit = portal_app.config["CARD_LOGIN_LIMIT"]
+    card = cards.issue()
+    for n in range(limit + 5):
+        attacker = portal_app.test_client()
+        peer = {"REMOTE_ADDR": f"203.0.113.{n + 1}"}
+        nonce = attacker.post("/api/v1/auth/challenge", environ_base=peer).json["nonce"]
+        refused = attacker.post("/api/v1/auth/token", json={"authToken": _forged(card), "nonce": nonce},
+                                environ_base=peer)
+        assert refused.status_code == 401, refused.json
+    victim = portal_app.test_client()
+    assert _token(victim, card).status_code == 200

@@ -571,3 +571,36 @@ def test_each_part_carries_the_signed_move_id(resident, portal_app):
                        json={"signed_application": jws, "nonce": challenge["nonce"]}).status_code == 202
     with portal_app.app_context():
         assert set(db.session.execute(select(Application.move_id)).scalars()) == {challenge["moveId"]}
+
+
+# -- hostile input: refused like any other bad input, never a server error -------------------------------------
+
+LAST_DAY = dt.date(9999, 12, 31)  # the last date Python has: a date 14 days after it does not exist
+
+
+def test_a_move_on_the_last_representable_day_is_refused_on_the_check_page_naming_the_move_date(resident, portal_app):
+    _move_to_kitakami(resident, move_date=LAST_DAY, visit_date=LAST_DAY)
+    page = resident.client.get("/apply/move/check")
+    assert page.status_code == 200
+    error = BeautifulSoup(page.text, "html.parser").select_one(".error-summary a[data-field=moveDate]")
+    assert error is not None and ("10日後" in error.text or "10 days after" in error.text)
+    response = resident.sign("/apply/move/sign/challenge", "/apply/move/submit")
+    assert response.status_code == 400 and "moveDate" in response.json["fields"]
+    assert _count(portal_app) == 0
+
+
+def test_a_signed_move_on_the_last_representable_day_is_refused_by_the_api_naming_the_move_date(resident, portal_app):
+    client, headers = _bearer(portal_app, resident.card)
+    response = _api_submit(client, headers, resident.card, _move(moveDate=LAST_DAY.isoformat(),
+                                                                 visitDate=LAST_DAY.isoformat()))
+    assert response.status_code == 422 and response.is_json, response.text
+    assert "moveDate" in [f["field"] for f in response.json["fields"]]
+    assert _count(portal_app) == 0
+
+
+@pytest.mark.parametrize("receipt", ["a%00b", "%00", "1" * 31, "a%0Ab", "%E5%AE%AE"])
+def test_a_malformed_receipt_number_is_not_found_on_every_page_and_the_api(resident, portal_app, receipt):
+    client, headers = _bearer(portal_app, resident.card)
+    assert resident.client.get(f"/mypage/applications/{receipt}").status_code == 404
+    assert resident.client.get(f"/apply/done/{receipt}").status_code == 404
+    assert client.get(f"/api/v1/applications/{receipt}", headers=headers).status_code == 404

@@ -6,8 +6,10 @@ are the cases that belong to HTTP: sessions, cookies, CSRF, headers, accounts, r
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import os
 
 import pytest
 from bs4 import BeautifulSoup
@@ -200,19 +202,51 @@ def test_too_many_challenges_from_one_address_are_throttled(portal_app):
     assert codes == [200, 200, 200, 429, 429]
 
 
-def test_too_many_logins_with_one_certificate_are_throttled_even_from_new_addresses(portal_app, cards):
+def _sign_in_from(app, card, peer: str, *, token=None):
+    """A sign-in by the page from address ``peer``: the card's own token unless ``token`` (a forgery) is given."""
+    client = app.test_client()
+    csrf = _csrf(client)
+    nonce = client.post("/auth/challenge", headers={"X-CSRFToken": csrf},
+                        environ_base={"REMOTE_ADDR": peer}).json["nonce"]
+    token = token or build_auth_token(card, PIN, origin=ORIGIN, nonce=nonce)
+    return client.post("/auth/login", json={"authToken": token}, headers={"X-CSRFToken": csrf},
+                       environ_base={"REMOTE_ADDR": peer})
+
+
+def test_too_many_verified_sign_ins_with_one_card_are_throttled_even_from_new_addresses(portal_app, cards):
+    # A genuine card (and its PIN) driven by a script: only sign-ins the card really signed use up its budget.
     portal_app.config["CARD_LOGIN_LIMIT"] = 2
     card = cards.issue()
-    codes = []
-    for n in range(4):
-        client = portal_app.test_client()
-        csrf = _csrf(client)
-        nonce = client.post("/auth/challenge", headers={"X-CSRFToken": csrf},
-                            environ_base={"REMOTE_ADDR": f"127.0.0.{n + 2}"}).json["nonce"]
-        token = build_auth_token(card, PIN, origin=ORIGIN, nonce=nonce)
-        codes.append(client.post("/auth/login", json={"authToken": token}, headers={"X-CSRFToken": csrf},
-                                 environ_base={"REMOTE_ADDR": f"127.0.0.{n + 2}"}).status_code)
+    codes = [_sign_in_from(portal_app, card, f"127.0.0.{n + 2}").status_code for n in range(4)]
     assert codes == [200, 200, 429, 429]
+    assert _count(portal_app, ResidentSession) == 2
+    assert [(o, d.get("code")) for o, d in _log(portal_app, "resident.sign_in")] == [
+        ("success", None), ("success", None), ("denied", "RATE_LIMITED"), ("denied", "RATE_LIMITED")]
+
+
+def _forged(card_file) -> dict[str, str]:
+    """What anyone can send who has read the victim's authentication certificate off the card (no PIN needed)."""
+    return {"unverifiedCertificate": json.loads(card_file.read_text())["auth"]["cert"], "algorithm": "RS256",
+            "signature": base64.b64encode(os.urandom(256)).decode(), "format": "web-eid:1.0", "appVersion": "1.0.0"}
+
+
+def test_forged_tokens_with_a_residents_certificate_do_not_lock_the_resident_out(portal_app, cards):
+    limit = portal_app.config["CARD_LOGIN_LIMIT"]
+    card = cards.issue()
+    codes = {_sign_in_from(portal_app, card, f"203.0.113.{n + 1}", token=_forged(card)).status_code
+             for n in range(limit + 5)}
+    assert codes == {401}
+    response = _sign_in_from(portal_app, card, "198.51.100.7")
+    assert response.status_code == 200, response.json
+
+
+def test_deeply_nested_json_posted_to_the_sign_in_is_refused_like_any_malformed_body(portal_app):
+    client = portal_app.test_client()
+    csrf = _csrf(client)
+    client.post("/auth/challenge", headers={"X-CSRFToken": csrf})
+    response = client.post("/auth/login", data="[" * 3000 + "]" * 3000, content_type="application/json",
+                           headers={"X-CSRFToken": csrf})
+    assert response.status_code == 401 and response.json["error"] == "authentication_failed"
 
 
 def test_a_link_signed_with_another_cards_signature_key_for_the_wrong_purpose_is_refused(portal_app, cards):

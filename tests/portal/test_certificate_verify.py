@@ -218,3 +218,27 @@ def test_a_request_sent_on_the_portal_ends_as_a_mailed_certificate_whose_code_ve
         assert application.status is ApplicationStatus.COMPLETED
     html = BeautifulSoup(_check(portal_app.test_client(), code).text, "html.parser")
     assert html.select_one(".verdict-valid") is not None
+
+
+def _verify_rows(app) -> list[tuple[str, dict]]:
+    from portal.extensions import db
+    from portal.models import AuditLog
+
+    with app.app_context():
+        return [(row.outcome, row.detail_dict()) for row in db.session.execute(
+            select(AuditLog).where(AuditLog.action == "certificate.verify").order_by(AuditLog.seq)).scalars()]
+
+
+def test_a_flood_of_refused_checks_writes_one_log_row_per_address_and_minute_but_every_real_check_is_logged(
+        portal_app):
+    portal_app.config["CERTIFICATE_VERIFY_LIMIT"] = 3
+    flood, neighbour = portal_app.test_client(), portal_app.test_client()
+    answers = [_check(flood, certcode.new_code()).status_code for _ in range(40)]
+    assert answers == [200] * 3 + [429] * 37
+    token = csrf_from(neighbour, "/certificates/verify")
+    for _ in range(5):  # another address over its limit: its own one row
+        neighbour.post("/certificates/verify", data={"csrf_token": token, "code": certcode.new_code()},
+                       environ_base={"REMOTE_ADDR": "192.0.2.44"})
+    rows = _verify_rows(portal_app)
+    assert [outcome for outcome, _ in rows] == ["failure"] * 3 + ["denied"] + ["failure"] * 3 + ["denied"]
+    assert all(detail == {"reason": "rate_limited"} for outcome, detail in rows if outcome == "denied")
