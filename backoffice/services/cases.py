@@ -84,6 +84,8 @@ MESSAGES = {
     "note_missing": _l("Please enter a note."),
     "note_long": _l("The note must be at most %(max)d characters.", max=NOTE_MAX),
     "not_approved": _l("Only an approved case can be completed."),
+    "signature_refused": _l("The resident's signature on this application could not be verified: it can only be "
+                            "returned or rejected."),
 }
 
 
@@ -232,6 +234,7 @@ def confirm(session: Session, case_id: int, *, by: Staff) -> Case:
         raise _error("case", "need_clerk")
     if case.status not in (CaseStatus.RECEIVED, CaseStatus.IN_REVIEW):
         raise _error("case", "not_open")
+    _signature_verified(case)
     _not_claimed_by_other(case, by)
     now = clock.utcnow()
     case.confirmed_by, case.confirmed_at = by.id, now
@@ -264,6 +267,17 @@ def reject(session: Session, case_id: int, *, by: Staff, reason: str) -> Case:
     return _close(session, case_id, "reject", CaseStatus.REJECTED, by=by, reason=reason)
 
 
+def signature_refused(case: Case) -> bool:
+    """Whether intake refused the resident's signature: the case only carries the refusal back (a kind made
+    sensitive sends it to a clerk instead of returning it at once), and nothing of it may take effect."""
+    return any(f.get("code") == "signature_refused" for f in json.loads(case.findings or "[]"))
+
+
+def _signature_verified(case: Case) -> None:
+    if signature_refused(case):
+        raise _error("case", "signature_refused")
+
+
 def approve(session: Session, case_id: int, *, by: Staff, totp_code: str) -> Case:
     """承認 (R7): by an approver who did not confirm, with a fresh one-time code; runs the kind's effect."""
     case = _lock(session, case_id)
@@ -272,6 +286,7 @@ def approve(session: Session, case_id: int, *, by: Staff, totp_code: str) -> Cas
         raise _error("case", "need_approver")
     if case.status is not CaseStatus.CONFIRMED:
         raise _error("case", "not_confirmed")
+    _signature_verified(case)
     _not_claimed_by_other(case, staff)
     if case.confirmed_by == staff.id:
         raise _error("case", "same_person")

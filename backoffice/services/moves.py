@@ -47,7 +47,14 @@ from backoffice.models import (
     Staff,
 )
 from backoffice.services import audit, cards, filing, households, provision, records
-from backoffice.services.cases import CaseError, add_event, complete, signature_digest, signed_application
+from backoffice.services.cases import (
+    CaseError,
+    add_event,
+    complete,
+    signature_digest,
+    signature_refused,
+    signed_application,
+)
 from bridge import messages, reasons
 from bridge.handlers import PermanentFailure, register
 from core import clock
@@ -418,7 +425,7 @@ def receive_moveout_certificate(session: Session, opened: Opened) -> MoveoutCert
     audit.record("move.certificate_received", actor="bridge", target_type="moveout_certificate",
                  target_id=certificate.id, detail={"origin": opened.sender, "items": sorted(items)})
     for case in _candidate_cases(session, certificate):
-        if certificate.person_index in reservation_indexes(case):
+        if certificate.person_index in reservation_indexes(case) and not signature_refused(case):
             match_certificates(session, case)
             break
     return certificate

@@ -119,6 +119,39 @@ def test_a_sensitive_case_is_never_returned_automatically(bo_app, city):
     assert "would_return" in [f["code"] for f in json.loads(case.findings)]
 
 
+def test_a_case_whose_signature_was_refused_cannot_be_confirmed_or_approved_even_when_its_kind_is_sensitive(
+        bo_app, backoffice, city):
+    # The attack: with move-outs configured sensitive, a forged (revoked-certificate) 転出届 goes to a clerk
+    # instead of coming back at once; a clerk and an approver who go along would remove the records on it.
+    from backoffice.extensions import db
+    from backoffice.models import CardRecord, RecordStatus, Resident
+    from backoffice.services import cards, cases
+    from tests.backoffice.case_fixtures import staff
+
+    backoffice.add_staff("clerk_a", "clerk")
+    backoffice.add_staff("approver_b", "approver")
+    bo_app.config["SENSITIVE_CASE_KINDS"] = ("move_out",)
+    with bo_app.test_request_context("/"):
+        serial = db.session.execute(select(CardRecord.sign_cert_serial)).scalar_one()
+        cards.revoke_certificate(db.session, serial=serial, reason="keyCompromise", by="clerk1")
+        db.session.commit()
+    case_id = deliver(bo_app, city, "move_out", move([("宮沢　賢", "1990-08-27")]))
+    assert load_case(bo_app, case_id).status is CaseStatus.IN_REVIEW
+
+    with bo_app.test_request_context("/"), pytest.raises(cases.CaseError) as refused:
+        cases.confirm(db.session, case_id, by=staff(db.session, "clerk_a"))
+    assert refused.value.code == "signature_refused"
+    with bo_app.test_request_context("/"):
+        db.session.get(Case, case_id).status = CaseStatus.CONFIRMED  # as if confirmed before this rule
+        db.session.get(Case, case_id).confirmed_by = staff(db.session, "clerk_a").id
+        db.session.commit()
+    with bo_app.test_request_context("/"), pytest.raises(cases.CaseError) as refused:
+        cases.approve(db.session, case_id, by=staff(db.session, "approver_b"), totp_code=backoffice.totp("approver_b"))
+    assert refused.value.code == "signature_refused"
+    with bo_app.app_context():
+        assert db.session.get(Resident, city["head"]).status is RecordStatus.CURRENT
+
+
 def test_a_malformed_message_is_a_permanent_failure(bo_app):
     from backoffice.extensions import db
     from backoffice.services.intake import receive_application

@@ -491,6 +491,37 @@ def test_a_reservation_someone_else_signed_with_the_movers_move_id_never_gets_th
     assert "moveout_certificate_matched" in _case(kitakami, genuine).findings
 
 
+def test_a_reservation_whose_signature_was_refused_never_takes_a_certificate_even_when_sensitive(
+        hanamaki, kitakami, family, clock, move_keys, tmp_path):
+    # A 転入予約 made sensitive goes to a clerk even when its signature was refused; it must not take the
+    # movers' 転出証明書情報 (matched on their names) from the reservation they signed.
+    from backoffice.extensions import db
+    from backoffice.services import cards
+
+    origin, destination = City(hanamaki, clock, move_keys), City(kitakami, clock, move_keys)
+    kitakami.config["SENSITIVE_CASE_KINDS"] = ("move_in_reservation",)
+    with hanamaki.test_request_context("/"):
+        other = make_resident(db.session, hanamaki.config, household=make_household(
+            db.session, householder_name="佐藤　一郎"), name="佐藤　一郎", birth_date=dt.date(1980, 1, 1))
+        record, card_file = cards.issue_card(db.session, resident_code=other.juminhyo_code, pin="1234",
+                                             password=PASSWORD, issued_by="clerk1", iterations=1000)
+        cards.revoke_certificate(db.session, serial=record.sign_cert_serial, reason="keyCompromise", by="clerk1")
+        db.session.commit()
+    revoked = tmp_path / "revoked.json"
+    revoked.write_bytes(card_file)
+    refused = destination.deliver(revoked, "move_in_reservation", _move(MOVERS[:1]), move_id=None)
+    assert "signature_refused" in _case(kitakami, refused).findings
+    out_case = origin.deliver(family["card"], "move_out", _move(MOVERS[:1]), move_id=None)
+    genuine = _reservation(destination, family, None, movers=MOVERS[:1])
+    origin.confirm_and_approve(out_case)
+
+    [certificate] = origin.sent("moveout.certificate")
+    destination.receive(certificate)
+
+    assert "moveout_certificate_matched" in _case(kitakami, genuine).findings
+    assert "moveout_certificate_matched" not in _case(kitakami, refused).findings
+
+
 def test_a_certificate_without_a_move_id_is_matched_on_the_name_and_birth_date(
         hanamaki, kitakami, family, clock, move_keys):
     origin, destination = City(hanamaki, clock, move_keys), City(kitakami, clock, move_keys)
