@@ -456,23 +456,33 @@ def test_a_reservation_approved_before_the_certificate_waits_flagged_and_is_matc
     assert len(_complete(kitakami, destination, in_case)) == 2
 
 
+def _another_card(hanamaki: Any, tmp_path: Path, *, revoked: bool = False) -> Path:
+    """The card file of another resident of Hanamaki (its signature certificate revoked if asked)."""
+    from backoffice.extensions import db
+    from backoffice.services import cards
+
+    with hanamaki.test_request_context("/"):
+        other = make_resident(db.session, hanamaki.config, household=make_household(
+            db.session, householder_name="佐藤　一郎"), name="佐藤　一郎", birth_date=dt.date(1980, 1, 1))
+        record, card_file = cards.issue_card(db.session, resident_code=other.juminhyo_code, pin="1234",
+                                             password=PASSWORD, issued_by="clerk1", iterations=1000)
+        if revoked:
+            cards.revoke_certificate(db.session, serial=record.sign_cert_serial, reason="keyCompromise", by="clerk1")
+        db.session.commit()
+    path = tmp_path / "another-card.json"
+    path.write_bytes(card_file)
+    return path
+
+
 def test_a_reservation_someone_else_signed_with_the_movers_move_id_never_gets_their_certificates(
         hanamaki, kitakami, family, clock, move_keys, tmp_path):
     # The attack: a compromised portal saw the family's move id and has an accomplice sign a 転入予約 to
     # Kitakami naming them, with that move id and an address of his choosing, which it delivers first. Were
     # the 転出証明書情報 matched to it, the accomplice's own card would complete their 転入 at the counter.
     from backoffice.extensions import db
-    from backoffice.services import cards
 
     origin, destination = City(hanamaki, clock, move_keys), City(kitakami, clock, move_keys)
-    with hanamaki.test_request_context("/"):
-        accomplice = make_resident(db.session, hanamaki.config, household=make_household(
-            db.session, householder_name="佐藤　一郎"), name="佐藤　一郎", birth_date=dt.date(1980, 1, 1))
-        _record, card_file = cards.issue_card(db.session, resident_code=accomplice.juminhyo_code, pin="1234",
-                                              password=PASSWORD, issued_by="clerk1", iterations=1000)
-        db.session.commit()
-    accomplice_card = tmp_path / "accomplice.json"
-    accomplice_card.write_bytes(card_file)
+    accomplice_card = _another_card(hanamaki, tmp_path)
     move_id = str(uuid.uuid4())
     elsewhere = {"kind": "elsewhere", "municipalityCode": KITAKAMI, "postalCode": "0240061", "prefecture": "岩手県",
                  "municipality": "北上市", "address": "大通り2-9-9"}
@@ -495,20 +505,9 @@ def test_a_reservation_whose_signature_was_refused_never_takes_a_certificate_eve
         hanamaki, kitakami, family, clock, move_keys, tmp_path):
     # A 転入予約 made sensitive goes to a clerk even when its signature was refused; it must not take the
     # movers' 転出証明書情報 (matched on their names) from the reservation they signed.
-    from backoffice.extensions import db
-    from backoffice.services import cards
-
     origin, destination = City(hanamaki, clock, move_keys), City(kitakami, clock, move_keys)
     kitakami.config["SENSITIVE_CASE_KINDS"] = ("move_in_reservation",)
-    with hanamaki.test_request_context("/"):
-        other = make_resident(db.session, hanamaki.config, household=make_household(
-            db.session, householder_name="佐藤　一郎"), name="佐藤　一郎", birth_date=dt.date(1980, 1, 1))
-        record, card_file = cards.issue_card(db.session, resident_code=other.juminhyo_code, pin="1234",
-                                             password=PASSWORD, issued_by="clerk1", iterations=1000)
-        cards.revoke_certificate(db.session, serial=record.sign_cert_serial, reason="keyCompromise", by="clerk1")
-        db.session.commit()
-    revoked = tmp_path / "revoked.json"
-    revoked.write_bytes(card_file)
+    revoked = _another_card(hanamaki, tmp_path, revoked=True)
     refused = destination.deliver(revoked, "move_in_reservation", _move(MOVERS[:1]), move_id=None)
     assert "signature_refused" in _case(kitakami, refused).findings
     out_case = origin.deliver(family["card"], "move_out", _move(MOVERS[:1]), move_id=None)
