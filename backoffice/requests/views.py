@@ -15,12 +15,17 @@ from backoffice.forms_common import list_page, resident_by_atena, unknown_atena
 from backoffice.models import Role
 from backoffice.requests import bp
 from backoffice.security import access
+from backoffice.services import audit
 from backoffice.services import resident_requests as service
 from core import clock
 
 
 def _page(errors: dict[str, str] | None = None, status: int = 200) -> Any:
     rows = service.by_deadline(db.session)
+    # The list names everyone who asked about their own record: each look at it is in the operation log (R6).
+    audit.record("resident_request.list", target_type="resident_request",
+                 detail={"shown": [row.id for row, _person in rows]})
+    db.session.commit()
     return render_template("backoffice/requests/list.html", rows=rows, errors=errors or {}, form=request.form,
                            today=clock.today_jst(), kinds=service.KINDS, items=service.CORRECTABLE,
                            kind_labels=messages.REQUEST_KIND_LABELS, status_labels=messages.REQUEST_STATUS_LABELS,

@@ -37,8 +37,12 @@ from core.config import ConfigError
 from core.textfold import fold
 
 ALERT_KIND = "staff_access"
+# Every page that shows a person's data counts as a view, not only the ledger's: a card's page shows the holder's
+# name and 住民票コード (a search key of its own), so walking /cards/<id> must count as walking the ledger.
 CATEGORIES = {"ledger.search": "searches", "ledger.view": "views", "ledger.unmask": "reveals",
-              "ledger.export": "exports", "certificate.print": "prints", "certificate.download": "prints"}
+              "ledger.export": "exports", "certificate.print": "prints", "certificate.download": "prints",
+              "card.view": "views", "certificate.preview": "views", "counter.view": "views",
+              "support_measure.view": "views", "support_measure.list": "views", "resident_request.list": "views"}
 THRESHOLDS = {"searches": 80, "views": 80, "reveals": 10, "exports": 5, "prints": 40, "short_searches": 5,
               "denials": 5}
 NOT_STAFF = {"system", "bridge", "retention", "watch"}

@@ -22,6 +22,11 @@ from core import clock
 
 def _page(errors: dict[str, str] | None = None, status: int = 200) -> Any:
     measures = support.newest_first(db.session)
+    # The list names every protected person: each look at it is in the operation log (R6), and counts as views
+    # for the access watch (R18).
+    audit.record("support_measure.list", target_type="support_measure",
+                 detail={"shown": [measure.id for measure, _person in measures]})
+    db.session.commit()
     return render_template("backoffice/support/list.html", measures=measures, errors=errors or {},
                            today=clock.today_jst(), form=request.form), status
 

@@ -165,3 +165,34 @@ def test_the_security_officer_sees_the_rows_behind_an_alert_and_acknowledges_it_
     with bo_app.app_context():
         ack = db.session.execute(select(AuditLog).where(AuditLog.action == "alert.acknowledge")).scalar_one()
     assert (ack.actor, ack.target_id, ack.detail_dict()["note"]) == ("officer", str(alert_id), note)
+
+
+@pytest.mark.parametrize("action", ["card.view", "certificate.preview", "counter.view", "support_measure.view",
+                                    "support_measure.list", "resident_request.list"])
+def test_walking_pages_of_personal_data_outside_the_ledger_by_id_is_counted_as_views(bo_app, backoffice, clock,
+                                                                                     action):
+    # The attack: a clerk opens /cards/1, /cards/2, ... each page showing a holder's name and 住民票コード,
+    # every one a search key of its own; only the ledger's own views were counted, so nothing fired.
+    walker = ("walker", backoffice.add_staff("walker", "clerk"))
+    day = Day(bo_app, clock)
+    start = _last_tuesday(clock) + dt.timedelta(hours=1, minutes=30)  # 10:00 JST: 90 pages before 10:30
+    for n in range(90):
+        day.add(start + dt.timedelta(seconds=20 * n), walker, action, target=str(n + 1))
+    day.write()
+    clock.now = (start + dt.timedelta(hours=2)).astimezone(dt.UTC)
+    assert bo_app.test_cli_runner().invoke(args=["watch", "run"]).exit_code == 0
+    assert {(a["actor"], a["rule"], a["category"]) for a in _staff_alerts(bo_app)} == {("walker", "volume", "views")}
+
+
+def test_the_lists_of_support_measures_and_residents_requests_are_in_the_operation_log(bo_app, backoffice):
+    # The lists name every person under a support measure (支援措置) and everyone who asked about their own
+    # record: each look at them is an operation-log row with who looked and which entries were shown.
+    from backoffice.extensions import db
+
+    clerk = backoffice.client_for("clerk_l", "clerk", terminal="t-clerk")
+    for path, action in (("/support-measures/", "support_measure.list"), ("/resident-requests/",
+                                                                          "resident_request.list")):
+        assert clerk.get(path).status_code == 200
+        with bo_app.app_context():
+            row = db.session.execute(select(AuditLog).where(AuditLog.action == action)).scalar_one()
+            assert row.actor == "clerk_l" and "shown" in json.loads(row.detail)
