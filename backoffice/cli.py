@@ -203,7 +203,7 @@ def register(app: Flask) -> None:
     from core.backup_cli import backup_commands
 
     backups = backup_commands(lambda: f"backoffice:{current_app.config['MUNICIPALITY_CODE']}",
-                              "BACKOFFICE_DATABASE_URL", audit.chain)
+                              "BACKOFFICE_DATABASE_URL", audit.chain, lambda: db.session)
     from backoffice.services import retention
     from core.retention_cli import retention_group
 

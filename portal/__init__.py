@@ -57,7 +57,7 @@ def _register_commands(app: Flask) -> None:
     from core.retention_cli import retention_group
     from portal.services import retention
 
-    for command in backup_commands(lambda: "portal", "PORTAL_DATABASE_URL", audit.chain):
+    for command in backup_commands(lambda: "portal", "PORTAL_DATABASE_URL", audit.chain, lambda: db.session):
         app.cli.add_command(command)
     app.cli.add_command(retention_group(retention.rules, audit.chain, lambda: db.session, lambda: "portal"))
     register_grants_command()

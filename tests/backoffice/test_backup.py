@@ -83,6 +83,17 @@ def fresh_db():
     drop_pg_database(url)
 
 
+def _logged(app, action: str) -> dict:
+    """The detail of the one operation-log row of ``action`` in the app's live database, naming its actor."""
+    from backoffice.extensions import db
+    from backoffice.models import AuditLog
+
+    with app.app_context():
+        row = db.session.execute(select(AuditLog).where(AuditLog.action == action)).scalar_one()
+        assert row.actor.startswith("os:") and row.outcome == "success"
+        return json.loads(row.detail)
+
+
 def test_the_restore_drill_brings_back_every_row_the_my_numbers_and_a_log_that_verifies(
         bo_app, backoffice, busy_city, fresh_db, tmp_path):
     live = bo_app.config["BACKOFFICE_DATABASE_URL"]
@@ -104,12 +115,17 @@ def test_the_restore_drill_brings_back_every_row_the_my_numbers_and_a_log_that_v
     assert manifest["row_counts"] == before and manifest["dump_format"] == "pg_dump -Fc"
     assert manifest["audit"]["seq"] == before["audit_log"]
 
+    # The copy of the whole register is in the live operation log: who took it, where it went, what it held.
+    taken = _logged(bo_app, "backup.create")
+    assert taken["out"] == str(out.resolve()) and taken["rows"] == sum(before.values())
     # After the backup the city goes on working: the live log and its checkpoints run past the backup.
     assert _run(bo_app, "terminals", "add", "counter-after-backup").exit_code == 0
 
     restored = _run(bo_app, "restore", "--from", str(out), "--into", fresh_db)
     assert restored.exit_code == 0, restored.output
     assert "row counts match the manifest; audit verify OK" in restored.output
+    put_back = _logged(bo_app, "backup.restore")
+    assert put_back["from"] == str(out.resolve()) and put_back["rows"] == sum(before.values())
 
     assert _counts(fresh_db) == before
     restored_numbers = _numbers(fresh_db, bo_app.config["FIELD_ENCRYPTION_KEY"])
