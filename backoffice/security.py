@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import abort, current_app, flash, g, redirect, request, session, url_for
+from flask import abort, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -56,6 +56,7 @@ def _load_staff(req: Any) -> Staff | None:
         g.terminal = terminals.identify(db.session, req)[0]
     terminal = g.terminal
     staff, reason = staff_service.resume_session(db.session, token, terminal_id=terminal.id if terminal else None)
+    g.screen_locked = reason == "locked"
     if staff is None:
         session.pop("sid", None)
         g.session_end_reason = reason
@@ -87,8 +88,25 @@ def enforce_access() -> Any:
         if g.get("session_end_reason") == "idle":
             flash(_("You were signed out because the session was idle. Please sign in again."), "info")
         return redirect(url_for("auth.sign_in"))
+    if g.get("screen_locked") and endpoint not in OPEN_WHILE_LOCKED:
+        return _locked(endpoint)
     if rule.roles and not (rule.roles & current_user.role_set):
         audit.record("access.denied", outcome="denied", detail={"endpoint": endpoint})
         db.session.commit()
         abort(403)
     return None
+
+
+# What a locked screen still serves: the one-time code that unlocks it, and signing out.
+OPEN_WHILE_LOCKED = frozenset({"screenlock.unlock", "auth.sign_out"})
+
+
+def _locked(endpoint: str) -> Any:
+    """The screen locked itself after ``SCREEN_LOCK_MINUTES`` without a request (R19): every page but the unlock
+    is this one, whatever the browser asks, so a reload or a new tab shows nothing behind the lock."""
+    audit.record("staff.screen_locked", outcome="denied", detail={"endpoint": endpoint})
+    db.session.commit()
+    if request.accept_mimetypes.best == "application/json" or request.path.startswith(("/ledger/api/",)):
+        return jsonify({"error": "screen_locked"}), 423
+    next_path = request.full_path.rstrip("?") if request.method == "GET" else url_for("auth.home")
+    return render_template("backoffice/screenlock/locked.html", next_path=next_path), 423

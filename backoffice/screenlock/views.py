@@ -21,6 +21,7 @@ from core.redirects import safe_path
 def unlock() -> Any:
     """The person at the terminal proves it is still them; anyone else is signed out, not given three tries."""
     if staff_service.check_second_factor(current_user, request.form.get("totp", "")):
+        staff_service.unlock_session(db.session, session.get("sid", ""))
         audit.record("staff.unlock")
         db.session.commit()
         # Only a path of this site: never a host someone slipped into the form.

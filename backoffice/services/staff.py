@@ -258,8 +258,19 @@ def resume_session(session: Session, token: str, *, terminal_id: int | None) -> 
     if reason is not None:
         SESSIONS.close(session, row, reason)
         return None, reason
+    if clock.utcnow() - row.last_seen_at >= dt.timedelta(minutes=cfg["SCREEN_LOCK_MINUTES"]):
+        # The screen locked itself in the browser (R19); a reload or a new tab must find it locked here too.
+        # Not touched: a locked session still ends at the idle timeout counted from the last real activity.
+        return staff, "locked"
     SESSIONS.touch(session, row)
     return staff, "ok"
+
+
+def unlock_session(session: Session, token: str) -> None:
+    """The one-time code was given at the locked screen: the session is active again from now."""
+    row = SESSIONS.live(session, token)
+    if row is not None:
+        SESSIONS.touch(session, row)
 
 
 def end_session(session: Session, token: str, *, reason: str = "sign_out") -> None:

@@ -121,11 +121,44 @@ def test_four_failures_do_not_lock_and_a_success_resets_the_count(backoffice):
     assert _staff(backoffice.app, "clerk1").failed_attempts == 0
 
 
+def test_a_locked_screen_stays_locked_on_a_reload_until_the_one_time_code(bo_app, backoffice, tmp_path):
+    # The attack: the page locked itself after five idle minutes; whoever walks up to the terminal presses F5,
+    # or opens the same address in a new tab. The server must hold the lock too, and a locked request must not
+    # keep the session alive.
+    from tests.backoffice.case_fixtures import make_city
+
+    city = make_city(bo_app, tmp_path)
+    path = f"/ledger/residents/{city['head']}"
+    clerk = backoffice.client_for("clerk1", "clerk")
+    assert "宮沢　賢" in clerk.get(path).get_data(as_text=True)
+    backoffice.clock.advance(minutes=6)
+    for request in (lambda: clerk.get(path), lambda: clerk.get(f"/ledger/api/residents/{city['head']}")):
+        locked = request()
+        assert locked.status_code == 423 and "宮沢" not in locked.get_data(as_text=True)
+    page = clerk.get(path).get_data(as_text=True)
+    assert 'name="totp"' in page and f'value="{path}"' in page
+    backoffice.clock.advance(minutes=8)  # 14 minutes since the last real activity: still locked, not ended
+    assert clerk.get(path).status_code == 423
+    unlocked = clerk.post("/screen/unlock", data={"csrf_token": csrf_from(clerk, path),  # the locked page's
+                                                  "totp": backoffice.totp("clerk1"), "next": path})
+    assert unlocked.status_code == 302 and unlocked.location.endswith(path)
+    assert "宮沢　賢" in clerk.get(path).get_data(as_text=True)
+    assert len(_audit(bo_app, "staff.screen_locked")) == 5  # every locked request is in the operation log
+
+    other = backoffice.client_for("clerk2", "clerk")
+    other.get("/")
+    backoffice.clock.advance(minutes=10)
+    assert other.get(path).status_code == 423
+    backoffice.clock.advance(minutes=6)  # 16 minutes since the last real activity: the locked requests kept nothing
+    ended = other.get(path)
+    assert ended.status_code == 302 and ended.location.endswith("/sign-in")
+
+
 @pytest.mark.sqlite
 def test_an_idle_session_ends_after_the_timeout(backoffice):
     client = backoffice.client_for("clerk1", "clerk")
-    backoffice.clock.advance(minutes=14)
-    assert client.get("/").status_code == 200  # activity keeps it alive
+    backoffice.clock.advance(minutes=4)
+    assert client.get("/").status_code == 200  # activity before the screen lock keeps it alive
     backoffice.clock.advance(minutes=16)
     response = client.get("/")
     assert response.status_code == 302 and response.location.endswith("/sign-in")
@@ -137,10 +170,11 @@ def test_an_idle_session_ends_after_the_timeout(backoffice):
 
 def test_an_active_session_still_ends_at_its_absolute_lifetime(backoffice):
     client = backoffice.client_for("clerk1", "clerk")
-    for _ in range(8 * 6 + 1):  # a request every 10 minutes, past 8 hours
-        backoffice.clock.advance(minutes=10)
-        last = client.get("/")
-    assert last.status_code == 302
+    statuses = []
+    for _ in range(8 * 15 + 1):  # a request every 4 minutes (before the screen lock), past 8 hours
+        backoffice.clock.advance(minutes=4)
+        statuses.append(client.get("/").status_code)
+    assert set(statuses[:-1]) == {200} and statuses[-1] == 302
 
 
 def test_a_session_cookie_replayed_after_sign_out_is_refused(backoffice):
