@@ -63,6 +63,28 @@ def test_the_record_page_goes_blank_after_five_idle_minutes_and_a_fresh_code_bri
     assert page.get_by_text("宮沢　賢").first.is_visible() and page.locator("#screen-lock").is_hidden()
 
 
+def test_a_reload_or_a_new_tab_of_a_locked_page_shows_the_lock_not_the_record(
+        live_backoffice, backoffice, record, page):
+    # The attack: whoever walks up to the locked terminal presses F5, or opens the address in a new tab.
+    _sign_in(page, backoffice, live_backoffice, "lock4")
+    page.clock.install()
+    address = f"{live_backoffice}/ledger/residents/{record}"
+    page.goto(address)
+    page.clock.fast_forward("05:05")
+    page.locator("#screen-lock").wait_for(state="visible")
+    backoffice.clock.advance(minutes=6)  # the server's time: no request came for six minutes either
+    page.reload()
+    assert "宮沢" not in page.locator("body").inner_text() and page.locator("#screen-lock-totp").is_visible()
+    tab = page.context.new_page()
+    tab.goto(address)
+    assert "宮沢" not in tab.locator("body").inner_text()
+    tab.close()
+    page.fill("#screen-lock-totp", backoffice.totp("lock4"))
+    page.locator("form[action$='/screen/unlock'] button[type=submit]").first.click()
+    page.wait_for_url(address)
+    assert page.get_by_text("宮沢　賢").first.is_visible()
+
+
 def test_input_keeps_the_screen_open(live_backoffice, backoffice, record, page):
     _sign_in(page, backoffice, live_backoffice, "lock2")
     page.clock.install()
