@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, flash, redirect, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
+from wtforms import Field, Form
+from wtforms.validators import ValidationError
 
 from backoffice.extensions import db
 from backoffice.models import Resident, Role
 from backoffice.security import access
+
+# The dates a filter or period may name. Past them Python's date arithmetic overflows (the day after 9999-12-31,
+# 0001-01-01 in UTC), and no record of this service lies there.
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_DATE = dt.date(2999, 12, 31)
+
+
+def date_in_range(_form: Form, field: Field) -> None:
+    """WTForms validator: a date from EARLIEST_DATE to LATEST_DATE (an empty field is left to Optional)."""
+    if field.data is not None and not EARLIEST_DATE <= field.data <= LATEST_DATE:
+        raise ValidationError(_("Enter a date from %(first)s to %(last)s.", first=EARLIEST_DATE.isoformat(),
+                                last=LATEST_DATE.isoformat()))
 
 
 def resident_by_atena(value: str) -> Resident | None:

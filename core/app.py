@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import BuildError
+from werkzeug.routing import BuildError, IntegerConverter, Map
 
 from core import config as config_module
 from core.i18n import LANGUAGES, format_moment, select_locale
@@ -28,6 +29,29 @@ ROOT = Path(__file__).resolve().parent.parent
 csrf = CSRFProtect()
 babel = Babel()
 PEER_ADDR = "juki.peer_addr"
+# C0 control characters but tab, line feed and carriage return (a textarea's line ends): PostgreSQL refuses NUL
+# in text, and none of the others is anything a person types.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+class DatabaseIntConverter(IntegerConverter):
+    """``<int:…>`` in either app: only a number a PostgreSQL INTEGER id can hold, so a larger one is no page (404).
+
+    Werkzeug's own converter takes any length of digits, and the database answers a number past 2**31-1 with
+    an error (a 500) instead of no row. ``<int(max=…):…>`` still sets another bound.
+    """
+
+    default_max = 2**31 - 1
+
+    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None,  # werkzeug's names
+                 max: int | None = None, signed: bool = False) -> None:
+        super().__init__(map, fixed_digits, min, self.default_max if max is None else max, signed)
+
+
+class DatabaseBigIntConverter(DatabaseIntConverter):
+    """``<bigint:…>``: the ids of BIGINT columns (bridge alerts, dead letters), up to 2**63-1."""
+
+    default_max = 2**63 - 1
 
 
 class TrustedProxyFix:
@@ -130,6 +154,9 @@ def build_app(
         instance_path=cfg["INSTANCE_PATH"],
     )
     app.json = BoundedJSONProvider(app)
+    # Before any route is added: every blueprint's <int:…> is bounded to what the database can hold.
+    app.url_map.converters["int"] = DatabaseIntConverter
+    app.url_map.converters["bigint"] = DatabaseBigIntConverter
     app.config.update(cfg)
     app.config["SECRET_KEY"] = cfg[secret_key_name]
     app.config["SESSION_COOKIE_NAME"] = cookie_name
@@ -154,6 +181,19 @@ def build_app(
         if request.args.get("lang") in LANGUAGES:
             # Remembered even when this response is a redirect that renders nothing.
             g.lang_to_set = request.args["lang"]
+
+    @app.before_request
+    def _control_characters() -> Any:
+        # Before any view, access check or database work: a field holding a control character is refused whole,
+        # naming the field and never echoing its value, so no view can pass a NUL on to PostgreSQL (a 500).
+        field = control_character_field()
+        if field is None:
+            return None
+        shown = CONTROL_CHARACTERS.sub("?", field)[:80]
+        app.logger.info("control character refused field=%r request_id=%s", shown, g.get("request_id"))
+        if request.path.startswith("/api/") or request.is_json:
+            return {"error": "control_character", "field": shown}, 400
+        return render_template("errors/error.html", code=400, error="control_character", field=shown), 400
 
     @app.after_request
     def _headers(response: Any) -> Any:
@@ -210,6 +250,16 @@ def build_app(
                 "jst": format_moment, "language_url": language_url}
 
     return app
+
+
+def control_character_field() -> str | None:
+    """The name of the first query or form field whose name or value holds a C0 control character (but tab or a
+    line end)."""
+    for source in (request.args, request.form):
+        for name, value in source.items(multi=True):
+            if CONTROL_CHARACTERS.search(name) or CONTROL_CHARACTERS.search(value):
+                return str(name)
+    return None
 
 
 def _configure_logging(app: Flask) -> None:

@@ -162,6 +162,11 @@ class Config:
         "TERMINAL_COOKIE_KEY": "TERMINAL_COOKIE_KEY",
         "API_TOKEN_KEY": "API_TOKEN_KEY",
     }
+    # name -> environment variable; each may be left unset (its feature is then off), but once set, production
+    # holds it to the same strength as SECRETS and refuses it equal to any of them or to another.
+    OPTIONAL_SECRETS = {
+        "METRICS_TOKEN": "METRICS_TOKEN",
+    }
 
 
 class DevelopmentConfig(Config):
@@ -204,7 +209,7 @@ def _file_settings(path: str | None, cls: type[Config]) -> dict[str, Any]:
             data = tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"APP_CONFIG {path!r} cannot be read as TOML: {exc}") from exc
-    declared = {k for k in dir(cls) if k.isupper()} - {"SECRETS", "APP_ENV"}
+    declared = {k for k in dir(cls) if k.isupper()} - {"SECRETS", "OPTIONAL_SECRETS", "APP_ENV"}
     secret_names = set(cls.SECRETS)
     if secret_names & set(data):
         raise ConfigError(f"APP_CONFIG {path!r} names {', '.join(sorted(secret_names & set(data)))}: secrets come "
@@ -340,7 +345,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     if not cfg["COUNTER_ORIGIN"]:
         cfg["COUNTER_ORIGIN"] = counter_origin_default(str(cfg["SITE_ORIGIN"]), env)
     if env == "production":
-        check_secrets({var: str(cfg[key]) for key, var in cls.SECRETS.items()})
+        check_secrets({var: str(cfg[key]) for key, var in cls.SECRETS.items()}
+                      | {var: str(cfg[key]) for key, var in cls.OPTIONAL_SECRETS.items() if cfg.get(key)})
     _certificate_signatory(cfg)
     if cfg.get("REDIS_SENTINELS"):
         from core.redisconn import check_sentinel_settings  # a bad list stops the start, not the first request

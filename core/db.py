@@ -64,7 +64,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, **options: Any) -> Engine:
-    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout."""
+    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout.
+
+    Bound values are never part of an error's text (``hide_parameters``), whatever the options say: a failed
+    statement's traceback goes to the application log, and its values may be what a clerk searched for (a
+    name, a birth date) or what a resident sent. The SQL, the error and the request id are enough to debug.
+    """
+    options["hide_parameters"] = True
     if url.startswith("sqlite"):
         options.pop("pool_pre_ping", None)
         engine = create_engine(url, **options)

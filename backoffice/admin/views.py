@@ -96,7 +96,7 @@ def dead_letters() -> Any:
                            letters=deadletters.open_letters(db.session, DeadLetter))
 
 
-@bp.route("/dead-letters/<int:letter_id>")
+@bp.route("/dead-letters/<bigint:letter_id>")
 @access(Role.ADMIN)
 def dead_letter(letter_id: int) -> Any:
     """One dead letter: its reason and the envelope's header, never its contents (the view is logged)."""
@@ -110,7 +110,7 @@ def dead_letter(letter_id: int) -> Any:
                            size=len(row.envelope or ""))
 
 
-@bp.route("/dead-letters/<int:letter_id>/retry", methods=["POST"])
+@bp.route("/dead-letters/<bigint:letter_id>/retry", methods=["POST"])
 @access(Role.ADMIN)
 def retry_dead_letter(letter_id: int) -> Any:
     """Put the message back on its queue, as received."""
@@ -137,7 +137,7 @@ def retry_dead_letter(letter_id: int) -> Any:
     return redirect(url_for("admin.dead_letters"))
 
 
-@bp.route("/dead-letters/<int:letter_id>/discard", methods=["POST"])
+@bp.route("/dead-letters/<bigint:letter_id>/discard", methods=["POST"])
 @access(Role.ADMIN)
 def discard_dead_letter(letter_id: int) -> Any:
     """Close the dead letter for good; a verified sender is acknowledged so it stops sending it."""
@@ -197,14 +197,14 @@ def _minutes(seconds: float | None) -> str:
     return _("%(minutes)d min %(seconds)02d s", minutes=int(seconds // 60), seconds=int(seconds % 60))
 
 
-@bp.route("/bridge/alerts/<int:alert_id>/acknowledge", methods=["POST"])
+@bp.route("/bridge/alerts/<bigint:alert_id>/acknowledge", methods=["POST"])
 @access(Role.ADMIN)
 def acknowledge_alert(alert_id: int) -> Any:
     """The administrator has seen the alert: no more mail for it."""
     return _alert_action(alert_id, "acknowledge")
 
 
-@bp.route("/bridge/alerts/<int:alert_id>/resolve", methods=["POST"])
+@bp.route("/bridge/alerts/<bigint:alert_id>/resolve", methods=["POST"])
 @access(Role.ADMIN)
 def resolve_alert(alert_id: int) -> Any:
     """The condition is dealt with; seen again, it opens a new alert."""

@@ -7,16 +7,19 @@ from typing import Any
 from flask import Response, flash, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectChoice, SelectField, StringField
-from wtforms.validators import Length, Optional
+from wtforms import DateField, IntegerField, SelectChoice, SelectField, StringField
+from wtforms.validators import Length, NumberRange, Optional
 
 from backoffice.audit import bp
 from backoffice.extensions import db
+from backoffice.forms_common import date_in_range
 from backoffice.models import Role
 from backoffice.security import access
 from backoffice.services import audit, audit_reader, watch
 from core import clock
 from core.csvsafe import to_csv
+
+MAX_PAGE = 10_000_000  # 500 million rows at 50 a page
 
 
 class FilterForm(FlaskForm):
@@ -33,8 +36,11 @@ class FilterForm(FlaskForm):
                  SelectChoice("failure", _l("Failure")), SelectChoice("denied", _l("Denied"))],
         validators=[Optional()],
     )
-    date_from = DateField(_l("From"), validators=[Optional()])
-    date_to = DateField(_l("To"), validators=[Optional()])
+    date_from = DateField(_l("From"), validators=[Optional(), date_in_range])
+    date_to = DateField(_l("To"), validators=[Optional(), date_in_range])
+    # Not a filter the form shows, but checked with them: an OFFSET past PostgreSQL's BIGINT is a server error.
+    page = IntegerField(_l("Page"), validators=[
+        Optional(), NumberRange(min=1, max=MAX_PAGE, message=_l("Enter a page from 1 to %(max)d.", max=MAX_PAGE))])
 
 
 def _filter(form: FilterForm) -> audit_reader.LogFilter:
@@ -48,10 +54,11 @@ def _filter(form: FilterForm) -> audit_reader.LogFilter:
 def log() -> Any:
     """Browse the log, newest first."""
     form = FilterForm(request.args)
-    rows, total, page = [], 0, max(1, request.args.get("page", 1, type=int) or 1)
-    if form.validate():
-        rows, total = audit_reader.browse(db.session, _filter(form), page=page)
-        db.session.commit()
+    if not form.validate():
+        return render_template("backoffice/audit/log.html", form=form, rows=[], total=0, page=1, result=None), 400
+    page = form.page.data or 1
+    rows, total = audit_reader.browse(db.session, _filter(form), page=page)
+    db.session.commit()
     return render_template("backoffice/audit/log.html", form=form, rows=rows, total=total, page=page, result=None)
 
 
@@ -90,7 +97,7 @@ def alerts() -> Any:
     return render_template("backoffice/audit/alerts.html", items=items, errors={}, jst=clock.JST)
 
 
-@bp.route("/alerts/<int:alert_id>/acknowledge", methods=["POST"])
+@bp.route("/alerts/<bigint:alert_id>/acknowledge", methods=["POST"])
 @access(Role.AUDITOR)
 def acknowledge(alert_id: int) -> Any:
     """Acknowledge an alert with a note; the note goes to the operation log."""

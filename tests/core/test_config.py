@@ -196,3 +196,30 @@ def test_the_default_request_size_limit_is_one_mebibyte(monkeypatch):
     assert config.load({"APP_ENV": "test"})["MAX_CONTENT_LENGTH"] == 1024 * 1024
     monkeypatch.setenv("MAX_CONTENT_LENGTH", "2097152")
     assert config.load({"APP_ENV": "test"})["MAX_CONTENT_LENGTH"] == 2 * 1024 * 1024
+
+
+# -- the metrics token: optional, but when set as strong and as much its own as the other secrets ---------------------
+
+@pytest.mark.parametrize("weak", ["metrics", "a" * 64, secrets.token_hex(16), "0123456789abcdef" * 4],
+                         ids=["word", "one-letter", "16-bytes", "pattern"])
+def test_production_refuses_a_weak_metrics_token_naming_it_but_not_its_value(monkeypatch, weak):
+    _set_secrets(monkeypatch, {})
+    monkeypatch.setenv("METRICS_TOKEN", weak)
+    with pytest.raises(config.ConfigError) as refused:
+        config.load({"APP_ENV": "production"})
+    assert "METRICS_TOKEN" in str(refused.value) and weak not in str(refused.value)
+
+
+def test_production_refuses_a_metrics_token_equal_to_another_secret_naming_both(monkeypatch):
+    shared = secrets.token_hex(32)
+    _set_secrets(monkeypatch, {"PORTAL_SECRET_KEY": shared})
+    monkeypatch.setenv("METRICS_TOKEN", shared)
+    with pytest.raises(config.ConfigError) as refused:
+        config.load({"APP_ENV": "production"})
+    message = str(refused.value)
+    assert "METRICS_TOKEN" in message and "PORTAL_SECRET_KEY" in message and shared not in message
+    # Unset, /metrics is simply off: production starts without one, and with a strong one of its own.
+    monkeypatch.delenv("METRICS_TOKEN")
+    assert config.load({"APP_ENV": "production"})["METRICS_TOKEN"] == ""
+    monkeypatch.setenv("METRICS_TOKEN", token := secrets.token_urlsafe(32))
+    assert config.load({"APP_ENV": "production"})["METRICS_TOKEN"] == token
