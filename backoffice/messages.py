@@ -45,6 +45,7 @@ ACTION_LABELS = {
     "complete": _l("Completed"),
     "withdrawn": _l("Withdrawn by the applicant"),
     "movein_notice": _l("転入通知 received from the destination"),
+    "cancellation_requested": _l("The resident asked at the counter to cancel the move (recorded by a clerk)"),
     "moveout_cancelled": _l("転出取消: the move-out was cancelled and the records restored"),
     "reservation_cancelled": _l("予約取消: the reservation was cancelled"),
     "notification_late": _l("届出期間経過: notified more than 14 days after the move"),

@@ -87,6 +87,8 @@ def _render(item: Case, *, forms: dict[str, FlaskForm] | None = None, errors: li
         event_details={e.id: json.loads(e.detail) if e.detail else {} for e in history},
         errors=errors or [], may_confirm=Role.CLERK in roles, may_approve=Role.APPROVER in roles,
         may_cancel=Role.APPROVER in roles and cancellation.cancellable(db.session, item),
+        may_request_cancel=Role.CLERK in roles and cancellation.cancellable(db.session, item),
+        cancel_request=cancellation.counter_request(db.session, item),
         may_unmask=ledger.may_see_my_number(current_user), masked=ledger.masked_my_number,
         address_text=ledger.address_text, format_date=format_date, kind_labels=KIND_LABELS,
         status_labels=STATUS_LABELS, action_labels=ACTION_LABELS, finding_labels=FINDING_LABELS,
@@ -191,10 +193,21 @@ def approve(case_id: int) -> Any:
                  form=form, form_key="approve_form", done=_("Approved."))
 
 
+@bp.route("/<int:case_id>/cancel-request", methods=["POST"])
+@access(Role.CLERK)
+def cancel_request(case_id: int) -> Any:
+    """The resident asks at the counter to cancel the approved move: a clerk, having checked who asks, records it."""
+    return _step(case_id, "cancel_request",
+                 lambda: cancellation.request_counter_cancellation(db.session, case_id, by=current_user),
+                 form=StepForm(), form_key="step",
+                 done=_("The request is recorded. Another person with the approver role now cancels the move."))
+
+
 @bp.route("/<int:case_id>/cancel-move", methods=["POST"])
 @access(Role.APPROVER)
 def cancel_move(case_id: int) -> Any:
-    """転出取消 or 予約取消 asked for at the counter, before the 転入: with a fresh one-time code (step-up)."""
+    """転出取消 or 予約取消 a clerk recorded today as asked at the counter, before the 転入: another person with the
+    approver role and a fresh one-time code (step-up)."""
     form = ApproveForm(prefix="cancel")
     return _step(case_id, "cancel_move",
                  lambda: cancellation.cancel_at_counter(db.session, case_id, by=current_user,

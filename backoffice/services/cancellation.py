@@ -33,7 +33,17 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backoffice.models import Case, CaseStatus, IdoReason, MoveoutCertificate, RecordStatus, Resident, Role, Staff
+from backoffice.models import (
+    Case,
+    CaseEvent,
+    CaseStatus,
+    IdoReason,
+    MoveoutCertificate,
+    RecordStatus,
+    Resident,
+    Role,
+    Staff,
+)
 from backoffice.services import audit, filing, moves, provision, records
 from backoffice.services.cases import CaseError, add_event, send_status, signed_application
 from backoffice.services.records import RecordError
@@ -57,7 +67,13 @@ MESSAGES = {
     "current_again": _l("A current record of this person already exists: the 除票 cannot be restored."),
     "householder_changed": _l("The household has another householder since the move-out (第25条): record the "
                               "householder the members state (世帯主変更届) first, then cancel the 転出."),
+    "need_clerk": _l("Only a clerk may record the resident's request at the counter."),
+    "no_counter_request": _l("A clerk records the resident's request at the counter first, today; then another "
+                             "person with the approver role cancels the move."),
+    "same_person": _l("The person who recorded the resident's request cannot also cancel the move. Please ask "
+                      "another approver."),
 }
+REQUESTED = "cancellation_requested"  # the case event of a clerk who recorded the resident's request at the counter
 # The reason the destination's resident reads on "My applications" when the origin cancelled the 転出.
 DESTINATION_REASON = ("転出元の市区町村で転出が取り消されたため、転入予約を取り消しました。 / "
                       "The move-out was cancelled at the former municipality, so this move-in reservation "
@@ -180,21 +196,56 @@ def _householder_replaced(resident: Resident) -> bool:
         for m in resident.household.members)
 
 
-def cancel_at_counter(session: Session, case_id: int, *, by: Staff, totp_code: str) -> Case:
-    """The resident cancels at the counter: a member of staff with the approver role and a fresh one-time code
-    (the clerk has checked who asks, as for a 届出 at the counter). Raises CaseError with the reason."""
+def _counter_case(session: Session, case_id: int) -> Case:
     from backoffice.services.cases import get_case
-    from backoffice.services.staff import check_second_factor
 
     session.execute(select(Case.id).where(Case.id == case_id).with_for_update())
     case = get_case(session, case_id)
     if case is None:
         raise CaseError("case", _l("There is no such case."), code="not_found")
+    return case
+
+
+def request_counter_cancellation(session: Session, case_id: int, *, by: Staff) -> Case:
+    """The first person: a clerk records that the resident asked at the counter to cancel, having checked who
+    asks (as for any 届出 at the counter). Nothing changes yet; another person with the approver role cancels."""
+    case = _counter_case(session, case_id)
+    if Role.CLERK not in by.role_set:
+        raise _error("case", "need_clerk")
+    code = refusal(session, case)
+    if code is not None:
+        raise _error("case", code)
+    add_event(session, case, REQUESTED, by=by, from_status=case.status)
+    audit.record(f"case.{REQUESTED}", target_type="case", target_id=case.id, detail={"kind": case.kind})
+    session.flush()
+    return case
+
+
+def counter_request(session: Session, case: Case) -> CaseEvent | None:
+    """Today's recorded request to cancel ``case`` at the counter, if any (a request lapses with the day)."""
+    event = session.execute(select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.action == REQUESTED)
+                            .order_by(CaseEvent.id.desc()).limit(1)).scalar_one_or_none()
+    if event is None or clock.jst_date(event.created_at) != clock.today_jst():
+        return None
+    return event
+
+
+def cancel_at_counter(session: Session, case_id: int, *, by: Staff, totp_code: str) -> Case:
+    """The second person: with the approver role, not the clerk who recorded today's request, and a fresh one-time
+    code, cancels the move the resident asked to cancel at the counter (R7). Raises CaseError with the reason."""
+    from backoffice.services.staff import check_second_factor
+
+    case = _counter_case(session, case_id)
     if Role.APPROVER not in by.role_set:
         raise CaseError("case", _l("Only staff with the approver role may approve."), code="need_approver")
     code = refusal(session, case)
     if code is not None:
         raise _error("case", code)
+    requested = counter_request(session, case)
+    if requested is None:
+        raise _error("case", "no_counter_request")
+    if requested.actor_id == by.id:
+        raise _error("case", "same_person")
     if not check_second_factor(by, totp_code or ""):
         raise CaseError("totp_code", _l("The one-time code is wrong or was already used. Please enter a new code."),
                         code="totp")

@@ -231,6 +231,40 @@ def test_a_signer_no_longer_of_the_household_cannot_cancel_the_move_they_filed(
                                   ).first() is not None
 
 
+def test_one_approver_alone_cannot_cancel_an_approved_move_at_the_counter(hanamaki, kitakami, family, clock,
+                                                                         move_keys):
+    # The attack: one approver, with nobody at the counter, restores the records of a family that moved out.
+    # A cancellation at the counter is two people's work, as any change of the ledger: a clerk records the
+    # resident's request (having checked who asks), another person with the approver role cancels.
+    from backoffice.extensions import db
+    from backoffice.services import cancellation, staff
+    from backoffice.services.cases import CaseError
+
+    origin, _destination, out_case, _in_case = _approved_move(hanamaki, kitakami, family, clock, move_keys)
+    with hanamaki.test_request_context("/"):
+        with pytest.raises(CaseError) as refused:
+            cancellation.cancel_at_counter(db.session, out_case, by=origin.staff(db.session, "approver_b"),
+                                           totp_code=pyotp.TOTP(origin.secrets["approver_b"]).at(clock.now))
+        db.session.rollback()
+    assert refused.value.code == "no_counter_request"
+    with hanamaki.test_request_context("/"):  # nor by recording the request herself, holding both roles
+        both, secret = staff.add_staff(db.session, login_id="both_c", name="職員 both_c",
+                                       password="correct horse battery", roles=["clerk", "approver"])
+        cancellation.request_counter_cancellation(db.session, out_case, by=both)
+        db.session.commit()
+        both_id = both.id
+    clock.advance(seconds=30)
+    with hanamaki.test_request_context("/"):
+        from backoffice.models import Staff
+
+        with pytest.raises(CaseError) as refused:
+            cancellation.cancel_at_counter(db.session, out_case, by=db.session.get(Staff, both_id),
+                                           totp_code=pyotp.TOTP(secret).at(clock.now))
+        db.session.rollback()
+    assert refused.value.code == "same_person"
+    assert _resident(hanamaki, family["head"]).status is RecordStatus.REMOVED
+
+
 def test_a_cancellation_at_the_counter_needs_the_approver_and_a_fresh_code(hanamaki, kitakami, family, clock,
                                                                            move_keys):
     from backoffice.extensions import db
@@ -238,6 +272,9 @@ def test_a_cancellation_at_the_counter_needs_the_approver_and_a_fresh_code(hanam
     from backoffice.services.cases import CaseError
 
     origin, _destination, out_case, _in_case = _approved_move(hanamaki, kitakami, family, clock, move_keys)
+    with hanamaki.test_request_context("/"):
+        cancellation.request_counter_cancellation(db.session, out_case, by=origin.staff(db.session, "clerk_a"))
+        db.session.commit()
     with hanamaki.test_request_context("/"):
         with pytest.raises(CaseError) as refused:
             cancellation.cancel_at_counter(db.session, out_case, by=origin.staff(db.session, "clerk_a"),

@@ -1,4 +1,5 @@
-"""転出取消 at the counter through the case page: an approver with a fresh one-time code (R7, R9)."""
+"""転出取消 at the counter through the case page: a clerk records the request, another person with the approver role
+cancels with a fresh one-time code (R7, R9)."""
 
 from __future__ import annotations
 
@@ -35,15 +36,23 @@ def _status(bo_app: Any, resident_id: int) -> RecordStatus:
         return db.session.get(Resident, resident_id).status
 
 
-def test_an_approver_cancels_the_move_on_the_case_page_with_a_fresh_code(backoffice, city):
+def test_a_clerk_records_the_request_and_another_person_cancels_the_move_on_the_case_page_with_a_fresh_code(
+        backoffice, city):
     case_id = deliver(backoffice.app, city)
     clerk = backoffice.client_for("clerk9", "clerk")
     approver = backoffice.client_for("approver9", "approver")
     assert _post(clerk, case_id, "confirm").status_code == 302
     assert _post(approver, case_id, "approve", **{"approve-totp_code": backoffice.totp("approver9")}).status_code == 302
     assert _status(backoffice.app, city["head"]) is RecordStatus.REMOVED  # the 除票 of the 転出届
+    assert _page(approver, f"/cases/{case_id}").select_one("#cancel-move-form") is None  # nobody asked yet
+    alone = _post(approver, case_id, "cancel-move", **{"cancel-totp_code": backoffice.totp("approver9")})
+    assert alone.status_code == 400 and _status(backoffice.app, city["head"]) is RecordStatus.REMOVED
     assert _page(clerk, f"/cases/{case_id}").select_one("#cancel-move-form") is None  # an approver's step
+    assert _page(clerk, f"/cases/{case_id}").select_one("#cancel-request-form") is not None
+    assert _post(clerk, case_id, "cancel-request").status_code == 302
+    assert _page(clerk, f"/cases/{case_id}").select_one("#cancel-request-form") is None  # recorded once
     assert _page(approver, f"/cases/{case_id}").select_one("#cancel-move-form") is not None
+    backoffice.clock.advance(seconds=30)  # a fresh one-time code
     from tests.test_page_language import problems
 
     for lang in ("ja", "en"):  # the form speaks the page's language
