@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,9 @@ OUTCOMES = ("success", "failure", "denied")
 _SIGNING_KEYS: dict[Path, tuple[tuple[int, int, int, int], Ed25519PrivateKey]] = {}
 # The action of the row retention writes after it purged archived rows of this log (core/retention.py).
 PURGE_ACTION = "retention.purge"
+# How long a commit that did not write the log's first row waits for an empty checkpoint file to be begun by the
+# commit that did (whose after-commit step may run later), before it begins the file itself.
+BEGIN_WAIT_SECONDS, BEGIN_WAIT_STEP = 2.0, 0.02
 
 
 class AuditLogMixin:
@@ -364,27 +368,40 @@ class AuditChain:
         """
         key = self.signing_key()
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.checkpoint_path, "a+b") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            last = _last_checkpoint(fh)
-            if last is not None and last["seq"] >= seq and not force:
-                return False
-            body: dict[str, Any] = {"seq": seq, "head_hash": head_hash, "ts": clock.utcnow().isoformat()}
-            if last is None:
-                body["start"] = seq if force else first_seq
-                if force:
-                    body["restart"] = True
-                if body["start"] > 1:
-                    log.error("checkpoint file %s begun at row %d: the log already had rows (verify will say so)",
-                              self.checkpoint_path, body["start"])
-            body["signature"] = key.sign(_checkpoint_bytes(body)).hex()
-            fh.write((json.dumps(body, sort_keys=True) + "\n").encode())
-            fh.flush()
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            # Synced after the lock is let go: the line is in the file for the next writer to read, and
-            # commits arriving together share the disk's flush instead of queueing behind each other's.
-            os.fsync(fh.fileno())
-            return True
+        waited = 0.0
+        while True:
+            with open(self.checkpoint_path, "a+b") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                last = _last_checkpoint(fh)
+                if last is not None or first_seq <= 1 or force or waited >= BEGIN_WAIT_SECONDS:
+                    return self._append_checkpoint(fh, key, last, seq, head_hash, first_seq=first_seq, force=force)
+            # An empty file, and a transaction that did not write the log's first row: the rows before it are
+            # committed (appends are serialized), so their checkpoint is on its way and the file must begin with
+            # it. Only if none comes (the file was removed) does this one begin the file, and verify says so.
+            time.sleep(BEGIN_WAIT_STEP)
+            waited += BEGIN_WAIT_STEP
+
+    def _append_checkpoint(self, fh: Any, key: Any, last: dict[str, Any] | None, seq: int, head_hash: str, *,
+                           first_seq: int, force: bool) -> bool:
+        """Under the file's lock: append the signed line, let the lock go, then sync the file."""
+        if last is not None and last["seq"] >= seq and not force:
+            return False
+        body: dict[str, Any] = {"seq": seq, "head_hash": head_hash, "ts": clock.utcnow().isoformat()}
+        if last is None:
+            body["start"] = seq if force else first_seq
+            if force:
+                body["restart"] = True
+            if body["start"] > 1:
+                log.error("checkpoint file %s begun at row %d: the log already had rows (verify will say so)",
+                          self.checkpoint_path, body["start"])
+        body["signature"] = key.sign(_checkpoint_bytes(body)).hex()
+        fh.write((json.dumps(body, sort_keys=True) + "\n").encode())
+        fh.flush()
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        # Synced after the lock is let go: the line is in the file for the next writer to read, and
+        # commits arriving together share the disk's flush instead of queueing behind each other's.
+        os.fsync(fh.fileno())
+        return True
 
     def checkpoint_now(self, session: Session) -> tuple[int, str]:
         """Write a checkpoint of the committed head (the ``audit checkpoint`` command)."""

@@ -415,3 +415,34 @@ def test_the_portal_log_is_checkpointed_after_every_commit_and_a_cut_fails_its_v
         conn.execute(text("UPDATE audit_head SET seq = 2, head_hash = :h"), {"h": kept})
     out = portal_app.test_cli_runner().invoke(args=["audit", "verify"])
     assert out.exit_code == 1 and "rows after 2 were cut off" in out.output, out.output
+
+
+def test_the_first_two_commits_checkpointed_out_of_order_still_begin_the_file_at_row_one(bo_app, monkeypatch):
+    # Rows 1 and 2 commit one after the other, but row 2's checkpoint reaches the still empty file first (its
+    # commit's after-commit step ran sooner). Beginning the file at row 2 would make every later verify report a
+    # cut before it that never happened; the second writer waits for the first line instead.
+    import time
+
+    from backoffice.extensions import db
+    from core.audit import AuditChain
+
+    original = AuditChain.write_checkpoint
+
+    def first_one_late(self, seq, head_hash, **options):
+        if seq == 1:
+            time.sleep(0.3)
+        return original(self, seq, head_hash, **options)
+
+    monkeypatch.setattr(AuditChain, "write_checkpoint", first_one_late)
+    first = threading.Thread(target=_append, args=(bo_app, 1))
+    first.start()
+    for _ in range(100):  # row 1 is committed; its checkpoint is on its way
+        with bo_app.app_context():
+            if db.session.execute(select(AuditLog.seq)).first() is not None:
+                break
+        time.sleep(0.01)
+    _append(bo_app, 1)
+    first.join()
+    lines = Path(bo_app.config["AUDIT_CHECKPOINT_PATH"]).read_text().splitlines()
+    assert json.loads(lines[0])["start"] == 1
+    assert _verify(bo_app).ok
