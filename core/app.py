@@ -192,7 +192,7 @@ def build_app(
         shown = CONTROL_CHARACTERS.sub("?", field)[:80]
         app.logger.info("control character refused field=%r request_id=%s", shown, g.get("request_id"))
         if request.path.startswith("/api/") or request.is_json:
-            return {"error": "control_character", "field": shown}, 400
+            return {"error": "invalid_parameter", "field": shown}, 400  # as the API names any refused parameter
         return render_template("errors/error.html", code=400, error="control_character", field=shown), 400
 
     @app.after_request

@@ -40,7 +40,8 @@ OPENAPI_PATHS: dict[str, Any] = {"/api/v1/services": {"get": {
         "200": {"description": "The matching services, best matches first", "content": {"application/json": {
             "schema": {"type": "object", "required": ["services", "count"], "properties": {
                 "services": {"type": "array", "items": _SERVICE}, "count": {"type": "integer", "minimum": 0}}}}}},
-        "400": {"description": "An unknown category, life event or language, or too long a query",
+        "400": {"description": "An unknown category, life event or language, too long a query, or a control "
+                               "character in a parameter",
                 "content": {"application/json": {"schema": _INVALID}}},
     },
 }}}

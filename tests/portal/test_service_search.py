@@ -308,6 +308,7 @@ def test_the_search_page_with_nothing_asked_lists_every_procedure(portal_app):
     ({"life_event": "holiday"}, "life_event"),
     ({"lang": "fr"}, "lang"),
     ({"q": "あ" * 101}, "q"),
+    ({"q": "転出\x00"}, "q"),  # a control character: refused before any view, as the document says
 ])
 def test_an_unknown_filter_gives_400_naming_the_field_on_the_api(portal_app, params, field):
     response = _api(portal_app.test_client(), **params)
