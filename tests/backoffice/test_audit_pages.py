@@ -114,3 +114,22 @@ def test_every_row_names_the_terminal_request_and_client_address(backoffice):
     with backoffice.app.app_context():
         row = db.session.execute(select(AuditLog).where(AuditLog.action == "staff.sign_in")).scalar_one()
     assert row.terminal_id is not None and row.request_id and row.client_addr == "127.0.0.1"
+
+
+def test_the_older_rows_link_keeps_the_filter(backoffice):
+    # The officer filters the log to one person; the next page of rows must still be that person's only.
+    from backoffice.extensions import db
+    from backoffice.services import audit
+
+    with backoffice.app.test_request_context("/"):
+        for n in range(120):  # 60 of the watched person's: more than one page of 50
+            audit.record("test.action", actor="watched" if n % 2 else "other", detail={"n": n})
+        db.session.commit()
+    auditor = backoffice.client_for("auditor1", "auditor")
+    page = BeautifulSoup(auditor.get("/audit/?actor=watched").text, "html.parser")
+    older = next(a for a in page.select("a") if "page=2" in a.get("href", ""))
+    from urllib.parse import urljoin
+
+    rows = BeautifulSoup(auditor.get(urljoin("/audit/?actor=watched", older["href"])).text,
+                         "html.parser").select("table.log tbody tr")
+    assert rows and all("watched" in row.text for row in rows)
