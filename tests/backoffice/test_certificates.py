@@ -18,7 +18,7 @@ from backoffice.models import AuditLog, Case, CaseStatus, CertificateStatus, Iss
 from core import clock
 from core.envelope import Opened
 from core.i18n import wareki
-from tests.backoffice.case_fixtures import sign_part
+from tests.backoffice.case_fixtures import receipt_number, sign_part
 from tests.factories import make_household, make_resident, my_number
 
 PASSWORD = "ABC123"
@@ -66,7 +66,7 @@ def _deliver(bo_app, card, application):
     jws, _ = sign_part(card, bo_app.config, "certificate", application)
     opened = Opened(message_id=str(uuid.uuid4()), message_type="application.submitted", sender="portal",
                     recipient="muni:032051", created_at=clock.utcnow(),
-                    payload={"receiptNumber": uuid.uuid4().hex[:18], "kind": "certificate", "moveId": None,
+                    payload={"receiptNumber": receipt_number(), "kind": "certificate", "moveId": None,
                              "submittedAt": clock.utcnow().isoformat(), "signedApplication": jws})
     with bo_app.test_request_context("/"):
         case = receive_application(db.session, opened)

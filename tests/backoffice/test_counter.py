@@ -36,7 +36,7 @@ from bridge.peers.jlis.cardclient import build_auth_token
 from core import clock
 from core.addressmaster import load_machiaza
 from core.envelope import Opened
-from tests.backoffice.case_fixtures import sign_part
+from tests.backoffice.case_fixtures import receipt_number, sign_part
 from tests.factories import make_household, make_resident
 from tests.pki_fixtures import deliver_card_revocations
 
@@ -151,7 +151,7 @@ def approved_case(app, card, application, *, kind="in_city_reservation"):
     jws, move_id = sign_part(card, app.config, kind, application, here=app.config["MUNICIPALITY_CODE"])
     opened = Opened(message_id=str(uuid.uuid4()), message_type="application.submitted", sender="portal",
                     recipient=f"muni:{app.config['MUNICIPALITY_CODE']}", created_at=clock.utcnow(),
-                    payload={"receiptNumber": uuid.uuid4().hex[:18], "kind": kind, "moveId": move_id,
+                    payload={"receiptNumber": receipt_number(), "kind": kind, "moveId": move_id,
                              "submittedAt": clock.utcnow().isoformat(), "signedApplication": jws})
     with app.test_request_context("/"):
         case = receive_application(db.session, opened)

@@ -37,7 +37,7 @@ from bridge.peers import departments, prefecture, standin
 from core import clock as clock_module
 from core.envelope import KeyRegistry, Opened, import_public_key, open_envelope
 from core.i18n import wareki
-from tests.backoffice.case_fixtures import sign_part
+from tests.backoffice.case_fixtures import receipt_number, sign_part
 from tests.conftest import SECRETS, _clean, create_pg_database, drop_pg_database, migrate
 from tests.factories import make_household, make_resident, my_number
 from tests.pki_fixtures import deliver_card_revocations
@@ -152,7 +152,7 @@ class City:
             jws, _ = sign_part(card, self.app.config, kind, application, move_id=move_id, here=here)
         opened = Opened(message_id=str(uuid.uuid4()), message_type="application.submitted", sender="portal",
                         recipient=self.party, created_at=clock_module.utcnow(),
-                        payload={"receiptNumber": uuid.uuid4().hex[:18], "kind": kind, "moveId": move_id,
+                        payload={"receiptNumber": receipt_number(), "kind": kind, "moveId": move_id,
                                  "submittedAt": clock_module.utcnow().isoformat(), "signedApplication": jws})
         with self.app.test_request_context("/"):
             case = receive_application(db.session, opened)
