@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -15,11 +14,7 @@ from wtforms.validators import ValidationError
 from backoffice.extensions import db
 from backoffice.models import Resident, Role
 from backoffice.security import access
-
-# The dates a filter or period may name. Past them Python's date arithmetic overflows (the day after 9999-12-31,
-# 0001-01-01 in UTC), and no record of this service lies there.
-EARLIEST_DATE = dt.date(1900, 1, 1)
-LATEST_DATE = dt.date(2999, 12, 31)
+from core.clock import EARLIEST_DATE, LATEST_DATE
 
 
 def date_in_range(_form: Form, field: Field) -> None:

@@ -7,6 +7,10 @@ from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 JST = ZoneInfo("Asia/Tokyo")  # every date and time a person reads is Japan time
+# The dates a filter or period may name. Past them Python's date arithmetic overflows (the day after 9999-12-31,
+# 0001-01-01 in UTC), and no record of this service lies there.
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_DATE = dt.date(2999, 12, 31)
 
 _now: Callable[[], dt.datetime] | None = None
 

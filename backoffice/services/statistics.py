@@ -25,6 +25,7 @@ from backoffice.models import CaseEvent, IdoReason, ResidentHistory
 from backoffice.services import audit
 from backoffice.services.filing import LATE
 from core.addressmaster import machiaza_by_code
+from core.clock import EARLIEST_DATE, LATEST_DATE
 from core.refusal import Refused
 
 MAX_MONTHS = 60
@@ -59,9 +60,17 @@ class Period:
 
 def _month(text: str, field: str) -> dt.date:
     try:
-        return dt.datetime.strptime((text or "").strip(), "%Y-%m").date()
+        month = dt.datetime.strptime((text or "").strip(), "%Y-%m").date()
     except ValueError as exc:
         raise StatisticsError(field, _l("Enter the month as YYYY-MM.")) from exc
+    # Within the years a date of this service may have: past 9999-12 the month after overflows.
+    if not EARLIEST_DATE <= month <= LATEST_DATE:
+        earliest, latest = EARLIEST_DATE.strftime("%Y-%m"), LATEST_DATE.strftime("%Y-%m")
+        raise StatisticsError(field, _l("The first month must be from %(earliest)s to %(latest)s.",
+                                        earliest=earliest, latest=latest) if field == "first" else
+                              _l("The last month must be from %(earliest)s to %(latest)s.",
+                                 earliest=earliest, latest=latest))
+    return month
 
 
 def period(first: str, last: str) -> Period:

@@ -3,14 +3,11 @@ notifications past the 14 days (届出期間経過) for the notice to the summar
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask import Response, render_template, request
-from flask_babel import lazy_gettext as _l
 
 from backoffice.extensions import db
-from backoffice.forms_common import EARLIEST_DATE, LATEST_DATE
 from backoffice.messages import KIND_LABELS
 from backoffice.models import Role
 from backoffice.security import access
@@ -30,22 +27,6 @@ def _default_months() -> tuple[str, str]:
     return f"{index // 12:04d}-{index % 12 + 1:02d}", today.strftime("%Y-%m")
 
 
-def _period(first: str, last: str) -> statistics.Period:
-    """The period typed, each month within the years a date of this service may have (past 9999-12 the month
-    after overflows); a malformed month is left to the service to name."""
-    earliest, latest = EARLIEST_DATE.strftime("%Y-%m"), LATEST_DATE.strftime("%Y-%m")
-    bounds = {"first": _l("The first month must be from %(earliest)s to %(latest)s.", earliest=earliest, latest=latest),
-              "last": _l("The last month must be from %(earliest)s to %(latest)s.", earliest=earliest, latest=latest)}
-    for field, text in (("first", first), ("last", last)):
-        try:
-            month = dt.datetime.strptime((text or "").strip(), "%Y-%m").date()
-        except ValueError:
-            continue
-        if not EARLIEST_DATE <= month <= LATEST_DATE:
-            raise statistics.StatisticsError(field, bounds[field])
-    return statistics.period(first, last)
-
-
 @bp.route("/", methods=["GET", "POST"])
 @access(*READERS)
 def moves() -> Any:
@@ -55,7 +36,7 @@ def moves() -> Any:
     last = request.values.get("last", last)
     counts, error, late = None, None, None
     try:
-        when = _period(first, last)
+        when = statistics.period(first, last)
     except statistics.StatisticsError as exc:
         error = exc
     else:
