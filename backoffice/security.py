@@ -106,7 +106,7 @@ def _locked(endpoint: str) -> Any:
     is this one, whatever the browser asks, so a reload or a new tab shows nothing behind the lock."""
     audit.record("staff.screen_locked", outcome="denied", detail={"endpoint": endpoint})
     db.session.commit()
-    if request.accept_mimetypes.best == "application/json" or request.path.startswith(("/ledger/api/",)):
+    if request.accept_mimetypes.best == "application/json" or request.path.startswith("/ledger/api/"):
         return jsonify({"error": "screen_locked"}), 423
     next_path = request.full_path.rstrip("?") if request.method == "GET" else url_for("auth.home")
     return render_template("backoffice/screenlock/locked.html", next_path=next_path), 423

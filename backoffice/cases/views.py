@@ -77,8 +77,11 @@ def _render(item: Case, *, forms: dict[str, FlaskForm] | None = None, errors: li
     notes = cases.notes(db.session, item)
     findings = json.loads(item.findings)
     refused = next((f for f in findings if f.get("code") == "signature_refused"), None)
-    db.session.commit()  # the case view and every ledger record shown are in the operation log
     roles = current_user.role_set
+    # Asked once: whether the move can still be cancelled (its own queries), and only then today's request.
+    cancellable = bool({Role.CLERK, Role.APPROVER} & roles) and cancellation.cancellable(db.session, item)
+    cancel_request = cancellation.counter_request(db.session, item) if cancellable else None
+    db.session.commit()  # the case view and every ledger record shown are in the operation log
     page = render_template(
         "backoffice/cases/case.html", case=item, application=application,
         application_text=json.dumps(application, ensure_ascii=False, indent=2), findings=findings,
@@ -86,9 +89,8 @@ def _render(item: Case, *, forms: dict[str, FlaskForm] | None = None, errors: li
         requested_items=application.get("items") if isinstance(application.get("items"), dict) else {},
         event_details={e.id: json.loads(e.detail) if e.detail else {} for e in history},
         errors=errors or [], may_confirm=Role.CLERK in roles, may_approve=Role.APPROVER in roles,
-        may_cancel=Role.APPROVER in roles and cancellation.cancellable(db.session, item),
-        may_request_cancel=Role.CLERK in roles and cancellation.cancellable(db.session, item),
-        cancel_request=cancellation.counter_request(db.session, item),
+        may_cancel=cancellable and Role.APPROVER in roles, may_request_cancel=cancellable and Role.CLERK in roles,
+        cancel_request=cancel_request,
         may_unmask=ledger.may_see_my_number(current_user), masked=ledger.masked_my_number,
         address_text=ledger.address_text, format_date=format_date, kind_labels=KIND_LABELS,
         status_labels=STATUS_LABELS, action_labels=ACTION_LABELS, finding_labels=FINDING_LABELS,

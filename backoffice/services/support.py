@@ -329,8 +329,8 @@ def _reaches_another(session: Session, kind: str, applicant: Resident | None,
 
 def protected_among(session: Session, applicant: Resident | None, movers: list[Resident | None]) -> set[int]:
     """The movers named who are protected today, the applicant left out."""
-    ids = {m.id for m in movers if m is not None} - {applicant.id if applicant is not None else None}
-    return {i for i in ids if i is not None} & set(protected(session))
+    named = {m.id for m in movers if m is not None and (applicant is None or m.id != applicant.id)}
+    return named & protected(session).keys()
 
 
 def keep_portal_answer(shielded: list[dict[str, Any]], status: str, reason: str | None) -> None:
